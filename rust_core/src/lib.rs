@@ -1,0 +1,27 @@
+//! trail's hot path. `lib.rs` only declares modules and registers the Python module;
+//! the logic lives in plain-Rust modules, the PyO3 surface in `glue`.
+
+pub mod bots;
+pub mod channel;
+pub mod dims;
+pub mod errors;
+pub mod fingerprint;
+pub mod geo;
+pub mod hit;
+pub mod ip;
+pub mod pipeline;
+pub mod referrer;
+pub mod rows;
+pub mod segments;
+pub mod session;
+pub mod ua;
+pub mod wal;
+
+#[cfg(feature = "python")]
+mod glue;
+
+#[cfg(feature = "python")]
+#[pyo3::pymodule]
+fn _core(m: &pyo3::Bound<'_, pyo3::types::PyModule>) -> pyo3::PyResult<()> {
+    glue::register(m)
+}

@@ -1,0 +1,1 @@
+//! The ingestion pipeline: an ordered list of named steps.

@@ -1,8 +1,264 @@
-//! PyO3 surface: kept thin; the logic lives in the plain-Rust modules.
+//! PyO3 surface, kept thin: convert arguments, release the GIL, call plain Rust, map errors.
 
+use crate::bots::{BotFilter, BotLists};
+use crate::errors::CoreError;
+use crate::geo::Geo;
+use crate::hit::{parse_items, Headers, HitKind};
+use crate::ip::TrustedProxies;
+use crate::pipeline::{parse_time, validate, Engine as CoreEngine, Origin, SiteCtx, Summary};
+use crate::session::{SessionStore, SESSION_TIMEOUT_MS};
+use crate::ua::{UaParser, UaRules};
+use crate::wal::{Storage, StorageConfig};
+use pyo3::create_exception;
+use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict};
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+create_exception!(_core, InvalidInput, PyValueError, "Bad client input; args are (field, message).");
+create_exception!(_core, StorageError, PyOSError, "Storage (LMDB, WAL, segments) failed.");
+create_exception!(_core, ConfigError, PyValueError, "Unusable engine configuration.");
+
+impl From<CoreError> for PyErr {
+    fn from(e: CoreError) -> PyErr {
+        match e {
+            CoreError::Invalid { field, message } => InvalidInput::new_err((field, message)),
+            CoreError::Storage(m) => StorageError::new_err(m),
+            CoreError::Config(m) => ConfigError::new_err(m),
+        }
+    }
+}
+
+const STATE_MAP_SIZE: usize = 8 << 30;
+type Rule = (String, Option<String>, Option<String>, Option<String>, Option<String>);
+
+fn opt<'py, T: pyo3::conversion::FromPyObjectOwned<'py>>(d: &Bound<'py, PyDict>, key: &str, default: T) -> PyResult<T> {
+    match d.get_item(key)? {
+        Some(v) if !v.is_none() => v.extract::<T>().map_err(|e| ConfigError::new_err(format!("{key}: {}", Into::<PyErr>::into(e)))),
+        _ => Ok(default),
+    }
+}
+
+fn ua_rules(d: &Bound<'_, PyDict>) -> PyResult<UaRules> {
+    Ok(UaRules {
+        user_agent: opt::<Vec<Rule>>(d, "user_agent", Vec::new())?,
+        os: opt::<Vec<Rule>>(d, "os", Vec::new())?,
+        device: opt::<Vec<Rule>>(d, "device", Vec::new())?,
+    })
+}
+
+fn bot_lists(d: &Bound<'_, PyDict>) -> PyResult<BotLists> {
+    Ok(BotLists {
+        ua_patterns: opt(d, "ua_patterns", Vec::new())?,
+        ua_keywords: opt(d, "ua_keywords", Vec::new())?,
+        spam_hosts: opt(d, "spam_hosts", Vec::new())?,
+        ip_blocks: opt(d, "ip_blocks", Vec::new())?,
+    })
+}
+
+fn trusted(list: Vec<String>) -> PyResult<TrustedProxies> {
+    let nets = list
+        .iter()
+        .map(|s| {
+            s.parse::<ipnet::IpNet>()
+                .or_else(|_| s.parse::<IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| ConfigError::new_err(format!("trusted_proxies: {s:?} is not an IP or CIDR range")))
+        })
+        .collect::<PyResult<Vec<_>>>()?;
+    Ok(TrustedProxies(nets))
+}
+
+fn kind_of(kind: &str) -> PyResult<HitKind> {
+    match kind {
+        "hit" | "page_view" => Ok(HitKind::PageView),
+        "event" => Ok(HitKind::Event),
+        "session" => Ok(HitKind::KeepAlive),
+        other => Err(PyValueError::new_err(format!("unknown hit kind {other:?}"))),
+    }
+}
+
+fn summary_dict<'py>(py: Python<'py>, s: &Summary) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("accepted", s.accepted)?;
+    d.set_item("dropped", s.dropped)?;
+    d.set_item("reasons", s.reasons.clone())?;
+    Ok(d)
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// One per worker process: the whole hot path behind a few coarse calls.
+#[pyclass(frozen, module = "trail._core")]
+pub struct Engine {
+    inner: CoreEngine,
+}
+
+#[pymethods]
+impl Engine {
+    #[new]
+    #[pyo3(signature = (data_dir, worker_id, options, ua_rules, bot_lists))]
+    fn new(
+        py: Python<'_>,
+        data_dir: PathBuf,
+        worker_id: u32,
+        options: &Bound<'_, PyDict>,
+        ua_rules: &Bound<'_, PyDict>,
+        bot_lists: &Bound<'_, PyDict>,
+    ) -> PyResult<Engine> {
+        let rules = self::ua_rules(ua_rules)?;
+        let lists = self::bot_lists(bot_lists)?;
+        let geoip: Option<String> = opt(options, "geoip_db", None)?;
+        let storage = StorageConfig {
+            data_dir: data_dir.clone(),
+            worker_id,
+            fsync_interval_ms: opt(options, "fsync_interval_ms", 1000)?,
+            strict: opt(options, "strict_fsync", false)?,
+            seal_interval_ms: opt(options, "seal_interval_ms", 1000)?,
+            seal_rows: opt(options, "seal_rows", 50_000)?,
+        };
+        let trusted = trusted(opt(options, "trusted_proxies", Vec::new())?)?;
+        let cap: u32 = opt(options, "page_view_cap", 200)?;
+        let ua_cache: usize = opt(options, "ua_cache_size", 10_000)?;
+        let map_size: usize = opt(options, "state_map_size", STATE_MAP_SIZE)?;
+        let inner = py.detach(|| -> Result<CoreEngine, CoreError> {
+            Ok(CoreEngine {
+                ua: UaParser::new(&rules, ua_cache)?,
+                bots: BotFilter::new(&lists)?,
+                geo: Geo::open(geoip.as_deref())?,
+                sessions: SessionStore::open(&data_dir.join("state"), map_size)?,
+                storage: Storage::open(storage)?,
+                trusted,
+                page_view_cap: cap,
+                drops: Default::default(),
+            })
+        })?;
+        Ok(Engine { inner })
+    }
+
+    /// Ingest a Pirsch API body (`/hit`, `/event`, `/session`, or their batch forms).
+    #[pyo3(signature = (site_id, site_hostname, kind, body, batch=false, now=None))]
+    fn ingest_api<'py>(
+        &self,
+        py: Python<'py>,
+        site_id: String,
+        site_hostname: String,
+        kind: &str,
+        body: &Bound<'py, PyBytes>,
+        batch: bool,
+        now: Option<i64>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let kind = kind_of(kind)?;
+        let body = body.as_bytes();
+        let site = SiteCtx { id: site_id, hostname: site_hostname };
+        let summary = py.detach(|| -> Result<Summary, CoreError> {
+            let items = parse_items(body, batch)?;
+            let now = now.unwrap_or_else(now_ms);
+            let mut times = Vec::with_capacity(items.len());
+            for (i, item) in items.iter().enumerate() {
+                let index = batch.then_some(i);
+                validate(kind, item, index)?;
+                times.push(match (&item.time, batch) {
+                    (Some(t), true) => parse_time(t, &format!("[{i}].time"))?,
+                    _ => now,
+                });
+            }
+            self.inner.ingest(&site, kind, &items, &times, &Origin::Api)
+        })?;
+        summary_dict(py, &summary)
+    }
+
+    /// Ingest one browser-collected item; the client IP comes from the socket peer and headers.
+    #[pyo3(signature = (site_id, site_hostname, kind, body, peer, headers, now=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn ingest_browser<'py>(
+        &self,
+        py: Python<'py>,
+        site_id: String,
+        site_hostname: String,
+        kind: &str,
+        body: &Bound<'py, PyBytes>,
+        peer: &str,
+        headers: Vec<(String, String)>,
+        now: Option<i64>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let kind = kind_of(kind)?;
+        let peer: IpAddr = peer.parse().map_err(|_| PyValueError::new_err(format!("bad peer address {peer:?}")))?;
+        let headers = Headers(headers.into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect());
+        let body = body.as_bytes();
+        let site = SiteCtx { id: site_id, hostname: site_hostname };
+        let summary = py.detach(|| -> Result<Summary, CoreError> {
+            let mut items = parse_items(body, false)?;
+            for item in &mut items {
+                if item.user_agent.is_none() {
+                    item.user_agent = headers.get("user-agent").map(str::to_string);
+                }
+                if kind != HitKind::KeepAlive && item.url.as_deref().unwrap_or("").is_empty() {
+                    return Err(CoreError::invalid("url", "the page URL is required"));
+                }
+            }
+            let times = vec![now.unwrap_or_else(now_ms); items.len()];
+            let origin = Origin::Browser { peer, headers: &headers };
+            self.inner.ingest(&site, kind, &items, &times, &origin)
+        })?;
+        summary_dict(py, &summary)
+    }
+
+    /// Seal buffered rows into segment files now (tests and shutdown); returns rows sealed.
+    fn seal(&self, py: Python<'_>) -> PyResult<usize> {
+        Ok(py.detach(|| self.inner.storage.seal())?)
+    }
+
+    /// Seal, fsync and stop background work. The engine must not be used afterwards.
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        py.detach(|| -> Result<(), CoreError> {
+            self.inner.storage.close()?;
+            self.inner.sessions.sync()
+        })?;
+        Ok(())
+    }
+
+    /// Dropped hits by reason since this engine started.
+    fn drop_counts(&self) -> std::collections::BTreeMap<String, u64> {
+        self.inner.drops.lock().clone()
+    }
+}
+
+/// The maintenance process's handle on session state (it opens no Engine).
+#[pyclass(frozen, module = "trail._core")]
+pub struct SessionState {
+    inner: SessionStore,
+}
+
+#[pymethods]
+impl SessionState {
+    #[new]
+    fn new(py: Python<'_>, data_dir: PathBuf) -> PyResult<SessionState> {
+        let inner = py.detach(|| SessionStore::open(&data_dir.join("state"), STATE_MAP_SIZE))?;
+        Ok(SessionState { inner })
+    }
+
+    /// Delete sessions idle for longer than `max_age_ms` (default: 2 h, well past the timeout).
+    #[pyo3(signature = (max_age_ms=None))]
+    fn sweep(&self, py: Python<'_>, max_age_ms: Option<i64>) -> PyResult<usize> {
+        let age = max_age_ms.unwrap_or(4 * SESSION_TIMEOUT_MS);
+        Ok(py.detach(|| self.inner.sweep(now_ms(), age))?)
+    }
+
+    fn sync(&self, py: Python<'_>) -> PyResult<()> {
+        Ok(py.detach(|| self.inner.sync())?)
+    }
+}
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_class::<Engine>()?;
+    m.add_class::<SessionState>()?;
+    m.add("InvalidInput", py.get_type::<InvalidInput>())?;
+    m.add("StorageError", py.get_type::<StorageError>())?;
+    m.add("ConfigError", py.get_type::<ConfigError>())?;
     Ok(())
 }

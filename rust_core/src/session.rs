@@ -1,1 +1,607 @@
 //! The session state machine in LMDB (reference section 2).
+//!
+//! State lives in the `state/` env (heed), shared by every worker process: one write transaction
+//! per request (a hit or a whole batch), so two workers can never fork one session. The state is
+//! soft (NO_SYNC): the WAL is the durable record, a lost session only splits a visit in two.
+//!
+//! Keys: `sessions`: site id + visitor_id (big endian) -> the session's current state row;
+//! `salts`: `YYYYMMDD` -> the secret 16-byte salt of that UTC day.
+
+use crate::errors::Result;
+use crate::fingerprint::{day_key, visitor_id};
+use crate::hit::HitKind;
+use crate::rows::{Dims, EventRow, PageViewRow, RequestRow, Row, SessionRow};
+use heed::types::Bytes;
+use heed::{CommitOrAbort, Database, Env, EnvFlags, EnvOpenOptions, RwTxn, WithoutTls};
+use std::collections::HashMap;
+use std::path::Path;
+
+const MINUTE_MS: i64 = 60_000;
+const DAY_MS: i64 = 24 * 60 * MINUTE_MS;
+/// A session ends 30 minutes after its last hit.
+pub const SESSION_TIMEOUT_MS: i64 = 30 * MINUTE_MS;
+const EXTENDED_CAP: u32 = 65_534;
+
+/// Everything the state machine needs to know about an accepted hit.
+#[derive(Clone, Debug, Default)]
+pub struct SessionHit {
+    pub kind: Option<HitKind>,
+    pub time: i64,
+    pub user_agent: String,
+    pub ip: String,
+    /// Empty for keep-alives without a URL: the exit path is then left as it is.
+    pub path: String,
+    pub title: String,
+    pub dims: Dims,
+    pub tag_keys: Vec<String>,
+    pub tag_values: Vec<String>,
+    pub event_name: String,
+    pub event_meta_keys: Vec<String>,
+    pub event_meta_values: Vec<String>,
+    pub event_duration: u32,
+    pub non_interactive: bool,
+    /// The request-log row, filled in except for visitor_id, time and bot fields.
+    pub request: RequestRow,
+}
+
+pub struct SessionStore {
+    env: Env<WithoutTls>,
+    sessions: Database<'static, Bytes, Bytes>,
+    salts: Database<'static, Bytes, Bytes>,
+}
+
+impl SessionStore {
+    pub fn open(dir: &Path, map_size: usize) -> Result<SessionStore> {
+        std::fs::create_dir_all(dir)?;
+        let mut opts = EnvOpenOptions::new().read_txn_without_tls();
+        opts.map_size(map_size).max_dbs(4).max_readers(256);
+        // SAFETY: the env is opened once per process (the glue owns one SessionStore), and
+        // NO_SYNC is acceptable because session state is soft (see module docs).
+        let env = unsafe {
+            opts.flags(EnvFlags::NO_SYNC | EnvFlags::NO_META_SYNC);
+            opts.open(dir)?
+        };
+        let wtxn = env.write_txn()?;
+        let (sessions, salts) = env
+            .create_databases_and_commit(wtxn, |dbs, wtxn| -> std::result::Result<_, heed::Error> {
+                let sessions = dbs.create_database::<Bytes, Bytes>(wtxn, Some("sessions"))?;
+                let salts = dbs.create_database::<Bytes, Bytes>(wtxn, Some("salts"))?;
+                Ok(CommitOrAbort::<_, ()>::Commit((sessions, salts)))
+            })?
+            .unwrap_commit();
+        Ok(SessionStore { env, sessions, salts })
+    }
+
+    pub fn begin(&self) -> Result<SessionTxn<'_>> {
+        Ok(SessionTxn { store: self, txn: self.env.write_txn()?, salts: HashMap::new() })
+    }
+
+    /// Delete sessions whose last hit is older than `max_age_ms` before `now`; returns the count.
+    pub fn sweep(&self, now: i64, max_age_ms: i64) -> Result<usize> {
+        let mut txn = self.env.write_txn()?;
+        let mut stale = Vec::new();
+        for item in self.sessions.iter(&txn)? {
+            let (key, value) = item?;
+            match bincode::deserialize::<SessionRow>(value) {
+                Ok(s) if s.time >= now - max_age_ms => {}
+                _ => stale.push(key.to_vec()),
+            }
+        }
+        for key in &stale {
+            self.sessions.delete(&mut txn, key)?;
+        }
+        txn.commit()?;
+        Ok(stale.len())
+    }
+
+    /// Flush the soft state to disk (called periodically and on shutdown).
+    pub fn sync(&self) -> Result<()> {
+        Ok(self.env.force_sync()?)
+    }
+}
+
+/// One write transaction over the session state: process any number of hits, then commit.
+pub struct SessionTxn<'e> {
+    store: &'e SessionStore,
+    txn: RwTxn<'e>,
+    salts: HashMap<String, [u8; 16]>,
+}
+
+impl<'e> SessionTxn<'e> {
+    pub fn commit(self) -> Result<()> {
+        Ok(self.txn.commit()?)
+    }
+
+    /// The salt of a UTC day, created on first use. Creating one deletes salts older than the
+    /// day before it: yesterday's is kept for the midnight rule.
+    fn salt(&mut self, day: &str, create: bool) -> Result<Option<[u8; 16]>> {
+        if let Some(s) = self.salts.get(day) {
+            return Ok(Some(*s));
+        }
+        let found = self.store.salts.get(&self.txn, day.as_bytes())?.and_then(|v| v.try_into().ok());
+        let salt = match found {
+            Some(s) => s,
+            None if create => {
+                let s: [u8; 16] = rand::random();
+                self.store.salts.put(&mut self.txn, day.as_bytes(), &s)?;
+                self.delete_salts_before(&previous_day(day))?;
+                s
+            }
+            None => return Ok(None),
+        };
+        self.salts.insert(day.to_string(), salt);
+        Ok(Some(salt))
+    }
+
+    fn delete_salts_before(&mut self, day: &str) -> Result<()> {
+        let old: Vec<Vec<u8>> = self
+            .store
+            .salts
+            .iter(&self.txn)?
+            .filter_map(|r| r.ok())
+            .filter(|(k, _)| *k < day.as_bytes())
+            .map(|(k, _)| k.to_vec())
+            .collect();
+        for k in old {
+            self.store.salts.delete(&mut self.txn, &k)?;
+        }
+        Ok(())
+    }
+
+    pub fn visitor_id(&mut self, site: &str, user_agent: &str, ip: &str, time: i64) -> Result<u64> {
+        let day = day_key(time);
+        let salt = self.salt(&day, true)?.unwrap_or_default();
+        Ok(visitor_id(&salt, site, user_agent, ip, &day))
+    }
+
+    /// Log a dropped hit in the request table, with its reason.
+    pub fn log_drop(&mut self, site: &str, hit: &SessionHit, reason: &str, out: &mut Vec<Row>) -> Result<()> {
+        let mut req = hit.request.clone();
+        req.visitor_id = self.visitor_id(site, &hit.user_agent, &hit.ip, hit.time)?;
+        req.time = hit.time;
+        req.bot = true;
+        req.bot_reason = reason.to_string();
+        out.push(Row::Request(req));
+        Ok(())
+    }
+
+    fn get(&self, key: &[u8]) -> Result<Option<SessionRow>> {
+        Ok(self.store.sessions.get(&self.txn, key)?.and_then(|v| bincode::deserialize(v).ok()))
+    }
+
+    fn put(&mut self, key: &[u8], s: &SessionRow) -> Result<()> {
+        let bytes = bincode::serialize(s).map_err(crate::errors::CoreError::storage)?;
+        Ok(self.store.sessions.put(&mut self.txn, key, &bytes)?)
+    }
+
+    /// Find the live session of this visitor, applying the 30-minute timeout and the midnight
+    /// rule. Returns the session and the key it was stored under.
+    fn find(&mut self, site: &str, hit: &SessionHit, today_key: &[u8]) -> Result<Option<(SessionRow, Vec<u8>)>> {
+        if let Some(s) = self.get(today_key)? {
+            if hit.time - s.time <= SESSION_TIMEOUT_MS {
+                return Ok(Some((s, today_key.to_vec())));
+            }
+            return Ok(None);
+        }
+        let before = hit.time - SESSION_TIMEOUT_MS;
+        let yesterday = day_key(before);
+        if yesterday == day_key(hit.time) {
+            return Ok(None);
+        }
+        let Some(salt) = self.salt(&yesterday, false)? else { return Ok(None) };
+        let id = visitor_id(&salt, site, &hit.user_agent, &hit.ip, &yesterday);
+        let key = session_key(site, id);
+        match self.get(&key)? {
+            Some(s) if hit.time - s.time <= SESSION_TIMEOUT_MS && s.start > hit.time - DAY_MS => Ok(Some((s, key))),
+            _ => Ok(None),
+        }
+    }
+
+    /// Run one accepted hit through the state machine, appending its rows to `out`.
+    /// Returns the reason when the hit is dropped here (no session for a keep-alive, view cap).
+    pub fn process(&mut self, site: &str, hit: &SessionHit, cap: u32, out: &mut Vec<Row>) -> Result<Option<&'static str>> {
+        let kind = hit.kind.unwrap_or(HitKind::PageView);
+        let vid = self.visitor_id(site, &hit.user_agent, &hit.ip, hit.time)?;
+        let key = session_key(site, vid);
+        let mut found = self.find(site, hit, &key)?;
+        if let Some((s, _)) = &found {
+            if kind != HitKind::KeepAlive && starts_new_session(s, &hit.dims) {
+                found = None;
+            }
+        }
+        let Some((prev, old_key)) = found else {
+            if kind == HitKind::KeepAlive {
+                return Ok(Some("no_session"));
+            }
+            let s = new_session(vid, hit);
+            self.put(&key, &s)?;
+            emit_new(&s, hit, kind, out);
+            return Ok(None);
+        };
+        if kind != HitKind::KeepAlive && prev.page_views >= cap {
+            return Ok(Some("page_view_cap"));
+        }
+        let next = advance(&prev, hit, kind);
+        if old_key != key {
+            // Midnight: the session continues under today's key, keeping yesterday's visitor_id.
+            self.store.sessions.delete(&mut self.txn, &old_key)?;
+        }
+        self.put(&key, &next)?;
+        let mut cancel = prev.clone();
+        cancel.sign = -1;
+        out.push(Row::Session(cancel));
+        out.push(Row::Session(next.clone()));
+        match kind {
+            HitKind::PageView => out.push(Row::PageView(page_view(&next, hit, gap_seconds(prev.time, hit.time)))),
+            HitKind::Event => out.push(Row::Event(event(&next, hit, next.time))),
+            HitKind::KeepAlive => {}
+        }
+        Ok(None)
+    }
+}
+
+pub fn session_key(site: &str, visitor_id: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(site.len() + 8);
+    k.extend_from_slice(site.as_bytes());
+    k.extend_from_slice(&visitor_id.to_be_bytes());
+    k
+}
+
+fn previous_day(day: &str) -> String {
+    chrono::NaiveDate::parse_from_str(day, "%Y%m%d")
+        .ok()
+        .and_then(|d| d.pred_opt())
+        .map(|d| d.format("%Y%m%d").to_string())
+        .unwrap_or_default()
+}
+
+/// A non-empty referrer, referrer name or UTM value that differs from the session's starts a
+/// new session (a new campaign visit), for the same visitor.
+fn starts_new_session(s: &SessionRow, d: &Dims) -> bool {
+    let pairs = [
+        (&d.referrer, &s.dims.referrer),
+        (&d.referrer_name, &s.dims.referrer_name),
+        (&d.utm_source, &s.dims.utm_source),
+        (&d.utm_medium, &s.dims.utm_medium),
+        (&d.utm_campaign, &s.dims.utm_campaign),
+        (&d.utm_content, &s.dims.utm_content),
+        (&d.utm_term, &s.dims.utm_term),
+    ];
+    pairs.iter().any(|(new, old)| !new.is_empty() && new != old)
+}
+
+fn gap_seconds(from: i64, to: i64) -> u32 {
+    ((to - from).max(0) / 1000) as u32
+}
+
+fn new_session(vid: u64, hit: &SessionHit) -> SessionRow {
+    SessionRow {
+        sign: 1,
+        version: 1,
+        visitor_id: vid,
+        session_id: rand::random(),
+        time: hit.time,
+        start: hit.time,
+        duration_seconds: 0,
+        is_bounce: true,
+        page_views: 1,
+        extended: 0,
+        entry_path: hit.path.clone(),
+        exit_path: hit.path.clone(),
+        entry_title: hit.title.clone(),
+        exit_title: hit.title.clone(),
+        dims: hit.dims.clone(),
+    }
+}
+
+/// The rows of a hit that opened a session: a lone event also gets its page view.
+fn emit_new(s: &SessionRow, hit: &SessionHit, kind: HitKind, out: &mut Vec<Row>) {
+    out.push(Row::Session(s.clone()));
+    out.push(Row::PageView(page_view(s, hit, 0)));
+    if kind == HitKind::Event {
+        out.push(Row::Event(event(s, hit, s.time)));
+    }
+    let mut req = hit.request.clone();
+    req.visitor_id = s.visitor_id;
+    req.time = hit.time;
+    req.bot = false;
+    out.push(Row::Request(req));
+}
+
+/// The next state of a live session after `hit` (reference section 2, the state table).
+fn advance(prev: &SessionRow, hit: &SessionHit, kind: HitKind) -> SessionRow {
+    let mut s = prev.clone();
+    s.sign = 1;
+    s.version += 1;
+    match kind {
+        HitKind::PageView => {
+            s.time = hit.time.max(prev.time);
+            s.page_views += 1;
+            // A reload (same path as the exit page) does not un-bounce the session.
+            s.is_bounce = prev.is_bounce && hit.path == prev.exit_path;
+            s.exit_path = hit.path.clone();
+            s.exit_title = hit.title.clone();
+        }
+        HitKind::Event => {
+            // Events don't keep a session alive: time moves by 1 ms only.
+            s.time = prev.time + 1;
+            if !hit.non_interactive {
+                s.is_bounce = false;
+            }
+            if !hit.path.is_empty() {
+                s.exit_path = hit.path.clone();
+            }
+        }
+        HitKind::KeepAlive => {
+            s.time = hit.time.max(prev.time);
+            s.extended = (prev.extended + 1).min(EXTENDED_CAP);
+            if !hit.path.is_empty() {
+                s.exit_path = hit.path.clone();
+                s.exit_title = hit.title.clone();
+            }
+        }
+    }
+    s.duration_seconds = gap_seconds(s.start, s.time);
+    s
+}
+
+fn page_view(s: &SessionRow, hit: &SessionHit, duration: u32) -> PageViewRow {
+    PageViewRow {
+        visitor_id: s.visitor_id,
+        session_id: s.session_id,
+        time: hit.time,
+        duration_seconds: duration,
+        path: hit.path.clone(),
+        title: hit.title.clone(),
+        tag_keys: hit.tag_keys.clone(),
+        tag_values: hit.tag_values.clone(),
+        dims: s.dims.clone(),
+    }
+}
+
+fn event(s: &SessionRow, hit: &SessionHit, time: i64) -> EventRow {
+    EventRow {
+        visitor_id: s.visitor_id,
+        session_id: s.session_id,
+        time,
+        duration_seconds: hit.event_duration,
+        path: if hit.path.is_empty() { s.exit_path.clone() } else { hit.path.clone() },
+        title: hit.title.clone(),
+        event_name: hit.event_name.clone(),
+        event_meta_keys: hit.event_meta_keys.clone(),
+        event_meta_values: hit.event_meta_values.clone(),
+        dims: s.dims.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rows::{EventRow, PageViewRow};
+
+    const T0: i64 = 1_767_268_800_000; // 2026-01-01T12:00:00Z
+    const SITE: &str = "site-a";
+
+    fn store() -> (tempfile::TempDir, SessionStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SessionStore::open(dir.path(), 1 << 26).unwrap();
+        (dir, s)
+    }
+
+    fn hit(kind: HitKind, time: i64, path: &str) -> SessionHit {
+        SessionHit {
+            kind: Some(kind),
+            time,
+            user_agent: "Mozilla/5.0 test".into(),
+            ip: "81.2.69.142".into(),
+            path: path.into(),
+            ..Default::default()
+        }
+    }
+
+    /// Run hits in one transaction each (as separate requests would) and collect all rows.
+    fn run(store: &SessionStore, hits: &[SessionHit]) -> (Vec<Row>, Vec<Option<&'static str>>) {
+        let mut rows = Vec::new();
+        let mut drops = Vec::new();
+        for h in hits {
+            let mut txn = store.begin().unwrap();
+            drops.push(txn.process(SITE, h, 200, &mut rows).unwrap());
+            txn.commit().unwrap();
+        }
+        (rows, drops)
+    }
+
+    fn last_session(rows: &[Row]) -> SessionRow {
+        rows.iter()
+            .rev()
+            .find_map(|r| match r {
+                Row::Session(s) if s.sign == 1 => Some(s.clone()),
+                _ => None,
+            })
+            .unwrap()
+    }
+
+    fn page_views(rows: &[Row]) -> Vec<&PageViewRow> {
+        rows.iter().filter_map(|r| if let Row::PageView(p) = r { Some(p) } else { None }).collect()
+    }
+
+    fn events(rows: &[Row]) -> Vec<&EventRow> {
+        rows.iter().filter_map(|r| if let Row::Event(e) = r { Some(e) } else { None }).collect()
+    }
+
+    /// Collapsing: the sum of signs per session is 1, like the queries rely on.
+    fn sign_sum(rows: &[Row]) -> i64 {
+        rows.iter().map(|r| if let Row::Session(s) = r { s.sign as i64 } else { 0 }).sum()
+    }
+
+    #[test]
+    fn scenario_1_durations() {
+        let (_d, st) = store();
+        let mut t = T0;
+        let mut hits = vec![hit(HitKind::PageView, t, "/")];
+        for (i, gap) in [9, 2, 5, 3, 10, 7].iter().enumerate() {
+            t += gap * 1000;
+            hits.push(hit(HitKind::PageView, t, &format!("/p{i}")));
+        }
+        let (rows, _) = run(&st, &hits);
+        let s = last_session(&rows);
+        assert_eq!(s.page_views, 7);
+        assert_eq!(s.duration_seconds, 36);
+        assert!(!s.is_bounce);
+        let durations: Vec<u32> = page_views(&rows).iter().map(|p| p.duration_seconds).collect();
+        assert_eq!(durations, vec![0, 9, 2, 5, 3, 10, 7]);
+        assert_eq!(sign_sum(&rows), 1);
+        let sessions: std::collections::HashSet<u32> = page_views(&rows).iter().map(|p| p.session_id).collect();
+        assert_eq!(sessions.len(), 1);
+    }
+
+    #[test]
+    fn scenario_2_bounce() {
+        let (_d, st) = store();
+        let (rows, _) = run(
+            &st,
+            &[hit(HitKind::PageView, T0, "/"), hit(HitKind::Event, T0 + 1000, "/"), hit(HitKind::PageView, T0 + 2000, "/")],
+        );
+        let s = last_session(&rows);
+        assert_eq!((s.page_views, s.duration_seconds, s.is_bounce), (2, 2, false));
+        assert_eq!((page_views(&rows).len(), events(&rows).len()), (2, 1));
+
+        // A lone event: a bounced session plus a page view.
+        let (_d, st) = store();
+        let (rows, _) = run(&st, &[hit(HitKind::Event, T0, "/e")]);
+        let s = last_session(&rows);
+        assert!(s.is_bounce);
+        assert_eq!((page_views(&rows).len(), events(&rows).len()), (1, 1));
+        // A second event adds no page view and clears the bounce.
+        let (more, _) = run(&st, &[hit(HitKind::Event, T0 + 5000, "/e")]);
+        assert!(!last_session(&more).is_bounce);
+        assert_eq!((page_views(&more).len(), events(&more).len()), (0, 1));
+
+        // A non-interactive event keeps the session bounced.
+        let (_d, st) = store();
+        let mut ni = hit(HitKind::Event, T0 + 1000, "/");
+        ni.non_interactive = true;
+        let (rows, _) = run(&st, &[hit(HitKind::PageView, T0, "/"), ni]);
+        assert!(last_session(&rows).is_bounce);
+    }
+
+    #[test]
+    fn reload_does_not_unbounce() {
+        let (_d, st) = store();
+        let (rows, _) = run(&st, &[hit(HitKind::PageView, T0, "/a"), hit(HitKind::PageView, T0 + 3000, "/a")]);
+        let s = last_session(&rows);
+        assert_eq!((s.page_views, s.is_bounce), (2, true));
+    }
+
+    #[test]
+    fn scenario_3_keep_alive() {
+        let (_d, st) = store();
+        let (rows, _) = run(
+            &st,
+            &[hit(HitKind::PageView, T0, "/"), hit(HitKind::KeepAlive, T0 + 2000, ""), hit(HitKind::KeepAlive, T0 + 4000, "")],
+        );
+        let s = last_session(&rows);
+        assert_eq!((s.extended, s.duration_seconds, s.page_views), (2, 4, 1));
+        assert_eq!(s.exit_path, "/");
+        // A ping without a session is dropped.
+        let (_d, st) = store();
+        let (rows, drops) = run(&st, &[hit(HitKind::KeepAlive, T0, "")]);
+        assert_eq!(drops, vec![Some("no_session")]);
+        assert!(rows.is_empty());
+    }
+
+    #[test]
+    fn scenario_4_campaign_change_starts_new_session() {
+        let (_d, st) = store();
+        let mut first = hit(HitKind::PageView, T0, "/");
+        first.dims.referrer_name = "Google".into();
+        first.dims.utm_medium = "(gclid)".into();
+        let mut second = hit(HitKind::PageView, T0 + 60_000, "/b");
+        second.dims.utm_medium = "Medium".into();
+        let (rows, _) = run(&st, &[first, second]);
+        let pvs = page_views(&rows);
+        assert_eq!(pvs.len(), 2);
+        assert_eq!(pvs[0].visitor_id, pvs[1].visitor_id);
+        assert_ne!(pvs[0].session_id, pvs[1].session_id);
+        assert_eq!(pvs[1].dims.utm_medium, "Medium");
+        // Same values again continue the session.
+        let mut third = hit(HitKind::PageView, T0 + 120_000, "/c");
+        third.dims.utm_medium = "Medium".into();
+        let (rows, _) = run(&st, &[third]);
+        assert_eq!(page_views(&rows)[0].session_id, pvs[1].session_id);
+    }
+
+    #[test]
+    fn timeout_starts_new_session() {
+        let (_d, st) = store();
+        let (rows, _) = run(
+            &st,
+            &[hit(HitKind::PageView, T0, "/"), hit(HitKind::PageView, T0 + SESSION_TIMEOUT_MS + 1, "/")],
+        );
+        let pvs = page_views(&rows);
+        assert_ne!(pvs[0].session_id, pvs[1].session_id);
+        assert_eq!(pvs[1].duration_seconds, 0);
+    }
+
+    #[test]
+    fn midnight_rule_continues_yesterdays_session() {
+        let (_d, st) = store();
+        let before = 1_767_311_400_000; // 2026-01-01T23:50:00Z
+        let after = before + 20 * 60_000; // 00:10 the next day
+        let (rows, _) = run(&st, &[hit(HitKind::PageView, before, "/a"), hit(HitKind::PageView, after, "/b")]);
+        let pvs = page_views(&rows);
+        assert_eq!(pvs[0].visitor_id, pvs[1].visitor_id);
+        assert_eq!(pvs[0].session_id, pvs[1].session_id);
+        assert_eq!(last_session(&rows).page_views, 2);
+        // A later hit the same night finds it under today's key.
+        let (rows2, _) = run(&st, &[hit(HitKind::PageView, after + 25 * 60_000, "/c")]);
+        assert_eq!(page_views(&rows2)[0].session_id, pvs[0].session_id);
+    }
+
+    #[test]
+    fn page_view_cap_drops() {
+        let (_d, st) = store();
+        let mut rows = Vec::new();
+        let mut txn = st.begin().unwrap();
+        for i in 0..3 {
+            let r = txn.process(SITE, &hit(HitKind::PageView, T0 + i * 1000, "/"), 2, &mut rows).unwrap();
+            assert_eq!(r, if i < 2 { None } else { Some("page_view_cap") });
+        }
+        txn.commit().unwrap();
+    }
+
+    #[test]
+    fn sites_are_separate() {
+        let (_d, st) = store();
+        let mut rows = Vec::new();
+        let mut txn = st.begin().unwrap();
+        txn.process("a", &hit(HitKind::PageView, T0, "/"), 200, &mut rows).unwrap();
+        txn.process("b", &hit(HitKind::PageView, T0, "/"), 200, &mut rows).unwrap();
+        txn.commit().unwrap();
+        let pvs = page_views(&rows);
+        assert_ne!(pvs[0].visitor_id, pvs[1].visitor_id);
+    }
+
+    #[test]
+    fn salts_rotate_keeping_yesterday() {
+        let (_d, st) = store();
+        let day = 86_400_000;
+        let mut txn = st.begin().unwrap();
+        for i in 0..4 {
+            txn.visitor_id(SITE, "ua", "1.2.3.4", T0 + i * day).unwrap();
+        }
+        txn.commit().unwrap();
+        let rtxn = st.env.read_txn().unwrap();
+        let days: Vec<String> =
+            st.salts.iter(&rtxn).unwrap().map(|r| String::from_utf8(r.unwrap().0.to_vec()).unwrap()).collect();
+        assert_eq!(days, vec!["20260103", "20260104"]);
+    }
+
+    #[test]
+    fn sweep_deletes_idle_sessions() {
+        let (_d, st) = store();
+        run(&st, &[hit(HitKind::PageView, T0, "/")]);
+        assert_eq!(st.sweep(T0 + 60_000, SESSION_TIMEOUT_MS).unwrap(), 0);
+        assert_eq!(st.sweep(T0 + 2 * SESSION_TIMEOUT_MS, SESSION_TIMEOUT_MS).unwrap(), 1);
+    }
+}

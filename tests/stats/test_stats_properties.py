@@ -1,0 +1,65 @@
+"""Hypothesis over random visits: rates stay in [0, 1], filtered counts never exceed the total."""
+
+from __future__ import annotations
+
+import tempfile
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from segment_rows import SITE, SiteData
+
+from trail.stats import reports
+from trail.stats.filters import parse_filter
+
+NOW = datetime(2024, 3, 20, tzinfo=timezone.utc)
+BASE = datetime(2024, 3, 10, 22, 0, tzinfo=timezone.utc)  # sessions may cross midnight
+PATHS = ["/", "/a", "/b"]
+
+visit = st.tuples(
+    st.integers(1, 4),  # visitor
+    st.lists(st.tuples(st.integers(0, 1500), st.sampled_from(PATHS)), min_size=1, max_size=5),
+    st.sampled_from(["de", "us", ""]),
+)
+
+
+def build(visits) -> Path:
+    site = SiteData(Path(tempfile.mkdtemp(prefix="trail-stats-")))
+    for session_id, (visitor_id, hits, country) in enumerate(visits, start=1):
+        t = BASE + timedelta(minutes=5 * session_id)
+        pages = []
+        for gap, path in hits:
+            t += timedelta(seconds=gap)
+            pages.append((t.strftime("%Y-%m-%d %H:%M:%S"), path))
+        site.visit(visitor_id, session_id, pages, country_code=country)
+    site.write()
+    return site.data_dir
+
+
+def q(**params: str):
+    p = {"id": [SITE], "from": ["2024-03-10"], "to": ["2024-03-11"], **{k: [v] for k, v in params.items()}}
+    return parse_filter(p, now=NOW)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(visit, min_size=1, max_size=6), st.sampled_from(PATHS), st.sampled_from(["2024-03-10", "2024-03-11"]))
+def test_rates_and_filter_bounds(visits, path, day) -> None:
+    data = build(visits)
+    for frm, to in (("2024-03-10", "2024-03-11"), (day, day)):
+        total = reports.total(data, q(**{"from": frm, "to": to}))
+        assert 0.0 <= total["bounce_rate"] <= 1.0
+        assert total["bounces"] <= total["sessions"] <= total["views"]
+        for f in (path, "!" + path, "~a", "^a"):
+            sub = reports.total(data, q(**{"from": frm, "to": to, "path": f}))
+            assert sub["visitors"] <= total["visitors"]
+            assert sub["views"] <= total["views"]
+            assert 0.0 <= sub["bounce_rate"] <= 1.0 and 0.0 <= sub["cr"] <= 1.0
+        for page in reports.page(data, q(**{"from": frm, "to": to})):
+            assert 0.0 <= page["bounce_rate"] <= 1.0
+            assert 0.0 <= page["relative_visitors"] <= 1.0
+    # Over the whole range every session is counted once with all its views.
+    total = reports.total(data, q())
+    assert total["sessions"] == len(visits)
+    assert total["views"] == sum(len(h) for _, h, _ in visits)
+    assert total["visitors"] == len({v for v, _, _ in visits})

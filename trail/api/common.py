@@ -1,0 +1,193 @@
+"""What every Pirsch route shares: the one error type, JSON in and out, query strings, auth."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote_plus
+
+import orjson
+from robyn import Response
+
+from trail.storage.meta import WRITE_ONLY_SCOPES, Principal, Site
+
+if TYPE_CHECKING:
+    from trail.context import Context
+
+log = logging.getLogger("trail.api")
+_JSON = {"content-type": "application/json"}
+ACCESS_KEY_CACHE_SECONDS = 2.0  # how long a deleted access key may still be accepted by a worker
+
+
+class ApiError(Exception):
+    """The one HTTP error of the Pirsch API; rendered by `handler` as the Pirsch error body."""
+
+    def __init__(self, status: int, message: str, validation: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.validation = validation or {}
+
+
+def json_response(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    head = {**_JSON, **headers} if headers else dict(_JSON)
+    return Response(status, head, orjson.dumps(obj))
+
+
+def pirsch_error(status: int, message: str, validation: dict[str, str] | None = None) -> Response:
+    return json_response({"validation": validation or {}, "error": [message]}, status)
+
+
+class _InFlight:
+    """Counts requests inside handlers so a stopping worker can wait for them to finish."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.count = 0
+
+    def __enter__(self) -> None:
+        with self._lock:
+            self.count += 1
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self.count -= 1
+
+
+IN_FLIGHT = _InFlight()
+
+
+def handler(fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """Wrap a route: ApiError -> Pirsch error response; anything else -> logged 500."""
+
+    @functools.wraps(fn)
+    def wrapper(request: Any) -> Any:
+        with IN_FLIGHT:
+            try:
+                return fn(request)
+            except ApiError as e:
+                return pirsch_error(e.status, e.message, e.validation)
+            except Exception:
+                log.exception("unhandled error in %s %s", request.method, request.url.path)
+                return pirsch_error(500, "internal server error")
+
+    return wrapper
+
+
+def query_params(request: Any) -> dict[str, list[str]]:
+    """The query string, percent-decoded ('+' = space); repeated keys keep their order."""
+    out: dict[str, list[str]] = {}
+    for key, values in request.query_params.to_dict().items():
+        out.setdefault(unquote_plus(key), []).extend(unquote_plus(v) for v in values)
+    return out
+
+
+def query_value(params: dict[str, list[str]], name: str) -> str:
+    """The first non-empty value of `name`, stripped, or "" (SDKs send empty parameters)."""
+    return next((v.strip() for v in params.get(name, []) if v.strip()), "")
+
+
+def json_body(request: Any, limit: int | None = None) -> Any:
+    body = request.body
+    if isinstance(body, str):
+        body = body.encode("utf-8", "surrogatepass")
+    if limit is not None and len(body) > limit:
+        raise ApiError(413, "request body too large", {"body": f"larger than {limit} bytes"})
+    if not body.strip():
+        raise ApiError(400, "request body is empty", {"body": "a JSON body is required"})
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as e:
+        raise ApiError(400, "request body is not valid JSON", {"body": str(e)}) from None
+
+
+# -- authentication ---------------------------------------------------------------------------
+
+
+def _bearer(request: Any) -> str | None:
+    value = request.headers.get("authorization")
+    if value is None:
+        return None
+    scheme, _, credential = value.strip().partition(" ")
+    if scheme.lower() != "bearer":
+        raise ApiError(401, "unsupported authorization scheme, use Bearer")
+    return credential.strip()
+
+
+def authenticate(ctx: Context, request: Any) -> Principal:
+    """The caller behind `Authorization: Bearer ...` or `X-API-KEY`; 401 otherwise."""
+    credential = _bearer(request)
+    if credential is None:
+        api_key = request.headers.get("x-api-key")
+        if api_key and api_key.strip():
+            principal = ctx.meta.resolve_secret(api_key.strip())
+            if principal is not None and principal.kind == "user":
+                return principal
+            raise ApiError(401, "invalid API key")
+        raise ApiError(401, "missing credentials: send Authorization: Bearer <token>")
+    if not credential:
+        raise ApiError(401, "empty bearer token")
+    principal = ctx.meta.resolve_secret(credential)
+    if principal is None:
+        raise ApiError(401, "invalid or expired token")
+    return principal
+
+
+def _has_credentials(request: Any) -> bool:
+    return bool(request.headers.get("authorization") or request.headers.get("x-api-key"))
+
+
+def authorize_site(ctx: Context, request: Any, site_id: str, scope: str) -> Site:
+    """The site `site_id` if the caller may use `scope` on it; 404 if it is out of reach."""
+    if scope == "statistics" and not _has_credentials(request):
+        code = query_value(query_params(request), "access")
+        if code:
+            site = ctx.meta.site_for_link(code)
+            if site is None or site.id != site_id:
+                raise ApiError(404, "domain not found")
+            return site
+    principal = authenticate(ctx, request)
+    site = ctx.meta.get_site(site_id) if site_id else None
+    if site is None or not principal.can_see(site):
+        raise ApiError(404, "domain not found")
+    require_scope(principal, scope)
+    return site
+
+
+def require_scope(principal: Principal, scope: str, write: bool = False) -> None:
+    """403 unless the principal holds `scope`; access keys only ever write hits/events/sessions."""
+    if principal.kind == "access_key" and scope not in WRITE_ONLY_SCOPES:
+        raise ApiError(403, "access keys are write-only: use an oauth client or API key")
+    if not principal.allows(scope, write=write or scope in WRITE_ONLY_SCOPES):
+        raise ApiError(403, f"the client lacks the {scope} scope")
+
+
+_key_cache: dict[str, tuple[float, Site]] = {}
+
+
+def site_for_access_key(ctx: Context, request: Any, scope: str) -> Site:
+    """For ingestion: the site of a `Bearer pa_...` key or domain client token (401 otherwise)."""
+    credential = _bearer(request)
+    if not credential:
+        raise ApiError(401, "missing credentials: send Authorization: Bearer <access key>")
+    cache_key = scope + "\0" + credential
+    hit = _key_cache.get(cache_key)
+    now = time.monotonic()
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    principal = ctx.meta.resolve_secret(credential)
+    if principal is None or principal.domain_id is None:
+        raise ApiError(401, "invalid access key: use the site's access key or a domain client")
+    require_scope(principal, scope, write=True)
+    site = ctx.meta.get_site(principal.domain_id)
+    if site is None:
+        raise ApiError(401, "invalid access key: its domain no longer exists")
+    if principal.kind == "access_key":
+        if len(_key_cache) > 4096:
+            _key_cache.clear()
+        _key_cache[cache_key] = (now + ACCESS_KEY_CACHE_SECONDS, site)
+    return site

@@ -1,0 +1,252 @@
+"""trail's settings: defaults < TOML file < TRAIL_* environment < command-line flags.
+
+`load()` merges the sources and `validate()` checks every value once, at startup, so the rest of
+the code can trust a `Config`. A `Config` travels to child processes as JSON (`to_json`/`from_json`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+import tempfile
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import orjson
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+MMDB_MARKER = b"\xab\xcd\xefMaxMind.com"
+
+
+class ConfigError(Exception):
+    """A setting has a bad value; `setting` names it the way the user wrote it."""
+
+    def __init__(self, setting: str, message: str) -> None:
+        super().__init__(f"{setting}: {message}")
+        self.setting = setting
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_body_bytes: int = 1 << 20
+    max_batch: int = 1000
+    page_view_cap: int = 200
+
+
+@dataclass(frozen=True)
+class Config:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: str = "./data"
+    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    fsync_interval_ms: int = 1000
+    strict_fsync: bool = False
+    seal_interval_ms: int = 1000
+    seal_rows: int = 50_000
+    geoip_db: str | None = None
+    trusted_proxies: tuple[str, ...] = ()
+    limits: Limits = field(default_factory=Limits)
+    polars_threads: int = 1
+    log_level: str = "info"
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir)
+
+    def to_json(self) -> str:
+        return orjson.dumps(dataclasses.asdict(self)).decode()
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Config:
+        raw = orjson.loads(text)
+        raw["limits"] = Limits(**raw.get("limits", {}))
+        raw["trusted_proxies"] = tuple(raw.get("trusted_proxies", ()))
+        return cls(**raw)
+
+
+# Setting name -> expected type, for the TOML file, the environment and the flags alike.
+_TYPES: dict[str, type] = {
+    "host": str,
+    "port": int,
+    "data_dir": str,
+    "workers": int,
+    "fsync_interval_ms": int,
+    "strict_fsync": bool,
+    "seal_interval_ms": int,
+    "seal_rows": int,
+    "geoip_db": str,
+    "trusted_proxies": list,
+    "polars_threads": int,
+    "log_level": str,
+}
+_LIMIT_TYPES: dict[str, type] = {"max_body_bytes": int, "max_batch": int, "page_view_cap": int}
+
+
+def load(
+    config_file: str | None = None,
+    env: Mapping[str, str] | None = None,
+    flags: Mapping[str, Any] | None = None,
+    create_data_dir: bool = True,
+) -> Config:
+    """Merge defaults, the TOML file, TRAIL_* variables and flags (None = not given), then validate."""
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    limits: dict[str, Any] = {}
+    config_file = config_file or env.get("TRAIL_CONFIG") or None
+    if config_file:
+        _merge_toml(config_file, values, limits)
+    _merge_env(env, values, limits)
+    for name, value in (flags or {}).items():
+        if value is None:
+            continue
+        if name in _LIMIT_TYPES:
+            limits[name] = _check_type(name, value, _LIMIT_TYPES[name])
+        else:
+            values[name] = _check_type(name, value, _TYPES[name])
+    values["limits"] = Limits(**limits)
+    if "trusted_proxies" in values:
+        values["trusted_proxies"] = tuple(values["trusted_proxies"])
+    config = Config(**values)
+    return validate(config, create_data_dir=create_data_dir)
+
+
+def _merge_toml(path: str, values: dict[str, Any], limits: dict[str, Any]) -> None:
+    try:
+        with open(path, "rb") as f:
+            doc = tomllib.load(f)
+    except OSError as e:
+        raise ConfigError("config", f"cannot read {path}: {e.strerror}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError("config", f"{path} is not valid TOML: {e}") from None
+    for key, value in doc.items():
+        if key == "limits" and isinstance(value, dict):
+            for lkey, lvalue in value.items():
+                if lkey not in _LIMIT_TYPES:
+                    raise ConfigError(f"limits.{lkey}", f"unknown setting in {path}")
+                limits[lkey] = _check_type(f"limits.{lkey}", lvalue, _LIMIT_TYPES[lkey])
+        elif key in _TYPES:
+            values[key] = _check_type(key, value, _TYPES[key])
+        else:
+            raise ConfigError(key, f"unknown setting in {path}")
+
+
+def _check_type(name: str, value: Any, expected: type) -> Any:
+    # bool is an int subclass in Python; a TOML `port = true` is still a mistake.
+    ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
+    if expected is list and ok:
+        ok = all(isinstance(v, str) for v in value)
+    if not ok:
+        want = {int: "an integer", str: "a string", bool: "true or false", list: "a list of strings"}
+        raise ConfigError(name, f"expected {want[expected]}, got {value!r}")
+    return value
+
+
+def _merge_env(env: Mapping[str, str], values: dict[str, Any], limits: dict[str, Any]) -> None:
+    for name, kind in list(_TYPES.items()) + list(_LIMIT_TYPES.items()):
+        var = "TRAIL_" + name.upper()
+        if var not in env:
+            continue
+        value = _parse_env(f"{name} ({var})", env[var], kind)
+        (limits if name in _LIMIT_TYPES else values)[name] = value
+
+
+def _parse_env(label: str, raw: str, kind: type) -> Any:
+    raw = raw.strip()
+    if kind is int:
+        try:
+            return int(raw)
+        except ValueError:
+            raise ConfigError(label, f"{raw!r} is not an integer") from None
+    if kind is bool:
+        if raw.lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.lower() in ("0", "false", "no", "off", ""):
+            return False
+        raise ConfigError(label, f"{raw!r} is not true or false")
+    if kind is list:
+        return [part.strip() for part in raw.split(",") if part.strip()]
+    return raw
+
+
+def validate(config: Config, create_data_dir: bool = True) -> Config:
+    """Check every setting; returns the config with host and data_dir normalised."""
+    host = _check_host(config.host)
+    _check_range("port", config.port, 1, 65535)
+    _check_range("workers", config.workers, 1, 1024)
+    _check_range("fsync_interval_ms", config.fsync_interval_ms, 1, 3_600_000)
+    _check_range("seal_interval_ms", config.seal_interval_ms, 1, 3_600_000)
+    _check_range("seal_rows", config.seal_rows, 1, 100_000_000)
+    _check_range("polars_threads", config.polars_threads, 1, 1024)
+    _check_range("limits.max_body_bytes", config.limits.max_body_bytes, 1024, 1 << 30)
+    _check_range("limits.max_batch", config.limits.max_batch, 1, 1_000_000)
+    _check_range("limits.page_view_cap", config.limits.page_view_cap, 1, 1_000_000)
+    if config.log_level.lower() not in LOG_LEVELS:
+        raise ConfigError("log_level", f"{config.log_level!r} is not one of {', '.join(LOG_LEVELS)}")
+    for entry in config.trusted_proxies:
+        try:
+            ipaddress.ip_network(entry.strip(), strict=False)
+        except ValueError:
+            raise ConfigError("trusted_proxies", f"{entry!r} is not an IP address or CIDR") from None
+    geoip = _check_geoip(config.geoip_db) if config.geoip_db else None
+    data_dir = _check_data_dir(config.data_dir, create_data_dir)
+    return dataclasses.replace(
+        config,
+        host=host,
+        data_dir=data_dir,
+        geoip_db=geoip,
+        log_level=config.log_level.lower(),
+        trusted_proxies=tuple(p.strip() for p in config.trusted_proxies),
+    )
+
+
+def _check_range(name: str, value: int, low: int, high: int) -> None:
+    if not low <= value <= high:
+        raise ConfigError(name, f"{value} is out of range ({low}..{high})")
+
+
+def _check_host(host: str) -> str:
+    # Robyn binds a socket address, not a name; "localhost" is the one name worth accepting.
+    if host.strip().lower() == "localhost":
+        return "127.0.0.1"
+    try:
+        return str(ipaddress.ip_address(host.strip().strip("[]")))
+    except ValueError:
+        raise ConfigError(
+            "host", f"{host!r} is not an IP address to bind (e.g. 127.0.0.1, 0.0.0.0, ::)"
+        ) from None
+
+
+def _check_geoip(path: str) -> str:
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise ConfigError("geoip_db", f"{path} does not exist or is not a file")
+    try:
+        with open(p, "rb") as f:
+            f.seek(max(0, p.stat().st_size - 128 * 1024))
+            tail = f.read()
+    except OSError as e:
+        raise ConfigError("geoip_db", f"cannot read {path}: {e.strerror}") from None
+    if MMDB_MARKER not in tail:
+        raise ConfigError("geoip_db", f"{path} is not a MaxMind .mmdb database")
+    return str(p.resolve())
+
+
+def _check_data_dir(path: str, create: bool) -> str:
+    p = Path(path).expanduser().resolve()
+    try:
+        if create:
+            p.mkdir(parents=True, exist_ok=True)
+        elif not p.is_dir():
+            raise ConfigError("data_dir", f"{p} does not exist")
+        with tempfile.NamedTemporaryFile(dir=p, prefix=".write-test-"):
+            pass
+    except ConfigError:
+        raise
+    except OSError as e:
+        reason = e.strerror or str(e)
+        raise ConfigError("data_dir", f"{p} is not a writable directory ({reason})") from None
+    return str(p)

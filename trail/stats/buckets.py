@@ -1,0 +1,63 @@
+"""Time buckets (day/week/month/year) in the filter's time zone.
+
+Rows are assigned to buckets by a binary search of their UTC time in the buckets' UTC start
+instants: much cheaper than converting every row's time to the local zone.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+import polars as pl
+
+
+def bucket_start(day: date, scale: str) -> date:
+    """The local date starting the bucket that contains `day` (weeks start on Monday)."""
+    if scale == "week":
+        return day - timedelta(days=day.weekday())
+    if scale == "month":
+        return day.replace(day=1)
+    if scale == "year":
+        return day.replace(month=1, day=1)
+    return day
+
+
+def bucket_starts(first: date, last: date, scale: str) -> list[date]:
+    """Every bucket start from the bucket of `first` to the bucket of `last`, in order."""
+    out = []
+    current = bucket_start(first, scale)
+    while current <= last:
+        out.append(current)
+        current = _next(current, scale)
+    return out
+
+
+def _next(day: date, scale: str) -> date:
+    if scale == "week":
+        return day + timedelta(days=7)
+    if scale == "month":
+        return date(day.year + day.month // 12, day.month % 12 + 1, 1)
+    if scale == "year":
+        return date(day.year + 1, 1, 1)
+    return day + timedelta(days=1)
+
+
+def bucket_index(starts: list[date], tz: ZoneInfo, column: str = "time") -> pl.Expr:
+    """Expression `bucket`: the index in `starts` of the bucket holding each row's time."""
+    instants = [
+        int(datetime.combine(d, time(0), tz).astimezone(timezone.utc).timestamp() * 1000) for d in starts
+    ]
+    breaks = pl.Series("breaks", instants, dtype=pl.Int64)
+    pos = pl.lit(breaks).search_sorted(pl.col(column).cast(pl.Int64), side="right")
+    return (pos.cast(pl.Int64) - 1).alias("bucket")
+
+
+def bucket_label(day: date) -> str:
+    """How Pirsch prints a bucket: the local date at midnight with a Z suffix."""
+    return f"{day.isoformat()}T00:00:00Z"
+
+
+def hour_of_day(tz: ZoneInfo, column: str = "time") -> pl.Expr:
+    """Local hour 0..23 of each row."""
+    return pl.col(column).dt.convert_time_zone(tz.key).dt.hour().cast(pl.Int64)

@@ -1,0 +1,94 @@
+"""The one definition of each metric, as Polars expressions over stored rows.
+
+Session rows collapse with `sign` (reference section 1): a cancelled state appears as an identical
++1/-1 pair, so over any set of rows selected by a row predicate each session nets 0 or 1, and
+`sum(x * sign)` is the value of its live state. That makes sessions, views and bounces plain sums
+(no group-by per session), which is what keeps 30-day totals fast. Visitors are the distinct
+`visitor_id` of +1 rows, so a session crossing midnight counts as a visitor on both days while
+its views and bounces land on the day of its final state.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+_SIGN = pl.col("sign").cast(pl.Int64)
+
+# Columns the session metrics read.
+SESSION_COLUMNS = ["visitor_id", "sign", "page_views", "is_bounce"]
+# Columns the page-view metrics read.
+PAGE_VIEW_COLUMNS = ["visitor_id", "session_id"]
+
+
+def visitors() -> pl.Expr:
+    """Distinct visitors of session rows."""
+    return pl.col("visitor_id").filter(pl.col("sign") > 0).n_unique().alias("visitors")
+
+
+def sessions() -> pl.Expr:
+    return _SIGN.sum().alias("sessions")
+
+
+def views() -> pl.Expr:
+    return (pl.col("page_views").cast(pl.Int64) * _SIGN).sum().alias("views")
+
+
+def bounces() -> pl.Expr:
+    return (pl.col("is_bounce").cast(pl.Int64) * _SIGN).sum().alias("bounces")
+
+
+def session_metrics() -> list[pl.Expr]:
+    """visitors, sessions, views, bounces over session rows."""
+    return [visitors(), sessions(), views(), bounces()]
+
+
+def page_view_metrics() -> list[pl.Expr]:
+    """visitors, sessions, views over page-view (or event) rows: each row is one view."""
+    return [
+        pl.col("visitor_id").n_unique().alias("visitors"),
+        pl.struct("visitor_id", "session_id").n_unique().alias("sessions"),
+        pl.len().cast(pl.Int64).alias("views"),
+    ]
+
+
+def duration_sum() -> pl.Expr:
+    """Sum of live sessions' durations (seconds)."""
+    return (pl.col("duration_seconds").cast(pl.Int64) * _SIGN).sum()
+
+
+def time_on_page() -> pl.Expr:
+    """Per page view: the seconds spent on it = duration_seconds of the next view of its session.
+
+    Rows must be sorted by time within the session; the last view of a session gets 0.
+    """
+    return (
+        pl.col("duration_seconds")
+        .shift(-1)
+        .over(["visitor_id", "session_id"])
+        .fill_null(0)
+        .cast(pl.Int64)
+        .alias("time_on_page")
+    )
+
+
+def average_seconds(value: pl.Expr) -> pl.Expr:
+    """round(avg) of the non-zero values (zeros are exits and bounces), banker's rounding."""
+    nonzero = value.filter(value > 0)
+    return nonzero.mean().round(0, mode="half_to_even").fill_null(0).cast(pl.Int64)
+
+
+def rate(numerator: float, denominator: float) -> float:
+    """A ratio whose zero denominator counts as 1 (bounce_rate, cr, relative values)."""
+    return float(numerator) / max(float(denominator), 1.0)
+
+
+def rate_expr(numerator: pl.Expr, denominator: pl.Expr | float) -> pl.Expr:
+    den = denominator if isinstance(denominator, pl.Expr) else pl.lit(float(denominator))
+    return numerator.cast(pl.Float64) / pl.max_horizontal(den.cast(pl.Float64), pl.lit(1.0))
+
+
+def growth(current: float, previous: float) -> float:
+    """(cur - prev) / prev; both 0 -> 0; prev 0 -> 1."""
+    if previous == 0:
+        return 0.0 if current == 0 else 1.0
+    return (float(current) - float(previous)) / float(previous)

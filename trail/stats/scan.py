@@ -1,0 +1,75 @@
+"""Lazy scans over the segment files of one site: partition pruning by directory, then predicates."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import polars as pl
+
+from trail.storage.schema import TABLES
+
+# Site ids are UUIDs; anything that could escape the segments directory is refused outright.
+_SAFE_SITE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def utc_days(start: datetime, end: datetime) -> list[date]:
+    """The UTC dates whose day directories may hold rows with start <= time < end."""
+    if end <= start:
+        return []
+    first = start.date()
+    last = (end - timedelta(milliseconds=1)).date()
+    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+def segment_files(data_dir: Path, table: str, site_id: str, days: list[date]) -> tuple[list[str], list[str]]:
+    """The existing (arrow, parquet) files of one site's table for the given UTC days."""
+    if not _SAFE_SITE.match(site_id):
+        return [], []
+    site_dir = Path(data_dir) / "segments" / table / f"site={site_id}"
+    arrow: list[str] = []
+    parquet: list[str] = []
+    if not site_dir.is_dir():
+        return arrow, parquet
+    for day in days:
+        day_dir = site_dir / f"day={day.isoformat()}"
+        if not day_dir.is_dir():
+            continue
+        # Temp files being written are not named *.arrow, so a half-written segment is never read.
+        arrow.extend(sorted(str(p) for p in day_dir.glob("*.arrow")))
+        parquet.extend(sorted(str(p) for p in day_dir.glob("*.parquet")))
+    return arrow, parquet
+
+
+def scan(
+    data_dir: Path,
+    table: str,
+    site_id: str,
+    start: datetime,
+    end: datetime,
+    columns: list[str] | None = None,
+) -> pl.LazyFrame:
+    """Rows of `table` for one site with start <= time < end (UTC-aware datetimes).
+
+    Only `columns` (default: all) are read; `time` is always available for the window predicate
+    but is only kept when asked for. An empty frame with the schema when no file exists.
+    """
+    schema = TABLES[table]
+    wanted = list(schema) if columns is None else list(dict.fromkeys(columns))
+    read = wanted if "time" in wanted else [*wanted, "time"]
+    arrow, parquet = segment_files(data_dir, table, site_id, utc_days(start, end))
+    parts: list[pl.LazyFrame] = []
+    if arrow:
+        parts.append(pl.scan_ipc(arrow).select(read))
+    if parquet:
+        parts.append(pl.scan_parquet(parquet).select(read))
+    if not parts:
+        return pl.LazyFrame(schema={c: schema[c] for c in wanted})
+    frame = parts[0] if len(parts) == 1 else pl.concat(parts, how="vertical_relaxed")
+    window = (pl.col("time") >= _lit_time(start)) & (pl.col("time") < _lit_time(end))
+    return frame.filter(window).select(wanted).cast({c: schema[c] for c in wanted})
+
+
+def _lit_time(value: datetime) -> pl.Expr:
+    return pl.lit(value).cast(pl.Datetime("ms", "UTC"))

@@ -94,6 +94,7 @@ fn now_ms() -> i64 {
 #[pyclass(frozen, module = "trail._core")]
 pub struct Engine {
     inner: CoreEngine,
+    max_batch: usize,
 }
 
 #[pymethods]
@@ -123,6 +124,7 @@ impl Engine {
         let cap: u32 = opt(options, "page_view_cap", 200)?;
         let ua_cache: usize = opt(options, "ua_cache_size", 10_000)?;
         let map_size: usize = opt(options, "state_map_size", STATE_MAP_SIZE)?;
+        let max_batch: usize = opt(options, "max_batch", 1000)?;
         let inner = py.detach(|| -> Result<CoreEngine, CoreError> {
             Ok(CoreEngine {
                 ua: UaParser::new(&rules, ua_cache)?,
@@ -135,7 +137,7 @@ impl Engine {
                 drops: Default::default(),
             })
         })?;
-        Ok(Engine { inner })
+        Ok(Engine { inner, max_batch })
     }
 
     /// Ingest a Pirsch API body (`/hit`, `/event`, `/session`, or their batch forms).
@@ -155,6 +157,9 @@ impl Engine {
         let site = SiteCtx { id: site_id, hostname: site_hostname };
         let summary = py.detach(|| -> Result<Summary, CoreError> {
             let items = parse_items(body, batch)?;
+            if items.len() > self.max_batch {
+                return Err(CoreError::invalid("body", format!("at most {} items per batch", self.max_batch)));
+            }
             let now = now.unwrap_or_else(now_ms);
             let mut times = Vec::with_capacity(items.len());
             for (i, item) in items.iter().enumerate() {

@@ -8,7 +8,7 @@ hit, one page view per page hit with duration = seconds since the previous hit.
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ SITE = "3f1c9a0e-1111-4222-8333-444455556666"
 
 def ts(text: str) -> datetime:
     """'2024-03-10 12:00:05' (UTC) -> aware datetime."""
-    return datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
 def _dims(**over: Any) -> dict[str, Any]:
@@ -54,35 +54,79 @@ class SiteData:
         for i, (when, path) in enumerate(hits):
             now = ts(when)
             if state is None:
-                state = dict(sign=1, version=1, visitor_id=visitor_id, session_id=session_id, time=now,
-                             start=now, duration_seconds=0, is_bounce=True, page_views=1, extended=0,
-                             entry_path=path, exit_path=path, entry_title=path.upper(),
-                             exit_title=path.upper(), **d)
+                state = dict(
+                    sign=1,
+                    version=1,
+                    visitor_id=visitor_id,
+                    session_id=session_id,
+                    time=now,
+                    start=now,
+                    duration_seconds=0,
+                    is_bounce=True,
+                    page_views=1,
+                    extended=0,
+                    entry_path=path,
+                    exit_path=path,
+                    entry_title=path.upper(),
+                    exit_title=path.upper(),
+                    **d,
+                )
                 self.rows["sessions"].append(dict(state))
                 gap = 0
             else:
                 self.rows["sessions"].append({**state, "sign": -1})
                 gap = int((now - state["time"]).total_seconds())
-                state = {**state, "version": state["version"] + 1, "time": now, "page_views": state["page_views"] + 1,
-                         "is_bounce": state["is_bounce"] and path == state["exit_path"],
-                         "duration_seconds": int((now - state["start"]).total_seconds()),
-                         "exit_path": path, "exit_title": path.upper()}
+                state = {
+                    **state,
+                    "version": state["version"] + 1,
+                    "time": now,
+                    "page_views": state["page_views"] + 1,
+                    "is_bounce": state["is_bounce"] and path == state["exit_path"],
+                    "duration_seconds": int((now - state["start"]).total_seconds()),
+                    "exit_path": path,
+                    "exit_title": path.upper(),
+                }
                 self.rows["sessions"].append(dict(state))
             t = (tags or {}).get(i, {})
-            self.rows["page_views"].append(dict(visitor_id=visitor_id, session_id=session_id, time=now,
-                                                duration_seconds=gap, path=path, title=path.upper(),
-                                                tag_keys=list(t), tag_values=list(t.values()), **d))
+            self.rows["page_views"].append(
+                dict(
+                    visitor_id=visitor_id,
+                    session_id=session_id,
+                    time=now,
+                    duration_seconds=gap,
+                    path=path,
+                    title=path.upper(),
+                    tag_keys=list(t),
+                    tag_values=list(t.values()),
+                    **d,
+                )
+            )
             if events and i in events:
                 # An interactive event: the session moves by 1 ms, stops bouncing, no page view.
                 name, meta = events[i]
                 self.rows["sessions"].append({**state, "sign": -1})
-                state = {**state, "version": state["version"] + 1, "is_bounce": False,
-                         "time": state["time"] + timedelta(milliseconds=1), "exit_path": path}
+                state = {
+                    **state,
+                    "version": state["version"] + 1,
+                    "is_bounce": False,
+                    "time": state["time"] + timedelta(milliseconds=1),
+                    "exit_path": path,
+                }
                 self.rows["sessions"].append(dict(state))
-                self.rows["events"].append(dict(visitor_id=visitor_id, session_id=session_id, time=state["time"],
-                                                duration_seconds=0, path=path, title=path.upper(),
-                                                event_name=name, event_meta_keys=list(meta),
-                                                event_meta_values=list(meta.values()), **d))
+                self.rows["events"].append(
+                    dict(
+                        visitor_id=visitor_id,
+                        session_id=session_id,
+                        time=state["time"],
+                        duration_seconds=0,
+                        path=path,
+                        title=path.upper(),
+                        event_name=name,
+                        event_meta_keys=list(meta),
+                        event_meta_values=list(meta.values()),
+                        **d,
+                    )
+                )
 
     def write(self) -> None:
         """One .arrow file per table and UTC day of the row's time."""
@@ -94,5 +138,7 @@ class SiteData:
                 d = self.data_dir / "segments" / table / f"site={self.site_id}" / f"day={day}"
                 d.mkdir(parents=True, exist_ok=True)
                 self.files += 1
-                pl.DataFrame(day_rows, schema=TABLES[table]).write_ipc(d / f"seg-{self.files:04d}.arrow")
+                pl.DataFrame(day_rows, schema=TABLES[table]).write_ipc(
+                    d / f"seg-{self.files:04d}.arrow"
+                )
         self.rows.clear()

@@ -73,8 +73,12 @@ def call(app: FakeApp, name: str, **params: str):
 
 
 def test_routes_and_shapes(app: FakeApp) -> None:
-    assert {"/api/v1/statistics/total", "/api/v1/statistics/visitor", "/api/v1/statistics/page",
-            "/api/v1/statistics/active"} <= set(app.routes)
+    assert {
+        "/api/v1/statistics/total",
+        "/api/v1/statistics/visitor",
+        "/api/v1/statistics/page",
+        "/api/v1/statistics/active",
+    } <= set(app.routes)
     kind, status, body = call(app, "total", id=SITE, **{"from": "2024-03-10", "to": "2024-03-10"})
     assert (kind, status) == ("json", 200)
     # one visitor, one session of 2 views that did not bounce
@@ -83,6 +87,31 @@ def test_routes_and_shapes(app: FakeApp) -> None:
     assert [p["path"] for p in pages] == ["/", "/a"]
     _, _, active = call(app, "active", id=SITE)
     assert set(active) == {"stats", "countries", "visitors"}
+    day = {"id": SITE, "from": "2024-03-10", "to": "2024-03-10"}
+    for name in (
+        "page/entry",
+        "page/exit",
+        "referrer",
+        "platform",
+        "hours",
+        "weekdays",
+        "duration/session",
+        "growth",
+        "os",
+        "browser/version",
+        "country",
+        "region",
+        "city",
+        "language",
+        "screen",
+        "channel",
+        "utm/source",
+        "utm/term",
+    ):
+        kind, status, body = call(app, name, **day)
+        assert status == 200 and body is not None, name
+    assert call(app, "os", **day)[2] == [{"visitors": 1, "relative_visitors": 1.0, "os": ""}]
+    assert call(app, "duration/session", **day)[2][0]["average_time_spent_seconds"] == 9
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timezone
+from datetime import UTC, date, datetime, time
 
 import pytest
 from hypothesis import given, settings
@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from trail.stats.filters import FieldFilter, FilterError, parse_filter
 
-NOW = datetime(2024, 3, 10, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2024, 3, 10, 12, 0, tzinfo=UTC)
 BASE = {"id": ["site"], "from": ["2024-03-01"], "to": ["2024-03-05"]}
 
 
@@ -41,7 +41,10 @@ def test_field_operators(params, field, expected) -> None:
 
 
 def test_defaults_and_swaps() -> None:
-    f = parse_filter({"id": ["s"], "from": ["2024-03-05"], "to": ["2024-03-01"], "limit": ["0"], "sort": [""]}, now=NOW)
+    f = parse_filter(
+        {"id": ["s"], "from": ["2024-03-05"], "to": ["2024-03-01"], "limit": ["0"], "sort": [""]},
+        now=NOW,
+    )
     assert (f.from_date, f.to_date) == (date(2024, 3, 1), date(2024, 3, 5))
     assert f.limit == 100 and f.offset == 0 and f.scale == "day" and f.sort is None
     assert f.tz.key == "UTC" and f.include_avg_time_on_page is False
@@ -53,7 +56,11 @@ def test_defaults_and_swaps() -> None:
 
 
 def test_tz_defaults_to_site_and_shifts_window() -> None:
-    f = parse_filter({**BASE, "from": ["2024-03-10"], "to": ["2024-03-10"]}, default_tz="America/New_York", now=NOW)
+    f = parse_filter(
+        {**BASE, "from": ["2024-03-10"], "to": ["2024-03-10"]},
+        default_tz="America/New_York",
+        now=NOW,
+    )
     assert f.tz.key == "America/New_York"
     # 2024-03-10 is the US DST switch: 00:00 EST = 05:00 UTC, next midnight EDT = 04:00 UTC.
     start, end = f.window()
@@ -63,7 +70,9 @@ def test_tz_defaults_to_site_and_shifts_window() -> None:
 
 
 def test_from_time_to_time_only_for_one_day() -> None:
-    f = parse(**{"from": "2024-03-10", "to": "2024-03-10", "from_time": "12:30", "to_time": "13:05"})
+    f = parse(
+        **{"from": "2024-03-10", "to": "2024-03-10", "from_time": "12:30", "to_time": "13:05"}
+    )
     assert (f.from_time, f.to_time) == (time(12, 30), time(13, 5))
     start, end = f.window()
     assert (start.hour, start.minute, end.hour, end.minute) == (12, 30, 13, 6)
@@ -72,8 +81,15 @@ def test_from_time_to_time_only_for_one_day() -> None:
 
 
 def test_pairs_platform_and_misc() -> None:
-    f = parse(tag_author="alice", meta_plan=["!pro"], platform=["!mobile", "unknown"], tag="author",
-              pattern="^/blog/.*$", visitor_id="18446744073709551615", session_id="4294967295")
+    f = parse(
+        tag_author="alice",
+        meta_plan=["!pro"],
+        platform=["!mobile", "unknown"],
+        tag="author",
+        pattern="^/blog/.*$",
+        visitor_id="18446744073709551615",
+        session_id="4294967295",
+    )
     assert f.tags == {"author": FieldFilter(eq=("alice",))}
     assert f.meta == {"plan": FieldFilter(neq=("pro",))}
     assert f.platform == (("mobile", True), ("unknown", False))
@@ -109,16 +125,47 @@ def test_errors_name_the_field(params, field) -> None:
     assert e.value.field == field
 
 
-KEYS = st.sampled_from([
-    "id", "from", "to", "from_time", "to_time", "tz", "start", "scale", "path", "pattern", "event",
-    "meta_x", "tag_y", "tag", "language", "country", "platform", "limit", "offset", "visitor_id",
-    "session_id", "direction", "sort", "search", "custom_metric_type", "include_avg_time_on_page", "meta_",
-])
-VALUES = st.one_of(st.text(max_size=30), st.sampled_from(["!", "~", "^", "null", "!null", "0", "2024-02-30", "12:60"]))
+KEYS = st.sampled_from(
+    [
+        "id",
+        "from",
+        "to",
+        "from_time",
+        "to_time",
+        "tz",
+        "start",
+        "scale",
+        "path",
+        "pattern",
+        "event",
+        "meta_x",
+        "tag_y",
+        "tag",
+        "language",
+        "country",
+        "platform",
+        "limit",
+        "offset",
+        "visitor_id",
+        "session_id",
+        "direction",
+        "sort",
+        "search",
+        "custom_metric_type",
+        "include_avg_time_on_page",
+        "meta_",
+    ]
+)
+VALUES = st.one_of(
+    st.text(max_size=30),
+    st.sampled_from(["!", "~", "^", "null", "!null", "0", "2024-02-30", "12:60"]),
+)
 
 
 @settings(max_examples=400, deadline=None)
-@given(st.dictionaries(st.one_of(KEYS, st.text(max_size=10)), st.lists(VALUES, max_size=3), max_size=8))
+@given(
+    st.dictionaries(st.one_of(KEYS, st.text(max_size=10)), st.lists(VALUES, max_size=3), max_size=8)
+)
 def test_parser_only_raises_filter_error(params) -> None:
     try:
         f = parse_filter(params, now=NOW)

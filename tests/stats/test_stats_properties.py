@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tempfile
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
@@ -13,8 +13,8 @@ from segment_rows import SITE, SiteData
 from trail.stats import reports
 from trail.stats.filters import parse_filter
 
-NOW = datetime(2024, 3, 20, tzinfo=timezone.utc)
-BASE = datetime(2024, 3, 10, 22, 0, tzinfo=timezone.utc)  # sessions may cross midnight
+NOW = datetime(2024, 3, 20, tzinfo=UTC)
+BASE = datetime(2024, 3, 10, 22, 0, tzinfo=UTC)  # sessions may cross midnight
 PATHS = ["/", "/a", "/b"]
 
 visit = st.tuples(
@@ -38,12 +38,21 @@ def build(visits) -> Path:
 
 
 def q(**params: str):
-    p = {"id": [SITE], "from": ["2024-03-10"], "to": ["2024-03-11"], **{k: [v] for k, v in params.items()}}
+    p = {
+        "id": [SITE],
+        "from": ["2024-03-10"],
+        "to": ["2024-03-11"],
+        **{k: [v] for k, v in params.items()},
+    }
     return parse_filter(p, now=NOW)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(visit, min_size=1, max_size=6), st.sampled_from(PATHS), st.sampled_from(["2024-03-10", "2024-03-11"]))
+@given(
+    st.lists(visit, min_size=1, max_size=6),
+    st.sampled_from(PATHS),
+    st.sampled_from(["2024-03-10", "2024-03-11"]),
+)
 def test_rates_and_filter_bounds(visits, path, day) -> None:
     data = build(visits)
     for frm, to in (("2024-03-10", "2024-03-11"), (day, day)):

@@ -22,7 +22,10 @@ def test_schemas_mirror_rows_rs() -> None:
 
 def test_utc_days_cover_the_window() -> None:
     # 2024-03-10 05:00 UTC .. 2024-03-11 04:00 UTC (a New York day) touches two UTC days.
-    assert utc_days(ts("2024-03-10 05:00:00"), ts("2024-03-11 04:00:00")) == [date(2024, 3, 10), date(2024, 3, 11)]
+    assert utc_days(ts("2024-03-10 05:00:00"), ts("2024-03-11 04:00:00")) == [
+        date(2024, 3, 10),
+        date(2024, 3, 11),
+    ]
     # An end exactly at midnight does not pull in the next day.
     assert utc_days(ts("2024-03-10 00:00:00"), ts("2024-03-11 00:00:00")) == [date(2024, 3, 10)]
     assert utc_days(ts("2024-03-11 00:00:00"), ts("2024-03-10 00:00:00")) == []
@@ -35,7 +38,14 @@ def test_scan_prunes_days_and_filters_time(site: SiteData) -> None:
     site.write()
     arrow, parquet = segment_files(site.data_dir, "page_views", SITE, [date(2024, 3, 10)])
     assert len(arrow) == 1 and parquet == []
-    lf = scan(site.data_dir, "page_views", SITE, ts("2024-03-10 00:00:00"), ts("2024-03-11 00:00:00"), ["path"])
+    lf = scan(
+        site.data_dir,
+        "page_views",
+        SITE,
+        ts("2024-03-10 00:00:00"),
+        ts("2024-03-11 00:00:00"),
+        ["path"],
+    )
     assert lf.collect()["path"].to_list() == ["/in", "/in2"]
     assert lf.collect_schema().names() == ["path"]
 
@@ -46,13 +56,32 @@ def test_scan_reads_parquet_next_to_arrow(site: SiteData) -> None:
     day = site.data_dir / "segments/page_views" / f"site={SITE}" / "day=2024-03-10"
     part = pl.read_ipc(next(day.glob("*.arrow"))).with_columns(pl.lit("/b").alias("path"))
     part.write_parquet(day / "part-0001.parquet")
-    lf = scan(site.data_dir, "page_views", SITE, ts("2024-03-10 00:00:00"), ts("2024-03-11 00:00:00"), ["path"])
+    lf = scan(
+        site.data_dir,
+        "page_views",
+        SITE,
+        ts("2024-03-10 00:00:00"),
+        ts("2024-03-11 00:00:00"),
+        ["path"],
+    )
     assert sorted(lf.collect()["path"].to_list()) == ["/a", "/b"]
 
 
 def test_scan_without_files_is_empty_with_schema(tmp_path) -> None:
-    lf = scan(tmp_path, "sessions", SITE, ts("2024-03-10 00:00:00"), ts("2024-03-11 00:00:00"), ["visitor_id", "sign"])
+    lf = scan(
+        tmp_path,
+        "sessions",
+        SITE,
+        ts("2024-03-10 00:00:00"),
+        ts("2024-03-11 00:00:00"),
+        ["visitor_id", "sign"],
+    )
     df = lf.collect()
     assert df.height == 0 and df.schema == {"visitor_id": pl.UInt64, "sign": pl.Int8}
     # A site id that could walk out of the segments directory reads nothing.
-    assert scan(tmp_path, "sessions", "../x", ts("2024-03-10 00:00:00"), ts("2024-03-11 00:00:00")).collect().height == 0
+    assert (
+        scan(tmp_path, "sessions", "../x", ts("2024-03-10 00:00:00"), ts("2024-03-11 00:00:00"))
+        .collect()
+        .height
+        == 0
+    )

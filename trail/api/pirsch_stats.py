@@ -9,14 +9,29 @@ from typing import Any
 from trail.stats import reports
 from trail.stats.filters import Filter, FilterError, parse_filter
 
-# Report name -> (function(data_dir, filter, site), needs from/to).
+# Report name (the path after /statistics/) -> (function(data_dir, filter, site), needs from/to).
 Report = Callable[[Path, Filter, Any], Any]
 REPORTS: dict[str, tuple[Report, bool]] = {
     "total": (lambda d, f, s: reports.total(d, f), True),
     "visitor": (lambda d, f, s: reports.visitor(d, f), True),
-    "page": (lambda d, f, s: reports.page(d, f, group_by_title=bool(getattr(s, "group_by_title", False))), True),
+    "page": (
+        lambda d, f, s: reports.page(
+            d, f, group_by_title=bool(getattr(s, "group_by_title", False))
+        ),
+        True,
+    ),
+    "page/entry": (lambda d, f, s: reports.entry_pages(d, f), True),
+    "page/exit": (lambda d, f, s: reports.exit_pages(d, f), True),
     "active": (lambda d, f, s: reports.active(d, f), False),
+    "referrer": (lambda d, f, s: reports.referrer(d, f), True),
+    "platform": (lambda d, f, s: reports.platform(d, f), True),
+    "hours": (lambda d, f, s: reports.hours(d, f), True),
+    "weekdays": (lambda d, f, s: reports.weekdays(d, f), True),
+    "duration/session": (lambda d, f, s: reports.session_duration(d, f), True),
+    "growth": (lambda d, f, s: reports.growth(d, f), True),
 }
+for _name in reports.DIMENSIONS:
+    REPORTS[_name] = ((lambda n: lambda d, f, s: reports.dimension(d, f, n))(_name), True)
 
 
 def run(ctx: Any, name: str, params: dict[str, list[str]], site: Any) -> Any:

@@ -6,7 +6,7 @@ instants: much cheaper than converting every row's time to the local zone.
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import polars as pl
@@ -46,7 +46,7 @@ def _next(day: date, scale: str) -> date:
 def bucket_index(starts: list[date], tz: ZoneInfo, column: str = "time") -> pl.Expr:
     """Expression `bucket`: the index in `starts` of the bucket holding each row's time."""
     instants = [
-        int(datetime.combine(d, time(0), tz).astimezone(timezone.utc).timestamp() * 1000) for d in starts
+        int(datetime.combine(d, time(0), tz).astimezone(UTC).timestamp() * 1000) for d in starts
     ]
     breaks = pl.Series("breaks", instants, dtype=pl.Int64)
     pos = pl.lit(breaks).search_sorted(pl.col(column).cast(pl.Int64), side="right")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 MAX_LIMIT = 100
@@ -111,7 +111,7 @@ class Filter:
         if self.from_date == self.to_date and self.to_time is not None:
             # to_time names a whole minute, so it is included.
             end = datetime.combine(self.from_date, self.to_time, self.tz) + timedelta(minutes=1)
-        return start.astimezone(timezone.utc), end.astimezone(timezone.utc)
+        return start.astimezone(UTC), end.astimezone(UTC)
 
     def without_dims(self) -> Filter:
         """The same site, dates and tz with no other filter: the denominator of relative values."""
@@ -137,7 +137,9 @@ class Filter:
 
     @property
     def is_unfiltered(self) -> bool:
-        return not (self.fields or self.pattern or self.platform or self.tags or self.meta or self.tag)
+        return not (
+            self.fields or self.pattern or self.platform or self.tags or self.meta or self.tag
+        )
 
 
 def parse_filter(
@@ -154,7 +156,7 @@ def parse_filter(
     to_date = _parse_date("to", one.get("to"))
     if from_date and to_date and from_date > to_date:
         from_date, to_date = to_date, from_date
-    tomorrow = (now or datetime.now(timezone.utc)).astimezone(tz).date() + timedelta(days=1)
+    tomorrow = (now or datetime.now(UTC)).astimezone(tz).date() + timedelta(days=1)
     if to_date and to_date > tomorrow:
         to_date = tomorrow
     if from_date and from_date > tomorrow:
@@ -176,14 +178,18 @@ def parse_filter(
         tag=one.get("tag"),
         event_meta_key=one.get("event_meta_key"),
         custom_metric_key=one.get("custom_metric_key"),
-        custom_metric_type=_parse_choice("custom_metric_type", one.get("custom_metric_type"), METRIC_TYPES),
+        custom_metric_type=_parse_choice(
+            "custom_metric_type", one.get("custom_metric_type"), METRIC_TYPES
+        ),
         visitor_id=_parse_uint("visitor_id", one.get("visitor_id"), 2**64 - 1),
         session_id=_parse_uint("session_id", one.get("session_id"), 2**32 - 1),
         offset=_parse_uint("offset", one.get("offset"), 2**31) or 0,
         limit=min(_parse_uint("limit", one.get("limit"), 2**63) or MAX_LIMIT, MAX_LIMIT),
         include_avg_time_on_page=one.get("include_avg_time_on_page", "").lower() in ("true", "1"),
         sort=one.get("sort"),
-        direction=_parse_choice("direction", one.get("direction", "").lower() or None, ("asc", "desc")),
+        direction=_parse_choice(
+            "direction", one.get("direction", "").lower() or None, ("asc", "desc")
+        ),
         search=one.get("search"),
     )
 

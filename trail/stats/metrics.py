@@ -42,11 +42,22 @@ def session_metrics() -> list[pl.Expr]:
     return [visitors(), sessions(), views(), bounces()]
 
 
+def session_key() -> pl.Expr:
+    """One u64 per (visitor_id, session_id).
+
+    Distinct counts over one u64 column are several times faster in Polars than over a struct of
+    two; the odd multiplier spreads the u32 over all bits, so a collision needs two sessions of
+    different visitors to hit the same 64-bit value (~1e-7 for millions of sessions).
+    """
+    spread = pl.col("session_id").cast(pl.UInt64) * pl.lit(0x9E3779B97F4A7C15, pl.UInt64)
+    return (pl.col("visitor_id") ^ spread).alias("session_key")
+
+
 def page_view_metrics() -> list[pl.Expr]:
     """visitors, sessions, views over page-view (or event) rows: each row is one view."""
     return [
         pl.col("visitor_id").n_unique().alias("visitors"),
-        pl.struct("visitor_id", "session_id").n_unique().alias("sessions"),
+        session_key().n_unique().alias("sessions"),
         pl.len().cast(pl.Int64).alias("views"),
     ]
 
@@ -56,19 +67,14 @@ def duration_sum() -> pl.Expr:
     return (pl.col("duration_seconds").cast(pl.Int64) * _SIGN).sum()
 
 
-def time_on_page() -> pl.Expr:
-    """Per page view: the seconds spent on it = duration_seconds of the next view of its session.
-
-    Rows must be sorted by time within the session; the last view of a session gets 0.
-    """
-    return (
-        pl.col("duration_seconds")
-        .shift(-1)
-        .over(["visitor_id", "session_id"])
-        .fill_null(0)
-        .cast(pl.Int64)
-        .alias("time_on_page")
-    )
+def with_time_on_page(page_views: pl.LazyFrame) -> pl.LazyFrame:
+    """Adds `time_on_page`: the duration_seconds of the next view of the same session (0 for the
+    last one). Reads visitor_id, session_id, time, duration_seconds."""
+    key = session_key()
+    ordered = page_views.with_columns(key).sort(["session_key", "time"])
+    same_session = pl.col("session_key") == pl.col("session_key").shift(-1)
+    nxt = pl.when(same_session).then(pl.col("duration_seconds").shift(-1)).otherwise(0)
+    return ordered.with_columns(nxt.fill_null(0).cast(pl.Int64).alias("time_on_page"))
 
 
 def average_seconds(value: pl.Expr) -> pl.Expr:

@@ -48,7 +48,7 @@ def dims_predicate(f: Filter, table: str, *, with_paths: bool = True) -> pl.Expr
     if f.session_id is not None and "session_id" in columns:
         parts.append(pl.col("session_id") == f.session_id)
     if table == "page_views" and with_paths:
-        parts.extend(_page_parts(f))
+        parts.extend(page_parts(f))
     if table == "events":
         parts.extend(_event_parts(f))
     return _all(parts)
@@ -79,7 +79,7 @@ def pair_value(keys: str, values: str, key: str) -> pl.Expr:
     return pl.when(pl.col(keys).list.contains(key)).then(found).otherwise(pl.lit(""))
 
 
-def _page_parts(f: Filter) -> list[pl.Expr]:
+def page_parts(f: Filter) -> list[pl.Expr]:
     parts = []
     if f.pattern and "path" not in f.fields:
         parts.append(pl.col("path").str.contains(f.pattern))

@@ -23,7 +23,9 @@ def utc_days(start: datetime, end: datetime) -> list[date]:
     return [first + timedelta(days=i) for i in range((last - first).days + 1)]
 
 
-def segment_files(data_dir: Path, table: str, site_id: str, days: list[date]) -> tuple[list[str], list[str]]:
+def segment_files(
+    data_dir: Path, table: str, site_id: str, days: list[date]
+) -> tuple[list[str], list[str]]:
     """The existing (arrow, parquet) files of one site's table for the given UTC days."""
     if not _SAFE_SITE.match(site_id):
         return [], []

@@ -24,6 +24,10 @@ class Rows:
     start: datetime
     end: datetime
 
+    def unfiltered(self) -> Rows:
+        """Same site and window, no other filter: the denominators of relative values and cr."""
+        return Rows(self.data_dir, self.f.without_dims(), self.start, self.end)
+
     def sessions(self, columns: list[str], *, paths_on_entry: bool = False) -> pl.LazyFrame:
         """Session rows (uncollapsed, see metrics) matching the session-level filters.
 
@@ -69,7 +73,14 @@ class Rows:
         return self.events(KEYS).select(KEYS).unique()
 
     def _scan(self, table: str, columns: list[str]) -> pl.LazyFrame:
-        return scan(self.data_dir, table, self.f.site_id, self.start, self.end, _needed(self.f, table, columns))
+        return scan(
+            self.data_dir,
+            table,
+            self.f.site_id,
+            self.start,
+            self.end,
+            _needed(self.f, table, columns),
+        )
 
 
 def _needed(f: Filter, table: str, columns: list[str]) -> list[str]:
@@ -89,8 +100,44 @@ def _needed(f: Filter, table: str, columns: list[str]) -> list[str]:
         extra.append("path")
     if table == "sessions" and (f.pattern or "path" in f.fields):
         extra.append("entry_path")
-    if table != "requests" and (f.event_level or "exit_path" in f.fields or (table == "page_views" and session_only_fields(f))):
+    if table != "requests" and (
+        f.event_level
+        or "exit_path" in f.fields
+        or (table == "page_views" and session_only_fields(f))
+    ):
         extra += KEYS  # joined on
     if table == "events" and (f.meta or f.event_meta_key):
         extra += ["event_meta_keys", "event_meta_values"]
     return list(dict.fromkeys([*columns, *extra]))
+
+
+def rows_for(data_dir: Path, f: Filter) -> Rows:
+    """The rows of the filter's local-date range."""
+    start, end = f.window()
+    return Rows(Path(data_dir), f, start, end)
+
+
+def metrics_by(rows: Rows, keys: list[pl.Expr], columns: list[str]) -> pl.LazyFrame:
+    """visitors, views, sessions, bounces grouped by `keys` (expressions over `columns`).
+
+    Sessions answer unless the filter needs page views (path, pattern, tags); then visitors,
+    views and sessions come from page views and bounces from sessions by entry path.
+    """
+    from trail.stats import metrics as m
+
+    f = rows.f
+    if f.page_level and not f.event_level:
+        pv = (
+            rows.page_views([*m.PAGE_VIEW_COLUMNS, *columns])
+            .group_by(keys)
+            .agg(m.page_view_metrics())
+        )
+        sess = rows.sessions([*m.SESSION_COLUMNS, *columns], paths_on_entry=not (f.tags or f.tag))
+        if f.tags or f.tag:
+            sess = rows.sessions([*m.SESSION_COLUMNS, *columns, *KEYS])
+            sess = sess.join(rows.page_views(KEYS).select(KEYS).unique(), on=KEYS, how="semi")
+        names = [k.meta.output_name() for k in keys]
+        return pv.join(sess.group_by(keys).agg(m.bounces()), on=names, how="left").with_columns(
+            pl.col("bounces").fill_null(0)
+        )
+    return rows.sessions([*m.SESSION_COLUMNS, *columns]).group_by(keys).agg(m.session_metrics())

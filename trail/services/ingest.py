@@ -1,0 +1,44 @@
+"""Ingestion: open the worker's engine, and hand validated requests to it."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from trail.datalists import load_bot_lists, load_ua_rules
+
+if TYPE_CHECKING:
+    from trail.context import Context
+    from trail.core import Engine
+    from trail.storage.meta import Site
+
+log = logging.getLogger("trail.ingest")
+
+KINDS = ("hit", "event", "session")
+
+
+def open_engine(ctx: Context) -> Engine:
+    """The worker's engine over <data_dir>: session state, WAL, segment writer, data lists."""
+    from trail.core import Engine
+
+    cfg = ctx.config
+    options = {
+        "fsync_interval_ms": cfg.fsync_interval_ms,
+        "strict_fsync": cfg.strict_fsync,
+        "seal_interval_ms": cfg.seal_interval_ms,
+        "seal_rows": cfg.seal_rows,
+        "geoip_db": cfg.geoip_db,
+        "trusted_proxies": list(cfg.trusted_proxies),
+        "page_view_cap": cfg.limits.page_view_cap,
+        "max_batch": cfg.limits.max_batch,
+    }
+    engine = Engine(ctx.data_dir, ctx.worker_id, options, load_ua_rules(), load_bot_lists())
+    log.info("engine open for worker %d", ctx.worker_id)
+    return engine
+
+
+def ingest_api(ctx: Context, site: Site, kind: str, body: bytes, batch: bool) -> dict[str, Any]:
+    """Run a Pirsch API body through the hot path; raises InvalidInput naming the field."""
+    if ctx.engine is None:
+        raise RuntimeError("this worker has no ingest engine")
+    return ctx.engine.ingest_api(site.id, site.hostname, kind, body, batch)

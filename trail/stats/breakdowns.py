@@ -1,0 +1,179 @@
+"""Breakdowns by one dimension: os, browser, country, ..., referrer, platform, hours, weekdays."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from trail.stats import metrics as m
+from trail.stats.buckets import hour_of_day
+from trail.stats.filters import Filter
+from trail.stats.pages import sort_and_page
+from trail.stats.sources import Rows, metrics_by, rows_for
+
+# Report name -> grouped columns (the last one is the primary field `search` looks at).
+DIMENSIONS: dict[str, list[str]] = {
+    "os": ["os"],
+    "os/version": ["os", "os_version"],
+    "browser": ["browser"],
+    "browser/version": ["browser", "browser_version"],
+    "country": ["country_code"],
+    "region": ["country_code", "region"],
+    "city": ["country_code", "region", "city"],
+    "language": ["language"],
+    "screen": ["screen_class"],
+    "channel": ["channel"],
+    "utm/source": ["utm_source"],
+    "utm/medium": ["utm_medium"],
+    "utm/campaign": ["utm_campaign"],
+    "utm/content": ["utm_content"],
+    "utm/term": ["utm_term"],
+}
+
+
+def _visitors_by(rows: Rows, columns: list[str]) -> pl.LazyFrame:
+    f = rows.f
+    if f.page_level and not f.event_level:
+        pv = rows.page_views(["visitor_id", *columns])
+        return pv.group_by(columns).agg(pl.col("visitor_id").n_unique().alias("visitors"))
+    return rows.sessions(["visitor_id", "sign", *columns]).group_by(columns).agg(m.visitors())
+
+
+def _all_visitors(rows: Rows) -> pl.LazyFrame:
+    return rows.unfiltered().sessions(["visitor_id", "sign"]).select(m.visitors())
+
+
+def _search(lf: pl.LazyFrame, f: Filter, column: str) -> pl.LazyFrame:
+    if not f.search:
+        return lf
+    return lf.filter(pl.col(column).str.to_lowercase().str.contains(f.search.lower(), literal=True))
+
+
+def dimension(data_dir: Path, f: Filter, name: str) -> list[dict[str, Any]]:
+    """{visitors, relative_visitors, <fields>} ordered by visitors desc, then the field asc."""
+    columns = DIMENSIONS[name]
+    rows = rows_for(data_dir, f)
+    lf = _search(_visitors_by(rows, columns), f, columns[-1]).filter(pl.col("visitors") > 0)
+    df, total = pl.collect_all([lf, _all_visitors(rows)])
+    df = df.with_columns(
+        relative_visitors=m.rate_expr(pl.col("visitors"), total["visitors"][0] or 0)
+    )
+    df = sort_and_page(df, f, ("visitors", "relative_visitors", *columns), "visitors", columns[-1])
+    return df.select("visitors", "relative_visitors", *columns).to_dicts()
+
+
+def referrer(data_dir: Path, f: Filter) -> list[dict[str, Any]]:
+    """Grouped by referrer name (with an example referrer), by full referrer under a referrer filter."""
+    rows = rows_for(data_dir, f)
+    key = "referrer" if "referrer" in f.fields else "referrer_name"
+    lf = rows.sessions([*m.SESSION_COLUMNS, "referrer", "referrer_name"])
+    lf = (
+        _search(lf, f, key)
+        .group_by(key)
+        .agg(
+            pl.col("referrer" if key == "referrer_name" else "referrer_name").first(),
+            *m.session_metrics(),
+        )
+    )
+    lf = lf.filter(pl.col("visitors") > 0)
+    df, total = pl.collect_all([lf, _all_visitors(rows)])
+    df = df.with_columns(
+        referrer_icon=pl.lit(""),
+        relative_visitors=m.rate_expr(pl.col("visitors"), total["visitors"][0] or 0),
+        bounce_rate=m.rate_expr(pl.col("bounces"), pl.col("sessions")),
+    )
+    allowed = (
+        "visitors",
+        "sessions",
+        "relative_visitors",
+        "bounces",
+        "bounce_rate",
+        "referrer",
+        "referrer_name",
+    )
+    df = sort_and_page(df, f, allowed, "visitors", key)
+    cols = [
+        "referrer",
+        "referrer_name",
+        "referrer_icon",
+        "visitors",
+        "sessions",
+        "relative_visitors",
+        "bounces",
+        "bounce_rate",
+    ]
+    return df.select(cols).to_dicts()
+
+
+def platform(data_dir: Path, f: Filter) -> dict[str, Any]:
+    """Desktop and mobile visitors; unknown = total minus both."""
+    rows = rows_for(data_dir, f)
+    live = pl.col("sign") > 0
+    if f.page_level and not f.event_level:
+        lf = rows.page_views(["visitor_id", "desktop", "mobile"]).with_columns(
+            sign=pl.lit(1, pl.Int8)
+        )
+    else:
+        lf = rows.sessions(["visitor_id", "sign", "desktop", "mobile"])
+    counts = lf.select(
+        total=pl.col("visitor_id").filter(live).n_unique(),
+        desktop=pl.col("visitor_id").filter(live & pl.col("desktop")).n_unique(),
+        mobile=pl.col("visitor_id").filter(live & pl.col("mobile")).n_unique(),
+    )
+    c, all_v = pl.collect_all([counts, _all_visitors(rows)])
+    total, desktop, mobile = (int(c[k][0] or 0) for k in ("total", "desktop", "mobile"))
+    unknown = max(total - desktop - mobile, 0)
+    denominator = all_v["visitors"][0] or 0
+    return {
+        "platform_desktop": desktop,
+        "platform_mobile": mobile,
+        "platform_unknown": unknown,
+        "relative_platform_desktop": m.rate(desktop, denominator),
+        "relative_platform_mobile": m.rate(mobile, denominator),
+        "relative_platform_unknown": m.rate(unknown, denominator),
+    }
+
+
+def _filled(
+    df: pl.DataFrame, keys: list[str], grid: list[tuple[int, ...]], all_visitors: int
+) -> list[dict[str, Any]]:
+    got = {tuple(r[k] for k in keys): r for r in df.iter_rows(named=True)}
+    out = []
+    for point in grid:
+        r = got.get(point, {})
+        item: dict[str, Any] = dict(zip(keys, point, strict=True))
+        for k in ("visitors", "views", "sessions", "bounces"):
+            item[k] = int(r.get(k) or 0)
+        item["bounce_rate"] = m.rate(item["bounces"], item["sessions"])
+        item["cr"] = m.rate(item["visitors"], all_visitors)
+        item["custom_metric_avg"] = 0.0
+        item["custom_metric_total"] = 0.0
+        out.append(item)
+    return out
+
+
+def hours(data_dir: Path, f: Filter) -> list[dict[str, Any]]:
+    """Visitors by local hour, 0..23 all present."""
+    rows = rows_for(data_dir, f)
+    lf = metrics_by(rows, [hour_of_day(f.tz).alias("hour")], ["time"])
+    df, all_v = pl.collect_all([lf, _all_visitors(rows)])
+    return _filled(df, ["hour"], [(h,) for h in range(24)], all_v["visitors"][0] or 0)
+
+
+def weekdays(data_dir: Path, f: Filter) -> list[dict[str, Any]]:
+    """Visitors by local weekday (Monday = 0) and hour, 7 x 24 entries."""
+    rows = rows_for(data_dir, f)
+    local = pl.col("time").dt.convert_time_zone(f.tz.key)
+    keys = [
+        (local.dt.weekday().cast(pl.Int64) - 1).alias("weekday"),
+        local.dt.hour().cast(pl.Int64).alias("hour"),
+    ]
+    df = metrics_by(rows, keys, ["time"]).collect()
+    grid = [(d, h) for d in range(7) for h in range(24)]
+    out = _filled(df, ["weekday", "hour"], grid, 0)
+    return [
+        {k: r[k] for k in ("weekday", "hour", "visitors", "views", "sessions", "bounces")}
+        for r in out
+    ]

@@ -1,0 +1,187 @@
+"""Page reports: pages, entry and exit pages, active visitors."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from trail.stats import metrics as m
+from trail.stats.filters import Filter
+from trail.stats.predicates import field_expr, page_parts
+from trail.stats.sources import KEYS, Rows, rows_for
+
+PAGE_SORTS = (
+    "path", "title", "visitors", "views", "sessions", "bounces",
+    "relative_visitors", "relative_views", "bounce_rate", "average_time_spent_seconds",
+)  # fmt: skip
+
+
+def page(data_dir: Path, f: Filter, *, group_by_title: bool = False) -> list[dict[str, Any]]:
+    """/statistics/page: per path (and title), sorted, searched and paged."""
+    rows = rows_for(data_dir, f)
+    keys = ["path", "title"] if group_by_title else ["path"]
+    pv = rows.page_views([*m.PAGE_VIEW_COLUMNS, "path", "title"])
+    if f.search:
+        pv = pv.filter(
+            pl.col("path").str.to_lowercase().str.contains(f.search.lower(), literal=True)
+        )
+    aggs = m.page_view_metrics()
+    if not group_by_title:
+        # Segments are read in time order, so the last title is (close to) the current one;
+        # an exact arg-max per group costs seconds at 10M rows.
+        aggs.append(pl.col("title").last().alias("title"))
+    stats = pv.group_by(keys).agg(aggs)
+    # A bounced session only viewed its entry page, so bounces per page = bounced sessions by entry.
+    b = (
+        rows.sessions(["entry_path", "is_bounce", "sign"])
+        .group_by(pl.col("entry_path").alias("path"))
+        .agg(m.bounces())
+    )
+    stats = stats.join(b, on="path", how="left").with_columns(pl.col("bounces").fill_null(0))
+    queries = [stats, _unfiltered_totals(rows)]
+    if f.include_avg_time_on_page:
+        queries.append(_time_on_page(rows, keys))
+    frames = pl.collect_all(queries)
+    df, tot = frames[0], frames[1].row(0, named=True)
+    df = df.with_columns(
+        relative_visitors=m.rate_expr(pl.col("visitors"), tot["visitors"] or 0),
+        relative_views=m.rate_expr(pl.col("views"), tot["views"] or 0),
+        bounce_rate=m.rate_expr(pl.col("bounces"), pl.col("sessions")),
+    )
+    if f.include_avg_time_on_page:
+        df = df.join(frames[2], on=keys, how="left").with_columns(
+            pl.col("average_time_spent_seconds").fill_null(0)
+        )
+    else:
+        df = df.with_columns(average_time_spent_seconds=pl.lit(0, pl.Int64))
+    df = sort_and_page(df, f, PAGE_SORTS, "visitors", "path")
+    cols = ["path", "title", "visitors", "views", "sessions", "bounces", *PAGE_SORTS[6:]]
+    return df.select(cols).to_dicts()
+
+
+def _unfiltered_totals(rows: Rows) -> pl.LazyFrame:
+    base = Rows(rows.data_dir, rows.f.without_dims(), rows.start, rows.end)
+    return base.sessions(["visitor_id", "sign", "page_views"]).select(m.visitors(), m.views())
+
+
+def _time_on_page(rows: Rows, keys: list[str]) -> pl.LazyFrame:
+    # The next view may be on any page, so the path filter applies after the shift.
+    pv = rows.page_views([*KEYS, "time", "duration_seconds", "path", "title"], with_paths=False)
+    pv = m.with_time_on_page(pv)
+    pv = pv.filter(_page_filter_only(rows.f))
+    return pv.group_by(keys).agg(
+        m.average_seconds(pl.col("time_on_page")).alias("average_time_spent_seconds")
+    )
+
+
+def _page_filter_only(f: Filter) -> pl.Expr:
+    parts = page_parts(f)
+    if "path" in f.fields:
+        parts.append(field_expr(pl.col("path"), f.fields["path"]))
+    if f.search:
+        parts.append(pl.col("path").str.to_lowercase().str.contains(f.search.lower(), literal=True))
+    expr = pl.lit(True)
+    for p in parts:
+        expr = expr & p
+    return expr
+
+
+def sort_and_page(
+    df: pl.DataFrame, f: Filter, allowed: tuple[str, ...], default: str, tie: str
+) -> pl.DataFrame:
+    """Sort by `sort` (default visitors desc), ties by the primary field asc; then offset/limit."""
+    field = f.sort if f.sort in allowed else default
+    descending = (f.direction or "desc") == "desc"
+    by = [field] if field == tie else [field, tie]
+    df = df.sort(by, descending=[descending] + [False] * (len(by) - 1), nulls_last=True)
+    return df.slice(f.offset, f.limit)
+
+
+def active(data_dir: Path, f: Filter, now: datetime | None = None) -> dict[str, Any]:
+    """/statistics/active: visitors of the last `start` seconds, per page and per country."""
+    end = (now or datetime.now(UTC)) + timedelta(seconds=1)
+    seconds = f.start if f.start else 600
+    rows = Rows(Path(data_dir), f, end - timedelta(seconds=seconds + 1), end)
+    pv = rows.page_views(["visitor_id", "path", "title", "time"])
+    pages = pv.group_by("path").agg(
+        pl.col("title").get(pl.col("time").arg_max()).alias("title"),
+        pl.col("visitor_id").n_unique().alias("visitors"),
+    )
+    sess = rows.sessions(["visitor_id", "sign", "country_code"])
+    countries = sess.group_by("country_code").agg(m.visitors())
+    total_q = sess.select(m.visitors())
+    pages_df, countries_df, total_df = pl.collect_all([pages, countries, total_q])
+    total_visitors = int(total_df["visitors"][0] or 0)
+    pages_df = pages_df.sort(["visitors", "path"], descending=[True, False])
+    countries_df = countries_df.filter(pl.col("visitors") > 0).sort(
+        ["visitors", "country_code"], descending=[True, False]
+    )
+    return {
+        "stats": pages_df.select("path", "title", "visitors").to_dicts(),
+        "countries": [
+            {
+                "visitors": r["visitors"],
+                "relative_visitors": m.rate(r["visitors"], total_visitors),
+                "country_code": r["country_code"],
+            }
+            for r in countries_df.iter_rows(named=True)
+        ],
+        "visitors": total_visitors,
+    }
+
+
+def entry_pages(data_dir: Path, f: Filter) -> list[dict[str, Any]]:
+    """/statistics/page/entry: sessions by entry path; visitors/sessions are the page's totals."""
+    return _entry_exit(data_dir, f, "entry")
+
+
+def exit_pages(data_dir: Path, f: Filter) -> list[dict[str, Any]]:
+    """/statistics/page/exit: sessions by exit path."""
+    return _entry_exit(data_dir, f, "exit")
+
+
+def _entry_exit(data_dir: Path, f: Filter, kind: str) -> list[dict[str, Any]]:
+    rows = rows_for(data_dir, f)
+    count, rate_name = ("entries", "entry_rate") if kind == "entry" else ("exits", "exit_rate")
+    path_col, title_col = f"{kind}_path", f"{kind}_title"
+    sess = rows.sessions(["sign", path_col, title_col], paths_on_entry=kind == "entry")
+    if f.search:
+        sess = sess.filter(
+            pl.col(path_col).str.to_lowercase().str.contains(f.search.lower(), literal=True)
+        )
+    counts = (
+        sess.group_by(pl.col(path_col).alias("path"))
+        .agg(
+            pl.col(title_col).filter(pl.col("sign") > 0).last().alias("title"),
+            m.sessions().alias(count),
+        )
+        .filter(pl.col(count) > 0)
+    )
+    pages = (
+        rows.page_views([*m.PAGE_VIEW_COLUMNS, "path"])
+        .group_by("path")
+        .agg(m.page_view_metrics()[:2])
+    )
+    all_sessions = rows.unfiltered().sessions(["sign"]).select(m.sessions())
+    queries = [counts.join(pages, on="path", how="left"), all_sessions]
+    if kind == "entry" and f.include_avg_time_on_page:
+        queries.append(_time_on_page(rows, ["path"]))
+    frames = pl.collect_all(queries)
+    df = frames[0].with_columns(
+        pl.col("visitors").fill_null(0),
+        pl.col("sessions").fill_null(0),
+        m.rate_expr(pl.col(count), frames[1]["sessions"][0] or 0).alias(rate_name),
+    )
+    cols = ["path", "title", "visitors", "sessions", count, rate_name]
+    if kind == "entry":
+        if f.include_avg_time_on_page:
+            df = df.join(frames[2], on="path", how="left")
+        else:
+            df = df.with_columns(average_time_spent_seconds=pl.lit(0, pl.Int64))
+        df = df.with_columns(pl.col("average_time_spent_seconds").fill_null(0))
+        cols.append("average_time_spent_seconds")
+    df = sort_and_page(df, f, tuple(cols), count, "path")
+    return df.select(cols).to_dicts()

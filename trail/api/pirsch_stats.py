@@ -30,8 +30,13 @@ REPORTS: dict[str, tuple[Report, bool]] = {
     "duration/session": (lambda d, f, s: reports.session_duration(d, f), True),
     "growth": (lambda d, f, s: reports.growth(d, f), True),
 }
-for _name in reports.DIMENSIONS:
-    REPORTS[_name] = ((lambda n: lambda d, f, s: reports.dimension(d, f, n))(_name), True)
+
+
+def _dimension_report(name: str) -> Report:
+    return lambda d, f, s: reports.dimension(d, f, name)
+
+
+REPORTS.update({name: (_dimension_report(name), True) for name in reports.DIMENSIONS})
 
 
 def run(ctx: Any, name: str, params: dict[str, list[str]], site: Any) -> Any:

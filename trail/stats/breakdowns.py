@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -137,7 +138,7 @@ def platform(data_dir: Path, f: Filter) -> dict[str, Any]:
 
 
 def _filled(
-    df: pl.DataFrame, keys: list[str], grid: list[tuple[int, ...]], all_visitors: int
+    df: pl.DataFrame, keys: list[str], grid: Sequence[tuple[int, ...]], all_visitors: int
 ) -> list[dict[str, Any]]:
     got = {tuple(r[k] for k in keys): r for r in df.iter_rows(named=True)}
     out = []

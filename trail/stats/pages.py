@@ -63,8 +63,11 @@ def page(data_dir: Path, f: Filter, *, group_by_title: bool = False) -> list[dic
 
 
 def _unfiltered_totals(rows: Rows) -> pl.LazyFrame:
-    base = Rows(rows.data_dir, rows.f.without_dims(), rows.start, rows.end)
-    return base.sessions(["visitor_id", "sign", "page_views"]).select(m.visitors(), m.views())
+    return (
+        rows.unfiltered()
+        .sessions(["visitor_id", "sign", "page_views"])
+        .select(m.visitors(), m.views())
+    )
 
 
 def _time_on_page(rows: Rows, keys: list[str]) -> pl.LazyFrame:

@@ -73,7 +73,7 @@ def total_for_rows(rows: Rows) -> dict[str, Any]:
     frames = pl.collect_all(queries)
     t = frames[0].row(0, named=True)
     all_visitors = frames[1]["visitors"][0] if not f.is_unfiltered else t["visitors"]
-    out = {
+    out: dict[str, Any] = {
         "visitors": int(t["visitors"] or 0),
         "views": int(t["views"] or 0),
         "sessions": int(t["sessions"] or 0),

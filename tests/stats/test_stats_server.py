@@ -1,0 +1,108 @@
+"""End to end: a real `trail serve` on loopback, real segment files, the statistics routes."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from segment_rows import SiteData
+
+pytest.importorskip("trail._core")
+
+DAY = "2024-03-10"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _request(url: str, key: str, body: dict | None = None) -> tuple[int, object]:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, headers={"Authorization": f"Bearer {key}"})
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory):
+    data = tmp_path_factory.mktemp("trail-data")
+    port = _free_port()
+    cmd = [sys.executable, "-m", "trail", "serve", "--data-dir", str(data), "--port", str(port),
+           "--workers", "1", "--log-level", "warning"]  # fmt: skip
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=os.environ.copy()
+    )
+    key, deadline, lines = None, time.monotonic() + 30, []
+    assert proc.stdout is not None
+    while time.monotonic() < deadline and key is None:
+        line = proc.stdout.readline()
+        lines.append(line)
+        m = re.search(r"API key[^:]*: (\S+)", line)
+        key = m.group(1) if m else None
+    base = f"http://127.0.0.1:{port}"
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"{base}/health", timeout=1)
+            break
+        except OSError:
+            time.sleep(0.2)
+    assert key, "".join(lines)
+    yield base, key, data
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+def test_statistics_over_http(server) -> None:
+    base, key, data = server
+    status, domain = _request(f"{base}/api/v1/domain", key, {"hostname": "stats.example", "subdomain": "stats",
+                                                               "timezone": "Europe/Berlin"})  # fmt: skip
+    assert status == 200, domain
+    site_id = domain["id"]  # type: ignore[index]
+    site = SiteData(Path(data), site_id)
+    # v1: "/" then "/a" 9 s later; v2: "/" once (bounced). 10:00 UTC = 11:00 in Berlin, same day.
+    site.visit(1, 1, [(f"{DAY} 10:00:00", "/"), (f"{DAY} 10:00:09", "/a")])
+    site.visit(2, 1, [(f"{DAY} 11:00:00", "/")])
+    site.write()
+    stats = f"{base}/api/v1/statistics"
+    q = f"id={site_id}&from={DAY}&to={DAY}"
+    status, total = _request(f"{stats}/total?{q}", key)
+    # 2 visitors, 3 views, 2 sessions, 1 bounce.
+    assert status == 200
+    assert total == {"visitors": 2, "views": 3, "sessions": 2, "bounces": 1, "bounce_rate": 0.5, "cr": 1.0,
+                     "custom_metric_avg": 0.0, "custom_metric_total": 0.0}  # fmt: skip
+    # The Go SDK sends every parameter, empty ones included.
+    status, pages = _request(
+        f"{stats}/page?{q}&include_avg_time_on_page=true&platform=&sort=&limit=0&offset=0", key
+    )
+    assert status == 200 and [(p["path"], p["average_time_spent_seconds"]) for p in pages] == [
+        ("/", 9),
+        ("/a", 0),
+    ]  # type: ignore[union-attr, index]
+    status, body = _request(f"{stats}/total?{q}&path=%2Fa", key)
+    assert (status, body["visitors"], body["cr"]) == (200, 1, 0.5)  # type: ignore[index]
+    status, body = _request(f"{stats}/visitor?id={site_id}&from={DAY}", key)
+    assert status == 400 and "to" in body["validation"]  # type: ignore[index]
+    status, body = _request(f"{stats}/total?{q}&tz=Nowhere%2FLand", key)
+    assert status == 400 and "tz" in body["validation"]  # type: ignore[index]
+    status, body = _request(f"{stats}/total?from={DAY}&to={DAY}", key)
+    assert status == 400 and "id" in body["validation"]  # type: ignore[index]
+    status, body = _request(
+        f"{stats}/total?id=00000000-0000-4000-8000-000000000000&from={DAY}&to={DAY}", key
+    )
+    assert status == 404

@@ -111,17 +111,29 @@ def random_ip(rng: random.Random) -> str:
     return f"{rng.choice(_PUBLIC_FIRST)}.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
 
 
-def hit(rng: random.Random, when: datetime | None = None, event: bool = False) -> dict:
-    """One realistic Pirsch hit (or event) item."""
-    path = rng.choices(PATHS, ZIPF)[0]
-    item = {
-        "url": f"https://{HOSTNAME}{path}{rng.choice(UTM)}",
+def visitor(rng: random.Random) -> dict:
+    """A visitor keeps IP, UA, language, screen and referrer across its page views."""
+    return {
         "ip": random_ip(rng),
         "user_agent": rng.choice(USER_AGENTS),
         "accept_language": rng.choice(LANGUAGES),
         "referrer": rng.choice(REFERRERS),
-        "title": path.strip("/").replace("/", " - ") or "Home",
+        "utm": rng.choice(UTM),
         "screen_width": rng.choice(SCREEN_WIDTHS),
+    }
+
+
+def hit(rng: random.Random, who: dict, when: datetime | None = None, event: bool = False) -> dict:
+    """One realistic Pirsch hit (or event) item of visitor `who` on a Zipf-chosen path."""
+    path = rng.choices(PATHS, ZIPF)[0]
+    item = {
+        "url": f"https://{HOSTNAME}{path}{who['utm']}",
+        "ip": who["ip"],
+        "user_agent": who["user_agent"],
+        "accept_language": who["accept_language"],
+        "referrer": who["referrer"],
+        "title": path.strip("/").replace("/", " - ") or "Home",
+        "screen_width": who["screen_width"],
         "screen_height": 900,
     }
     if when is not None:
@@ -133,9 +145,9 @@ def hit(rng: random.Random, when: datetime | None = None, event: bool = False) -
     return item
 
 
-def batch(rng: random.Random, size: int, now: datetime, spread_s: int = 3600) -> list[dict]:
-    """`size` hits with times spread over the `spread_s` seconds before `now`."""
-    return [hit(rng, now - timedelta(seconds=rng.uniform(0, spread_s))) for _ in range(size)]
+def batch(rng: random.Random, pool: list[dict], size: int, now: datetime, spread_s: int = 3600) -> list[dict]:
+    """`size` hits of visitors from `pool`, times spread over the `spread_s` seconds before `now`."""
+    return [hit(rng, rng.choice(pool), now - timedelta(seconds=rng.uniform(0, spread_s))) for _ in range(size)]
 
 
 def _lua_str(s: str) -> str:
@@ -167,4 +179,4 @@ if __name__ == "__main__":
         sys.stdout.write(lua_lists())
     else:
         rng = random.Random(1)
-        print(hit(rng, datetime.now(UTC)))
+        print(hit(rng, visitor(rng), datetime.now(UTC)))

@@ -217,3 +217,18 @@ def test_kill_9_loses_no_acknowledged_hit(tmp_path: Path) -> None:
     s.stop()
     assert acked <= total["views"] <= sent
     assert total["visitors"] == total["views"]
+
+
+def test_drops_are_logged_with_their_reason(server: TrailServer) -> None:
+    import polars as pl
+
+    site, key = server.create_site()
+    send_realistic_day(server, key)
+    files = server.data_dir / "segments" / "requests" / f"site={site}" / f"day={DAY}"
+    wait_for(lambda: sorted(files.glob("*.arrow")), lambda fs: sum(pl.read_ipc(f).height for f in fs) >= 6)
+    requests = pl.concat([pl.read_ipc(f) for f in sorted(files.glob("*.arrow"))])
+    bots = requests.filter(pl.col("bot")).sort("time")
+    # Googlebot and curl were dropped, each with a reason; one bot=false row per new session (4).
+    assert bots["user_agent"].to_list() == [GOOGLEBOT, "curl/8.4.0"]
+    assert all(reason for reason in bots["bot_reason"].to_list())
+    assert requests.filter(~pl.col("bot")).height == 4

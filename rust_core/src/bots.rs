@@ -500,11 +500,12 @@ mod tests {
             ("Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)", "ua_keyword"),
             ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/124.0.0.0 Safari/537.36", "ua_keyword"),
             ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36 CUBOT-Crawler", "ua_keyword"),
-            // Found only by crawler-user-agents' patterns, not by our keywords.
             ("Mozilla/5.0 (compatible; Qwantify/2.4w; +https://www.qwant.com/)/2.4w", "ua_keyword"),
             ("facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)", "ua_keyword"),
+            // Found only by crawler-user-agents' patterns (literal, then regex), not our keywords.
             ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) Daum/4.1 (KHTML, like Gecko) Chrome/124.0", "ua_pattern"),
             ("Mozilla/5.0 (X11; Linux) AppleWebKit/537.36 Chrome/124.0 Safari/537.36 Google Favicon", "ua_pattern"),
+            ("Mozilla/5.0 (Linux) GoogleAssociationService", "ua_pattern"),
         ];
         for (ua, want) in cases {
             assert_eq!(f.check_user_agent(ua), Some(*want), "UA {ua}");

@@ -257,11 +257,28 @@ impl SessionState {
     }
 }
 
+/// Replay the WAL a worker id left behind into segments, e.g. after `--workers` was lowered.
+/// Fails with StorageError while a live worker holds that id.
+#[pyfunction]
+fn recover_wal(py: Python<'_>, data_dir: PathBuf, worker_id: u32) -> PyResult<()> {
+    let config = StorageConfig {
+        data_dir,
+        worker_id,
+        fsync_interval_ms: 1000,
+        strict: false,
+        seal_interval_ms: 1000,
+        seal_rows: 50_000,
+    };
+    py.detach(|| Storage::open(config)?.close())?;
+    Ok(())
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<Engine>()?;
     m.add_class::<SessionState>()?;
+    m.add_function(wrap_pyfunction!(recover_wal, m)?)?;
     m.add("InvalidInput", py.get_type::<InvalidInput>())?;
     m.add("StorageError", py.get_type::<StorageError>())?;
     m.add("ConfigError", py.get_type::<ConfigError>())?;

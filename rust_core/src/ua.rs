@@ -59,6 +59,10 @@ pub struct UaParser {
 
 /// Longest client-hint value we look at; real ones are well under 200 bytes.
 const MAX_HINT_LEN: usize = 512;
+/// Only this much of a UA is parsed: browsers' UAs are far shorter, and it bounds regex work.
+const MAX_UA_LEN: usize = 1024;
+/// UAs longer than this are dropped as bots anyway (bots::UA_MAX_LEN), so not worth caching.
+const MAX_CACHED_UA_LEN: usize = 512;
 
 impl UaParser {
     pub fn new(rules: &UaRules, cache_size: usize) -> Result<UaParser> {
@@ -82,9 +86,15 @@ impl UaParser {
     }
 
     pub fn parse(&self, user_agent: &str, hints: &ClientHints) -> UaInfo {
+        let user_agent = truncate(user_agent, MAX_UA_LEN);
         let Some(cache) = &self.cache else {
             return self.parse_uncached(user_agent, hints);
         };
+        // Oversized inputs are bots or junk; caching them would let a flood of distinct
+        // megabyte-sized strings fill memory.
+        if user_agent.len() > MAX_CACHED_UA_LEN || hints_len(hints) > MAX_HINT_LEN * 2 {
+            return self.parse_uncached(user_agent, hints);
+        }
         let key = cache_key(user_agent, hints);
         if let Some(info) = cache.get(&key) {
             return info;
@@ -114,6 +124,21 @@ impl UaParser {
         set_platform(&mut info, hints);
         info
     }
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+fn hints_len(h: &ClientHints) -> usize {
+    h.ua.len() + h.mobile.len() + h.platform.len() + h.platform_version.len()
 }
 
 /// Unambiguous key: every part is length-prefixed, so no UA can collide with another's hints.
@@ -385,10 +410,12 @@ fn apply_brand_hint(info: &mut UaInfo, hints: &ClientHints) {
     let Some((name, version)) = chosen else {
         return;
     };
-    // Brands carry only the major version; keep the UA's major.minor when it agrees.
-    let ua_major = info.browser_version.split('.').next().unwrap_or("");
-    if info.browser != name || ua_major != version {
-        info.browser_version = version.to_string();
+    // Sec-CH-UA carries only the major version; keep the UA's major.minor when it agrees.
+    let mut parts = version.split('.');
+    let (major, minor) = (parts.next(), parts.next());
+    let ua_major = info.browser_version.split('.').next();
+    if info.browser != name || ua_major != major {
+        info.browser_version = major_minor(major, minor);
     }
     info.browser = name.to_string();
 }
@@ -509,203 +536,51 @@ mod tests {
     const CHROME_BRANDS: &str =
         r#""Chromium";v="124", "Google Chrome";v="124", "Not-A.Brand";v="99""#;
 
-    // (hints, browser, browser version, os, os version, desktop, mobile, headless)
-    #[allow(clippy::type_complexity)]
-    fn hint_cases() -> Vec<(
-        ClientHints,
+    type HintCase = (
         &'static str,
         &'static str,
         &'static str,
         &'static str,
-        bool,
-        bool,
-        bool,
-    )> {
-        vec![
-            // Windows 11 hides behind "NT 10.0"; only the platform version tells.
-            (
-                hints(CHROME_BRANDS, "?0", r#""Windows""#, r#""15.0.0""#),
-                "Chrome",
-                "124.0",
-                "Windows",
-                "11",
-                true,
-                false,
-                false,
-            ),
-            (
-                hints(CHROME_BRANDS, "?0", r#""Windows""#, r#""10.0.0""#),
-                "Chrome",
-                "124.0",
-                "Windows",
-                "10",
-                true,
-                false,
-                false,
-            ),
-            (
-                hints(CHROME_BRANDS, "?0", r#""Windows""#, r#""0.3.0""#),
-                "Chrome",
-                "124.0",
-                "Windows",
-                "10",
-                true,
-                false,
-                false,
-            ),
-            (
-                hints(CHROME_BRANDS, "?0", r#""macOS""#, r#""14.4.1""#),
-                "Chrome",
-                "124.0",
-                "Mac",
-                "14.4",
-                true,
-                false,
-                false,
-            ),
-            (
-                hints(CHROME_BRANDS, "?0", r#""Linux""#, ""),
-                "Chrome",
-                "124.0",
-                "Linux",
-                "",
-                true,
-                false,
-                false,
-            ),
-            (
-                hints(CHROME_BRANDS, "?1", r#""Android""#, r#""14.0.0""#),
-                "Chrome",
-                "124.0",
-                "Android",
-                "14.0",
-                false,
-                true,
-                false,
-            ),
-            (
-                hints(CHROME_BRANDS, "", r#""Chrome OS""#, ""),
-                "Chrome",
-                "124.0",
-                "Chrome OS",
-                "",
-                false,
-                false,
-                false,
-            ),
-            (
-                hints(CHROME_BRANDS, "", r#""Unknown""#, ""),
-                "Chrome",
-                "124.0",
-                "Windows",
-                "10",
-                true,
-                false,
-                false,
-            ),
-            (
-                hints(
-                    r#""Not/A)Brand";v="8", "Chromium";v="126", "Microsoft Edge";v="126""#,
-                    "?0",
-                    "",
-                    "",
-                ),
-                "Edge",
-                "126",
-                "Windows",
-                "10",
-                true,
-                false,
-                false,
-            ),
-            (
-                hints(
-                    r#""Opera";v="109", "Not:A-Brand";v="8", "Chromium";v="123""#,
-                    "",
-                    "",
-                    "",
-                ),
-                "Opera",
-                "109",
-                "Windows",
-                "10",
-                true,
-                false,
-                false,
-            ),
-            (
-                hints(
-                    r#""Chromium";v="124", "Arc";v="124", "Not-A.Brand";v="99""#,
-                    "",
-                    "",
-                    "",
-                ),
-                "Arc",
-                "124",
-                "Windows",
-                "10",
-                true,
-                false,
-                false,
-            ),
-            (
-                hints(
-                    r#""Not)A;Brand";v="99", "Brave";v="124", "Chromium";v="124""#,
-                    "",
-                    "",
-                    "",
-                ),
-                "Brave",
-                "124",
-                "Windows",
-                "10",
-                true,
-                false,
-                false,
-            ),
-            (
-                hints(r#""Chromium";v="124", "Not-A.Brand";v="99""#, "", "", ""),
-                "Chrome",
-                "124.0",
-                "Windows",
-                "10",
-                true,
-                false,
-                false,
-            ),
-            (
-                hints(
-                    r#""HeadlessChrome";v="124", "Chromium";v="124""#,
-                    "?0",
-                    "",
-                    "",
-                ),
-                "HeadlessChrome",
-                "124",
-                "Windows",
-                "10",
-                true,
-                false,
-                true,
-            ),
-            // Malformed hints never panic and leave the UA's answer alone.
-            (
-                hints("garbage, no quotes", "?x", r#"""#, "abc"),
-                "Chrome",
-                "124.0",
-                "Windows",
-                "10",
-                true,
-                false,
-                false,
-            ),
-        ]
-    }
+        (
+            &'static str,
+            &'static str,
+            &'static str,
+            &'static str,
+            bool,
+            bool,
+            bool,
+        ),
+    );
+
+    // (Sec-CH-UA, -Mobile, -Platform, -Platform-Version) on a Windows Chrome UA ->
+    // (browser, browser version, os, os version, desktop, mobile, headless)
+    #[rustfmt::skip]
+    const HINT_CASES: &[HintCase] = &[
+        // Windows 11 hides behind "NT 10.0"; only the platform version tells.
+        (CHROME_BRANDS, "?0", r#""Windows""#, r#""15.0.0""#, ("Chrome", "124.0", "Windows", "11", true, false, false)),
+        (CHROME_BRANDS, "?0", r#""Windows""#, r#""10.0.0""#, ("Chrome", "124.0", "Windows", "10", true, false, false)),
+        (CHROME_BRANDS, "?0", r#""Windows""#, r#""0.3.0""#, ("Chrome", "124.0", "Windows", "10", true, false, false)),
+        (CHROME_BRANDS, "?0", r#""macOS""#, r#""14.4.1""#, ("Chrome", "124.0", "Mac", "14.4", true, false, false)),
+        (CHROME_BRANDS, "?0", r#""Linux""#, "", ("Chrome", "124.0", "Linux", "", true, false, false)),
+        (CHROME_BRANDS, "?1", r#""Android""#, r#""14.0.0""#, ("Chrome", "124.0", "Android", "14.0", false, true, false)),
+        (CHROME_BRANDS, "", r#""Chrome OS""#, "", ("Chrome", "124.0", "Chrome OS", "", false, false, false)),
+        (CHROME_BRANDS, "", r#""Unknown""#, "", ("Chrome", "124.0", "Windows", "10", true, false, false)),
+        (r#""Not/A)Brand";v="8", "Chromium";v="126", "Microsoft Edge";v="126""#, "?0", "", "", ("Edge", "126", "Windows", "10", true, false, false)),
+        (r#""Microsoft Edge";v="126.0.2592.87", "Chromium";v="126.0.6478.127""#, "", "", "", ("Edge", "126.0", "Windows", "10", true, false, false)),
+        (r#""Opera";v="109", "Not:A-Brand";v="8", "Chromium";v="123""#, "", "", "", ("Opera", "109", "Windows", "10", true, false, false)),
+        (r#""Chromium";v="124", "Arc";v="124", "Not-A.Brand";v="99""#, "", "", "", ("Arc", "124", "Windows", "10", true, false, false)),
+        (r#""Not)A;Brand";v="99", "Brave";v="124", "Chromium";v="124""#, "", "", "", ("Brave", "124", "Windows", "10", true, false, false)),
+        (r#""Chromium";v="124", "Not-A.Brand";v="99""#, "", "", "", ("Chrome", "124.0", "Windows", "10", true, false, false)),
+        (r#""HeadlessChrome";v="124", "Chromium";v="124""#, "?0", "", "", ("HeadlessChrome", "124", "Windows", "10", true, false, true)),
+        // Malformed hints never panic and leave the UA's answer alone.
+        ("garbage, no quotes", "?x", r#"""#, "abc", ("Chrome", "124.0", "Windows", "10", true, false, false)),
+    ];
 
     #[test]
     fn client_hints_override_the_user_agent() {
         let p = parser();
-        for (h, browser, bv, os, ov, desktop, mobile, headless) in hint_cases() {
+        for &(brands, mobile, platform, version, want) in HINT_CASES {
+            let h = hints(brands, mobile, platform, version);
             let got = p.parse(WIN_CHROME, &h);
             let have = (
                 got.browser.as_str(),
@@ -716,11 +591,7 @@ mod tests {
                 got.mobile,
                 got.headless_hint,
             );
-            assert_eq!(
-                have,
-                (browser, bv, os, ov, desktop, mobile, headless),
-                "hints {h:?}"
-            );
+            assert_eq!(have, want, "hints {h:?}");
         }
     }
 
@@ -736,6 +607,15 @@ mod tests {
             p.parse(WIN_CHROME, &ClientHints::default()).os_version,
             "10"
         );
+    }
+
+    #[test]
+    fn oversized_input_is_parsed_but_not_cached() {
+        let p = UaParser::new(&real_rules(), 100).expect("rules compile");
+        let huge = format!("{WIN_CHROME} {}", "é".repeat(1000));
+        assert_eq!(p.parse(&huge, &ClientHints::default()).browser, "Chrome");
+        assert_eq!(p.cache.as_ref().map(|c| c.len()), Some(0));
+        assert_eq!(truncate("aé", 2), "a");
     }
 
     #[test]

@@ -1,0 +1,115 @@
+-- wrk script for trail's benchmarks: varied Pirsch hits, single (/api/v1/hit) or batched.
+--
+-- Environment:
+--   BENCH_LISTS     Lua file with the lists (python bench/traffic.py lua > lists.lua)
+--   BENCH_KEY       the site's access key (pa_...); ignored by the bare app
+--   BENCH_MODE      "hit" (default) or "batch"
+--   BENCH_PAYLOADS  distinct requests pre-built per wrk thread (default 2500 hits / 24 batches)
+--   BENCH_BATCH     hits per batch request (default 500)
+--   BENCH_VISITORS  distinct visitors (IP + UA + language + referrer) per wrk thread
+--   BENCH_SEED      varies IPs between rounds so every round brings new visitors
+-- Each thread pre-formats its requests in init() and request() only cycles through them, so the
+-- generator spends its CPU on sockets, not on building JSON.
+--
+--   BENCH_LISTS=lists.lua BENCH_KEY=pa_... wrk -t2 -c16 -d5s -s bench/wrk.lua http://127.0.0.1:8000/api/v1/hit
+
+dofile(os.getenv("BENCH_LISTS"))
+
+local KEY = os.getenv("BENCH_KEY") or "none"
+local MODE = os.getenv("BENCH_MODE") or "hit"
+local BATCH = tonumber(os.getenv("BENCH_BATCH") or "500")
+local DEFAULT_N = MODE == "batch" and 24 or 2500
+local N = tonumber(os.getenv("BENCH_PAYLOADS") or tostring(DEFAULT_N))
+local SEED = tonumber(os.getenv("BENCH_SEED") or "1")
+-- visitors per thread: ~4 page views each per pass over the hit table
+local VISITORS = tonumber(os.getenv("BENCH_VISITORS") or (MODE == "batch" and "3000" or "600"))
+
+local thread_count = 0
+function setup(thread)
+  thread_count = thread_count + 1
+  thread:set("tid", thread_count)
+end
+
+-- Zipf-ish path choice: cumulative weights 1/rank.
+local cumulative, total = {}, 0
+for i = 1, #PATHS do
+  total = total + 1 / i
+  cumulative[i] = total
+end
+
+local function pick_path()
+  local r = math.random() * total
+  local lo, hi = 1, #PATHS
+  while lo < hi do
+    local mid = math.floor((lo + hi) / 2)
+    if cumulative[mid] < r then lo = mid + 1 else hi = mid end
+  end
+  return PATHS[lo]
+end
+
+local function pick(list)
+  return list[math.random(1, #list)]
+end
+
+local function random_ip()
+  return string.format("%d.%d.%d.%d", pick(PUBLIC_FIRST), math.random(0, 255), math.random(0, 255),
+    math.random(1, 254))
+end
+
+-- A visitor keeps its IP, UA, language, screen and referrer; its page views vary the path,
+-- so sessions get several pages (a referrer or UTM change would start a new session).
+local function visitor()
+  return {ip = random_ip(), ua = pick(USER_AGENTS), lang = pick(LANGUAGES), ref = pick(REFERRERS),
+    utm = pick(UTM), width = pick(SCREEN_WIDTHS)}
+end
+
+local function item(v, time)
+  local path = pick_path()
+  local title = path == "/" and "Home" or path:sub(2):gsub("/", " - ")
+  local extra = time and string.format(',"time":"%s"', time) or ""
+  return string.format(
+    '{"url":"https://%s%s%s","ip":"%s","user_agent":"%s","accept_language":"%s","referrer":"%s",'
+      .. '"title":"%s","screen_width":%d,"screen_height":900%s}',
+    HOSTNAME, path, v.utm, v.ip, v.ua, v.lang, v.ref, title, v.width, extra)
+end
+
+local function batch_body()
+  local now = os.time()
+  local items = {}
+  for i = 1, BATCH do
+    -- spread over the last hour; the millisecond part keeps items of one second apart
+    local t = now - math.random(0, 3599)
+    items[i] = item(visitors[math.random(1, #visitors)], os.date("!%Y-%m-%dT%H:%M:%S", t) .. string.format(".%03dZ", math.random(0, 999)))
+  end
+  return "[" .. table.concat(items, ",") .. "]"
+end
+
+function init(args)
+  math.randomseed(SEED * 7919 + (tid or 0) * 104729)
+  local headers = {["Content-Type"] = "application/json", ["Authorization"] = "Bearer " .. KEY}
+  visitors = {}
+  for i = 1, VISITORS do
+    visitors[i] = visitor()
+  end
+  requests_ = {}
+  for i = 1, N do
+    local body = MODE == "batch" and batch_body() or item(visitors[math.random(1, VISITORS)], nil)
+    requests_[i] = wrk.format("POST", nil, headers, body)
+  end
+  idx = 0
+end
+
+function request()
+  idx = idx % N + 1
+  return requests_[idx]
+end
+
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'BENCH_JSON {"requests":%d,"duration_us":%d,"bytes":%d,"connect":%d,"read":%d,"write":%d,'
+      .. '"status":%d,"timeout":%d,"p50_us":%d,"p90_us":%d,"p99_us":%d,"max_us":%d,"mean_us":%.1f}\n',
+    summary.requests, summary.duration, summary.bytes, e.connect, e.read, e.write, e.status,
+    e.timeout, latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max,
+    latency.mean))
+end

@@ -135,6 +135,7 @@ impl Engine {
                 trusted,
                 page_view_cap: cap,
                 drops: Default::default(),
+                rules: Default::default(),
             })
         })?;
         Ok(Engine { inner, max_batch })
@@ -222,6 +223,19 @@ impl Engine {
             self.inner.storage.close()?;
             self.inner.sessions.sync()
         })?;
+        Ok(())
+    }
+
+    /// The version of a site's rules this worker holds, or None if never set.
+    fn rules_version(&self, site_id: &str) -> Option<u64> {
+        self.inner.rules_version(site_id)
+    }
+
+    /// Install a site's rules: allowed hostnames (empty = any) and traffic filters as
+    /// (type, filter) pairs. Raises InvalidInput naming the bad filter.
+    fn set_rules(&self, site_id: &str, version: u64, hostnames: Vec<String>, filters: Vec<(String, String)>) -> PyResult<()> {
+        let rules = crate::rules::build(version, &hostnames, &filters)?;
+        self.inner.set_rules(site_id, rules);
         Ok(())
     }
 

@@ -12,6 +12,7 @@ pub mod ip;
 pub mod pipeline;
 pub mod referrer;
 pub mod rows;
+pub mod rules;
 pub mod segments;
 pub mod session;
 pub mod ua;

@@ -14,10 +14,13 @@ use crate::hit::{ClientHints, Headers, HitInput, HitKind};
 use crate::ip::{ip_from_body, ip_from_request, TrustedProxies};
 use crate::referrer;
 use crate::rows::{Dims, RequestRow, SiteRows};
+use crate::rules::SiteRules;
 use crate::session::{SessionHit, SessionStore};
 use crate::ua::UaParser;
 use crate::wal::Storage;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
@@ -55,6 +58,8 @@ pub struct Engine {
     pub page_view_cap: u32,
     /// Drop reasons counted since start, for /health and the logs.
     pub drops: Mutex<BTreeMap<String, u64>>,
+    /// Owner-set rules per site id; a site without an entry accepts only its own hostname.
+    pub rules: RwLock<HashMap<String, Arc<SiteRules>>>,
 }
 
 /// A hit after the pure steps: either ready for the session machine or dropped with a reason.
@@ -67,8 +72,9 @@ impl Engine {
     /// Ingest validated items of one kind for one site; `times` are the items' own timestamps
     /// (batch) or `now`.
     pub fn ingest(&self, site: &SiteCtx, kind: HitKind, items: &[HitInput], times: &[i64], origin: &Origin) -> Result<Summary> {
+        let rules = self.rules_for(site);
         let prepared: Vec<Prepared> =
-            items.iter().zip(times).map(|(item, &t)| self.prepare(site, kind, item, t, origin)).collect();
+            items.iter().zip(times).map(|(item, &t)| self.prepare(site, &rules, kind, item, t, origin)).collect();
         let mut rows = Vec::with_capacity(prepared.len() * 4);
         let mut summary = Summary::default();
         let mut txn = self.sessions.begin()?;
@@ -101,7 +107,32 @@ impl Engine {
         Ok(summary)
     }
 
-    fn prepare(&self, site: &SiteCtx, kind: HitKind, item: &HitInput, time: i64, origin: &Origin) -> Prepared {
+    /// The rules version this engine holds for a site (None: never set).
+    pub fn rules_version(&self, site_id: &str) -> Option<u64> {
+        self.rules.read().get(site_id).map(|r| r.version)
+    }
+
+    pub fn set_rules(&self, site_id: &str, rules: SiteRules) {
+        self.rules.write().insert(site_id.to_string(), Arc::new(rules));
+    }
+
+    fn rules_for(&self, site: &SiteCtx) -> Arc<SiteRules> {
+        if let Some(r) = self.rules.read().get(&site.id) {
+            return r.clone();
+        }
+        let default = SiteRules { hostnames: vec![site.hostname.to_lowercase()], ..Default::default() };
+        Arc::new(crate::rules::build(0, &default.hostnames, &[]).unwrap_or(default))
+    }
+
+    fn prepare(
+        &self,
+        site: &SiteCtx,
+        rules: &SiteRules,
+        kind: HitKind,
+        item: &HitInput,
+        time: i64,
+        origin: &Origin,
+    ) -> Prepared {
         let url = parse_url(item.url.as_deref().unwrap_or(""));
         let user_agent = item.user_agent.clone().unwrap_or_default();
         let ip = match origin {
@@ -136,6 +167,9 @@ impl Engine {
         let Some(ip) = ip else {
             return Prepared { hit, drop: Some("ip_invalid") };
         };
+        if let Some(r) = rules.check_request(ip, &url.hostname, &url.path, &user_agent) {
+            return Prepared { hit, drop: Some(r) };
+        }
         let hints = client_hints(item, origin);
         let ua = self.ua.parse(&user_agent, &hints);
         if !item.disable_bot_filter.unwrap_or(false) {
@@ -145,6 +179,9 @@ impl Engine {
             }
         }
         let location = self.geo.lookup(ip);
+        if let Some(r) = rules.check_country(&location.country_code) {
+            return Prepared { hit, drop: Some(r) };
+        }
         let click_id = url.param("gclid").is_some() || url.param("msclkid").is_some();
         let width = screen_width(item, &hints);
         hit.dims = Dims {

@@ -320,7 +320,9 @@ def part_hit(wrk: Wrk, trail: Trail, bare: Bare, key: str, conn_list: list[int],
                     slack += conns
                 else:
                     r = wrk.run(bare_url, conns, seconds)
-                r["cpu_us_per_req"] = (cpu_seconds(pids) - cpu0) / max(1, r["requests"]) * 1e6
+                used = cpu_seconds(pids) - cpu0
+                r["cpu_us_per_req"] = used / max(1, r["requests"]) * 1e6
+                r["cores"] = used / (r["duration_us"] / 1e6)
                 runs[name].append(r)
         row = {"conns": conns}
         for name, rs in runs.items():
@@ -331,6 +333,7 @@ def part_hit(wrk: Wrk, trail: Trail, bare: Bare, key: str, conn_list: list[int],
                 "p99_ms": statistics.median(r["p99_us"] for r in rs) / 1000,
                 "errors": sum(r["status"] + r["connect"] + r["read"] + r["write"] + r["timeout"] for r in rs),
                 "cpu_us": statistics.median(r["cpu_us_per_req"] for r in rs),
+                "cores": statistics.median(r["cores"] for r in rs),
             }
         row["ratio"] = row["trail"]["rps"] / row["bare"]["rps"]
         log(f"/hit c={conns}: trail {row['trail']['rps']:.0f}/s {row['trail']['all_rps']}, "
@@ -403,35 +406,48 @@ def part_locust(trail: Trail, site_id: str, key: str, target_rps: float, seconds
 
 
 def part_profile(trail: Trail, wrk: Wrk, key: str, conns: int, mode: str, seconds: int, tmp: Path) -> dict[str, Any]:
-    """perf (all threads, native) and py-spy (Python + native frames) of the workers under load."""
+    """Where a worker's time goes under load. One tool at a time: py-spy's ptrace stops make the
+    uvloop io_uring SQPOLL kernel thread spin, which would pollute a perf profile taken alongside."""
     pids = trail.worker_pids()
     url = f"{trail.base}/api/v1/hit" + ("/batch" if mode == "batch" else "")
     result: dict[str, Any] = {"mode": mode, "conns": conns, "seconds": seconds}
-    load = threading.Thread(target=lambda: wrk.run(url, conns, seconds + 3, key, mode=mode, record=False))
-    load.start()
-    time.sleep(1.5)
-    procs = []
+
+    def under_load(argv: list[str], length: float) -> None:
+        load = threading.Thread(target=lambda: wrk.run(url, conns, length + 3, key, mode=mode, record=False))
+        load.start()
+        time.sleep(1.5)  # wrk builds its payloads first
+        subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=length + 120)
+        load.join()
+
     perf_data = tmp / f"perf-{mode}.data"
     if shutil.which("perf"):
         argv = ["perf", "record", "-F", "499", "-g", "-p", ",".join(map(str, pids)), "-o", str(perf_data),
                 "--", "sleep", str(seconds)]
         result["perf_cmd"] = shlex.join(argv)
-        procs.append(subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        under_load(argv, seconds)
+        if perf_data.exists():
+            result["perf_dso"] = perf_top(perf_data, ["--no-children", "--sort", "dso"], 8)
+            result["perf_sym"] = perf_top(perf_data, ["--no-children", "--sort", "dso,symbol"], 400)
+            result["perf_sys"] = [(pct, name) for pct, name in perf_top(perf_data, ["--children", "--sort", "symbol"], 3000)
+                                  if re.search(r"\[k\] __(x64|do)_sys_\w+", name)][:12]
+            result["perf_cat"] = categorize(result["perf_sym"])
+            result["perf_sym"] = result["perf_sym"][:25]
+    if shutil.which("strace"):
+        out = tmp / f"strace-{mode}.txt"
+        argv = ["timeout", "-s", "INT", "4", "strace", "-f", "-c", "-o", str(out), "-p", str(pids[0])]
+        result["strace_cmd"] = shlex.join(argv)
+        under_load(argv, 4)
+        if out.exists():
+            result["syscalls"] = strace_per_request(out, "sendto")
     pyspy = find_pyspy()
     raw = tmp / f"pyspy-{mode}.txt"
     if pyspy:
-        argv = [pyspy, "record", "--pid", str(pids[0]), "--native", "-r", "200", "-d", str(seconds), "-f", "raw",
+        argv = [pyspy, "record", "--pid", str(pids[0]), "--native", "-r", "250", "-d", str(seconds), "-f", "raw",
                 "-o", str(raw)]
         result["pyspy_cmd"] = shlex.join(argv)
-        procs.append(subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-    for p in procs:
-        p.wait(seconds + 60)
-    load.join()
-    if perf_data.exists():
-        result["perf_dso"] = perf_top(perf_data, "dso", 12)
-        result["perf_sym"] = perf_top(perf_data, "dso,symbol", 30)
-    if raw.exists() and raw.stat().st_size:
-        result["pyspy"] = pyspy_summary(raw)
+        under_load(argv, seconds)
+        if raw.exists() and raw.stat().st_size:
+            result["pyspy"] = pyspy_summary(raw)
     return result
 
 
@@ -442,38 +458,87 @@ def find_pyspy() -> str | None:
     return None
 
 
-def perf_top(data: Path, sort: str, n: int) -> list[tuple[float, str]]:
-    out = subprocess.run(["perf", "report", "-i", str(data), "--no-children", "--sort", sort, "--stdio", "-g", "none"],
+def perf_top(data: Path, args: list[str], n: int) -> list[tuple[float, str]]:
+    out = subprocess.run(["perf", "report", "-i", str(data), *args, "--stdio", "-g", "none"],
                          capture_output=True, text=True, timeout=300).stdout
     rows = []
     for line in out.splitlines():
-        m = re.match(r"\s+([\d.]+)%\s+(.*\S)", line)
-        if m and not line.lstrip().startswith("#"):
-            rows.append((float(m.group(1)), re.sub(r"\s+", " ", m.group(2))))
+        if line.lstrip().startswith("#"):
+            continue
+        m = re.match(r"\s+([\d.]+)%\s+(?:([\d.]+)%\s+)?(.*?)(?:\s+-\s+-\s*)?$", line)
+        if m:
+            rows.append((float(m.group(1)), re.sub(r"\s+", " ", m.group(3)).strip()))
     return rows[:n]
 
 
+# Self-time categories over perf's "dso symbol" rows; first match wins.
+CATEGORIES = [
+    ("LMDB (session state)", r"_core\S* \[\.\] (mdb_|_mdb_|heed)|_core::session"),
+    ("bot / spam matching (aho-corasick, regex)", r"aho_corasick|regex_automata|regex::|_core::bots|_core::rules"),
+    ("UA parsing", r"ua_parser|_core::ua"),
+    ("JSON (serde)", r"serde|_core::hit::parse_items"),
+    ("WAL encode/write (user space)", r"_core::wal"),
+    ("segment writer / Arrow", r"_core::segments|arrow"),
+    ("rest of _core (pipeline, dims, url, referrer, fingerprint)", r"_core"),
+    ("Python interpreter", r"libpython"),
+    ("Robyn (Rust side: actix, routing, PyO3)", r"robyn\.cpython"),
+    ("malloc/free + memcpy (libc)", r"libc\S* \[\.\] (_int_|malloc|cfree|free|__memmove|__memcpy|__memset|unlink_chunk|__libc_)"),
+    ("libc other", r"libc"),
+    ("kernel: file writes (WAL, LMDB pages)", r"\[k\] (ext4|jbd2|copy_folio|filemap|generic_perform_write|vfs_write|xas_|folio|__filemap|iomap|block_write|file_modified|mark_buffer)"),
+    ("kernel: network + scheduling + other syscalls", r"\[kernel"),
+]
+
+
+def categorize(rows: list[tuple[float, str]]) -> list[tuple[float, str]]:
+    sums: Counter[str] = Counter()
+    for pct, name in rows:
+        for label, pattern in CATEGORIES:
+            if re.search(pattern, name):
+                sums[label] += pct
+                break
+        else:
+            sums["other"] += pct
+    return [(pct, label) for label, pct in sums.most_common()]
+
+
+def strace_per_request(path: Path, per: str) -> dict[str, Any]:
+    """strace -c table -> calls per answered request (sendto = one response)."""
+    calls: dict[str, int] = {}
+    for line in path.read_text().splitlines():
+        parts = line.split()
+        if len(parts) >= 5 and parts[0].replace(".", "").isdigit() and parts[-1].isidentifier():
+            calls[parts[-1]] = int(parts[3])
+    requests = calls.get(per, 0) or 1
+    skip = {"clock_nanosleep", "restart_syscall", "epoll_wait", "epoll_pwait"}
+    per_req = sorted(((c / requests, name) for name, c in calls.items() if name not in skip), reverse=True)
+    return {"requests": requests, "per_request": [(round(v, 2), n) for v, n in per_req if v >= 0.05]}
+
+
 def pyspy_summary(raw: Path) -> dict[str, Any]:
-    """From py-spy's folded stacks: inclusive and self share per function (line numbers dropped)."""
+    """From py-spy's folded stacks: share of the handler's samples per function (inclusive)."""
     inclusive: Counter[str] = Counter()
-    own: Counter[str] = Counter()
+    handler = 0
     total = 0
     for line in raw.read_text().splitlines():
         stack, _, count_s = line.rpartition(" ")
         if not stack or not count_s.isdigit():
             continue
         count = int(count_s)
-        total += count
         frames = [re.sub(r":\d+\)", ")", f) for f in stack.split(";")]
-        frames = [f for f in frames if not f.startswith("process ") and not f.startswith("thread ")]
+        leaf = frames[-1]
+        if any(idle in leaf for idle in ("epoll_wait", "epoll_pwait", "clock_nanosleep", "time_sleep", "futex")):
+            continue  # idle threads and the idle event loop
+        total += count
+        if not any("inner_handler" in f for f in frames):
+            continue
+        handler += count
         for f in set(frames):
             inclusive[f] += count
-        if frames:
-            own[frames[-1]] += count
-    pct = lambda c: 100.0 * c / max(1, total)  # noqa: E731
-    return {"samples": total,
-            "inclusive": [(pct(c), f) for f, c in inclusive.most_common(25)],
-            "self": [(pct(c), f) for f, c in own.most_common(20)]}
+    pct = lambda c: 100.0 * c / max(1, handler)  # noqa: E731
+    keep = [(pct(c), f) for f, c in inclusive.most_common(60)
+            if not re.match(r"(_run_code|_run_module_as_main|<module>|main|Robyn\.start|run_processes|"
+                            r"init_processpool|spawn_process|uv_run|uv__io_poll|Loop__|run_forever|0x)", f)]
+    return {"busy_samples": total, "handler_samples": handler, "inclusive": keep[:22]}
 
 
 # -- report ---------------------------------------------------------------------------------
@@ -541,14 +606,15 @@ def write_results(out: Path, r: dict[str, Any]) -> None:
         "every round uses a new seed, so new visitors.",
         "",
         "| connections | trail req/s | bare req/s | trail/bare | trail p50 / p99 ms | bare p50 / p99 ms "
-        "| server CPU µs/request (trail, bare) | errors (trail, bare) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| server CPU µs/request (trail, bare) | server cores busy (trail, bare) | errors (trail, bare) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in hit["table"]:
         t, b = row["trail"], row["bare"]
         lines.append(f"| {row['conns']} | {t['rps']:.0f} {t['all_rps']} | {b['rps']:.0f} {b['all_rps']} | "
                      f"{row['ratio']:.2f} | {t['p50_ms']:.1f} / {t['p99_ms']:.1f} | {b['p50_ms']:.1f} / "
-                     f"{b['p99_ms']:.1f} | {t['cpu_us']:.0f}, {b['cpu_us']:.0f} | {t['errors']}, {b['errors']} |")
+                     f"{b['p99_ms']:.1f} | {t['cpu_us']:.0f}, {b['cpu_us']:.0f} | {t['cores']:.2f}, {b['cores']:.2f} | "
+                     f"{t['errors']}, {b['errors']} |")
     lines += [
         "",
         f"Peak: trail {hit['peak_trail']:.0f} req/s at {hit['peak_trail_conns']} connections, bare "
@@ -614,19 +680,28 @@ def write_results(out: Path, r: dict[str, Any]) -> None:
 def profile_section(p: dict[str, Any]) -> list[str]:
     what = "`/hit`" if p["mode"] == "hit" else "`/hit/batch`"
     lines = ["", f"### {what} under wrk load ({p['conns']} connections)", ""]
-    if "perf_dso" in p:
-        lines += [f"perf, both workers, all threads, self time (`{p['perf_cmd']}`):", "",
-                  "| % | binary |", "|---|---|"]
+    if "perf_cat" in p:
+        lines += [f"perf, both workers, all threads, self time grouped (`{p['perf_cmd']}`):", "",
+                  "| % of worker CPU | where |", "|---|---|"]
+        lines += [f"| {pct:.1f} | {name} |" for pct, name in p["perf_cat"]]
+        lines += ["", "By binary:", "", "| % | binary |", "|---|---|"]
         lines += [f"| {pct:.1f} | {name} |" for pct, name in p["perf_dso"]]
-        lines += ["", "| % | binary, symbol |", "|---|---|"]
+        lines += ["", "Top symbols (self):", "", "| % | binary, symbol |", "|---|---|"]
         lines += [f"| {pct:.2f} | `{name}` |" for pct, name in p["perf_sym"]]
+        lines += ["", "Kernel time by system call (inclusive):", "", "| % | syscall |", "|---|---|"]
+        lines += [f"| {pct:.1f} | `{name}` |" for pct, name in p["perf_sys"]]
+    if "syscalls" in p:
+        sc = p["syscalls"]
+        lines += ["", f"System calls per answered request, worker 0 (`{p['strace_cmd']}`, "
+                  f"{sc['requests']} responses; strace slows the worker, the ratios still hold):", "",
+                  "| calls/request | syscall |", "|---|---|"]
+        lines += [f"| {v:g} | `{n}` |" for v, n in sc["per_request"]]
     if "pyspy" in p:
         s = p["pyspy"]
-        lines += ["", f"py-spy, worker 0, Python threads with native frames, {s['samples']} samples "
-                  f"(`{p['pyspy_cmd']}`), inclusive:", "", "| % | function |", "|---|---|"]
+        lines += ["", f"py-spy, worker 0, Python thread with native frames (`{p['pyspy_cmd']}`): "
+                  f"{s['handler_samples']} of {s['busy_samples']} non-idle samples are inside the Robyn "
+                  "handler; share of those, inclusive:", "", "| % of handler | function |", "|---|---|"]
         lines += [f"| {pct:.1f} | `{name}` |" for pct, name in s["inclusive"]]
-        lines += ["", "self:", "", "| % | function |", "|---|---|"]
-        lines += [f"| {pct:.1f} | `{name}` |" for pct, name in s["self"]]
     return lines
 
 

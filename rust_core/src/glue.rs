@@ -239,6 +239,12 @@ impl Engine {
         Ok(())
     }
 
+    /// Count a request against a limit shared by all workers: 0 if allowed, else the
+    /// milliseconds until the window resets (for Retry-After).
+    fn rate_limit(&self, py: Python<'_>, key: &str, limit: u32, window_ms: i64) -> PyResult<i64> {
+        Ok(py.detach(|| crate::ratelimit::check(&self.inner.sessions, key, limit, window_ms, now_ms()))?)
+    }
+
     /// Dropped hits by reason since this engine started.
     fn drop_counts(&self) -> std::collections::BTreeMap<String, u64> {
         self.inner.drops.lock().clone()
@@ -264,6 +270,11 @@ impl SessionState {
     fn sweep(&self, py: Python<'_>, max_age_ms: Option<i64>) -> PyResult<usize> {
         let age = max_age_ms.unwrap_or(4 * SESSION_TIMEOUT_MS);
         Ok(py.detach(|| self.inner.sweep(now_ms(), age))?)
+    }
+
+    /// Delete rate-limit windows that have ended (windows up to `window_ms` long).
+    fn sweep_rate_limits(&self, py: Python<'_>, window_ms: i64) -> PyResult<usize> {
+        Ok(py.detach(|| crate::ratelimit::sweep(&self.inner, now_ms(), window_ms))?)
     }
 
     fn sync(&self, py: Python<'_>) -> PyResult<()> {

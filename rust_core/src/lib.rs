@@ -10,6 +10,7 @@ pub mod geo;
 pub mod hit;
 pub mod ip;
 pub mod pipeline;
+pub mod ratelimit;
 pub mod referrer;
 pub mod rows;
 pub mod rules;

@@ -45,9 +45,11 @@ pub struct SessionHit {
 }
 
 pub struct SessionStore {
-    env: Env<WithoutTls>,
+    pub(crate) env: Env<WithoutTls>,
     sessions: Database<'static, Bytes, Bytes>,
     salts: Database<'static, Bytes, Bytes>,
+    /// Rate-limit windows (see `ratelimit.rs`); here because it is the same soft, shared state.
+    pub(crate) limits: Database<'static, Bytes, Bytes>,
 }
 
 impl SessionStore {
@@ -62,14 +64,15 @@ impl SessionStore {
             opts.open(dir)?
         };
         let wtxn = env.write_txn()?;
-        let (sessions, salts) = env
+        let (sessions, salts, limits) = env
             .create_databases_and_commit(wtxn, |dbs, wtxn| -> std::result::Result<_, heed::Error> {
                 let sessions = dbs.create_database::<Bytes, Bytes>(wtxn, Some("sessions"))?;
                 let salts = dbs.create_database::<Bytes, Bytes>(wtxn, Some("salts"))?;
-                Ok(CommitOrAbort::<_, ()>::Commit((sessions, salts)))
+                let limits = dbs.create_database::<Bytes, Bytes>(wtxn, Some("ratelimits"))?;
+                Ok(CommitOrAbort::<_, ()>::Commit((sessions, salts, limits)))
             })?
             .unwrap_commit();
-        Ok(SessionStore { env, sessions, salts })
+        Ok(SessionStore { env, sessions, salts, limits })
     }
 
     pub fn begin(&self) -> Result<SessionTxn<'_>> {

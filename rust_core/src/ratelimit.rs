@@ -1,0 +1,84 @@
+//! Fixed-window rate limits shared by every worker process through the `state/` LMDB env.
+//!
+//! One counter per (key, window): LMDB's single writer makes the increment atomic across
+//! processes, so N workers enforce one limit, not N.
+
+use crate::errors::Result;
+use crate::session::SessionStore;
+
+/// Count one request for `key`; returns 0 when allowed, else milliseconds until the window ends.
+pub fn check(store: &SessionStore, key: &str, limit: u32, window_ms: i64, now: i64) -> Result<i64> {
+    let window_ms = window_ms.max(1);
+    let window = now.div_euclid(window_ms);
+    let mut k = Vec::with_capacity(key.len() + 9);
+    k.extend_from_slice(&window.to_be_bytes());
+    k.push(0);
+    k.extend_from_slice(key.as_bytes());
+    let mut txn = store.env.write_txn()?;
+    let count = store
+        .limits
+        .get(&txn, &k)?
+        .and_then(|v| v.try_into().ok())
+        .map(u32::from_be_bytes)
+        .unwrap_or(0)
+        .saturating_add(1);
+    store.limits.put(&mut txn, &k, &count.to_be_bytes())?;
+    txn.commit()?;
+    if count > limit {
+        return Ok((window + 1) * window_ms - now);
+    }
+    Ok(0)
+}
+
+/// Delete windows that ended before `now` (keys start with the big-endian window number, so
+/// the expired ones sort first). Only windows of the same length compare meaningfully; a key
+/// is removed once its window number is below now/window_ms for the shortest window in use.
+pub fn sweep(store: &SessionStore, now: i64, window_ms: i64) -> Result<usize> {
+    let current = now.div_euclid(window_ms.max(1));
+    let mut txn = store.env.write_txn()?;
+    let old: Vec<Vec<u8>> = store
+        .limits
+        .iter(&txn)?
+        .filter_map(|r| r.ok())
+        .filter(|(k, _)| k.len() >= 8 && i64::from_be_bytes(k[..8].try_into().unwrap_or([0; 8])) < current - 1)
+        .map(|(k, _)| k.to_vec())
+        .collect();
+    for k in &old {
+        store.limits.delete(&mut txn, k)?;
+    }
+    txn.commit()?;
+    Ok(old.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_per_key_and_window() {
+        let dir = tempfile::tempdir().unwrap();
+        let st = SessionStore::open(dir.path(), 1 << 24).unwrap();
+        let now = 1_000_000;
+        for i in 0..10 {
+            assert_eq!(check(&st, "ip:1.2.3.4", 10, 10_000, now + i).unwrap(), 0, "request {i}");
+        }
+        // The 11th in the same 10 s window is refused until the window ends at 1_010_000.
+        assert_eq!(check(&st, "ip:1.2.3.4", 10, 10_000, now + 10).unwrap(), 9_990);
+        assert_eq!(check(&st, "ip:5.6.7.8", 10, 10_000, now + 10).unwrap(), 0);
+        assert_eq!(check(&st, "ip:1.2.3.4", 10, 10_000, now + 10_000).unwrap(), 0);
+        assert_eq!(sweep(&st, now + 40_000, 10_000).unwrap(), 3);
+    }
+
+    #[test]
+    fn shared_between_two_handles_of_one_env() {
+        // Two processes open the env separately; two threads with their own handles stand in.
+        let dir = tempfile::tempdir().unwrap();
+        let st = SessionStore::open(dir.path(), 1 << 24).unwrap();
+        let refused: i64 = std::thread::scope(|s| {
+            let a = s.spawn(|| (0..15).map(|i| (check(&st, "k", 20, 60_000, 5 + i).unwrap() > 0) as i64).sum::<i64>());
+            let b = s.spawn(|| (0..15).map(|i| (check(&st, "k", 20, 60_000, 5 + i).unwrap() > 0) as i64).sum::<i64>());
+            a.join().unwrap() + b.join().unwrap()
+        });
+        assert_eq!(refused, 10);
+    }
+}

@@ -1,0 +1,60 @@
+"""Tag reports: tag keys (/statistics/tags) and one tag's values (/statistics/tag/details).
+
+Tags live on page views as parallel key/value lists; a view counts once for each of its tags.
+Relative values divide by the unfiltered visitors and views of the period.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from trail.stats import metrics as m
+from trail.stats.filters import Filter, FilterError
+from trail.stats.pages import _unfiltered_totals, sort_and_page
+from trail.stats.sources import Rows, rows_for
+
+TAG_SORTS = ("key", "value", "visitors", "views", "relative_visitors", "relative_views")
+
+
+def _tag_pairs(rows: Rows) -> pl.LazyFrame:
+    """One row per (page view, tag): visitor_id, key, value."""
+    pv = rows.page_views(["visitor_id", "tag_keys", "tag_values"])
+    pv = pv.filter(pl.col("tag_keys").list.len() > 0)
+    return pv.explode(["tag_keys", "tag_values"]).rename({"tag_keys": "key", "tag_values": "value"})
+
+
+def _by(rows: Rows, keys: list[str], pairs: pl.LazyFrame) -> list[dict[str, Any]]:
+    f = rows.f
+    if f.search:
+        needle = f.search.lower()
+        pairs = pairs.filter(pl.col(keys[-1]).str.to_lowercase().str.contains(needle, literal=True))
+    stats = pairs.group_by(keys).agg(
+        pl.col("visitor_id").n_unique().cast(pl.Int64).alias("visitors"),
+        pl.len().cast(pl.Int64).alias("views"),
+    )
+    df, tot = pl.collect_all([stats, _unfiltered_totals(rows)])
+    t = tot.row(0, named=True)
+    df = df.with_columns(
+        relative_visitors=m.rate_expr(pl.col("visitors"), t["visitors"] or 0),
+        relative_views=m.rate_expr(pl.col("views"), t["views"] or 0),
+    )
+    df = sort_and_page(df, f, TAG_SORTS, "visitors", keys[-1])
+    return df.select(*keys, "visitors", "views", "relative_visitors", "relative_views").to_dicts()
+
+
+def tags(data_dir: Path, f: Filter) -> list[dict[str, Any]]:
+    """/statistics/tags: visitors and views per tag key."""
+    rows = rows_for(data_dir, f)
+    return _by(rows, ["key"], _tag_pairs(rows))
+
+
+def tag_details(data_dir: Path, f: Filter) -> list[dict[str, Any]]:
+    """/statistics/tag/details: visitors and views per value of the tag named by `tag`."""
+    if not f.tag:
+        raise FilterError("tag", "required: the tag key to break down")
+    rows = rows_for(data_dir, f)
+    pairs = _tag_pairs(rows).filter(pl.col("key") == f.tag)
+    return _by(rows, ["key", "value"], pairs)

@@ -19,15 +19,23 @@ import time
 
 def serve_one(host: str, port: int, log_level: str) -> None:
     # Robyn parses sys.argv when imported: give it the flags trail's worker gives it.
-    sys.argv = [sys.argv[0], "--processes", "1", "--workers", "1", "--disable-openapi",
-                "--log-level", log_level]
+    sys.argv = [
+        sys.argv[0],
+        "--processes",
+        "1",
+        "--workers",
+        "1",
+        "--disable-openapi",
+        "--log-level",
+        log_level,
+    ]
     from robyn import Robyn
     from robyn.argument_parser import Config as RobynConfig
 
     app = Robyn(__file__, config=RobynConfig())
 
     @app.post("/api/v1/hit")
-    def hit(request):  # noqa: ANN001, ANN202 - same shape as trail's handler
+    def hit(request):
         return ""
 
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
@@ -46,8 +54,17 @@ def main() -> None:
     if args.child:
         serve_one(args.host, args.port, args.log_level)
         return
-    argv = [sys.executable, os.path.abspath(__file__), "--child", "--host", args.host,
-            "--port", str(args.port), "--log-level", args.log_level]
+    argv = [
+        sys.executable,
+        os.path.abspath(__file__),
+        "--child",
+        "--host",
+        args.host,
+        "--port",
+        str(args.port),
+        "--log-level",
+        args.log_level,
+    ]
     children = [subprocess.Popen(argv, start_new_session=True) for _ in range(args.processes)]
 
     def stop(*_: object) -> None:

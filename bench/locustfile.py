@@ -23,7 +23,7 @@ from locust import constant_throughput, task
 from locust.contrib.fasthttp import FastHttpUser
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import traffic  # noqa: E402
+import traffic
 
 KEY = os.environ.get("BENCH_KEY", "")
 ADMIN_KEY = os.environ.get("BENCH_ADMIN_KEY", "")
@@ -53,7 +53,9 @@ class SiteTraffic(FastHttpUser):
 
     @task(8)
     def event(self) -> None:
-        self._post("/api/v1/event", traffic.hit(self.rng, self.rng.choice(self.pool), event=True), "event")
+        self._post(
+            "/api/v1/event", traffic.hit(self.rng, self.rng.choice(self.pool), event=True), "event"
+        )
 
     @task(5)
     def keep_alive(self) -> None:
@@ -63,5 +65,8 @@ class SiteTraffic(FastHttpUser):
 
     @task(2)
     def statistics(self) -> None:
-        self.client.get(f"/api/v1/statistics/total?{self.stats_query}",
-                        headers={"Authorization": f"Bearer {ADMIN_KEY}"}, name="statistics/total")
+        self.client.get(
+            f"/api/v1/statistics/total?{self.stats_query}",
+            headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+            name="statistics/total",
+        )

@@ -62,7 +62,11 @@ USER_AGENTS = [
 
 # ~20 referrers; the empty ones are direct visits (the most common referrer of all).
 REFERRERS = [
-    "", "", "", "", "",
+    "",
+    "",
+    "",
+    "",
+    "",
     "https://www.google.com/",
     "https://www.google.de/",
     "https://www.bing.com/",
@@ -82,16 +86,37 @@ REFERRERS = [
     "https://blog.example.org/2024/analytics-roundup",
 ]
 
-LANGUAGES = ["en-US,en;q=0.9", "de-DE,de;q=0.9,en;q=0.8", "fr-FR,fr;q=0.9", "en-GB,en;q=0.9",
-             "es-ES,es;q=0.9", "ja-JP,ja;q=0.9", "pt-BR,pt;q=0.9", "nl-NL,nl;q=0.9,en;q=0.8"]
+LANGUAGES = [
+    "en-US,en;q=0.9",
+    "de-DE,de;q=0.9,en;q=0.8",
+    "fr-FR,fr;q=0.9",
+    "en-GB,en;q=0.9",
+    "es-ES,es;q=0.9",
+    "ja-JP,ja;q=0.9",
+    "pt-BR,pt;q=0.9",
+    "nl-NL,nl;q=0.9,en;q=0.8",
+]
 SCREEN_WIDTHS = [390, 393, 412, 414, 768, 820, 1280, 1366, 1440, 1536, 1920, 2560]
 EVENTS = ["signup", "download", "play", "add_to_cart", "newsletter"]
 
 
 def _paths() -> list[str]:
     """~200 paths of a content site; run.py and Lua pick them Zipf-ish by rank."""
-    top = ["/", "/pricing", "/blog", "/docs", "/about", "/contact", "/features", "/login",
-           "/signup", "/docs/getting-started", "/docs/api", "/blog/announcing-v2", "/changelog"]
+    top = [
+        "/",
+        "/pricing",
+        "/blog",
+        "/docs",
+        "/about",
+        "/contact",
+        "/features",
+        "/login",
+        "/signup",
+        "/docs/getting-started",
+        "/docs/api",
+        "/blog/announcing-v2",
+        "/changelog",
+    ]
     blog = [f"/blog/post-{i}" for i in range(1, 121)]
     docs = [f"/docs/section-{i}/page-{j}" for i in range(1, 9) for j in range(1, 9)]
     return top + blog + docs
@@ -100,8 +125,17 @@ def _paths() -> list[str]:
 PATHS = _paths()
 # Zipf weights (s = 1): the front page gets ~15 %, the long tail a visit now and then.
 ZIPF = [1.0 / (rank + 1) for rank in range(len(PATHS))]
-UTM = ["", "", "", "", "", "", "?utm_source=newsletter&utm_medium=email&utm_campaign=nov",
-       "?utm_source=twitter&utm_medium=social", "?gclid=abc123"]
+UTM = [
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "?utm_source=newsletter&utm_medium=email&utm_campaign=nov",
+    "?utm_source=twitter&utm_medium=social",
+    "?gclid=abc123",
+]
 
 # First octets of public unicast space (skips 0, 10, 100 (CGN), 127, 169, 172, 192, 198, 224+).
 _PUBLIC_FIRST = [o for o in range(1, 224) if o not in (0, 10, 100, 127, 169, 172, 192, 198)]
@@ -145,9 +179,14 @@ def hit(rng: random.Random, who: dict, when: datetime | None = None, event: bool
     return item
 
 
-def batch(rng: random.Random, pool: list[dict], size: int, now: datetime, spread_s: int = 3600) -> list[dict]:
+def batch(
+    rng: random.Random, pool: list[dict], size: int, now: datetime, spread_s: int = 3600
+) -> list[dict]:
     """`size` hits of visitors from `pool`, times spread over the `spread_s` seconds before `now`."""
-    return [hit(rng, rng.choice(pool), now - timedelta(seconds=rng.uniform(0, spread_s))) for _ in range(size)]
+    return [
+        hit(rng, rng.choice(pool), now - timedelta(seconds=rng.uniform(0, spread_s)))
+        for _ in range(size)
+    ]
 
 
 def _lua_str(s: str) -> str:
@@ -158,20 +197,23 @@ def _lua_str(s: str) -> str:
 
 def lua_lists() -> str:
     """The lists as Lua globals, for bench/hit.lua and bench/batch.lua."""
+
     def table(name: str, items: list) -> str:
         body = ",\n  ".join(_lua_str(i) if isinstance(i, str) else repr(i) for i in items)
         return f"{name} = {{\n  {body}\n}}\n"
 
-    return "".join([
-        f'HOSTNAME = "{HOSTNAME}"\n',
-        table("USER_AGENTS", USER_AGENTS),
-        table("REFERRERS", REFERRERS),
-        table("LANGUAGES", LANGUAGES),
-        table("SCREEN_WIDTHS", SCREEN_WIDTHS),
-        table("PATHS", PATHS),
-        table("UTM", UTM),
-        table("PUBLIC_FIRST", _PUBLIC_FIRST),
-    ])
+    return "".join(
+        [
+            f'HOSTNAME = "{HOSTNAME}"\n',
+            table("USER_AGENTS", USER_AGENTS),
+            table("REFERRERS", REFERRERS),
+            table("LANGUAGES", LANGUAGES),
+            table("SCREEN_WIDTHS", SCREEN_WIDTHS),
+            table("PATHS", PATHS),
+            table("UTM", UTM),
+            table("PUBLIC_FIRST", _PUBLIC_FIRST),
+        ]
+    )
 
 
 if __name__ == "__main__":

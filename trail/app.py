@@ -8,13 +8,13 @@ from typing import Any
 
 from robyn import Robyn
 
-from trail.api.common import handler, json_response, pirsch_error
+from trail.api.common import handler, pirsch_error
 from trail.context import Context
 
 log = logging.getLogger("trail.app")
 
 # Route modules in registration order; the optional ones are written by others and may be absent.
-ROUTE_MODULES = ("health", "pirsch_auth", "pirsch_manage")
+ROUTE_MODULES = ("health", "pirsch_auth", "pirsch_manage", "pirsch_goals")
 OPTIONAL_ROUTE_MODULES = ("pirsch_ingest", "pirsch_stats")
 NOT_FOUND_METHODS = ("get", "post", "put", "patch", "delete")
 
@@ -41,9 +41,7 @@ def _register_not_found(app: Robyn) -> None:
 
     @handler
     def not_found(request: Any) -> Any:
-        if request.url.path == "/":
-            return json_response({"name": "trail"})
         return pirsch_error(404, f"no route for {request.method} {request.url.path}")
 
     for method in NOT_FOUND_METHODS:
-        getattr(app, method)("/{*path}")(not_found)
+        getattr(app, method)("/*path")(not_found)

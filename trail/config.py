@@ -52,6 +52,9 @@ class Config:
     limits: Limits = field(default_factory=Limits)
     polars_threads: int = 1
     log_level: str = "info"
+    # "<requests>/<seconds>" per key, "0" = off (raised for load tests, off for server-side ingestion).
+    rate_limit_collect: str = "10/10"
+    rate_limit_api: str = "60/60"
 
     @property
     def data_path(self) -> Path:
@@ -82,6 +85,8 @@ _TYPES: dict[str, type] = {
     "trusted_proxies": list,
     "polars_threads": int,
     "log_level": str,
+    "rate_limit_collect": str,
+    "rate_limit_api": str,
 }
 _LIMIT_TYPES: dict[str, type] = {"max_body_bytes": int, "max_batch": int, "page_view_cap": int}
 
@@ -184,6 +189,8 @@ def validate(config: Config, create_data_dir: bool = True) -> Config:
     _check_range("limits.max_body_bytes", config.limits.max_body_bytes, 1024, 1 << 30)
     _check_range("limits.max_batch", config.limits.max_batch, 1, 1_000_000)
     _check_range("limits.page_view_cap", config.limits.page_view_cap, 1, 1_000_000)
+    for name in ("rate_limit_collect", "rate_limit_api"):
+        parse_rate(name, getattr(config, name))
     if config.log_level.lower() not in LOG_LEVELS:
         raise ConfigError("log_level", f"{config.log_level!r} is not one of {', '.join(LOG_LEVELS)}")
     for entry in config.trusted_proxies:
@@ -201,6 +208,19 @@ def validate(config: Config, create_data_dir: bool = True) -> Config:
         log_level=config.log_level.lower(),
         trusted_proxies=tuple(p.strip() for p in config.trusted_proxies),
     )
+
+
+def parse_rate(name: str, value: str) -> tuple[int, int] | None:
+    """A rate-limit setting "<requests>/<seconds>" -> (requests, window ms); "0" or "off" -> None."""
+    raw = value.strip().lower()
+    if raw in ("0", "off", ""):
+        return None
+    count, sep, seconds = raw.partition("/")
+    if not (sep and count.isdigit() and seconds.isdigit()) or int(count) < 1 or int(seconds) < 1:
+        raise ConfigError(name, f"{value!r} is not <requests>/<seconds> (e.g. 60/60) or 0 for off")
+    if int(count) > 4_000_000_000 or int(seconds) > 86_400:
+        raise ConfigError(name, f"{value!r} is out of range (at most 4e9 requests per 86400 s)")
+    return int(count), int(seconds) * 1000
 
 
 def _check_range(name: str, value: int, low: int, high: int) -> None:

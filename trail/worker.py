@@ -44,6 +44,13 @@ def setup_logging(level: str, role: str) -> None:
     )
 
 
+def quiet_framework_logs(level: str) -> None:
+    """Robyn and actix log every route and start-up step at INFO; keep that for debug."""
+    if level != "debug":
+        for name in ("robyn", "robyn.logger", "actix_server", "actix_server.server"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def open_engine(ctx: Any) -> Any | None:
     """The lead's ingest engine, if that service exists yet; errors opening it are fatal."""
     try:
@@ -137,6 +144,7 @@ def main(argv: list[str] | None = None) -> None:
     watch_parent(stop)
     ctx.engine = open_engine(ctx)
     app = build_app(ctx, RobynConfig())
+    quiet_framework_logs(config.log_level)
     _signal_ready_on_start(app, args.ready_fd, args.id)
     log.info("worker %d serving on %s:%d", args.id, config.host, config.port)
     app.start(host=config.host, port=config.port, _check_port=False)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import time
 from typing import TYPE_CHECKING, Any
+
+import orjson
 
 from trail.datalists import load_bot_lists, load_ua_rules
 
@@ -37,8 +41,31 @@ def open_engine(ctx: Context) -> Engine:
     return engine
 
 
+RULES_CACHE_SECONDS = 2.0  # how long a worker may enforce a site's previous rules
+_rules_checked: dict[str, float] = {}
+
+
+def sync_rules(ctx: Context, site: Site) -> None:
+    """Hand the site's current hostnames and traffic filters to this worker's engine.
+
+    The version is a hash of the rules themselves, so any change anywhere (alternative domains,
+    filters, excluded IPs, settings) reaches every worker within RULES_CACHE_SECONDS without
+    bookkeeping. A filter the engine cannot parse was refused when it was saved.
+    """
+    now = time.monotonic()
+    if _rules_checked.get(site.id, 0.0) > now:
+        return
+    hostnames, filters = ctx.meta.site_rules(site)
+    digest = hashlib.blake2b(orjson.dumps([hostnames, filters]), digest_size=8).digest()
+    version = int.from_bytes(digest, "big") >> 1
+    if ctx.engine.rules_version(site.id) != version:
+        ctx.engine.set_rules(site.id, version, hostnames, filters)
+    _rules_checked[site.id] = now + RULES_CACHE_SECONDS
+
+
 def ingest_api(ctx: Context, site: Site, kind: str, body: bytes, batch: bool) -> dict[str, Any]:
     """Run a Pirsch API body through the hot path; raises InvalidInput naming the field."""
     if ctx.engine is None:
         raise RuntimeError("this worker has no ingest engine")
+    sync_rules(ctx, site)
     return ctx.engine.ingest_api(site.id, site.hostname, kind, body, batch)

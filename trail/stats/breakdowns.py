@@ -11,7 +11,7 @@ import polars as pl
 from trail.stats import metrics as m
 from trail.stats.buckets import hour_of_day
 from trail.stats.filters import Filter
-from trail.stats.pages import sort_and_page
+from trail.stats.pages import _unfiltered_totals, sort_and_page
 from trail.stats.sources import Rows, metrics_by, rows_for
 
 # Report name -> grouped columns (the last one is the primary field `search` looks at).
@@ -108,6 +108,25 @@ def referrer(data_dir: Path, f: Filter) -> list[dict[str, Any]]:
     return df.select(cols).to_dicts()
 
 
+HOSTNAME_SORTS = ("hostname", "visitors", "views", "sessions", "bounces", "relative_visitors",
+                  "relative_views", "bounce_rate")  # fmt: skip
+
+
+def hostname(data_dir: Path, f: Filter) -> list[dict[str, Any]]:
+    """/statistics/hostname: visitors, views, sessions and bounces per hostname."""
+    rows = rows_for(data_dir, f)
+    lf = _search(metrics_by(rows, [pl.col("hostname")], ["hostname"]), f, "hostname")
+    df, tot = pl.collect_all([lf.filter(pl.col("visitors") > 0), _unfiltered_totals(rows)])
+    t = tot.row(0, named=True)
+    df = df.with_columns(
+        relative_visitors=m.rate_expr(pl.col("visitors"), t["visitors"] or 0),
+        relative_views=m.rate_expr(pl.col("views"), t["views"] or 0),
+        bounce_rate=m.rate_expr(pl.col("bounces"), pl.col("sessions")),
+    )
+    df = sort_and_page(df, f, HOSTNAME_SORTS, "visitors", "hostname")
+    return df.select(*HOSTNAME_SORTS).to_dicts()
+
+
 def platform(data_dir: Path, f: Filter) -> dict[str, Any]:
     """Desktop and mobile visitors; unknown = total minus both."""
     rows = rows_for(data_dir, f)
@@ -161,6 +180,23 @@ def hours(data_dir: Path, f: Filter) -> list[dict[str, Any]]:
     lf = metrics_by(rows, [hour_of_day(f.tz).alias("hour")], ["time"])
     df, all_v = pl.collect_all([lf, _all_visitors(rows)])
     return _filled(df, ["hour"], [(h,) for h in range(24)], all_v["visitors"][0] or 0)
+
+
+def minutes(data_dir: Path, f: Filter) -> list[dict[str, Any]]:
+    """Visitors by local minute of the hour, 0..59 all present (mostly used with from_time/to_time)."""
+    rows = rows_for(data_dir, f)
+
+    def minute(column: str) -> pl.Expr:
+        local = pl.col(column).dt.convert_time_zone(f.tz.key)
+        return local.dt.minute().cast(pl.Int64).alias("minute")
+
+    # Minute grouping reads page views (section 5). A session's bounce goes to the minute it
+    # started: `start` is the same on all its rows, so cancelled +1/-1 pairs net out per minute.
+    pv = rows.page_views([*m.PAGE_VIEW_COLUMNS, "time"]).group_by(minute("time"))
+    sess = rows.sessions(["sign", "is_bounce", "start"]).group_by(minute("start"))
+    lf = pv.agg(m.page_view_metrics()).join(sess.agg(m.bounces()), on="minute", how="left")
+    df, all_v = pl.collect_all([lf, _all_visitors(rows)])
+    return _filled(df, ["minute"], [(i,) for i in range(60)], all_v["visitors"][0] or 0)
 
 
 def weekdays(data_dir: Path, f: Filter) -> list[dict[str, Any]]:

@@ -16,7 +16,9 @@ from trail.stats import metrics as m
 from trail.stats.breakdowns import (  # noqa: F401  (re-exported: one import for every report)
     DIMENSIONS,
     dimension,
+    hostname,
     hours,
+    minutes,
     platform,
     referrer,
     weekdays,
@@ -24,6 +26,7 @@ from trail.stats.breakdowns import (  # noqa: F401  (re-exported: one import for
 from trail.stats.buckets import bucket_index, bucket_label, bucket_starts
 from trail.stats.filters import Filter
 from trail.stats.pages import active, entry_pages, exit_pages, page  # noqa: F401
+from trail.stats.pages import _page_filter_only as page_filter_only
 from trail.stats.predicates import pair_value
 from trail.stats.sources import KEYS, Rows, metrics_by, rows_for
 
@@ -127,11 +130,14 @@ def session_duration(data_dir: Path, f: Filter) -> list[dict[str, Any]]:
     daily = lf.group_by(bucket_index(days, f.tz)).agg(
         m.duration_sum().alias("total"), m.sessions().alias("n")
     )
-    per_day = {
-        r["bucket"]: r["total"] / r["n"]
-        for r in daily.collect().iter_rows(named=True)
-        if r["n"] > 0
-    }
+    return _scaled_averages(f, daily.collect())
+
+
+def _scaled_averages(f: Filter, daily: pl.DataFrame, **extra: Any) -> list[dict[str, Any]]:
+    """Per-day averages total/n (rows: bucket, total, n) averaged over each scale bucket, rounded."""
+    first, last = dates_of(f)
+    days = bucket_starts(first, last, "day")
+    per_day = {r["bucket"]: r["total"] / r["n"] for r in daily.iter_rows(named=True) if r["n"] > 0}
     starts = bucket_starts(first, last, f.scale)
     out = []
     for i, start in enumerate(starts):
@@ -139,9 +145,29 @@ def session_duration(data_dir: Path, f: Filter) -> list[dict[str, Any]]:
         values = [per_day[j] for j, d in enumerate(days) if start <= d < end and j in per_day]
         item: dict[str, Any] = {"day": None, "week": None, "month": None, "year": None}
         item[f.scale] = bucket_label(start)
+        item.update(extra)
         item["average_time_spent_seconds"] = round(sum(values) / len(values)) if values else 0
         out.append(item)
     return out
+
+
+def page_duration(data_dir: Path, f: Filter) -> list[dict[str, Any]]:
+    """/statistics/duration/page: per bucket, the average time on the filtered pages.
+
+    Time on page is the next view's duration in the session (zeros excluded), averaged per day
+    and then over the days of each bucket, like the session duration.
+    """
+    rows = rows_for(data_dir, f)
+    first, last = dates_of(f)
+    days = bucket_starts(first, last, "day")
+    pv = rows.page_views([*KEYS, "time", "duration_seconds", "path", "title"], with_paths=False)
+    pv = m.with_time_on_page(pv).filter(page_filter_only(f) & (pl.col("time_on_page") > 0))
+    daily = pv.group_by(bucket_index(days, f.tz)).agg(
+        pl.col("time_on_page").sum().alias("total"), pl.len().alias("n")
+    )
+    ff = f.fields.get("path")
+    path = ff.eq[0] if ff is not None and len(ff.eq) == 1 and not ff.neq else ""
+    return _scaled_averages(f, daily.collect(), path=path)
 
 
 def _time_spent(rows: Rows) -> pl.LazyFrame:
@@ -183,3 +209,22 @@ def growth(data_dir: Path, f: Filter, now: datetime | None = None) -> dict[str, 
 def dates_of(f: Filter) -> tuple[date, date]:
     assert f.from_date is not None and f.to_date is not None
     return f.from_date, f.to_date
+
+
+OVERVIEW_DAYS = 7
+
+
+def overview(data_dir: Path, f: Filter, now: datetime | None = None) -> dict[str, Any]:
+    """/statistics/overview: totals, growth and the daily series (default: the last 7 days)."""
+    if f.from_date is None or f.to_date is None:
+        today = (now or datetime.now(UTC)).astimezone(f.tz).date()
+        f = replace(f, from_date=today - timedelta(days=OVERVIEW_DAYS - 1), to_date=today)
+    t, g = total(data_dir, f), growth(data_dir, f, now)
+    return {
+        "visitors": t["visitors"],
+        "views": t["views"],
+        "visitors_growth": g["visitors_growth"],
+        "visitor_growth": g["visitors_growth"],  # both spellings appear in the Pirsch docs
+        "views_growth": g["views_growth"],
+        "visitors_time_series": visitor(data_dir, replace(f, scale="day")),
+    }

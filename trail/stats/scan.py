@@ -8,6 +8,8 @@ from pathlib import Path
 
 import polars as pl
 
+from trail.storage import tombstones
+from trail.storage.daydir import list_day
 from trail.storage.schema import TABLES
 
 # Site ids are UUIDs; anything that could escape the segments directory is refused outright.
@@ -35,12 +37,11 @@ def segment_files(
     if not site_dir.is_dir():
         return arrow, parquet
     for day in days:
-        day_dir = site_dir / f"day={day.isoformat()}"
-        if not day_dir.is_dir():
-            continue
-        # Temp files being written are not named *.arrow, so a half-written segment is never read.
-        arrow.extend(sorted(str(p) for p in day_dir.glob("*.arrow")))
-        parquet.extend(sorted(str(p) for p in day_dir.glob("*.parquet")))
+        # Temp files being written are not named *.arrow, so a half-written segment is never read;
+        # files a compacted parquet replaced are skipped (see trail.storage.daydir).
+        a, p = list_day(site_dir / f"day={day.isoformat()}")
+        arrow.extend(a)
+        parquet.extend(p)
     return arrow, parquet
 
 
@@ -70,7 +71,17 @@ def scan(
         return pl.LazyFrame(schema={c: schema[c] for c in wanted})
     frame = parts[0] if len(parts) == 1 else pl.concat(parts, how="vertical_relaxed")
     window = (pl.col("time") >= _lit_time(start)) & (pl.col("time") < _lit_time(end))
+    stones = tombstones.relevant(
+        tombstones.load(data_dir, site_id), table, _ms(start), _ms(end)
+    )
+    keep = tombstones.keep_expr(stones)
+    if keep is not None:
+        window = window & keep
     return frame.filter(window).select(wanted).cast({c: schema[c] for c in wanted})
+
+
+def _ms(value: datetime) -> int:
+    return int(value.timestamp() * 1000)
 
 
 def _lit_time(value: datetime) -> pl.Expr:

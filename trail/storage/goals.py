@@ -131,3 +131,14 @@ class GoalStore:
                     txn.delete(key, db=db)
                 n += len(doomed)
         return n
+
+
+_stores: dict[int, GoalStore] = {}
+
+
+def goal_store(env: lmdb.Environment) -> GoalStore:
+    """The process's GoalStore over `env` (named databases are opened once per env)."""
+    store = _stores.get(id(env))
+    if store is None or store.env is not env:
+        store = _stores[id(env)] = GoalStore(env)
+    return store

@@ -22,7 +22,10 @@ from typing import Any, Iterator
 import lmdb
 import orjson
 
-SUBDBS = ("accounts", "users", "sites", "clients", "client_ids", "keys", "tokens", "links", "settings")
+SUBDBS = (
+    "accounts", "users", "sites", "clients", "client_ids", "keys", "tokens", "links", "settings",
+    "alternatives", "filters",
+)
 MAP_SIZE = 4 << 30  # sparse file: LMDB only uses the pages it writes
 TOKEN_TTL_SECONDS = 3600
 ROLES = ("admin", "user")
@@ -96,6 +99,10 @@ class Site:
     display_name: str = ""
     metadata: dict[str, Any] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
+    # TinyTrail website settings: [{name, pattern}] matched against paths at query time, and
+    # IPs/CIDR ranges whose traffic ingestion drops (site_rules hands them to the engine).
+    content_groups: list[dict[str, str]] = field(default_factory=list)
+    excluded_ips: list[str] = field(default_factory=list)
     def_time: str = ""
     mod_time: str = ""
 
@@ -212,7 +219,7 @@ class MetaStore:
     @classmethod
     def open(cls, path: str | Path) -> MetaStore:
         Path(path).mkdir(parents=True, exist_ok=True)
-        env = lmdb.open(str(path), map_size=MAP_SIZE, max_dbs=32, max_readers=512)
+        env = lmdb.open(str(path), map_size=MAP_SIZE, max_dbs=128, max_readers=512)
         return cls(env)
 
     def close(self) -> None:
@@ -256,6 +263,11 @@ class MetaStore:
         with self.env.begin() as txn:
             rec = self._get(txn, "users", user_id)
         return User(**rec) if rec else None
+
+    def count_users(self, account_id: str | None) -> int:
+        """How many users belong to an account (the `member` count of /statistics/overview)."""
+        with self.env.begin() as txn:
+            return sum(1 for _, rec in self._scan(txn, "users") if rec.get("account_id") == account_id)
 
     def create_user(
         self, role: str, account_id: str | None = None, email: str | None = None
@@ -353,6 +365,18 @@ class MetaStore:
             rec = self._get(txn, "links", code)
             site = self._get(txn, "sites", rec["site_id"]) if rec else None
         return Site(**site) if site else None
+
+    def site_rules(self, site: Site) -> tuple[list[str], list[tuple[str, str]]]:
+        """What ingestion enforces for a site: allowed hostnames (empty = any) and traffic
+        filters as (type, filter). Records: `alternatives` {id, domain_id, hostname} and
+        `filters` {id, domain_id, type, description, filter}; TinyTrail's excluded_ips are IP
+        filters too."""
+        with self.env.begin() as txn:
+            alternatives = [r["hostname"] for _, r in self._scan(txn, "alternatives") if r.get("domain_id") == site.id]
+            filters = [(r["type"], r["filter"]) for _, r in self._scan(txn, "filters") if r.get("domain_id") == site.id]
+        filters += [("ip", ip) for ip in getattr(site, "excluded_ips", None) or []]
+        hostnames = [] if site.settings.get("allow_any_hostname") else [site.hostname, *alternatives]
+        return hostnames, filters
 
     # -- clients, keys, tokens ---------------------------------------------------------------
 

@@ -36,8 +36,19 @@ def purge_tokens(state: Any) -> None:
         log.info("purged %d expired oauth tokens", removed)
 
 
+def compact_segments(state: Any) -> None:
+    from trail.tasks import compaction
+
+    compaction.maintenance_task(state)
+
+
 def default_tasks() -> list[Task]:
-    return [Task("purge_tokens", 600.0, purge_tokens)]
+    from trail.tasks.compaction import DEFAULT_INTERVAL
+
+    return [
+        Task("purge_tokens", 600.0, purge_tokens),
+        Task("compaction", DEFAULT_INTERVAL, compact_segments),
+    ]
 
 
 @dataclass
@@ -60,6 +71,18 @@ def run(state: State, tasks: list[Task], stop: threading.Event, tick: float = 1.
         stop.wait(tick)
 
 
+def _stop_when_orphaned(stop: threading.Event) -> None:
+    """The supervisor keeps children in their own session: leave when it is gone."""
+    parent = os.getppid()
+
+    def loop() -> None:
+        while not stop.is_set() and os.getppid() == parent:
+            time.sleep(1.0)
+        stop.set()
+
+    threading.Thread(target=loop, name="parent-watch", daemon=True).start()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="trail.tasks.maintenance")
     parser.add_argument("--config-json", default=os.environ.get("TRAIL_CONFIG_JSON"), required=False)
@@ -74,6 +97,7 @@ def main(argv: list[str] | None = None) -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    _stop_when_orphaned(stop)
     meta = MetaStore.open(Path(config.data_dir) / "meta")
     try:
         run(State(config, meta), default_tasks(), stop)

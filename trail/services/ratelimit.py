@@ -1,0 +1,59 @@
+"""Fixed-window rate limits shared by every worker (counters live in the engine's state env).
+
+Buckets are named after the settings that size them: `collect` (TinyTrail collection, keyed by
+client IP) and `api` (protected routes, keyed by API key). `check_rate` is the one call routes
+make; it answers None (go ahead) or the seconds for the `Retry-After` header.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+from typing import TYPE_CHECKING
+
+from trail.config import parse_rate
+
+if TYPE_CHECKING:
+    from trail.context import Context
+
+log = logging.getLogger("trail.ratelimit")
+
+BUCKETS = ("collect", "api")
+_warned = False
+
+
+def limit_for(ctx: Context, bucket: str) -> tuple[int, int] | None:
+    """(requests, window ms) of `bucket`, or None when that limit is off."""
+    if bucket not in BUCKETS:
+        raise ValueError(f"unknown rate-limit bucket {bucket!r}")
+    return parse_rate(f"rate_limit_{bucket}", getattr(ctx.config, f"rate_limit_{bucket}"))
+
+
+def state_key(bucket: str, key: str) -> str:
+    """The counter's key in the state env: secrets are never stored, only a digest of them."""
+    digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    return f"{bucket}:{digest}"
+
+
+def check_rate(ctx: Context, bucket: str, key: str) -> int | None:
+    """Count one request of `key` in `bucket`: None if allowed, else Retry-After seconds (>= 1)."""
+    limit = limit_for(ctx, bucket)
+    engine = ctx.engine
+    if limit is None or engine is None:
+        return None
+    if not hasattr(engine, "rate_limit"):
+        _warn_once()
+        return None
+    requests, window_ms = limit
+    wait_ms = int(engine.rate_limit(state_key(bucket, key), requests, window_ms))
+    if wait_ms <= 0:
+        return None
+    return max(1, math.ceil(wait_ms / 1000))
+
+
+def _warn_once() -> None:
+    global _warned
+    if not _warned:
+        _warned = True
+        log.warning("the native engine has no rate_limit(): rate limits are off (rebuild trail._core)")

@@ -1,0 +1,137 @@
+"""One (table, site, day) directory of segment files and its compaction manifest.
+
+A day directory holds sealed `*.arrow` segments (written by the Rust WAL sealer) and, once the
+maintenance process compacted it, `part-<n>.parquet` files plus `compacted.json`:
+
+    {"live": ["part-3.parquet"],
+     "replaced": {"w0-g17...-0.arrow": {"by": "part-3.parquet", "at": 1700000000.0}, ...},
+     "tombstones_at": 1700000000000}
+
+Readers and the compactor agree on these rules, which make every moment consistent without a lock
+on the read side (the compactor writes the parquet first, then renames the manifest into place):
+- a parquet file is read only if the manifest lists it as live and it exists in the listing
+  (a parquet renamed before its manifest is ignored: its inputs are still read);
+- a file (arrow or an older parquet) is skipped if the manifest says it was replaced by a live
+  parquet that exists in the same listing (a reader that listed before the parquet appeared
+  still reads the inputs);
+- replaced files are deleted after a grace period, so a query that listed them can still open them.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+MANIFEST = "compacted.json"
+LOCK = ".compact.lock"
+
+
+@dataclass
+class Manifest:
+    live: list[str] = field(default_factory=list)
+    replaced: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # deleted_at (ms) of the newest tombstone already applied to the live parquet.
+    tombstones_at: int = 0
+
+    @classmethod
+    def read(cls, day_dir: Path) -> Manifest:
+        try:
+            raw = orjson.loads((day_dir / MANIFEST).read_bytes())
+        except FileNotFoundError:
+            return cls()
+        except (OSError, orjson.JSONDecodeError):
+            # A torn manifest cannot exist (it is renamed into place); treat garbage as absent
+            # rather than failing every query of the site.
+            return cls()
+        return cls(
+            live=list(raw.get("live", [])),
+            replaced=dict(raw.get("replaced", {})),
+            tombstones_at=int(raw.get("tombstones_at", 0)),
+        )
+
+    def write(self, day_dir: Path) -> None:
+        body = {"live": self.live, "replaced": self.replaced, "tombstones_at": self.tombstones_at}
+        write_atomic(day_dir / MANIFEST, orjson.dumps(body, option=orjson.OPT_INDENT_2))
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write `data` to `path` through a fsynced temp file and a rename, then fsync the directory."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+def fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def locked(day_dir: Path) -> Iterator[None]:
+    """Exclusive lock for writers of one day directory (compaction, deletion rewrites)."""
+    with open(day_dir / LOCK, "a+b") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+def visible_files(names: list[str], manifest: Manifest) -> tuple[list[str], list[str]]:
+    """(arrow, parquet) names a reader should read, given one directory listing."""
+    present = set(names)
+    live = [p for p in manifest.live if p in present]
+    live_set = set(live)
+
+    def superseded(name: str) -> bool:
+        entry = manifest.replaced.get(name)
+        return entry is not None and entry.get("by") in live_set
+
+    arrow = sorted(n for n in names if n.endswith(".arrow") and not superseded(n))
+    parquet = sorted(n for n in live if not superseded(n))
+    return arrow, parquet
+
+
+# Listing cache: day dir -> (dir mtime_ns, (arrow paths, parquet paths)). A directory's mtime
+# changes whenever a file is added, renamed or removed in it; entries are only trusted when the
+# mtime is older than the filesystem's timestamp granularity, so a change in the same tick as
+# the listing is never missed.
+_listing_cache: dict[str, tuple[int, tuple[list[str], list[str]]]] = {}
+_SETTLED_NS = 2_000_000_000
+
+
+def list_day(day_dir: Path) -> tuple[list[str], list[str]]:
+    """Full paths of the (arrow, parquet) files to read in one day directory."""
+    key = str(day_dir)
+    try:
+        mtime = os.stat(key).st_mtime_ns
+    except FileNotFoundError:
+        _listing_cache.pop(key, None)
+        return [], []
+    cached = _listing_cache.get(key)
+    if cached is not None and cached[0] == mtime:
+        return cached[1]
+    names = os.listdir(key)
+    manifest = Manifest.read(day_dir) if MANIFEST in names else Manifest()
+    arrow, parquet = visible_files(names, manifest)
+    result = ([f"{key}/{n}" for n in arrow], [f"{key}/{n}" for n in parquet])
+    if time.time_ns() - mtime > _SETTLED_NS:
+        if len(_listing_cache) > 50_000:
+            _listing_cache.clear()
+        _listing_cache[key] = (mtime, result)
+    return result

@@ -1,0 +1,120 @@
+"""Deleted statistics: per-site tombstones that hide rows now and remove them at compaction.
+
+`DELETE /api/v1/statistics` appends a record {tables, from, to, deleted_at} (UTC milliseconds) to
+`<data_dir>/tombstones/site=<id>.json`. Every scan drops rows of those tables with
+from <= time < to and time <= deleted_at, and compaction rewrites day files without them, so rows
+sealed later (a WAL replayed after a crash, a worker's last unsealed second) stay deleted too.
+Rows with a time after the deletion (a range reaching into the future) are new data and stay.
+Tombstones are kept forever: they are tiny, and late rows of a deleted range can come at any time.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+import polars as pl
+
+from trail.storage.daydir import write_atomic
+
+_SAFE_SITE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+ALL_TABLES = ("sessions", "page_views", "events", "requests")
+# Pirsch's `kind` -> the tables it deletes. "imported" statistics do not exist in trail.
+KIND_TABLES: dict[str, tuple[str, ...]] = {
+    "": ALL_TABLES,
+    "all": ALL_TABLES,
+    "events": ("events",),
+    "imported": (),
+}
+
+
+@dataclass(frozen=True)
+class Tombstone:
+    tables: tuple[str, ...]
+    start_ms: int  # inclusive
+    end_ms: int  # exclusive
+    deleted_at_ms: int
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "tables": list(self.tables),
+            "from": self.start_ms,
+            "to": self.end_ms,
+            "deleted_at": self.deleted_at_ms,
+        }
+
+
+def _path(data_dir: Path, site_id: str) -> Path | None:
+    if not _SAFE_SITE.match(site_id):
+        return None
+    return Path(data_dir) / "tombstones" / f"site={site_id}.json"
+
+
+_cache: dict[str, tuple[int, list[Tombstone]]] = {}
+
+
+def load(data_dir: Path, site_id: str) -> list[Tombstone]:
+    """The site's tombstones (cached by file mtime; [] when none)."""
+    path = _path(data_dir, site_id)
+    if path is None:
+        return []
+    try:
+        mtime = os.stat(path).st_mtime_ns
+    except FileNotFoundError:
+        return []
+    key = str(path)
+    cached = _cache.get(key)
+    if cached is not None and cached[0] == mtime:
+        return cached[1]
+    raw = orjson.loads(path.read_bytes())
+    out = [
+        Tombstone(tuple(r["tables"]), int(r["from"]), int(r["to"]), int(r["deleted_at"]))
+        for r in raw
+    ]
+    if time.time_ns() - mtime > 2_000_000_000:
+        _cache[key] = (mtime, out)
+    return out
+
+
+def add(data_dir: Path, site_id: str, tables: tuple[str, ...], start_ms: int, end_ms: int) -> Tombstone:
+    """Record a deletion (durably, before returning); concurrent writers serialise on a lock."""
+    path = _path(data_dir, site_id)
+    if path is None:
+        raise ValueError("bad site id")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    stone = Tombstone(tables, start_ms, end_ms, int(time.time() * 1000))
+    with open(path.parent / ".lock", "a+b") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        try:
+            records = orjson.loads(path.read_bytes()) if path.exists() else []
+            records.append(stone.to_json())
+            write_atomic(path, orjson.dumps(records))
+        finally:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+    _cache.pop(str(path), None)
+    return stone
+
+
+def relevant(stones: list[Tombstone], table: str, start_ms: int, end_ms: int) -> list[Tombstone]:
+    """The tombstones of `table` that overlap [start_ms, end_ms)."""
+    return [
+        t for t in stones if table in t.tables and t.start_ms < end_ms and start_ms < t.end_ms
+    ]
+
+
+def keep_expr(stones: list[Tombstone]) -> pl.Expr | None:
+    """A predicate true for rows no tombstone deletes (None when nothing applies)."""
+    if not stones:
+        return None
+    t = pl.col("time").cast(pl.Int64)
+    expr: pl.Expr | None = None
+    for s in stones:
+        dead = (t >= s.start_ms) & (t < s.end_ms) & (t <= s.deleted_at_ms)
+        expr = dead if expr is None else expr | dead
+    assert expr is not None
+    return ~expr

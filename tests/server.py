@@ -45,6 +45,13 @@ def request(method: str, url: str, body: Any = None, headers: dict[str, str] | N
         return Reply(e.code, e.read(), dict(e.headers))
 
 
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "Z"
+
+
 class TrailServer:
     """`trail serve` as a subprocess in its own process group, so kill -9 takes all of it."""
 
@@ -98,11 +105,34 @@ class TrailServer:
         self._wait_port_free()
         return code
 
-    def kill9(self) -> None:
-        """SIGKILL the supervisor and every worker at once."""
+    def processes(self) -> list[int]:
+        """The supervisor and all its descendants (workers run in sessions of their own)."""
         assert self.proc is not None
-        os.killpg(self.proc.pid, signal.SIGKILL)
+        parents: dict[int, int] = {}
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            parents[int(stat.parent.name)] = int(fields[1])
+        family = [self.proc.pid]
+        for pid in family:
+            family.extend(child for child, parent in parents.items() if parent == pid)
+        return family
+
+    def kill9(self) -> None:
+        """SIGKILL the supervisor and every worker at once, like a power cut."""
+        assert self.proc is not None
+        family = self.processes()
+        for pid in family:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         self.proc.wait(10)
+        for pid in family[1:]:
+            while Path(f"/proc/{pid}").exists() and "Z" not in _state(pid):
+                time.sleep(0.01)
         self._wait_port_free()
 
     def _wait_port_free(self, timeout: float = 10) -> None:

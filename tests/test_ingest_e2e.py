@@ -237,3 +237,45 @@ def test_drops_are_logged_with_their_reason(server: TrailServer) -> None:
     assert bots["user_agent"].to_list() == [GOOGLEBOT, "curl/8.4.0"]
     assert all(reason for reason in bots["bot_reason"].to_list())
     assert requests.filter(~pl.col("bot")).height == 4
+
+
+def test_fewer_workers_after_a_crash_still_recover_every_hit(tmp_path: Path) -> None:
+    s = TrailServer(tmp_path / "data", workers=2, env={"TRAIL_SEAL_INTERVAL_MS": "60000"}).start()
+    site, key = s.create_site()
+    acked = 0
+    for i in range(60):
+        body = {"url": f"https://example.com/r{i % 3}", "ip": f"81.2.70.{i + 1}", "user_agent": CHROME_WIN}
+        acked += s.call("POST", "/api/v1/hit", body, key=key).status == 200
+    assert acked == 60
+    s.kill9()
+    wals = sorted(p.name for p in (s.data_dir / "wal").glob("*.wal"))
+    assert any(name.startswith("worker-1-") for name in wals), wals  # worker 1 took some hits
+    # Restart with one worker: the maintenance process replays worker 1's WAL.
+    s.workers = 1
+    s.env["TRAIL_SEAL_INTERVAL_MS"] = "200"
+    s.start()
+    today = time.strftime("%Y-%m-%d", time.gmtime())
+    total = wait_for(lambda: s.stats("total", site, **{"from": today, "to": today}), lambda t: t["views"] >= 60)
+    s.stop()
+    assert total["views"] == 60
+    assert not list((s.data_dir / "wal").glob("worker-1-*.wal"))
+
+
+def test_geoip_fills_country_region_city(tmp_path: Path) -> None:
+    mmdb = Path(__file__).resolve().parent.parent / "rust_core" / "tests" / "data" / "geo-test.mmdb"
+    s = TrailServer(tmp_path / "data", workers=1, env={**FAST_SEAL, "TRAIL_GEOIP_DB": str(mmdb)}).start()
+    site, key = s.create_site()
+    hits = [
+        hit("https://example.com/", "81.2.69.160", CHROME_WIN, "09:00:00"),  # fixture: gb / England / London
+        hit("https://example.com/", "89.160.20.112", FIREFOX_MAC, "09:01:00"),  # se / Östergötland / Linköping
+        hit("https://example.com/", "198.51.100.7", SAFARI_IPHONE, "09:02:00"),  # not in the fixture
+    ]
+    assert s.call("POST", "/api/v1/hit/batch", hits, key=key).status == 200
+    span = {"from": DAY, "to": DAY}
+    wait_for(lambda: s.stats("total", site, **span), lambda t: t["views"] >= 3)
+    countries = {c["country_code"]: c["visitors"] for c in s.stats("country", site, **span)}
+    cities = {(c["country_code"], c["region"], c["city"]) for c in s.stats("city", site, **span)}
+    s.stop()
+    assert countries == {"gb": 1, "se": 1, "": 1}
+    assert ("gb", "England", "London") in cities
+    assert ("se", "Östergötland", "Linköping") in cities

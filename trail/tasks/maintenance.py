@@ -49,13 +49,57 @@ def default_tasks() -> list[Task]:
     return [
         Task("purge_tokens", 600.0, purge_tokens),
         Task("compaction", DEFAULT_INTERVAL, compact_segments),
+        Task("recover_retired_wals", 3600.0, recover_retired_wals),
+        # Not at start: a restart must not cut sessions that a batch import is still writing.
+        Task("sweep_sessions", 300.0, sweep_sessions, next_at=time.monotonic() + 300.0),
     ]
+
+
+def sweep_sessions(state: State) -> None:
+    """Forget sessions idle for two hours (4x the timeout): the state env stays small.
+
+    Idle is measured against the wall clock, so a batch import of old hits that pauses for
+    longer than this between requests starts new sessions when it resumes.
+    """
+    removed = state.session_state().sweep(SESSION_MAX_IDLE_MS)
+    state.session_state().sweep_rate_limits(RATE_WINDOW_MAX_MS)
+    state.session_state().sync()
+    if removed:
+        log.info("swept %d idle sessions", removed)
+
+
+def recover_retired_wals(state: State) -> None:
+    """Replay WAL files of worker ids no longer running (e.g. after --workers was lowered)."""
+    from trail.core import StorageError, recover_wal
+
+    wal_dir = Path(state.config.data_dir) / "wal"
+    ids = {int(m.group(1)) for f in wal_dir.glob("worker-*-*.wal") if (m := WAL_NAME.match(f.name))}
+    for worker_id in sorted(i for i in ids if i >= state.config.workers):
+        try:
+            recover_wal(state.config.data_dir, worker_id)
+            log.info("replayed the WAL left by retired worker %d", worker_id)
+        except StorageError as e:
+            log.warning("could not replay the WAL of worker %d: %s", worker_id, e)
+
+
+SESSION_MAX_IDLE_MS = 2 * 3600 * 1000
+RATE_WINDOW_MAX_MS = 3600 * 1000
+WAL_NAME = re.compile(r"worker-(\d+)-\d+\.wal$")
 
 
 @dataclass
 class State:
     config: Any
     meta: Any
+    _sessions: Any = None
+
+    def session_state(self) -> Any:
+        """The shared session/rate-limit state env, opened on first use (heed, via _core)."""
+        if self._sessions is None:
+            from trail.core import SessionState
+
+            self._sessions = SessionState(self.config.data_dir)
+        return self._sessions
 
 
 def run(state: State, tasks: list[Task], stop: threading.Event, tick: float = 1.0) -> None:

@@ -471,9 +471,9 @@ def part_locust(
         str(BENCH / "locustfile.py"),
         "--headless",
         "-u",
-        str(users),
+        str(users + 1),  # + the one Dashboard user
         "-r",
-        str(users),
+        str(users + 1),
         "-t",
         f"{seconds}s",
         "--host",
@@ -861,10 +861,12 @@ def write_results(out: Path, r: dict[str, Any]) -> None:
         "## 3. Mixed traffic at half of the `/hit` peak (locust, FastHttpUser)",
         "",
         (
-            f"{mixed['users']} users, constant throughput for a total of {mixed['target_rps']:.0f} req/s "
-            f"(half of {hit['peak_trail']:.0f}), {mixed['seconds']} s; tasks weighted hit 85 : event 8 : "
-            "keep-alive (`/session`) 5 : `statistics/total` 2. Locust's percentiles have 1 ms resolution "
-            "below 100 ms and include locust's own scheduling delay (it shares the CPU)."
+            f"{mixed['users']} site-traffic users, constant throughput for a total of "
+            f"{mixed['target_rps']:.0f} req/s (half of {hit['peak_trail']:.0f}), {mixed['seconds']} s; "
+            "tasks weighted hit 85 : event 8 : keep-alive (`/session`) 5, each user with its own 50 "
+            "visitors; plus one dashboard user reading `statistics/total` twice a second. Locust's "
+            "percentiles have 1 ms resolution below 100 ms and include locust's own scheduling delay "
+            "(it shares the CPU)."
         ),
         "",
         "| request | count | failures | req/s | p50 ms | p99 ms | max ms |",

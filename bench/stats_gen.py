@@ -76,7 +76,13 @@ UAS = [  # os, os_version, browser, browser_version, desktop, mobile, screen, we
     ("Android", "13", "Samsung Internet", "23.0", False, True, "M", 3),
     ("Chrome OS", "", "Chrome", "120.0", False, False, "HD", 1),
 ]
-EVENT_NAMES = [("signup", 30), ("download", 25), ("play video", 20), ("newsletter", 15), ("buy", 10)]
+EVENT_NAMES = [
+    ("signup", 30),
+    ("download", 25),
+    ("play video", 20),
+    ("newsletter", 15),
+    ("buy", 10),
+]
 CAMPAIGNS = ["spring_sale", "launch", "newsletter_42", "retargeting"]
 
 
@@ -109,14 +115,23 @@ class Generator:
 
     def day(self, index: int) -> dict[str, pl.DataFrame]:
         rng = self.rng
-        day_start = int(datetime.combine(FIRST_DAY + timedelta(days=index), datetime.min.time(), UTC).timestamp() * 1000)
+        day_start = int(
+            datetime.combine(
+                FIRST_DAY + timedelta(days=index), datetime.min.time(), UTC
+            ).timestamp()
+            * 1000
+        )
         n_sess = int(self.pv_per_day / 2.5)
         npv = np.minimum(rng.geometric(0.4, n_sess), 60)
         has_event = rng.random(n_sess) < 0.12
         n_visitors = max(int(n_sess / 1.2), 1)
         visitor_pool = rng.integers(1, 2**63, n_visitors, dtype=np.int64).astype(np.uint64)
         vidx = rng.integers(0, n_visitors, n_sess)
-        start = day_start + rng.choice(1440, n_sess, p=self.minute_p) * 60_000 + rng.integers(0, 60_000, n_sess)
+        start = (
+            day_start
+            + rng.choice(1440, n_sess, p=self.minute_p) * 60_000
+            + rng.integers(0, 60_000, n_sess)
+        )
         # Session-level dimensions: a visitor keeps geo/UA/language across its sessions of the day.
         geo_i = rng.choice(len(self.geo), n_visitors, p=self.geo_p)[vidx]
         ua_i = rng.choice(len(UAS), n_visitors, p=_weights(UAS, 7))[vidx]
@@ -146,7 +161,12 @@ class Generator:
     def _rows(self, sess: pl.DataFrame, rng: np.random.Generator) -> dict[str, pl.DataFrame]:
         # One row per hit: page views 0..npv-1, the event (if any) right after page view event_at.
         hits = sess.select(
-            "visitor_id", "session_id", "start_ms", "npv", "event_at", "nev",
+            "visitor_id",
+            "session_id",
+            "start_ms",
+            "npv",
+            "event_at",
+            "nev",
             k=pl.int_ranges(0, pl.col("npv") + pl.col("nev")),
         ).explode("k")
         n = hits.height
@@ -175,7 +195,9 @@ class Generator:
             last=pl.col("k") == pl.col("k").max().over(key),
         )
         paths = pl.Series(self.paths)
-        titles = pl.Series([f"{p.strip('/').replace('-', ' ').title() or 'Home'} | Example" for p in self.paths])
+        titles = pl.Series(
+            [f"{p.strip('/').replace('-', ' ').title() or 'Home'} | Example" for p in self.paths]
+        )
         dims = self._dims(sess)
         states = hits.with_columns(
             version=(pl.col("k") + 1).cast(pl.UInt32),
@@ -183,40 +205,48 @@ class Generator:
             is_bounce=(pl.col("views") == 1) & (pl.col("events") == 0),
             page_views=pl.col("views").cast(pl.UInt32),
             extended=pl.lit(0, pl.UInt32),
-            entry_path=paths.gather(pl.col("entry_i")),
-            exit_path=paths.gather(pl.col("exit_i")),
-            entry_title=titles.gather(pl.col("entry_i")),
-            exit_title=titles.gather(pl.col("exit_i")),
+            entry_path=pl.lit(paths).gather(pl.col("entry_i")),
+            exit_path=pl.lit(paths).gather(pl.col("exit_i")),
+            entry_title=pl.lit(titles).gather(pl.col("entry_i")),
+            exit_title=pl.lit(titles).gather(pl.col("exit_i")),
             start=pl.col("start_ms"),
         ).join(dims, on=key)
         # A state's cancel row (-1) is written when the next hit arrives: at the next hit's time.
         plus = states.with_columns(sign=pl.lit(1, pl.Int8), sealed=pl.col("time"))
-        minus = states.filter(~pl.col("last")).with_columns(
+        minus = states.with_columns(
             sign=pl.lit(-1, pl.Int8),
             sealed=pl.col("time") + pl.col("gap").shift(-1).over(key),
-        )
+        ).filter(~pl.col("last"))
         sessions = pl.concat([plus, minus]).sort("sealed")
         pv = hits.filter(~pl.col("is_event")).with_columns(
             duration_seconds=(
                 (pl.col("time") - pl.col("time").shift(1).over(key)).fill_null(0) // 1000
             ).cast(pl.UInt32),
         )
-        pv = pv.with_columns(
-            path=paths.gather(pl.col("path_i")),
-            title=titles.gather(pl.col("path_i")),
-            tagged=pl.Series(rng.random(pv.height) < 0.1),
-        ).with_columns(
-            tag_keys=pl.when(pl.col("tagged")).then(pl.lit(["author"])).otherwise(pl.lit([], pl.List(pl.String))),
-            tag_values=pl.when(pl.col("tagged")).then(pl.lit(["alice"])).otherwise(pl.lit([], pl.List(pl.String))),
-            sealed=pl.col("time"),
-        ).join(dims, on=key)
+        pv = (
+            pv.with_columns(
+                path=pl.lit(paths).gather(pl.col("path_i")),
+                title=pl.lit(titles).gather(pl.col("path_i")),
+                tagged=pl.Series(rng.random(pv.height) < 0.1),
+            )
+            .with_columns(
+                tag_keys=pl.when(pl.col("tagged"))
+                .then(pl.lit(["author"]))
+                .otherwise(pl.lit([], pl.List(pl.String))),
+                tag_values=pl.when(pl.col("tagged"))
+                .then(pl.lit(["alice"]))
+                .otherwise(pl.lit([], pl.List(pl.String))),
+                sealed=pl.col("time"),
+            )
+            .join(dims, on=key)
+        )
         ev = hits.filter(pl.col("is_event")).join(sess.select(*key, "event_i"), on=key)
         names = pl.Series([e[0] for e in EVENT_NAMES])
         ev = ev.with_columns(
             duration_seconds=pl.lit(0, pl.UInt32),
-            path=paths.gather(pl.col("exit_i")),
-            title=titles.gather(pl.col("exit_i")),
-            event_name=names.gather(pl.col("event_i")),
+            path=pl.lit(paths).gather(pl.col("exit_i")),
+            title=pl.lit(titles).gather(pl.col("exit_i")),
+            event_name=pl.lit(names).gather(pl.col("event_i")),
             event_meta_keys=pl.lit(["plan", "amount"]),
             event_meta_values=pl.concat_list(
                 pl.when(pl.col("event_i") % 2 == 0).then(pl.lit("pro")).otherwise(pl.lit("free")),
@@ -232,23 +262,42 @@ class Generator:
 
     def _dims(self, sess: pl.DataFrame) -> pl.DataFrame:
         geo = pl.DataFrame(self.geo, schema=["country_code", "region", "city"], orient="row")
-        ua = pl.DataFrame([u[:7] for u in UAS], orient="row",
-                          schema=["os", "os_version", "browser", "browser_version", "desktop", "mobile", "screen_class"])
-        ref = pl.DataFrame([r[:3] for r in REFERRERS], schema=["referrer", "referrer_name", "channel"], orient="row")
+        ua = pl.DataFrame(
+            [u[:7] for u in UAS],
+            orient="row",
+            schema=[
+                "os",
+                "os_version",
+                "browser",
+                "browser_version",
+                "desktop",
+                "mobile",
+                "screen_class",
+            ],
+        )
+        ref = pl.DataFrame(
+            [r[:3] for r in REFERRERS],
+            schema=["referrer", "referrer_name", "channel"],
+            orient="row",
+        )
         lang = pl.Series([x[0] for x in LANGUAGES])
-        out = sess.select(
-            "visitor_id", "session_id",
-            pl.struct(geo.to_struct().gather(pl.col("geo_i"))).alias("g"),
-            pl.struct(ua.to_struct().gather(pl.col("ua_i"))).alias("u"),
-            pl.struct(ref.to_struct().gather(pl.col("ref_i"))).alias("r"),
-            language=lang.gather(pl.col("lang_i")),
-            utm=pl.col("utm"),
-            camp=pl.Series(CAMPAIGNS).gather(pl.col("camp_i")),
-        ).unnest("g").unnest("u").unnest("r")
-        # unnest of a struct-of-struct keeps one level; flatten the remaining ones.
-        for c in ("g", "u", "r"):
-            if c in out.columns:
-                out = out.unnest(c)
+        idx = pl.UInt32
+        out = (
+            sess.select(
+                "visitor_id", "session_id", "geo_i", "ua_i", "ref_i", "lang_i", "utm", "camp_i"
+            )
+            .with_columns(
+                pl.col(c).cast(idx) for c in ("geo_i", "ua_i", "ref_i", "lang_i", "camp_i")
+            )
+            .join(geo.with_row_index("geo_i"), on="geo_i")
+            .join(ua.with_row_index("ua_i"), on="ua_i")
+            .join(ref.with_row_index("ref_i"), on="ref_i")
+            .with_columns(
+                language=pl.lit(lang).gather(pl.col("lang_i")),
+                camp=pl.lit(pl.Series(CAMPAIGNS)).gather(pl.col("camp_i")),
+            )
+            .drop("geo_i", "ua_i", "ref_i", "lang_i", "camp_i")
+        )
         return out.with_columns(
             hostname=pl.lit("example.com"),
             utm_source=pl.when("utm").then(pl.lit("newsletter")).otherwise(pl.lit("")),
@@ -269,17 +318,20 @@ def _shape(df: pl.DataFrame, schema: dict[str, pl.DataType]) -> pl.DataFrame:
     return df.select(*cols, pl.col("sealed"))
 
 
-def write_day(out: Path, day: date, frames: dict[str, pl.DataFrame], site: str = SITE) -> None:
-    """Split each table's rows into FILES_PER_DAY segments by the time they were sealed."""
-    day_start = int(datetime.combine(day, datetime.min.time(), UTC).timestamp() * 1000)
+def write_day(out: Path, index: int, frames: dict[str, pl.DataFrame], site: str = SITE) -> None:
+    """Write rows into their UTC day's directory, one segment per (sealing hour, day)."""
     span = 86_400_000 // FILES_PER_DAY
     for table, df in frames.items():
-        d = out / "segments" / table / f"site={site}" / f"day={day.isoformat()}"
-        d.mkdir(parents=True, exist_ok=True)
-        chunk = ((pl.col("sealed") - day_start) // span).clip(0, FILES_PER_DAY - 1)
-        for (i,), part in df.with_columns(chunk=chunk).partition_by("chunk", as_dict=True).items():
-            gen = (day_start + (int(i) + 1) * span) * 1_000_000
-            part.drop("sealed", "chunk").write_ipc(d / f"w{int(i) % 2}-g{gen}-0.arrow", compression="uncompressed")
+        keyed = df.with_columns(
+            chunk=pl.col("sealed") // span,
+            day=pl.col("time").dt.date(),
+        )
+        for (chunk, day), part in keyed.partition_by(["chunk", "day"], as_dict=True).items():
+            d = out / "segments" / table / f"site={site}" / f"day={day.isoformat()}"
+            d.mkdir(parents=True, exist_ok=True)
+            gen = (int(chunk) + 1) * span * 1_000_000
+            name = f"w{int(chunk) % 2}-g{gen}-{index}.arrow"
+            part.drop("sealed", "chunk", "day").write_ipc(d / name, compression="uncompressed")
 
 
 def generate(out: Path, page_views: int, days: int, seed: int = 42) -> dict[str, int]:
@@ -288,7 +340,7 @@ def generate(out: Path, page_views: int, days: int, seed: int = 42) -> dict[str,
     counts = {"sessions": 0, "page_views": 0, "events": 0}
     for i in range(days):
         frames = g.day(i)
-        write_day(out, FIRST_DAY + timedelta(days=i), frames)
+        write_day(out, i, frames)
         for t, df in frames.items():
             counts[t] += df.height
     return counts

@@ -14,7 +14,9 @@ from trail.config import LOG_LEVELS, ConfigError, load
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="trail", description="Self-hosted, cookie-less web analytics.")
+    parser = argparse.ArgumentParser(
+        prog="trail", description="Self-hosted, cookie-less web analytics."
+    )
     parser.add_argument("--version", action="version", version=f"trail {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -24,18 +26,27 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port (default 8000)")
     serve.add_argument("--data-dir", dest="data_dir", help="data directory (default ./data)")
     serve.add_argument("--workers", type=int, help="worker processes (default: CPU count)")
-    serve.add_argument("--geoip-db", dest="geoip_db", help="MaxMind .mmdb file for countries/cities")
+    serve.add_argument(
+        "--geoip-db", dest="geoip_db", help="MaxMind .mmdb file for countries/cities"
+    )
     serve.add_argument(
         "--trusted-proxies",
         dest="trusted_proxies",
         type=lambda s: [p.strip() for p in s.split(",") if p.strip()],
         help="comma-separated CIDRs whose proxy headers are believed",
     )
-    serve.add_argument("--strict-fsync", dest="strict_fsync", action="store_true", default=None,
-                       help="fsync the WAL before acknowledging each hit")
+    serve.add_argument(
+        "--strict-fsync",
+        dest="strict_fsync",
+        action="store_true",
+        default=None,
+        help="fsync the WAL before acknowledging each hit",
+    )
     serve.add_argument("--log-level", dest="log_level", choices=LOG_LEVELS)
 
-    admin = commands.add_parser("admin", help="administration").add_subparsers(dest="admin_command", required=True)
+    admin = commands.add_parser("admin", help="administration").add_subparsers(
+        dest="admin_command", required=True
+    )
     create = admin.add_parser("create-user", help="create a user and print its API key")
     create.add_argument("--config", help="TOML config file (for data_dir)")
     create.add_argument("--data-dir", dest="data_dir")
@@ -53,7 +64,19 @@ def _flags(args: argparse.Namespace, names: tuple[str, ...]) -> dict[str, Any]:
 def cmd_serve(args: argparse.Namespace) -> int:
     from trail.supervisor import serve
 
-    flags = _flags(args, ("host", "port", "data_dir", "workers", "geoip_db", "trusted_proxies", "strict_fsync", "log_level"))
+    flags = _flags(
+        args,
+        (
+            "host",
+            "port",
+            "data_dir",
+            "workers",
+            "geoip_db",
+            "trusted_proxies",
+            "strict_fsync",
+            "log_level",
+        ),
+    )
     config = load(args.config, flags=flags)
     return serve(config)
 
@@ -71,7 +94,11 @@ def cmd_create_user(args: argparse.Namespace) -> int:
     finally:
         meta.close()
     if args.json:
-        print(orjson.dumps({"id": user.id, "api_key": key, "account_id": user.account_id, "role": user.role}).decode())
+        print(
+            orjson.dumps(
+                {"id": user.id, "api_key": key, "account_id": user.account_id, "role": user.role}
+            ).decode()
+        )
     else:
         print(f"id: {user.id}\naccount: {user.account_id}\nrole: {user.role}\napi_key: {key}")
     return 0

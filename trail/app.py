@@ -14,8 +14,21 @@ from trail.context import Context
 log = logging.getLogger("trail.app")
 
 # Route modules in registration order; the optional ones are written by others and may be absent.
-ROUTE_MODULES = ("health", "pirsch_auth", "pirsch_manage", "pirsch_goals")
-OPTIONAL_ROUTE_MODULES = ("pirsch_ingest", "pirsch_stats")
+ROUTE_MODULES: tuple[str, ...] = ("health", "pirsch_auth", "pirsch_manage", "pirsch_goals")
+ROUTE_MODULES += ("tinytrail_collect", "pirsch_browser")
+ROUTE_MODULES += (
+    "pirsch_filters",
+    "pirsch_webhooks",
+    "pirsch_reports",
+    "pirsch_links",
+    "pirsch_billing",
+)
+ROUTE_MODULES += ("tinytrail_admin", "tinytrail_websites", "tinytrail_reports")
+ROUTE_MODULES += (  # access helper: the rest of the Pirsch management API
+    "pirsch_domain", "pirsch_alternative", "pirsch_access_link", "pirsch_member", "pirsch_organization",
+    "pirsch_snippet", "pirsch_view", "pirsch_theme", "pirsch_user", "pirsch_unavailable",
+)
+OPTIONAL_ROUTE_MODULES: tuple[str, ...] = ("pirsch_ingest", "pirsch_stats")
 NOT_FOUND_METHODS = ("get", "post", "put", "patch", "delete")
 
 

@@ -11,9 +11,10 @@ import ipaddress
 import os
 import tempfile
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import orjson
 
@@ -55,6 +56,13 @@ class Config:
     # "<requests>/<seconds>" per key, "0" = off (raised for load tests, off for server-side ingestion).
     rate_limit_collect: str = "10/10"
     rate_limit_api: str = "60/60"
+    # Outgoing mail (email reports, traffic alerts); smtp_host "" = mail is off.
+    smtp_host: str = ""
+    smtp_port: int = 587
+    smtp_user: str = ""
+    smtp_password: str = ""
+    smtp_from: str = "trail@localhost"
+    smtp_starttls: bool = True
 
     @property
     def data_path(self) -> Path:
@@ -87,6 +95,12 @@ _TYPES: dict[str, type] = {
     "log_level": str,
     "rate_limit_collect": str,
     "rate_limit_api": str,
+    "smtp_host": str,
+    "smtp_port": int,
+    "smtp_user": str,
+    "smtp_password": str,
+    "smtp_from": str,
+    "smtp_starttls": bool,
 }
 _LIMIT_TYPES: dict[str, type] = {"max_body_bytes": int, "max_batch": int, "page_view_cap": int}
 
@@ -145,7 +159,12 @@ def _check_type(name: str, value: Any, expected: type) -> Any:
     if expected is list and ok:
         ok = all(isinstance(v, str) for v in value)
     if not ok:
-        want = {int: "an integer", str: "a string", bool: "true or false", list: "a list of strings"}
+        want = {
+            int: "an integer",
+            str: "a string",
+            bool: "true or false",
+            list: "a list of strings",
+        }
         raise ConfigError(name, f"expected {want[expected]}, got {value!r}")
     return value
 
@@ -186,18 +205,25 @@ def validate(config: Config, create_data_dir: bool = True) -> Config:
     _check_range("seal_interval_ms", config.seal_interval_ms, 1, 3_600_000)
     _check_range("seal_rows", config.seal_rows, 1, 100_000_000)
     _check_range("polars_threads", config.polars_threads, 1, 1024)
+    _check_range("smtp_port", config.smtp_port, 1, 65535)
+    if config.smtp_host and "@" not in config.smtp_from:
+        raise ConfigError("smtp_from", f"{config.smtp_from!r} is not an email address")
     _check_range("limits.max_body_bytes", config.limits.max_body_bytes, 1024, 1 << 30)
     _check_range("limits.max_batch", config.limits.max_batch, 1, 1_000_000)
     _check_range("limits.page_view_cap", config.limits.page_view_cap, 1, 1_000_000)
     for name in ("rate_limit_collect", "rate_limit_api"):
         parse_rate(name, getattr(config, name))
     if config.log_level.lower() not in LOG_LEVELS:
-        raise ConfigError("log_level", f"{config.log_level!r} is not one of {', '.join(LOG_LEVELS)}")
+        raise ConfigError(
+            "log_level", f"{config.log_level!r} is not one of {', '.join(LOG_LEVELS)}"
+        )
     for entry in config.trusted_proxies:
         try:
             ipaddress.ip_network(entry.strip(), strict=False)
         except ValueError:
-            raise ConfigError("trusted_proxies", f"{entry!r} is not an IP address or CIDR") from None
+            raise ConfigError(
+                "trusted_proxies", f"{entry!r} is not an IP address or CIDR"
+            ) from None
     geoip = _check_geoip(config.geoip_db) if config.geoip_db else None
     data_dir = _check_data_dir(config.data_dir, create_data_dir)
     return dataclasses.replace(

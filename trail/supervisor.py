@@ -41,7 +41,9 @@ class Child:
     pass_fds: tuple[int, ...] = field(default_factory=tuple)
 
     def start(self, env: dict[str, str]) -> None:
-        self.proc = subprocess.Popen(self.argv, env=env, pass_fds=self.pass_fds, start_new_session=True)
+        self.proc = subprocess.Popen(
+            self.argv, env=env, pass_fds=self.pass_fds, start_new_session=True
+        )
         self.started_at = time.monotonic()
         self.restart_at = None
 
@@ -58,12 +60,24 @@ class Supervisor:
         self.children = [
             Child(
                 f"worker {i}",
-                [py, "-m", "trail.worker", "--id", str(i), "--config-json", cfg, "--ready-fd", str(self.ready_w)],
+                [
+                    py,
+                    "-m",
+                    "trail.worker",
+                    "--id",
+                    str(i),
+                    "--config-json",
+                    cfg,
+                    "--ready-fd",
+                    str(self.ready_w),
+                ],
                 pass_fds=(self.ready_w,),
             )
             for i in range(config.workers)
         ]
-        self.children.append(Child("maintenance", [py, "-m", "trail.tasks.maintenance", "--config-json", cfg]))
+        self.children.append(
+            Child("maintenance", [py, "-m", "trail.tasks.maintenance", "--config-json", cfg])
+        )
         self.ready: set[int] = set()
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -77,7 +91,10 @@ class Supervisor:
             self.stop_children()
             return 0 if self.stopping.is_set() else 1
         host = f"[{self.config.host}]" if ":" in self.config.host else self.config.host
-        print(f"trail listening on http://{host}:{self.config.port} ({self.config.workers} workers)", flush=True)
+        print(
+            f"trail listening on http://{host}:{self.config.port} ({self.config.workers} workers)",
+            flush=True,
+        )
         while not self.stopping.wait(0.2):
             self._read_ready()
             self._reap_and_restart()
@@ -129,7 +146,9 @@ class Supervisor:
                 lived = now - child.started_at
                 child.failures = 0 if lived >= STABLE_AFTER else child.failures + 1
                 delay = min(MAX_BACKOFF, 0.25 * 2 ** max(0, child.failures - 1))
-                say(f"{child.name} (pid {child.proc.pid}) exited with {_describe(child.proc.returncode)}; restarting in {delay:.2f} s")
+                say(
+                    f"{child.name} (pid {child.proc.pid}) exited with {_describe(child.proc.returncode)}; restarting in {delay:.2f} s"
+                )
                 child.restart_at = now + delay
             elif now >= child.restart_at and not self.stopping.is_set():
                 child.start(self.env)
@@ -173,13 +192,15 @@ def check_port_free(config: Config) -> None:
         try:
             s.bind((config.host, config.port))
         except OSError as e:
-            raise ConfigError("port", f"cannot bind {config.host}:{config.port}: {e.strerror}") from None
+            raise ConfigError(
+                "port", f"cannot bind {config.host}:{config.port}: {e.strerror}"
+            ) from None
 
 
 def run_bootstrap(config: Config) -> dict[str, str]:
     """Run `trail.bootstrap` in a child; returns its report ({"admin_id", "api_key"} on first start)."""
     argv = [sys.executable, "-m", "trail.bootstrap", "--config-json", config.to_json()]
-    done = subprocess.run(argv, capture_output=True, timeout=120)
+    done = subprocess.run(argv, check=False, capture_output=True, timeout=120)
     if done.returncode != 0:
         sys.stderr.write(done.stderr.decode(errors="replace"))
         raise RuntimeError(f"bootstrap failed with {_describe(done.returncode)}")

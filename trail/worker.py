@@ -103,7 +103,12 @@ class Stopper:
             else:
                 idle_since = None
             time.sleep(0.005)
-        log.warning("worker %d: %d requests still running after %.0f s", self.ctx.worker_id, IN_FLIGHT.count, DRAIN_SECONDS)
+        log.warning(
+            "worker %d: %d requests still running after %.0f s",
+            self.ctx.worker_id,
+            IN_FLIGHT.count,
+            DRAIN_SECONDS,
+        )
 
 
 def watch_parent(stop: Stopper) -> None:
@@ -128,8 +133,17 @@ def main(argv: list[str] | None = None) -> None:
     os.environ["POLARS_MAX_THREADS"] = str(config.polars_threads)
     setup_logging(config.log_level, f"worker{args.id}")
     # Robyn parses sys.argv when imported; give it its own flags, not ours.
-    robyn_level = "WARN" if config.log_level == "warning" else config.log_level.upper()
-    sys.argv = [sys.argv[0], "--processes", "1", "--workers", "1", "--disable-openapi", "--log-level", robyn_level]
+    robyn_level = "DEBUG" if config.log_level == "debug" else "WARN"
+    sys.argv = [
+        sys.argv[0],
+        "--processes",
+        "1",
+        "--workers",
+        "1",
+        "--disable-openapi",
+        "--log-level",
+        robyn_level,
+    ]
     from robyn.argument_parser import Config as RobynConfig
 
     from trail.app import build_app
@@ -137,14 +151,20 @@ def main(argv: list[str] | None = None) -> None:
     from trail.storage.meta import MetaStore
 
     data_dir = Path(config.data_dir)
-    ctx = Context(config=config, meta=MetaStore.open(data_dir / "meta"), engine=None, data_dir=data_dir, worker_id=args.id)
+    ctx = Context(
+        config=config,
+        meta=MetaStore.open(data_dir / "meta"),
+        engine=None,
+        data_dir=data_dir,
+        worker_id=args.id,
+    )
     stop = Stopper(ctx)
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     watch_parent(stop)
     ctx.engine = open_engine(ctx)
-    app = build_app(ctx, RobynConfig())
     quiet_framework_logs(config.log_level)
+    app = build_app(ctx, RobynConfig())
     _signal_ready_on_start(app, args.ready_fd, args.id)
     log.info("worker %d serving on %s:%d", args.id, config.host, config.port)
     app.start(host=config.host, port=config.port, _check_port=False)

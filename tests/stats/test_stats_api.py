@@ -131,3 +131,68 @@ def test_errors(app: FakeApp, params, status, field) -> None:
     assert e.value.status == status
     if field:
         assert field in e.value.validation
+
+
+def test_every_issue_3_route_is_registered(app: FakeApp) -> None:
+    names = [
+        "total", "visitor", "page", "page/entry", "page/exit", "event/page", "hostname", "referrer",
+        "channel", "utm/source", "utm/medium", "utm/campaign", "utm/content", "utm/term", "os",
+        "os/version", "browser", "browser/version", "country", "region", "city", "language",
+        "platform", "screen", "tags", "tag/details", "hours", "minutes", "weekdays",
+        "duration/session", "duration/page", "events", "event/meta", "event/list", "goals",
+        "funnel", "growth", "active", "overview", "session/list", "session/details", "keywords",
+        "options/referrer/name", "options/hostname", "options/page", "options/referrer",
+        "options/event", "options/country", "options/region", "options/city", "options/language",
+        "options/metadata", "options/utm/source", "options/utm/medium", "options/utm/campaign",
+        "options/utm/content", "options/utm/term", "options/tag", "options/tag/value",
+    ]  # fmt: skip
+    assert {f"/api/v1/statistics/{n}" for n in names} | {"/api/v1/statistics"} == set(app.routes)
+    day = {"id": SITE, "from": "2024-03-10", "to": "2024-03-10"}
+    for name in ("hostname", "tags", "minutes", "duration/page", "events", "event/list",
+                 "session/list", "options/page"):  # fmt: skip
+        _, status, body = call(app, name, **day)
+        assert status == 200 and isinstance(body, list), name
+    assert call(app, "options/page", **day)[2] == ["/", "/a"]
+    assert call(app, "session/list", **day)[2][0]["visitor_id"] == "1"
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "status", "field"),
+    [
+        ("event/meta", {"event": "x"}, 400, "event_meta_key"),
+        ("event/page", {}, 400, "event"),
+        ("tag/details", {}, 400, "tag"),
+        ("options/tag/value", {}, 400, "tag"),
+        ("session/details", {"visitor_id": "1"}, 400, "session_id"),
+        ("session/details", {"visitor_id": "x", "session_id": "1"}, 400, "visitor_id"),
+        ("page", {"include_avg_time_on_page": "maybe"}, 400, "include_avg_time_on_page"),
+        ("total", {"custom_metric_key": "amount"}, 400, "custom_metric_type"),
+        ("total", {"pattern": "("}, 400, "pattern"),
+        ("page", {"limit": "-1"}, 400, "limit"),
+        ("page", {"offset": "x"}, 400, "offset"),
+        ("page", {"direction": "up"}, 400, "direction"),
+        ("page", {"from_time": "25:00"}, 400, "from_time"),
+        ("platform", {"platform": "tablet"}, 400, "platform"),
+        ("keywords", {}, 400, None),
+    ],
+)
+def test_new_route_errors(app: FakeApp, name, params, status, field) -> None:
+    with pytest.raises(FakeApiError) as e:
+        call(app, name, id=SITE, **{"from": "2024-03-10", "to": "2024-03-10", **params})
+    assert e.value.status == status
+    if field:
+        assert field in e.value.validation
+    else:
+        assert "Search Console" in e.value.message
+
+
+def test_export_route(app: FakeApp) -> None:
+    import io
+    import zipfile
+
+    params = {"id": [SITE], "from": ["2024-03-10"], "to": ["2024-03-10"], "pages": ["true"],
+              "os": ["1"], "utm": ["false"]}  # fmt: skip
+    r = app.routes["/api/v1/statistics"](params)
+    assert r.status_code == 200
+    body = r.description if isinstance(r.description, bytes) else bytes(r.description)
+    assert sorted(zipfile.ZipFile(io.BytesIO(body)).namelist()) == ["os.csv", "pages.csv"]

@@ -72,3 +72,45 @@ def test_rates_and_filter_bounds(visits, path, day) -> None:
     assert total["sessions"] == len(visits)
     assert total["views"] == sum(len(h) for _, h, _ in visits)
     assert total["visitors"] == len({v for v, _, _ in visits})
+
+
+COUNTRIES = ["de", "us", ""]
+EPS = 1e-9
+one_country_visit = st.tuples(
+    st.integers(1, 5),  # visitor; its country is fixed by the id, so breakdowns partition visitors
+    st.lists(st.tuples(st.integers(0, 1500), st.sampled_from(PATHS)), min_size=1, max_size=4),
+)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(one_country_visit, min_size=1, max_size=6), st.sampled_from(PATHS))
+def test_breakdowns_partition(visits, path) -> None:
+    data = build([(v, hits, COUNTRIES[v % 3]) for v, hits in visits])
+    for frm, to in (("2024-03-10", "2024-03-11"), ("2024-03-10", "2024-03-10"), ("2024-03-11", "2024-03-11")):
+        span = {"from": frm, "to": to}
+        total = reports.total(data, q(**span))
+        # Each visitor has one country and each view one path and hostname: relative values
+        # of the full breakdown sum to at most 1.
+        assert sum(r["relative_visitors"] for r in reports.dimension(data, q(**span), "country")) <= 1 + EPS
+        assert sum(r["relative_views"] for r in reports.page(data, q(**span))) <= 1 + EPS
+        assert sum(r["relative_views"] for r in reports.hostname(data, q(**span))) <= 1 + EPS
+        assert sum(r["entry_rate"] for r in reports.entry_pages(data, q(**span))) <= 1 + EPS
+        assert sum(r["exit_rate"] for r in reports.exit_pages(data, q(**span))) <= 1 + EPS
+        for r in reports.hostname(data, q(**span)) + reports.minutes(data, q(**span)):
+            assert 0.0 <= r["bounce_rate"] <= 1.0
+        # Filtered by path and by its negation, each side stays within the total.
+        for f in (path, "!" + path):
+            sub = reports.total(data, q(**span, path=f))
+            assert sub["visitors"] <= total["visitors"] and sub["views"] <= total["views"]
+            assert 0.0 <= sub["bounce_rate"] <= 1.0
+            assert len(sessions_list(data, q(**span, path=f))) <= len(sessions_list(data, q(**span)))
+        # Minutes hold every page view of the window once.
+        assert sum(r["views"] for r in reports.minutes(data, q(**span))) == sum(
+            p["views"] for p in reports.page(data, q(**span))
+        )
+
+
+def sessions_list(data, f):
+    from trail.stats.sessions import session_list
+
+    return session_list(data, f)

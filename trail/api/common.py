@@ -13,7 +13,7 @@ from urllib.parse import unquote_plus
 import orjson
 from robyn import Response
 
-from trail.storage.meta import WRITE_ONLY_SCOPES, Principal, Site
+from trail.storage.meta import MEMBER_ROLES, WRITE_ONLY_SCOPES, Principal, Site
 
 if TYPE_CHECKING:
     from trail.context import Context
@@ -141,21 +141,63 @@ def _has_credentials(request: Any) -> bool:
     return bool(request.headers.get("authorization") or request.headers.get("x-api-key"))
 
 
-def authorize_site(ctx: Context, request: Any, site_id: str, scope: str) -> Site:
-    """The site `site_id` if the caller may use `scope` on it; 404 if it is out of reach."""
-    if scope == "statistics" and not _has_credentials(request):
-        code = query_value(query_params(request), "access")
-        if code:
-            site = ctx.meta.site_for_link(code)
-            if site is None or site.id != site_id:
-                raise ApiError(404, "domain not found")
+def authorize_site(
+    ctx: Context,
+    request: Any,
+    site_id: str,
+    scope: str,
+    write: bool | None = None,
+    role: str | None = None,
+) -> Site:
+    """The site `site_id` if the caller may use `scope` on it with at least `role`.
+
+    404 if it is out of reach (nobody learns it exists), 403 when the scope or role is missing.
+    `write` defaults to "the method is not GET"; `role` to Viewer for reads and Admin for writes.
+    Without credentials, statistics of a public site or of an unexpired access link (`access`
+    parameter) are readable."""
+    write = request.method not in ("GET", "HEAD") if write is None else write
+    if scope == "statistics" and not write and not _has_credentials(request):
+        site = _anonymous_site(ctx, request, site_id)
+        if site is not None:
             return site
     principal = authenticate(ctx, request)
     site = ctx.meta.get_site(site_id) if site_id else None
-    if site is None or not principal.can_see(site):
+    have = principal.site_role(site) if site is not None else None
+    if site is None or have is None:
         raise ApiError(404, "domain not found")
-    require_scope(principal, scope)
+    require_scope(principal, scope, write=write)
+    require_role(have, role or ("Admin" if write else "Viewer"))
     return site
+
+
+def _anonymous_site(ctx: Context, request: Any, site_id: str) -> Site | None:
+    code = query_value(query_params(request), "access")
+    if code:
+        site = ctx.meta.site_for_link(code)
+        if site is None or site.id != site_id:
+            raise ApiError(404, "domain not found")  # unknown, expired or another site's link
+        return site
+    site = ctx.meta.get_site(site_id) if site_id else None
+    return site if site is not None and site.public else None
+
+
+def require_role(have: str, need: str) -> None:
+    """403 unless role `have` is at least `need` (Viewer < Admin < Owner)."""
+    if MEMBER_ROLES.index(have) < MEMBER_ROLES.index(need):
+        raise ApiError(403, f"this needs the {need} role, you are {have}")
+
+
+def authorize_principal(
+    ctx: Context, request: Any, scope: str, write: bool | None = None, user_only: bool = False
+) -> Principal:
+    """The caller if it holds `scope` (for routes not about one site); `user_only` turns
+    domain clients and access keys away (they act for a site, not a user)."""
+    write = request.method not in ("GET", "HEAD") if write is None else write
+    principal = authenticate(ctx, request)
+    require_scope(principal, scope, write=write)
+    if user_only and (principal.user is None or principal.domain_id is not None):
+        raise ApiError(403, "this needs a user API key or a user client, not a domain client")
+    return principal
 
 
 def require_scope(principal: Principal, scope: str, write: bool = False) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import lmdb
+
 import trail
 from trail.api.common import json_response
 from trail.context import Context
@@ -14,7 +16,7 @@ def check(ctx: Context) -> tuple[bool, str]:
     """(healthy, db status) — a failed read transaction or an unwritable data dir is degraded."""
     try:
         ctx.meta.ping()
-    except Exception as e:  # any LMDB failure means the store is unusable
+    except (lmdb.Error, OSError) as e:  # any LMDB failure means the store is unusable
         return False, f"meta store unusable: {e}"
     if not os.access(ctx.data_dir, os.W_OK | os.X_OK):
         return False, f"data dir {ctx.data_dir} is not writable"

@@ -20,7 +20,7 @@ def register(app: Any, ctx: Context) -> None:
         missing = {k: "required" for k, v in fields.items() if not isinstance(v, str) or not v}
         if missing:
             raise ApiError(400, "client_id and client_secret are required", missing)
-        issued = ctx.meta.issue_token(fields["client_id"], fields["client_secret"])
+        issued = ctx.meta.issue_token(str(fields["client_id"]), str(fields["client_secret"]))
         if issued is None:
             raise ApiError(401, "invalid client_id or client_secret")
         access_token, expires = issued

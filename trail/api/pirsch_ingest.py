@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from trail.api import pirsch_browser
 from trail.api.common import ApiError, handler, site_for_access_key
 from trail.core import InvalidInput, StorageError
 from trail.services import ingest
@@ -31,6 +32,11 @@ def make_handler(ctx: Context, kind: str, scope: str, batch: bool) -> Any:
 
     @handler
     def ingest_route(request: Any) -> Any:
+        if kind == "event" and not batch and not request.headers.get("authorization"):
+            # pa.js-style browser events: identification_code in the body instead of a key.
+            answer = pirsch_browser.answer_event(ctx, request)
+            if answer is not None:
+                return answer
         site = site_for_access_key(ctx, request, scope)
         body = raw_body(request, limits.max_body_bytes)
         try:

@@ -11,11 +11,14 @@ from robyn import Response
 from trail.api.common import (
     ApiError,
     authenticate,
+    authorize_principal,
+    authorize_site,
     handler,
     json_body,
     json_response,
     query_params,
     query_value,
+    require_role,
     require_scope,
 )
 from trail.context import Context
@@ -51,13 +54,6 @@ def _user_manager(ctx: Context, request: Any) -> Principal:
     return principal
 
 
-def _reachable_site(ctx: Context, principal: Principal, site_id: str) -> Site:
-    site = ctx.meta.get_site(site_id) if site_id else None
-    if site is None or not principal.can_see(site):
-        raise ApiError(404, "domain not found")
-    return site
-
-
 def _object(body: Any) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise ApiError(400, "expected a JSON object", {"body": "expected a JSON object"})
@@ -77,19 +73,32 @@ def list_domains(ctx: Context, request: Any) -> Response:
     if access and not (request.headers.get("authorization") or request.headers.get("x-api-key")):
         site = ctx.meta.site_for_link(access)
         return json_response([site.to_pirsch("Viewer")] if site else [])
-    # Any credential may list what it can see: the SDKs look up their domain this way,
-    # access keys included.
+    # The SDKs look up their domain with a statistics client; access keys are write-only.
     principal = authenticate(ctx, request)
+    if (
+        not (principal.allows("statistics") or principal.allows("domains"))
+        or principal.kind == "access_key"
+    ):
+        require_scope(principal, "domains")
     sites = ctx.meta.list_sites_for(principal)
     wanted = {
         "id": query_value(params, "id"),
         "subdomain": query_value(params, "subdomain").lower(),
-        "hostname": query_value(params, "domain").lower(),
     }
     for attr, value in wanted.items():
         if value:
             sites = [s for s in sites if getattr(s, attr) == value]
-    return json_response([s.to_pirsch() for s in sites])
+    host = query_value(params, "domain").lower()
+    if host:
+        sites = [s for s in sites if host in (s.hostname, s.custom_domain)]
+    search = query_value(params, "search").lower()
+    if search:
+        sites = [
+            s
+            for s in sites
+            if any(search in v.lower() for v in (s.hostname, s.subdomain, s.display_name))
+        ]
+    return json_response([s.to_pirsch(principal.site_role(s) or "Viewer") for s in sites])
 
 
 def create_domain(ctx: Context, request: Any) -> Response:
@@ -99,9 +108,13 @@ def create_domain(ctx: Context, request: Any) -> Response:
     account_id = principal.account_id
     org = body.get("organization_id")
     if org and org != account_id:
-        if principal.role != "admin" or ctx.meta.get_account(str(org)) is None:
+        account = ctx.meta.get_account(str(org))
+        org_role = principal.org_role(account) if account else None
+        if org_role is None:
             raise ApiError(404, "organization not found")
-        account_id = str(org)
+        require_role(org_role, "Admin")
+        account_id = account.id if account else None
+        site.theme_id = account.theme_id if account else None
     site.account_id = account_id
     site.user_id = principal.user.id if principal.user else None
     try:
@@ -144,7 +157,9 @@ def parse_new_site(body: dict[str, Any]) -> Site:
         timezone=timezone,
         active_visitors_seconds=seconds,
         display_name=display_name,
-        **flags,
+        public=flags["public"],
+        group_by_title=flags["group_by_title"],
+        disable_scripts=flags["disable_scripts"],
     )
 
 
@@ -165,8 +180,10 @@ def _valid_timezone(name: str) -> bool:
 
 
 def delete_domain(ctx: Context, request: Any) -> Response:
-    principal = _user_manager(ctx, request)
-    site = _reachable_site(ctx, principal, query_value(query_params(request), "id"))
+    _user_manager(ctx, request)
+    site = authorize_site(
+        ctx, request, query_value(query_params(request), "id"), "domains", role="Owner"
+    )
     ctx.meta.delete_site(site.id)
     return _ok()
 
@@ -175,21 +192,29 @@ def delete_domain(ctx: Context, request: Any) -> Response:
 
 
 def list_clients(ctx: Context, request: Any) -> Response:
-    principal = _user_manager(ctx, request)
+    """A domain's clients (`id`), or without `id` the caller's user clients."""
+    principal = authorize_principal(ctx, request, "domains", user_only=True)
     domain_id = query_value(query_params(request), "id")
     if not domain_id:
-        raise ApiError(400, "id (the domain id) is required", {"id": "required"})
-    site = _reachable_site(ctx, principal, domain_id)
+        user_id = principal.user.id if principal.user else None
+        return json_response([c.to_pirsch() for c in ctx.meta.list_clients(user_id=user_id)])
+    site = authorize_site(ctx, request, domain_id, "domains", role="Admin")
     return json_response([c.to_pirsch() for c in ctx.meta.list_clients(domain_id=site.id)])
 
 
 def save_client(ctx: Context, request: Any) -> Response:
-    """Create a client (returning its secret once), or update its description when `id` is set."""
+    """Create a client (returning its secret once), or update its description when `id` is set.
+
+    Without `domain_id` the client is a user client acting with the caller's reach."""
     principal = _user_manager(ctx, request)
     body = _object(json_body(request, ctx.config.limits.max_body_bytes))
     description = body.get("description") or ""
     if not isinstance(description, str) or len(description) > 500:
-        raise ApiError(400, "invalid description", {"description": "must be a string of at most 500 characters"})
+        raise ApiError(
+            400,
+            "invalid description",
+            {"description": "must be a string of at most 500 characters"},
+        )
     if body.get("id"):
         client = ctx.meta.get_client(str(body["id"]))
         if client is None or not _client_in_reach(ctx, principal, client.domain_id, client.user_id):
@@ -200,15 +225,31 @@ def save_client(ctx: Context, request: Any) -> Response:
     if client_type not in CLIENT_TYPES:
         errors["type"] = "must be token or oauth"
     domain_id = body.get("domain_id")
-    if not isinstance(domain_id, str) or not domain_id.strip():
-        errors["domain_id"] = "required"
+    if domain_id is not None and (not isinstance(domain_id, str) or not domain_id.strip()):
+        errors["domain_id"] = "must be a domain id, or absent for a user client"
+    if not domain_id and client_type == "token":
+        errors["domain_id"] = "required: an access key writes to one domain"
     scopes = parse_scopes(body, str(client_type), errors)
     if errors:
         raise ApiError(400, "invalid client: " + ", ".join(sorted(errors)), errors)
-    site = _reachable_site(ctx, principal, str(domain_id).strip())
+    site_id = None
+    if domain_id:
+        site_id = authorize_site(
+            ctx, request, str(domain_id).strip(), "domains", write=True, role="Admin"
+        ).id
+    _no_escalation(principal, scopes)
     user_id = principal.user.id if principal.user else None
-    client, secret = ctx.meta.create_client(str(client_type), site.id, user_id, description, scopes)
+    client, secret = ctx.meta.create_client(str(client_type), site_id, user_id, description, scopes)
     return json_response(client.to_pirsch(client_secret=secret))
+
+
+def _no_escalation(principal: Principal, scopes: dict[str, str]) -> None:
+    """A client may only create clients holding scopes it holds itself."""
+    for scope, value in scopes.items():
+        if value and not principal.allows(scope, write=value == "w"):
+            raise ApiError(
+                403, f"cannot grant scope_{scope}={value!r}: the calling client lacks it"
+            )
 
 
 def parse_scopes(body: dict[str, Any], client_type: str, errors: dict[str, str]) -> dict[str, str]:
@@ -216,6 +257,7 @@ def parse_scopes(body: dict[str, Any], client_type: str, errors: dict[str, str])
     given = {s: body.get(f"scope_{s}") for s in SCOPES if body.get(f"scope_{s}") is not None}
     scopes: dict[str, str] = {}
     for scope in SCOPES:
+        value: Any
         if not given:
             value = SCOPE_VALUES[scope][-1] if scope in _DEFAULT_SCOPES else ""
         else:
@@ -233,11 +275,18 @@ def parse_scopes(body: dict[str, Any], client_type: str, errors: dict[str, str])
 _DEFAULT_SCOPES = ("hit", "event", "session", "statistics", "domains")
 
 
-def _client_in_reach(ctx: Context, principal: Principal, domain_id: str | None, user_id: str | None) -> bool:
+def _client_in_reach(
+    ctx: Context, principal: Principal, domain_id: str | None, user_id: str | None
+) -> bool:
+    """User clients belong to their user; domain clients to the Admins and Owners of the site."""
     if domain_id is None:
         return principal.user is not None and user_id == principal.user.id
     site = ctx.meta.get_site(domain_id)
-    return site is not None and principal.can_see(site)
+    role = principal.site_role(site) if site is not None else None
+    if role is None:
+        return False
+    require_role(role, "Admin")
+    return True
 
 
 def delete_client(ctx: Context, request: Any) -> Response:

@@ -12,7 +12,7 @@ from trail.stats import metrics as m
 from trail.stats.buckets import hour_of_day
 from trail.stats.filters import Filter
 from trail.stats.pages import _unfiltered_totals, sort_and_page
-from trail.stats.sources import Rows, metrics_by, rows_for
+from trail.stats.sources import KEYS, Rows, metrics_by, rows_for
 
 # Report name -> grouped columns (the last one is the primary field `search` looks at).
 DIMENSIONS: dict[str, list[str]] = {
@@ -192,9 +192,15 @@ def minutes(data_dir: Path, f: Filter) -> list[dict[str, Any]]:
 
     # Minute grouping reads page views (section 5). A session's bounce goes to the minute it
     # started: `start` is the same on all its rows, so cancelled +1/-1 pairs net out per minute.
-    pv = rows.page_views([*m.PAGE_VIEW_COLUMNS, "time"]).group_by(minute("time"))
-    sess = rows.sessions(["sign", "is_bounce", "start"]).group_by(minute("start"))
-    lf = pv.agg(m.page_view_metrics()).join(sess.agg(m.bounces()), on="minute", how="left")
+    pv = rows.page_views([*m.PAGE_VIEW_COLUMNS, "time"])
+    sess = rows.sessions([*KEYS, "sign", "is_bounce", "start"])
+    if f.page_level:
+        sess = sess.join(pv.select(KEYS).unique(), on=KEYS, how="semi")
+    lf = (
+        pv.group_by(minute("time"))
+        .agg(m.page_view_metrics())
+        .join(sess.group_by(minute("start")).agg(m.bounces()), on="minute", how="left")
+    )
     df, all_v = pl.collect_all([lf, _all_visitors(rows)])
     return _filled(df, ["minute"], [(i,) for i in range(60)], all_v["visitors"][0] or 0)
 

@@ -50,9 +50,11 @@ def _event_stats(
         pl.len().cast(pl.Int64).alias("count"),
         pl.col("visitor_id").n_unique().cast(pl.Int64).alias("visitors"),
         # Pirsch truncates the average event duration (section 5).
-        pl.col("duration_seconds").mean().fill_null(0).cast(pl.Int64).alias(
-            "average_duration_seconds"
-        ),
+        pl.col("duration_seconds")
+        .mean()
+        .fill_null(0)
+        .cast(pl.Int64)
+        .alias("average_duration_seconds"),
         *(extra or []),
     )
     views = (

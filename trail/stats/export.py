@@ -48,7 +48,9 @@ SECTIONS: dict[str, list[tuple[str, Table]]] = {
     "city": [("city", _dim("city"))],
     "platform": [("platform", lambda d, f, g: reports.platform(d, f))],
     "screen": [("screen", _dim("screen"))],
-    "utm": [(f"utm_{k}", _dim(f"utm/{k}")) for k in ("source", "medium", "campaign", "content", "term")],
+    "utm": [
+        (f"utm_{k}", _dim(f"utm/{k}")) for k in ("source", "medium", "campaign", "content", "term")
+    ],
     "conversion_goals": [("conversion_goals", _goal_rows)],
     "events": [("events", lambda d, f, g: events(d, f))],
     "tags": [("tags", lambda d, f, g: tags(d, f))],
@@ -62,10 +64,14 @@ def to_csv(result: Any) -> str:
     out = io.StringIO()
     if not rows:
         return ""
-    writer = csv.DictWriter(out, fieldnames=list(rows[0]), extrasaction="ignore", lineterminator="\n")
+    writer = csv.DictWriter(
+        out, fieldnames=list(rows[0]), extrasaction="ignore", lineterminator="\n"
+    )
     writer.writeheader()
     for r in rows:
-        writer.writerow({k: ",".join(map(str, v)) if isinstance(v, list) else v for k, v in r.items()})
+        writer.writerow(
+            {k: ",".join(map(str, v)) if isinstance(v, list) else v for k, v in r.items()}
+        )
     return out.getvalue()
 
 

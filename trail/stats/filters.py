@@ -48,7 +48,8 @@ FIELD_COLUMNS: dict[str, str] = {
 # For these, `~a,b` / `^a,b` mean "in"/"not in" a list rather than substring matches.
 LIST_FIELDS = frozenset({"language", "country"})
 
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# A date, or a date-time whose date part is used: the JS SDK sends Date objects as ISO strings.
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}(?=$|T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?$)")
 _CLOCK = re.compile(r"^(\d{2}):(\d{2})$")
 _UINT = re.compile(r"^\d{1,20}$")
 
@@ -156,6 +157,13 @@ def parse_filter(
     to_date = _parse_date("to", one.get("to"))
     if from_date and to_date and from_date > to_date:
         from_date, to_date = to_date, from_date
+    metric_type = _parse_choice("custom_metric_type", one.get("custom_metric_type"), METRIC_TYPES)
+    for a, b in (
+        ("custom_metric_key", "custom_metric_type"),
+        ("custom_metric_type", "custom_metric_key"),
+    ):
+        if a in one and b not in one:
+            raise FilterError(b, f"required together with {a}")
     tomorrow = (now or datetime.now(UTC)).astimezone(tz).date() + timedelta(days=1)
     if to_date and to_date > tomorrow:
         to_date = tomorrow
@@ -178,14 +186,14 @@ def parse_filter(
         tag=one.get("tag"),
         event_meta_key=one.get("event_meta_key"),
         custom_metric_key=one.get("custom_metric_key"),
-        custom_metric_type=_parse_choice(
-            "custom_metric_type", one.get("custom_metric_type"), METRIC_TYPES
-        ),
+        custom_metric_type=metric_type,
         visitor_id=_parse_uint("visitor_id", one.get("visitor_id"), 2**64 - 1),
         session_id=_parse_uint("session_id", one.get("session_id"), 2**32 - 1),
         offset=_parse_uint("offset", one.get("offset"), 2**31) or 0,
         limit=min(_parse_uint("limit", one.get("limit"), 2**63) or MAX_LIMIT, MAX_LIMIT),
-        include_avg_time_on_page=one.get("include_avg_time_on_page", "").lower() in ("true", "1"),
+        include_avg_time_on_page=_parse_bool(
+            "include_avg_time_on_page", one.get("include_avg_time_on_page")
+        ),
         sort=one.get("sort"),
         direction=_parse_choice(
             "direction", one.get("direction", "").lower() or None, ("asc", "desc")
@@ -209,7 +217,7 @@ def _parse_date(name: str, value: str | None) -> date | None:
         return None
     try:
         if _DATE.match(value):
-            return date.fromisoformat(value)
+            return date.fromisoformat(value[:10])
     except ValueError:
         pass
     raise FilterError(name, "invalid date, expected YYYY-MM-DD")
@@ -230,6 +238,14 @@ def _parse_uint(name: str, value: str | None, maximum: int) -> int | None:
     if not _UINT.match(value) or int(value) > maximum:
         raise FilterError(name, "must be a non-negative integer")
     return int(value)
+
+
+def _parse_bool(name: str, value: str | None) -> bool:
+    if value is None:
+        return False
+    if value.lower() not in ("true", "1", "false", "0"):
+        raise FilterError(name, "must be true or false")
+    return value.lower() in ("true", "1")
 
 
 def _parse_start(value: str | None) -> int | None:

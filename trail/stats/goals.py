@@ -15,7 +15,7 @@ import polars as pl
 from trail.stats import metrics as m
 from trail.stats.filters import FieldFilter, Filter, FilterError, parse_filter
 from trail.stats.reports import total
-from trail.stats.sources import KEYS, Rows, rows_for
+from trail.stats.sources import KEYS, Rows
 from trail.storage.goals import glob_to_regex
 
 # Funnel step filter fields that hold a list of values, and the query parameter each one is.

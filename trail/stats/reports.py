@@ -25,8 +25,8 @@ from trail.stats.breakdowns import (  # noqa: F401  (re-exported: one import for
 )
 from trail.stats.buckets import bucket_index, bucket_label, bucket_starts
 from trail.stats.filters import Filter
-from trail.stats.pages import active, entry_pages, exit_pages, page  # noqa: F401
 from trail.stats.pages import _page_filter_only as page_filter_only
+from trail.stats.pages import active, entry_pages, exit_pages, page  # noqa: F401
 from trail.stats.predicates import pair_value
 from trail.stats.sources import KEYS, Rows, metrics_by, rows_for
 

@@ -37,7 +37,9 @@ def session_list(data_dir: Path, f: Filter) -> list[dict[str, Any]]:
     live = sess.filter(pl.col("sign") > 0).join(cancelled, on=[*KEYS, "version"], how="anti")
     if f.search:
         needle = f.search.lower()
-        live = live.filter(pl.col("exit_path").str.to_lowercase().str.contains(needle, literal=True))
+        live = live.filter(
+            pl.col("exit_path").str.to_lowercase().str.contains(needle, literal=True)
+        )
     live = live.sort(["time", "visitor_id", "session_id"], descending=True)
     df = live.slice(f.offset, f.limit).collect()
     out = []
@@ -69,9 +71,9 @@ def session_details(data_dir: Path, f: Filter) -> list[dict[str, Any]]:
     ev = rows.unfiltered().events(ev_cols).filter(key)
     pv_df, ev_df = pl.collect_all([pv.sort("time"), ev.sort("time")])
     views = pv_df.to_dicts()
-    for cur, nxt in zip(views, [*views[1:], None], strict=True):
-        gap = (nxt["time"] - cur["time"]).total_seconds() if nxt else 0
-        cur["duration_seconds"] = round(gap)
+    for i, cur in enumerate(views):
+        nxt = views[i + 1] if i + 1 < len(views) else None
+        cur["duration_seconds"] = round((nxt["time"] - cur["time"]).total_seconds()) if nxt else 0
     items: list[tuple[datetime, int, dict[str, Any]]] = []
     for v in views:
         items.append((v["time"], 0, {"page_view": _entry(v), "event": None}))

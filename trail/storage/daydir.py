@@ -99,8 +99,18 @@ def visible_files(names: list[str], manifest: Manifest) -> tuple[list[str], list
     live_set = set(live)
 
     def superseded(name: str) -> bool:
+        # Follow "replaced by" links: segments merged into part-1, itself merged into part-2.
+        seen = {name}
         entry = manifest.replaced.get(name)
-        return entry is not None and entry.get("by") in live_set
+        while entry is not None:
+            by = entry.get("by")
+            if by in live_set:
+                return True
+            if by in seen:
+                return False
+            seen.add(by)
+            entry = manifest.replaced.get(by)
+        return False
 
     arrow = sorted(n for n in names if n.endswith(".arrow") and not superseded(n))
     parquet = sorted(n for n in live if not superseded(n))

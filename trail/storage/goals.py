@@ -126,7 +126,11 @@ class GoalStore:
         n = 0
         with self.env.begin(write=True) as txn:
             for db in self._db.values():
-                doomed = [k for k, raw in txn.cursor(db=db) if orjson.loads(raw).get("domain_id") == domain_id]
+                doomed = [
+                    k
+                    for k, raw in txn.cursor(db=db)
+                    if orjson.loads(raw).get("domain_id") == domain_id
+                ]
                 for key in doomed:
                     txn.delete(key, db=db)
                 n += len(doomed)

@@ -14,18 +14,39 @@ import secrets
 import string
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import lmdb
 import orjson
 
 SUBDBS = (
-    "accounts", "users", "sites", "clients", "client_ids", "keys", "tokens", "links", "settings",
-    "alternatives", "filters",
+    "accounts",
+    "users",
+    "sites",
+    "clients",
+    "client_ids",
+    "keys",
+    "tokens",
+    "links",
+    "settings",
+    "alternatives",
+    "filters",
+    # access helper: memberships, invitations, per-site snippets and views, themes, user prefs
+    "members",
+    "invitations",
+    "snippets",
+    "views",
+    "themes",
+    "prefs",
 )
+# Sub-databases whose records carry a `domain_id` and die with their site (delete_site).
+SITE_OWNED = ["alternatives", "filters", "members", "invitations", "snippets", "views"]
+# Pirsch roles on a domain or organization, weakest first.
+MEMBER_ROLES = ("Viewer", "Admin", "Owner")
 MAP_SIZE = 4 << 30  # sparse file: LMDB only uses the pages it writes
 TOKEN_TTL_SECONDS = 3600
 ROLES = ("admin", "user")
@@ -68,9 +89,16 @@ def hash_secret(secret: str) -> str:
 
 @dataclass
 class Account:
+    """An account; `organization` ones are Pirsch organizations (owner `user_id`, members)."""
+
     id: str
     name: str
     def_time: str
+    mod_time: str = ""
+    user_id: str | None = None
+    organization: bool = False
+    auto_join: list[str] = field(default_factory=list)
+    theme_id: str | None = None
 
 
 @dataclass
@@ -103,6 +131,9 @@ class Site:
     # IPs/CIDR ranges whose traffic ingestion drops (site_rules hands them to the engine).
     content_groups: list[dict[str, str]] = field(default_factory=list)
     excluded_ips: list[str] = field(default_factory=list)
+    custom_domain: str | None = None
+    theme_id: str | None = None
+    theme_settings: dict[str, Any] = field(default_factory=dict)
     def_time: str = ""
     mod_time: str = ""
 
@@ -129,12 +160,12 @@ class Site:
             "statistics_start": None,
             "imported_statistics": False,
             "metadata": self.metadata,
-            "theme_id": None,
+            "theme_id": self.theme_id,
             "theme": {},
-            "custom_domain": None,
+            "custom_domain": self.custom_domain,
             "user_role": user_role,
             "settings": self.settings,
-            "theme_settings": {},
+            "theme_settings": self.theme_settings,
             "display_name": self.display_name,
             "subscription_active": True,
         }
@@ -183,6 +214,8 @@ class Principal:
     kind: str  # "user" | "client" | "access_key"
     user: User | None
     client: Client | None = None
+    # The user's member records: domain or organization id -> role (Viewer/Admin/Owner).
+    memberships: dict[str, str] = field(default_factory=dict)
 
     @property
     def role(self) -> str:
@@ -197,11 +230,34 @@ class Principal:
         return self.client.domain_id if self.client else None
 
     def can_see(self, site: Site) -> bool:
+        return self.site_role(site) is not None
+
+    def site_role(self, site: Site) -> str | None:
+        """The Pirsch role on `site` (Viewer/Admin/Owner), None when it is out of reach.
+
+        A domain client acts as an Admin of its one site (its scopes limit it further); a
+        trail admin owns every site; a user owns the sites of its account and holds the role of
+        its membership of the site or of the site's organization otherwise."""
         if self.client is not None and self.client.domain_id is not None:
-            return site.id == self.client.domain_id
+            return "Admin" if site.id == self.client.domain_id else None
         if self.user is None:
-            return False
-        return self.user.role == "admin" or site.account_id == self.user.account_id
+            return None
+        if (
+            self.user.role == "admin"
+            or site.account_id == self.user.account_id
+            or site.user_id == self.user.id
+        ):
+            return "Owner"
+        roles = [self.memberships.get(k) for k in (site.id, site.account_id or "")]
+        return max((r for r in roles if r), key=MEMBER_ROLES.index, default=None)
+
+    def org_role(self, account: Account) -> str | None:
+        """The role on an organization: trail admins and its owner own it, members by record."""
+        if self.user is None or (self.client is not None and self.client.domain_id is not None):
+            return None
+        if self.user.role == "admin" or account.user_id == self.user.id:
+            return "Owner"
+        return self.memberships.get(account.id)
 
     def allows(self, scope: str, write: bool = False) -> bool:
         """Whether the principal holds `scope` ("r" or "w"; "w" when `write`). Users hold all."""
@@ -239,7 +295,7 @@ class MetaStore:
 
     def _scan(self, txn: lmdb.Transaction, db: str) -> Iterator[tuple[str, dict[str, Any]]]:
         for key, raw in txn.cursor(db=self._db[db]):
-            yield key.decode(), orjson.loads(raw)
+            yield bytes(key).decode(), orjson.loads(raw)
 
     def ping(self) -> None:
         """Raise if the environment cannot serve a read transaction."""
@@ -267,15 +323,24 @@ class MetaStore:
     def count_users(self, account_id: str | None) -> int:
         """How many users belong to an account (the `member` count of /statistics/overview)."""
         with self.env.begin() as txn:
-            return sum(1 for _, rec in self._scan(txn, "users") if rec.get("account_id") == account_id)
+            return sum(
+                1 for _, rec in self._scan(txn, "users") if rec.get("account_id") == account_id
+            )
 
     def create_user(
-        self, role: str, account_id: str | None = None, email: str | None = None
+        self,
+        role: str,
+        account_id: str | None = None,
+        email: str | None = None,
+        key: str | None = None,
     ) -> tuple[User, str]:
-        """Create a user and return it with its API key (the only time the key is visible)."""
+        """Create a user and return it with its API key (the only time the key is visible).
+
+        `key`: a key made by the caller (TinyTrail derives recoverable keys); default random.
+        """
         if role not in ROLES:
             raise ValueError(f"role must be one of {', '.join(ROLES)}")
-        key = new_user_key()
+        key = key or new_user_key()
         with self.env.begin(write=True) as txn:
             if account_id is None:
                 account_id = self._new_account_id(txn, role)
@@ -284,7 +349,26 @@ class MetaStore:
             user = User(str(uuid.uuid4()), account_id, role, email, hash_secret(key), now_rfc3339())
             self._put(txn, "users", user.id, dataclasses.asdict(user))
             self._put(txn, "keys", user.key_hash, {"kind": "user", "id": user.id})
+            self._auto_join(txn, user)
         return user, key
+
+    def _auto_join(self, txn: lmdb.Transaction, user: User) -> None:
+        """Make a new user a Viewer of every organization auto-joining its email's host name."""
+        host = (user.email or "").rpartition("@")[2].lower()
+        if not host:
+            return
+        for org_id, rec in list(self._scan(txn, "accounts")):
+            if rec.get("organization") and host in rec.get("auto_join", []):
+                member = {
+                    "id": str(uuid.uuid4()),
+                    "def_time": user.def_time,
+                    "mod_time": user.def_time,
+                    "user_id": user.id,
+                    "domain_id": None,
+                    "organization_id": org_id,
+                    "role": "Viewer",
+                }
+                self._put(txn, "members", member["id"], member)
 
     def _new_account_id(self, txn: lmdb.Transaction, role: str) -> str:
         # Admins share the default account; a plain user gets an account of its own.
@@ -292,7 +376,9 @@ class MetaStore:
             default = self._get(txn, "settings", "default_account")
             if default is not None:
                 return str(default)
-        account = Account(id=str(uuid.uuid4()), name="default" if role == "admin" else "", def_time=now_rfc3339())
+        account = Account(
+            id=str(uuid.uuid4()), name="default" if role == "admin" else "", def_time=now_rfc3339()
+        )
         self._put(txn, "accounts", account.id, dataclasses.asdict(account))
         if role == "admin":
             self._put(txn, "settings", "default_account", account.id)
@@ -337,6 +423,45 @@ class MetaStore:
             rec = self._get(txn, "sites", site_id)
         return Site(**rec) if rec else None
 
+    def update_site(self, site_id: str, fields: dict[str, Any]) -> Site | None:
+        """Change some fields of a site; KeyError(field) when a subdomain or custom domain is taken."""
+        with self.env.begin(write=True) as txn:
+            rec = self._get(txn, "sites", site_id)
+            if rec is None:
+                return None
+            for name in ("subdomain", "custom_domain"):
+                value = fields.get(name)
+                if value and any(
+                    r.get(name) == value and k != site_id for k, r in self._scan(txn, "sites")
+                ):
+                    raise KeyError(name)
+            site = Site(**{**rec, **fields, "id": site_id, "mod_time": now_rfc3339()})
+            self._put(txn, "sites", site_id, dataclasses.asdict(site))
+        return site
+
+    def save_account(self, account: Account) -> Account:
+        account = dataclasses.replace(account, mod_time=now_rfc3339())
+        with self.env.begin(write=True) as txn:
+            self._put(txn, "accounts", account.id, dataclasses.asdict(account))
+        return account
+
+    def delete_account(self, account_id: str) -> None:
+        """Forget an account and the member records and invitations that point at it."""
+        with self.env.begin(write=True) as txn:
+            self._delete(txn, "accounts", account_id)
+            for db in ("members", "invitations"):
+                for key, rec in list(self._scan(txn, db)):
+                    if rec.get("organization_id") == account_id:
+                        self._delete(txn, db, key)
+
+    def all_accounts(self) -> list[Account]:
+        with self.env.begin() as txn:
+            return [Account(**rec) for _, rec in self._scan(txn, "accounts")]
+
+    def all_users(self) -> list[User]:
+        with self.env.begin() as txn:
+            return [User(**rec) for _, rec in self._scan(txn, "users")]
+
     def all_sites(self) -> list[Site]:
         with self.env.begin() as txn:
             return [Site(**rec) for _, rec in self._scan(txn, "sites")]
@@ -357,13 +482,19 @@ class MetaStore:
             for code, rec in list(self._scan(txn, "links")):
                 if rec.get("site_id") == site_id:
                     self._delete(txn, "links", code)
+            for db in SITE_OWNED:
+                for key, rec in list(self._scan(txn, db)):
+                    if rec.get("domain_id") == site_id:
+                        self._delete(txn, db, key)
         return True
 
     def site_for_link(self, code: str) -> Site | None:
-        """The site a read-only access link code opens, if any."""
+        """The site a read-only access link code opens, if any and not expired (`valid_until`)."""
         with self.env.begin() as txn:
             rec = self._get(txn, "links", code)
             site = self._get(txn, "sites", rec["site_id"]) if rec else None
+        if rec and rec.get("valid_until") and rec["valid_until"] <= now_rfc3339():
+            return None  # both are fixed-width RFC3339 UTC strings, so text order is time order
         return Site(**site) if site else None
 
     def site_rules(self, site: Site) -> tuple[list[str], list[tuple[str, str]]]:
@@ -372,10 +503,20 @@ class MetaStore:
         `filters` {id, domain_id, type, description, filter}; TinyTrail's excluded_ips are IP
         filters too."""
         with self.env.begin() as txn:
-            alternatives = [r["hostname"] for _, r in self._scan(txn, "alternatives") if r.get("domain_id") == site.id]
-            filters = [(r["type"], r["filter"]) for _, r in self._scan(txn, "filters") if r.get("domain_id") == site.id]
+            alternatives = [
+                r["hostname"]
+                for _, r in self._scan(txn, "alternatives")
+                if r.get("domain_id") == site.id
+            ]
+            filters = [
+                (r["type"], r["filter"])
+                for _, r in self._scan(txn, "filters")
+                if r.get("domain_id") == site.id
+            ]
         filters += [("ip", ip) for ip in getattr(site, "excluded_ips", None) or []]
-        hostnames = [] if site.settings.get("allow_any_hostname") else [site.hostname, *alternatives]
+        hostnames = (
+            [] if site.settings.get("allow_any_hostname") else [site.hostname, *alternatives]
+        )
         return hostnames, filters
 
     # -- clients, keys, tokens ---------------------------------------------------------------
@@ -419,7 +560,9 @@ class MetaStore:
             rec = self._get(txn, "clients", client_id)
         return Client(**rec) if rec else None
 
-    def list_clients(self, domain_id: str | None = None, user_id: str | None = None) -> list[Client]:
+    def list_clients(
+        self, domain_id: str | None = None, user_id: str | None = None
+    ) -> list[Client]:
         with self.env.begin() as txn:
             clients = [Client(**rec) for _, rec in self._scan(txn, "clients")]
         if domain_id is not None:
@@ -480,7 +623,11 @@ class MetaStore:
             ref = self._get(txn, "keys", digest)
             if ref is not None and ref["kind"] == "user":
                 user = self._get(txn, "users", ref["id"])
-                return Principal("user", User(**user)) if user else None
+                return (
+                    Principal("user", User(**user), None, self._memberships(txn, ref["id"]))
+                    if user
+                    else None
+                )
             if ref is not None:
                 client = self._get(txn, "clients", ref["id"])
                 return self._client_principal(txn, "access_key", client)
@@ -499,4 +646,15 @@ class MetaStore:
         user = self._get(txn, "users", client.user_id) if client.user_id else None
         if client.domain_id is None and user is None:
             return None  # a user client whose user is gone has no reach
-        return Principal(kind, User(**user) if user else None, client)
+        memberships = (
+            self._memberships(txn, client.user_id) if user and client.domain_id is None else {}
+        )
+        return Principal(kind, User(**user) if user else None, client, memberships)
+
+    def _memberships(self, txn: lmdb.Transaction, user_id: str) -> dict[str, str]:
+        """A user's member records as {domain or organization id: role}."""
+        out: dict[str, str] = {}
+        for _, rec in self._scan(txn, "members"):
+            if rec.get("user_id") == user_id:
+                out[rec.get("domain_id") or rec.get("organization_id") or ""] = rec["role"]
+        return out

@@ -186,6 +186,9 @@ def compact_dir(
         name = f"part-{_next_part(names)}.parquet"
         result.bytes_out = _write_parquet(df, day_dir / name)
         result.rows_out = df.height
+        for entry in manifest.replaced.values():
+            if entry.get("by") in inputs:  # files an input had replaced now point at the new part
+                entry["by"] = name
         for n in inputs:
             manifest.replaced[n] = {"by": name, "at": now}
         manifest.live = [name]
@@ -200,7 +203,7 @@ def compact_dir(
 def _read(day_dir: Path, table: str, arrow: list[str], parquet: list[str]) -> pl.DataFrame:
     schema = TABLES[table]
     frames = [pl.read_parquet(day_dir / n) for n in parquet]
-    frames += [pl.read_ipc(day_dir / n, memory_map=False) for n in arrow]
+    frames += [pl.read_ipc(day_dir / n) for n in arrow]
     frames = [f.select([pl.col(c).cast(t) for c, t in schema.items()]) for f in frames]
     if not frames:
         return pl.DataFrame(schema=schema)
@@ -229,7 +232,7 @@ def collapse_sessions(df: pl.DataFrame) -> pl.DataFrame:
         .with_columns(net=pl.col("sign").cast(pl.Int64).sum().over(state))
         .unique(subset=state, keep="first", maintain_order=True)
     )
-    minute = (pl.col("time").cast(pl.Int64) // 60_000).alias("minute")
+    minute = (pl.col("time").dt.epoch("ms") // 60_000).alias("minute")
     present = reps.filter(pl.col("net") >= 0).with_columns(
         minute, ghost=pl.col("net") == 0
     )

@@ -44,6 +44,7 @@ def compact_segments(state: Any) -> None:
 
 
 def default_tasks() -> list[Task]:
+    from trail.tasks import notifications
     from trail.tasks.compaction import DEFAULT_INTERVAL
 
     return [
@@ -52,6 +53,7 @@ def default_tasks() -> list[Task]:
         Task("recover_retired_wals", 3600.0, recover_retired_wals),
         # Not at start: a restart must not cut sessions that a batch import is still writing.
         Task("sweep_sessions", 300.0, sweep_sessions, next_at=time.monotonic() + 300.0),
+        *notifications.tasks(Task),
     ]
 
 
@@ -130,7 +132,9 @@ def _stop_when_orphaned(stop: threading.Event) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="trail.tasks.maintenance")
-    parser.add_argument("--config-json", default=os.environ.get("TRAIL_CONFIG_JSON"), required=False)
+    parser.add_argument(
+        "--config-json", default=os.environ.get("TRAIL_CONFIG_JSON"), required=False
+    )
     args = parser.parse_args(argv)
     from trail.config import Config
     from trail.storage.meta import MetaStore

@@ -1,0 +1,62 @@
+"""Pirsch snippets (`/api/v1/domain/snippet`): per-site tracking snippet options by type."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from robyn import Response
+
+from trail.api.common import ApiError, handler, json_response, query_params, query_value
+from trail.api.resources import body_object, bool_field, caller, invalid, site_in_body, site_in_query, string_field
+from trail.context import Context
+from trail.storage.records import Records
+
+PATH = "/api/v1/domain/snippet"
+TYPES = ("page view", "event", "session")
+TEXT_FIELDS = ("include", "exclude", "domains", "endpoint", "sample")
+
+
+def register(app: Any, ctx: Context) -> None:
+    store = Records(ctx.meta, "snippets")
+    app.get(PATH)(handler(lambda request: get_snippet(ctx, store, request)))
+    app.post(PATH)(handler(lambda request: save_snippet(ctx, store, request)))
+
+
+def _type(value: Any, errors: dict[str, str]) -> str:
+    if value not in TYPES:
+        errors["type"] = "must be one of: " + ", ".join(TYPES)
+    return str(value)
+
+
+def _shape(rec: dict[str, Any]) -> dict[str, Any]:
+    return {k: rec.get(k, "") for k in ("id", "def_time", "mod_time", "domain_id", "type", "dev", *TEXT_FIELDS)}
+
+
+def get_snippet(ctx: Context, store: Records, request: Any) -> Response:
+    site = site_in_query(ctx, request)
+    errors: dict[str, str] = {}
+    kind = _type(query_value(query_params(request), "type"), errors)
+    invalid(errors, "snippet")
+    found = store.find(domain_id=site.id, type=kind)
+    default = {"id": None, "def_time": None, "mod_time": None, "domain_id": site.id, "type": kind, "dev": False}
+    return json_response(_shape(found[0] if found else default))
+
+
+def save_snippet(ctx: Context, store: Records, request: Any) -> Response:
+    caller(ctx, request)
+    body = body_object(ctx, request)
+    site = site_in_body(ctx, request, body)
+    errors: dict[str, str] = {}
+    fields: dict[str, Any] = {"domain_id": site.id, "type": _type(body.get("type"), errors)}
+    fields["dev"] = bool_field(body, "dev", errors)
+    for name in TEXT_FIELDS:
+        fields[name] = string_field(body, name, errors, required=False, max_len=2000)
+    endpoint = fields["endpoint"]
+    if endpoint and not endpoint.startswith(("https://", "http://", "/")):
+        errors["endpoint"] = "must be an http(s) URL or a path"
+    invalid(errors, "snippet")
+    found = store.find(domain_id=site.id, type=fields["type"])
+    rec = store.update(found[0]["id"], fields) if found else store.create(fields)
+    if rec is None:
+        raise ApiError(404, "snippet not found")
+    return json_response(_shape(rec))

@@ -1,0 +1,389 @@
+"""Browser collection: TinyTrail `/api/v1/collect` and the Pirsch browser SDK, over the same engine.
+
+The spec's 10-step pipeline: here, in Python, (1) find the website (unknown -> a silent drop),
+validate the payload once and keep the engine's copy of the site's rules current
+(`ingest.sync_rules`: hostnames and alternative domains, traffic filters, the website's
+excluded IPs/CIDR ranges). Then one `Engine.ingest_browser` call in Rust: (2) the client IP from
+the socket peer (proxy headers only from trusted proxies) and the UA, client hints and
+Accept-Language from the headers, (3) UA parsing, (4) UTM from the URL, (5) the channel, (6) the
+keyed visitor hash, (7) excluded IPs, (8) bot checks (browser header checks included), (10) the
+session machine and the stored rows. (9) Content groups are matched against paths at query time
+by the reports (one definition, and editing a group re-labels old data too).
+
+Event types map onto the Pirsch kinds the engine knows:
+- page_view -> a page view ("hit");
+- close_tab -> a session keep-alive ("session"): it extends the session to the moment the tab was
+  hidden and records the page as the exit page, without creating an event (an event would
+  un-bounce every session, since every visit ends by closing the tab);
+- scroll_25/50/75 -> events named after the type, non-interactive (scrolling alone does not turn
+  a bounce into an engaged visit);
+- outbound_link -> an interactive event "outbound_link", event_meta {"url": target, ...};
+- custom -> an interactive event named properties.name (default "custom"), the other scalar
+  properties as event_meta.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import orjson
+
+from trail.services import ingest, ratelimit
+
+if TYPE_CHECKING:
+    from trail.context import Context
+    from trail.storage.meta import Site
+
+log = logging.getLogger("trail.collect")
+
+MAX_COLLECT_BODY = 16 * 1024  # a page view is a few hundred bytes; anything bigger is abuse
+MAX_URL = 2048
+MAX_TEXT = 1024
+MAX_SCREEN = 100_000
+EVENT_KINDS = {
+    "page_view": "hit",
+    "close_tab": "session",
+    "scroll_25": "event",
+    "scroll_50": "event",
+    "scroll_75": "event",
+    "outbound_link": "event",
+    "custom": "event",
+}
+NON_INTERACTIVE = ("scroll_25", "scroll_50", "scroll_75")
+UTM_FIELDS = ("utm_source", "utm_medium", "utm_campaign")
+# Fields a browser may set in a Pirsch browser-SDK body; the rest (ip, user_agent, client hints,
+# disable_bot_filter) come from the request itself, never from an unauthenticated body.
+BROWSER_ITEM_FIELDS = ("url", "title", "referrer", "screen_width", "screen_height", "tags",
+                       "event_name", "event_duration", "event_meta", "non_interactive")
+
+
+class InvalidPayload(ValueError):
+    """A collect body the client must fix; `field` names what is wrong."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+@dataclass
+class Collect:
+    """A validated collect request: what goes to the engine for which website."""
+
+    website_id: str
+    event_type: str
+    kind: str
+    item: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Outcome:
+    """What the engine did: accepted rows, or a drop with its reasons."""
+
+    accepted: int
+    dropped: int
+    reasons: dict[str, int]
+
+    @property
+    def silent_drop(self) -> bool:
+        return self.accepted == 0
+
+
+# -- validation (once, at the edge) --------------------------------------------------------------
+
+
+def parse_json_object(body: bytes | str) -> dict[str, Any]:
+    """The body as a JSON object; any content type is accepted (tracker.js sends text/plain)."""
+    raw = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else bytes(body)
+    if len(raw) > MAX_COLLECT_BODY:
+        raise InvalidPayload("body", f"larger than {MAX_COLLECT_BODY} bytes")
+    if not raw.strip():
+        raise InvalidPayload("body", "a JSON object is required")
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError as e:
+        raise InvalidPayload("body", f"malformed JSON: {e}") from None
+    if not isinstance(doc, dict):
+        raise InvalidPayload("body", "must be a JSON object")
+    return doc
+
+
+def _string(doc: dict[str, Any], name: str, required: bool = False, limit: int = MAX_TEXT) -> str:
+    value = doc.get(name)
+    if value is None:
+        if required:
+            raise InvalidPayload(name, "is required")
+        return ""
+    if not isinstance(value, str):
+        raise InvalidPayload(name, "must be a string")
+    if required and not value.strip():
+        raise InvalidPayload(name, "must not be empty")
+    if len(value) > limit:
+        raise InvalidPayload(name, f"longer than {limit} characters")
+    return value.strip()
+
+
+def _screen(doc: dict[str, Any], name: str) -> int | None:
+    value = doc.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidPayload(name, "must be a number")
+    if not 0 <= value <= MAX_SCREEN:
+        raise InvalidPayload(name, f"must be between 0 and {MAX_SCREEN}")
+    return int(value)
+
+
+def _http_url(value: str, name: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidPayload(name, "must be an absolute http(s) URL")
+    return value
+
+
+def _with_utm(url: str, doc: dict[str, Any]) -> str:
+    """Add UTM fields given beside the URL to its query, unless the URL carries them already."""
+    extra = {k: v for k in UTM_FIELDS if (v := _string(doc, k))}
+    if not extra:
+        return url
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    present = {k for k, _ in query}
+    query += [(k, v) for k, v in extra.items() if k not in present]
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def _scalars(props: dict[str, Any], skip: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Event metadata is flat: scalar properties as given, nested values left out."""
+    return {k: v for k, v in props.items()
+            if k not in skip and isinstance(v, (str, int, float, bool)) and len(k) <= 100}
+
+
+def parse_collect(doc: dict[str, Any]) -> Collect:
+    """Validate a TinyTrail collect body into an engine item; InvalidPayload names the field."""
+    website_id = _string(doc, "website_id", required=True, limit=64)
+    event_type = _string(doc, "event_type", required=True, limit=64)
+    if event_type not in EVENT_KINDS:
+        raise InvalidPayload("event_type", f"must be one of {', '.join(EVENT_KINDS)}")
+    url = _http_url(_string(doc, "url", required=True, limit=MAX_URL), "url")
+    path = _string(doc, "path", required=True, limit=MAX_URL)
+    if not path.startswith("/"):
+        raise InvalidPayload("path", "must start with /")
+    props = doc.get("properties")
+    if props is not None and not isinstance(props, dict):
+        raise InvalidPayload("properties", "must be an object")
+    props = props or {}
+    item: dict[str, Any] = {
+        "url": _with_utm(url, doc),
+        "referrer": _string(doc, "referrer", limit=MAX_URL),
+        "title": _string(doc, "title"),
+        "screen_width": _screen(doc, "screen_width"),
+        "screen_height": _screen(doc, "screen_height"),
+    }
+    kind = EVENT_KINDS[event_type]
+    if kind == "event":
+        item.update(_event_fields(event_type, props))
+    return Collect(website_id, event_type, kind, {k: v for k, v in item.items() if v is not None})
+
+
+def _event_fields(event_type: str, props: dict[str, Any]) -> dict[str, Any]:
+    if event_type == "custom":
+        name = props.get("name")
+        if name is not None and (not isinstance(name, str) or not name.strip()):
+            raise InvalidPayload("properties.name", "must be a non-empty string")
+        return {"event_name": (name or "custom").strip(), "event_meta": _scalars(props, ("name",))}
+    return {
+        "event_name": event_type,
+        "event_meta": _scalars(props),
+        "non_interactive": event_type in NON_INTERACTIVE,
+    }
+
+
+def is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+# -- sites and their hostnames --------------------------------------------------------------------
+
+
+def find_website(ctx: Context, website_id: str) -> Site | None:
+    """The website of a collect request; None (a silent drop) for anything that is not one."""
+    return ctx.meta.get_site(website_id) if is_uuid(website_id) else None
+
+
+def find_by_code(ctx: Context, code: str) -> Site | None:
+    """The site a Pirsch identification code names (public: it is in the page's snippet)."""
+    if not code or len(code) > 64:
+        return None
+    return SITE_CODES.find(ctx, code)
+
+
+class SiteCodes:
+    """identification code -> site id, per worker. A hit is checked against the site record (codes
+    can change); a miss rescans the sites, so a new site works at once. An unknown code costs one
+    scan of the site records, bounded by the per-IP rate limit."""
+
+    def __init__(self) -> None:
+        self._ids: dict[str, str] = {}
+
+    def find(self, ctx: Context, code: str) -> Site | None:
+        site_id = self._ids.get(code)
+        site = ctx.meta.get_site(site_id) if site_id else None
+        if site is not None and site.identification_code == code:
+            return site
+        sites = ctx.meta.all_sites()
+        self._ids = {s.identification_code: s.id for s in sites if s.identification_code}
+        return next((s for s in sites if s.identification_code == code), None)
+
+
+SITE_CODES = SiteCodes()
+
+
+def site_hostnames(ctx: Context, site: Site) -> list[str] | None:
+    """The hostnames a site accepts hits from (its own and its alternative domains), bare;
+    None when the site accepts any hostname. The same list the engine enforces."""
+    hostnames, _ = ctx.meta.site_rules(site)
+    return [bare_host(h) for h in hostnames if h] or None
+
+
+def bare_host(host: str) -> str:
+    host = host.strip().lower().rstrip(".")
+    return host[4:] if host.startswith("www.") else host
+
+
+# -- the engine call ------------------------------------------------------------------------------
+
+
+def ingest_browser(ctx: Context, site: Site, kind: str, item: dict[str, Any], peer: str,
+                   headers: list[tuple[str, str]]) -> Outcome:
+    """Run one browser item through the hot path; InvalidPayload when the engine refuses a field."""
+    from trail.core import InvalidInput
+
+    if ctx.engine is None:
+        raise RuntimeError("this worker has no ingest engine")
+    ingest.sync_rules(ctx, site)
+    try:
+        summary = ctx.engine.ingest_browser(site.id, site.hostname, kind, orjson.dumps(item), peer, headers)
+    except InvalidInput as e:
+        name, message = e.args
+        raise InvalidPayload(str(name), str(message)) from None
+    return Outcome(int(summary["accepted"]), int(summary["dropped"]), dict(summary.get("reasons", {})))
+
+
+def peer_address(raw: str | None) -> str:
+    """The socket peer as a bare IP ("::1", "127.0.0.1"); Robyn may add a port or brackets."""
+    text = (raw or "").strip()
+    for candidate in (text, text.rsplit(":", 1)[0], text.strip("[]"), text.rsplit(":", 1)[0].strip("[]")):
+        try:
+            return str(ipaddress.ip_address(candidate))
+        except ValueError:
+            continue
+    return "0.0.0.0"
+
+
+def client_ip(ctx: Context, peer: str, headers: dict[str, str]) -> str:
+    """The client for rate limiting: the peer, or the last untrusted X-Forwarded-For hop behind a
+    trusted proxy (the engine resolves the IP it stores the same way)."""
+    trusted = _trusted_networks(tuple(ctx.config.trusted_proxies))
+    if not _in_networks(peer, trusted):
+        return peer
+    hops = [h.strip() for h in headers.get("x-forwarded-for", "").split(",") if h.strip()]
+    for hop in reversed(hops):
+        if not _in_networks(hop, trusted):
+            return hop
+    return headers.get("x-real-ip", "").strip() or peer
+
+
+_trusted_cache: dict[tuple[str, ...], list[Any]] = {}
+
+
+def _trusted_networks(entries: tuple[str, ...]) -> list[Any]:
+    nets = _trusted_cache.get(entries)
+    if nets is None:
+        nets = []
+        for e in entries:
+            try:
+                nets.append(ipaddress.ip_network(e, strict=False))
+            except ValueError:
+                continue
+        _trusted_cache[entries] = nets
+    return nets
+
+
+def _in_networks(ip: str, nets: list[Any]) -> bool:
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        return False
+    return any(addr in n for n in nets if n.version == addr.version)
+
+
+# -- CORS: which origins may read the answers -----------------------------------------------------
+
+
+def origin_host(origin: str) -> str:
+    parts = urlsplit(origin.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return ""
+    return bare_host(parts.hostname)
+
+
+def origin_allowed_for(ctx: Context, site: Site | None, origin: str) -> bool:
+    """An Origin is allowed for a site when its hostname (port ignored) is one of the site's."""
+    host = origin_host(origin)
+    if site is None or not host:
+        return False
+    hostnames = site_hostnames(ctx, site)
+    return hostnames is None or host in hostnames
+
+
+class KnownHosts:
+    """Every site's hostnames, for preflights (they carry no website id). Rebuilt when older than
+    `ttl`, and on a miss at most once a second, so a new site works at once without letting
+    random Origins force a scan per request."""
+
+    def __init__(self, ttl: float = 30.0) -> None:
+        self.ttl = ttl
+        self._hosts: frozenset[str] = frozenset()
+        self._built = 0.0
+        self._lock = threading.Lock()
+
+    def allows(self, ctx: Context, origin: str) -> bool:
+        host = origin_host(origin)
+        if not host:
+            return False
+        now = time.monotonic()
+        if now - self._built > self.ttl or (host not in self._hosts and now - self._built > 1.0):
+            self._rebuild(ctx, now)
+        return host in self._hosts or "*" in self._hosts
+
+    def _rebuild(self, ctx: Context, now: float) -> None:
+        with self._lock:
+            hosts: set[str] = set()
+            for site in ctx.meta.all_sites():
+                names = site_hostnames(ctx, site)
+                hosts.update(names if names is not None else ("*",))
+            self._hosts = frozenset(hosts)
+            self._built = now
+
+
+KNOWN_HOSTS = KnownHosts()
+
+
+# -- rate limiting -------------------------------------------------------------------------------
+
+
+def retry_after(ctx: Context, ip: str) -> int | None:
+    """Seconds to wait when `ip` is over the collect limit, else None (shared by all workers)."""
+    return ratelimit.check_rate(ctx, "collect", ip)

@@ -1,0 +1,171 @@
+"""TinyTrail report parameters -> one validated `ReportQuery` (a shared `Filter` plus paging).
+
+Periods are local dates in the website's time zone, ending today:
+today, yesterday, 7d/30d/90d (the last N days including today), 12m (one year back + 1 day),
+ytd (since January 1), all (since the website's earliest stored day). `start_date`/`end_date`
+override the period (either alone: from that day to today / the 7 days ending that day).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from trail.stats.filters import Filter
+from trail.stats.scan import _SAFE_SITE
+from trail.stats.tinytrail_reports import content_group_filter
+from trail.storage.meta import Site
+
+PERIODS = ("yesterday", "today", "7d", "30d", "90d", "12m", "ytd", "all")
+COMPARES = ("previous_period", "yoy")
+FORMATS = ("json", "csv")
+MAX_PER_PAGE = 500
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_INT = re.compile(r"^\d{1,9}$")
+_DAY_DIR = re.compile(r"^day=(\d{4}-\d{2}-\d{2})$")
+
+
+class QueryError(ValueError):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True)
+class ReportQuery:
+    f: Filter
+    start: date
+    end: date
+    previous: tuple[date, date] | None
+    include_bots: bool
+    page: int
+    per_page: int
+    format: str
+
+    @property
+    def offset(self) -> int:
+        return (self.page - 1) * self.per_page
+
+    def previous_filter(self) -> Filter | None:
+        if self.previous is None:
+            return None
+        from dataclasses import replace
+
+        return replace(self.f, from_date=self.previous[0], to_date=self.previous[1])
+
+
+def _one(params: dict[str, list[str]], name: str) -> str | None:
+    values = [v.strip() for v in params.get(name, []) if v.strip()]
+    return values[-1] if values else None
+
+
+def _date(name: str, value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        if _DATE.match(value):
+            return date.fromisoformat(value)
+    except ValueError:
+        pass
+    raise QueryError(name, "must be a date YYYY-MM-DD")
+
+
+def _int(name: str, value: str | None, default: int, low: int, high: int) -> int:
+    if value is None:
+        return default
+    if not _INT.match(value) or not low <= int(value) <= high:
+        raise QueryError(name, f"must be an integer from {low} to {high}")
+    return int(value)
+
+
+def _choice(name: str, value: str | None, choices: tuple[str, ...]) -> str | None:
+    if value is not None and value not in choices:
+        raise QueryError(name, f"must be one of {', '.join(choices)}")
+    return value
+
+
+def earliest_day(data_dir: Path, site_id: str) -> date | None:
+    """The first UTC day with stored sessions or bot requests of a site."""
+    if not _SAFE_SITE.match(site_id):
+        return None
+    days = []
+    for table in ("sessions", "requests"):
+        site_dir = Path(data_dir) / "segments" / table / f"site={site_id}"
+        if site_dir.is_dir():
+            days += [m.group(1) for p in site_dir.iterdir() if (m := _DAY_DIR.match(p.name))]
+    return date.fromisoformat(min(days)) if days else None
+
+
+def minus_year(d: date) -> date:
+    try:
+        return d.replace(year=d.year - 1)
+    except ValueError:  # February 29
+        return d.replace(year=d.year - 1, day=28)
+
+
+def period_range(period: str, today: date, first: date | None) -> tuple[date, date]:
+    if period == "today":
+        return today, today
+    if period == "yesterday":
+        return today - timedelta(days=1), today - timedelta(days=1)
+    if period in ("7d", "30d", "90d"):
+        return today - timedelta(days=int(period[:-1]) - 1), today
+    if period == "12m":
+        return minus_year(today) + timedelta(days=1), today
+    if period == "ytd":
+        return today.replace(month=1, day=1), today
+    return min(first or today, today), today  # all
+
+
+def compare_range(compare: str, start: date, end: date) -> tuple[date, date]:
+    if compare == "yoy":
+        return minus_year(start), minus_year(end)
+    length = (end - start).days + 1
+    return start - timedelta(days=length), start - timedelta(days=1)
+
+
+def parse_query(
+    params: dict[str, list[str]], site: Site, data_dir: Path, now: datetime | None = None
+) -> ReportQuery:
+    """Validate the common report parameters; QueryError names the first bad one."""
+    try:
+        tz = ZoneInfo(site.timezone or "UTC")
+    except Exception:  # noqa: BLE001  a bad stored zone must not break reports
+        tz = ZoneInfo("UTC")
+    today = (now or datetime.now(UTC)).astimezone(tz).date()
+    period = _choice("period", _one(params, "period"), PERIODS) or "7d"
+    start_date = _date("start_date", _one(params, "start_date"))
+    end_date = _date("end_date", _one(params, "end_date"))
+    if start_date or end_date:
+        end = end_date or today
+        start = start_date or end - timedelta(days=6)
+        if start > end:
+            raise QueryError("start_date", "must not be after end_date")
+    else:
+        first = earliest_day(data_dir, site.id) if period == "all" else None
+        start, end = period_range(period, today, first)
+    compare = _choice("compare", _one(params, "compare"), COMPARES)
+    bots = (_one(params, "include_bots") or "false").lower()
+    if bots not in ("true", "false", "1", "0"):
+        raise QueryError("include_bots", "must be true or false")
+    pattern = None
+    group = _one(params, "content_group")
+    if group is not None:
+        pattern = content_group_filter(site.content_groups, group)
+        if pattern is None:
+            raise QueryError("content_group", f"the website has no content group {group!r}")
+    f = Filter(site_id=site.id, from_date=start, to_date=end, tz=tz, pattern=pattern)
+    return ReportQuery(
+        f=f,
+        start=start,
+        end=end,
+        previous=compare_range(compare, start, end) if compare else None,
+        include_bots=bots in ("true", "1"),
+        page=_int("page", _one(params, "page"), 1, 1, 1_000_000),
+        per_page=_int("per_page", _one(params, "per_page"), 50, 1, MAX_PER_PAGE),
+        format=_choice("format", _one(params, "format"), FORMATS) or "json",
+    )

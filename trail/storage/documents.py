@@ -1,0 +1,96 @@
+"""Per-site documents of the management API: traffic filters, webhooks and their outbox, email
+reports, short links, traffic alert settings.
+
+Each kind is an orjson document keyed by its id in a named sub-db of the meta env (the env
+MetaStore opened; its max_dbs leaves room). Documents carry `domain_id`, so a site's documents
+are a filtered scan: these lists are short and read rarely. (trail.storage.records is the
+access model's equivalent over MetaStore's declared sub-dbs.)
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from trail.storage.meta import now_rfc3339, random_alnum
+
+if TYPE_CHECKING:
+    import lmdb
+
+    from trail.storage.meta import MetaStore
+
+Record = dict[str, Any]
+_open: dict[tuple[int, str], Records] = {}
+_open_lock = threading.Lock()
+
+
+def records(meta: MetaStore, kind: str) -> Records:
+    """The store of one document kind over `meta`'s env (opened once per env and kind)."""
+    key = (id(meta.env), kind)
+    with _open_lock:
+        store = _open.get(key)
+        if store is None or store.env is not meta.env:
+            store = _open[key] = Records(meta.env, kind)
+    return store
+
+
+def new_id() -> str:
+    """A Pirsch-style id: 10 letters and digits."""
+    return random_alnum(10)
+
+
+class Records:
+    def __init__(self, env: lmdb.Environment, kind: str) -> None:
+        self.env = env
+        self.kind = kind
+        self.db = env.open_db(kind.encode())
+
+    def get(self, record_id: str) -> Record | None:
+        if not record_id:
+            return None
+        with self.env.begin(db=self.db) as txn:
+            raw = txn.get(record_id.encode())
+        return orjson.loads(raw) if raw is not None else None
+
+    def list(self, domain_id: str | None = None) -> list[Record]:
+        """All documents (of one site when `domain_id` is given), oldest first."""
+        with self.env.begin(db=self.db) as txn:
+            out = [orjson.loads(raw) for _, raw in txn.cursor()]
+        if domain_id is not None:
+            out = [r for r in out if r.get("domain_id") == domain_id]
+        return sorted(out, key=lambda r: (r.get("def_time", ""), r.get("id", "")))
+
+    def create(self, fields: Record, record_id: str | None = None) -> Record:
+        """Store a new document with a fresh id (unless given) and def/mod times."""
+        stamp = now_rfc3339()
+        record = {"id": record_id or new_id(), "def_time": stamp, "mod_time": stamp, **fields}
+        self.put(record)
+        return record
+
+    def put(self, record: Record) -> None:
+        with self.env.begin(write=True, db=self.db) as txn:
+            txn.put(str(record["id"]).encode(), orjson.dumps(record))
+
+    def update(self, record_id: str, change: Callable[[Record], Record | None], touch: bool = True) -> Record | None:
+        """Read-modify-write in one write transaction; `change` returning None deletes it."""
+        with self.env.begin(write=True, db=self.db) as txn:
+            raw = txn.get(record_id.encode())
+            if raw is None:
+                return None
+            record = change(orjson.loads(raw))
+            if record is None:
+                txn.delete(record_id.encode())
+                return None
+            if touch:
+                record["mod_time"] = now_rfc3339()
+            txn.put(record_id.encode(), orjson.dumps(record))
+        return record
+
+    def delete(self, record_id: str) -> bool:
+        if not record_id:
+            return False
+        with self.env.begin(write=True, db=self.db) as txn:
+            return bool(txn.delete(record_id.encode()))

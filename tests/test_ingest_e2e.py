@@ -279,3 +279,18 @@ def test_geoip_fills_country_region_city(tmp_path: Path) -> None:
     assert countries == {"gb": 1, "se": 1, "": 1}
     assert ("gb", "England", "London") in cities
     assert ("se", "Östergötland", "Linköping") in cities
+
+
+def test_blocked_ips_from_config_are_dropped(tmp_path: Path) -> None:
+    s = TrailServer(tmp_path / "data", workers=1, env={**FAST_SEAL, "TRAIL_BLOCKED_IPS": "81.2.99.0/24"}).start()
+    site, key = s.create_site()
+    hits = [hit("https://example.com/", "81.2.99.5", CHROME_WIN, "08:00:00"),
+            hit("https://example.com/", "81.2.98.5", CHROME_WIN, "08:00:01")]
+    assert s.call("POST", "/api/v1/hit/batch", hits, key=key).status == 200
+    total = wait_for(lambda: s.stats("total", site, **{"from": DAY, "to": DAY}), lambda t: t["views"] >= 1)
+    s.stop()
+    assert total["views"] == 1  # only 81.2.98.5
+    import polars as pl
+
+    requests = pl.read_ipc(next((s.data_dir / "segments" / "requests").rglob("*.arrow")))
+    assert requests.filter(pl.col("bot"))["bot_reason"].to_list() == ["ip_blocked"]

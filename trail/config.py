@@ -50,6 +50,8 @@ class Config:
     seal_rows: int = 50_000
     geoip_db: str | None = None
     trusted_proxies: tuple[str, ...] = ()
+    # IPs and CIDR ranges whose hits are dropped on every site (reason "ip_blocked").
+    blocked_ips: tuple[str, ...] = ()
     limits: Limits = field(default_factory=Limits)
     polars_threads: int = 1
     log_level: str = "info"
@@ -76,6 +78,7 @@ class Config:
         raw = orjson.loads(text)
         raw["limits"] = Limits(**raw.get("limits", {}))
         raw["trusted_proxies"] = tuple(raw.get("trusted_proxies", ()))
+        raw["blocked_ips"] = tuple(raw.get("blocked_ips", ()))
         return cls(**raw)
 
 
@@ -91,6 +94,7 @@ _TYPES: dict[str, type] = {
     "seal_rows": int,
     "geoip_db": str,
     "trusted_proxies": list,
+    "blocked_ips": list,
     "polars_threads": int,
     "log_level": str,
     "rate_limit_collect": str,
@@ -127,8 +131,9 @@ def load(
         else:
             values[name] = _check_type(name, value, _TYPES[name])
     values["limits"] = Limits(**limits)
-    if "trusted_proxies" in values:
-        values["trusted_proxies"] = tuple(values["trusted_proxies"])
+    for name in ("trusted_proxies", "blocked_ips"):
+        if name in values:
+            values[name] = tuple(values[name])
     config = Config(**values)
     return validate(config, create_data_dir=create_data_dir)
 
@@ -217,13 +222,12 @@ def validate(config: Config, create_data_dir: bool = True) -> Config:
         raise ConfigError(
             "log_level", f"{config.log_level!r} is not one of {', '.join(LOG_LEVELS)}"
         )
-    for entry in config.trusted_proxies:
-        try:
-            ipaddress.ip_network(entry.strip(), strict=False)
-        except ValueError:
-            raise ConfigError(
-                "trusted_proxies", f"{entry!r} is not an IP address or CIDR"
-            ) from None
+    for name in ("trusted_proxies", "blocked_ips"):
+        for entry in getattr(config, name):
+            try:
+                ipaddress.ip_network(entry.strip(), strict=False)
+            except ValueError:
+                raise ConfigError(name, f"{entry!r} is not an IP address or CIDR") from None
     geoip = _check_geoip(config.geoip_db) if config.geoip_db else None
     data_dir = _check_data_dir(config.data_dir, create_data_dir)
     return dataclasses.replace(
@@ -233,6 +237,7 @@ def validate(config: Config, create_data_dir: bool = True) -> Config:
         geoip_db=geoip,
         log_level=config.log_level.lower(),
         trusted_proxies=tuple(p.strip() for p in config.trusted_proxies),
+        blocked_ips=tuple(p.strip() for p in config.blocked_ips),
     )
 
 

@@ -36,7 +36,7 @@ def open_engine(ctx: Context) -> Engine:
         "page_view_cap": cfg.limits.page_view_cap,
         "max_batch": cfg.limits.max_batch,
     }
-    engine = Engine(ctx.data_dir, ctx.worker_id, options, load_ua_rules(), load_bot_lists())
+    engine = Engine(ctx.data_dir, ctx.worker_id, options, load_ua_rules(), load_bot_lists(cfg.blocked_ips))
     log.info("engine open for worker %d", ctx.worker_id)
     return engine
 

@@ -768,9 +768,22 @@ def write_results(out: Path, r: dict[str, Any]) -> None:
     m, hit, batch, mixed = r["machine"], r["hit"], r["batch"], r["mixed"]
     hit_p99 = mixed["rows"].get("hit", {}).get("p99_ms", float("nan"))
     agg = mixed["rows"].get("Aggregated", {})
+    busy = r["load_before"] > 1.5
     lines = [
         "# trail benchmark results",
         "",
+        *(
+            [
+                (
+                    f"> **Warning: the machine was busy with other jobs (1-minute load average "
+                    f"{r['load_before']:.1f} at the start, 2 cores), so these figures are far below what "
+                    "the box does when quiet. Rerun `make bench` on a quiet machine before quoting them.**"
+                ),
+                "",
+            ]
+            if busy
+            else []
+        ),
         (
             f"Written by `make bench` (`.venv/bin/python bench/run.py{' ' + ' '.join(r['args']) if r['args'] else ''}`)"
             f" on {m['date']}; total run time {r['elapsed'] / 60:.1f} min."

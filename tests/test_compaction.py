@@ -150,14 +150,14 @@ def test_late_rows_are_merged_by_the_next_round(data_dir: Path) -> None:
     compaction.run_round(data_dir, now=AFTER, grace=3600)
     day = FIRST_DAY + timedelta(days=1)
     mid = compaction.compact_day  # the TinyTrail admin entry point, same machinery
-    before = all_reports(data_dir)
+    before = all_reports_small(data_dir)
     # A late batch: one new session with two page views on a compacted day.
     d = data_dir / "segments"
     t0 = datetime.combine(day, datetime.min.time(), UTC) + timedelta(hours=5)
     late = _late_session(t0)
     for table, df in late.items():
         df.write_ipc(d / table / f"site={SITE}" / f"day={day.isoformat()}" / "w3-g999-0.arrow")
-    with_late = all_reports(data_dir)
+    with_late = all_reports_small(data_dir)
     tot0, tot1 = before[("total", 0)], with_late[("total", 0)]
     assert (tot1["views"], tot1["sessions"]) == (tot0["views"] + 2, tot0["sessions"] + 1)
     summary = mid(data_dir, day, now=AFTER, grace=3600)
@@ -166,7 +166,7 @@ def test_late_rows_are_merged_by_the_next_round(data_dir: Path) -> None:
     assert "w3-g999-0.arrow" in names and "part-2.parquet" in names  # replaced, still in grace
     m = Manifest.read(d / "sessions" / f"site={SITE}" / f"day={day.isoformat()}")
     assert m.live == ["part-2.parquet"] and m.replaced["part-1.parquet"]["by"] == "part-2.parquet"
-    assert_same_reports(with_late, all_reports(data_dir))
+    assert_same_reports(with_late, all_reports_small(data_dir))
 
 
 def _late_session(t0: datetime) -> dict[str, pl.DataFrame]:
@@ -263,3 +263,33 @@ def test_tombstones_hide_rows_and_compaction_removes_them(data_dir: Path) -> Non
     assert_same_reports(hidden, all_reports_small(data_dir))
     compaction.run_round(data_dir, now=time.time() + 10, grace=0)
     assert_same_reports(hidden, all_reports_small(data_dir))
+
+
+def test_result_cache_serves_closed_days_and_sees_new_files(data_dir: Path) -> None:
+    from trail.stats import cache
+
+    cache.clear()
+    ctx = SimpleNamespace(data_dir=data_dir)
+    site = SimpleNamespace(id=SITE, timezone="UTC", group_by_title=False)
+    params = {k: [v] for k, v in base_params().items()}
+    hits0 = cache.stats["hits"]
+    first = pirsch_stats.run(ctx, "total", params, site)
+    assert pirsch_stats.run(ctx, "total", params, site) == first
+    assert cache.stats["hits"] == hits0 + 1
+    # A late segment lands in a closed day: the directory's mtime changes, the entry is not used.
+    day = FIRST_DAY + timedelta(days=1)
+    t0 = datetime.combine(day, datetime.min.time(), UTC) + timedelta(hours=5)
+    old = time.time() - 60
+    for table, df in _late_session(t0).items():
+        d = data_dir / "segments" / table / f"site={SITE}" / f"day={day.isoformat()}"
+        df.write_ipc(d / "w3-g999-0.arrow")
+        os.utime(d, (old, old))  # quiet for a while, so the new state is cacheable again
+    second = pirsch_stats.run(ctx, "total", params, site)
+    assert second["views"] == first["views"] + 2
+    assert pirsch_stats.run(ctx, "total", params, site) == second
+    assert cache.stats["hits"] == hits0 + 2
+    # Today is never cached.
+    today = datetime.now(UTC).date().isoformat()
+    misses = cache.stats["uncacheable"]
+    pirsch_stats.run(ctx, "total", {"id": [SITE], "from": [today], "to": [today]}, site)
+    assert cache.stats["uncacheable"] == misses + 1

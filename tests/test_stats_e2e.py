@@ -14,8 +14,10 @@ import pytest
 
 from tests.server import TrailServer
 
-CHROME = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-          "Chrome/120.0.0.0 Safari/537.36")
+CHROME = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/120.0.0.0 Safari/537.36"
+)
 DAY = "2026-11-20"
 SPAN = {"from": DAY, "to": DAY}
 
@@ -81,7 +83,11 @@ def test_conformance_5_referrers(server: TrailServer) -> None:
     assert sum(r["relative_visitors"] for r in rows) == pytest.approx(1.0)
     # A referrer filter groups by the full referrer.
     [one] = server.stats("referrer", site, **SPAN, referrer="http://instagram.com")
-    assert (one["referrer"], one["referrer_name"], one["visitors"]) == ("http://instagram.com", "Instagram", 1)
+    assert (one["referrer"], one["referrer_name"], one["visitors"]) == (
+        "http://instagram.com",
+        "Instagram",
+        1,
+    )
     assert server.stats("total", site, **SPAN, referrer_name="Instagram")["visitors"] == 1
     assert server.stats("total", site, **SPAN, referrer_name="!Instagram")["visitors"] == 6
 
@@ -111,7 +117,9 @@ def shop(server: TrailServer) -> tuple[str, str]:
         hit(22, "https://shop.org/", "11:00:00"), hit(22, "https://shop.org/blog/one", "11:00:30"),
         hit(23, "https://shop.org/pricing", "12:00:00"),
     ])  # fmt: skip
-    event = hit(21, "https://shop.org/pricing", "10:00:40", event_name="signup", event_meta={"plan": "pro"})
+    event = hit(
+        21, "https://shop.org/pricing", "10:00:40", event_name="signup", event_meta={"plan": "pro"}
+    )
     assert server.call("POST", "/api/v1/event/batch", [event], key=key).status == 200
     wait_for(lambda: server.stats("events", site, **SPAN), lambda r: len(r) == 1)
     wait_for(lambda: server.stats("total", site, **SPAN), lambda t: t["views"] >= 5)
@@ -125,27 +133,50 @@ def test_goals_api_and_report(server: TrailServer, shop: tuple[str, str]) -> Non
                                                "visitors": 0, "email_reached": True}, key=admin)  # fmt: skip
     assert r.status == 200, r.body
     pricing = r.json()
-    assert (pricing["pattern"], pricing["visitor_goal"], pricing["event_name"]) == ("(?i)^/pricing$", None, None)
-    r = server.call("POST", "/api/v1/goal", {"domain_id": site, "name": "Blog", "path_pattern": "/blog/*"}, key=admin)
+    assert (pricing["pattern"], pricing["visitor_goal"], pricing["event_name"]) == (
+        "(?i)^/pricing$",
+        None,
+        None,
+    )
+    r = server.call(
+        "POST",
+        "/api/v1/goal",
+        {"domain_id": site, "name": "Blog", "path_pattern": "/blog/*"},
+        key=admin,
+    )
     blog = r.json()
     r = server.call("POST", "/api/v1/goal", {"domain_id": site, "name": "Signup", "event_name": "signup",
                                                "event_meta_key": "plan", "event_meta_value": "pro"}, key=admin)  # fmt: skip
     assert r.status == 200
-    assert [g["name"] for g in get(server, "/api/v1/goal", id=site).json()] == ["Blog", "Pricing", "Signup"]
+    assert [g["name"] for g in get(server, "/api/v1/goal", id=site).json()] == [
+        "Blog",
+        "Pricing",
+        "Signup",
+    ]
     stats = {g["page_goal"]["name"]: g["stats"] for g in server.stats("goals", site, **SPAN)}
     # /pricing: v21 and v23 (2 of 3 visitors, 2 views); /blog/*: v22; signup: v21 (its session's 2 views).
     assert (stats["Pricing"]["visitors"], stats["Pricing"]["views"]) == (2, 2)
     assert stats["Pricing"]["cr"] == pytest.approx(2 / 3)
-    assert (stats["Blog"]["visitors"], stats["Signup"]["visitors"], stats["Signup"]["views"]) == (1, 1, 2)
+    assert (stats["Blog"]["visitors"], stats["Signup"]["visitors"], stats["Signup"]["views"]) == (
+        1,
+        1,
+        2,
+    )
     # Update keeps id and def_time; delete removes.
     r = server.call("PUT", "/api/v1/goal", {"domain_id": site, "name": "Blog posts", "path_pattern": "/blog/**",
                                               "id": blog["id"]}, key=admin)  # fmt: skip
-    assert r.status == 200 and r.json()["def_time"] == blog["def_time"] and r.json()["pattern"] == "(?i)^/blog/.*$"
+    assert (
+        r.status == 200
+        and r.json()["def_time"] == blog["def_time"]
+        and r.json()["pattern"] == "(?i)^/blog/.*$"
+    )
     assert server.call("DELETE", f"/api/v1/goal?id={blog['id']}", key=admin).status == 200
     assert server.call("DELETE", f"/api/v1/goal?id={blog['id']}", key=admin).status == 404
     assert len(get(server, "/api/v1/goal", id=site).json()) == 2
     # The regex endpoint: test a pattern, or convert a glob.
-    r = server.call("POST", "/api/v1/goal/regex", {"regex": "(?i)^/path/[^/]*$", "sample": "/Path/x"}, key=admin)
+    r = server.call(
+        "POST", "/api/v1/goal/regex", {"regex": "(?i)^/path/[^/]*$", "sample": "/Path/x"}, key=admin
+    )
     assert r.status == 200 and r.json()["match"] is True
     r = server.call("POST", "/api/v1/goal/regex", {"path_pattern": "/path/*"}, key=admin)
     assert r.json() == {"regex": "(?i)^/path/[^/]*$"}
@@ -159,12 +190,22 @@ def test_goals_api_and_report(server: TrailServer, shop: tuple[str, str]) -> Non
         ({"name": "x", "path_pattern": "/a"}, "domain_id"),
         ({"name": "", "path_pattern": "/a"}, "name"),
         ({"name": "x"}, "path_pattern"),
-        ({"name": "x", "event_name": "e", "custom_metric_type": "string", "custom_metric_key": "k"}, "custom_metric_type"),
+        (
+            {
+                "name": "x",
+                "event_name": "e",
+                "custom_metric_type": "string",
+                "custom_metric_key": "k",
+            },
+            "custom_metric_type",
+        ),
         ({"name": "x", "event_name": "e", "visitors": "many"}, "visitors"),
         ({"name": "x", "event_name": "e", "delete_reached": "yes"}, "delete_reached"),
     ],
 )
-def test_goal_validation(server: TrailServer, shop: tuple[str, str], body: dict, field: str) -> None:
+def test_goal_validation(
+    server: TrailServer, shop: tuple[str, str], body: dict, field: str
+) -> None:
     if field != "domain_id":
         body = {"domain_id": shop[0], **body}
     r = server.call("POST", "/api/v1/goal", body, key=server.admin_key)
@@ -198,7 +239,10 @@ def test_funnel_api_and_report(server: TrailServer, shop: tuple[str, str]) -> No
     assert r.status == 400 and "steps[1].filter.platform" in r.json()["validation"]
     # Access keys are write-only; an unknown domain is a 404.
     assert server.call("POST", "/api/v1/funnel", body, key=key).status in (401, 403)
-    assert server.call("POST", "/api/v1/funnel", {**body, "domain_id": "nope"}, key=admin).status == 404
+    assert (
+        server.call("POST", "/api/v1/funnel", {**body, "domain_id": "nope"}, key=admin).status
+        == 404
+    )
     assert server.call("DELETE", f"/api/v1/funnel?id={funnel['id']}", key=admin).status == 200
     assert get(server, "/api/v1/funnel", id=site).json() == []
 
@@ -217,7 +261,10 @@ def test_new_reports_over_http(server: TrailServer, shop: tuple[str, str]) -> No
     details = server.stats("session/details", site, **SPAN, visitor_id=v21["visitor_id"],
                            session_id=str(v21["session_id"]))  # fmt: skip
     assert [d["page_view"]["path"] if d["page_view"] else d["event"]["name"] for d in details] == [
-        "/", "/pricing", "signup"]
+        "/",
+        "/pricing",
+        "signup",
+    ]
     assert details[0]["page_view"]["duration_seconds"] == 20
     assert server.stats("options/page", site, **SPAN) == ["/", "/blog/one", "/pricing"]
     assert server.stats("hostname", site, **SPAN)[0]["hostname"] == "shop.org"
@@ -225,7 +272,9 @@ def test_new_reports_over_http(server: TrailServer, shop: tuple[str, str]) -> No
     assert (overview["visitors"], overview["views"], overview["member"]) == (3, 5, 1)
     # limit hard maximum and the Go SDK's empty parameters.
     assert len(server.stats("page", site, **SPAN, limit="0", offset="0", sort="", platform="")) == 3
-    assert [p["path"] for p in server.stats("page", site, **SPAN, limit="1")] == ["/"]  # 2 visitors, ties by path
+    assert [p["path"] for p in server.stats("page", site, **SPAN, limit="1")] == [
+        "/"
+    ]  # 2 visitors, ties by path
     # Percent-decoding is trail's: "~%2Fblog" is "contains /blog".
     r = server.call("GET", f"/api/v1/statistics/total?id={site}&from={DAY}&to={DAY}&path=~%2Fblog",
                     key=server.admin_key)  # fmt: skip
@@ -238,7 +287,9 @@ def test_new_reports_over_http(server: TrailServer, shop: tuple[str, str]) -> No
 
 def test_export_zip(server: TrailServer, shop: tuple[str, str]) -> None:
     site, _ = shop
-    r = get(server, "/api/v1/statistics", id=site, pages="true", events="1", visitors="false", **SPAN)
+    r = get(
+        server, "/api/v1/statistics", id=site, pages="true", events="1", visitors="false", **SPAN
+    )
     assert r.status == 200, r.body
     assert r.headers.get("content-type") == "application/zip"
     z = zipfile.ZipFile(io.BytesIO(r.body))
@@ -268,24 +319,46 @@ def test_errors_name_the_field(server: TrailServer, shop, path, params, status, 
 
 def test_outsiders_learn_nothing(server: TrailServer, shop: tuple[str, str]) -> None:
     site, key = shop
-    assert server.call("GET", f"/api/v1/statistics/keywords?id={site}&from={DAY}&to={DAY}").status == 401
+    assert (
+        server.call("GET", f"/api/v1/statistics/keywords?id={site}&from={DAY}&to={DAY}").status
+        == 401
+    )
     assert get(server, "/api/v1/goal", id="00000000-0000-0000-0000-000000000000").status == 404
     assert server.call("GET", f"/api/v1/goal?id={site}", key=key).status == 403  # write-only key
-    assert server.call("GET", f"/api/v1/statistics?id={site}&from={DAY}&to={DAY}&pages=1", key=key).status == 403
+    assert (
+        server.call(
+            "GET", f"/api/v1/statistics?id={site}&from={DAY}&to={DAY}&pages=1", key=key
+        ).status
+        == 403
+    )
 
 
 def test_access_link_reads_statistics(server: TrailServer, shop: tuple[str, str]) -> None:
     site, _ = shop
-    r = server.call("POST", "/api/v1/domain/link", {"domain_id": site, "description": "public"}, key=server.admin_key)
+    r = server.call(
+        "POST",
+        "/api/v1/domain/link",
+        {"domain_id": site, "description": "public"},
+        key=server.admin_key,
+    )
     if r.status == 404 and b"no route" in r.body:
         pytest.skip("access links are not registered in this build")
     assert r.status == 200, r.body
     code = r.json()["code"]
     q = f"id={site}&from={DAY}&to={DAY}&access={code}"
     assert server.call("GET", f"/api/v1/statistics/total?{q}").json()["visitors"] == 3
-    assert server.call("GET", f"/api/v1/statistics/options/page?{q}").json() == ["/", "/blog/one", "/pricing"]
+    assert server.call("GET", f"/api/v1/statistics/options/page?{q}").json() == [
+        "/",
+        "/blog/one",
+        "/pricing",
+    ]
     assert server.call("GET", f"/api/v1/statistics?{q}&pages=1").status == 200
-    assert server.call("GET", f"/api/v1/statistics/total?id={site}&from={DAY}&to={DAY}&access=wrong").status == 404
+    assert (
+        server.call(
+            "GET", f"/api/v1/statistics/total?id={site}&from={DAY}&to={DAY}&access=wrong"
+        ).status
+        == 404
+    )
     # An access link reads; it never writes definitions.
     assert server.call("POST", f"/api/v1/goal?access={code}", {"domain_id": site, "name": "x",
                                                                 "path_pattern": "/"}).status == 401  # fmt: skip

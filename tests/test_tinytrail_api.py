@@ -19,14 +19,21 @@ MISSING = "00000000-0000-4000-8000-000000000000"
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrailServer]:
     data = tmp_path_factory.mktemp("tt-api") / "data"
-    s = TrailServer(data, workers=2, env={"TRAIL_SEAL_INTERVAL_MS": "200",
-                                          "TRAIL_RATE_LIMIT_API": "100000/60"}).start()
+    s = TrailServer(
+        data, workers=2, env={"TRAIL_SEAL_INTERVAL_MS": "200", "TRAIL_RATE_LIMIT_API": "100000/60"}
+    ).start()
     yield s
     s.stop()
 
 
-def tt(s: TrailServer, method: str, path: str, body: Any = None, key: str | None = "admin",
-       raw: bytes | None = None) -> Reply:
+def tt(
+    s: TrailServer,
+    method: str,
+    path: str,
+    body: Any = None,
+    key: str | None = "admin",
+    raw: bytes | None = None,
+) -> Reply:
     headers = {"Content-Type": "application/json"}
     if key is not None:
         headers["X-API-KEY"] = s.admin_key if key == "admin" else key
@@ -52,8 +59,15 @@ def new_account(s: TrailServer, name: str) -> tuple[str, str, str]:
     """(account id, user id, user key) of a fresh account with one `user`."""
     account = data(tt(s, "POST", "/api/v1/accounts", {"name": name}), 201)
     assert set(account) == {"id", "name", "createdAt"} and account["name"] == name
-    user = data(tt(s, "POST", "/api/v1/users", {"account_id": account["id"], "role": "user",
-                                                "email": f"{name}@example.com"}), 201)
+    user = data(
+        tt(
+            s,
+            "POST",
+            "/api/v1/users",
+            {"account_id": account["id"], "role": "user", "email": f"{name}@example.com"},
+        ),
+        201,
+    )
     assert user["apiKey"].startswith("tt_") and user["accountId"] == account["id"]
     return account["id"], user["id"], user["apiKey"]
 
@@ -62,8 +76,11 @@ def test_auth_errors_use_the_envelope(server: TrailServer) -> None:
     error(tt(server, "GET", "/api/v1/websites", key=None), 401, "UNAUTHORIZED")
     error(tt(server, "GET", "/api/v1/websites", key="tt_nope"), 401, "UNAUTHORIZED")
     _, _, key = new_account(server, "roles")
-    for method, path in [("GET", "/api/v1/accounts"), ("GET", "/api/v1/users"),
-                         ("POST", "/api/v1/admin/aggregate")]:
+    for method, path in [
+        ("GET", "/api/v1/accounts"),
+        ("GET", "/api/v1/users"),
+        ("POST", "/api/v1/admin/aggregate"),
+    ]:
         error(tt(server, method, path, {}, key=key), 403, "FORBIDDEN")
     error(tt(server, "DELETE", f"/api/v1/accounts/{MISSING}"), 404, "NOT_FOUND")
     error(tt(server, "DELETE", "/api/v1/accounts/not-a-uuid"), 400, "INVALID_PAYLOAD", "id: ")
@@ -80,9 +97,16 @@ def test_auth_errors_use_the_envelope(server: TrailServer) -> None:
         ("/api/v1/websites", {}, "domain"),
         ("/api/v1/websites", {"domain": "https://x.com/a"}, "domain"),
         ("/api/v1/websites", {"domain": "x.com", "content_groups": "blog"}, "content_groups"),
-        ("/api/v1/websites", {"domain": "x.com", "content_groups": [{"name": "B"}]},
-         "content_groups[0].pattern"),
-        ("/api/v1/websites", {"domain": "x.com", "excluded_ips": ["1.2.3.4", "nope"]}, "excluded_ips[1]"),
+        (
+            "/api/v1/websites",
+            {"domain": "x.com", "content_groups": [{"name": "B"}]},
+            "content_groups[0].pattern",
+        ),
+        (
+            "/api/v1/websites",
+            {"domain": "x.com", "excluded_ips": ["1.2.3.4", "nope"]},
+            "excluded_ips[1]",
+        ),
         ("/api/v1/admin/aggregate", {"date": "2026-02-30"}, "date"),
         ("/api/v1/admin/aggregate", {"date": "yesterday"}, "date"),
     ],
@@ -92,7 +116,9 @@ def test_validation_names_the_field(server: TrailServer, path: str, body: Any, f
 
 
 def test_malformed_bodies(server: TrailServer) -> None:
-    error(tt(server, "POST", "/api/v1/accounts", raw=b"{not json"), 400, "INVALID_PAYLOAD", "body: ")
+    error(
+        tt(server, "POST", "/api/v1/accounts", raw=b"{not json"), 400, "INVALID_PAYLOAD", "body: "
+    )
     error(tt(server, "POST", "/api/v1/accounts", raw=b"[1]"), 400, "INVALID_PAYLOAD", "body: ")
     error(tt(server, "POST", "/api/v1/accounts", raw=b"\xff\xfe"), 400, "INVALID_PAYLOAD", "body: ")
 
@@ -103,8 +129,15 @@ def test_users_and_recoverable_keys(server: TrailServer) -> None:
     assert again == {"id": user_id, "apiKey": key}
     users = data(tt(server, "GET", "/api/v1/users"))
     mine = [u for u in users if u["id"] == user_id]
-    assert mine == [{"id": user_id, "accountId": account, "email": "keys@example.com", "role": "user",
-                     "createdAt": mine[0]["createdAt"]}]  # no apiKey in lists
+    assert mine == [
+        {
+            "id": user_id,
+            "accountId": account,
+            "email": "keys@example.com",
+            "role": "user",
+            "createdAt": mine[0]["createdAt"],
+        }
+    ]  # no apiKey in lists
     # The same key works on the Pirsch API.
     site = data(tt(server, "POST", "/api/v1/websites", {"domain": "keys.example"}, key=key), 201)
     r = request("GET", server.url + "/api/v1/domain", headers={"Authorization": f"Bearer {key}"})
@@ -119,28 +152,65 @@ def test_users_and_recoverable_keys(server: TrailServer) -> None:
 def test_websites_are_scoped_to_the_account(server: TrailServer) -> None:
     a_account, _, a_key = new_account(server, "alpha")
     _, _, b_key = new_account(server, "beta")
-    site = data(tt(server, "POST", "/api/v1/websites", {
-        "domain": "Alpha.Example", "content_groups": [{"name": "Docs", "pattern": "/docs/*"}],
-        "excluded_ips": ["10.1.2.3/8", "::1"]}, key=a_key), 201)
-    assert site == {"id": site["id"], "accountId": a_account, "domain": "alpha.example",
-                    "contentGroups": [{"name": "Docs", "pattern": "/docs/*"}],
-                    "excludedIps": ["10.0.0.0/8", "::1"], "createdAt": site["createdAt"]}
-    error(tt(server, "POST", "/api/v1/websites", {"domain": "alpha.example"}, key=a_key),
-          400, "INVALID_PAYLOAD", "domain: ")
+    site = data(
+        tt(
+            server,
+            "POST",
+            "/api/v1/websites",
+            {
+                "domain": "Alpha.Example",
+                "content_groups": [{"name": "Docs", "pattern": "/docs/*"}],
+                "excluded_ips": ["10.1.2.3/8", "::1"],
+            },
+            key=a_key,
+        ),
+        201,
+    )
+    assert site == {
+        "id": site["id"],
+        "accountId": a_account,
+        "domain": "alpha.example",
+        "contentGroups": [{"name": "Docs", "pattern": "/docs/*"}],
+        "excludedIps": ["10.0.0.0/8", "::1"],
+        "createdAt": site["createdAt"],
+    }
+    error(
+        tt(server, "POST", "/api/v1/websites", {"domain": "alpha.example"}, key=a_key),
+        400,
+        "INVALID_PAYLOAD",
+        "domain: ",
+    )
     # Another account may use the same domain; it never sees alpha's website.
     data(tt(server, "POST", "/api/v1/websites", {"domain": "alpha.example"}, key=b_key), 201)
     assert [w["id"] for w in data(tt(server, "GET", "/api/v1/websites", key=a_key))] == [site["id"]]
-    assert site["id"] not in [w["id"] for w in data(tt(server, "GET", "/api/v1/websites", key=b_key))]
+    assert site["id"] not in [
+        w["id"] for w in data(tt(server, "GET", "/api/v1/websites", key=b_key))
+    ]
     assert site["id"] in [w["id"] for w in data(tt(server, "GET", "/api/v1/websites"))]  # admin
     path = f"/api/v1/websites/{site['id']}"
     error(tt(server, "PATCH", path, {"domain": "x.example"}, key=b_key), 404, "NOT_FOUND")
     error(tt(server, "DELETE", path, key=b_key), 404, "NOT_FOUND")
-    error(tt(server, "GET", f"/api/v1/reports/summary?website_id={site['id']}", key=b_key),
-          404, "NOT_FOUND")
-    error(tt(server, "POST", "/api/v1/websites", {"domain": "y.example", "account_id": a_account},
-             key=b_key), 400, "INVALID_PAYLOAD", "account_id: ")
+    error(
+        tt(server, "GET", f"/api/v1/reports/summary?website_id={site['id']}", key=b_key),
+        404,
+        "NOT_FOUND",
+    )
+    error(
+        tt(
+            server,
+            "POST",
+            "/api/v1/websites",
+            {"domain": "y.example", "account_id": a_account},
+            key=b_key,
+        ),
+        400,
+        "INVALID_PAYLOAD",
+        "account_id: ",
+    )
     error(tt(server, "PATCH", path, {}, key=a_key), 400, "INVALID_PAYLOAD", "body: ")
-    patched = data(tt(server, "PATCH", path, {"domain": "alpha2.example", "excluded_ips": []}, key=a_key))
+    patched = data(
+        tt(server, "PATCH", path, {"domain": "alpha2.example", "excluded_ips": []}, key=a_key)
+    )
     assert (patched["domain"], patched["excludedIps"]) == ("alpha2.example", [])
     assert patched["contentGroups"] == site["contentGroups"]
     assert data(tt(server, "DELETE", path, key=a_key))["id"] == site["id"]
@@ -149,7 +219,9 @@ def test_websites_are_scoped_to_the_account(server: TrailServer) -> None:
 
 def test_admin_creates_websites_in_any_account_and_deletes_accounts(server: TrailServer) -> None:
     account, _, key = new_account(server, "gamma")
-    site = data(tt(server, "POST", "/api/v1/websites", {"domain": "g.example", "account_id": account}), 201)
+    site = data(
+        tt(server, "POST", "/api/v1/websites", {"domain": "g.example", "account_id": account}), 201
+    )
     assert site["accountId"] == account
     assert [w["id"] for w in data(tt(server, "GET", "/api/v1/websites", key=key))] == [site["id"]]
     deleted = data(tt(server, "DELETE", f"/api/v1/accounts/{account}"))
@@ -162,20 +234,35 @@ def test_admin_creates_websites_in_any_account_and_deletes_accounts(server: Trai
 def test_excluded_ips_are_dropped_at_ingest(server: TrailServer) -> None:
     site, key = server.create_site("excl.example")
     data(tt(server, "PATCH", f"/api/v1/websites/{site}", {"excluded_ips": ["81.2.71.0/24"]}))
-    hits = [{"url": "https://excl.example/", "ip": ip, "user_agent": CHROME_WIN,
-             "time": "2026-11-10T10:00:00Z"} for ip in ("81.2.71.9", "81.2.72.9")]
+    hits = [
+        {
+            "url": "https://excl.example/",
+            "ip": ip,
+            "user_agent": CHROME_WIN,
+            "time": "2026-11-10T10:00:00Z",
+        }
+        for ip in ("81.2.71.9", "81.2.72.9")
+    ]
     assert server.call("POST", "/api/v1/hit/batch", hits, key=key).status == 200
     url = f"/api/v1/reports/summary?website_id={site}&start_date=2026-11-10&end_date=2026-11-10"
-    got = wait_for(lambda: data(tt(server, "GET", url)), lambda d: d["metrics"]["visits"]["value"] >= 1)
+    got = wait_for(
+        lambda: data(tt(server, "GET", url)), lambda d: d["metrics"]["visits"]["value"] >= 1
+    )
     time.sleep(0.5)  # a wrongly counted second hit would be sealed by now
-    assert data(tt(server, "GET", url))["metrics"]["visits"]["value"] == 1 == got["metrics"]["visits"]["value"]
+    assert (
+        data(tt(server, "GET", url))["metrics"]["visits"]["value"]
+        == 1
+        == got["metrics"]["visits"]["value"]
+    )
 
 
 def test_aggregate_runs_compaction_for_a_day(server: TrailServer) -> None:
     d = data(tt(server, "POST", "/api/v1/admin/aggregate", {"date": "2026-11-01"}))
     assert d["message"] == "Aggregation completed for 2026-11-01"
     # Without a body it aggregates yesterday (UTC).
-    assert data(tt(server, "POST", "/api/v1/admin/aggregate", raw=b""))["message"].startswith("Aggregation")
+    assert data(tt(server, "POST", "/api/v1/admin/aggregate", raw=b""))["message"].startswith(
+        "Aggregation"
+    )
 
 
 def test_rate_limit_is_shared_by_all_workers(tmp_path: Path) -> None:
@@ -184,7 +271,9 @@ def test_rate_limit_is_shared_by_all_workers(tmp_path: Path) -> None:
     s = TrailServer(tmp_path / "data", workers=2).start()
     try:
         account = data(tt(s, "POST", "/api/v1/accounts", {"name": "rl"}), 201)
-        user = data(tt(s, "POST", "/api/v1/users", {"account_id": account["id"], "role": "user"}), 201)
+        user = data(
+            tt(s, "POST", "/api/v1/users", {"account_id": account["id"], "role": "user"}), 201
+        )
         # Windows are aligned to the epoch: start early in one so all 61 requests share it.
         if time.time() % 60 > 40:
             time.sleep(60.5 - time.time() % 60)

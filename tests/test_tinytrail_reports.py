@@ -29,7 +29,6 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -42,31 +41,62 @@ PREV = "2026-11-09"
 
 
 def hit(day: str, at: str, path: str, ip: str, ua: str, **extra: Any) -> dict[str, Any]:
-    return {"url": f"https://shop.example{path}", "ip": ip, "user_agent": ua,
-            "time": f"{day}T{at}Z", **extra}
+    return {
+        "url": f"https://shop.example{path}",
+        "ip": ip,
+        "user_agent": ua,
+        "time": f"{day}T{at}Z",
+        **extra,
+    }
 
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     data = tmp_path_factory.mktemp("tt-reports") / "data"
-    s = TrailServer(data, workers=2, env={"TRAIL_SEAL_INTERVAL_MS": "200",
-                                          "TRAIL_RATE_LIMIT_API": "100000/60"}).start()
+    s = TrailServer(
+        data, workers=2, env={"TRAIL_SEAL_INTERVAL_MS": "200", "TRAIL_RATE_LIMIT_API": "100000/60"}
+    ).start()
     try:
         site, key = s.create_site("shop.example")
-        r = tt(s, "PATCH", f"/api/v1/websites/{site}",
-               {"content_groups": [{"name": "Blog", "pattern": "/blog/*"}]})
+        r = tt(
+            s,
+            "PATCH",
+            f"/api/v1/websites/{site}",
+            {"content_groups": [{"name": "Blog", "pattern": "/blog/*"}]},
+        )
         assert r.status == 200, r.body
         hits = [
-            hit(DAY, "10:00:00", "/", "81.2.69.1", CHROME_WIN, referrer="https://www.google.com/",
-                screen_width=1920),
+            hit(
+                DAY,
+                "10:00:00",
+                "/",
+                "81.2.69.1",
+                CHROME_WIN,
+                referrer="https://www.google.com/",
+                screen_width=1920,
+            ),
             hit(DAY, "10:00:30", "/pricing", "81.2.69.1", CHROME_WIN, screen_width=1920),
             hit(DAY, "10:01:30", "/signup", "81.2.69.1", CHROME_WIN, screen_width=1920),
-            hit(DAY, "11:00:00", "/blog/post-1?utm_source=twitter&utm_medium=social&utm_campaign=launch",
-                "81.2.69.2", FIREFOX_MAC, referrer="https://t.co/abc", screen_width=1280),
+            hit(
+                DAY,
+                "11:00:00",
+                "/blog/post-1?utm_source=twitter&utm_medium=social&utm_campaign=launch",
+                "81.2.69.2",
+                FIREFOX_MAC,
+                referrer="https://t.co/abc",
+                screen_width=1280,
+            ),
             hit(DAY, "11:00:20", "/pricing", "81.2.69.2", FIREFOX_MAC, screen_width=1280),
             hit(DAY, "12:00:00", "/blog/post-1", "81.2.69.3", SAFARI_IPHONE, screen_width=360),
-            hit(DAY, "13:00:00", "/pricing", "81.2.69.4", CHROME_WIN,
-                referrer="https://blog.example.org/links", screen_width=1440),
+            hit(
+                DAY,
+                "13:00:00",
+                "/pricing",
+                "81.2.69.4",
+                CHROME_WIN,
+                referrer="https://blog.example.org/links",
+                screen_width=1440,
+            ),
             hit(DAY, "10:30:00", "/", "66.249.66.1", GOOGLEBOT),
             hit(PREV, "09:00:00", "/", "81.2.69.5", CHROME_WIN, screen_width=1920),
             hit(PREV, "09:10:00", "/", "81.2.69.6", FIREFOX_MAC, screen_width=1280),
@@ -75,19 +105,36 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         r = s.call("POST", "/api/v1/hit/batch", hits, key=key)
         assert r.status == 200, r.body
         events = [
-            hit(DAY, f"13:00:{sec}", "/pricing", "81.2.69.4", CHROME_WIN, event_name=name,
-                screen_width=1440)
-            for sec, name in (("10", "signup_complete"), ("20", "video_play"), ("30", "signup_complete"))
+            hit(
+                DAY,
+                f"13:00:{sec}",
+                "/pricing",
+                "81.2.69.4",
+                CHROME_WIN,
+                event_name=name,
+                screen_width=1440,
+            )
+            for sec, name in (
+                ("10", "signup_complete"),
+                ("20", "video_play"),
+                ("30", "signup_complete"),
+            )
         ]
         r = s.call("POST", "/api/v1/event/batch", events, key=key)
         assert r.status == 200, r.body
         env = {"server": s, "site": site}
         # Rows become visible when sealed: wait until the whole set is there.
-        wait_for(lambda: report(env, "summary", start_date=DAY, end_date=DAY),
-                 lambda d: d["metrics"]["pageviews"]["value"] >= 7
-                 and d["metrics"]["bounce_rate"]["value"] <= 25.0)
-        wait_for(lambda: report(env, "custom-events", start_date=DAY, end_date=DAY),
-                 lambda d: len(d["rows"]) == 2)
+        wait_for(
+            lambda: report(env, "summary", start_date=DAY, end_date=DAY),
+            lambda d: (
+                d["metrics"]["pageviews"]["value"] >= 7
+                and d["metrics"]["bounce_rate"]["value"] <= 25.0
+            ),
+        )
+        wait_for(
+            lambda: report(env, "custom-events", start_date=DAY, end_date=DAY),
+            lambda d: len(d["rows"]) == 2,
+        )
         yield env
     finally:
         s.stop()
@@ -113,8 +160,9 @@ def raw_report(env: dict[str, Any], name: str, **params: str) -> Any:
 
 def csv_rows(r: Any) -> list[dict[str, str]]:
     assert r.status == 200, r.body
-    assert r.headers["content-type"].startswith("text/csv")
-    assert r.headers["content-disposition"].startswith("attachment")
+    headers = {k.lower(): v for k, v in r.headers.items()}
+    assert headers["content-type"].startswith("text/csv")
+    assert headers["content-disposition"].startswith("attachment")
     return list(csv.DictReader(io.StringIO(r.body.decode())))
 
 
@@ -151,12 +199,19 @@ def test_summary_without_compare_and_year_over_year(env: dict[str, Any]) -> None
 def test_summary_include_bots_and_content_group(env: dict[str, Any]) -> None:
     m = report(env, "summary", **one_day(include_bots="true"))["metrics"]
     # Googlebot: one more visitor with one visit and one page view; rates stay about people.
-    assert (m["visits"]["value"], m["unique_visitors"]["value"], m["pageviews"]["value"]) == (5, 5, 8)
+    assert (m["visits"]["value"], m["unique_visitors"]["value"], m["pageviews"]["value"]) == (
+        5,
+        5,
+        8,
+    )
     assert m["bounce_rate"]["value"] == 25.0
     blog = report(env, "summary", **one_day(content_group="Blog"))["metrics"]
     # /blog/post-1 was viewed by V2 and V3; of the sessions entering there V3 bounced; V2 lasted 20 s.
     assert {k: v["value"] for k, v in blog.items()} == {
-        "visits": 2, "unique_visitors": 2, "pageviews": 2, "bounce_rate": 50.0,
+        "visits": 2,
+        "unique_visitors": 2,
+        "pageviews": 2,
+        "bounce_rate": 50.0,
         "avg_session_duration_sec": 20,
     }
 
@@ -178,8 +233,12 @@ def test_pages(env: dict[str, Any]) -> None:
     assert [r["path"] for r in blog] == ["/blog/post-1"]
     rows = csv_rows(raw_report(env, "pages", **one_day(format="csv")))
     assert list(rows[0]) == ["path", "contentGroup", "pageviews", "uniquePageviews"]
-    assert rows[1] == {"path": "/blog/post-1", "contentGroup": "Blog", "pageviews": "2",
-                       "uniquePageviews": "2"}
+    assert rows[1] == {
+        "path": "/blog/post-1",
+        "contentGroup": "Blog",
+        "pageviews": "2",
+        "uniquePageviews": "2",
+    }
     assert len(rows) == 4
 
 
@@ -206,29 +265,46 @@ def test_sources(env: dict[str, Any]) -> None:
 
 def test_devices(env: dict[str, Any]) -> None:
     d = report(env, "devices", **one_day())
-    assert d["device_types"] == [{"deviceType": "desktop", "visits": 3},
-                                 {"deviceType": "mobile", "visits": 1}]
-    assert d["browsers"] == [{"browserFamily": "Chrome", "visits": 2},
-                             {"browserFamily": "Firefox", "visits": 1},
-                             {"browserFamily": "Safari", "visits": 1}]
-    assert d["os_families"] == [{"osFamily": "Windows", "visits": 2},
-                                {"osFamily": "Mac", "visits": 1},
-                                {"osFamily": "iOS", "visits": 1}]
+    assert d["device_types"] == [
+        {"deviceType": "desktop", "visits": 3},
+        {"deviceType": "mobile", "visits": 1},
+    ]
+    assert d["browsers"] == [
+        {"browserFamily": "Chrome", "visits": 2},
+        {"browserFamily": "Firefox", "visits": 1},
+        {"browserFamily": "Safari", "visits": 1},
+    ]
+    assert d["os_families"] == [
+        {"osFamily": "Windows", "visits": 2},
+        {"osFamily": "Mac", "visits": 1},
+        {"osFamily": "iOS", "visits": 1},
+    ]
     # 1280 and 1440 -> 1025-1440, 1920 -> 1441+, 360 -> 320-375.
-    assert d["screen_resolutions"] == [{"bucket": "1025-1440", "visits": 2},
-                                       {"bucket": "1441+", "visits": 1},
-                                       {"bucket": "320-375", "visits": 1}]
+    assert d["screen_resolutions"] == [
+        {"bucket": "1025-1440", "visits": 2},
+        {"bucket": "1441+", "visits": 1},
+        {"bucket": "320-375", "visits": 1},
+    ]
     rows = csv_rows(raw_report(env, "devices", **one_day(format="csv")))
-    assert rows == [{"deviceType": "desktop", "visits": "3"}, {"deviceType": "mobile", "visits": "1"}]
+    assert rows == [
+        {"deviceType": "desktop", "visits": "3"},
+        {"deviceType": "mobile", "visits": "1"},
+    ]
 
 
 def test_flow(env: dict[str, Any]) -> None:
     d = report(env, "flow", **one_day())
-    assert d["landing_pages"] == [{"path": "/blog/post-1", "entries": 2}, {"path": "/", "entries": 1},
-                                  {"path": "/pricing", "entries": 1}]
+    assert d["landing_pages"] == [
+        {"path": "/blog/post-1", "entries": 2},
+        {"path": "/", "entries": 1},
+        {"path": "/pricing", "entries": 1},
+    ]
     # V4's events moved its exit to the event's path, /pricing.
-    assert d["exit_pages"] == [{"path": "/pricing", "exits": 2}, {"path": "/blog/post-1", "exits": 1},
-                               {"path": "/signup", "exits": 1}]
+    assert d["exit_pages"] == [
+        {"path": "/pricing", "exits": 2},
+        {"path": "/blog/post-1", "exits": 1},
+        {"path": "/signup", "exits": 1},
+    ]
     rows = csv_rows(raw_report(env, "flow", **one_day(format="csv")))
     assert rows[0] == {"path": "/blog/post-1", "entries": "2"} and len(rows) == 3
 
@@ -245,14 +321,23 @@ def test_funnel(env: dict[str, Any]) -> None:
     # Order matters: V1 saw / before /pricing, nobody saw /pricing before /.
     backwards = report(env, "funnel", **one_day(**{"steps[]": "/pricing&steps[]=/"}))
     assert [s["sessions"] for s in backwards["funnel"]] == [3, 0]
-    rows = csv_rows(raw_report(env, "funnel", **one_day(format="csv", **{"steps[]": "/pricing&steps[]=/signup"})))
-    assert rows == [{"step": "/pricing", "sessions": "3", "conversion_rate": "100.0"},
-                    {"step": "/signup", "sessions": "1", "conversion_rate": "33.33"}]
+    rows = csv_rows(
+        raw_report(
+            env, "funnel", **one_day(format="csv", **{"steps[]": "/pricing&steps[]=/signup"})
+        )
+    )
+    assert rows == [
+        {"step": "/pricing", "sessions": "3", "conversion_rate": "100.0"},
+        {"step": "/signup", "sessions": "1", "conversion_rate": "33.33"},
+    ]
 
 
 def test_custom_events(env: dict[str, Any]) -> None:
     d = report(env, "custom-events", **one_day())
-    assert d["rows"] == [{"name": "signup_complete", "count": 2}, {"name": "video_play", "count": 1}]
+    assert d["rows"] == [
+        {"name": "signup_complete", "count": 2},
+        {"name": "video_play", "count": 1},
+    ]
     only = report(env, "custom-events", **one_day(event_name="video_play"))
     assert only["rows"] == [{"name": "video_play", "count": 1}]
     rows = csv_rows(raw_report(env, "custom-events", **one_day(format="csv")))
@@ -274,7 +359,9 @@ def test_custom_events(env: dict[str, Any]) -> None:
         ("pageviews", {"include_bots": "true"}, [3, 8]),
     ],
 )
-def test_timeseries(env: dict[str, Any], metric: str, extra: dict[str, str], values: list[Any]) -> None:
+def test_timeseries(
+    env: dict[str, Any], metric: str, extra: dict[str, str], values: list[Any]
+) -> None:
     d = report(env, "timeseries", start_date=PREV, end_date=DAY, metric=metric, **extra)
     assert d["metric"] == metric and d["path"] == extra.get("path", "*")
     assert d["series"] == [{"date": PREV, "value": values[0]}, {"date": DAY, "value": values[1]}]
@@ -310,7 +397,9 @@ def test_period_all_starts_at_the_first_stored_day(env: dict[str, Any]) -> None:
         ("timeseries", {"metric": "revenue"}, "metric"),
     ],
 )
-def test_validation_names_the_field(env: dict[str, Any], name: str, params: dict[str, str], field: str) -> None:
+def test_validation_names_the_field(
+    env: dict[str, Any], name: str, params: dict[str, str], field: str
+) -> None:
     r = raw_report(env, name, **params)
     assert r.status == 400, r.body
     assert r.json()["error"]["code"] == "INVALID_PAYLOAD"
@@ -325,13 +414,20 @@ def test_realtime(env: dict[str, Any]) -> None:
         {"url": "https://live.example/a", "ip": "81.2.70.2", "user_agent": FIREFOX_MAC},
     ]
     assert s.call("POST", "/api/v1/hit/batch", now_hits, key=key).status == 200
-    ev = {"url": "https://live.example/a", "ip": "81.2.70.2", "user_agent": FIREFOX_MAC,
-          "event_name": "scroll_50"}
+    ev = {
+        "url": "https://live.example/a",
+        "ip": "81.2.70.2",
+        "user_agent": FIREFOX_MAC,
+        "event_name": "scroll_50",
+    }
     assert s.call("POST", "/api/v1/event", ev, key=key).status == 200
     live = {"server": s, "site": site}
     d = wait_for(lambda: report(live, "realtime"), lambda d: len(d["events_by_type"]) == 2)
     assert d == {
         "active_visitors": 2,
         "top_pages": [{"path": "/", "visitors": 1}, {"path": "/a", "visitors": 1}],
-        "events_by_type": [{"eventType": "page_view", "count": 2}, {"eventType": "scroll_50", "count": 1}],
+        "events_by_type": [
+            {"eventType": "page_view", "count": 2},
+            {"eventType": "scroll_50", "count": 1},
+        ],
     }

@@ -24,6 +24,7 @@ ROUTE_MODULES += (
     "pirsch_billing",
 )
 ROUTE_MODULES += ("tinytrail_admin", "tinytrail_websites", "tinytrail_reports")
+ROUTE_MODULES += ("pirsch_deletion",)  # DELETE /api/v1/statistics
 ROUTE_MODULES += (  # access helper: the rest of the Pirsch management API
     "pirsch_domain", "pirsch_alternative", "pirsch_access_link", "pirsch_member", "pirsch_organization",
     "pirsch_snippet", "pirsch_view", "pirsch_theme", "pirsch_user", "pirsch_unavailable",

@@ -43,6 +43,9 @@ pub struct BotFilter {
     /// Sorted, merged, inclusive ranges.
     blocked_v4: Ranges<u32>,
     blocked_v6: Ranges<u128>,
+    /// Verdicts of `check_user_agent` for recent UAs: most traffic repeats a few hundred UAs,
+    /// and the pattern scan is the costliest bot check.
+    verdicts: quick_cache::sync::Cache<String, Option<&'static str>>,
 }
 
 const UA_MIN_LEN: usize = 16;
@@ -149,6 +152,7 @@ impl BotFilter {
             sql,
             blocked_v4,
             blocked_v6,
+            verdicts: quick_cache::sync::Cache::new(10_000),
         })
     }
 
@@ -159,6 +163,18 @@ impl BotFilter {
 
     /// UA shape, keyword and regex checks.
     pub fn check_user_agent(&self, user_agent: &str) -> Option<&'static str> {
+        if user_agent.len() > UA_MAX_LEN {
+            return Some("ua_too_long");
+        }
+        if let Some(v) = self.verdicts.get(user_agent) {
+            return v;
+        }
+        let verdict = self.scan_user_agent(user_agent);
+        self.verdicts.insert(user_agent.to_string(), verdict);
+        verdict
+    }
+
+    fn scan_user_agent(&self, user_agent: &str) -> Option<&'static str> {
         let ua = user_agent.trim();
         if ua.is_empty() {
             return Some("ua_empty");

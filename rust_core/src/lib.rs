@@ -22,6 +22,12 @@ pub mod wal;
 #[cfg(feature = "python")]
 mod glue;
 
+/// The hot path allocates many short-lived strings per hit; mimalloc is markedly faster at
+/// that than glibc malloc (profiled: ~14% of worker CPU in malloc/free).
+#[cfg(feature = "python")]
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[cfg(feature = "python")]
 #[pyo3::pymodule]
 fn _core(m: &pyo3::Bound<'_, pyo3::types::PyModule>) -> pyo3::PyResult<()> {

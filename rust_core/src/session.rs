@@ -58,9 +58,11 @@ impl SessionStore {
         let mut opts = EnvOpenOptions::new().read_txn_without_tls();
         opts.map_size(map_size).max_dbs(4).max_readers(256);
         // SAFETY: the env is opened once per process (the glue owns one SessionStore), and
-        // NO_SYNC is acceptable because session state is soft (see module docs).
+        // NO_SYNC is acceptable because session state is soft (see module docs). WRITE_MAP makes
+        // a commit a memory write instead of a pwrite() per dirty page, which keeps the
+        // cross-process writer lock short.
         let env = unsafe {
-            opts.flags(EnvFlags::NO_SYNC | EnvFlags::NO_META_SYNC);
+            opts.flags(EnvFlags::NO_SYNC | EnvFlags::NO_META_SYNC | EnvFlags::WRITE_MAP | EnvFlags::MAP_ASYNC);
             opts.open(dir)?
         };
         let wtxn = env.write_txn()?;

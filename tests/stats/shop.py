@@ -28,7 +28,9 @@ def build_shop(site: SiteData) -> Path:
     site.visit(2, 1, [(f"{DAY} 11:00:00", "/"), (f"{DAY} 11:01:00", "/x")],
                tags={0: {"author": "bob", "kind": "post"}}, hostname="blog.example.com",
                country_code="us")  # fmt: skip
-    site.visit(3, 1, [(f"{DAY} 12:00:00", "/p")], events={0: ("signup", {"plan": "free", "amount": "5"})})
+    site.visit(
+        3, 1, [(f"{DAY} 12:00:00", "/p")], events={0: ("signup", {"plan": "free", "amount": "5"})}
+    )
     site.visit(4, 1, [(f"{DAY} 13:00:00", "/")], events={0: ("download", {})})
     site.visit(4, 2, [(f"{DAY} 14:00:00", "/a")])
     site.visit(5, 1, [(f"{DAY} 15:00:00", "/")], events={0: pro})

@@ -47,7 +47,13 @@ def test_events(shop: Path) -> None:
     assert [e["name"] for e in events.events(shop, q(search="DOWN"))] == ["download"]
     # Dimension filters apply to events too: only v1 is in "de".
     [de] = events.events(shop, q(country="de"))
-    assert (de["name"], de["count"], de["visitors"], de["views"], de["cr"]) == ("signup", 1, 1, 2, 0.2)
+    assert (de["name"], de["count"], de["visitors"], de["views"], de["cr"]) == (
+        "signup",
+        1,
+        1,
+        2,
+        0.2,
+    )
 
 
 def test_event_meta(shop: Path) -> None:
@@ -80,7 +86,10 @@ def test_event_list(shop: Path) -> None:
 def test_event_pages(shop: Path) -> None:
     rows = events.event_pages(shop, q(event="signup"))
     # "/": v1 and v5 fired signup there (1 view of "/" each); "/p": v3.
-    assert [(r["path"], r["title"], r["visitors"], r["sessions"], r["views"], r["bounces"]) for r in rows] == [
+    assert [
+        (r["path"], r["title"], r["visitors"], r["sessions"], r["views"], r["bounces"])
+        for r in rows
+    ] == [
         ("/", "/", 2, 2, 2, 0),
         ("/p", "/P", 1, 1, 1, 0),
     ]
@@ -93,8 +102,20 @@ def test_event_pages(shop: Path) -> None:
 def test_tags(shop: Path) -> None:
     # Tagged views: v1 "/a" author=alice; v2 "/" author=bob, kind=post. 5 visitors, 8 views in all.
     assert tags.tags(shop, q()) == [
-        {"key": "author", "visitors": 2, "views": 2, "relative_visitors": 0.4, "relative_views": 0.25},
-        {"key": "kind", "visitors": 1, "views": 1, "relative_visitors": 0.2, "relative_views": 0.125},
+        {
+            "key": "author",
+            "visitors": 2,
+            "views": 2,
+            "relative_visitors": 0.4,
+            "relative_views": 0.25,
+        },
+        {
+            "key": "kind",
+            "visitors": 1,
+            "views": 1,
+            "relative_visitors": 0.2,
+            "relative_views": 0.125,
+        },
     ]
     assert tags.tag_details(shop, q(tag="author")) == [
         {"key": "author", "value": "alice", "visitors": 1, "views": 1, "relative_visitors": 0.2,
@@ -102,7 +123,9 @@ def test_tags(shop: Path) -> None:
         {"key": "author", "value": "bob", "visitors": 1, "views": 1, "relative_visitors": 0.2,
          "relative_views": 0.125},
     ]  # fmt: skip
-    assert [r["value"] for r in tags.tag_details(shop, q(tag="author", tag_author="!bob"))] == ["alice"]
+    assert [r["value"] for r in tags.tag_details(shop, q(tag="author", tag_author="!bob"))] == [
+        "alice"
+    ]
     with pytest.raises(FilterError):
         tags.tag_details(shop, q())
 
@@ -128,6 +151,10 @@ def test_minutes(shop: Path) -> None:
     # its session's +1 and the cancel row of that state both start at 11:00, so no bounce.
     m = reports.minutes(shop, q(from_time="11:00", to_time="11:00"))
     assert [(r["minute"], r["views"], r["bounces"]) for r in m if r["views"]] == [(0, 1, 0)]
+    # Zones with half-hour offsets shift minutes: Kolkata is UTC+5:30, St. John's UTC-2:30 (DST).
+    for tz in ("Asia/Kolkata", "America/St_Johns"):
+        m = reports.minutes(shop, q(tz=tz, **{"from": "2024-03-10", "to": "2024-03-11"}))
+        assert [(r["minute"], r["views"]) for r in m if r["views"]] == [(30, 7), (31, 1)], tz
 
 
 def test_page_duration(shop: Path) -> None:

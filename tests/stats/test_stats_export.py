@@ -36,7 +36,10 @@ def test_every_section(site: SiteData) -> None:
     }  # fmt: skip
     # The export is not cut at `limit`: all 4 pages (/, /a, /p, /x).
     assert [r["path"] for r in files["pages.csv"]] == ["/", "/a", "/p", "/x"]
-    assert files["visitors.csv"][0]["visitors"] == "5" and files["visitors.csv"][0]["day"] == "2024-03-10T00:00:00Z"
+    assert (
+        files["visitors.csv"][0]["visitors"] == "5"
+        and files["visitors.csv"][0]["day"] == "2024-03-10T00:00:00Z"
+    )
     assert files["events.csv"][0] == {"name": "signup", "count": "3", "visitors": "3", "views": "4", "cr": "0.6",
                                       "average_duration_seconds": "0", "meta_keys": "amount,plan"}  # fmt: skip
     assert files["conversion_goals.csv"][0]["visitors"] == "2"

@@ -35,10 +35,20 @@ def shop(site: SiteData) -> Path:
 @pytest.mark.parametrize(
     ("glob", "regex", "matches", "misses"),
     [
-        ("/path/*", "(?i)^/path/[^/]*$", ["/path/x", "/PATH/", "/path/a-b"], ["/path/x/y", "/path"]),
+        (
+            "/path/*",
+            "(?i)^/path/[^/]*$",
+            ["/path/x", "/PATH/", "/path/a-b"],
+            ["/path/x/y", "/path"],
+        ),
         ("/path/**", "(?i)^/path/.*$", ["/path/x/y", "/path/"], ["/pathx", "/other/path/x"]),
         ("/a.b", r"(?i)^/a\.b$", ["/a.b", "/A.B"], ["/aXb", "/a.b/"]),
-        ("/blog/*/comments", "(?i)^/blog/[^/]*/comments$", ["/blog/x/comments"], ["/blog/x/y/comments"]),
+        (
+            "/blog/*/comments",
+            "(?i)^/blog/[^/]*/comments$",
+            ["/blog/x/comments"],
+            ["/blog/x/y/comments"],
+        ),
         ("/checkout", "(?i)^/checkout$", ["/checkout"], ["/checkout/done"]),
         ("/x+(y)", r"(?i)^/x\+\(y\)$", ["/x+(y)"], ["/xx(y)"]),
     ],
@@ -67,7 +77,10 @@ def test_store_round_trip(tmp_path: Path) -> None:
     assert store.delete_goal(b["id"]) and not store.delete_goal(b["id"])
     f = store.save_funnel({"domain_id": "d1", "name": "F", "steps": [
         {"name": "one", "filter": {"path": ["/"]}}, {"name": "two", "filter": {}}]})  # fmt: skip
-    assert [(s["step"], s["name"], s["funnel_id"]) for s in f["steps"]] == [(0, "one", f["id"]), (1, "two", f["id"])]
+    assert [(s["step"], s["name"], s["funnel_id"]) for s in f["steps"]] == [
+        (0, "one", f["id"]),
+        (1, "two", f["id"]),
+    ]
     assert store.get_funnel(f["id"]) == f and store.list_funnels("d2") == []
     assert store.delete_site("d1") == 2 and store.list_goals("d1") == [] and store.list_goals("d2")
     meta.close()
@@ -89,7 +102,10 @@ def test_goal_stats(shop: Path) -> None:
     assert (got["g2"]["visitors"], got["g2"]["views"], got["g2"]["cr"]) == (2, 3, 0.4)
     assert (got["g3"]["visitors"], got["g3"]["views"], got["g3"]["cr"]) == (5, 8, 1.0)
     # amounts 10 + 5 + 10 = 25 over 3 events.
-    assert (got["g4"]["custom_metric_total"], got["g4"]["custom_metric_avg"]) == (25.0, pytest.approx(25 / 3))
+    assert (got["g4"]["custom_metric_total"], got["g4"]["custom_metric_avg"]) == (
+        25.0,
+        pytest.approx(25 / 3),
+    )
     ordered = [g["page_goal"]["id"] for g in goal_stats(shop, q(), goals)]
     assert ordered == ["g3", "g4", "g1", "g2"]  # visitors desc (5, 3, 2, 2), ties by name
     assert [g["page_goal"]["id"] for g in goal_stats(shop, q(search="PRO"), goals)] == ["g2"]
@@ -123,7 +139,12 @@ def test_conformance_8_funnel_and_growth() -> None:
     assert [round(s["drop_off"], 3) for s in steps] == [0, 0.333, 0.5]
     assert [s["dropped"] for s in steps] == [0, 1, 1]
     assert funnel_steps([]) == [] and funnel_steps([0, 0])[1]["drop_off"] == 0.0
-    assert (m.growth(100, 50), m.growth(50, 100), m.growth(0, 0), m.growth(7, 0)) == (1.0, -0.5, 0.0, 1.0)
+    assert (m.growth(100, 50), m.growth(50, 100), m.growth(0, 0), m.growth(7, 0)) == (
+        1.0,
+        -0.5,
+        0.0,
+        1.0,
+    )
 
 
 def test_conformance_8_growth_report(site: SiteData) -> None:

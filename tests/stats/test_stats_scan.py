@@ -56,6 +56,10 @@ def test_scan_reads_parquet_next_to_arrow(site: SiteData) -> None:
     day = site.data_dir / "segments/page_views" / f"site={SITE}" / "day=2024-03-10"
     part = pl.read_ipc(next(day.glob("*.arrow"))).with_columns(pl.lit("/b").alias("path"))
     part.write_parquet(day / "part-0001.parquet")
+    # A parquet is read once the compaction manifest lists it as live (trail.storage.daydir).
+    from trail.storage.daydir import Manifest
+
+    Manifest(live=["part-0001.parquet"]).write(day)
     lf = scan(
         site.data_dir,
         "page_views",

@@ -134,6 +134,10 @@ def authenticate(ctx: Context, request: Any) -> Principal:
     principal = ctx.meta.resolve_secret(credential)
     if principal is None:
         raise ApiError(401, "invalid or expired token")
+    if principal.kind == "access_key":
+        # Write-only: ingestion takes them through site_for_access_key; every route that
+        # authenticates here reads or manages, so the answer is the same for all of them.
+        raise ApiError(403, "access keys are write-only: use an oauth client or API key")
     return principal
 
 

@@ -9,7 +9,15 @@ from robyn import Response
 
 from trail.api.common import ApiError, handler, json_response
 from trail.api.resources import (
-    body_object, caller, id_in_query, invalid, ok, record_site, site_in_body, site_in_query, string_field,
+    body_object,
+    caller,
+    id_in_query,
+    invalid,
+    ok,
+    record_site,
+    site_in_body,
+    site_in_query,
+    string_field,
     timestamp_field,
 )
 from trail.context import Context

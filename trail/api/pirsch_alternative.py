@@ -12,7 +12,15 @@ from robyn import Response
 from trail.api.common import ApiError, handler, json_response
 from trail.api.pirsch_manage import HOSTNAME_RE
 from trail.api.resources import (
-    body_object, caller, id_in_query, invalid, ok, record_site, site_in_body, site_in_query, string_field,
+    body_object,
+    caller,
+    id_in_query,
+    invalid,
+    ok,
+    record_site,
+    site_in_body,
+    site_in_query,
+    string_field,
 )
 from trail.context import Context
 from trail.storage.meta import Site

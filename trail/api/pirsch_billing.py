@@ -10,7 +10,14 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from trail.api.common import ApiError, authenticate, handler, json_response, query_params, query_value
+from trail.api.common import (
+    ApiError,
+    authenticate,
+    handler,
+    json_response,
+    query_params,
+    query_value,
+)
 
 if TYPE_CHECKING:
     from robyn import Response
@@ -26,15 +33,21 @@ def register(app: Any, ctx: Context) -> None:
 
 def usage(ctx: Context, request: Any) -> Response:
     principal = authenticate(ctx, request)
-    if principal.kind == "access_key" or not (principal.allows("billing") or principal.allows("statistics")):
+    if principal.kind == "access_key" or not (
+        principal.allows("billing") or principal.allows("statistics")
+    ):
         raise ApiError(403, "the client lacks the billing (or statistics) scope")
     params = query_params(request)
     first, last = period(query_value(params, "from"), query_value(params, "to"))
-    rows = [{"domain": s.to_pirsch(), "page_views": page_views(ctx, s, first, last)}
-            for s in ctx.meta.list_sites_for(principal)]
+    rows: list[dict[str, Any]] = [
+        {"domain": s.to_pirsch(), "page_views": page_views(ctx, s, first, last)}
+        for s in ctx.meta.list_sites_for(principal)
+    ]
     if len(rows) > MAX_LISTED:
         total = sum(r["page_views"] for r in rows)
-        rows = [{"domain": {"id": "", "hostname": "All", "display_name": "All"}, "page_views": total}]
+        rows = [
+            {"domain": {"id": "", "hostname": "All", "display_name": "All"}, "page_views": total}
+        ]
     return json_response(rows)
 
 
@@ -44,11 +57,15 @@ def period(from_text: str, to_text: str) -> tuple[date, date]:
     try:
         first = date.fromisoformat(from_text) if from_text else today.replace(day=1)
     except ValueError:
-        raise ApiError(400, "from: must be a date YYYY-MM-DD", {"from": "must be a date YYYY-MM-DD"}) from None
+        raise ApiError(
+            400, "from: must be a date YYYY-MM-DD", {"from": "must be a date YYYY-MM-DD"}
+        ) from None
     try:
         last = date.fromisoformat(to_text) if to_text else today
     except ValueError:
-        raise ApiError(400, "to: must be a date YYYY-MM-DD", {"to": "must be a date YYYY-MM-DD"}) from None
+        raise ApiError(
+            400, "to: must be a date YYYY-MM-DD", {"to": "must be a date YYYY-MM-DD"}
+        ) from None
     return (last, first) if first > last else (first, last)
 
 

@@ -17,6 +17,7 @@ from robyn import Response
 
 from trail.api.common import ApiError, handler, json_response, query_params, query_value
 from trail.api.cors import cors_headers, origin_of, preflight_headers
+from trail.core import StorageError
 from trail.services import collect
 from trail.services.collect import InvalidPayload
 
@@ -56,7 +57,7 @@ def hit_item(params: dict[str, list[str]]) -> dict[str, Any]:
         raise InvalidPayload("url", "is required")
     tags = {k[4:]: v[0] for k, v in params.items() if k.startswith("tag_") and len(k) > 4 and v}
     item: dict[str, Any] = {
-        "url": collect._http_url(url[: collect.MAX_URL], "url"),
+        "url": collect.http_url(url[: collect.MAX_URL], "url"),
         "title": query_value(params, "t")[: collect.MAX_TEXT],
         "referrer": query_value(params, "ref")[: collect.MAX_URL],
         "screen_width": _screen(params, "w"),
@@ -66,27 +67,41 @@ def hit_item(params: dict[str, list[str]]) -> dict[str, Any]:
     return {k: v for k, v in item.items() if v is not None}
 
 
-def _run(ctx: Context, request: Any, site: Site, kind: str, item: dict[str, Any], cors: dict[str, str]) -> Response:
+def _rate_limited(ctx: Context, request: Any, methods: str) -> Response | None:
+    """429 when the client is over the collect limit; checked before any site lookup."""
     headers = request.headers.to_dict()
     peer = collect.peer_address(request.ip_addr)
     wait = collect.retry_after(ctx, collect.client_ip(ctx, peer, headers))
-    if wait is not None:
-        return _error(ApiError(429, f"too many requests, retry in {wait} s"),
-                      {**cors, "retry-after": str(wait)})
+    if wait is None:
+        return None
+    origin = origin_of(request)
+    cors = cors_headers(origin, collect.KNOWN_HOSTS.allows(ctx, origin), methods)
+    message = f"too many requests, retry in {wait} s"
+    return _error(ApiError(429, message), {**cors, "retry-after": str(wait)})
+
+
+def _run(ctx: Context, request: Any, site: Site, kind: str, item: dict[str, Any]) -> None:
+    headers = [(k.lower(), v) for k, v in request.headers.to_dict().items()]
+    peer = collect.peer_address(request.ip_addr)
     try:
-        collect.ingest_browser(ctx, site, kind, item, peer, [(k.lower(), v) for k, v in headers.items()])
+        collect.ingest_browser(ctx, site, kind, item, peer, headers)
     except InvalidPayload as e:
         raise ApiError(400, f"{e.field}: {e.message}", {e.field: e.message}) from None
-    return Response(200, cors, b"")
+    except StorageError as e:
+        raise ApiError(503, "storage unavailable, retry later") from e
 
 
 def get_hit(ctx: Context, request: Any) -> Response:
+    limited = _rate_limited(ctx, request, HIT_METHODS)
+    if limited is not None:
+        return limited
     origin = origin_of(request)
     params = query_params(request)
-    site = collect.find_by_code(ctx, query_value(params, "code"))
+    code = query_value(params, "code")
+    site = collect.find_by_code(ctx, code)
     cors = cors_headers(origin, collect.origin_allowed_for(ctx, site, origin), HIT_METHODS)
     try:
-        if not query_value(params, "code"):
+        if not code:
             raise ApiError(400, "code: is required", {"code": "is required"})
         if site is None:
             raise ApiError(404, "domain not found")
@@ -94,9 +109,10 @@ def get_hit(ctx: Context, request: Any) -> Response:
             item = hit_item(params)
         except InvalidPayload as e:
             raise ApiError(400, f"{e.field}: {e.message}", {e.field: e.message}) from None
-        return _run(ctx, request, site, "hit", item, cors)
+        _run(ctx, request, site, "hit", item)
     except ApiError as e:
         return _error(e, cors)
+    return Response(200, cors, b"")
 
 
 def answer_event(ctx: Context, request: Any) -> Response | None:
@@ -109,6 +125,9 @@ def answer_event(ctx: Context, request: Any) -> Response | None:
     code = doc.get("identification_code")
     if not isinstance(code, str) or not code.strip():
         return None
+    limited = _rate_limited(ctx, request, EVENT_METHODS)
+    if limited is not None:
+        return limited
     origin = origin_of(request)
     site = collect.find_by_code(ctx, code.strip())
     cors = cors_headers(origin, collect.origin_allowed_for(ctx, site, origin), EVENT_METHODS)
@@ -118,18 +137,20 @@ def answer_event(ctx: Context, request: Any) -> Response | None:
         item = {k: doc[k] for k in collect.BROWSER_ITEM_FIELDS if doc.get(k) is not None}
         if not isinstance(item.get("event_name"), str) or not item["event_name"].strip():
             raise ApiError(400, "event_name: is required", {"event_name": "is required"})
-        return _run(ctx, request, site, "event", item, cors)
+        _run(ctx, request, site, "event", item)
     except ApiError as e:
         return _error(e, cors)
+    return Response(200, cors, b"")
 
 
 def _preflight(ctx: Context, request: Any, methods: str) -> Response:
     origin = origin_of(request)
-    return Response(204, preflight_headers(origin, collect.KNOWN_HOSTS.allows(ctx, origin), methods), b"")
+    return Response(
+        204, preflight_headers(origin, collect.KNOWN_HOSTS.allows(ctx, origin), methods), b""
+    )
 
 
 def register(app: Robyn, ctx: Context) -> None:
     app.get("/api/v1/hit")(handler(lambda request: get_hit(ctx, request)))
     app.options("/api/v1/hit")(handler(lambda request: _preflight(ctx, request, HIT_METHODS)))
     app.options("/api/v1/event")(handler(lambda request: _preflight(ctx, request, EVENT_METHODS)))
-

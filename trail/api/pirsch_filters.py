@@ -30,7 +30,9 @@ if TYPE_CHECKING:
     from trail.context import Context
 
 FILTER_TYPES = ("ip", "path", "user_agent", "hostname", "country")
-_HOST = re.compile(r"^(www\.)?[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$")
+_HOST = re.compile(
+    r"^(www\.)?[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$"
+)
 _COUNTRY = re.compile(r"^[a-z]{2}$")
 KIND = "filters"
 
@@ -38,7 +40,9 @@ KIND = "filters"
 def register(app: Any, ctx: Context) -> None:
     app.get("/api/v1/filter")(handler(lambda request: list_filters(ctx, request)))
     app.post("/api/v1/filter")(handler(lambda request: save_filter(ctx, request)))
-    app.delete("/api/v1/filter")(handler(lambda request: deleted(ctx, request, records(ctx.meta, KIND), "filter")))
+    app.delete("/api/v1/filter")(
+        handler(lambda request: deleted(ctx, request, records(ctx.meta, KIND), "filter"))
+    )
 
 
 def list_filters(ctx: Context, request: Any) -> Response:
@@ -63,14 +67,22 @@ def save_filter(ctx: Context, request: Any) -> Response:
     if body.get("id"):
         record, _ = record_in_reach(ctx, request, store, body["id"], "filter")
         fail_on(errors, "filter")
-        fields = {"type": filter_type, "filter": normalise(str(filter_type), text), "description": description}
+        fields = {
+            "type": filter_type,
+            "filter": normalise(str(filter_type), text),
+            "description": description,
+        }
         updated = store.update(record["id"], lambda r: {**r, **fields})
         return json_response(_public(updated or record))
     site = site_for(ctx, request, body.get("domain_id"), write=True)
     fail_on(errors, "filter")
     created = store.create(
-        {"domain_id": site.id, "type": filter_type, "description": description,
-         "filter": normalise(str(filter_type), text)}
+        {
+            "domain_id": site.id,
+            "type": filter_type,
+            "description": description,
+            "filter": normalise(str(filter_type), text),
+        }
     )
     return json_response(_public(created))
 

@@ -29,8 +29,8 @@ from trail.api.pirsch_records import (
 )
 from trail.api.pirsch_webhooks import KIND as WEBHOOKS
 from trail.api.pirsch_webhooks import check_endpoint
-from trail.storage.meta import hash_secret
 from trail.storage.documents import records
+from trail.storage.meta import hash_secret
 
 if TYPE_CHECKING:
     from trail.context import Context
@@ -101,7 +101,11 @@ def parse_link(body: dict[str, Any], errors: dict[str, str]) -> dict[str, Any]:
         errors["allow_indexing"] = "must be true or false"
     fields["allow_indexing"] = allow is True
     tags = body.get("tags") or []
-    if not isinstance(tags, list) or not all(isinstance(t, str) and len(t) <= 100 for t in tags) or len(tags) > 50:
+    if (
+        not isinstance(tags, list)
+        or not all(isinstance(t, str) and len(t) <= 100 for t in tags)
+        or len(tags) > 50
+    ):
         errors["tags"] = "must be a list of at most 50 strings"
         tags = []
     fields["tags"] = tags
@@ -132,7 +136,7 @@ def _expires_at(value: Any, errors: dict[str, str]) -> str | None:
     if value in (None, ""):
         return None
     try:
-        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        moment = datetime.fromisoformat(str(value))
     except ValueError:
         errors["expires_at"] = "must be an RFC 3339 date and time, e.g. 2026-01-31T12:00:00Z"
         return None
@@ -148,7 +152,9 @@ def _is_http_url(url: str) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
-def _save_webhook(ctx: Context, site: Site, hook_id: str, endpoint: str, fields: dict[str, Any]) -> str:
+def _save_webhook(
+    ctx: Context, site: Site, hook_id: str, endpoint: str, fields: dict[str, Any]
+) -> str:
     """Keep the link's webhook in step with `webhook_endpoint`; returns its id ("" for none)."""
     hooks = records(ctx.meta, WEBHOOKS)
     if not endpoint:
@@ -157,16 +163,28 @@ def _save_webhook(ctx: Context, site: Site, hook_id: str, endpoint: str, fields:
         return ""
     import time
 
-    values = {"event": fields["event_name"] or DEFAULT_EVENT, "endpoint": endpoint,
-              "description": f"short link {fields['name']}", "active": True, "failures": 0}
+    values = {
+        "event": fields["event_name"] or DEFAULT_EVENT,
+        "endpoint": endpoint,
+        "description": f"short link {fields['name']}",
+        "active": True,
+        "failures": 0,
+    }
     if hook_id and hooks.update(hook_id, lambda r: {**r, **values}) is not None:
         return hook_id
-    return str(hooks.create({"domain_id": site.id, **values, "cursor_ms": int(time.time() * 1000)})["id"])
+    now_ms = int(time.time() * 1000)
+    return str(
+        hooks.create(
+            {"domain_id": site.id, **values, "cursor_ms": now_ms, "enabled_ms": now_ms, "seen": {}}
+        )["id"]
+    )
 
 
 def delete_link(ctx: Context, request: Any) -> Response:
     store = records(ctx.meta, KIND)
-    record, _ = record_in_reach(ctx, request, store, query_value(query_params(request), "id"), "link")
+    record, _ = record_in_reach(
+        ctx, request, store, query_value(query_params(request), "id"), "link"
+    )
     if record.get("webhook_id"):
         records(ctx.meta, WEBHOOKS).delete(record["webhook_id"])
     store.delete(record["id"])
@@ -174,8 +192,24 @@ def delete_link(ctx: Context, request: Any) -> Response:
 
 
 def public(record: dict[str, Any]) -> dict[str, Any]:
-    keys = ("id", "def_time", "mod_time", "domain_id", "name", "event_name", *UTM, "expires_at",
-            "expired_url", "webhook_id", "title", "description", "image", "allow_indexing", "tags", "urls")
+    keys = (
+        "id",
+        "def_time",
+        "mod_time",
+        "domain_id",
+        "name",
+        "event_name",
+        *UTM,
+        "expires_at",
+        "expired_url",
+        "webhook_id",
+        "title",
+        "description",
+        "image",
+        "allow_indexing",
+        "tags",
+        "urls",
+    )
     out = {k: record.get(k) for k in keys}
     out["webhook_id"] = out["webhook_id"] or None
     out["path"] = PUBLIC_PREFIX + record["id"]
@@ -195,7 +229,7 @@ def follow_link(ctx: Context, request: Any) -> Response:
     if not link.get("allow_indexing"):
         headers["x-robots-tag"] = "noindex"
     expires = link.get("expires_at")
-    if expires and datetime.fromisoformat(expires.replace("Z", "+00:00")) <= datetime.now(UTC):
+    if expires and datetime.fromisoformat(expires) <= datetime.now(UTC):
         if link.get("expired_url"):
             return Response(302, {**headers, "location": link["expired_url"]}, b"")
         return _plain(410, "This link has expired.")
@@ -223,14 +257,20 @@ def with_utm(url: str, link: dict[str, Any]) -> str:
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
-def record_click(ctx: Context, site: Site, link: dict[str, Any], destination: str, request: Any) -> None:
+def record_click(
+    ctx: Context, site: Site, link: dict[str, Any], destination: str, request: Any
+) -> None:
     """Send the click through the engine as a Pirsch event; a failure never blocks the redirect."""
     from trail.services import ingest
 
     hostnames = [h.lower().removeprefix("www.") for h in ctx.meta.site_rules(site)[0]]
     host = (urlsplit(destination).hostname or "").lower().removeprefix("www.")
     # The event belongs to the site: a destination elsewhere is recorded under the link's path.
-    url = destination if not hostnames or host in hostnames else with_utm(f"https://{site.hostname}{PUBLIC_PREFIX}{link['id']}", link)
+    url = (
+        destination
+        if not hostnames or host in hostnames
+        else with_utm(f"https://{site.hostname}{PUBLIC_PREFIX}{link['id']}", link)
+    )
     h = request.headers
     event = {
         "url": url,
@@ -248,4 +288,8 @@ def record_click(ctx: Context, site: Site, link: dict[str, Any], destination: st
 
 
 def _plain(status: int, text: str) -> Response:
-    return Response(status, {"content-type": "text/plain; charset=utf-8", "cache-control": "no-store"}, text.encode())
+    return Response(
+        status,
+        {"content-type": "text/plain; charset=utf-8", "cache-control": "no-store"},
+        text.encode(),
+    )

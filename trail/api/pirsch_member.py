@@ -12,7 +12,15 @@ from typing import Any
 
 from robyn import Response
 
-from trail.api.common import ApiError, authorize_site, handler, json_response, query_params, query_value, require_role
+from trail.api.common import (
+    ApiError,
+    authorize_site,
+    handler,
+    json_response,
+    query_params,
+    query_value,
+    require_role,
+)
 from trail.api.resources import body_object, caller, id_in_query, invalid, ok
 from trail.context import Context
 from trail.storage.meta import Account, Principal, User
@@ -110,7 +118,7 @@ def invite(ctx: Context, members: Records, invitations: Records, request: Any) -
     member_emails = {(_email(ctx, r["user_id"])) for r in members.find(**{kind: target_id})}
     pending = {r["email"] for r in invitations.find(**{kind: target_id})}
     created = []
-    for email in dict.fromkeys(e.strip().lower() for e in emails):
+    for email in dict.fromkeys(e.strip().lower() for e in emails or []):
         if email in member_emails or email in pending:
             continue
         fields = {"domain_id": None, "organization_id": None, "email": email, "role": "Viewer"}

@@ -12,7 +12,14 @@ from typing import Any
 
 from robyn import Response
 
-from trail.api.common import ApiError, authorize_site, handler, json_response, query_params, query_value
+from trail.api.common import (
+    ApiError,
+    authorize_site,
+    handler,
+    json_response,
+    query_params,
+    query_value,
+)
 from trail.api.pirsch_manage import HOSTNAME_RE
 from trail.api.pirsch_member import organization
 from trail.api.resources import body_object, caller, invalid, ok, string_field

@@ -10,7 +10,14 @@ from typing import TYPE_CHECKING, Any
 
 from robyn import Response
 
-from trail.api.common import ApiError, authenticate, json_body, query_params, query_value, require_scope
+from trail.api.common import (
+    ApiError,
+    authenticate,
+    authorize_site,
+    json_body,
+    query_params,
+    query_value,
+)
 from trail.storage.documents import Record, Records
 
 if TYPE_CHECKING:
@@ -20,12 +27,9 @@ if TYPE_CHECKING:
 
 def site_for(ctx: Context, request: Any, domain_id: Any, write: bool) -> Site:
     """The site `domain_id` if the caller may read (or change) its settings; 404 otherwise."""
-    principal = authenticate(ctx, request)
-    site = ctx.meta.get_site(domain_id.strip()) if isinstance(domain_id, str) and domain_id.strip() else None
-    if site is None or not principal.can_see(site):
-        raise ApiError(404, "domain not found")
-    require_scope(principal, "domains", write=write)
-    return site
+    # authorize_site: 404 out of reach, then the domains scope and the role (Admin to write).
+    site_id = domain_id.strip() if isinstance(domain_id, str) else ""
+    return authorize_site(ctx, request, site_id, "domains", write=write)
 
 
 def site_from_query(ctx: Context, request: Any, name: str = "domain_id") -> Site:
@@ -35,7 +39,9 @@ def site_from_query(ctx: Context, request: Any, name: str = "domain_id") -> Site
     return site_for(ctx, request, domain_id, write=False)
 
 
-def record_in_reach(ctx: Context, request: Any, store: Records, record_id: Any, what: str) -> tuple[Record, Site]:
+def record_in_reach(
+    ctx: Context, request: Any, store: Records, record_id: Any, what: str
+) -> tuple[Record, Site]:
     """A stored record the caller may change, with its site; 404 for unknown or foreign ids."""
     record = store.get(record_id.strip()) if isinstance(record_id, str) else None
     if record is None:
@@ -58,7 +64,13 @@ def object_body(ctx: Context, request: Any) -> dict[str, Any]:
     return body
 
 
-def text_field(body: dict[str, Any], name: str, errors: dict[str, str], max_len: int = 500, required: bool = False) -> str:
+def text_field(
+    body: dict[str, Any],
+    name: str,
+    errors: dict[str, str],
+    max_len: int = 500,
+    required: bool = False,
+) -> str:
     """A string field, stripped; records a validation error for wrong types, length or absence."""
     value = body.get(name)
     if value is None or value == "":

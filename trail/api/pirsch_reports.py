@@ -38,7 +38,9 @@ def register(app: Any, ctx: Context) -> None:
     app.get("/api/v1/report")(handler(lambda request: list_reports(ctx, request)))
     app.post("/api/v1/report")(handler(lambda request: create_reports(ctx, request)))
     app.put("/api/v1/report")(handler(lambda request: update_report(ctx, request)))
-    app.delete("/api/v1/report")(handler(lambda request: deleted(ctx, request, records(ctx.meta, REPORTS), "report")))
+    app.delete("/api/v1/report")(
+        handler(lambda request: deleted(ctx, request, records(ctx.meta, REPORTS), "report"))
+    )
     for kind in ("spike", "warning"):
         app.put(f"/api/v1/traffic/{kind}")(handler(_toggle_route(ctx, kind)))
         app.post(f"/api/v1/traffic/{kind}")(handler(_configure_route(ctx, kind)))
@@ -73,8 +75,15 @@ def create_reports(ctx: Context, request: Any) -> Response:
     due = rfc3339(first_report(site.timezone or "UTC", settings["interval"], start))
     store = records(ctx.meta, REPORTS)
     created = [
-        store.create({"domain_id": site.id, "email": email.strip(), **settings, "reply_to": reply_to,
-                      "next_report": due})
+        store.create(
+            {
+                "domain_id": site.id,
+                "email": email.strip(),
+                **settings,
+                "reply_to": reply_to,
+                "next_report": due,
+            }
+        )
         for email in dict.fromkeys(e.strip() for e in emails)
     ]
     return json_response([public(r) for r in created])
@@ -94,12 +103,20 @@ def update_report(ctx: Context, request: Any) -> Response:
     return json_response(public(updated or record))
 
 
-def _settings(body: dict[str, Any], errors: dict[str, str], require_interval: bool) -> dict[str, Any]:
+def _settings(
+    body: dict[str, Any], errors: dict[str, str], require_interval: bool
+) -> dict[str, Any]:
     out: dict[str, Any] = {}
     interval = body.get("interval")
     if interval is not None or require_interval:
-        if not isinstance(interval, int) or isinstance(interval, bool) or not 0 <= interval <= MAX_INTERVAL_WEEKS:
-            errors["interval"] = f"must be 0 (daily) or a number of weeks up to {MAX_INTERVAL_WEEKS}"
+        if (
+            not isinstance(interval, int)
+            or isinstance(interval, bool)
+            or not 0 <= interval <= MAX_INTERVAL_WEEKS
+        ):
+            errors["interval"] = (
+                f"must be 0 (daily) or a number of weeks up to {MAX_INTERVAL_WEEKS}"
+            )
         else:
             out["interval"] = interval
     if "link_to" in body:
@@ -124,7 +141,17 @@ def _start_date(body: dict[str, Any], errors: dict[str, str]) -> date | None:
 
 
 def public(record: dict[str, Any]) -> dict[str, Any]:
-    keys = ("id", "def_time", "mod_time", "domain_id", "email", "interval", "link_to", "reply_to", "next_report")
+    keys = (
+        "id",
+        "def_time",
+        "mod_time",
+        "domain_id",
+        "email",
+        "interval",
+        "link_to",
+        "reply_to",
+        "next_report",
+    )
     return {k: record.get(k) for k in keys}
 
 
@@ -148,15 +175,30 @@ def _configure_route(ctx: Context, kind: str) -> Any:
         body = object_body(ctx, request)
         threshold = body.get("threshold")
         site = site_for(ctx, request, body.get("domain_id"), write=True)
-        if not isinstance(threshold, int) or isinstance(threshold, bool) or not 1 <= threshold <= limit:
+        if (
+            not isinstance(threshold, int)
+            or isinstance(threshold, bool)
+            or not 1 <= threshold <= limit
+        ):
             unit = "visitors" if kind == "spike" else "days"
-            raise ApiError(400, "invalid threshold", {"threshold": f"must be a number of {unit} from 1 to {limit}"})
-        return json_response(_alert_view(traffic_alerts.change(ctx.meta, site.id, {f"{kind}_threshold": threshold}), kind))
+            raise ApiError(
+                400,
+                "invalid threshold",
+                {"threshold": f"must be a number of {unit} from 1 to {limit}"},
+            )
+        return json_response(
+            _alert_view(
+                traffic_alerts.change(ctx.meta, site.id, {f"{kind}_threshold": threshold}), kind
+            )
+        )
 
     configure.__name__ = f"configure_traffic_{kind}"
     return configure
 
 
 def _alert_view(settings: dict[str, Any], kind: str) -> dict[str, Any]:
-    return {"domain_id": settings["domain_id"], "enabled": settings[f"{kind}_enabled"],
-            "threshold": settings[f"{kind}_threshold"]}
+    return {
+        "domain_id": settings["domain_id"],
+        "enabled": settings[f"{kind}_enabled"],
+        "threshold": settings[f"{kind}_threshold"],
+    }

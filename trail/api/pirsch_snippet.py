@@ -7,7 +7,15 @@ from typing import Any
 from robyn import Response
 
 from trail.api.common import ApiError, handler, json_response, query_params, query_value
-from trail.api.resources import body_object, bool_field, caller, invalid, site_in_body, site_in_query, string_field
+from trail.api.resources import (
+    body_object,
+    bool_field,
+    caller,
+    invalid,
+    site_in_body,
+    site_in_query,
+    string_field,
+)
 from trail.context import Context
 from trail.storage.records import Records
 

@@ -115,7 +115,10 @@ def run(ctx: Any, name: str, params: dict[str, list[str]], site: Any) -> Any:
     f = parse(params, site, needs_dates)
     if name == "active" and not f.start:
         f = replace(f, start=min(int(getattr(site, "active_visitors_seconds", 600) or 600), 3600))
-    return fn(Path(ctx.data_dir), f, site)
+    from trail.stats.cache import cached  # results over closed days (see trail.stats.cache)
+
+    grouping = bool(getattr(site, "group_by_title", False))
+    return cached(name, Path(ctx.data_dir), f, lambda: fn(Path(ctx.data_dir), f, site), grouping)
 
 
 def export(ctx: Any, params: dict[str, list[str]], site: Any) -> bytes:

@@ -14,7 +14,12 @@ import orjson
 from robyn import Response
 
 from trail.api.common import (
-    ApiError, authorize_site, handler, json_response, query_params, query_value,
+    ApiError,
+    authorize_site,
+    handler,
+    json_response,
+    query_params,
+    query_value,
 )
 from trail.api.pirsch_member import organization
 from trail.api.resources import body_object, caller, invalid, ok, site_in_body, string_field

@@ -10,7 +10,16 @@ from robyn import Response
 
 from trail.api.common import ApiError, handler, json_response, query_params, query_value
 from trail.api.resources import (
-    body_object, bool_field, caller, id_in_query, invalid, ok, record_site, site_in_body, site_in_query, string_field,
+    body_object,
+    bool_field,
+    caller,
+    id_in_query,
+    invalid,
+    ok,
+    record_site,
+    site_in_body,
+    site_in_query,
+    string_field,
 )
 from trail.context import Context
 from trail.storage.records import Records

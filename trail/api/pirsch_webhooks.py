@@ -34,7 +34,9 @@ KIND = "webhooks"
 def register(app: Any, ctx: Context) -> None:
     app.get("/api/v1/webhook")(handler(lambda request: list_webhooks(ctx, request)))
     app.post("/api/v1/webhook")(handler(lambda request: save_webhook(ctx, request)))
-    app.delete("/api/v1/webhook")(handler(lambda request: deleted(ctx, request, records(ctx.meta, KIND), "webhook")))
+    app.delete("/api/v1/webhook")(
+        handler(lambda request: deleted(ctx, request, records(ctx.meta, KIND), "webhook"))
+    )
 
 
 def list_webhooks(ctx: Context, request: Any) -> Response:
@@ -56,12 +58,17 @@ def save_webhook(ctx: Context, request: Any) -> Response:
         if problem:
             errors["endpoint"] = problem
     # Events from now on; a re-activated webhook does not replay what happened while it was off.
-    fresh = {"active": True, "failures": 0, "cursor_ms": int(time.time() * 1000)}
+    now_ms = int(time.time() * 1000)
+    fresh = {"active": True, "failures": 0, "cursor_ms": now_ms, "enabled_ms": now_ms, "seen": {}}
     if body.get("id"):
         record, _ = record_in_reach(ctx, request, store, body["id"], "webhook")
         fail_on(errors, "webhook")
-        keep_cursor = {"cursor_ms": record.get("cursor_ms", fresh["cursor_ms"])} if record.get("active") else {}
-        updated = store.update(record["id"], lambda r: {**r, **fields, **fresh, **keep_cursor})
+        changes = (
+            {**fields, "active": True, "failures": 0}
+            if record.get("active")
+            else {**fields, **fresh}
+        )
+        updated = store.update(record["id"], lambda r: {**r, **changes})
         return json_response(public(updated or record))
     site = site_for(ctx, request, body.get("domain_id"), write=True)
     fail_on(errors, "webhook")

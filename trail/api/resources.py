@@ -7,7 +7,14 @@ from typing import Any
 
 from robyn import Response
 
-from trail.api.common import ApiError, authorize_principal, authorize_site, json_body, query_params, query_value
+from trail.api.common import (
+    ApiError,
+    authorize_principal,
+    authorize_site,
+    json_body,
+    query_params,
+    query_value,
+)
 from trail.context import Context
 from trail.storage.meta import Principal, Site
 
@@ -54,7 +61,7 @@ def timestamp_field(body: dict[str, Any], name: str, errors: dict[str, str]) -> 
     if value is None or value == "":
         return None
     try:
-        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        parsed = datetime.fromisoformat(str(value))  # 3.11 reads a trailing Z
     except ValueError:
         errors[name] = "must be an RFC3339 time like 2030-01-01T00:00:00Z"
         return None

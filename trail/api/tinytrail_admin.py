@@ -171,7 +171,9 @@ def aggregate(ctx: Context, request: Any) -> Response:
     except ModuleNotFoundError as e:
         if e.name != "trail.tasks.compaction":
             raise
-        raise ApiError(500, "aggregation is not available: trail.tasks.compaction is missing") from None
+        raise ApiError(
+            500, "aggregation is not available: trail.tasks.compaction is missing"
+        ) from None
     summary = compaction.compact_day(ctx.data_dir, day)
     skipped = summary.get("skipped") if isinstance(summary, dict) else None
     message = (

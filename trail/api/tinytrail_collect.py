@@ -74,7 +74,9 @@ def guarded(fn: Callable[[Any], Response]) -> Callable[[Any], Response]:
 
 def preflight(ctx: Context, request: Any) -> Response:
     origin = origin_of(request)
-    return Response(204, preflight_headers(origin, collect.KNOWN_HOSTS.allows(ctx, origin), METHODS), b"")
+    return Response(
+        204, preflight_headers(origin, collect.KNOWN_HOSTS.allows(ctx, origin), METHODS), b""
+    )
 
 
 def post_collect(ctx: Context, request: Any) -> Response:
@@ -84,8 +86,9 @@ def post_collect(ctx: Context, request: Any) -> Response:
     wait = collect.retry_after(ctx, collect.client_ip(ctx, peer, headers))
     if wait is not None:
         cors = cors_headers(origin, collect.KNOWN_HOSTS.allows(ctx, origin), METHODS)
-        return error_response(429, f"too many requests, retry in {wait} s",
-                              {**cors, "retry-after": str(wait)})
+        return error_response(
+            429, f"too many requests, retry in {wait} s", {**cors, "retry-after": str(wait)}
+        )
     try:
         payload = collect.parse_collect(collect.parse_json_object(request.body))
     except InvalidPayload as e:
@@ -96,8 +99,14 @@ def post_collect(ctx: Context, request: Any) -> Response:
     if site is None:
         return Response(204, cors, b"")
     try:
-        outcome = collect.ingest_browser(ctx, site, payload.kind, payload.item, peer,
-                                         [(k.lower(), v) for k, v in headers.items()])
+        outcome = collect.ingest_browser(
+            ctx,
+            site,
+            payload.kind,
+            payload.item,
+            peer,
+            [(k.lower(), v) for k, v in headers.items()],
+        )
     except InvalidPayload as e:
         return error_response(400, f"{e.field}: {e.message}", cors)
     if outcome.silent_drop:

@@ -21,9 +21,18 @@ if TYPE_CHECKING:
     from trail.context import Context
 
 MAX_STEPS = 20
-SUMMARY_METRICS = ("visits", "unique_visitors", "pageviews", "bounce_rate", "avg_session_duration_sec")
+SUMMARY_METRICS = (
+    "visits",
+    "unique_visitors",
+    "pageviews",
+    "bounce_rate",
+    "avg_session_duration_sec",
+)
 # A report: (ctx data dir, parsed query, site, raw params) -> (JSON data, CSV columns, CSV rows).
-Report = Callable[[Path, ReportQuery, Site, dict[str, list[str]]], tuple[dict[str, Any], list[str], list[dict[str, Any]]]]
+Report = Callable[
+    [Path, ReportQuery, Site, dict[str, list[str]]],
+    tuple[dict[str, Any], list[str], list[dict[str, Any]]],
+]
 
 
 def register(app: Any, ctx: Context) -> None:

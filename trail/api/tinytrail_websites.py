@@ -13,7 +13,7 @@ from trail.api.common import ApiError
 from trail.api.tinytrail_common import authenticate, body_object, invalid, ok, path_id, tt_handler
 from trail.services import tinytrail_websites as websites
 from trail.storage.accounts import AccountStore
-from trail.storage.meta import Principal, Site
+from trail.storage.meta import MEMBER_ROLES, Principal, Site
 
 if TYPE_CHECKING:
     from trail.context import Context
@@ -23,15 +23,21 @@ def register(app: Any, ctx: Context) -> None:
     store = AccountStore(ctx.meta, ctx.data_dir)
     app.get("/api/v1/websites")(tt_handler(lambda request: list_websites(ctx, request)))
     app.post("/api/v1/websites")(tt_handler(lambda request: create_website(ctx, request)))
-    app.patch("/api/v1/websites/:id")(tt_handler(lambda request: update_website(ctx, store, request)))
+    app.patch("/api/v1/websites/:id")(
+        tt_handler(lambda request: update_website(ctx, store, request))
+    )
     app.delete("/api/v1/websites/:id")(tt_handler(lambda request: delete_website(ctx, request)))
 
 
-def reachable_website(ctx: Context, principal: Principal, site_id: str) -> Site:
-    """The website if the caller may see it; 404 otherwise (no enumeration across accounts)."""
+def reachable_website(ctx: Context, principal: Principal, site_id: str, need: str = "Viewer") -> Site:
+    """The website if the caller may see it; 404 otherwise (no enumeration across accounts).
+    `need`: the least role (Viewer/Admin/Owner, see Principal.site_role) the action takes; 403 below it."""
     site = ctx.meta.get_site(site_id)
-    if site is None or principal.user is None or not principal.can_see(site):
+    role = principal.site_role(site) if site is not None and principal.user is not None else None
+    if site is None or role is None:
         raise ApiError(404, "website not found")
+    if MEMBER_ROLES.index(role) < MEMBER_ROLES.index(need):
+        raise ApiError(403, f"this needs the {need} role on the website")
     return site
 
 
@@ -56,7 +62,7 @@ def create_website(ctx: Context, request: Any) -> Response:
 
 def update_website(ctx: Context, store: AccountStore, request: Any) -> Response:
     principal = authenticate(ctx, request)
-    site = reachable_website(ctx, principal, path_id(request))
+    site = reachable_website(ctx, principal, path_id(request), need="Admin")
     body = body_object(ctx, request)
     try:
         site = websites.update_website(ctx.meta, store.save_site, site, body)
@@ -67,7 +73,7 @@ def update_website(ctx: Context, store: AccountStore, request: Any) -> Response:
 
 def delete_website(ctx: Context, request: Any) -> Response:
     principal = authenticate(ctx, request)
-    site = reachable_website(ctx, principal, path_id(request))
+    site = reachable_website(ctx, principal, path_id(request), need="Owner")
     ctx.meta.delete_site(site.id)
     websites.purge_site_data(ctx.data_dir, site.id)
     return ok(websites.to_json(site))

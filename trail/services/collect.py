@@ -60,8 +60,18 @@ NON_INTERACTIVE = ("scroll_25", "scroll_50", "scroll_75")
 UTM_FIELDS = ("utm_source", "utm_medium", "utm_campaign")
 # Fields a browser may set in a Pirsch browser-SDK body; the rest (ip, user_agent, client hints,
 # disable_bot_filter) come from the request itself, never from an unauthenticated body.
-BROWSER_ITEM_FIELDS = ("url", "title", "referrer", "screen_width", "screen_height", "tags",
-                       "event_name", "event_duration", "event_meta", "non_interactive")
+BROWSER_ITEM_FIELDS = (
+    "url",
+    "title",
+    "referrer",
+    "screen_width",
+    "screen_height",
+    "tags",
+    "event_name",
+    "event_duration",
+    "event_meta",
+    "non_interactive",
+)
 
 
 class InvalidPayload(ValueError):
@@ -141,7 +151,7 @@ def _screen(doc: dict[str, Any], name: str) -> int | None:
     return int(value)
 
 
-def _http_url(value: str, name: str) -> str:
+def http_url(value: str, name: str) -> str:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InvalidPayload(name, "must be an absolute http(s) URL")
@@ -162,8 +172,11 @@ def _with_utm(url: str, doc: dict[str, Any]) -> str:
 
 def _scalars(props: dict[str, Any], skip: tuple[str, ...] = ()) -> dict[str, Any]:
     """Event metadata is flat: scalar properties as given, nested values left out."""
-    return {k: v for k, v in props.items()
-            if k not in skip and isinstance(v, (str, int, float, bool)) and len(k) <= 100}
+    return {
+        k: v
+        for k, v in props.items()
+        if k not in skip and isinstance(v, (str, int, float, bool)) and len(k) <= 100
+    }
 
 
 def parse_collect(doc: dict[str, Any]) -> Collect:
@@ -172,7 +185,7 @@ def parse_collect(doc: dict[str, Any]) -> Collect:
     event_type = _string(doc, "event_type", required=True, limit=64)
     if event_type not in EVENT_KINDS:
         raise InvalidPayload("event_type", f"must be one of {', '.join(EVENT_KINDS)}")
-    url = _http_url(_string(doc, "url", required=True, limit=MAX_URL), "url")
+    url = http_url(_string(doc, "url", required=True, limit=MAX_URL), "url")
     path = _string(doc, "path", required=True, limit=MAX_URL)
     if not path.startswith("/"):
         raise InvalidPayload("path", "must start with /")
@@ -259,14 +272,20 @@ def site_hostnames(ctx: Context, site: Site) -> list[str] | None:
 
 def bare_host(host: str) -> str:
     host = host.strip().lower().rstrip(".")
-    return host[4:] if host.startswith("www.") else host
+    return host.removeprefix("www.")
 
 
 # -- the engine call ------------------------------------------------------------------------------
 
 
-def ingest_browser(ctx: Context, site: Site, kind: str, item: dict[str, Any], peer: str,
-                   headers: list[tuple[str, str]]) -> Outcome:
+def ingest_browser(
+    ctx: Context,
+    site: Site,
+    kind: str,
+    item: dict[str, Any],
+    peer: str,
+    headers: list[tuple[str, str]],
+) -> Outcome:
     """Run one browser item through the hot path; InvalidPayload when the engine refuses a field."""
     from trail.core import InvalidInput
 
@@ -274,17 +293,26 @@ def ingest_browser(ctx: Context, site: Site, kind: str, item: dict[str, Any], pe
         raise RuntimeError("this worker has no ingest engine")
     ingest.sync_rules(ctx, site)
     try:
-        summary = ctx.engine.ingest_browser(site.id, site.hostname, kind, orjson.dumps(item), peer, headers)
+        summary = ctx.engine.ingest_browser(
+            site.id, site.hostname, kind, orjson.dumps(item), peer, headers
+        )
     except InvalidInput as e:
         name, message = e.args
         raise InvalidPayload(str(name), str(message)) from None
-    return Outcome(int(summary["accepted"]), int(summary["dropped"]), dict(summary.get("reasons", {})))
+    return Outcome(
+        int(summary["accepted"]), int(summary["dropped"]), dict(summary.get("reasons", {}))
+    )
 
 
 def peer_address(raw: str | None) -> str:
     """The socket peer as a bare IP ("::1", "127.0.0.1"); Robyn may add a port or brackets."""
     text = (raw or "").strip()
-    for candidate in (text, text.rsplit(":", 1)[0], text.strip("[]"), text.rsplit(":", 1)[0].strip("[]")):
+    for candidate in (
+        text,
+        text.rsplit(":", 1)[0],
+        text.strip("[]"),
+        text.rsplit(":", 1)[0].strip("[]"),
+    ):
         try:
             return str(ipaddress.ip_address(candidate))
         except ValueError:
@@ -293,16 +321,56 @@ def peer_address(raw: str | None) -> str:
 
 
 def client_ip(ctx: Context, peer: str, headers: dict[str, str]) -> str:
-    """The client for rate limiting: the peer, or the last untrusted X-Forwarded-For hop behind a
-    trusted proxy (the engine resolves the IP it stores the same way)."""
-    trusted = _trusted_networks(tuple(ctx.config.trusted_proxies))
-    if not _in_networks(peer, trusted):
+    """The client IP for rate limiting, resolved as the engine resolves the IP it stores (ip.rs):
+    the socket peer, or behind a trusted proxy the first proxy header carrying a public IP."""
+    if not _in_networks(peer, _trusted_networks(tuple(ctx.config.trusted_proxies))):
         return peer
-    hops = [h.strip() for h in headers.get("x-forwarded-for", "").split(",") if h.strip()]
-    for hop in reversed(hops):
-        if not _in_networks(hop, trusted):
-            return hop
-    return headers.get("x-real-ip", "").strip() or peer
+    candidates = (
+        _last_entry(headers.get("cf-connecting-ip", "")),
+        _last_entry(headers.get("true-client-ip", "")),
+        _last_entry(headers.get("x-forwarded-for", "")),
+        _forwarded_for(headers.get("forwarded", "")),
+        headers.get("x-real-ip", "").strip(),
+    )
+    for candidate in candidates:
+        ip = _public_ip(candidate)
+        if ip is not None:
+            return ip
+    return peer
+
+
+def _last_entry(value: str) -> str:
+    return value.rsplit(",", 1)[-1].strip()
+
+
+def _forwarded_for(value: str) -> str:
+    """RFC 7239: the last element's for= value, without quotes, brackets or port."""
+    for pair in value.rsplit(",", 1)[-1].split(";"):
+        key, _, val = pair.partition("=")
+        if key.strip().lower() == "for":
+            val = val.strip().strip('"')
+            if val.startswith("["):
+                return val[1:].split("]", 1)[0]
+            return val.split(":", 1)[0] if val.count(":") == 1 else val
+    return ""
+
+
+# Not a client's address, as ip.rs `is_public` decides (RFC 1918, loopback, link-local,
+# unspecified, broadcast, carrier-grade NAT; IPv6 loopback, unspecified, ULA, link-local).
+_NOT_PUBLIC = [ipaddress.ip_network(n) for n in (
+    "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "127.0.0.0/8", "169.254.0.0/16",
+    "0.0.0.0/32", "255.255.255.255/32", "100.64.0.0/10", "::1/128", "::/128", "fc00::/7", "fe80::/10",
+)]  # fmt: skip
+
+
+def _public_ip(text: str) -> str | None:
+    try:
+        ip = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if any(ip in n for n in _NOT_PUBLIC if n.version == ip.version):
+        return None
+    return str(ip)
 
 
 _trusted_cache: dict[tuple[str, ...], list[Any]] = {}
@@ -350,11 +418,12 @@ def origin_allowed_for(ctx: Context, site: Site | None, origin: str) -> bool:
 
 class KnownHosts:
     """Every site's hostnames, for preflights (they carry no website id). Rebuilt when older than
-    `ttl`, and on a miss at most once a second, so a new site works at once without letting
-    random Origins force a scan per request."""
+    `ttl`, and on a miss at most every `miss_interval`, so a new site works at once while random
+    Origins cannot force more than a few scans of the sites per second."""
 
-    def __init__(self, ttl: float = 30.0) -> None:
+    def __init__(self, ttl: float = 30.0, miss_interval: float = 0.1) -> None:
         self.ttl = ttl
+        self.miss_interval = miss_interval
         self._hosts: frozenset[str] = frozenset()
         self._built = 0.0
         self._lock = threading.Lock()
@@ -364,7 +433,9 @@ class KnownHosts:
         if not host:
             return False
         now = time.monotonic()
-        if now - self._built > self.ttl or (host not in self._hosts and now - self._built > 1.0):
+        if now - self._built > self.ttl or (
+            host not in self._hosts and now - self._built > self.miss_interval
+        ):
             self._rebuild(ctx, now)
         return host in self._hosts or "*" in self._hosts
 

@@ -41,10 +41,12 @@ def rfc3339(value: datetime) -> str:
 
 
 def parse_rfc3339(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return datetime.fromisoformat(value)
 
 
-def first_report(tz: str, interval: int, start_date: date | None = None, now: datetime | None = None) -> datetime:
+def first_report(
+    tz: str, interval: int, start_date: date | None = None, now: datetime | None = None
+) -> datetime:
     """When a new report is first sent: `start_date`, else the next local midnight (a Monday
     for weekly reports)."""
     today = (now or datetime.now(UTC)).astimezone(ZoneInfo(tz)).date()
@@ -73,7 +75,7 @@ def send_due(meta: MetaStore, config: Config, now: datetime | None = None) -> in
             log.warning("email report %s not sent: %s", report["id"], e)
             continue
         following = next_after(due, site.timezone, int(report["interval"]), now)
-        store.update(report["id"], lambda r: {**r, "next_report": rfc3339(following)}, touch=False)
+        store.merge(report["id"], {"next_report": rfc3339(following)}, touch=False)
         sent += 1
     return sent
 
@@ -93,8 +95,14 @@ def send_report(config: Config, site: Site, report: Record, due: datetime) -> No
     first = last - timedelta(days=period_days(int(report["interval"])) - 1)
     data = summary(Path(config.data_dir), site, first, last)
     subject = f"{site.hostname}: {data['total']['visitors']} visitors, {data['total']['views']} page views ({_span(first, last)})"
-    mail.send(config, [report["email"]], subject, render_text(site, first, last, data),
-              render_html(site, first, last, data), reply_to=report.get("reply_to") or "")
+    mail.send(
+        config,
+        [report["email"]],
+        subject,
+        render_text(site, first, last, data),
+        render_html(site, first, last, data),
+        reply_to=report.get("reply_to") or "",
+    )
 
 
 def summary(data_dir: Path, site: Site, first: date, last: date) -> dict[str, Any]:
@@ -102,7 +110,12 @@ def summary(data_dir: Path, site: Site, first: date, last: date) -> dict[str, An
     from trail.stats import reports
     from trail.stats.filters import parse_filter
 
-    params = {"id": [site.id], "from": [first.isoformat()], "to": [last.isoformat()], "limit": [str(TOP)]}
+    params = {
+        "id": [site.id],
+        "from": [first.isoformat()],
+        "to": [last.isoformat()],
+        "limit": [str(TOP)],
+    }
     f = parse_filter(params, default_tz=site.timezone or "UTC")
     return {
         "total": reports.total(data_dir, f),
@@ -127,7 +140,10 @@ def _lines(data: dict[str, Any]) -> list[tuple[str, str]]:
 
 def _tops(data: dict[str, Any]) -> list[tuple[str, list[tuple[str, int]]]]:
     pages = [(p["path"], int(p["visitors"])) for p in data["pages"][:TOP]]
-    refs = [(r.get("referrer_name") or r.get("referrer") or "(direct)", int(r["visitors"])) for r in data["referrers"][:TOP]]
+    refs = [
+        (r.get("referrer_name") or r.get("referrer") or "(direct)", int(r["visitors"]))
+        for r in data["referrers"][:TOP]
+    ]
     return [("Top pages", pages), ("Top referrers", refs)]
 
 
@@ -144,8 +160,13 @@ def render_text(site: Site, first: date, last: date, data: dict[str, Any]) -> st
 def render_html(site: Site, first: date, last: date, data: dict[str, Any]) -> str:
     e = html.escape
     rows = "".join(f"<tr><th align='left'>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in _lines(data))
-    parts = [f"<h1>{e(site.hostname)}</h1><p>{e(_span(first, last))} ({e(site.timezone)})</p><table>{rows}</table>"]
+    parts = [
+        f"<h1>{e(site.hostname)}</h1><p>{e(_span(first, last))} ({e(site.timezone)})</p><table>{rows}</table>"
+    ]
     for title, items in _tops(data):
-        lis = "".join(f"<li>{e(name)}: {visitors}</li>" for name, visitors in items) or "<li>(none)</li>"
+        lis = (
+            "".join(f"<li>{e(name)}: {visitors}</li>" for name, visitors in items)
+            or "<li>(none)</li>"
+        )
         parts.append(f"<h2>{e(title)}</h2><ol>{lis}</ol>")
     return "<!doctype html><html><body>" + "".join(parts) + "</body></html>"

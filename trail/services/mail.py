@@ -23,8 +23,9 @@ def mail_enabled(config: Config) -> bool:
     return bool(config.smtp_host)
 
 
-def build_message(config: Config, to: list[str], subject: str, text: str, html: str,
-                  reply_to: str = "") -> EmailMessage:
+def build_message(
+    config: Config, to: list[str], subject: str, text: str, html: str, reply_to: str = ""
+) -> EmailMessage:
     message = EmailMessage()
     message["From"] = config.smtp_from
     message["To"] = ", ".join(to)
@@ -38,7 +39,9 @@ def build_message(config: Config, to: list[str], subject: str, text: str, html: 
     return message
 
 
-def send(config: Config, to: list[str], subject: str, text: str, html: str, reply_to: str = "") -> None:
+def send(
+    config: Config, to: list[str], subject: str, text: str, html: str, reply_to: str = ""
+) -> None:
     """Send one message to `to`; raises MailError when mail is off or the server refuses."""
     if not mail_enabled(config):
         raise MailError("smtp_host is not configured")

@@ -56,4 +56,6 @@ def _warn_once() -> None:
     global _warned
     if not _warned:
         _warned = True
-        log.warning("the native engine has no rate_limit(): rate limits are off (rebuild trail._core)")
+        log.warning(
+            "the native engine has no rate_limit(): rate limits are off (rebuild trail._core)"
+        )

@@ -15,7 +15,9 @@ from typing import Any
 
 from trail.storage.meta import MetaStore, Principal, Site, random_alnum
 
-DOMAIN_RE = re.compile(r"^(?=.{1,255}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$")
+DOMAIN_RE = re.compile(
+    r"^(?=.{1,255}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$"
+)
 MAX_GROUPS = 100
 MAX_EXCLUDED = 1000
 TABLES = ("sessions", "page_views", "events", "requests")
@@ -46,7 +48,9 @@ def parse_domain(value: Any) -> str:
         raise WebsiteError("domain", "required: a domain name like example.com")
     domain = value.strip().lower().rstrip(".")
     if not DOMAIN_RE.match(domain):
-        raise WebsiteError("domain", "must be letters, digits, hyphens and dots (max 255), no scheme or path")
+        raise WebsiteError(
+            "domain", "must be letters, digits, hyphens and dots (max 255), no scheme or path"
+        )
     return domain
 
 
@@ -55,7 +59,9 @@ def parse_content_groups(value: Any) -> list[dict[str, str]]:
     if value is None:
         return []
     if not isinstance(value, list) or len(value) > MAX_GROUPS:
-        raise WebsiteError("content_groups", f"must be an array of at most {MAX_GROUPS} {{name, pattern}} objects")
+        raise WebsiteError(
+            "content_groups", f"must be an array of at most {MAX_GROUPS} {{name, pattern}} objects"
+        )
     out = []
     for i, item in enumerate(value):
         where = f"content_groups[{i}]"
@@ -65,7 +71,9 @@ def parse_content_groups(value: Any) -> list[dict[str, str]]:
         if not isinstance(name, str) or not name.strip() or len(name) > 100:
             raise WebsiteError(f"{where}.name", "required: a string of 1-100 characters")
         if not isinstance(pattern, str) or not pattern.startswith("/") or len(pattern) > 500:
-            raise WebsiteError(f"{where}.pattern", "required: a path starting with / (max 500), * = any characters")
+            raise WebsiteError(
+                f"{where}.pattern", "required: a path starting with / (max 500), * = any characters"
+            )
         extra = set(item) - {"name", "pattern"}
         if extra:
             raise WebsiteError(f"{where}.{min(extra)}", "unknown field (only name and pattern)")
@@ -78,20 +86,30 @@ def parse_excluded_ips(value: Any) -> list[str]:
     if value is None:
         return []
     if not isinstance(value, list) or len(value) > MAX_EXCLUDED:
-        raise WebsiteError("excluded_ips", f"must be an array of at most {MAX_EXCLUDED} IPs or CIDR ranges")
+        raise WebsiteError(
+            "excluded_ips", f"must be an array of at most {MAX_EXCLUDED} IPs or CIDR ranges"
+        )
     out = []
     for i, item in enumerate(value):
         if not isinstance(item, str):
             raise WebsiteError(f"excluded_ips[{i}]", "must be a string")
         try:
             text = item.strip()
-            out.append(str(ipaddress.ip_network(text, strict=False)) if "/" in text else str(ipaddress.ip_address(text)))
+            out.append(
+                str(ipaddress.ip_network(text, strict=False))
+                if "/" in text
+                else str(ipaddress.ip_address(text))
+            )
         except ValueError:
-            raise WebsiteError(f"excluded_ips[{i}]", f"{item!r} is not an IP address or CIDR range") from None
+            raise WebsiteError(
+                f"excluded_ips[{i}]", f"{item!r} is not an IP address or CIDR range"
+            ) from None
     return list(dict.fromkeys(out))
 
 
-def _domain_taken(meta: MetaStore, account_id: str | None, domain: str, except_id: str = "") -> bool:
+def _domain_taken(
+    meta: MetaStore, account_id: str | None, domain: str, except_id: str = ""
+) -> bool:
     return any(
         s.account_id == account_id and s.hostname == domain and s.id != except_id
         for s in meta.all_sites()

@@ -29,13 +29,20 @@ log = logging.getLogger("trail.traffic_alerts")
 ALERTS = "traffic_alerts"
 SPIKE_COOLDOWN_SECONDS = 6 * 3600
 DEFAULTS: dict[str, Any] = {
-    "spike_enabled": False, "spike_threshold": 100, "spike_notified": 0.0,
-    "warning_enabled": False, "warning_threshold": 7, "warning_sent": False,
+    "spike_enabled": False,
+    "spike_threshold": 100,
+    "spike_notified": 0.0,
+    "warning_enabled": False,
+    "warning_threshold": 7,
+    "warning_sent": False,
 }
 
 
 def settings(meta: MetaStore, site_id: str) -> Record:
-    return {**DEFAULTS, **(records(meta, ALERTS).get(site_id) or {"id": site_id, "domain_id": site_id})}
+    return {
+        **DEFAULTS,
+        **(records(meta, ALERTS).get(site_id) or {"id": site_id, "domain_id": site_id}),
+    }
 
 
 def change(meta: MetaStore, site_id: str, fields: dict[str, Any]) -> Record:
@@ -48,11 +55,17 @@ def change(meta: MetaStore, site_id: str, fields: dict[str, Any]) -> Record:
 
 
 def toggle(meta: MetaStore, site_id: str, kind: str) -> Record:
-    return change(meta, site_id, {f"{kind}_enabled": not settings(meta, site_id)[f"{kind}_enabled"]})
+    return change(
+        meta, site_id, {f"{kind}_enabled": not settings(meta, site_id)[f"{kind}_enabled"]}
+    )
 
 
 def recipients(meta: MetaStore, site: Site) -> list[str]:
-    users = [u.get("email") for u in records(meta, "users").list() if u.get("account_id") == site.account_id]
+    users = [
+        u.get("email")
+        for u in records(meta, "users").list()
+        if u.get("account_id") == site.account_id
+    ]
     reports = [r.get("email") for r in records(meta, REPORTS).list(site.id)]
     return sorted({e for e in users + reports if e})
 
@@ -79,33 +92,54 @@ def evaluate(meta: MetaStore, config: Config, now: float | None = None) -> int:
     return sent
 
 
-def _check_spike(meta: MetaStore, config: Config, site: Site, alert: Record, to: list[str], now: float) -> int:
+def _check_spike(
+    meta: MetaStore, config: Config, site: Site, alert: Record, to: list[str], now: float
+) -> int:
     from trail.stats import reports
     from trail.stats.filters import Filter
 
     if now - float(alert["spike_notified"]) < SPIKE_COOLDOWN_SECONDS:
         return 0
-    f = Filter(site_id=site.id, tz=ZoneInfo(site.timezone or "UTC"), start=site.active_visitors_seconds)
-    visitors = int(reports.active(Path(config.data_dir), f, now=datetime.fromtimestamp(now, UTC))["visitors"])
+    f = Filter(
+        site_id=site.id, tz=ZoneInfo(site.timezone or "UTC"), start=site.active_visitors_seconds
+    )
+    visitors = int(
+        reports.active(Path(config.data_dir), f, now=datetime.fromtimestamp(now, UTC))["visitors"]
+    )
     if visitors < int(alert["spike_threshold"]):
         return 0
     minutes = site.active_visitors_seconds // 60
-    text = (f"Traffic spike on {site.hostname}: {visitors} visitors in the last {minutes} minutes "
-            f"(your threshold is {alert['spike_threshold']}).\n")
-    mail.send(config, to, f"Traffic spike on {site.hostname}: {visitors} active visitors", text,
-              f"<p>{_html(text)}</p>")
+    text = (
+        f"Traffic spike on {site.hostname}: {visitors} visitors in the last {minutes} minutes "
+        f"(your threshold is {alert['spike_threshold']}).\n"
+    )
+    mail.send(
+        config,
+        to,
+        f"Traffic spike on {site.hostname}: {visitors} active visitors",
+        text,
+        f"<p>{_html(text)}</p>",
+    )
     change(meta, site.id, {"spike_notified": now})
     return 1
 
 
-def _check_warning(meta: MetaStore, config: Config, site: Site, alert: Record, to: list[str], now: float) -> int:
+def _check_warning(
+    meta: MetaStore, config: Config, site: Site, alert: Record, to: list[str], now: float
+) -> int:
     from trail.stats import reports
     from trail.stats.filters import parse_filter
 
     days = int(alert["warning_threshold"])
     today = datetime.fromtimestamp(now, UTC).astimezone(ZoneInfo(site.timezone or "UTC")).date()
-    params = {"id": [site.id], "from": [(today - timedelta(days=days)).isoformat()], "to": [today.isoformat()]}
-    f = parse_filter(params, default_tz=site.timezone or "UTC", now=datetime.fromtimestamp(now, UTC))
+    params = {
+        "id": [site.id],
+        "from": [(today - timedelta(days=days)).isoformat()],
+        "to": [today.isoformat()],
+    }
+    f = parse_filter(
+        params, default_tz=site.timezone or "UTC", now=datetime.fromtimestamp(now, UTC)
+    )
     views = int(reports.total(Path(config.data_dir), f)["views"])
     if views > 0:
         if alert["warning_sent"]:
@@ -113,9 +147,13 @@ def _check_warning(meta: MetaStore, config: Config, site: Site, alert: Record, t
         return 0
     if alert["warning_sent"]:
         return 0
-    text = (f"trail has not received any page views for {site.hostname} in the last {days} days. "
-            "Is the tracking script or integration still installed?\n")
-    mail.send(config, to, f"No traffic on {site.hostname} for {days} days", text, f"<p>{_html(text)}</p>")
+    text = (
+        f"trail has not received any page views for {site.hostname} in the last {days} days. "
+        "Is the tracking script or integration still installed?\n"
+    )
+    mail.send(
+        config, to, f"No traffic on {site.hostname} for {days} days", text, f"<p>{_html(text)}</p>"
+    )
     change(meta, site.id, {"warning_sent": True})
     return 1
 

@@ -34,6 +34,7 @@ RETRY_MAX_SECONDS = 3600.0
 MAX_FAILURES = 5
 TIMEOUT_SECONDS = 5.0
 MAX_EVENTS_PER_SCAN = 1000
+LOOKBACK_MS = 31 * 60 * 1000  # the session timeout (30 min) and a margin
 USER_AGENT = "trail-webhook/1"
 
 
@@ -43,31 +44,60 @@ def run_round(meta: MetaStore, data_dir: Path) -> None:
     deliver_due(meta)
 
 
-def scan_events(meta: MetaStore, data_dir: Path, now_ms: int | None = None, lag_ms: int = SEAL_LAG_MS) -> int:
-    """Queue a delivery for every matching event in [cursor, now - lag); returns how many."""
+def scan_events(
+    meta: MetaStore, data_dir: Path, now_ms: int | None = None, lag_ms: int = SEAL_LAG_MS
+) -> int:
+    """Queue a delivery for every matching event not queued before; returns how many.
+
+    An event row carries its session's time (the last page view + 1 ms), not the time it
+    arrived, so each round looks back LOOKBACK_MS behind the cursor and skips the events it
+    already queued (`seen`: event key -> time, pruned to the look-back window).
+    """
     upper = (int(time.time() * 1000) if now_ms is None else now_ms) - lag_ms
     hooks, outbox = records(meta, WEBHOOKS), records(meta, OUTBOX)
     queued = 0
     for hook in hooks.list():
         cursor = int(hook.get("cursor_ms") or 0)
-        if not hook.get("active") or cursor >= upper:
+        start = max(int(hook.get("enabled_ms") or cursor), cursor - LOOKBACK_MS)
+        site = meta.get_site(hook["domain_id"]) if hook.get("active") else None
+        if site is None or start >= upper:
             continue
-        site = meta.get_site(hook["domain_id"])
-        if site is None:
-            continue
-        rows = matching_events(data_dir, site.id, hook["event"], cursor, upper)
+        seen: dict[str, int] = hook.get("seen") or {}
+        rows = [
+            r
+            for r in matching_events(data_dir, site.id, hook["event"], start, upper)
+            if event_key(r) not in seen
+        ]
+        rows = rows[:MAX_EVENTS_PER_SCAN]  # the rest stays unseen and comes next round
         now = time.time()
         for row in rows:
-            outbox.create({"webhook_id": hook["id"], "domain_id": site.id, "payload": payload(site, hook, row),
-                           "attempts": 0, "next_at": now})
+            outbox.create(
+                {
+                    "webhook_id": hook["id"],
+                    "domain_id": site.id,
+                    "payload": payload(site, hook, row),
+                    "attempts": 0,
+                    "next_at": now,
+                }
+            )
         queued += len(rows)
-        # When capped, continue after the last queued event next round.
-        end = _ms(rows[-1]["time"]) + 1 if len(rows) == MAX_EVENTS_PER_SCAN else upper
-        hooks.update(hook["id"], lambda r: {**r, "cursor_ms": end} if r.get("active") else r, touch=False)
+        keep_from = upper - LOOKBACK_MS
+        seen = {k: t for k, t in seen.items() if t >= keep_from} | {
+            event_key(r): _ms(r["time"]) for r in rows
+        }
+        advance = {"cursor_ms": upper, "seen": seen}
+        hooks.merge(hook["id"], advance, touch=False, when=lambda r: bool(r.get("active")))
     return queued
 
 
-def matching_events(data_dir: Path, site_id: str, event: str, start_ms: int, end_ms: int) -> list[dict[str, Any]]:
+def event_key(row: dict[str, Any]) -> str:
+    """Events of one session have distinct times (each moves the session by 1 ms)."""
+    return f"{row['visitor_id']}:{row['session_id']}:{_ms(row['time'])}"
+
+
+def matching_events(
+    data_dir: Path, site_id: str, event: str, start_ms: int, end_ms: int
+) -> list[dict[str, Any]]:
     """Events named `event` with start <= time < end, oldest first."""
     import polars as pl
 
@@ -75,15 +105,21 @@ def matching_events(data_dir: Path, site_id: str, event: str, start_ms: int, end
 
     start = datetime.fromtimestamp(start_ms / 1000, UTC)
     end = datetime.fromtimestamp(end_ms / 1000, UTC)
-    columns = ["time", "path", "title", "duration_seconds", "event_name", "event_meta_keys", "event_meta_values"]
-    frame = (
-        scan(Path(data_dir), "events", site_id, start, end, columns)
-        .filter(pl.col("event_name") == event)
-        .sort("time")
-        .head(MAX_EVENTS_PER_SCAN)
-        .collect()
+    columns = [
+        "visitor_id",
+        "session_id",
+        "time",
+        "path",
+        "title",
+        "duration_seconds",
+        "event_name",
+        "event_meta_keys",
+        "event_meta_values",
+    ]
+    frame = scan(Path(data_dir), "events", site_id, start, end, columns).filter(
+        pl.col("event_name") == event
     )
-    return frame.to_dicts()
+    return frame.sort("time").collect().to_dicts()
 
 
 def payload(site: Site, hook: Record, row: dict[str, Any]) -> dict[str, Any]:
@@ -136,11 +172,18 @@ def deliver_due(
     return delivered
 
 
-def _record_failure(meta: MetaStore, hook: Record, item: Record, now: float, base_delay: float, max_failures: int) -> None:
+def _record_failure(
+    meta: MetaStore, hook: Record, item: Record, now: float, base_delay: float, max_failures: int
+) -> None:
     hooks, outbox = records(meta, WEBHOOKS), records(meta, OUTBOX)
     failures = int(hook.get("failures") or 0) + 1
     if failures >= max_failures:
-        log.warning("webhook %s disabled after %d failed deliveries to %s", hook["id"], failures, hook["endpoint"])
+        log.warning(
+            "webhook %s disabled after %d failed deliveries to %s",
+            hook["id"],
+            failures,
+            hook["endpoint"],
+        )
         hooks.update(hook["id"], lambda r: {**r, "active": False, "failures": failures})
         for queued in outbox.list(hook["domain_id"]):
             if queued["webhook_id"] == hook["id"]:
@@ -149,7 +192,9 @@ def _record_failure(meta: MetaStore, hook: Record, item: Record, now: float, bas
     hooks.update(hook["id"], lambda r: {**r, "failures": failures}, touch=False)
     attempts = int(item.get("attempts") or 0) + 1
     delay = min(base_delay * 2 ** (attempts - 1), RETRY_MAX_SECONDS)
-    outbox.update(item["id"], lambda r: {**r, "attempts": attempts, "next_at": now + delay}, touch=False)
+    outbox.update(
+        item["id"], lambda r: {**r, "attempts": attempts, "next_at": now + delay}, touch=False
+    )
 
 
 def post(endpoint: str, body: dict[str, Any]) -> bool:

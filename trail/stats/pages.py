@@ -73,6 +73,9 @@ def _unfiltered_totals(rows: Rows) -> pl.LazyFrame:
 def _time_on_page(rows: Rows, keys: list[str]) -> pl.LazyFrame:
     # The next view may be on any page, so the path filter applies after the shift.
     pv = rows.page_views([*KEYS, "time", "duration_seconds", "path", "title"], with_paths=False)
+    if rows.f.page_level:
+        # Only sessions with a matching view contribute: pair (sort) just those.
+        pv = pv.join(rows.page_views(KEYS).select(KEYS).unique(), on=KEYS, how="semi")
     pv = m.with_time_on_page(pv)
     pv = pv.filter(_page_filter_only(rows.f))
     return pv.group_by(keys).agg(

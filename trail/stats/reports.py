@@ -160,10 +160,22 @@ def page_duration(data_dir: Path, f: Filter) -> list[dict[str, Any]]:
     rows = rows_for(data_dir, f)
     first, last = dates_of(f)
     days = bucket_starts(first, last, "day")
-    pv = rows.page_views([*KEYS, "time", "duration_seconds", "path", "title"], with_paths=False)
-    pv = m.with_time_on_page(pv).filter(page_filter_only(f) & (pl.col("time_on_page") > 0))
-    daily = pv.group_by(bucket_index(days, f.tz)).agg(
-        pl.col("time_on_page").sum().alias("total"), pl.len().alias("n")
+    if f.page_level:
+        # The page a time belongs to is the previous view's: pair views within sessions.
+        pv = rows.page_views([*KEYS, "time", "duration_seconds", "path", "title"], with_paths=False)
+        # Only sessions with a matching view can contribute: pair (sort) just those.
+        pv = pv.join(rows.page_views(KEYS).select(KEYS).unique(), on=KEYS, how="semi")
+        pv = m.with_time_on_page(pv).filter(page_filter_only(f) & (pl.col("time_on_page") > 0))
+        spent, at = pl.col("time_on_page"), "time"
+    else:
+        # Every page: each non-zero duration is the time on the view before it, which happened
+        # `duration` seconds earlier; no per-session sort needed.
+        pv = rows.page_views(["time", "duration_seconds"]).filter(pl.col("duration_seconds") > 0)
+        before = pl.col("time") - pl.duration(seconds=pl.col("duration_seconds"))
+        pv = pv.with_columns(before.alias("viewed"))
+        spent, at = pl.col("duration_seconds").cast(pl.Int64), "viewed"
+    daily = pv.group_by(bucket_index(days, f.tz, at)).agg(
+        spent.sum().alias("total"), pl.len().alias("n")
     )
     ff = f.fields.get("path")
     path = ff.eq[0] if ff is not None and len(ff.eq) == 1 and not ff.neq else ""
@@ -175,20 +187,24 @@ def _time_spent(rows: Rows) -> pl.LazyFrame:
     return rows.sessions(["sign", "duration_seconds"]).select(m.duration_sum().alias("time_spent"))
 
 
-def growth(data_dir: Path, f: Filter, now: datetime | None = None) -> dict[str, Any]:
-    """/statistics/growth: this range against the previous one of equal length (a single day
-    against the same weekday a week earlier)."""
+def previous_rows(data_dir: Path, f: Filter, now: datetime | None = None) -> Rows:
+    """The window growth compares with: the previous range of equal length, or for a single day
+    the same weekday a week earlier (up to the current time of day while the day is today)."""
     first, last = dates_of(f)
     days = (last - first).days + 1
     shift = timedelta(days=7 if days == 1 else days)
     previous = replace(f, from_date=first - shift, to_date=last - shift)
-    cur, prev = total(data_dir, f), total(data_dir, previous)
-    cur_rows, prev_rows = rows_for(data_dir, f), rows_for(data_dir, previous)
+    rows, cur = rows_for(data_dir, previous), rows_for(data_dir, f)
     now = now or datetime.now(UTC)
-    if days == 1 and cur_rows.start <= now < cur_rows.end:
-        # Today is not over: compare with the same day a week ago up to the same time of day.
-        prev_rows = Rows(prev_rows.data_dir, previous, prev_rows.start, now - timedelta(days=7))
-        prev = total_for_rows(prev_rows)
+    if days == 1 and cur.start <= now < cur.end:
+        rows = Rows(rows.data_dir, previous, rows.start, now - timedelta(days=7))
+    return rows
+
+
+def growth(data_dir: Path, f: Filter, now: datetime | None = None) -> dict[str, Any]:
+    """/statistics/growth: this range against the previous one (see previous_rows)."""
+    cur_rows, prev_rows = rows_for(data_dir, f), previous_rows(data_dir, f, now)
+    cur, prev = total_for_rows(cur_rows), total_for_rows(prev_rows)
     spent = pl.collect_all([_time_spent(cur_rows), _time_spent(prev_rows)])
     return {
         "visitors_growth": m.growth(cur["visitors"], prev["visitors"]),
@@ -219,12 +235,14 @@ def overview(data_dir: Path, f: Filter, now: datetime | None = None) -> dict[str
     if f.from_date is None or f.to_date is None:
         today = (now or datetime.now(UTC)).astimezone(f.tz).date()
         f = replace(f, from_date=today - timedelta(days=OVERVIEW_DAYS - 1), to_date=today)
-    t, g = total(data_dir, f), growth(data_dir, f, now)
+    t = total(data_dir, f)
+    prev = total_for_rows(previous_rows(data_dir, f, now))
+    visitors_growth = m.growth(t["visitors"], prev["visitors"])
     return {
         "visitors": t["visitors"],
         "views": t["views"],
-        "visitors_growth": g["visitors_growth"],
-        "visitor_growth": g["visitors_growth"],  # both spellings appear in the Pirsch docs
-        "views_growth": g["views_growth"],
+        "visitors_growth": visitors_growth,
+        "visitor_growth": visitors_growth,  # both spellings appear in the Pirsch docs
+        "views_growth": m.growth(t["views"], prev["views"]),
         "visitors_time_series": visitor(data_dir, replace(f, scale="day")),
     }

@@ -89,7 +89,9 @@ def content_group_filter(groups: list[dict[str, str]], name: str) -> str | None:
 # -- bots -------------------------------------------------------------------------------------
 
 
-def bot_requests(data_dir: Path, f: Filter, start: datetime | None = None, end: datetime | None = None) -> pl.LazyFrame:
+def bot_requests(
+    data_dir: Path, f: Filter, start: datetime | None = None, end: datetime | None = None
+) -> pl.LazyFrame:
     """Bot rows of the request log in the filter's window, with its path conditions applied."""
     if start is None or end is None:
         start, end = f.window()
@@ -151,21 +153,33 @@ def change_pct(value: float, previous: float) -> float:
 # -- pages ------------------------------------------------------------------------------------
 
 
-def pages(data_dir: Path, f: Filter, offset: int, limit: int, include_bots: bool = False) -> list[dict[str, Any]]:
+def pages(
+    data_dir: Path, f: Filter, offset: int, limit: int, include_bots: bool = False
+) -> list[dict[str, Any]]:
     """Per path: pageviews and unique pageviews (sessions), by pageviews desc then path."""
     if not include_bots:
-        got = reports.page(data_dir, replace(f, sort="views", direction="desc", offset=offset, limit=limit))
-        return [{"path": r["path"], "pageviews": r["views"], "uniquePageviews": r["sessions"]} for r in got]
+        got = reports.page(
+            data_dir, replace(f, sort="views", direction="desc", offset=offset, limit=limit)
+        )
+        return [
+            {"path": r["path"], "pageviews": r["views"], "uniquePageviews": r["sessions"]}
+            for r in got
+        ]
     got = reports.page(data_dir, replace(f, sort="views", direction="desc", offset=0, limit=ALL))
     counts = {r["path"]: [r["views"], r["sessions"]] for r in got}
     bots = bot_requests(data_dir, f).filter(pl.col("event_name") == "")
-    per_path = bots.group_by("path").agg(pl.len().alias("n"), pl.col("visitor_id").n_unique().alias("v"))
+    per_path = bots.group_by("path").agg(
+        pl.len().alias("n"), pl.col("visitor_id").n_unique().alias("v")
+    )
     for path, n, v in per_path.collect().iter_rows():
         c = counts.setdefault(path, [0, 0])
         c[0] += n
         c[1] += v
     ordered = sorted(counts.items(), key=lambda kv: (-kv[1][0], kv[0]))
-    return [{"path": p, "pageviews": c[0], "uniquePageviews": c[1]} for p, c in ordered[offset : offset + limit]]
+    return [
+        {"path": p, "pageviews": c[0], "uniquePageviews": c[1]}
+        for p, c in ordered[offset : offset + limit]
+    ]
 
 
 # -- sources ----------------------------------------------------------------------------------
@@ -173,18 +187,19 @@ def pages(data_dir: Path, f: Filter, offset: int, limit: int, include_bots: bool
 _HOST = r"^(?:[A-Za-z][A-Za-z0-9+.-]*://)?(?:www\.)?([^/:?#]+)"
 
 
-def sources(data_dir: Path, f: Filter, group_by: str, offset: int, limit: int) -> list[dict[str, Any]]:
+def sources(
+    data_dir: Path, f: Filter, group_by: str, offset: int, limit: int
+) -> list[dict[str, Any]]:
     """Visits by coarse channel, by referring domain, or by (utm source, medium, campaign)."""
     rows = rows_for(data_dir, f)
     if group_by == "channel":
-        df = metrics_by(rows, [pl.col("channel")], ["channel"]).collect()
+        per_channel = metrics_by(rows, [pl.col("channel")], ["channel"]).collect()
         totals: dict[str, int] = {}
-        for r in df.iter_rows(named=True):
+        for r in per_channel.iter_rows(named=True):
             name = coarse_channel(r["channel"] or "")
             totals[name] = totals.get(name, 0) + int(r["sessions"] or 0)
-        items = [{"channel": k, "visits": v} for k, v in totals.items() if v > 0]
-        items.sort(key=lambda d: (-d["visits"], d["channel"]))
-        return items[offset : offset + limit]
+        ordered = sorted((kv for kv in totals.items() if kv[1] > 0), key=lambda kv: (-kv[1], kv[0]))
+        return [{"channel": k, "visits": v} for k, v in ordered[offset : offset + limit]]
     if group_by == "domain":
         host = pl.col("referrer").str.extract(_HOST, 1).str.to_lowercase().alias("referrer")
         df = metrics_by(rows, [host], ["referrer"]).filter(
@@ -196,7 +211,9 @@ def sources(data_dir: Path, f: Filter, group_by: str, offset: int, limit: int) -
         df = metrics_by(rows, [pl.col(k) for k in keys], keys).filter(
             pl.any_horizontal([pl.col(k) != "" for k in keys])
         )
-    df = df.filter(pl.col("sessions") > 0).sort(["sessions", *keys], descending=[True] + [False] * len(keys))
+    df = df.filter(pl.col("sessions") > 0).sort(
+        ["sessions", *keys], descending=[True] + [False] * len(keys)
+    )
     out = df.slice(offset, limit).collect()
     names = {"utm_source": "utmSource", "utm_medium": "utmMedium", "utm_campaign": "utmCampaign"}
     return [
@@ -256,8 +273,12 @@ def devices(data_dir: Path, f: Filter) -> dict[str, list[dict[str, Any]]]:
 
 def flow(data_dir: Path, f: Filter, offset: int, limit: int) -> dict[str, list[dict[str, Any]]]:
     """Landing pages by entries and exit pages by exits (sessions), each paged."""
-    entry = reports.entry_pages(data_dir, replace(f, sort="entries", direction="desc", offset=offset, limit=limit))
-    exits = reports.exit_pages(data_dir, replace(f, sort="exits", direction="desc", offset=offset, limit=limit))
+    entry = reports.entry_pages(
+        data_dir, replace(f, sort="entries", direction="desc", offset=offset, limit=limit)
+    )
+    exits = reports.exit_pages(
+        data_dir, replace(f, sort="exits", direction="desc", offset=offset, limit=limit)
+    )
     return {
         "landing_pages": [{"path": r["path"], "entries": r["entries"]} for r in entry],
         "exit_pages": [{"path": r["path"], "exits": r["exits"]} for r in exits],
@@ -288,7 +309,9 @@ def funnel(data_dir: Path, f: Filter, steps: list[str]) -> list[dict[str, Any]]:
     for step in steps:
         hits = _step_rows(rows, step)
         if reached is not None:
-            hits = hits.join(reached, on=KEYS, how="inner").filter(pl.col("time") >= pl.col("reached"))
+            hits = hits.join(reached, on=KEYS, how="inner").filter(
+                pl.col("time") >= pl.col("reached")
+            )
         reached = hits.group_by(KEYS).agg(pl.col("time").min().alias("reached"))
         queries.append(reached.select(pl.len().alias("n")))
     counts = [int(df["n"][0]) for df in pl.collect_all(queries)]
@@ -317,8 +340,8 @@ def realtime(data_dir: Path, f: Filter, now: datetime | None = None) -> dict[str
     counts = {"page_view": int(views_df["n"][0])}
     for name, n in events_df.iter_rows():
         counts[name] = counts.get(name, 0) + int(n)
-    by_type = [{"eventType": k, "count": v} for k, v in counts.items() if v > 0]
-    by_type.sort(key=lambda d: (-d["count"], d["eventType"]))
+    ordered = sorted((kv for kv in counts.items() if kv[1] > 0), key=lambda kv: (-kv[1], kv[0]))
+    by_type = [{"eventType": k, "count": v} for k, v in ordered]
     return {
         "active_visitors": active["visitors"],
         "top_pages": [{"path": p["path"], "visitors": p["visitors"]} for p in active["stats"][:10]],
@@ -329,7 +352,9 @@ def realtime(data_dir: Path, f: Filter, now: datetime | None = None) -> dict[str
 # -- custom events ----------------------------------------------------------------------------
 
 
-def custom_events(data_dir: Path, f: Filter, name: str | None, offset: int, limit: int) -> list[dict[str, Any]]:
+def custom_events(
+    data_dir: Path, f: Filter, name: str | None, offset: int, limit: int
+) -> list[dict[str, Any]]:
     """Custom events by count desc (the tracker's built-in event types are left out)."""
     fields = dict(f.fields)
     if name:
@@ -356,10 +381,17 @@ def _with_field(f: Filter, column: str, path: str | None) -> Filter:
 
 def unique_pageviews_expr() -> pl.Expr:
     """Distinct (session, path) pairs: per page that is the page's sessions."""
-    return pl.struct(m.session_key(), pl.col("path")).n_unique().cast(pl.Int64).alias("unique_pageviews")
+    return (
+        pl.struct(m.session_key(), pl.col("path"))
+        .n_unique()
+        .cast(pl.Int64)
+        .alias("unique_pageviews")
+    )
 
 
-def timeseries(data_dir: Path, f: Filter, metric: str, path: str | None, include_bots: bool = False) -> list[dict[str, Any]]:
+def timeseries(
+    data_dir: Path, f: Filter, metric: str, path: str | None, include_bots: bool = False
+) -> list[dict[str, Any]]:
     """One value per local day of the range. `path` narrows page metrics to that path, and the
     session metrics to sessions that entered (landing, duration) or left (exits) there."""
     first, last = reports.dates_of(f)
@@ -387,7 +419,9 @@ def timeseries(data_dir: Path, f: Filter, metric: str, path: str | None, include
     return [{"date": d.isoformat(), "value": v} for d, v in zip(days, values, strict=True)]
 
 
-def _add_bots(data_dir: Path, f: Filter, days: list[Any], metric: str, values: list[Any]) -> list[Any]:
+def _add_bots(
+    data_dir: Path, f: Filter, days: list[Any], metric: str, values: list[Any]
+) -> list[Any]:
     bots = bot_requests(data_dir, f)
     if metric != "visits":
         bots = bots.filter(pl.col("event_name") == "")

@@ -16,11 +16,11 @@ def public(rec: dict[str, Any]) -> dict[str, Any]:
 
 
 def create(meta: MetaStore, site_id: str, description: str, valid_until: str | None) -> dict[str, Any]:
-    stamp = now_rfc3339()
+    stamp, code = now_rfc3339(), random_alnum(32)
     rec = {"id": str(uuid.uuid4()), "def_time": stamp, "mod_time": stamp, "domain_id": site_id,
-           "site_id": site_id, "code": random_alnum(32), "description": description, "valid_until": valid_until}
+           "site_id": site_id, "code": code, "description": description, "valid_until": valid_until}
     with meta.env.begin(write=True) as txn:
-        meta._put(txn, "links", rec["code"], rec)
+        meta._put(txn, "links", code, rec)
     return rec
 
 

@@ -74,7 +74,9 @@ class Records:
         with self.env.begin(write=True, db=self.db) as txn:
             txn.put(str(record["id"]).encode(), orjson.dumps(record))
 
-    def update(self, record_id: str, change: Callable[[Record], Record | None], touch: bool = True) -> Record | None:
+    def update(
+        self, record_id: str, change: Callable[[Record], Record | None], touch: bool = True
+    ) -> Record | None:
         """Read-modify-write in one write transaction; `change` returning None deletes it."""
         with self.env.begin(write=True, db=self.db) as txn:
             raw = txn.get(record_id.encode())
@@ -88,6 +90,20 @@ class Records:
                 record["mod_time"] = now_rfc3339()
             txn.put(record_id.encode(), orjson.dumps(record))
         return record
+
+    def merge(
+        self,
+        record_id: str,
+        fields: Record,
+        touch: bool = True,
+        when: Callable[[Record], bool] | None = None,
+    ) -> Record | None:
+        """Set `fields` on a stored document (only if `when(document)`, when given)."""
+
+        def change(record: Record) -> Record:
+            return {**record, **fields} if when is None or when(record) else record
+
+        return self.update(record_id, change, touch=touch)
 
     def delete(self, record_id: str) -> bool:
         if not record_id:

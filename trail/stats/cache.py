@@ -1,0 +1,96 @@
+"""A small in-process LRU of report results over closed days (ARCHITECTURE.md "Query layer").
+
+A result is cached only when every UTC day it reads has closed (ended more than the compaction
+delay ago, so it normally holds one compacted parquet per table). The key holds the report, the
+filter and a fingerprint of what was read: the mtime of each day directory of every table (a
+directory's mtime changes whenever a file is added, renamed or removed in it: late segments,
+a compaction, a deletion of replaced files) and the site's tombstone file. Today is never cached.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from trail.stats.filters import Filter
+from trail.storage.schema import TABLES
+
+MAX_ENTRIES = 256
+# A day is "closed" for caching once it ended this long ago (matches compaction's default delay).
+CLOSED_AFTER = float(os.environ.get("TRAIL_COMPACTION_DELAY_S", 40 * 60))
+# Reports whose result depends on the clock or on meta records, never cached.
+UNCACHED = frozenset({"active"})
+
+_lock = threading.Lock()
+_entries: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+stats = {"hits": 0, "misses": 0, "uncacheable": 0}
+
+
+def days_read(name: str, f: Filter) -> list[date] | None:
+    """The UTC days a report reads, or None if it cannot tell (then nothing is cached)."""
+    try:
+        start, end = f.window()
+    except Exception:
+        return None
+    if name == "growth" and f.from_date and f.to_date:
+        length = (f.to_date - f.from_date).days + 1
+        start -= timedelta(days=7 if length == 1 else length)
+    first, last = start.date(), (end - timedelta(milliseconds=1)).date()
+    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+def _fingerprint(data_dir: Path, site_id: str, days: list[date], now: float) -> tuple[Any, ...] | None:
+    last_end = datetime.combine(days[-1] + timedelta(days=1), datetime.min.time(), UTC).timestamp()
+    if now < last_end + CLOSED_AFTER:
+        return None
+    parts: list[Any] = []
+    for table in TABLES:
+        site_dir = f"{data_dir}/segments/{table}/site={site_id}"
+        for day in days:
+            try:
+                parts.append(os.stat(f"{site_dir}/day={day.isoformat()}").st_mtime_ns)
+            except FileNotFoundError:
+                parts.append(0)
+    try:
+        parts.append(os.stat(f"{data_dir}/tombstones/site={site_id}.json").st_mtime_ns)
+    except FileNotFoundError:
+        parts.append(0)
+    # A change in the same clock tick as the stat would leave the mtime unchanged: only trust
+    # directories that have been quiet for a moment.
+    if max(parts) > (now - 2) * 1e9:
+        return None
+    return tuple(parts)
+
+
+def cached(name: str, data_dir: Path, f: Filter, compute: Callable[[], Any], *extra: Any) -> Any:
+    """compute(), or its earlier result for the same report, filter and files."""
+    days = None if name in UNCACHED else days_read(name, f)
+    fp = _fingerprint(Path(data_dir), f.site_id, days, time.time()) if days else None
+    if fp is None:
+        stats["uncacheable"] += 1
+        return compute()
+    key = (name, str(data_dir), repr(f), extra, fp)
+    with _lock:
+        if key in _entries:
+            _entries.move_to_end(key)
+            stats["hits"] += 1
+            return copy.deepcopy(_entries[key])
+    stats["misses"] += 1
+    value = compute()
+    with _lock:
+        _entries[key] = copy.deepcopy(value)
+        while len(_entries) > MAX_ENTRIES:
+            _entries.popitem(last=False)
+    return value
+
+
+def clear() -> None:
+    with _lock:
+        _entries.clear()

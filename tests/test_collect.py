@@ -496,3 +496,16 @@ def test_pirsch_browser_event_without_an_api_key(server: TrailServer) -> None:
     )
     [session] = server.stats("session/list", site, **span)
     assert session["browser"] == "Firefox"  # from the request's header, not the body
+
+
+def test_disabled_scripts_drop_browser_hits(server: TrailServer) -> None:
+    site = new_site(server, "quiet.test")
+    page = event(site, "page_view", host="quiet.test")
+    r = server.call("POST", "/api/v1/domain/scripts", {"domain_id": site}, key=server.admin_key)
+    assert r.status == 200, r.body
+    assert collect(server, page, "81.2.73.1").status == 204
+    r = server.call("POST", "/api/v1/domain/scripts", {"domain_id": site}, key=server.admin_key)  # on again
+    assert r.status == 200, r.body
+    assert collect(server, page, "81.2.73.2").status == 202
+    total = wait_for(lambda: server.stats("total", site, **today()), lambda t: t["views"] >= 1)
+    assert (total["visitors"], total["views"]) == (1, 1)

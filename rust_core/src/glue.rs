@@ -282,6 +282,15 @@ impl SessionState {
     }
 }
 
+/// The client IP of a browser-facing request exactly as the engine resolves the IP it stores
+/// (socket peer; proxy headers only from trusted proxies), for rate-limit keys.
+#[pyfunction]
+fn client_ip(peer: &str, headers: Vec<(String, String)>, trusted_proxies: Vec<String>) -> PyResult<String> {
+    let peer: IpAddr = peer.parse().map_err(|_| PyValueError::new_err(format!("bad peer address {peer:?}")))?;
+    let headers = Headers(headers.into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect());
+    Ok(crate::ip::ip_from_request(peer, &headers, &trusted(trusted_proxies)?).to_string())
+}
+
 /// Replay the WAL a worker id left behind into segments, e.g. after `--workers` was lowered.
 /// Fails with StorageError while a live worker holds that id.
 #[pyfunction]
@@ -304,6 +313,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Engine>()?;
     m.add_class::<SessionState>()?;
     m.add_function(wrap_pyfunction!(recover_wal, m)?)?;
+    m.add_function(wrap_pyfunction!(client_ip, m)?)?;
     m.add("InvalidInput", py.get_type::<InvalidInput>())?;
     m.add("StorageError", py.get_type::<StorageError>())?;
     m.add("ConfigError", py.get_type::<ConfigError>())?;

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from segment_rows import SITE, SiteData
 from shop import DAY, build_shop
 
@@ -194,3 +196,14 @@ def test_step_params() -> None:
                      "country": []})  # fmt: skip
     assert p == {"path": ["/a", "!/b"], "event": ["x"], "tag_k": ["v"], "meta_m": ["1"],
                  "pattern": ["(?:(?i)^/a/[^/]*$)|(?:(?i)^/b/.*$)"], "platform": ["mobile"]}  # fmt: skip
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet="/ab.*+?()[]{}|^$\\-é", max_size=20))
+def test_glob_regex_property(glob: str) -> None:
+    """Any glob gives a regex both engines accept, matching the glob with its stars filled in."""
+    regex = glob_to_regex(glob)
+    sample = glob.replace("**", "/x/y").replace("*", "x")
+    assert pl.select(pl.lit(sample).str.contains(regex)).item() is True
+    assert re.search(regex, sample) is not None
+    assert re.search(regex, sample + "/extra/") is None or glob.endswith("*")

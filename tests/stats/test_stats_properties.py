@@ -86,12 +86,19 @@ one_country_visit = st.tuples(
 @given(st.lists(one_country_visit, min_size=1, max_size=6), st.sampled_from(PATHS))
 def test_breakdowns_partition(visits, path) -> None:
     data = build([(v, hits, COUNTRIES[v % 3]) for v, hits in visits])
-    for frm, to in (("2024-03-10", "2024-03-11"), ("2024-03-10", "2024-03-10"), ("2024-03-11", "2024-03-11")):
+    for frm, to in (
+        ("2024-03-10", "2024-03-11"),
+        ("2024-03-10", "2024-03-10"),
+        ("2024-03-11", "2024-03-11"),
+    ):
         span = {"from": frm, "to": to}
         total = reports.total(data, q(**span))
         # Each visitor has one country and each view one path and hostname: relative values
         # of the full breakdown sum to at most 1.
-        assert sum(r["relative_visitors"] for r in reports.dimension(data, q(**span), "country")) <= 1 + EPS
+        assert (
+            sum(r["relative_visitors"] for r in reports.dimension(data, q(**span), "country"))
+            <= 1 + EPS
+        )
         assert sum(r["relative_views"] for r in reports.page(data, q(**span))) <= 1 + EPS
         assert sum(r["relative_views"] for r in reports.hostname(data, q(**span))) <= 1 + EPS
         assert sum(r["entry_rate"] for r in reports.entry_pages(data, q(**span))) <= 1 + EPS
@@ -103,7 +110,9 @@ def test_breakdowns_partition(visits, path) -> None:
             sub = reports.total(data, q(**span, path=f))
             assert sub["visitors"] <= total["visitors"] and sub["views"] <= total["views"]
             assert 0.0 <= sub["bounce_rate"] <= 1.0
-            assert len(sessions_list(data, q(**span, path=f))) <= len(sessions_list(data, q(**span)))
+            assert len(sessions_list(data, q(**span, path=f))) <= len(
+                sessions_list(data, q(**span))
+            )
         # Minutes hold every page view of the window once.
         assert sum(r["views"] for r in reports.minutes(data, q(**span))) == sum(
             p["views"] for p in reports.page(data, q(**span))

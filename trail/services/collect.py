@@ -291,6 +291,9 @@ def ingest_browser(
 
     if ctx.engine is None:
         raise RuntimeError("this worker has no ingest engine")
+    if site.disable_scripts:
+        # The owner switched the browser snippet off (Pirsch "disable scripts"): a silent drop.
+        return Outcome(0, 1, {"scripts_disabled": 1})
     ingest.sync_rules(ctx, site)
     try:
         summary = ctx.engine.ingest_browser(
@@ -321,80 +324,11 @@ def peer_address(raw: str | None) -> str:
 
 
 def client_ip(ctx: Context, peer: str, headers: dict[str, str]) -> str:
-    """The client IP for rate limiting, resolved as the engine resolves the IP it stores (ip.rs):
-    the socket peer, or behind a trusted proxy the first proxy header carrying a public IP."""
-    if not _in_networks(peer, _trusted_networks(tuple(ctx.config.trusted_proxies))):
-        return peer
-    candidates = (
-        _last_entry(headers.get("cf-connecting-ip", "")),
-        _last_entry(headers.get("true-client-ip", "")),
-        _last_entry(headers.get("x-forwarded-for", "")),
-        _forwarded_for(headers.get("forwarded", "")),
-        headers.get("x-real-ip", "").strip(),
-    )
-    for candidate in candidates:
-        ip = _public_ip(candidate)
-        if ip is not None:
-            return ip
-    return peer
+    """The client IP for rate limiting, resolved by the engine's own rule (ip.rs): the socket
+    peer, or behind a trusted proxy the first proxy header carrying a public IP."""
+    from trail.core import client_ip as resolve
 
-
-def _last_entry(value: str) -> str:
-    return value.rsplit(",", 1)[-1].strip()
-
-
-def _forwarded_for(value: str) -> str:
-    """RFC 7239: the last element's for= value, without quotes, brackets or port."""
-    for pair in value.rsplit(",", 1)[-1].split(";"):
-        key, _, val = pair.partition("=")
-        if key.strip().lower() == "for":
-            val = val.strip().strip('"')
-            if val.startswith("["):
-                return val[1:].split("]", 1)[0]
-            return val.split(":", 1)[0] if val.count(":") == 1 else val
-    return ""
-
-
-# Not a client's address, as ip.rs `is_public` decides (RFC 1918, loopback, link-local,
-# unspecified, broadcast, carrier-grade NAT; IPv6 loopback, unspecified, ULA, link-local).
-_NOT_PUBLIC = [ipaddress.ip_network(n) for n in (
-    "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "127.0.0.0/8", "169.254.0.0/16",
-    "0.0.0.0/32", "255.255.255.255/32", "100.64.0.0/10", "::1/128", "::/128", "fc00::/7", "fe80::/10",
-)]  # fmt: skip
-
-
-def _public_ip(text: str) -> str | None:
-    try:
-        ip = ipaddress.ip_address(text)
-    except ValueError:
-        return None
-    if any(ip in n for n in _NOT_PUBLIC if n.version == ip.version):
-        return None
-    return str(ip)
-
-
-_trusted_cache: dict[tuple[str, ...], list[Any]] = {}
-
-
-def _trusted_networks(entries: tuple[str, ...]) -> list[Any]:
-    nets = _trusted_cache.get(entries)
-    if nets is None:
-        nets = []
-        for e in entries:
-            try:
-                nets.append(ipaddress.ip_network(e, strict=False))
-            except ValueError:
-                continue
-        _trusted_cache[entries] = nets
-    return nets
-
-
-def _in_networks(ip: str, nets: list[Any]) -> bool:
-    try:
-        addr = ipaddress.ip_address(ip)
-    except ValueError:
-        return False
-    return any(addr in n for n in nets if n.version == addr.version)
+    return resolve(peer, list(headers.items()), list(ctx.config.trusted_proxies))
 
 
 # -- CORS: which origins may read the answers -----------------------------------------------------

@@ -44,7 +44,6 @@ SUBDBS = (
     "prefs",
 )
 # Sub-databases whose records carry a `domain_id` and die with their site (delete_site).
-SITE_OWNED = ["alternatives", "filters", "members", "invitations", "snippets", "views"]
 # Pirsch roles on a domain or organization, weakest first.
 MEMBER_ROLES = ("Viewer", "Admin", "Owner")
 MAP_SIZE = 4 << 30  # sparse file: LMDB only uses the pages it writes
@@ -482,11 +481,25 @@ class MetaStore:
             for code, rec in list(self._scan(txn, "links")):
                 if rec.get("site_id") == site_id:
                     self._delete(txn, "links", code)
-            for db in SITE_OWNED:
-                for key, rec in list(self._scan(txn, db)):
-                    if rec.get("domain_id") == site_id:
-                        self._delete(txn, db, key)
+            self._delete_owned_records(txn, site_id)
         return True
+
+    def _delete_owned_records(self, txn: lmdb.Transaction, site_id: str) -> None:
+        """Every record with this `domain_id`, in every sub-database of the env: resources kept
+        by other modules (goals, funnels, webhooks, reports, links, ...) go with their site."""
+        names = [bytes(name) for name, _ in txn.cursor()]
+        for name in names:
+            db = self.env.open_db(name, txn=txn)
+            doomed = []
+            for key, raw in txn.cursor(db=db):
+                try:
+                    rec = orjson.loads(raw)
+                except orjson.JSONDecodeError:
+                    continue
+                if isinstance(rec, dict) and rec.get("domain_id") == site_id:
+                    doomed.append(bytes(key))
+            for key in doomed:
+                txn.delete(key, db=db)
 
     def site_for_link(self, code: str) -> Site | None:
         """The site a read-only access link code opens, if any and not expired (`valid_until`)."""

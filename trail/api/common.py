@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus
 
@@ -77,6 +79,26 @@ def handler(fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
 
     return wrapper
 
+
+
+_QUERY_POOL: ThreadPoolExecutor | None = None
+
+
+def offloaded(fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """Run a (sync) query route on a small thread pool behind an async handler.
+
+    Robyn runs a sync handler on the worker's request thread, so a 50 ms statistics query
+    would hold up every hit queued behind it; awaiting the pool keeps ingestion flowing.
+    """
+
+    async def route(request: Any) -> Any:
+        global _QUERY_POOL
+        if _QUERY_POOL is None:
+            _QUERY_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="query")
+        return await asyncio.get_running_loop().run_in_executor(_QUERY_POOL, fn, request)
+
+    functools.update_wrapper(route, fn)
+    return route
 
 def query_params(request: Any) -> dict[str, list[str]]:
     """The query string, percent-decoded ('+' = space); repeated keys keep their order."""

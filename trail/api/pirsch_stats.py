@@ -138,12 +138,12 @@ def export(ctx: Any, params: dict[str, list[str]], site: Any) -> bytes:
 
 def register(app: Any, ctx: Any) -> None:
     """Add the statistics routes to the Robyn app."""
-    from trail.api.common import handler
+    from trail.api.common import handler, offloaded
 
     for name in [*REPORTS, *CONTEXT_REPORTS]:
-        app.get(f"/api/v1/statistics/{name}")(handler(_endpoint(ctx, name)))
+        app.get(f"/api/v1/statistics/{name}")(offloaded(handler(_endpoint(ctx, name))))
     app.get("/api/v1/statistics/keywords")(handler(_keywords(ctx)))
-    app.get("/api/v1/statistics")(handler(_export_endpoint(ctx)))
+    app.get("/api/v1/statistics")(offloaded(handler(_export_endpoint(ctx))))
 
 
 def _site(ctx: Any, request: Any) -> tuple[dict[str, list[str]], Any]:

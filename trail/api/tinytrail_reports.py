@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from robyn import Response
 
-from trail.api.common import query_params
+from trail.api.common import offloaded, query_params
 from trail.api.tinytrail_common import UUID_RE, authenticate, invalid, ok, tt_handler
 from trail.api.tinytrail_websites import reachable_website
 from trail.services.tinytrail_reports import QueryError, ReportQuery, parse_query
@@ -37,7 +37,7 @@ Report = Callable[
 
 def register(app: Any, ctx: Context) -> None:
     for name, fn in REPORTS.items():
-        app.get(f"/api/v1/reports/{name}")(tt_handler(_endpoint(ctx, name, fn)))
+        app.get(f"/api/v1/reports/{name}")(offloaded(tt_handler(_endpoint(ctx, name, fn))))
 
 
 def _endpoint(ctx: Context, name: str, fn: Report) -> Callable[[Any], Any]:

@@ -24,7 +24,7 @@ from typing import Any
 
 os.environ.setdefault("POLARS_MAX_THREADS", "2")
 
-from bench.stats_gen import FIRST_DAY, SITE, generate  # noqa: E402
+from bench.stats_gen import FIRST_DAY, SITE, generate
 
 SKIP = {"active", "session/details", "options/tag/value", "tag/details"}
 
@@ -125,7 +125,7 @@ def main() -> None:
     extra = {"event/meta": {"event": ["signup"]}, "event/page": {"event": ["signup"]}}
     con = duckdb.connect()
     con.execute("SET threads TO 2")
-    glob = lambda t: f"read_parquet('{a.out}/segments/{t}/site={SITE}/*/part-*.parquet')"  # noqa: E731
+    glob = lambda t: f"read_parquet('{a.out}/segments/{t}/site={SITE}/*/part-*.parquet')"
     prev_first = FIRST_DAY - timedelta(days=a.days)
     fmt = {"s": glob("sessions"), "p": glob("page_views"), "e": glob("events"), "s2": glob("sessions"),
            "mid": f"{FIRST_DAY.isoformat()} 00:00:00+00"}  # fmt: skip

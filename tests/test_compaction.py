@@ -129,7 +129,7 @@ def test_every_report_is_identical_after_compaction(data_dir: Path) -> None:
 
 
 def test_collapse_keeps_net_signs_and_presence() -> None:
-    t = lambda s: datetime(2024, 3, 1, 10, 0, 0, tzinfo=UTC) + timedelta(seconds=s)  # noqa: E731
+    t = lambda s: datetime(2024, 3, 1, 10, 0, 0, tzinfo=UTC) + timedelta(seconds=s)
     rows = [
         # session 1: states at 0 s, 20 s (same minute), 70 s (final); cancels for 1 and 2.
         (1, 1, 1, t(0), 1), (1, 1, 1, t(0), -1), (1, 1, 2, t(20), 1), (1, 1, 2, t(20), -1),
@@ -185,7 +185,7 @@ def _late_session(t0: datetime) -> dict[str, pl.DataFrame]:
         {**pvb, "visitor_id": 77, "session_id": 9, "time": t1, "duration_seconds": 90, "path": "/late",
          "tag_keys": [], "tag_values": [], "country_code": "de", "desktop": True, "mobile": False},
     ]  # fmt: skip
-    fill = lambda t: {c: ("" if dt == pl.String() else None) for c, dt in TABLES[t].items()}  # noqa: E731
+    fill = lambda t: {c: ("" if dt == pl.String() else None) for c, dt in TABLES[t].items()}
     out = {}
     for table, rows in (("sessions", sessions), ("page_views", pv)):
         rows = [{k: (fill(table)[k] if v is None else v) for k, v in r.items()} for r in rows]

@@ -19,12 +19,12 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from trail.stats.filters import Filter
+from trail.stats.filters import Filter, FilterError
 from trail.storage.schema import TABLES
 
 MAX_ENTRIES = 256
 # A day is "closed" for caching once it ended this long ago (matches compaction's default delay).
-CLOSED_AFTER = float(os.environ.get("TRAIL_COMPACTION_DELAY_S", 40 * 60))
+CLOSED_AFTER = float(os.environ.get("TRAIL_COMPACTION_DELAY_S", "2400"))
 # Reports whose result depends on the clock or on meta records, never cached.
 UNCACHED = frozenset({"active"})
 
@@ -37,7 +37,7 @@ def days_read(name: str, f: Filter) -> list[date] | None:
     """The UTC days a report reads, or None if it cannot tell (then nothing is cached)."""
     try:
         start, end = f.window()
-    except Exception:
+    except FilterError:
         return None
     if name == "growth" and f.from_date and f.to_date:
         length = (f.to_date - f.from_date).days + 1

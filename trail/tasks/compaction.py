@@ -45,9 +45,9 @@ DAY_MS = 86_400_000
 # Seconds after a UTC midnight before the closed day is compacted: the session timeout (a cancel
 # row of a state stamped 23:59 can be written until 00:29) plus the seal interval and a margin.
 # Rows that arrive even later are merged by the next round.
-DEFAULT_DELAY = float(os.environ.get("TRAIL_COMPACTION_DELAY_S", 40 * 60))
-DEFAULT_GRACE = float(os.environ.get("TRAIL_COMPACTION_GRACE_S", 60))
-DEFAULT_INTERVAL = float(os.environ.get("TRAIL_COMPACTION_INTERVAL_S", 60))
+DEFAULT_DELAY = float(os.environ.get("TRAIL_COMPACTION_DELAY_S", "2400"))
+DEFAULT_GRACE = float(os.environ.get("TRAIL_COMPACTION_GRACE_S", "60"))
+DEFAULT_INTERVAL = float(os.environ.get("TRAIL_COMPACTION_INTERVAL_S", "60"))
 ZSTD_LEVEL = 10
 
 _DAY_DIR = re.compile(r"^day=(\d{4}-\d{2}-\d{2})$")

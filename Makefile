@@ -50,6 +50,7 @@ lint: install ## ruff, mypy, cargo fmt --check, clippy
 	$(VENV)/bin/mypy trail
 	cargo fmt --check
 	cargo clippy -p trail_core --all-targets -- -D warnings
+	cargo clippy -p trail_core --all-targets --features python -- -D warnings
 
 fmt: install ## format Python and Rust
 	$(VENV)/bin/ruff format trail tests bench

@@ -81,7 +81,9 @@ def timed(fn: Any, repeat: int) -> tuple[float, Any]:
 def parquet_bytes(root: Path) -> dict[str, int]:
     out = {}
     for table in ("sessions", "page_views", "events"):
-        out[table] = sum(p.stat().st_size for p in (root / "segments" / table).rglob("part-*.parquet"))
+        out[table] = sum(
+            p.stat().st_size for p in (root / "segments" / table).rglob("part-*.parquet")
+        )
     return out
 
 
@@ -113,9 +115,17 @@ def main() -> None:
     pv = sum(1 for _ in ()) or None
     import polars as pl
 
-    pv = pl.scan_parquet(str(a.out / "segments/page_views/*/*/part-*.parquet")).select(pl.len()).collect().item()
+    pv = (
+        pl.scan_parquet(str(a.out / "segments/page_views/*/*/part-*.parquet"))
+        .select(pl.len())
+        .collect()
+        .item()
+    )
     total_bytes = sum(sizes.values())
-    print(f"bytes: {sizes} total {total_bytes} = {total_bytes / pv:.1f} B/page view ({pv} page views)", flush=True)
+    print(
+        f"bytes: {sizes} total {total_bytes} = {total_bytes / pv:.1f} B/page view ({pv} page views)",
+        flush=True,
+    )
 
     cache.CLOSED_AFTER = float("inf")  # measure the query work, not the result cache
     ctx = SimpleNamespace(data_dir=a.out)

@@ -19,8 +19,24 @@ SERVER_ENV = {"TRAIL_RATE_LIMIT_API": "100000/60", "TRAIL_SEAL_INTERVAL_MS": "20
 def create_user(data_dir: Path, email: str, role: str = "user") -> dict[str, str]:
     """`trail admin create-user`, as an operator would run it next to the live server."""
     out = subprocess.run(
-        [sys.executable, "-m", "trail", "admin", "create-user", "--data-dir", str(data_dir), "--role", role,
-         "--email", email, "--json"], capture_output=True, text=True, check=True)
+        [
+            sys.executable,
+            "-m",
+            "trail",
+            "admin",
+            "create-user",
+            "--data-dir",
+            str(data_dir),
+            "--role",
+            role,
+            "--email",
+            email,
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(out.stdout)
 
 
@@ -35,16 +51,28 @@ class World:
     markers_b: list[str] = field(default_factory=list)  # strings only site B's data contains
     markers_a: list[str] = field(default_factory=list)
 
-    def call(self, method: str, path: str, body: object = None, who: str | None = None, **headers: str):
-        return self.server.call(method, path, body, key=self.keys.get(who) if who else None, **headers)
+    def call(
+        self, method: str, path: str, body: object = None, who: str | None = None, **headers: str
+    ):
+        return self.server.call(
+            method, path, body, key=self.keys.get(who) if who else None, **headers
+        )
 
 
 def oauth_token(s: TrailServer, admin_key: str, site: str, **scopes: str) -> tuple[str, dict]:
-    r = s.call("POST", "/api/v1/client", {"domain_id": site, "type": "oauth", "description": "t", **scopes},
-               key=admin_key)
+    r = s.call(
+        "POST",
+        "/api/v1/client",
+        {"domain_id": site, "type": "oauth", "description": "t", **scopes},
+        key=admin_key,
+    )
     assert r.status == 200, r.body
     client = r.json()
-    r = s.call("POST", "/api/v1/token", {"client_id": client["client_id"], "client_secret": client["client_secret"]})
+    r = s.call(
+        "POST",
+        "/api/v1/token",
+        {"client_id": client["client_id"], "client_secret": client["client_secret"]},
+    )
     assert r.status == 200, r.body
     return r.json()["access_token"], client
 
@@ -58,7 +86,12 @@ def expire_token_of(s: TrailServer, client_record_id: str) -> str:
     meta = MetaStore.open(s.data_dir / "meta")
     try:
         with meta.env.begin(write=True) as txn:
-            meta._put(txn, "tokens", hash_secret(token), {"client": client_record_id, "expires": time.time() - 10})
+            meta._put(
+                txn,
+                "tokens",
+                hash_secret(token),
+                {"client": client_record_id, "expires": time.time() - 10},
+            )
     finally:
         meta.close()
     return token
@@ -70,34 +103,68 @@ def build_world(s: TrailServer) -> World:
     owner = create_user(s.data_dir, "owner@b.test")
     viewer = create_user(s.data_dir, "viewer@b.test")
     member_admin = create_user(s.data_dir, "admin@b.test")
-    w.keys = {"owner": owner["api_key"], "viewer": viewer["api_key"], "admin": member_admin["api_key"],
-              "trail_admin": admin}
+    w.keys = {
+        "owner": owner["api_key"],
+        "viewer": viewer["api_key"],
+        "admin": member_admin["api_key"],
+        "trail_admin": admin,
+    }
     # Site A: another account (the trail admin's), with an all-scopes domain client.
-    r = s.call("POST", "/api/v1/domain", {"hostname": "other-a.example", "subdomain": "othera", "timezone": "UTC"},
-               key=admin)
+    r = s.call(
+        "POST",
+        "/api/v1/domain",
+        {"hostname": "other-a.example", "subdomain": "othera", "timezone": "UTC"},
+        key=admin,
+    )
     assert r.status == 200, r.body
     w.site_a = r.json()["id"]
     w.markers_a = ["other-a.example", r.json()["identification_code"]]
-    all_scopes = {f"scope_{k}": v for k, v in {"hit": "w", "event": "w", "session": "w", "statistics": "r",
-                                               "domains": "w", "organizations": "w", "themes": "w",
-                                               "billing": "r"}.items()}
+    all_scopes = {
+        f"scope_{k}": v
+        for k, v in {
+            "hit": "w",
+            "event": "w",
+            "session": "w",
+            "statistics": "r",
+            "domains": "w",
+            "organizations": "w",
+            "themes": "w",
+            "billing": "r",
+        }.items()
+    }
     w.keys["client_a"], _ = oauth_token(s, admin, w.site_a, **all_scopes)
     # Site B: the owner's, with members, an access key, an expired token and some records.
-    r = s.call("POST", "/api/v1/domain", {"hostname": "victim-b.example", "subdomain": "victimb", "timezone": "UTC"},
-               key=w.keys["owner"])
+    r = s.call(
+        "POST",
+        "/api/v1/domain",
+        {"hostname": "victim-b.example", "subdomain": "victimb", "timezone": "UTC"},
+        key=w.keys["owner"],
+    )
     assert r.status == 200, r.body
     w.site_b = r.json()["id"]
     w.markers_b = ["victim-b.example", r.json()["identification_code"]]
-    r = s.call("POST", "/api/v1/client", {"domain_id": w.site_b, "type": "token", "description": "k"},
-               key=w.keys["owner"])
+    r = s.call(
+        "POST",
+        "/api/v1/client",
+        {"domain_id": w.site_b, "type": "token", "description": "k"},
+        key=w.keys["owner"],
+    )
     w.access_key_b = w.keys["access_key"] = r.json()["client_secret"]
     _, client_b = oauth_token(s, w.keys["owner"], w.site_b, **all_scopes)
     w.keys["expired"] = expire_token_of(s, client_b["id"])
-    r = s.call("POST", "/api/v1/domain/alternative", {"domain_id": w.site_b, "hostname": "alt.victim-b.example"},
-               key=w.keys["owner"])
+    r = s.call(
+        "POST",
+        "/api/v1/domain/alternative",
+        {"domain_id": w.site_b, "hostname": "alt.victim-b.example"},
+        key=w.keys["owner"],
+    )
     assert r.status == 200, r.body
-    r = s.call("POST", "/api/v1/domain/link", {"domain_id": w.site_b, "description": "secret-link-b"},
-               key=w.keys["owner"])
+    r = s.call(
+        "POST",
+        "/api/v1/domain/link",
+        {"domain_id": w.site_b, "description": "secret-link-b"},
+        key=w.keys["owner"],
+    )
     w.markers_b.append(r.json()["code"])
     r = s.call("POST", "/api/v1/organization", {"name": "org-of-b"}, key=w.keys["owner"])
     w.org = r.json()["id"]

@@ -35,7 +35,13 @@ class Reply:
         return json.loads(self.body)
 
 
-def request(method: str, url: str, body: Any = None, headers: dict[str, str] | None = None, timeout: float = 10) -> Reply:
+def request(
+    method: str,
+    url: str,
+    body: Any = None,
+    headers: dict[str, str] | None = None,
+    timeout: float = 10,
+) -> Reply:
     data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
     req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
     try:
@@ -69,11 +75,32 @@ class TrailServer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 30) -> TrailServer:
-        cmd = [sys.executable, "-m", "trail", "serve", "--host", "127.0.0.1", "--port", str(self.port),
-               "--data-dir", str(self.data_dir), "--workers", str(self.workers)]
-        log = open(self.data_dir.parent / f"server-{self.port}.log", "a")
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True, env=self.env,
-                                     start_new_session=True)
+        cmd = [
+            sys.executable,
+            "-m",
+            "trail",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--data-dir",
+            str(self.data_dir),
+            "--workers",
+            str(self.workers),
+        ]
+        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        with open(
+            self.data_dir.parent / f"server-{self.port}.log", "a"
+        ) as log:  # the child keeps its copy
+            self.proc = subprocess.Popen(
+                cmd,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                text=True,
+                env=self.env,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + timeout
         assert self.proc.stdout is not None
         os.set_blocking(self.proc.stdout.fileno(), False)
@@ -85,7 +112,9 @@ class TrailServer:
                 if m:
                     self.admin_key = m.group(1)
             if self.proc.poll() is not None:
-                raise RuntimeError(f"trail exited with {self.proc.returncode}: {''.join(self.output)}")
+                raise RuntimeError(
+                    f"trail exited with {self.proc.returncode}: {''.join(self.output)}"
+                )
             if self._healthy():
                 return self
             if not line:
@@ -142,7 +171,9 @@ class TrailServer:
 
     # -- API helpers ------------------------------------------------------------------------
 
-    def call(self, method: str, path: str, body: Any = None, key: str | None = None, **headers: str) -> Reply:
+    def call(
+        self, method: str, path: str, body: Any = None, key: str | None = None, **headers: str
+    ) -> Reply:
         h = {"Content-Type": "application/json", **headers}
         if key:
             h["Authorization"] = f"Bearer {key}"
@@ -150,12 +181,20 @@ class TrailServer:
 
     def create_site(self, hostname: str = "example.com", timezone: str = "UTC") -> tuple[str, str]:
         """A new domain and its access key: (site id, pa_ key)."""
-        r = self.call("POST", "/api/v1/domain", {"hostname": hostname, "subdomain": hostname.split(".")[0],
-                                                 "timezone": timezone}, key=self.admin_key)
+        r = self.call(
+            "POST",
+            "/api/v1/domain",
+            {"hostname": hostname, "subdomain": hostname.split(".")[0], "timezone": timezone},
+            key=self.admin_key,
+        )
         assert r.status == 200, r.body
         site = r.json()["id"]
-        r = self.call("POST", "/api/v1/client", {"domain_id": site, "type": "token", "description": "test"},
-                      key=self.admin_key)
+        r = self.call(
+            "POST",
+            "/api/v1/client",
+            {"domain_id": site, "type": "token", "description": "test"},
+            key=self.admin_key,
+        )
         assert r.status == 200, r.body
         return site, r.json()["client_secret"]
 

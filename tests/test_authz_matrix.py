@@ -21,15 +21,37 @@ from tests.access_fixtures import SERVER_ENV, World, build_world
 from tests.server import TrailServer
 
 # Routes nobody authenticates for (ingestion, the token exchange, redirects, the tracker).
-PUBLIC = ("/api/v1/token", "/api/v1/hit", "/api/v1/event", "/api/v1/session", "/api/v1/collect", "/health",
-          "/js/", "/l/", "/*path", "/api/v1/hit/batch", "/api/v1/event/batch", "/api/v1/session/batch")
+PUBLIC = (
+    "/api/v1/token",
+    "/api/v1/hit",
+    "/api/v1/event",
+    "/api/v1/session",
+    "/api/v1/collect",
+    "/health",
+    "/js/",
+    "/l/",
+    "/*path",
+    "/api/v1/hit/batch",
+    "/api/v1/event/batch",
+    "/api/v1/session/batch",
+)
 # The TinyTrail API has its own principals (admins manage accounts and users); only the
 # "outsiders get nothing" rows apply to it.
-TINYTRAIL = ("/api/v1/accounts", "/api/v1/users", "/api/v1/websites", "/api/v1/reports", "/api/v1/admin")
+TINYTRAIL = (
+    "/api/v1/accounts",
+    "/api/v1/users",
+    "/api/v1/websites",
+    "/api/v1/reports",
+    "/api/v1/admin",
+)
 # Writes only an Owner may do.
 OWNER_ONLY = {("DELETE", "/api/v1/domain")}
 # Reads that hand out credentials or personal data: Admins and Owners only.
-ADMIN_READS = {("GET", "/api/v1/client"), ("GET", "/api/v1/domain/link"), ("GET", "/api/v1/invitation")}
+ADMIN_READS = {
+    ("GET", "/api/v1/client"),
+    ("GET", "/api/v1/domain/link"),
+    ("GET", "/api/v1/invitation"),
+}
 # What a read-only dashboard (an access link) may read besides statistics: the domain (the spec's
 # GET /domain?access=...) and the goal and funnel definitions it shows.
 LINK_READS = {("GET", "/api/v1/domain"), ("GET", "/api/v1/goal"), ("GET", "/api/v1/funnel")}
@@ -49,7 +71,9 @@ def registered_routes() -> list[tuple[str, str]]:
     try:
         meta = MetaStore.open(d / "meta")
         app = build_app(Context(config=Config(data_dir=str(d)), meta=meta, engine=None, data_dir=d))
-        routes = {(str(r.route_type).rsplit(".", 1)[-1].upper(), r.route) for r in app.router.get_routes()}
+        routes = {
+            (str(r.route_type).rsplit(".", 1)[-1].upper(), r.route) for r in app.router.get_routes()
+        }
         meta.close()
     finally:
         sys.argv = argv
@@ -73,12 +97,22 @@ def _request(w: World, method: str, path: str) -> tuple[str, Any]:
     """The URL and body naming site B (and its organization) wherever a route may look."""
     target = w.org if path.startswith("/api/v1/organization") else w.site_b
     path = path.replace(":id", w.site_b).replace(":link_id", "x")
-    query = (f"id={target}&domain_id={w.site_b}&organization_id={w.org}&from=2024-01-01&to=2024-01-31"
-             f"&file=favicon&type=event&domain=victim-b.example&subdomain=victimb")
+    query = (
+        f"id={target}&domain_id={w.site_b}&organization_id={w.org}&from=2024-01-01&to=2024-01-31"
+        f"&file=favicon&type=event&domain=victim-b.example&subdomain=victimb"
+    )
     body = None
     if method != "GET":
-        body = {"id": target, "domain_id": w.site_b, "organization_id": w.org, "name": "matrix",
-                "hostname": "matrix.example", "description": "matrix", "type": "event", "emails": ["x@y.test"]}
+        body = {
+            "id": target,
+            "domain_id": w.site_b,
+            "organization_id": w.org,
+            "name": "matrix",
+            "hostname": "matrix.example",
+            "description": "matrix",
+            "type": "event",
+            "emails": ["x@y.test"],
+        }
     return f"{path}?{query}", body
 
 
@@ -123,7 +157,9 @@ def _expect(caller: str, method: str, path: str, status: int) -> str | None:
     if caller == "admin":
         if (method, path) in OWNER_ONLY:
             return None if status == 403 else "expected 403 (owner only)"
-        if path.startswith("/api/v1/organization/") or (path == "/api/v1/organization" and method in ("PUT", "DELETE")):
+        if path.startswith("/api/v1/organization/") or (
+            path == "/api/v1/organization" and method in ("PUT", "DELETE")
+        ):
             return None if status in (403, 404) else "the admin of B is not in B's organization"
         return None if status not in (401, 403) else "an admin was refused"
     return None if status not in (401, 403) else "the owner was refused"
@@ -131,9 +167,17 @@ def _expect(caller: str, method: str, path: str, status: int) -> str | None:
 
 def test_every_route_is_in_the_matrix() -> None:
     paths = {p for _, p in ROUTES}
-    for must in ("/api/v1/domain", "/api/v1/client", "/api/v1/domain/alternative", "/api/v1/domain/link",
-                 "/api/v1/member", "/api/v1/organization", "/api/v1/view", "/api/v1/theme",
-                 "/api/v1/statistics/total"):
+    for must in (
+        "/api/v1/domain",
+        "/api/v1/client",
+        "/api/v1/domain/alternative",
+        "/api/v1/domain/link",
+        "/api/v1/member",
+        "/api/v1/organization",
+        "/api/v1/view",
+        "/api/v1/theme",
+        "/api/v1/statistics/total",
+    ):
         assert must in paths
 
 
@@ -144,7 +188,7 @@ def test_authorization_matrix(world: World) -> None:
         if caller == "viewer":  # every outsider has had its go: B is untouched
             r = w.call("GET", f"/api/v1/domain?id={w.site_b}", who="owner")
             assert [d["hostname"] for d in r.json()] == ["victim-b.example"], r.body
-        for method, path in (_order(ROUTES) if caller == "owner" else ROUTES):
+        for method, path in _order(ROUTES) if caller == "owner" else ROUTES:
             url, body = _request(w, method, path)
             if caller == "access_link":
                 url += f"&access={w.markers_b[2]}"
@@ -154,10 +198,15 @@ def test_authorization_matrix(world: World) -> None:
             if r.status >= 400 and '"error"' not in text and problem is None:
                 problem = "error without the Pirsch error body"
             outsider = caller in ("none", "expired", "access_key", "client_a") or (
-                caller == "access_link" and not path.startswith("/api/v1/statistics") and (method, path) not in LINK_READS)
+                caller == "access_link"
+                and not path.startswith("/api/v1/statistics")
+                and (method, path) not in LINK_READS
+            )
             leaked = [m for m in (w.markers_b if outsider else w.markers_a) if m in text]
             if leaked:
                 problem = f"leaked {leaked}"
             if problem:
-                failures.append(f"{caller:10} {method:6} {path}: {r.status} {problem}: {text[:160]}")
+                failures.append(
+                    f"{caller:10} {method:6} {path}: {r.status} {problem}: {text[:160]}"
+                )
     assert not failures, f"{len(failures)} failures:\n" + "\n".join(failures)

@@ -504,7 +504,9 @@ def test_disabled_scripts_drop_browser_hits(server: TrailServer) -> None:
     r = server.call("POST", "/api/v1/domain/scripts", {"domain_id": site}, key=server.admin_key)
     assert r.status == 200, r.body
     assert collect(server, page, "81.2.73.1").status == 204
-    r = server.call("POST", "/api/v1/domain/scripts", {"domain_id": site}, key=server.admin_key)  # on again
+    r = server.call(
+        "POST", "/api/v1/domain/scripts", {"domain_id": site}, key=server.admin_key
+    )  # on again
     assert r.status == 200, r.body
     assert collect(server, page, "81.2.73.2").status == 202
     total = wait_for(lambda: server.stats("total", site, **today()), lambda t: t["views"] >= 1)

@@ -36,8 +36,12 @@ FILTERS: list[dict[str, str]] = [
     {"path": "~blog", "include_avg_time_on_page": "true"},
     {"country": "de"},
     {"referrer_name": "Google", "platform": "mobile"},
-    {"event": "signup", "event_meta_key": "plan", "custom_metric_key": "amount",
-     "custom_metric_type": "integer"},
+    {
+        "event": "signup",
+        "event_meta_key": "plan",
+        "custom_metric_key": "amount",
+        "custom_metric_type": "integer",
+    },
     {"exit_path": "/docs"},
     {"tag": "author"},
     {"from": "2024-03-02", "to": "2024-03-02", "from_time": "10:15", "to_time": "13:44"},
@@ -66,8 +70,10 @@ def all_reports(data_dir: Path) -> dict[tuple[str, int], Any]:
 
 def same(a: Any, b: Any) -> bool:
     if isinstance(a, float) or isinstance(b, float):
-        return isinstance(a, (int, float)) and isinstance(b, (int, float)) and math.isclose(
-            a, b, rel_tol=1e-9, abs_tol=1e-9
+        return (
+            isinstance(a, (int, float))
+            and isinstance(b, (int, float))
+            and math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
         )
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
@@ -85,10 +91,10 @@ def _comparable(key: tuple[str, int], value: Any) -> Any:
 
 
 def assert_same_reports(before: dict, after: dict) -> None:
-    diffs = [
-        k for k in before if not same(_comparable(k, before[k]), _comparable(k, after[k]))
-    ]
-    assert not diffs, f"{len(diffs)} reports differ, e.g. {diffs[0]}: {before[diffs[0]]!r:.600} != {after[diffs[0]]!r:.600}"
+    diffs = [k for k in before if not same(_comparable(k, before[k]), _comparable(k, after[k]))]
+    assert not diffs, (
+        f"{len(diffs)} reports differ, e.g. {diffs[0]}: {before[diffs[0]]!r:.600} != {after[diffs[0]]!r:.600}"
+    )
 
 
 def files(data_dir: Path, table: str, day: date) -> list[str]:
@@ -176,7 +182,14 @@ def _late_session(t0: datetime) -> dict[str, pl.DataFrame]:
           "entry_path": "/late", "exit_path": "/late", "country_code": "de",
           "desktop": True, "mobile": False}  # fmt: skip
     t1 = t0 + timedelta(seconds=90)
-    s2 = {**s1, "version": 2, "time": t1, "duration_seconds": 90, "is_bounce": False, "page_views": 2}
+    s2 = {
+        **s1,
+        "version": 2,
+        "time": t1,
+        "duration_seconds": 90,
+        "is_bounce": False,
+        "page_views": 2,
+    }
     sessions = [s1, {**s1, "sign": -1}, s2]
     pvb = {c: None for c in TABLES["page_views"]}
     pv = [
@@ -207,7 +220,10 @@ def test_replaced_files_are_deleted_after_the_grace_period(data_dir: Path) -> No
     compaction.run_round(data_dir, now=AFTER + 61, grace=60)
     left = files(data_dir, "page_views", day)
     assert not [n for n in left if n.endswith(".arrow")]
-    assert Manifest.read(data_dir / "segments/page_views" / f"site={SITE}" / f"day={day}").replaced == {}
+    assert (
+        Manifest.read(data_dir / "segments/page_views" / f"site={SITE}" / f"day={day}").replaced
+        == {}
+    )
     assert MANIFEST in left
 
 
@@ -259,7 +275,9 @@ def test_tombstones_hide_rows_and_compaction_removes_them(data_dir: Path) -> Non
     # A late WAL replay of rows from the deleted range (time before the deletion) stays deleted.
     late = _late_session(datetime.combine(day, datetime.min.time(), UTC) + timedelta(hours=3))
     for table, df in late.items():
-        df.write_ipc(data_dir / "segments" / table / f"site={SITE}" / f"day={day}" / "w5-g1-0.arrow")
+        df.write_ipc(
+            data_dir / "segments" / table / f"site={SITE}" / f"day={day}" / "w5-g1-0.arrow"
+        )
     assert_same_reports(hidden, all_reports_small(data_dir))
     compaction.run_round(data_dir, now=time.time() + 10, grace=0)
     assert_same_reports(hidden, all_reports_small(data_dir))

@@ -13,8 +13,10 @@ import pytest
 
 from tests.server import TrailServer
 
-CHROME = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-          "Chrome/120.0.0.0 Safari/537.36")
+CHROME = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/120.0.0.0 Safari/537.36"
+)
 TODAY = datetime.now(UTC).date()
 HOST = "example.com"
 D1, D2 = TODAY - timedelta(days=3), TODAY - timedelta(days=2)
@@ -40,9 +42,17 @@ def hits(day: Any, n: int, ip_prefix: str, host: str) -> list[dict[str, Any]]:
     out = []
     for i in range(n):
         for k, path in enumerate(("/", "/pricing")):
-            at = datetime.combine(day, datetime.min.time(), UTC) + timedelta(hours=10, minutes=i, seconds=30 * k)
-            out.append({"url": f"https://{host}{path}", "ip": f"{ip_prefix}.{i + 1}",
-                        "user_agent": CHROME, "time": at.isoformat().replace("+00:00", "Z")})
+            at = datetime.combine(day, datetime.min.time(), UTC) + timedelta(
+                hours=10, minutes=i, seconds=30 * k
+            )
+            out.append(
+                {
+                    "url": f"https://{host}{path}",
+                    "ip": f"{ip_prefix}.{i + 1}",
+                    "user_agent": CHROME,
+                    "time": at.isoformat().replace("+00:00", "Z"),
+                }
+            )
     return out
 
 
@@ -77,11 +87,24 @@ def test_validation_and_scope(server: TrailServer) -> None:
 
 def test_deleted_days_stay_deleted_through_compaction(server: TrailServer) -> None:
     site, key = server.create_site(HOST)
-    assert server.call("POST", "/api/v1/hit/batch", hits(D1, 5, "81.2.69", HOST) + hits(D2, 3, "81.2.70", HOST), key=key).status == 200
+    assert (
+        server.call(
+            "POST",
+            "/api/v1/hit/batch",
+            hits(D1, 5, "81.2.69", HOST) + hits(D2, 3, "81.2.70", HOST),
+            key=key,
+        ).status
+        == 200
+    )
     t1 = wait_for(lambda: total(server, site, D1), lambda t: t["views"] >= 10)
     assert (t1["visitors"], t1["views"], t1["sessions"]) == (5, 10, 5)
     # Only events: page views stay.
-    assert delete(server, {"id": site, "kind": "events", "from": D1.isoformat(), "to": D1.isoformat()}).status == 200
+    assert (
+        delete(
+            server, {"id": site, "kind": "events", "from": D1.isoformat(), "to": D1.isoformat()}
+        ).status
+        == 200
+    )
     assert total(server, site, D1)["views"] == 10
     r = delete(server, {"id": site, "kind": "", "from": D1.isoformat(), "to": D1.isoformat()})
     assert r.status == 200
@@ -91,8 +114,11 @@ def test_deleted_days_stay_deleted_through_compaction(server: TrailServer) -> No
     seg = Path(server.data_dir) / "segments" / "page_views" / f"site={site}"
 
     def compacted() -> bool:
-        return all((seg / f"day={d}" / "compacted.json").exists()
-                   and not list((seg / f"day={d}").glob("*.arrow")) for d in (D1, D2))
+        return all(
+            (seg / f"day={d}" / "compacted.json").exists()
+            and not list((seg / f"day={d}").glob("*.arrow"))
+            for d in (D1, D2)
+        )
 
     wait_for(compacted, bool, timeout=30)
     assert compacted()
@@ -110,7 +136,9 @@ def test_rows_unsealed_at_deletion_stay_deleted_after_wal_replay(tmp_path: Path)
     s = TrailServer(tmp_path / "data", workers=1, env=env).start()
     try:
         site, key = s.create_site(HOST)
-        assert s.call("POST", "/api/v1/hit/batch", hits(D1, 4, "81.2.71", HOST), key=key).status == 200
+        assert (
+            s.call("POST", "/api/v1/hit/batch", hits(D1, 4, "81.2.71", HOST), key=key).status == 200
+        )
         # Nothing sealed yet: the rows are only in the WAL.
         assert total(s, site, D1)["views"] == 0
         assert delete(s, {"id": site, "from": D1.isoformat(), "to": D1.isoformat()}).status == 200

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -12,11 +13,15 @@ import pytest
 
 from tests.server import TrailServer, request
 
-CHROME_WIN = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-              "Chrome/120.0.0.0 Safari/537.36")
+CHROME_WIN = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/120.0.0.0 Safari/537.36"
+)
 FIREFOX_MAC = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10.15; rv:121.0) Gecko/20100101 Firefox/121.0"
-SAFARI_IPHONE = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 "
-                 "(KHTML, like Gecko) Version/17.1 Mobile/15E148 Safari/604.1")
+SAFARI_IPHONE = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/17.1 Mobile/15E148 Safari/604.1"
+)
 GOOGLEBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
 DAY = "2026-11-20"
 FAST_SEAL = {"TRAIL_SEAL_INTERVAL_MS": "200"}
@@ -53,8 +58,15 @@ def send_realistic_day(s: TrailServer, key: str) -> None:
     """Three visitors, a reload, a timeout, an event and two bots on DAY (UTC)."""
     hits = [
         # V1: /, /pricing 30 s later, reload of /pricing 30 s after that: one session, not bounced.
-        hit("https://example.com/", "81.2.69.1", CHROME_WIN, "10:00:00", referrer="https://www.google.com/",
-            screen_width=1920, accept_language="de-DE,de;q=0.9"),
+        hit(
+            "https://example.com/",
+            "81.2.69.1",
+            CHROME_WIN,
+            "10:00:00",
+            referrer="https://www.google.com/",
+            screen_width=1920,
+            accept_language="de-DE,de;q=0.9",
+        ),
         hit("https://example.com/pricing", "81.2.69.1", CHROME_WIN, "10:00:30"),
         hit("https://example.com/pricing", "81.2.69.1", CHROME_WIN, "10:01:00"),
         # V2: one page view, then an event (below): the event clears the bounce.
@@ -69,8 +81,14 @@ def send_realistic_day(s: TrailServer, key: str) -> None:
     ]
     r = s.call("POST", "/api/v1/hit/batch", hits, key=key)
     assert r.status == 200, r.body
-    event = hit("https://example.com/", "81.2.69.2", FIREFOX_MAC, "11:00:20", event_name="signup",
-                event_meta={"plan": "pro"})
+    event = hit(
+        "https://example.com/",
+        "81.2.69.2",
+        FIREFOX_MAC,
+        "11:00:20",
+        event_name="signup",
+        event_meta={"plan": "pro"},
+    )
     r = s.call("POST", "/api/v1/event/batch", [event], key=key)
     assert r.status == 200, r.body
 
@@ -86,12 +104,20 @@ def test_realistic_traffic_statistics(server: TrailServer) -> None:
     assert total["bounces"] == 2
     assert total["bounce_rate"] == pytest.approx(0.5)
 
-    pages = {p["path"]: p for p in server.stats("page", site, **{"from": DAY, "to": DAY,
-                                                                   "include_avg_time_on_page": "true"})}
+    pages = {
+        p["path"]: p
+        for p in server.stats(
+            "page", site, **{"from": DAY, "to": DAY, "include_avg_time_on_page": "true"}
+        )
+    }
     assert set(pages) == {"/", "/pricing", "/blog"}
     assert (pages["/"]["visitors"], pages["/"]["views"], pages["/"]["sessions"]) == (2, 2, 2)
     assert (pages["/pricing"]["visitors"], pages["/pricing"]["views"]) == (1, 2)
-    assert (pages["/blog"]["visitors"], pages["/blog"]["views"], pages["/blog"]["sessions"]) == (1, 3, 2)
+    assert (pages["/blog"]["visitors"], pages["/blog"]["views"], pages["/blog"]["sessions"]) == (
+        1,
+        3,
+        2,
+    )
     assert pages["/blog"]["bounces"] == 2 and pages["/blog"]["bounce_rate"] == pytest.approx(1.0)
     assert pages["/"]["bounces"] == 0
     assert pages["/"]["relative_visitors"] == pytest.approx(2 / 3)
@@ -111,26 +137,46 @@ def test_realistic_traffic_statistics(server: TrailServer) -> None:
 def test_timezone_moves_hits_to_the_local_day(server: TrailServer) -> None:
     site, key = server.create_site()
     # 23:30 UTC on DAY is 00:30 on the next day in Berlin (UTC+1 in November).
-    r = server.call("POST", "/api/v1/hit/batch", [hit("https://example.com/", "81.2.69.7", CHROME_WIN, "23:30:00")],
-                    key=key)
+    r = server.call(
+        "POST",
+        "/api/v1/hit/batch",
+        [hit("https://example.com/", "81.2.69.7", CHROME_WIN, "23:30:00")],
+        key=key,
+    )
     assert r.status == 200
-    utc = wait_for(lambda: server.stats("total", site, **{"from": DAY, "to": DAY}), lambda t: t["views"] >= 1)
+    utc = wait_for(
+        lambda: server.stats("total", site, **{"from": DAY, "to": DAY}), lambda t: t["views"] >= 1
+    )
     assert utc["views"] == 1
     berlin = server.stats("total", site, **{"from": DAY, "to": DAY, "tz": "Europe/Berlin"})
     assert berlin["views"] == 0
-    next_day = server.stats("total", site, **{"from": "2026-11-21", "to": "2026-11-21", "tz": "Europe/Berlin"})
+    next_day = server.stats(
+        "total", site, **{"from": "2026-11-21", "to": "2026-11-21", "tz": "Europe/Berlin"}
+    )
     assert next_day["views"] == 1
 
 
 def test_single_hits_event_and_keep_alive_now(server: TrailServer) -> None:
     site, key = server.create_site()
-    body = {"url": "https://example.com/live", "ip": "81.2.69.50", "user_agent": CHROME_WIN, "title": "Live"}
+    body = {
+        "url": "https://example.com/live",
+        "ip": "81.2.69.50",
+        "user_agent": CHROME_WIN,
+        "title": "Live",
+    }
     assert server.call("POST", "/api/v1/hit", body, key=key).status == 200
-    assert server.call("POST", "/api/v1/session", {"ip": "81.2.69.50", "user_agent": CHROME_WIN}, key=key).status == 200
+    assert (
+        server.call(
+            "POST", "/api/v1/session", {"ip": "81.2.69.50", "user_agent": CHROME_WIN}, key=key
+        ).status
+        == 200
+    )
     ev = {**body, "event_name": "play", "event_duration": 12, "non_interactive": True}
     assert server.call("POST", "/api/v1/event", ev, key=key).status == 200
     # Sealing writes the sessions file before the page_views file: wait for both.
-    active = wait_for(lambda: server.stats("active", site), lambda a: a["visitors"] >= 1 and a["stats"])
+    active = wait_for(
+        lambda: server.stats("active", site), lambda a: a["visitors"] >= 1 and a["stats"]
+    )
     assert active["visitors"] == 1
     assert [(p["path"], p["visitors"]) for p in active["stats"]] == [("/live", 1)]
     today = time.strftime("%Y-%m-%d", time.gmtime())
@@ -145,16 +191,26 @@ def test_single_hits_event_and_keep_alive_now(server: TrailServer) -> None:
         ("/api/v1/hit", {"ip": "81.2.69.1", "user_agent": CHROME_WIN}, "url"),
         ("/api/v1/hit", {"url": "https://example.com/", "user_agent": CHROME_WIN}, "ip"),
         ("/api/v1/hit", {"url": 5, "ip": "81.2.69.1"}, "url"),
-        ("/api/v1/hit", {"url": "https://example.com/", "ip": "1.2.3.4", "screen_width": "wide"}, "screen_width"),
+        (
+            "/api/v1/hit",
+            {"url": "https://example.com/", "ip": "1.2.3.4", "screen_width": "wide"},
+            "screen_width",
+        ),
         ("/api/v1/event", {"url": "https://example.com/", "ip": "81.2.69.1"}, "event_name"),
-        ("/api/v1/hit/batch", [{"url": "https://example.com/", "ip": "81.2.69.1", "time": "yesterday"}], "[0].time"),
+        (
+            "/api/v1/hit/batch",
+            [{"url": "https://example.com/", "ip": "81.2.69.1", "time": "yesterday"}],
+            "[0].time",
+        ),
         ("/api/v1/hit/batch", {"url": "https://example.com/"}, "body"),
         ("/api/v1/hit", b'{"url": "https://example.com/", ', "body"),
         ("/api/v1/hit", b"\xff\xfe not utf-8", "body"),
         ("/api/v1/hit", b"", "body"),
     ],
 )
-def test_bad_input_gets_400_naming_the_field(server: TrailServer, path: str, body: Any, field: str) -> None:
+def test_bad_input_gets_400_naming_the_field(
+    server: TrailServer, path: str, body: Any, field: str
+) -> None:
     _, key = server.create_site()
     r = server.call("POST", path, body, key=key)
     assert r.status == 400, r.body
@@ -164,7 +220,9 @@ def test_bad_input_gets_400_naming_the_field(server: TrailServer, path: str, bod
 def test_ingest_needs_the_sites_access_key(server: TrailServer) -> None:
     body = {"url": "https://example.com/", "ip": "81.2.69.1", "user_agent": CHROME_WIN}
     for headers in ({}, {"Authorization": "Bearer "}, {"Authorization": "Bearer pa_" + "x" * 45}):
-        r = request("POST", server.url + "/api/v1/hit", body=b'{"url": "https://example.com/"}', headers=headers)
+        r = request(
+            "POST", server.url + "/api/v1/hit", body=json.dumps(body).encode(), headers=headers
+        )
         assert r.status == 401, (headers, r.body)
         assert r.json()["error"], r.body
 
@@ -219,7 +277,10 @@ def test_kill_9_loses_no_acknowledged_hit(tmp_path: Path) -> None:
     s.env["TRAIL_SEAL_INTERVAL_MS"] = "200"
     s.start()
     today = time.strftime("%Y-%m-%d", time.gmtime())
-    total = wait_for(lambda: s.stats("total", site, **{"from": today, "to": today}), lambda t: t["views"] >= acked)
+    total = wait_for(
+        lambda: s.stats("total", site, **{"from": today, "to": today}),
+        lambda t: t["views"] >= acked,
+    )
     s.stop()
     assert acked <= total["views"] <= sent
     assert total["visitors"] == total["views"]
@@ -231,7 +292,10 @@ def test_drops_are_logged_with_their_reason(server: TrailServer) -> None:
     site, key = server.create_site()
     send_realistic_day(server, key)
     files = server.data_dir / "segments" / "requests" / f"site={site}" / f"day={DAY}"
-    wait_for(lambda: sorted(files.glob("*.arrow")), lambda fs: sum(pl.read_ipc(f).height for f in fs) >= 6)
+    wait_for(
+        lambda: sorted(files.glob("*.arrow")),
+        lambda fs: sum(pl.read_ipc(f).height for f in fs) >= 6,
+    )
     requests = pl.concat([pl.read_ipc(f) for f in sorted(files.glob("*.arrow"))])
     bots = requests.filter(pl.col("bot")).sort("time")
     # Googlebot and curl were dropped, each with a reason; one bot=false row per new session (4).
@@ -245,7 +309,11 @@ def test_fewer_workers_after_a_crash_still_recover_every_hit(tmp_path: Path) -> 
     site, key = s.create_site()
     acked = 0
     for i in range(60):
-        body = {"url": f"https://example.com/r{i % 3}", "ip": f"81.2.70.{i + 1}", "user_agent": CHROME_WIN}
+        body = {
+            "url": f"https://example.com/r{i % 3}",
+            "ip": f"81.2.70.{i + 1}",
+            "user_agent": CHROME_WIN,
+        }
         acked += s.call("POST", "/api/v1/hit", body, key=key).status == 200
     assert acked == 60
     s.kill9()
@@ -256,7 +324,9 @@ def test_fewer_workers_after_a_crash_still_recover_every_hit(tmp_path: Path) -> 
     s.env["TRAIL_SEAL_INTERVAL_MS"] = "200"
     s.start()
     today = time.strftime("%Y-%m-%d", time.gmtime())
-    total = wait_for(lambda: s.stats("total", site, **{"from": today, "to": today}), lambda t: t["views"] >= 60)
+    total = wait_for(
+        lambda: s.stats("total", site, **{"from": today, "to": today}), lambda t: t["views"] >= 60
+    )
     s.stop()
     assert total["views"] == 60
     assert not list((s.data_dir / "wal").glob("worker-1-*.wal"))
@@ -264,12 +334,20 @@ def test_fewer_workers_after_a_crash_still_recover_every_hit(tmp_path: Path) -> 
 
 def test_geoip_fills_country_region_city(tmp_path: Path) -> None:
     mmdb = Path(__file__).resolve().parent.parent / "rust_core" / "tests" / "data" / "geo-test.mmdb"
-    s = TrailServer(tmp_path / "data", workers=1, env={**FAST_SEAL, "TRAIL_GEOIP_DB": str(mmdb)}).start()
+    s = TrailServer(
+        tmp_path / "data", workers=1, env={**FAST_SEAL, "TRAIL_GEOIP_DB": str(mmdb)}
+    ).start()
     site, key = s.create_site()
     hits = [
-        hit("https://example.com/", "81.2.69.160", CHROME_WIN, "09:00:00"),  # fixture: gb / England / London
-        hit("https://example.com/", "89.160.20.112", FIREFOX_MAC, "09:01:00"),  # se / Östergötland / Linköping
-        hit("https://example.com/", "198.51.100.7", SAFARI_IPHONE, "09:02:00"),  # not in the fixture
+        hit(
+            "https://example.com/", "81.2.69.160", CHROME_WIN, "09:00:00"
+        ),  # fixture: gb / England / London
+        hit(
+            "https://example.com/", "89.160.20.112", FIREFOX_MAC, "09:01:00"
+        ),  # se / Östergötland / Linköping
+        hit(
+            "https://example.com/", "198.51.100.7", SAFARI_IPHONE, "09:02:00"
+        ),  # not in the fixture
     ]
     assert s.call("POST", "/api/v1/hit/batch", hits, key=key).status == 200
     span = {"from": DAY, "to": DAY}
@@ -283,12 +361,18 @@ def test_geoip_fills_country_region_city(tmp_path: Path) -> None:
 
 
 def test_blocked_ips_from_config_are_dropped(tmp_path: Path) -> None:
-    s = TrailServer(tmp_path / "data", workers=1, env={**FAST_SEAL, "TRAIL_BLOCKED_IPS": "81.2.99.0/24"}).start()
+    s = TrailServer(
+        tmp_path / "data", workers=1, env={**FAST_SEAL, "TRAIL_BLOCKED_IPS": "81.2.99.0/24"}
+    ).start()
     site, key = s.create_site()
-    hits = [hit("https://example.com/", "81.2.99.5", CHROME_WIN, "08:00:00"),
-            hit("https://example.com/", "81.2.98.5", CHROME_WIN, "08:00:01")]
+    hits = [
+        hit("https://example.com/", "81.2.99.5", CHROME_WIN, "08:00:00"),
+        hit("https://example.com/", "81.2.98.5", CHROME_WIN, "08:00:01"),
+    ]
     assert s.call("POST", "/api/v1/hit/batch", hits, key=key).status == 200
-    total = wait_for(lambda: s.stats("total", site, **{"from": DAY, "to": DAY}), lambda t: t["views"] >= 1)
+    total = wait_for(
+        lambda: s.stats("total", site, **{"from": DAY, "to": DAY}), lambda t: t["views"] >= 1
+    )
     s.stop()
     assert total["views"] == 1  # only 81.2.98.5
     import polars as pl

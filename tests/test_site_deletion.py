@@ -32,12 +32,33 @@ def test_site_records_go_with_the_site(tmp_path: Path) -> None:
         other, _ = s.create_site("kept.example")
         admin = s.admin_key
         for domain in (site, other):
-            assert s.call("POST", "/api/v1/goal", {"domain_id": domain, "name": "G", "path_pattern": "/x"},
-                          key=admin).status == 200
-            assert s.call("POST", "/api/v1/filter", {"domain_id": domain, "type": "ip", "filter": "10.0.0.1"},
-                          key=admin).status == 200
-            assert s.call("POST", "/api/v1/domain/alternative", {"domain_id": domain, "hostname": f"alt.{domain[:8]}.org"},
-                          key=admin).status == 200
+            assert (
+                s.call(
+                    "POST",
+                    "/api/v1/goal",
+                    {"domain_id": domain, "name": "G", "path_pattern": "/x"},
+                    key=admin,
+                ).status
+                == 200
+            )
+            assert (
+                s.call(
+                    "POST",
+                    "/api/v1/filter",
+                    {"domain_id": domain, "type": "ip", "filter": "10.0.0.1"},
+                    key=admin,
+                ).status
+                == 200
+            )
+            assert (
+                s.call(
+                    "POST",
+                    "/api/v1/domain/alternative",
+                    {"domain_id": domain, "hostname": f"alt.{domain[:8]}.org"},
+                    key=admin,
+                ).status
+                == 200
+            )
         before = records_of(s.data_dir, site)
         assert {"goals", "filters", "alternatives", "clients"} <= set(before), before
         assert s.call("DELETE", f"/api/v1/domain?id={site}", key=admin).status == 200

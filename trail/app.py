@@ -26,8 +26,16 @@ ROUTE_MODULES += (
 ROUTE_MODULES += ("tinytrail_admin", "tinytrail_websites", "tinytrail_reports")
 ROUTE_MODULES += ("pirsch_deletion",)  # DELETE /api/v1/statistics
 ROUTE_MODULES += (  # access helper: the rest of the Pirsch management API
-    "pirsch_domain", "pirsch_alternative", "pirsch_access_link", "pirsch_member", "pirsch_organization",
-    "pirsch_snippet", "pirsch_view", "pirsch_theme", "pirsch_user", "pirsch_unavailable",
+    "pirsch_domain",
+    "pirsch_alternative",
+    "pirsch_access_link",
+    "pirsch_member",
+    "pirsch_organization",
+    "pirsch_snippet",
+    "pirsch_view",
+    "pirsch_theme",
+    "pirsch_user",
+    "pirsch_unavailable",
 )
 OPTIONAL_ROUTE_MODULES: tuple[str, ...] = ("pirsch_ingest", "pirsch_stats")
 NOT_FOUND_METHODS = ("get", "post", "put", "patch", "delete")

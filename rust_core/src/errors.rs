@@ -16,7 +16,10 @@ pub type Result<T> = std::result::Result<T, CoreError>;
 
 impl CoreError {
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
-        CoreError::Invalid { field: field.into(), message: message.into() }
+        CoreError::Invalid {
+            field: field.into(),
+            message: message.into(),
+        }
     }
     pub fn storage(e: impl fmt::Display) -> Self {
         CoreError::Storage(e.to_string())

@@ -16,9 +16,24 @@ use pyo3::types::{PyBytes, PyDict};
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-create_exception!(_core, InvalidInput, PyValueError, "Bad client input; args are (field, message).");
-create_exception!(_core, StorageError, PyOSError, "Storage (LMDB, WAL, segments) failed.");
-create_exception!(_core, ConfigError, PyValueError, "Unusable engine configuration.");
+create_exception!(
+    _core,
+    InvalidInput,
+    PyValueError,
+    "Bad client input; args are (field, message)."
+);
+create_exception!(
+    _core,
+    StorageError,
+    PyOSError,
+    "Storage (LMDB, WAL, segments) failed."
+);
+create_exception!(
+    _core,
+    ConfigError,
+    PyValueError,
+    "Unusable engine configuration."
+);
 
 impl From<CoreError> for PyErr {
     fn from(e: CoreError) -> PyErr {
@@ -31,11 +46,23 @@ impl From<CoreError> for PyErr {
 }
 
 const STATE_MAP_SIZE: usize = 8 << 30;
-type Rule = (String, Option<String>, Option<String>, Option<String>, Option<String>);
+type Rule = (
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
 
-fn opt<'py, T: pyo3::conversion::FromPyObjectOwned<'py>>(d: &Bound<'py, PyDict>, key: &str, default: T) -> PyResult<T> {
+fn opt<'py, T: pyo3::conversion::FromPyObjectOwned<'py>>(
+    d: &Bound<'py, PyDict>,
+    key: &str,
+    default: T,
+) -> PyResult<T> {
     match d.get_item(key)? {
-        Some(v) if !v.is_none() => v.extract::<T>().map_err(|e| ConfigError::new_err(format!("{key}: {}", Into::<PyErr>::into(e)))),
+        Some(v) if !v.is_none() => v
+            .extract::<T>()
+            .map_err(|e| ConfigError::new_err(format!("{key}: {}", Into::<PyErr>::into(e)))),
         _ => Ok(default),
     }
 }
@@ -63,7 +90,11 @@ fn trusted(list: Vec<String>) -> PyResult<TrustedProxies> {
         .map(|s| {
             s.parse::<ipnet::IpNet>()
                 .or_else(|_| s.parse::<IpAddr>().map(ipnet::IpNet::from))
-                .map_err(|_| ConfigError::new_err(format!("trusted_proxies: {s:?} is not an IP or CIDR range")))
+                .map_err(|_| {
+                    ConfigError::new_err(format!(
+                        "trusted_proxies: {s:?} is not an IP or CIDR range"
+                    ))
+                })
         })
         .collect::<PyResult<Vec<_>>>()?;
     Ok(TrustedProxies(nets))
@@ -143,6 +174,7 @@ impl Engine {
 
     /// Ingest a Pirsch API body (`/hit`, `/event`, `/session`, or their batch forms).
     #[pyo3(signature = (site_id, site_hostname, kind, body, batch=false, now=None))]
+    #[allow(clippy::too_many_arguments)]
     fn ingest_api<'py>(
         &self,
         py: Python<'py>,
@@ -155,11 +187,17 @@ impl Engine {
     ) -> PyResult<Bound<'py, PyDict>> {
         let kind = kind_of(kind)?;
         let body = body.as_bytes();
-        let site = SiteCtx { id: site_id, hostname: site_hostname };
+        let site = SiteCtx {
+            id: site_id,
+            hostname: site_hostname,
+        };
         let summary = py.detach(|| -> Result<Summary, CoreError> {
             let items = parse_items(body, batch)?;
             if items.len() > self.max_batch {
-                return Err(CoreError::invalid("body", format!("at most {} items per batch", self.max_batch)));
+                return Err(CoreError::invalid(
+                    "body",
+                    format!("at most {} items per batch", self.max_batch),
+                ));
             }
             let now = now.unwrap_or_else(now_ms);
             let mut times = Vec::with_capacity(items.len());
@@ -191,10 +229,20 @@ impl Engine {
         now: Option<i64>,
     ) -> PyResult<Bound<'py, PyDict>> {
         let kind = kind_of(kind)?;
-        let peer: IpAddr = peer.parse().map_err(|_| PyValueError::new_err(format!("bad peer address {peer:?}")))?;
-        let headers = Headers(headers.into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect());
+        let peer: IpAddr = peer
+            .parse()
+            .map_err(|_| PyValueError::new_err(format!("bad peer address {peer:?}")))?;
+        let headers = Headers(
+            headers
+                .into_iter()
+                .map(|(k, v)| (k.to_ascii_lowercase(), v))
+                .collect(),
+        );
         let body = body.as_bytes();
-        let site = SiteCtx { id: site_id, hostname: site_hostname };
+        let site = SiteCtx {
+            id: site_id,
+            hostname: site_hostname,
+        };
         let summary = py.detach(|| -> Result<Summary, CoreError> {
             let mut items = parse_items(body, false)?;
             for item in &mut items {
@@ -206,7 +254,10 @@ impl Engine {
                 }
             }
             let times = vec![now.unwrap_or_else(now_ms); items.len()];
-            let origin = Origin::Browser { peer, headers: &headers };
+            let origin = Origin::Browser {
+                peer,
+                headers: &headers,
+            };
             self.inner.ingest(&site, kind, &items, &times, &origin)
         })?;
         summary_dict(py, &summary)
@@ -233,7 +284,13 @@ impl Engine {
 
     /// Install a site's rules: allowed hostnames (empty = any) and traffic filters as
     /// (type, filter) pairs. Raises InvalidInput naming the bad filter.
-    fn set_rules(&self, site_id: &str, version: u64, hostnames: Vec<String>, filters: Vec<(String, String)>) -> PyResult<()> {
+    fn set_rules(
+        &self,
+        site_id: &str,
+        version: u64,
+        hostnames: Vec<String>,
+        filters: Vec<(String, String)>,
+    ) -> PyResult<()> {
         let rules = crate::rules::build(version, &hostnames, &filters)?;
         self.inner.set_rules(site_id, rules);
         Ok(())
@@ -242,7 +299,9 @@ impl Engine {
     /// Count a request against a limit shared by all workers: 0 if allowed, else the
     /// milliseconds until the window resets (for Retry-After).
     fn rate_limit(&self, py: Python<'_>, key: &str, limit: u32, window_ms: i64) -> PyResult<i64> {
-        Ok(py.detach(|| crate::ratelimit::check(&self.inner.sessions, key, limit, window_ms, now_ms()))?)
+        Ok(py.detach(|| {
+            crate::ratelimit::check(&self.inner.sessions, key, limit, window_ms, now_ms())
+        })?)
     }
 
     /// Dropped hits by reason since this engine started.
@@ -285,9 +344,20 @@ impl SessionState {
 /// The client IP of a browser-facing request exactly as the engine resolves the IP it stores
 /// (socket peer; proxy headers only from trusted proxies), for rate-limit keys.
 #[pyfunction]
-fn client_ip(peer: &str, headers: Vec<(String, String)>, trusted_proxies: Vec<String>) -> PyResult<String> {
-    let peer: IpAddr = peer.parse().map_err(|_| PyValueError::new_err(format!("bad peer address {peer:?}")))?;
-    let headers = Headers(headers.into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect());
+fn client_ip(
+    peer: &str,
+    headers: Vec<(String, String)>,
+    trusted_proxies: Vec<String>,
+) -> PyResult<String> {
+    let peer: IpAddr = peer
+        .parse()
+        .map_err(|_| PyValueError::new_err(format!("bad peer address {peer:?}")))?;
+    let headers = Headers(
+        headers
+            .into_iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v))
+            .collect(),
+    );
     Ok(crate::ip::ip_from_request(peer, &headers, &trusted(trusted_proxies)?).to_string())
 }
 

@@ -46,7 +46,10 @@ pub struct Headers(pub Vec<(String, String)>);
 
 impl Headers {
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -80,9 +83,16 @@ pub fn parse_items(body: &[u8], batch: bool) -> crate::errors::Result<Vec<HitInp
             let path = e.path().to_string();
             let inner = e.into_inner();
             if inner.is_syntax() || inner.is_eof() {
-                return Err(CoreError::invalid("body", format!("malformed JSON: {inner}")));
+                return Err(CoreError::invalid(
+                    "body",
+                    format!("malformed JSON: {inner}"),
+                ));
             }
-            let field = if matches!(path.as_str(), "." | "?" | "") { "body".to_string() } else { path };
+            let field = if matches!(path.as_str(), "." | "?" | "") {
+                "body".to_string()
+            } else {
+                path
+            };
             let message = inner.to_string();
             Err(CoreError::invalid(field, message))
         }
@@ -106,7 +116,11 @@ mod tests {
         let cases = [
             (r#"{"url": 5}"#, false, "url"),
             (r#"{"screen_width": "wide"}"#, false, "screen_width"),
-            (r#"[{"url": "https://a.b/"}, {"tags": [1]}]"#, true, "[1].tags"),
+            (
+                r#"[{"url": "https://a.b/"}, {"tags": [1]}]"#,
+                true,
+                "[1].tags",
+            ),
             (r#"{"url": "x""#, false, "body"),
             ("", false, "body"),
             (r#"{"url": "x"}"#, true, "body"),
@@ -119,7 +133,11 @@ mod tests {
 
     #[test]
     fn ignores_unknown_fields_and_nulls() {
-        let items = parse_items(br#"{"Hostname": "x", "url": "https://a.b/", "tags": null}"#, false).unwrap();
+        let items = parse_items(
+            br#"{"Hostname": "x", "url": "https://a.b/", "tags": null}"#,
+            false,
+        )
+        .unwrap();
         assert_eq!(items.len(), 1);
         assert_eq!(items[0].url.as_deref(), Some("https://a.b/"));
         assert!(items[0].tags.is_none());

@@ -19,10 +19,10 @@ use crate::session::{SessionHit, SessionStore};
 use crate::ua::UaParser;
 use crate::wal::Storage;
 use parking_lot::{Mutex, RwLock};
-use std::collections::HashMap;
-use std::sync::Arc;
 use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 const MAX_TITLE: usize = 512;
 const MAX_TAGS: usize = 20;
@@ -71,10 +71,20 @@ struct Prepared {
 impl Engine {
     /// Ingest validated items of one kind for one site; `times` are the items' own timestamps
     /// (batch) or `now`.
-    pub fn ingest(&self, site: &SiteCtx, kind: HitKind, items: &[HitInput], times: &[i64], origin: &Origin) -> Result<Summary> {
+    pub fn ingest(
+        &self,
+        site: &SiteCtx,
+        kind: HitKind,
+        items: &[HitInput],
+        times: &[i64],
+        origin: &Origin,
+    ) -> Result<Summary> {
         let rules = self.rules_for(site);
-        let prepared: Vec<Prepared> =
-            items.iter().zip(times).map(|(item, &t)| self.prepare(site, &rules, kind, item, t, origin)).collect();
+        let prepared: Vec<Prepared> = items
+            .iter()
+            .zip(times)
+            .map(|(item, &t)| self.prepare(site, &rules, kind, item, t, origin))
+            .collect();
         let mut rows = Vec::with_capacity(prepared.len() * 4);
         let mut summary = Summary::default();
         let mut txn = self.sessions.begin()?;
@@ -95,7 +105,10 @@ impl Engine {
         // The WAL write comes first: a crash between it and the LMDB commit costs at most a
         // split session, never an acknowledged hit.
         if !rows.is_empty() {
-            self.storage.append(&[SiteRows { site: site.id.clone(), rows }])?;
+            self.storage.append(&[SiteRows {
+                site: site.id.clone(),
+                rows,
+            }])?;
         }
         txn.commit()?;
         if summary.dropped > 0 {
@@ -113,14 +126,19 @@ impl Engine {
     }
 
     pub fn set_rules(&self, site_id: &str, rules: SiteRules) {
-        self.rules.write().insert(site_id.to_string(), Arc::new(rules));
+        self.rules
+            .write()
+            .insert(site_id.to_string(), Arc::new(rules));
     }
 
     fn rules_for(&self, site: &SiteCtx) -> Arc<SiteRules> {
         if let Some(r) = self.rules.read().get(&site.id) {
             return r.clone();
         }
-        let default = SiteRules { hostnames: vec![site.hostname.to_lowercase()], ..Default::default() };
+        let default = SiteRules {
+            hostnames: vec![site.hostname.to_lowercase()],
+            ..Default::default()
+        };
         Arc::new(crate::rules::build(0, &default.hostnames, &[]).unwrap_or(default))
     }
 
@@ -137,7 +155,9 @@ impl Engine {
         let user_agent = item.user_agent.clone().unwrap_or_default();
         let ip = match origin {
             Origin::Api => item.ip.as_deref().and_then(ip_from_body),
-            Origin::Browser { peer, headers } => Some(ip_from_request(*peer, headers, &self.trusted)),
+            Origin::Browser { peer, headers } => {
+                Some(ip_from_request(*peer, headers, &self.trusted))
+            }
         };
         let ip_text = ip.map(|i| i.to_string()).unwrap_or_default();
         let raw_referrer = item.referrer.clone().unwrap_or_default();
@@ -148,7 +168,11 @@ impl Engine {
             time,
             user_agent: user_agent.clone(),
             ip: ip_text.clone(),
-            path: if kind == HitKind::KeepAlive && item.url.is_none() { String::new() } else { url.path.clone() },
+            path: if kind == HitKind::KeepAlive && item.url.is_none() {
+                String::new()
+            } else {
+                url.path.clone()
+            },
             title: truncate(item.title.as_deref().unwrap_or("").trim(), MAX_TITLE),
             request: RequestRow {
                 ip: ip_text,
@@ -165,7 +189,10 @@ impl Engine {
             ..Default::default()
         };
         let Some(ip) = ip else {
-            return Prepared { hit, drop: Some("ip_invalid") };
+            return Prepared {
+                hit,
+                drop: Some("ip_invalid"),
+            };
         };
         if let Some(r) = rules.check_request(ip, &url.hostname, &url.path, &user_agent) {
             return Prepared { hit, drop: Some(r) };
@@ -208,7 +235,10 @@ impl Engine {
         };
         (hit.tag_keys, hit.tag_values) = dims::tags(&scalar_pairs(item.tags.as_ref()), MAX_TAGS);
         if kind == HitKind::Event {
-            hit.event_name = truncate(item.event_name.as_deref().unwrap_or("").trim(), MAX_EVENT_NAME);
+            hit.event_name = truncate(
+                item.event_name.as_deref().unwrap_or("").trim(),
+                MAX_EVENT_NAME,
+            );
             hit.event_duration = event_duration(item);
             hit.non_interactive = item.non_interactive.unwrap_or(false);
             (hit.event_meta_keys, hit.event_meta_values) = event_meta(&hit, item);
@@ -242,7 +272,9 @@ fn client_hints(item: &HitInput, origin: &Origin) -> ClientHints {
     let pick = |body: &Option<String>, header: &str| -> String {
         match (body, origin) {
             (Some(v), _) => v.clone(),
-            (None, Origin::Browser { headers, .. }) => headers.get(header).unwrap_or("").to_string(),
+            (None, Origin::Browser { headers, .. }) => {
+                headers.get(header).unwrap_or("").to_string()
+            }
             (None, Origin::Api) => String::new(),
         }
     };
@@ -250,7 +282,10 @@ fn client_hints(item: &HitInput, origin: &Origin) -> ClientHints {
         ua: pick(&item.sec_ch_ua, "sec-ch-ua"),
         mobile: pick(&item.sec_ch_ua_mobile, "sec-ch-ua-mobile"),
         platform: pick(&item.sec_ch_ua_platform, "sec-ch-ua-platform"),
-        platform_version: pick(&item.sec_ch_ua_platform_version, "sec-ch-ua-platform-version"),
+        platform_version: pick(
+            &item.sec_ch_ua_platform_version,
+            "sec-ch-ua-platform-version",
+        ),
         width: pick(&item.sec_ch_width, "sec-ch-width"),
         viewport_width: pick(&item.sec_ch_viewport_width, "sec-ch-viewport-width"),
     }
@@ -259,7 +294,9 @@ fn client_hints(item: &HitInput, origin: &Origin) -> ClientHints {
 fn accept_language(item: &HitInput, origin: &Origin) -> String {
     match (&item.accept_language, origin) {
         (Some(v), _) => v.clone(),
-        (None, Origin::Browser { headers, .. }) => headers.get("accept-language").unwrap_or("").to_string(),
+        (None, Origin::Browser { headers, .. }) => {
+            headers.get("accept-language").unwrap_or("").to_string()
+        }
         (None, Origin::Api) => String::new(),
     }
 }
@@ -275,8 +312,15 @@ fn screen_width(item: &HitInput, hints: &ClientHints) -> i64 {
 
 fn event_duration(item: &HitInput) -> u32 {
     match &item.event_duration {
-        Some(serde_json::Value::Number(n)) => n.as_f64().map(|f| f.clamp(0.0, u32::MAX as f64) as u32).unwrap_or(0),
-        Some(serde_json::Value::String(s)) => s.trim().parse::<f64>().map(|f| f.clamp(0.0, u32::MAX as f64) as u32).unwrap_or(0),
+        Some(serde_json::Value::Number(n)) => n
+            .as_f64()
+            .map(|f| f.clamp(0.0, u32::MAX as f64) as u32)
+            .unwrap_or(0),
+        Some(serde_json::Value::String(s)) => s
+            .trim()
+            .parse::<f64>()
+            .map(|f| f.clamp(0.0, u32::MAX as f64) as u32)
+            .unwrap_or(0),
         _ => 0,
     }
 }
@@ -299,8 +343,12 @@ fn scalar_pairs(map: Option<&BTreeMap<String, serde_json::Value>>) -> Vec<(Strin
 
 /// Event metadata = page tags overridden by event meta on the same key.
 fn event_meta(hit: &SessionHit, item: &HitInput) -> (Vec<String>, Vec<String>) {
-    let mut merged: BTreeMap<String, String> =
-        hit.tag_keys.iter().cloned().zip(hit.tag_values.iter().cloned()).collect();
+    let mut merged: BTreeMap<String, String> = hit
+        .tag_keys
+        .iter()
+        .cloned()
+        .zip(hit.tag_values.iter().cloned())
+        .collect();
     for (k, v) in scalar_pairs(item.event_meta.as_ref()) {
         merged.insert(k, v);
     }
@@ -322,11 +370,17 @@ pub fn validate(kind: HitKind, item: &HitInput, index: Option<usize>) -> Result<
         return Err(CoreError::invalid(name("url"), "the page URL is required"));
     }
     if kind == HitKind::Event && blank(&item.event_name) {
-        return Err(CoreError::invalid(name("event_name"), "the event name is required"));
+        return Err(CoreError::invalid(
+            name("event_name"),
+            "the event name is required",
+        ));
     }
     if let Some(u) = &item.url {
         if u.len() > 8192 {
-            return Err(CoreError::invalid(name("url"), "the URL is longer than 8192 bytes"));
+            return Err(CoreError::invalid(
+                name("url"),
+                "the URL is longer than 8192 bytes",
+            ));
         }
     }
     Ok(())
@@ -336,5 +390,10 @@ pub fn validate(kind: HitKind, item: &HitInput, index: Option<usize>) -> Result<
 pub fn parse_time(value: &str, field: &str) -> Result<i64> {
     chrono::DateTime::parse_from_rfc3339(value.trim())
         .map(|t| t.timestamp_millis())
-        .map_err(|_| CoreError::invalid(field, "must be an RFC 3339 timestamp such as 2023-01-02T14:15:32Z"))
+        .map_err(|_| {
+            CoreError::invalid(
+                field,
+                "must be an RFC 3339 timestamp such as 2023-01-02T14:15:32Z",
+            )
+        })
 }

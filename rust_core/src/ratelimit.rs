@@ -40,7 +40,9 @@ pub fn sweep(store: &SessionStore, now: i64, window_ms: i64) -> Result<usize> {
         .limits
         .iter(&txn)?
         .filter_map(|r| r.ok())
-        .filter(|(k, _)| k.len() >= 8 && i64::from_be_bytes(k[..8].try_into().unwrap_or([0; 8])) < current - 1)
+        .filter(|(k, _)| {
+            k.len() >= 8 && i64::from_be_bytes(k[..8].try_into().unwrap_or([0; 8])) < current - 1
+        })
         .map(|(k, _)| k.to_vec())
         .collect();
     for k in &old {
@@ -60,12 +62,22 @@ mod tests {
         let st = SessionStore::open(dir.path(), 1 << 24).unwrap();
         let now = 1_000_000;
         for i in 0..10 {
-            assert_eq!(check(&st, "ip:1.2.3.4", 10, 10_000, now + i).unwrap(), 0, "request {i}");
+            assert_eq!(
+                check(&st, "ip:1.2.3.4", 10, 10_000, now + i).unwrap(),
+                0,
+                "request {i}"
+            );
         }
         // The 11th in the same 10 s window is refused until the window ends at 1_010_000.
-        assert_eq!(check(&st, "ip:1.2.3.4", 10, 10_000, now + 10).unwrap(), 9_990);
+        assert_eq!(
+            check(&st, "ip:1.2.3.4", 10, 10_000, now + 10).unwrap(),
+            9_990
+        );
         assert_eq!(check(&st, "ip:5.6.7.8", 10, 10_000, now + 10).unwrap(), 0);
-        assert_eq!(check(&st, "ip:1.2.3.4", 10, 10_000, now + 10_000).unwrap(), 0);
+        assert_eq!(
+            check(&st, "ip:1.2.3.4", 10, 10_000, now + 10_000).unwrap(),
+            0
+        );
         assert_eq!(sweep(&st, now + 40_000, 10_000).unwrap(), 3);
     }
 
@@ -75,8 +87,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let st = SessionStore::open(dir.path(), 1 << 24).unwrap();
         let refused: i64 = std::thread::scope(|s| {
-            let a = s.spawn(|| (0..15).map(|i| (check(&st, "k", 20, 60_000, 5 + i).unwrap() > 0) as i64).sum::<i64>());
-            let b = s.spawn(|| (0..15).map(|i| (check(&st, "k", 20, 60_000, 5 + i).unwrap() > 0) as i64).sum::<i64>());
+            let a = s.spawn(|| {
+                (0..15)
+                    .map(|i| (check(&st, "k", 20, 60_000, 5 + i).unwrap() > 0) as i64)
+                    .sum::<i64>()
+            });
+            let b = s.spawn(|| {
+                (0..15)
+                    .map(|i| (check(&st, "k", 20, 60_000, 5 + i).unwrap() > 0) as i64)
+                    .sum::<i64>()
+            });
             a.join().unwrap() + b.join().unwrap()
         });
         assert_eq!(refused, 10);

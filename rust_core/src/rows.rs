@@ -115,7 +115,12 @@ pub enum Table {
 }
 
 impl Table {
-    pub const ALL: [Table; 4] = [Table::Sessions, Table::PageViews, Table::Events, Table::Requests];
+    pub const ALL: [Table; 4] = [
+        Table::Sessions,
+        Table::PageViews,
+        Table::Events,
+        Table::Requests,
+    ];
 
     pub fn dir_name(self) -> &'static str {
         match self {

@@ -24,10 +24,18 @@ pub struct SiteRules {
 }
 
 /// A filter as the API stores it: `type` and `filter` text.
-pub fn build(version: u64, hostnames: &[String], filters: &[(String, String)]) -> Result<SiteRules> {
+pub fn build(
+    version: u64,
+    hostnames: &[String],
+    filters: &[(String, String)],
+) -> Result<SiteRules> {
     let mut rules = SiteRules {
         version,
-        hostnames: hostnames.iter().map(|h| bare_host(h)).filter(|h| !h.is_empty()).collect(),
+        hostnames: hostnames
+            .iter()
+            .map(|h| bare_host(h))
+            .filter(|h| !h.is_empty())
+            .collect(),
         ..Default::default()
     };
     for (kind, value) in filters {
@@ -40,11 +48,17 @@ pub fn build(version: u64, hostnames: &[String], filters: &[(String, String)]) -
                     .or_else(|_| value.parse::<IpAddr>().map(IpNet::from))
                     .map_err(|_| bad("not an IP address or CIDR range"))?,
             ),
-            "path" => rules.paths.push(glob_regex(value).map_err(|_| bad("not a valid pattern"))?),
+            "path" => rules
+                .paths
+                .push(glob_regex(value).map_err(|_| bad("not a valid pattern"))?),
             "user_agent" => rules.user_agents.push(value.to_lowercase()),
             "hostname" => rules.blocked_hostnames.push(bare_host(value)),
             "country" => rules.countries.push(value.to_lowercase()),
-            _ => return Err(bad("unknown filter type (ip, path, user_agent, hostname, country)")),
+            _ => {
+                return Err(bad(
+                    "unknown filter type (ip, path, user_agent, hostname, country)",
+                ))
+            }
         }
     }
     Ok(rules)
@@ -63,7 +77,13 @@ fn bare_host(h: &str) -> String {
 
 impl SiteRules {
     /// The reason a hit is refused by its site's rules, checked before any parsing work.
-    pub fn check_request(&self, ip: IpAddr, hostname: &str, path: &str, user_agent: &str) -> Option<&'static str> {
+    pub fn check_request(
+        &self,
+        ip: IpAddr,
+        hostname: &str,
+        path: &str,
+        user_agent: &str,
+    ) -> Option<&'static str> {
         let host = bare_host(hostname);
         if !host.is_empty() && !self.hostnames.is_empty() && !self.hostnames.contains(&host) {
             return Some("hostname_not_allowed");
@@ -88,7 +108,8 @@ impl SiteRules {
 
     /// Country filters need the GeoIP lookup, so they run after it.
     pub fn check_country(&self, country_code: &str) -> Option<&'static str> {
-        (!country_code.is_empty() && self.countries.iter().any(|c| c == country_code)).then_some("filter_country")
+        (!country_code.is_empty() && self.countries.iter().any(|c| c == country_code))
+            .then_some("filter_country")
     }
 }
 
@@ -97,7 +118,10 @@ mod tests {
     use super::*;
 
     fn rules(filters: &[(&str, &str)]) -> SiteRules {
-        let f: Vec<(String, String)> = filters.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+        let f: Vec<(String, String)> = filters
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
         build(1, &["example.com".into(), "www.alt.example.org".into()], &f).unwrap()
     }
 
@@ -117,13 +141,37 @@ mod tests {
             (ip("81.2.69.1"), "www.example.com", "/", ua, None),
             (ip("81.2.69.1"), "alt.example.org", "/", ua, None),
             (ip("81.2.69.1"), "", "/", ua, None),
-            (ip("81.2.69.1"), "evil.com", "/", ua, Some("hostname_not_allowed")),
+            (
+                ip("81.2.69.1"),
+                "evil.com",
+                "/",
+                ua,
+                Some("hostname_not_allowed"),
+            ),
             (ip("10.1.2.3"), "example.com", "/", ua, Some("filter_ip")),
             (ip("81.2.69.7"), "example.com", "/", ua, Some("filter_ip")),
-            (ip("81.2.69.1"), "example.com", "/admin/users", ua, Some("filter_path")),
-            (ip("81.2.69.1"), "example.com", "/ADMIN/x", ua, Some("filter_path")),
+            (
+                ip("81.2.69.1"),
+                "example.com",
+                "/admin/users",
+                ua,
+                Some("filter_path"),
+            ),
+            (
+                ip("81.2.69.1"),
+                "example.com",
+                "/ADMIN/x",
+                ua,
+                Some("filter_path"),
+            ),
             (ip("81.2.69.1"), "example.com", "/administrator", ua, None),
-            (ip("81.2.69.1"), "example.com", "/", "x uptimerobot/2.0", Some("filter_user_agent")),
+            (
+                ip("81.2.69.1"),
+                "example.com",
+                "/",
+                "x uptimerobot/2.0",
+                Some("filter_user_agent"),
+            ),
         ];
         for (i, (addr, host, path, agent, want)) in cases.into_iter().enumerate() {
             assert_eq!(r.check_request(addr, host, path, agent), want, "case {i}");
@@ -134,7 +182,10 @@ mod tests {
     fn blocked_hostname_needs_to_be_allowed_first() {
         let r = build(1, &[], &[("hostname".into(), "staging.example.com".into())]).unwrap();
         let ip: IpAddr = "81.2.69.1".parse().unwrap();
-        assert_eq!(r.check_request(ip, "staging.example.com", "/", "ua"), Some("filter_hostname"));
+        assert_eq!(
+            r.check_request(ip, "staging.example.com", "/", "ua"),
+            Some("filter_hostname")
+        );
         assert_eq!(r.check_request(ip, "anything.org", "/", "ua"), None);
     }
 

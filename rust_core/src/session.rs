@@ -62,23 +62,40 @@ impl SessionStore {
         // a commit a memory write instead of a pwrite() per dirty page, which keeps the
         // cross-process writer lock short.
         let env = unsafe {
-            opts.flags(EnvFlags::NO_SYNC | EnvFlags::NO_META_SYNC | EnvFlags::WRITE_MAP | EnvFlags::MAP_ASYNC);
+            opts.flags(
+                EnvFlags::NO_SYNC
+                    | EnvFlags::NO_META_SYNC
+                    | EnvFlags::WRITE_MAP
+                    | EnvFlags::MAP_ASYNC,
+            );
             opts.open(dir)?
         };
         let wtxn = env.write_txn()?;
         let (sessions, salts, limits) = env
-            .create_databases_and_commit(wtxn, |dbs, wtxn| -> std::result::Result<_, heed::Error> {
-                let sessions = dbs.create_database::<Bytes, Bytes>(wtxn, Some("sessions"))?;
-                let salts = dbs.create_database::<Bytes, Bytes>(wtxn, Some("salts"))?;
-                let limits = dbs.create_database::<Bytes, Bytes>(wtxn, Some("ratelimits"))?;
-                Ok(CommitOrAbort::<_, ()>::Commit((sessions, salts, limits)))
-            })?
+            .create_databases_and_commit(
+                wtxn,
+                |dbs, wtxn| -> std::result::Result<_, heed::Error> {
+                    let sessions = dbs.create_database::<Bytes, Bytes>(wtxn, Some("sessions"))?;
+                    let salts = dbs.create_database::<Bytes, Bytes>(wtxn, Some("salts"))?;
+                    let limits = dbs.create_database::<Bytes, Bytes>(wtxn, Some("ratelimits"))?;
+                    Ok(CommitOrAbort::<_, ()>::Commit((sessions, salts, limits)))
+                },
+            )?
             .unwrap_commit();
-        Ok(SessionStore { env, sessions, salts, limits })
+        Ok(SessionStore {
+            env,
+            sessions,
+            salts,
+            limits,
+        })
     }
 
     pub fn begin(&self) -> Result<SessionTxn<'_>> {
-        Ok(SessionTxn { store: self, txn: self.env.write_txn()?, salts: HashMap::new() })
+        Ok(SessionTxn {
+            store: self,
+            txn: self.env.write_txn()?,
+            salts: HashMap::new(),
+        })
     }
 
     /// Delete sessions whose last hit is older than `max_age_ms` before `now`; returns the count.
@@ -123,7 +140,11 @@ impl<'e> SessionTxn<'e> {
         if let Some(s) = self.salts.get(day) {
             return Ok(Some(*s));
         }
-        let found = self.store.salts.get(&self.txn, day.as_bytes())?.and_then(|v| v.try_into().ok());
+        let found = self
+            .store
+            .salts
+            .get(&self.txn, day.as_bytes())?
+            .and_then(|v| v.try_into().ok());
         let salt = match found {
             Some(s) => s,
             None if create => {
@@ -160,7 +181,13 @@ impl<'e> SessionTxn<'e> {
     }
 
     /// Log a dropped hit in the request table, with its reason.
-    pub fn log_drop(&mut self, site: &str, hit: &SessionHit, reason: &str, out: &mut Vec<Row>) -> Result<()> {
+    pub fn log_drop(
+        &mut self,
+        site: &str,
+        hit: &SessionHit,
+        reason: &str,
+        out: &mut Vec<Row>,
+    ) -> Result<()> {
         let mut req = hit.request.clone();
         req.visitor_id = self.visitor_id(site, &hit.user_agent, &hit.ip, hit.time)?;
         req.time = hit.time;
@@ -171,7 +198,11 @@ impl<'e> SessionTxn<'e> {
     }
 
     fn get(&self, key: &[u8]) -> Result<Option<SessionRow>> {
-        Ok(self.store.sessions.get(&self.txn, key)?.and_then(|v| bincode::deserialize(v).ok()))
+        Ok(self
+            .store
+            .sessions
+            .get(&self.txn, key)?
+            .and_then(|v| bincode::deserialize(v).ok()))
     }
 
     fn put(&mut self, key: &[u8], s: &SessionRow) -> Result<()> {
@@ -181,7 +212,12 @@ impl<'e> SessionTxn<'e> {
 
     /// Find the live session of this visitor, applying the 30-minute timeout and the midnight
     /// rule. Returns the session and the key it was stored under.
-    fn find(&mut self, site: &str, hit: &SessionHit, today_key: &[u8]) -> Result<Option<(SessionRow, Vec<u8>)>> {
+    fn find(
+        &mut self,
+        site: &str,
+        hit: &SessionHit,
+        today_key: &[u8],
+    ) -> Result<Option<(SessionRow, Vec<u8>)>> {
         if let Some(s) = self.get(today_key)? {
             if hit.time - s.time <= SESSION_TIMEOUT_MS {
                 return Ok(Some((s, today_key.to_vec())));
@@ -193,18 +229,28 @@ impl<'e> SessionTxn<'e> {
         if yesterday == day_key(hit.time) {
             return Ok(None);
         }
-        let Some(salt) = self.salt(&yesterday, false)? else { return Ok(None) };
+        let Some(salt) = self.salt(&yesterday, false)? else {
+            return Ok(None);
+        };
         let id = visitor_id(&salt, site, &hit.user_agent, &hit.ip, &yesterday);
         let key = session_key(site, id);
         match self.get(&key)? {
-            Some(s) if hit.time - s.time <= SESSION_TIMEOUT_MS && s.start > hit.time - DAY_MS => Ok(Some((s, key))),
+            Some(s) if hit.time - s.time <= SESSION_TIMEOUT_MS && s.start > hit.time - DAY_MS => {
+                Ok(Some((s, key)))
+            }
             _ => Ok(None),
         }
     }
 
     /// Run one accepted hit through the state machine, appending its rows to `out`.
     /// Returns the reason when the hit is dropped here (no session for a keep-alive, view cap).
-    pub fn process(&mut self, site: &str, hit: &SessionHit, cap: u32, out: &mut Vec<Row>) -> Result<Option<&'static str>> {
+    pub fn process(
+        &mut self,
+        site: &str,
+        hit: &SessionHit,
+        cap: u32,
+        out: &mut Vec<Row>,
+    ) -> Result<Option<&'static str>> {
         let kind = hit.kind.unwrap_or(HitKind::PageView);
         let vid = self.visitor_id(site, &hit.user_agent, &hit.ip, hit.time)?;
         let key = session_key(site, vid);
@@ -237,7 +283,11 @@ impl<'e> SessionTxn<'e> {
         out.push(Row::Session(cancel));
         out.push(Row::Session(next.clone()));
         match kind {
-            HitKind::PageView => out.push(Row::PageView(page_view(&next, hit, gap_seconds(prev.time, hit.time)))),
+            HitKind::PageView => out.push(Row::PageView(page_view(
+                &next,
+                hit,
+                gap_seconds(prev.time, hit.time),
+            ))),
             HitKind::Event => out.push(Row::Event(event(&next, hit, next.time))),
             HitKind::KeepAlive => {}
         }
@@ -370,7 +420,11 @@ fn event(s: &SessionRow, hit: &SessionHit, time: i64) -> EventRow {
         session_id: s.session_id,
         time,
         duration_seconds: hit.event_duration,
-        path: if hit.path.is_empty() { s.exit_path.clone() } else { hit.path.clone() },
+        path: if hit.path.is_empty() {
+            s.exit_path.clone()
+        } else {
+            hit.path.clone()
+        },
         title: hit.title.clone(),
         event_name: hit.event_name.clone(),
         event_meta_keys: hit.event_meta_keys.clone(),
@@ -427,16 +481,34 @@ mod tests {
     }
 
     fn page_views(rows: &[Row]) -> Vec<&PageViewRow> {
-        rows.iter().filter_map(|r| if let Row::PageView(p) = r { Some(p) } else { None }).collect()
+        rows.iter()
+            .filter_map(|r| {
+                if let Row::PageView(p) = r {
+                    Some(p)
+                } else {
+                    None
+                }
+            })
+            .collect()
     }
 
     fn events(rows: &[Row]) -> Vec<&EventRow> {
-        rows.iter().filter_map(|r| if let Row::Event(e) = r { Some(e) } else { None }).collect()
+        rows.iter()
+            .filter_map(|r| if let Row::Event(e) = r { Some(e) } else { None })
+            .collect()
     }
 
     /// Collapsing: the sum of signs per session is 1, like the queries rely on.
     fn sign_sum(rows: &[Row]) -> i64 {
-        rows.iter().map(|r| if let Row::Session(s) = r { s.sign as i64 } else { 0 }).sum()
+        rows.iter()
+            .map(|r| {
+                if let Row::Session(s) = r {
+                    s.sign as i64
+                } else {
+                    0
+                }
+            })
+            .sum()
     }
 
     #[test]
@@ -453,10 +525,14 @@ mod tests {
         assert_eq!(s.page_views, 7);
         assert_eq!(s.duration_seconds, 36);
         assert!(!s.is_bounce);
-        let durations: Vec<u32> = page_views(&rows).iter().map(|p| p.duration_seconds).collect();
+        let durations: Vec<u32> = page_views(&rows)
+            .iter()
+            .map(|p| p.duration_seconds)
+            .collect();
         assert_eq!(durations, vec![0, 9, 2, 5, 3, 10, 7]);
         assert_eq!(sign_sum(&rows), 1);
-        let sessions: std::collections::HashSet<u32> = page_views(&rows).iter().map(|p| p.session_id).collect();
+        let sessions: std::collections::HashSet<u32> =
+            page_views(&rows).iter().map(|p| p.session_id).collect();
         assert_eq!(sessions.len(), 1);
     }
 
@@ -465,10 +541,17 @@ mod tests {
         let (_d, st) = store();
         let (rows, _) = run(
             &st,
-            &[hit(HitKind::PageView, T0, "/"), hit(HitKind::Event, T0 + 1000, "/"), hit(HitKind::PageView, T0 + 2000, "/")],
+            &[
+                hit(HitKind::PageView, T0, "/"),
+                hit(HitKind::Event, T0 + 1000, "/"),
+                hit(HitKind::PageView, T0 + 2000, "/"),
+            ],
         );
         let s = last_session(&rows);
-        assert_eq!((s.page_views, s.duration_seconds, s.is_bounce), (2, 2, false));
+        assert_eq!(
+            (s.page_views, s.duration_seconds, s.is_bounce),
+            (2, 2, false)
+        );
         assert_eq!((page_views(&rows).len(), events(&rows).len()), (2, 1));
 
         // A lone event: a bounced session plus a page view.
@@ -493,7 +576,13 @@ mod tests {
     #[test]
     fn reload_does_not_unbounce() {
         let (_d, st) = store();
-        let (rows, _) = run(&st, &[hit(HitKind::PageView, T0, "/a"), hit(HitKind::PageView, T0 + 3000, "/a")]);
+        let (rows, _) = run(
+            &st,
+            &[
+                hit(HitKind::PageView, T0, "/a"),
+                hit(HitKind::PageView, T0 + 3000, "/a"),
+            ],
+        );
         let s = last_session(&rows);
         assert_eq!((s.page_views, s.is_bounce), (2, true));
     }
@@ -503,7 +592,11 @@ mod tests {
         let (_d, st) = store();
         let (rows, _) = run(
             &st,
-            &[hit(HitKind::PageView, T0, "/"), hit(HitKind::KeepAlive, T0 + 2000, ""), hit(HitKind::KeepAlive, T0 + 4000, "")],
+            &[
+                hit(HitKind::PageView, T0, "/"),
+                hit(HitKind::KeepAlive, T0 + 2000, ""),
+                hit(HitKind::KeepAlive, T0 + 4000, ""),
+            ],
         );
         let s = last_session(&rows);
         assert_eq!((s.extended, s.duration_seconds, s.page_views), (2, 4, 1));
@@ -541,7 +634,10 @@ mod tests {
         let (_d, st) = store();
         let (rows, _) = run(
             &st,
-            &[hit(HitKind::PageView, T0, "/"), hit(HitKind::PageView, T0 + SESSION_TIMEOUT_MS + 1, "/")],
+            &[
+                hit(HitKind::PageView, T0, "/"),
+                hit(HitKind::PageView, T0 + SESSION_TIMEOUT_MS + 1, "/"),
+            ],
         );
         let pvs = page_views(&rows);
         assert_ne!(pvs[0].session_id, pvs[1].session_id);
@@ -553,7 +649,13 @@ mod tests {
         let (_d, st) = store();
         let before = 1_767_311_400_000; // 2026-01-01T23:50:00Z
         let after = before + 20 * 60_000; // 00:10 the next day
-        let (rows, _) = run(&st, &[hit(HitKind::PageView, before, "/a"), hit(HitKind::PageView, after, "/b")]);
+        let (rows, _) = run(
+            &st,
+            &[
+                hit(HitKind::PageView, before, "/a"),
+                hit(HitKind::PageView, after, "/b"),
+            ],
+        );
         let pvs = page_views(&rows);
         assert_eq!(pvs[0].visitor_id, pvs[1].visitor_id);
         assert_eq!(pvs[0].session_id, pvs[1].session_id);
@@ -569,7 +671,14 @@ mod tests {
         let mut rows = Vec::new();
         let mut txn = st.begin().unwrap();
         for i in 0..3 {
-            let r = txn.process(SITE, &hit(HitKind::PageView, T0 + i * 1000, "/"), 2, &mut rows).unwrap();
+            let r = txn
+                .process(
+                    SITE,
+                    &hit(HitKind::PageView, T0 + i * 1000, "/"),
+                    2,
+                    &mut rows,
+                )
+                .unwrap();
             assert_eq!(r, if i < 2 { None } else { Some("page_view_cap") });
         }
         txn.commit().unwrap();
@@ -580,8 +689,10 @@ mod tests {
         let (_d, st) = store();
         let mut rows = Vec::new();
         let mut txn = st.begin().unwrap();
-        txn.process("a", &hit(HitKind::PageView, T0, "/"), 200, &mut rows).unwrap();
-        txn.process("b", &hit(HitKind::PageView, T0, "/"), 200, &mut rows).unwrap();
+        txn.process("a", &hit(HitKind::PageView, T0, "/"), 200, &mut rows)
+            .unwrap();
+        txn.process("b", &hit(HitKind::PageView, T0, "/"), 200, &mut rows)
+            .unwrap();
         txn.commit().unwrap();
         let pvs = page_views(&rows);
         assert_ne!(pvs[0].visitor_id, pvs[1].visitor_id);
@@ -597,8 +708,12 @@ mod tests {
         }
         txn.commit().unwrap();
         let rtxn = st.env.read_txn().unwrap();
-        let days: Vec<String> =
-            st.salts.iter(&rtxn).unwrap().map(|r| String::from_utf8(r.unwrap().0.to_vec()).unwrap()).collect();
+        let days: Vec<String> = st
+            .salts
+            .iter(&rtxn)
+            .unwrap()
+            .map(|r| String::from_utf8(r.unwrap().0.to_vec()).unwrap())
+            .collect();
         assert_eq!(days, vec!["20260103", "20260104"]);
     }
 
@@ -607,6 +722,10 @@ mod tests {
         let (_d, st) = store();
         run(&st, &[hit(HitKind::PageView, T0, "/")]);
         assert_eq!(st.sweep(T0 + 60_000, SESSION_TIMEOUT_MS).unwrap(), 0);
-        assert_eq!(st.sweep(T0 + 2 * SESSION_TIMEOUT_MS, SESSION_TIMEOUT_MS).unwrap(), 1);
+        assert_eq!(
+            st.sweep(T0 + 2 * SESSION_TIMEOUT_MS, SESSION_TIMEOUT_MS)
+                .unwrap(),
+            1
+        );
     }
 }

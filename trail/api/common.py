@@ -80,7 +80,6 @@ def handler(fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return wrapper
 
 
-
 _QUERY_POOL: ThreadPoolExecutor | None = None
 
 
@@ -99,6 +98,7 @@ def offloaded(fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
 
     functools.update_wrapper(route, fn)
     return route
+
 
 def query_params(request: Any) -> dict[str, list[str]]:
     """The query string, percent-decoded ('+' = space); repeated keys keep their order."""

@@ -47,7 +47,9 @@ def _hostname(body: dict[str, Any], site: Site, store: Records, own_id: str = ""
     host = string_field(body, "hostname", errors, max_len=253).lower().rstrip(".")
     if host and not HOSTNAME_RE.match(host):
         errors["hostname"] = "must be a host name like www.example.com (no scheme, port or path)"
-    elif host == site.hostname or any(r["hostname"] == host and r["id"] != own_id for r in store.find(domain_id=site.id)):
+    elif host == site.hostname or any(
+        r["hostname"] == host and r["id"] != own_id for r in store.find(domain_id=site.id)
+    ):
         errors["hostname"] = "already allowed for this domain"
     invalid(errors, "alternative domain")
     return host

@@ -68,7 +68,11 @@ def _saved(ctx: Context, site: Site, fields: dict[str, Any]) -> Response:
         updated = ctx.meta.update_site(site.id, fields)
     except KeyError as e:
         name = str(e.args[0])
-        raise ApiError(400, f"{name} already in use", {"hostname" if name == "custom_domain" else name: "already in use"}) from None
+        raise ApiError(
+            400,
+            f"{name} already in use",
+            {"hostname" if name == "custom_domain" else name: "already in use"},
+        ) from None
     if updated is None:
         raise ApiError(404, "domain not found")
     return json_response(updated.to_pirsch())

@@ -37,15 +37,23 @@ def register(app: Any, ctx: Context) -> None:
     app.post("/api/v1/member")(handler(lambda request: invite(ctx, members, invitations, request)))
     app.put("/api/v1/member")(handler(lambda request: update_member(ctx, members, request)))
     app.delete("/api/v1/member")(handler(lambda request: remove_member(ctx, members, request)))
-    app.get("/api/v1/invitation")(handler(lambda request: list_invitations(ctx, invitations, request)))
-    app.post("/api/v1/invitation")(handler(lambda request: accept_invitation(ctx, members, invitations, request)))
-    app.delete("/api/v1/invitation")(handler(lambda request: delete_invitation(ctx, invitations, request)))
+    app.get("/api/v1/invitation")(
+        handler(lambda request: list_invitations(ctx, invitations, request))
+    )
+    app.post("/api/v1/invitation")(
+        handler(lambda request: accept_invitation(ctx, members, invitations, request))
+    )
+    app.delete("/api/v1/invitation")(
+        handler(lambda request: delete_invitation(ctx, invitations, request))
+    )
 
 
 # -- targets: a domain or an organization ------------------------------------------------------
 
 
-def target(ctx: Context, request: Any, domain_id: str, organization_id: str, role: str) -> tuple[str, str]:
+def target(
+    ctx: Context, request: Any, domain_id: str, organization_id: str, role: str
+) -> tuple[str, str]:
     """("domain_id" | "organization_id", id) after checking the caller holds `role` there."""
     if domain_id:
         return "domain_id", authorize_site(ctx, request, domain_id, "domains", role=role).id
@@ -88,10 +96,18 @@ def _owner_json(ctx: Context, kind: str, target_id: str) -> list[dict[str, Any]]
     user = ctx.meta.get_user(owner) if owner else None
     if user is None:
         return []
-    return [{"id": None, "def_time": user.def_time, "mod_time": user.def_time, "user_id": user.id,
-             "domain_id": target_id if kind == "domain_id" else None,
-             "organization_id": target_id if kind == "organization_id" else None,
-             "role": "Owner", "user": _user_json(user)}]
+    return [
+        {
+            "id": None,
+            "def_time": user.def_time,
+            "mod_time": user.def_time,
+            "user_id": user.id,
+            "domain_id": target_id if kind == "domain_id" else None,
+            "organization_id": target_id if kind == "organization_id" else None,
+            "role": "Owner",
+            "user": _user_json(user),
+        }
+    ]
 
 
 # -- members -----------------------------------------------------------------------------------
@@ -99,7 +115,9 @@ def _owner_json(ctx: Context, kind: str, target_id: str) -> list[dict[str, Any]]
 
 def list_members(ctx: Context, members: Records, request: Any) -> Response:
     params = query_params(request)
-    kind, target_id = target(ctx, request, query_value(params, "id"), query_value(params, "organization_id"), "Viewer")
+    kind, target_id = target(
+        ctx, request, query_value(params, "id"), query_value(params, "organization_id"), "Viewer"
+    )
     listed = [_member_json(ctx, r) for r in members.find(**{kind: target_id})]
     return json_response(_owner_json(ctx, kind, target_id) + listed)
 
@@ -107,7 +125,9 @@ def list_members(ctx: Context, members: Records, request: Any) -> Response:
 def invite(ctx: Context, members: Records, invitations: Records, request: Any) -> Response:
     caller(ctx, request)
     body = body_object(ctx, request)
-    kind, target_id = target(ctx, request, str(body.get("id") or ""), str(body.get("organization_id") or ""), "Admin")
+    kind, target_id = target(
+        ctx, request, str(body.get("id") or ""), str(body.get("organization_id") or ""), "Admin"
+    )
     emails = body.get("emails")
     errors: dict[str, str] = {}
     if not isinstance(emails, list) or not emails or len(emails) > MAX_EMAILS:
@@ -159,8 +179,12 @@ def remove_member(ctx: Context, members: Records, request: Any) -> Response:
     member_id = id_in_query(ctx, request)
     rec = members.get(member_id)
     principal = caller(ctx, request)
-    leaving = rec is not None and principal.user is not None and principal.domain_id is None \
+    leaving = (
+        rec is not None
+        and principal.user is not None
+        and principal.domain_id is None
         and rec["user_id"] == principal.user.id
+    )
     if not leaving:  # members may leave; removing someone else takes an Admin
         _member_target(ctx, request, rec, "Admin")
     members.delete(member_id)
@@ -173,8 +197,11 @@ def remove_member(ctx: Context, members: Records, request: Any) -> Response:
 def _invitation_json(ctx: Context, rec: dict[str, Any]) -> dict[str, Any]:
     site = ctx.meta.get_site(rec["domain_id"]) if rec.get("domain_id") else None
     account = ctx.meta.get_account(rec["organization_id"]) if rec.get("organization_id") else None
-    return {**rec, "domain": site.to_pirsch("Viewer") if site else None,
-            "organization": {"id": account.id, "name": account.name} if account else None}
+    return {
+        **rec,
+        "domain": site.to_pirsch("Viewer") if site else None,
+        "organization": {"id": account.id, "name": account.name} if account else None,
+    }
 
 
 def _mine(principal: Principal, rec: dict[str, Any] | None) -> bool:
@@ -187,13 +214,19 @@ def list_invitations(ctx: Context, invitations: Records, request: Any) -> Respon
     domain_id, org_id = query_value(params, "domain_id"), query_value(params, "organization_id")
     if domain_id or org_id:
         kind, target_id = target(ctx, request, domain_id, org_id, "Admin")
-        return json_response([_invitation_json(ctx, r) for r in invitations.find(**{kind: target_id})])
+        return json_response(
+            [_invitation_json(ctx, r) for r in invitations.find(**{kind: target_id})]
+        )
     principal = caller(ctx, request, user_only=True)
     email = (principal.user.email or "").lower() if principal.user else ""
-    return json_response([_invitation_json(ctx, r) for r in invitations.find(email=email)] if email else [])
+    return json_response(
+        [_invitation_json(ctx, r) for r in invitations.find(email=email)] if email else []
+    )
 
 
-def accept_invitation(ctx: Context, members: Records, invitations: Records, request: Any) -> Response:
+def accept_invitation(
+    ctx: Context, members: Records, invitations: Records, request: Any
+) -> Response:
     principal = caller(ctx, request, user_only=True)
     body = body_object(ctx, request)
     if not body.get("id"):
@@ -203,9 +236,18 @@ def accept_invitation(ctx: Context, members: Records, invitations: Records, requ
         raise ApiError(404, "invitation not found")
     kind = "domain_id" if rec.get("domain_id") else "organization_id"
     existing = members.find(user_id=principal.user.id, **{kind: rec[kind]})
-    member = existing[0] if existing else members.create(
-        {"user_id": principal.user.id, "domain_id": rec.get("domain_id"),
-         "organization_id": rec.get("organization_id"), "role": rec.get("role", "Viewer")})
+    member = (
+        existing[0]
+        if existing
+        else members.create(
+            {
+                "user_id": principal.user.id,
+                "domain_id": rec.get("domain_id"),
+                "organization_id": rec.get("organization_id"),
+                "role": rec.get("role", "Viewer"),
+            }
+        )
+    )
     invitations.delete(rec["id"])
     return json_response(_member_json(ctx, member))
 
@@ -220,7 +262,9 @@ def delete_invitation(ctx: Context, invitations: Records, request: Any) -> Respo
         if rec is None:
             raise ApiError(404, "invitation not found")
         try:
-            target(ctx, request, rec.get("domain_id") or "", rec.get("organization_id") or "", "Admin")
+            target(
+                ctx, request, rec.get("domain_id") or "", rec.get("organization_id") or "", "Admin"
+            )
         except ApiError as e:
             raise ApiError(404, "invitation not found") if e.status == 404 else e from None
     invitations.delete(str(body["id"]))

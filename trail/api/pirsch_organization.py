@@ -46,11 +46,17 @@ def register(app: Any, ctx: Context) -> None:
 def _json(ctx: Context, account: Account, role: str) -> dict[str, Any]:
     members = Records(ctx.meta, "members").find(organization_id=account.id)
     return {
-        "id": account.id, "def_time": account.def_time, "mod_time": account.mod_time or account.def_time,
-        "user_id": account.user_id, "name": account.name, "member": len(members) + 1,
+        "id": account.id,
+        "def_time": account.def_time,
+        "mod_time": account.mod_time or account.def_time,
+        "user_id": account.user_id,
+        "name": account.name,
+        "member": len(members) + 1,
         "domains": sum(1 for s in ctx.meta.all_sites() if s.account_id == account.id),
         "themes": len(Records(ctx.meta, "themes").find(organization_id=account.id)),
-        "role": role, "can_edit": role == "Owner", "auto_join": account.auto_join,
+        "role": role,
+        "can_edit": role == "Owner",
+        "auto_join": account.auto_join,
         "theme_id": account.theme_id,
     }
 
@@ -80,8 +86,14 @@ def create_organization(ctx: Context, request: Any) -> Response:
     principal = _principal(ctx, request)
     name = _name(body_object(ctx, request))
     stamp = now_rfc3339()
-    account = Account(id=str(uuid.uuid4()), name=name, def_time=stamp, mod_time=stamp, organization=True,
-                      user_id=principal.user.id if principal.user else None)
+    account = Account(
+        id=str(uuid.uuid4()),
+        name=name,
+        def_time=stamp,
+        mod_time=stamp,
+        organization=True,
+        user_id=principal.user.id if principal.user else None,
+    )
     ctx.meta.save_account(account)
     return json_response(_json(ctx, account, "Owner"))
 
@@ -134,7 +146,10 @@ def set_default_theme(ctx: Context, request: Any) -> Response:
 def list_org_domains(ctx: Context, request: Any) -> Response:
     _principal(ctx, request)
     account = organization(ctx, request, query_value(query_params(request), "id"), "Viewer")
-    sites = sorted((s for s in ctx.meta.all_sites() if s.account_id == account.id), key=lambda s: (s.def_time, s.id))
+    sites = sorted(
+        (s for s in ctx.meta.all_sites() if s.account_id == account.id),
+        key=lambda s: (s.def_time, s.id),
+    )
     return json_response([s.to_pirsch() for s in sites])
 
 
@@ -166,10 +181,16 @@ def add_auto_join(ctx: Context, request: Any) -> Response:
     body = body_object(ctx, request)
     account = organization(ctx, request, str(body.get("id") or ""), "Admin")
     hosts = body.get("auto_join")
-    if not isinstance(hosts, list) or not all(isinstance(h, str) and HOSTNAME_RE.match(h.strip().lower()) for h in hosts):
-        raise ApiError(400, "invalid auto_join", {"auto_join": "must be a list of host names like example.com"})
+    if not isinstance(hosts, list) or not all(
+        isinstance(h, str) and HOSTNAME_RE.match(h.strip().lower()) for h in hosts
+    ):
+        raise ApiError(
+            400, "invalid auto_join", {"auto_join": "must be a list of host names like example.com"}
+        )
     merged = list(dict.fromkeys([*account.auto_join, *(h.strip().lower() for h in hosts)]))
-    return json_response(_json(ctx, ctx.meta.save_account(dataclasses.replace(account, auto_join=merged)), "Admin"))
+    return json_response(
+        _json(ctx, ctx.meta.save_account(dataclasses.replace(account, auto_join=merged)), "Admin")
+    )
 
 
 def remove_auto_join(ctx: Context, request: Any) -> Response:
@@ -179,5 +200,7 @@ def remove_auto_join(ctx: Context, request: Any) -> Response:
     host = query_value(params, "auto_join").lower()
     if host not in account.auto_join:
         raise ApiError(404, "auto-join host name not found")
-    ctx.meta.save_account(dataclasses.replace(account, auto_join=[h for h in account.auto_join if h != host]))
+    ctx.meta.save_account(
+        dataclasses.replace(account, auto_join=[h for h in account.auto_join if h != host])
+    )
     return ok()

@@ -37,7 +37,10 @@ def _type(value: Any, errors: dict[str, str]) -> str:
 
 
 def _shape(rec: dict[str, Any]) -> dict[str, Any]:
-    return {k: rec.get(k, "") for k in ("id", "def_time", "mod_time", "domain_id", "type", "dev", *TEXT_FIELDS)}
+    return {
+        k: rec.get(k, "")
+        for k in ("id", "def_time", "mod_time", "domain_id", "type", "dev", *TEXT_FIELDS)
+    }
 
 
 def get_snippet(ctx: Context, store: Records, request: Any) -> Response:
@@ -46,7 +49,14 @@ def get_snippet(ctx: Context, store: Records, request: Any) -> Response:
     kind = _type(query_value(query_params(request), "type"), errors)
     invalid(errors, "snippet")
     found = store.find(domain_id=site.id, type=kind)
-    default = {"id": None, "def_time": None, "mod_time": None, "domain_id": site.id, "type": kind, "dev": False}
+    default = {
+        "id": None,
+        "def_time": None,
+        "mod_time": None,
+        "domain_id": site.id,
+        "type": kind,
+        "dev": False,
+    }
     return json_response(_shape(found[0] if found else default))
 
 

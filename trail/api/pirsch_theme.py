@@ -31,8 +31,13 @@ FILES = ("logo_light", "logo_dark", "favicon")
 MAX_FILE_BYTES = 1 << 20
 MAX_SETTINGS_BYTES = 64 * 1024
 # What a stored file may be: sniffed from its first bytes, never taken from the client.
-SIGNATURES = {b"\x89PNG": "image/png", b"\xff\xd8\xff": "image/jpeg", b"GIF8": "image/gif",
-              b"RIFF": "image/webp", b"\x00\x00\x01\x00": "image/x-icon"}
+SIGNATURES = {
+    b"\x89PNG": "image/png",
+    b"\xff\xd8\xff": "image/jpeg",
+    b"GIF8": "image/gif",
+    b"RIFF": "image/webp",
+    b"\x00\x00\x01\x00": "image/x-icon",
+}
 
 
 def register(app: Any, ctx: Context) -> None:
@@ -62,9 +67,13 @@ def form(ctx: Context, request: Any) -> tuple[dict[str, Any], dict[str, bytes]]:
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        raise ApiError(400, "the data field is not valid JSON", {"data": "must be a JSON object"}) from None
+        raise ApiError(
+            400, "the data field is not valid JSON", {"data": "must be a JSON object"}
+        ) from None
     if not isinstance(data, dict):
-        raise ApiError(400, "the data field is not a JSON object", {"data": "must be a JSON object"})
+        raise ApiError(
+            400, "the data field is not a JSON object", {"data": "must be a JSON object"}
+        )
     files: dict[str, bytes] = {}
     errors: dict[str, str] = {}
     for filename, content in (getattr(request, "files", None) or {}).items():
@@ -95,7 +104,9 @@ def _settings(data: dict[str, Any], errors: dict[str, str]) -> dict[str, Any]:
     return value
 
 
-def _store_files(ctx: Context, owner: str, files: dict[str, bytes], settings: dict[str, Any], query: str) -> None:
+def _store_files(
+    ctx: Context, owner: str, files: dict[str, bytes], settings: dict[str, Any], query: str
+) -> None:
     folder = Path(ctx.data_dir) / "themes" / owner
     folder.mkdir(parents=True, exist_ok=True)
     for name, content in files.items():
@@ -108,7 +119,9 @@ def _store_files(ctx: Context, owner: str, files: dict[str, bytes], settings: di
 # -- access ------------------------------------------------------------------------------------
 
 
-def theme_access(ctx: Context, request: Any, principal: Principal, rec: dict[str, Any] | None, role: str) -> dict[str, Any]:
+def theme_access(
+    ctx: Context, request: Any, principal: Principal, rec: dict[str, Any] | None, role: str
+) -> dict[str, Any]:
     """`rec` if the caller holds `role` on its owner (user, organization or site); 404 otherwise."""
     if rec is None:
         raise ApiError(404, "theme not found")
@@ -117,7 +130,11 @@ def theme_access(ctx: Context, request: Any, principal: Principal, rec: dict[str
             organization(ctx, request, rec["organization_id"], role)
         elif rec.get("domain_id"):
             authorize_site(ctx, request, rec["domain_id"], "themes", role=role)
-        elif principal.user is None or principal.domain_id is not None or rec.get("user_id") != principal.user.id:
+        elif (
+            principal.user is None
+            or principal.domain_id is not None
+            or rec.get("user_id") != principal.user.id
+        ):
             raise ApiError(404, "theme not found")
     except ApiError as e:
         raise ApiError(404, "theme not found") if e.status == 404 else e from None
@@ -129,11 +146,17 @@ def list_themes(ctx: Context, store: Records, request: Any) -> Response:
     params = query_params(request)
     org_id = query_value(params, "organization_id")
     if org_id:
-        return json_response(store.find(organization_id=organization(ctx, request, org_id, "Viewer").id))
+        return json_response(
+            store.find(organization_id=organization(ctx, request, org_id, "Viewer").id)
+        )
     host = query_value(params, "domain").lower() or None
     sub = query_value(params, "subdomain").lower() or None
     if host or sub:
-        sites = [s for s in ctx.meta.list_sites_for(principal) if s.subdomain == sub or host in (s.hostname, s.custom_domain)]
+        sites = [
+            s
+            for s in ctx.meta.list_sites_for(principal)
+            if s.subdomain == sub or host in (s.hostname, s.custom_domain)
+        ]
         ids = {s.theme_id for s in sites if s.theme_id}
         return json_response([t for t in (store.get(i) for i in ids) if t])
     if principal.user is None or principal.domain_id is not None:
@@ -158,7 +181,9 @@ def save_theme(ctx: Context, store: Records, request: Any) -> Response:
     else:
         owner = _new_owner(ctx, request, principal, data)
         if data.get("copy_id"):
-            source = theme_access(ctx, request, principal, store.get(str(data["copy_id"])), "Viewer")
+            source = theme_access(
+                ctx, request, principal, store.get(str(data["copy_id"])), "Viewer"
+            )
             settings = {**source.get("settings", {}), **settings}
         rec = store.create({**owner, "name": name, "settings": {}, "is_default": False})
     merged = {**rec.get("settings", {}), **settings}
@@ -166,12 +191,18 @@ def save_theme(ctx: Context, store: Records, request: Any) -> Response:
     return json_response(store.update(rec["id"], {"name": name, "settings": merged}))
 
 
-def _new_owner(ctx: Context, request: Any, principal: Principal, data: dict[str, Any]) -> dict[str, Any]:
+def _new_owner(
+    ctx: Context, request: Any, principal: Principal, data: dict[str, Any]
+) -> dict[str, Any]:
     owner: dict[str, Any] = {"user_id": None, "organization_id": None, "domain_id": None}
     if data.get("organization_id"):
-        owner["organization_id"] = organization(ctx, request, str(data["organization_id"]), "Admin").id
+        owner["organization_id"] = organization(
+            ctx, request, str(data["organization_id"]), "Admin"
+        ).id
     elif data.get("domain_id"):
-        owner["domain_id"] = authorize_site(ctx, request, str(data["domain_id"]), "themes", write=True).id
+        owner["domain_id"] = authorize_site(
+            ctx, request, str(data["domain_id"]), "themes", write=True
+        ).id
     elif principal.user is None or principal.domain_id is not None:
         raise ApiError(403, "a domain client can only create themes for its domain (set domain_id)")
     else:
@@ -187,7 +218,9 @@ def delete_theme(ctx: Context, store: Records, request: Any) -> Response:
     keep = query_value(params, "keep_settings").lower() == "true"
     for site in ctx.meta.all_sites():
         if site.theme_id == rec["id"]:
-            merged = {**rec.get("settings", {}), **site.theme_settings} if keep else site.theme_settings
+            merged = (
+                {**rec.get("settings", {}), **site.theme_settings} if keep else site.theme_settings
+            )
             ctx.meta.update_site(site.id, {"theme_id": None, "theme_settings": merged})
     if not keep:
         shutil.rmtree(Path(ctx.data_dir) / "themes" / rec["id"], ignore_errors=True)
@@ -195,13 +228,17 @@ def delete_theme(ctx: Context, store: Records, request: Any) -> Response:
     return ok()
 
 
-def _file_target(ctx: Context, store: Records, request: Any, role: str) -> tuple[str, str, Site | None, dict[str, Any] | None]:
+def _file_target(
+    ctx: Context, store: Records, request: Any, role: str
+) -> tuple[str, str, Site | None, dict[str, Any] | None]:
     """(folder owner, file name, site, theme) named by theme_id or domain_id and file."""
     principal = caller(ctx, request, "themes")
     params = query_params(request)
     name = query_value(params, "file")
     if name not in FILES:
-        raise ApiError(400, "file must be logo_light, logo_dark or favicon", {"file": "unknown file"})
+        raise ApiError(
+            400, "file must be logo_light, logo_dark or favicon", {"file": "unknown file"}
+        )
     domain_id = query_value(params, "domain_id")
     if domain_id:
         site = authorize_site(ctx, request, domain_id, "themes", role=role)
@@ -223,9 +260,13 @@ def delete_file(ctx: Context, store: Records, request: Any) -> Response:
     owner, name, site, rec = _file_target(ctx, store, request, "Admin")
     (Path(ctx.data_dir) / "themes" / owner / name).unlink(missing_ok=True)
     if site is not None:
-        ctx.meta.update_site(site.id, {"theme_settings": {k: v for k, v in site.theme_settings.items() if k != name}})
+        ctx.meta.update_site(
+            site.id, {"theme_settings": {k: v for k, v in site.theme_settings.items() if k != name}}
+        )
     elif rec is not None:
-        store.update(rec["id"], {"settings": {k: v for k, v in rec.get("settings", {}).items() if k != name}})
+        store.update(
+            rec["id"], {"settings": {k: v for k, v in rec.get("settings", {}).items() if k != name}}
+        )
     return ok()
 
 
@@ -236,7 +277,9 @@ def set_base_theme(ctx: Context, store: Records, request: Any) -> Response:
     theme_id = body.get("theme_id") or None
     settings: dict[str, Any] = {}
     if theme_id is not None:
-        settings = theme_access(ctx, request, principal, store.get(str(theme_id)), "Viewer").get("settings", {})
+        settings = theme_access(ctx, request, principal, store.get(str(theme_id)), "Viewer").get(
+            "settings", {}
+        )
     ctx.meta.update_site(site.id, {"theme_id": theme_id})
     return json_response(settings)
 

@@ -33,6 +33,8 @@ def register(app: Any, ctx: Context) -> None:
 def _unavailable(ctx: Context, feature: str) -> Any:
     def unavailable(request: Any) -> Any:
         caller(ctx, request)
-        raise ApiError(400, f"{feature} is not available in self-hosted trail", {"feature": "not available"})
+        raise ApiError(
+            400, f"{feature} is not available in self-hosted trail", {"feature": "not available"}
+        )
 
     return unavailable

@@ -15,21 +15,58 @@ from trail.api.resources import body_object, caller, invalid, ok, string_field
 from trail.context import Context
 from trail.storage.meta import Principal, User
 
-PREFS = {"full_name": "", "language": "en", "default_time_range": "", "favorite_domains": [],
-         "pinned_domains": [], "active_visitors_title": False, "full_width": False, "read_news": 0}
-TIME_RANGES = ("", "today", "yesterday", "7d", "14d", "30d", "60d", "90d", "week", "month", "year", "all")
+PREFS = {
+    "full_name": "",
+    "language": "en",
+    "default_time_range": "",
+    "favorite_domains": [],
+    "pinned_domains": [],
+    "active_visitors_title": False,
+    "full_width": False,
+    "read_news": 0,
+}
+TIME_RANGES = (
+    "",
+    "today",
+    "yesterday",
+    "7d",
+    "14d",
+    "30d",
+    "60d",
+    "90d",
+    "week",
+    "month",
+    "year",
+    "all",
+)
 
 
 def register(app: Any, ctx: Context) -> None:
     app.get("/api/v1/user")(handler(lambda request: get_user(ctx, request)))
-    for path, fn in ((("name", set_name), ("email", set_email), ("language", set_language),
-                      ("filter", set_filter), ("favorite", favorite), ("pin", pin),
-                      ("active", toggle_active), ("fullwidth", toggle_full_width), ("news", read_news))):
+    for path, fn in (
+        ("name", set_name),
+        ("email", set_email),
+        ("language", set_language),
+        ("filter", set_filter),
+        ("favorite", favorite),
+        ("pin", pin),
+        ("active", toggle_active),
+        ("fullwidth", toggle_full_width),
+        ("news", read_news),
+    ):
         app.post(f"/api/v1/user/{path}")(handler(_bound(ctx, fn)))
     app.post("/api/v1/user/password")(handler(lambda request: no_passwords(ctx, request)))
-    app.get("/api/v1/user/news")(handler(lambda request: (caller(ctx, request, user_only=True), json_response([]))[1]))
-    app.get("/api/v1/user/rewards")(handler(
-        lambda request: (caller(ctx, request, user_only=True), json_response({"sum": 0, "count": 0, "rewards": []}))[1]))
+    app.get("/api/v1/user/news")(
+        handler(lambda request: (caller(ctx, request, user_only=True), json_response([]))[1])
+    )
+    app.get("/api/v1/user/rewards")(
+        handler(
+            lambda request: (
+                caller(ctx, request, user_only=True),
+                json_response({"sum": 0, "count": 0, "rewards": []}),
+            )[1]
+        )
+    )
 
 
 def _bound(ctx: Context, fn: Any) -> Any:
@@ -58,9 +95,15 @@ def _save_prefs(ctx: Context, user_id: str, changes: dict[str, Any]) -> None:
 
 def user_json(ctx: Context, user: User) -> dict[str, Any]:
     account = ctx.meta.get_account(user.account_id)
-    return {"id": user.id, "def_time": user.def_time, "email": user.email, "role": user.role,
-            "account_id": user.account_id, "account_name": account.name if account else "",
-            **prefs(ctx, user.id)}
+    return {
+        "id": user.id,
+        "def_time": user.def_time,
+        "email": user.email,
+        "role": user.role,
+        "account_id": user.account_id,
+        "account_name": account.name if account else "",
+        **prefs(ctx, user.id),
+    }
 
 
 def get_user(ctx: Context, request: Any) -> Response:
@@ -87,7 +130,11 @@ def set_language(ctx: Context, principal: Principal, body: dict[str, Any]) -> di
 def set_filter(ctx: Context, principal: Principal, body: dict[str, Any]) -> dict[str, Any]:
     value = body.get("default_time_range")
     if value not in TIME_RANGES:
-        raise ApiError(400, "invalid default_time_range", {"default_time_range": "must be one of " + ", ".join(TIME_RANGES[1:])})
+        raise ApiError(
+            400,
+            "invalid default_time_range",
+            {"default_time_range": "must be one of " + ", ".join(TIME_RANGES[1:])},
+        )
     return {"default_time_range": value}
 
 
@@ -106,7 +153,9 @@ def set_email(ctx: Context, principal: Principal, body: dict[str, Any]) -> dict[
     return {}
 
 
-def _toggle_site(ctx: Context, principal: Principal, body: dict[str, Any], key: str) -> dict[str, Any]:
+def _toggle_site(
+    ctx: Context, principal: Principal, body: dict[str, Any], key: str
+) -> dict[str, Any]:
     site_id = str(body.get("id") or "")
     if not site_id:
         raise ApiError(400, "id is required", {"id": "required"})
@@ -148,5 +197,8 @@ def read_news(ctx: Context, principal: Principal, body: dict[str, Any]) -> dict[
 
 def no_passwords(ctx: Context, request: Any) -> Response:
     caller(ctx, request, user_only=True)
-    raise ApiError(400, "trail users sign in with API keys: there is no password to change",
-                   {"password": "not available in self-hosted trail"})
+    raise ApiError(
+        400,
+        "trail users sign in with API keys: there is no password to change",
+        {"password": "not available in self-hosted trail"},
+    )

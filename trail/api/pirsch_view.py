@@ -26,9 +26,30 @@ from trail.storage.records import Records
 
 PATH = "/api/v1/view"
 LIST_FIELDS = (
-    "path", "entry_path", "exit_path", "pattern", "language", "country", "city", "referrer", "referrer_name",
-    "os", "browser", "platform", "screen_class", "utm_source", "utm_medium", "utm_campaign", "utm_content",
-    "utm_term", "event", "event_meta_key", "event_meta_value", "tag", "tag_key", "tag_value",
+    "path",
+    "entry_path",
+    "exit_path",
+    "pattern",
+    "language",
+    "country",
+    "city",
+    "referrer",
+    "referrer_name",
+    "os",
+    "browser",
+    "platform",
+    "screen_class",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "utm_content",
+    "utm_term",
+    "event",
+    "event_meta_key",
+    "event_meta_value",
+    "tag",
+    "tag_key",
+    "tag_value",
 )
 COMPARE = (None, "previous", "year", "custom")
 TIME_RE = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
@@ -66,7 +87,9 @@ def parse_view(body: dict[str, Any]) -> dict[str, Any]:
     out["compare_weekday"] = bool_field(body, "compare_weekday", errors)
     for name in LIST_FIELDS:
         value = body.get(name)
-        if value is not None and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+        if value is not None and not (
+            isinstance(value, list) and all(isinstance(v, str) for v in value)
+        ):
             errors[name] = "must be a list of strings or null"
         out[name] = value or None
     for name in ("visitor_id", "session_id"):

@@ -32,8 +32,13 @@ def invalid(errors: dict[str, str], what: str) -> None:
         raise ApiError(400, f"invalid {what}: " + ", ".join(sorted(errors)), errors)
 
 
-def string_field(body: dict[str, Any], name: str, errors: dict[str, str], required: bool = True,
-                 max_len: int = 500) -> str:
+def string_field(
+    body: dict[str, Any],
+    name: str,
+    errors: dict[str, str],
+    required: bool = True,
+    max_len: int = 500,
+) -> str:
     value = body.get(name)
     if value is None or (isinstance(value, str) and not value.strip()):
         if required:
@@ -45,7 +50,9 @@ def string_field(body: dict[str, Any], name: str, errors: dict[str, str], requir
     return value.strip()
 
 
-def bool_field(body: dict[str, Any], name: str, errors: dict[str, str], default: bool = False) -> bool:
+def bool_field(
+    body: dict[str, Any], name: str, errors: dict[str, str], default: bool = False
+) -> bool:
     value = body.get(name, default)
     if value is None:
         return default
@@ -70,8 +77,14 @@ def timestamp_field(body: dict[str, Any], name: str, errors: dict[str, str]) -> 
     return parsed.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def site_in_body(ctx: Context, request: Any, body: dict[str, Any], field: str = "domain_id",
-                 scope: str = "domains", role: str | None = None) -> Site:
+def site_in_body(
+    ctx: Context,
+    request: Any,
+    body: dict[str, Any],
+    field: str = "domain_id",
+    scope: str = "domains",
+    role: str | None = None,
+) -> Site:
     """The site named by body[`field`], authorized for `scope` (400 when the field is missing)."""
     site_id = body.get(field)
     if not isinstance(site_id, str) or not site_id.strip():
@@ -79,8 +92,13 @@ def site_in_body(ctx: Context, request: Any, body: dict[str, Any], field: str = 
     return authorize_site(ctx, request, site_id.strip(), scope, role=role)
 
 
-def site_in_query(ctx: Context, request: Any, field: str = "domain_id", scope: str = "domains",
-                  role: str | None = None) -> Site:
+def site_in_query(
+    ctx: Context,
+    request: Any,
+    field: str = "domain_id",
+    scope: str = "domains",
+    role: str | None = None,
+) -> Site:
     site_id = query_value(query_params(request), field)
     if not site_id:
         authorize_principal(ctx, request, scope)  # 401/403 before a 400
@@ -88,7 +106,9 @@ def site_in_query(ctx: Context, request: Any, field: str = "domain_id", scope: s
     return authorize_site(ctx, request, site_id, scope, role=role)
 
 
-def caller(ctx: Context, request: Any, scope: str = "domains", user_only: bool = False) -> Principal:
+def caller(
+    ctx: Context, request: Any, scope: str = "domains", user_only: bool = False
+) -> Principal:
     return authorize_principal(ctx, request, scope, user_only=user_only)
 
 
@@ -96,8 +116,14 @@ def ok() -> Response:
     return Response(200, {}, b"")
 
 
-def record_site(ctx: Context, request: Any, rec: dict[str, Any] | None, what: str,
-                scope: str = "domains", role: str | None = None) -> Site:
+def record_site(
+    ctx: Context,
+    request: Any,
+    rec: dict[str, Any] | None,
+    what: str,
+    scope: str = "domains",
+    role: str | None = None,
+) -> Site:
     """The site owning record `rec` if the caller may act on it; 404 naming `what` otherwise."""
     if rec is None or not rec.get("domain_id"):
         raise ApiError(404, f"{what} not found")

@@ -29,7 +29,9 @@ def register(app: Any, ctx: Context) -> None:
     app.delete("/api/v1/websites/:id")(tt_handler(lambda request: delete_website(ctx, request)))
 
 
-def reachable_website(ctx: Context, principal: Principal, site_id: str, need: str = "Viewer") -> Site:
+def reachable_website(
+    ctx: Context, principal: Principal, site_id: str, need: str = "Viewer"
+) -> Site:
     """The website if the caller may see it; 404 otherwise (no enumeration across accounts).
     `need`: the least role (Viewer/Admin/Owner, see Principal.site_role) the action takes; 403 below it."""
     site = ctx.meta.get_site(site_id)

@@ -36,7 +36,9 @@ def open_engine(ctx: Context) -> Engine:
         "page_view_cap": cfg.limits.page_view_cap,
         "max_batch": cfg.limits.max_batch,
     }
-    engine = Engine(ctx.data_dir, ctx.worker_id, options, load_ua_rules(), load_bot_lists(cfg.blocked_ips))
+    engine = Engine(
+        ctx.data_dir, ctx.worker_id, options, load_ua_rules(), load_bot_lists(cfg.blocked_ips)
+    )
     log.info("engine open for worker %d", ctx.worker_id)
     return engine
 
@@ -53,13 +55,14 @@ def sync_rules(ctx: Context, site: Site) -> None:
     bookkeeping. A filter the engine cannot parse was refused when it was saved.
     """
     now = time.monotonic()
-    if _rules_checked.get(site.id, 0.0) > now:
+    engine = ctx.engine
+    if engine is None or _rules_checked.get(site.id, 0.0) > now:
         return
     hostnames, filters = ctx.meta.site_rules(site)
     digest = hashlib.blake2b(orjson.dumps([hostnames, filters]), digest_size=8).digest()
     version = int.from_bytes(digest, "big") >> 1
-    if ctx.engine.rules_version(site.id) != version:
-        ctx.engine.set_rules(site.id, version, hostnames, filters)
+    if engine.rules_version(site.id) != version:
+        engine.set_rules(site.id, version, hostnames, filters)
     _rules_checked[site.id] = now + RULES_CACHE_SECONDS
 
 

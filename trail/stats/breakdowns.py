@@ -9,6 +9,7 @@ from typing import Any
 import polars as pl
 
 from trail.stats import metrics as m
+from trail.stats import rollup_totals
 from trail.stats.buckets import hour_of_day
 from trail.stats.filters import Filter
 from trail.stats.pages import _unfiltered_totals, sort_and_page
@@ -43,6 +44,9 @@ def _visitors_by(rows: Rows, columns: list[str]) -> pl.LazyFrame:
 
 
 def _all_visitors(rows: Rows) -> pl.LazyFrame:
+    rolled = rollup_totals.totals_frame(rows.unfiltered(), ["visitors"])
+    if rolled is not None:
+        return rolled
     return rows.unfiltered().sessions(["visitor_id", "sign"]).select(m.visitors())
 
 

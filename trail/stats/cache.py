@@ -46,7 +46,9 @@ def days_read(name: str, f: Filter) -> list[date] | None:
     return [first + timedelta(days=i) for i in range((last - first).days + 1)]
 
 
-def _fingerprint(data_dir: Path, site_id: str, days: list[date], now: float) -> tuple[Any, ...] | None:
+def _fingerprint(
+    data_dir: Path, site_id: str, days: list[date], now: float
+) -> tuple[Any, ...] | None:
     last_end = datetime.combine(days[-1] + timedelta(days=1), datetime.min.time(), UTC).timestamp()
     if now < last_end + CLOSED_AFTER:
         return None

@@ -13,6 +13,7 @@ from typing import Any
 import polars as pl
 
 from trail.stats import metrics as m
+from trail.stats import rollup_totals
 from trail.stats.filters import Filter, FilterError
 from trail.stats.pages import _time_on_page, _unfiltered_totals, sort_and_page
 from trail.stats.predicates import pair_value
@@ -64,7 +65,9 @@ def _event_stats(
         .group_by(names)
         .agg(pl.col("session_views").sum().alias("views"))
     )
-    all_visitors = rows.unfiltered().sessions(["visitor_id", "sign"]).select(m.visitors())
+    all_visitors = rollup_totals.totals_frame(rows.unfiltered(), ["visitors"])
+    if all_visitors is None:
+        all_visitors = rows.unfiltered().sessions(["visitor_id", "sign"]).select(m.visitors())
     df, total = pl.collect_all([stats.join(views, on=names, how="left"), all_visitors])
     return df.with_columns(
         pl.col("views").fill_null(0).cast(pl.Int64),

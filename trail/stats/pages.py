@@ -9,6 +9,7 @@ from typing import Any
 import polars as pl
 
 from trail.stats import metrics as m
+from trail.stats import rollup_totals
 from trail.stats.filters import Filter
 from trail.stats.predicates import field_expr, page_parts
 from trail.stats.sources import KEYS, Rows, rows_for
@@ -63,6 +64,9 @@ def page(data_dir: Path, f: Filter, *, group_by_title: bool = False) -> list[dic
 
 
 def _unfiltered_totals(rows: Rows) -> pl.LazyFrame:
+    rolled = rollup_totals.totals_frame(rows.unfiltered(), ["visitors", "views"])
+    if rolled is not None:
+        return rolled
     return (
         rows.unfiltered()
         .sessions(["visitor_id", "sign", "page_views"])
@@ -171,7 +175,9 @@ def _entry_exit(data_dir: Path, f: Filter, kind: str) -> list[dict[str, Any]]:
         .group_by("path")
         .agg(m.page_view_metrics()[:2])
     )
-    all_sessions = rows.unfiltered().sessions(["sign"]).select(m.sessions())
+    all_sessions = rollup_totals.totals_frame(rows.unfiltered(), ["sessions"])
+    if all_sessions is None:
+        all_sessions = rows.unfiltered().sessions(["sign"]).select(m.sessions())
     queries = [counts.join(pages, on="path", how="left"), all_sessions]
     if kind == "entry" and f.include_avg_time_on_page:
         queries.append(_time_on_page(rows, ["path"]))

@@ -13,6 +13,7 @@ from typing import Any
 import polars as pl
 
 from trail.stats import metrics as m
+from trail.stats import rollup_totals
 from trail.stats.breakdowns import (  # noqa: F401  (re-exported: one import for every report)
     DIMENSIONS,
     dimension,
@@ -42,6 +43,9 @@ def _totals_query(rows: Rows) -> pl.LazyFrame:
         else:
             sess = rows.sessions(m.SESSION_COLUMNS, paths_on_entry=True)
         return pl.concat([pv, sess.select(m.bounces())], how="horizontal")
+    rolled = rollup_totals.totals_frame(rows, ["visitors", "sessions", "views", "bounces"])
+    if rolled is not None:
+        return rolled
     return rows.sessions(m.SESSION_COLUMNS).select(m.session_metrics())
 
 
@@ -69,7 +73,7 @@ def total_for_rows(rows: Rows) -> dict[str, Any]:
     f = rows.f
     queries = [_totals_query(rows)]
     if not f.is_unfiltered:
-        queries.append(rows.unfiltered().sessions(["visitor_id", "sign"]).select(m.visitors()))
+        queries.append(unfiltered_visitors(rows))
     custom = _custom_metric_query(rows)
     if custom is not None:
         queries.append(custom)
@@ -182,8 +186,19 @@ def page_duration(data_dir: Path, f: Filter) -> list[dict[str, Any]]:
     return _scaled_averages(f, daily.collect(), path=path)
 
 
+def unfiltered_visitors(rows: Rows) -> pl.LazyFrame:
+    """One row, `visitors`: the distinct visitors of the window without filters."""
+    rolled = rollup_totals.totals_frame(rows.unfiltered(), ["visitors"])
+    if rolled is not None:
+        return rolled
+    return rows.unfiltered().sessions(["visitor_id", "sign"]).select(m.visitors())
+
+
 def _time_spent(rows: Rows) -> pl.LazyFrame:
     """The summed time behind time_spent_growth: session durations."""
+    rolled = rollup_totals.session_totals(rows)
+    if rolled is not None:
+        return pl.LazyFrame({"time_spent": [rolled["duration"]]})
     return rows.sessions(["sign", "duration_seconds"]).select(m.duration_sum().alias("time_spent"))
 
 

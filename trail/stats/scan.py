@@ -71,9 +71,7 @@ def scan(
         return pl.LazyFrame(schema={c: schema[c] for c in wanted})
     frame = parts[0] if len(parts) == 1 else pl.concat(parts, how="vertical_relaxed")
     window = (pl.col("time") >= _lit_time(start)) & (pl.col("time") < _lit_time(end))
-    stones = tombstones.relevant(
-        tombstones.load(data_dir, site_id), table, _ms(start), _ms(end)
-    )
+    stones = tombstones.relevant(tombstones.load(data_dir, site_id), table, _ms(start), _ms(end))
     keep = tombstones.keep_expr(stones)
     if keep is not None:
         window = window & keep

@@ -12,13 +12,26 @@ from trail.storage.meta import MetaStore, now_rfc3339, random_alnum
 
 
 def public(rec: dict[str, Any]) -> dict[str, Any]:
-    return {k: rec.get(k) for k in ("id", "def_time", "mod_time", "domain_id", "code", "description", "valid_until")}
+    return {
+        k: rec.get(k)
+        for k in ("id", "def_time", "mod_time", "domain_id", "code", "description", "valid_until")
+    }
 
 
-def create(meta: MetaStore, site_id: str, description: str, valid_until: str | None) -> dict[str, Any]:
+def create(
+    meta: MetaStore, site_id: str, description: str, valid_until: str | None
+) -> dict[str, Any]:
     stamp, code = now_rfc3339(), random_alnum(32)
-    rec = {"id": str(uuid.uuid4()), "def_time": stamp, "mod_time": stamp, "domain_id": site_id,
-           "site_id": site_id, "code": code, "description": description, "valid_until": valid_until}
+    rec = {
+        "id": str(uuid.uuid4()),
+        "def_time": stamp,
+        "mod_time": stamp,
+        "domain_id": site_id,
+        "site_id": site_id,
+        "code": code,
+        "description": description,
+        "valid_until": valid_until,
+    }
     with meta.env.begin(write=True) as txn:
         meta._put(txn, "links", code, rec)
     return rec

@@ -40,6 +40,8 @@ class Manifest:
     replaced: dict[str, dict[str, Any]] = field(default_factory=dict)
     # deleted_at (ms) of the newest tombstone already applied to the live parquet.
     tombstones_at: int = 0
+    # Pre-aggregates of the live parquet (trail.storage.rollups), {} when there are none.
+    rollup: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def read(cls, day_dir: Path) -> Manifest:
@@ -55,10 +57,17 @@ class Manifest:
             live=list(raw.get("live", [])),
             replaced=dict(raw.get("replaced", {})),
             tombstones_at=int(raw.get("tombstones_at", 0)),
+            rollup=dict(raw.get("rollup") or {}),
         )
 
     def write(self, day_dir: Path) -> None:
-        body = {"live": self.live, "replaced": self.replaced, "tombstones_at": self.tombstones_at}
+        body: dict[str, Any] = {
+            "live": self.live,
+            "replaced": self.replaced,
+            "tombstones_at": self.tombstones_at,
+        }
+        if self.rollup:
+            body["rollup"] = self.rollup
         write_atomic(day_dir / MANIFEST, orjson.dumps(body, option=orjson.OPT_INDENT_2))
 
 
@@ -103,7 +112,7 @@ def visible_files(names: list[str], manifest: Manifest) -> tuple[list[str], list
         seen = {name}
         entry = manifest.replaced.get(name)
         while entry is not None:
-            by = entry.get("by")
+            by = str(entry.get("by"))
             if by in live_set:
                 return True
             if by in seen:

@@ -367,7 +367,7 @@ class MetaStore:
                     "organization_id": org_id,
                     "role": "Viewer",
                 }
-                self._put(txn, "members", member["id"], member)
+                self._put(txn, "members", str(member["id"]), member)
 
     def _new_account_id(self, txn: lmdb.Transaction, role: str) -> str:
         # Admins share the default account; a plain user gets an account of its own.
@@ -660,7 +660,9 @@ class MetaStore:
         if client.domain_id is None and user is None:
             return None  # a user client whose user is gone has no reach
         memberships = (
-            self._memberships(txn, client.user_id) if user and client.domain_id is None else {}
+            self._memberships(txn, client.user_id)
+            if user and client.user_id and client.domain_id is None
+            else {}
         )
         return Principal(kind, User(**user) if user else None, client, memberships)
 

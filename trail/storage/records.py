@@ -33,7 +33,11 @@ class Records:
     def find(self, **match: Any) -> list[dict[str, Any]]:
         """Every record whose fields equal `match`, oldest first."""
         with self.meta.env.begin() as txn:
-            recs = [r for _, r in self.meta._scan(txn, self.db) if all(r.get(k) == v for k, v in match.items())]
+            recs = [
+                r
+                for _, r in self.meta._scan(txn, self.db)
+                if all(r.get(k) == v for k, v in match.items())
+            ]
         return sorted(recs, key=lambda r: (r.get("def_time", ""), r["id"]))
 
     def update(self, record_id: str, fields: dict[str, Any]) -> dict[str, Any] | None:

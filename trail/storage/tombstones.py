@@ -81,7 +81,9 @@ def load(data_dir: Path, site_id: str) -> list[Tombstone]:
     return out
 
 
-def add(data_dir: Path, site_id: str, tables: tuple[str, ...], start_ms: int, end_ms: int) -> Tombstone:
+def add(
+    data_dir: Path, site_id: str, tables: tuple[str, ...], start_ms: int, end_ms: int
+) -> Tombstone:
     """Record a deletion (durably, before returning); concurrent writers serialise on a lock."""
     path = _path(data_dir, site_id)
     if path is None:
@@ -102,9 +104,7 @@ def add(data_dir: Path, site_id: str, tables: tuple[str, ...], start_ms: int, en
 
 def relevant(stones: list[Tombstone], table: str, start_ms: int, end_ms: int) -> list[Tombstone]:
     """The tombstones of `table` that overlap [start_ms, end_ms)."""
-    return [
-        t for t in stones if table in t.tables and t.start_ms < end_ms and start_ms < t.end_ms
-    ]
+    return [t for t in stones if table in t.tables and t.start_ms < end_ms and start_ms < t.end_ms]
 
 
 def keep_expr(stones: list[Tombstone]) -> pl.Expr | None:

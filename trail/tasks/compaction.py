@@ -35,7 +35,7 @@ from typing import Any
 
 import polars as pl
 
-from trail.storage import tombstones
+from trail.storage import rollups, tombstones
 from trail.storage.daydir import MANIFEST, Manifest, fsync_dir, locked, visible_files
 from trail.storage.schema import TABLES
 
@@ -70,7 +70,7 @@ class DirResult:
     table: str
     site: str
     day: str
-    action: str  # "compacted", "skipped", "clean"
+    action: str  # "compacted", "rolled_up" (rollup added to a compacted file), "skipped", "clean"
     files_in: int = 0
     rows_in: int = 0
     rows_out: int = 0
@@ -173,6 +173,9 @@ def compact_dir(
         newest_stone = max((s.deleted_at_ms for s in stones), default=0)
         stale_stones = newest_stone > manifest.tombstones_at
         if not ready and not (parquet and (len(parquet) > 1 or stale_stones)):
+            if len(parquet) == 1 and not arrow and _rollup_missing(table, manifest, parquet[0]):
+                _add_rollup(table, day_dir, parquet[0], manifest)
+                result.action = "rolled_up"
             return result
         inputs = parquet + ready
         df = _read(day_dir, table, ready, parquet)
@@ -186,6 +189,11 @@ def compact_dir(
         name = f"part-{_next_part(names)}.parquet"
         result.bytes_out = _write_parquet(df, day_dir / name)
         result.rows_out = df.height
+        day = _day_of(day_dir)
+        rollup = rollups.build(table, df, day_dir, day, name) if day is not None else {}
+        if manifest.rollup.get("file"):  # the previous rollup goes with the files it described
+            manifest.replaced[manifest.rollup["file"]] = {"by": name, "at": now}
+        manifest.rollup = rollup
         for entry in manifest.replaced.values():
             if entry.get("by") in inputs:  # files an input had replaced now point at the new part
                 entry["by"] = name
@@ -233,9 +241,7 @@ def collapse_sessions(df: pl.DataFrame) -> pl.DataFrame:
         .unique(subset=state, keep="first", maintain_order=True)
     )
     minute = (pl.col("time").dt.epoch("ms") // 60_000).alias("minute")
-    present = reps.filter(pl.col("net") >= 0).with_columns(
-        minute, ghost=pl.col("net") == 0
-    )
+    present = reps.filter(pl.col("net") >= 0).with_columns(minute, ghost=pl.col("net") == 0)
     # Earliest state of each (session, minute); a live state wins a tie.
     present = present.sort(["visitor_id", "session_id", "minute", "time", "ghost", "version"])
     first = pl.int_range(pl.len()).over(["visitor_id", "session_id", "minute"]) == 0
@@ -278,8 +284,13 @@ def _remove_orphans(day_dir: Path, names: list[str], manifest: Manifest) -> None
     """Parquet files and temp files an interrupted compaction left (never listed as live)."""
     for n in names:
         orphan_part = _PART.match(n) and n not in manifest.live and n not in manifest.replaced
-        orphan_tmp = n.startswith(".part-") and n.endswith(".tmp")
-        if orphan_part or orphan_tmp:
+        orphan_tmp = n.startswith((".part-", ".rollup-")) and n.endswith(".tmp")
+        orphan_rollup = (
+            n.startswith("rollup-")
+            and n != manifest.rollup.get("file")
+            and n not in manifest.replaced
+        )
+        if orphan_part or orphan_tmp or orphan_rollup:
             try:
                 (day_dir / n).unlink()
             except FileNotFoundError:
@@ -313,7 +324,30 @@ def _stones_for(data_dir: Path, site: str, table: str, day_dir: Path) -> list[to
     return tombstones.relevant(tombstones.load(data_dir, site), table, start, start + DAY_MS)
 
 
-def _needs_work(data_dir: Path, site: str, table: str, day_dir: Path, now: float, grace: float) -> bool:
+def _rollup_missing(table: str, manifest: Manifest, part: str) -> bool:
+    """A compacted file from before rollups existed (or an older rollup version)."""
+    if table not in rollups.TABLES:
+        return False
+    r = manifest.rollup
+    return r.get("version") != rollups.VERSION or r.get("part") != part
+
+
+def _add_rollup(table: str, day_dir: Path, part: str, manifest: Manifest) -> None:
+    """Write the rollup of an already compacted file (the rows are final: no rewrite needed)."""
+    day = _day_of(day_dir)
+    if day is None:
+        return
+    df = pl.read_parquet(day_dir / part)
+    old = manifest.rollup.get("file")
+    manifest.rollup = rollups.build(table, df, day_dir, day, part)
+    if old and old != manifest.rollup.get("file"):
+        manifest.replaced[old] = {"by": part, "at": time.time()}
+    manifest.write(day_dir)
+
+
+def _needs_work(
+    data_dir: Path, site: str, table: str, day_dir: Path, now: float, grace: float
+) -> bool:
     """Cheap check before taking the lock: new segments, expired replaced files, new tombstones."""
     try:
         names = os.listdir(day_dir)
@@ -326,6 +360,8 @@ def _needs_work(data_dir: Path, site: str, table: str, day_dir: Path, now: float
     if arrow and any(not _is_pending(n, pending_generations(data_dir)) for n in arrow):
         return True
     if len(parquet) > 1:
+        return True
+    if len(parquet) == 1 and not arrow and _rollup_missing(table, manifest, parquet[0]):
         return True
     if any(now - float(e.get("at", 0)) >= grace for e in manifest.replaced.values()):
         return True

@@ -1,0 +1,44 @@
+"""Unfiltered session totals from per-day rollups (trail.storage.rollups), when they apply.
+
+The unfiltered totals of a window (visitors, sessions, views, bounces, duration) are what
+/statistics/total answers without a filter and the denominator of every relative value and cr.
+When the window is made of whole UTC days that all have a usable rollup, they come from the
+rollups: sums add up over days and visitors are counted exactly over the union of the per-day
+id lists. Otherwise None, and the caller reads rows.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+
+from trail.stats import kernels
+from trail.stats.sources import Rows
+from trail.storage import rollups
+
+COLUMNS = ("visitors", "sessions", "views", "bounces", "duration")
+
+
+def session_totals(rows: Rows) -> dict[str, int] | None:
+    """The unfiltered totals of `rows`' window, or None when rollups cannot answer."""
+    f = rows.f
+    if not f.is_unfiltered or f.visitor_id is not None or f.session_id is not None:
+        return None
+    days = rollups.days_for(rows.data_dir, "sessions", f.site_id, rows.start, rows.end)
+    if days is None:
+        return None
+    out: dict[str, Any] = {k: sum(d.sums.get(k, 0) for d in days) for k in COLUMNS[1:]}
+    if len(days) == 1:
+        out["visitors"] = days[0].sums.get("visitors", 0)
+    else:
+        out["visitors"] = kernels.distinct_count([d.visitor_ids() for d in days])
+    return out
+
+
+def totals_frame(rows: Rows, columns: list[str]) -> pl.LazyFrame | None:
+    """One row with `columns` of session_totals, or None (see there)."""
+    t = session_totals(rows)
+    if t is None:
+        return None
+    return pl.LazyFrame({c: [t[c]] for c in columns}, schema={c: pl.Int64 for c in columns})

@@ -52,6 +52,7 @@ def app(site: SiteData, monkeypatch: pytest.MonkeyPatch) -> FakeApp:
     common = types.ModuleType("trail.api.common")
     common.ApiError = FakeApiError  # type: ignore[attr-defined]
     common.handler = lambda fn: fn  # type: ignore[attr-defined]
+    common.offloaded = lambda fn: fn  # type: ignore[attr-defined]
     common.json_response = lambda obj, status=200, headers=None: ("json", status, obj)  # type: ignore[attr-defined]
     common.query_params = lambda request: request  # type: ignore[attr-defined]
 

@@ -80,6 +80,23 @@ def test_sigterm_stops_everything_cleanly(server: TrailServer) -> None:
     assert not [pid for pid in kids if alive(pid)]
 
 
+def health_with_retries(server: TrailServer) -> int:
+    """/health's status, retrying connection errors for up to half a second.
+
+    SO_REUSEPORT keeps one accept queue per worker socket: connections the kernel had queued on
+    the killed worker's socket are reset, and while the replacement binds the port a connection
+    can be refused. A client retry must then be answered by the surviving worker.
+    """
+    deadline = time.monotonic() + 0.5
+    while True:
+        try:
+            return request("GET", server.url + "/health", timeout=5).status
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
 def test_a_killed_worker_is_restarted(server: TrailServer) -> None:
     assert server.proc is not None
     workers = {pid: c for pid, c in children(server.proc.pid).items() if "trail.worker" in c}
@@ -89,7 +106,7 @@ def test_a_killed_worker_is_restarted(server: TrailServer) -> None:
     # queue per socket); once it is gone, the other worker answers while worker 0 comes back.
     assert wait_until(lambda: not alive(victim))
     for _ in range(20):
-        assert request("GET", server.url + "/health", timeout=5).status == 200
+        assert health_with_retries(server) == 200
         time.sleep(0.02)
 
     def restarted() -> bool:

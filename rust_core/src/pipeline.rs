@@ -227,6 +227,7 @@ impl Engine {
             desktop: ua.desktop,
             mobile: ua.mobile,
             screen_class: dims::screen_class(width).to_string(),
+            screen_width: width.clamp(0, i64::from(u32::MAX)) as u32,
             utm_source: utm.source,
             utm_medium: utm.medium,
             utm_campaign: utm.campaign,

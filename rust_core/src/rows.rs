@@ -22,6 +22,8 @@ pub struct Dims {
     pub desktop: bool,
     pub mobile: bool,
     pub screen_class: String,
+    /// Pixels, 0 = unknown; the class above is derived from it, TinyTrail buckets need it raw.
+    pub screen_width: u32,
     pub utm_source: String,
     pub utm_medium: String,
     pub utm_campaign: String,

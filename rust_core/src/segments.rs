@@ -120,6 +120,7 @@ const DIMS_COLUMNS: &[Column] = &[
     ("desktop", Bool),
     ("mobile", Bool),
     ("screen_class", Str),
+    ("screen_width", U32),
     ("utm_source", Str),
     ("utm_medium", Str),
     ("utm_campaign", Str),
@@ -269,6 +270,7 @@ impl Columns {
         self.bool(d.desktop);
         self.bool(d.mobile);
         self.str(&d.screen_class);
+        self.u32(d.screen_width);
         self.str(&d.utm_source);
         self.str(&d.utm_medium);
         self.str(&d.utm_campaign);

@@ -25,7 +25,9 @@ def ts(text: str) -> datetime:
 
 
 def _dims(**over: Any) -> dict[str, Any]:
-    d: dict[str, Any] = {k: (False if v == pl.Boolean() else "") for k, v in DIMS.items()}
+    d: dict[str, Any] = {
+        k: (False if v == pl.Boolean() else 0 if v.is_integer() else "") for k, v in DIMS.items()
+    }
     d.update(desktop=True, hostname="example.com")
     d.update(over)
     return d

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import re
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -45,6 +47,25 @@ def segment_files(
     return arrow, parquet
 
 
+def _columns(frame: pl.LazyFrame, read: list[str], schema: dict[str, Any]) -> pl.LazyFrame:
+    """Select `read`; a column added to the schema after these files were written (e.g.
+    screen_width) reads as its zero value instead of failing the whole query."""
+    have = set(frame.collect_schema().names())
+    if all(c in have for c in read):
+        return frame.select(read)
+    return frame.select([pl.col(c) if c in have else _zero(schema[c]).alias(c) for c in read])
+
+
+def _zero(dtype: Any) -> pl.Expr:
+    if dtype == pl.Boolean():
+        return pl.lit(False)
+    if dtype.is_numeric():
+        return pl.lit(0, dtype=dtype)
+    if dtype == pl.String():
+        return pl.lit("")
+    return pl.lit(None, dtype=dtype)
+
+
 def scan(
     data_dir: Path,
     table: str,
@@ -64,9 +85,9 @@ def scan(
     arrow, parquet = segment_files(data_dir, table, site_id, utc_days(start, end))
     parts: list[pl.LazyFrame] = []
     if arrow:
-        parts.append(pl.scan_ipc(arrow).select(read))
+        parts.append(_columns(pl.scan_ipc(arrow), read, schema))
     if parquet:
-        parts.append(pl.scan_parquet(parquet).select(read))
+        parts.append(_columns(pl.scan_parquet(parquet), read, schema))
     if not parts:
         return pl.LazyFrame(schema={c: schema[c] for c in wanted})
     frame = parts[0] if len(parts) == 1 else pl.concat(parts, how="vertical_relaxed")

@@ -28,18 +28,12 @@ from trail.stats.filters import FieldFilter, Filter
 from trail.stats.predicates import field_expr
 from trail.stats.scan import scan
 from trail.stats.sources import Rows, metrics_by, rows_for
-from trail.storage.schema import TABLES
 
 ALL = 1 << 31  # "no limit" for the shared reports' offset/limit
 BUILTIN_EVENTS = ("page_view", "close_tab", "scroll_25", "scroll_50", "scroll_75", "outbound_link")
 # Drop reasons in the request log that are the site's own rules or bookkeeping, not bots.
 NOT_BOT_REASONS = ("hostname_not_allowed", "ip_invalid", "no_session", "page_view_cap")
 SCREEN_BUCKETS = ("320-375", "376-768", "769-1024", "1025-1440", "1441+", "unknown")
-# Without a stored width, a screen class maps to the bucket most of its range falls in.
-CLASS_BUCKETS = {
-    "XS": "320-375", "S": "376-768", "M": "376-768", "L": "769-1024", "XL": "1025-1440",
-    "HD": "1025-1440", "Full HD": "1441+", "WQHD": "1441+", "UHD 4K": "1441+", "UHD 5K": "1441+",
-}  # fmt: skip
 
 
 def coarse_channel(channel: str) -> str:
@@ -226,19 +220,18 @@ def sources(
 
 
 def _screen_bucket() -> tuple[pl.Expr, str]:
-    if "screen_width" in TABLES["sessions"]:
-        w = pl.col("screen_width").cast(pl.Int64)
-        expr = (
-            pl.when(w <= 0).then(pl.lit("unknown"))
-            .when(w <= 375).then(pl.lit("320-375"))
-            .when(w <= 768).then(pl.lit("376-768"))
-            .when(w <= 1024).then(pl.lit("769-1024"))
-            .when(w <= 1440).then(pl.lit("1025-1440"))
-            .otherwise(pl.lit("1441+"))
-        )  # fmt: skip
-        return expr.alias("bucket"), "screen_width"
-    mapped = pl.col("screen_class").replace_strict(CLASS_BUCKETS, default="unknown")
-    return mapped.alias("bucket"), "screen_class"
+    """TinyTrail's resolution buckets from the stored screen width (0 = unknown)."""
+    w = pl.col("screen_width").cast(pl.Int64)
+    expr = (
+        pl.when(w <= 0).then(pl.lit("unknown"))
+        .when(w <= 375).then(pl.lit("320-375"))
+        .when(w <= 768).then(pl.lit("376-768"))
+        .when(w <= 1024).then(pl.lit("769-1024"))
+        .when(w <= 1440).then(pl.lit("1025-1440"))
+        .otherwise(pl.lit("1441+"))
+    )  # fmt: skip
+    return expr.alias("bucket"), "screen_width"
+
 
 
 def devices(data_dir: Path, f: Filter) -> dict[str, list[dict[str, Any]]]:

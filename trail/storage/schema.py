@@ -27,6 +27,7 @@ DIMS: dict[str, pl.DataType] = {
     "desktop": pl.Boolean(),
     "mobile": pl.Boolean(),
     "screen_class": pl.String(),
+    "screen_width": pl.UInt32(),
     "utm_source": pl.String(),
     "utm_medium": pl.String(),
     "utm_campaign": pl.String(),

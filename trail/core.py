@@ -7,13 +7,14 @@ from trail._core import (
     SessionState,
     StorageError,
     client_ip,
+    coarse_channel,
     recover_wal,
 )
 
-try:  # statistics kernels (trail.stats.kernels); an older build lacks them: numpy stands in
-    from trail._core import distinct_u64
+try:  # statistics kernels (trail.stats.kernels); an older build lacks them: numpy/Polars stand in
+    from trail._core import distinct_u64, group_stats
 except ImportError:  # pragma: no cover - depends on the build
-    distinct_u64 = None
+    distinct_u64 = group_stats = None
 
 __all__ = [
     "ConfigError",
@@ -22,6 +23,8 @@ __all__ = [
     "SessionState",
     "StorageError",
     "client_ip",
+    "coarse_channel",
     "distinct_u64",
+    "group_stats",
     "recover_wal",
 ]

@@ -361,6 +361,12 @@ fn client_ip(
     Ok(crate::ip::ip_from_request(peer, &headers, &trusted(trusted_proxies)?).to_string())
 }
 
+/// TinyTrail's coarse channel for a stored GA4-style channel (one table, in channel.rs).
+#[pyfunction]
+fn coarse_channel(channel: &str) -> &'static str {
+    crate::channel::coarse_channel(channel)
+}
+
 /// Replay the WAL a worker id left behind into segments, e.g. after `--workers` was lowered.
 /// Fails with StorageError while a live worker holds that id.
 #[pyfunction]
@@ -384,6 +390,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<SessionState>()?;
     m.add_function(wrap_pyfunction!(recover_wal, m)?)?;
     m.add_function(wrap_pyfunction!(client_ip, m)?)?;
+    m.add_function(wrap_pyfunction!(coarse_channel, m)?)?;
     m.add("InvalidInput", py.get_type::<InvalidInput>())?;
     m.add("StorageError", py.get_type::<StorageError>())?;
     m.add("ConfigError", py.get_type::<ConfigError>())?;

@@ -20,6 +20,7 @@ from typing import Any
 
 import polars as pl
 
+from trail.core import coarse_channel
 from trail.stats import metrics as m
 from trail.stats import reports
 from trail.stats.buckets import bucket_index, bucket_starts
@@ -34,22 +35,6 @@ BUILTIN_EVENTS = ("page_view", "close_tab", "scroll_25", "scroll_50", "scroll_75
 # Drop reasons in the request log that are the site's own rules or bookkeeping, not bots.
 NOT_BOT_REASONS = ("hostname_not_allowed", "ip_invalid", "no_session", "page_view_cap")
 SCREEN_BUCKETS = ("320-375", "376-768", "769-1024", "1025-1440", "1441+", "unknown")
-
-
-def coarse_channel(channel: str) -> str:
-    """TinyTrail's channel set as a view of the GA4 grouping (rust_core/src/channel.rs
-    `coarse_channel`, the same table)."""
-    if channel in ("Organic Search",):
-        return "Organic Search"
-    if channel in ("Paid Search", "Paid Shopping"):
-        return "Paid Search"
-    if channel in ("Organic Social", "Paid Social", "Organic Video", "Paid Video"):
-        return "Social"
-    if channel == "Email":
-        return "Email"
-    if channel in ("Direct", ""):
-        return "Direct"
-    return "Referral"
 
 
 # -- content groups ---------------------------------------------------------------------------

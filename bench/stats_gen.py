@@ -83,6 +83,7 @@ EVENT_NAMES = [
     ("newsletter", 15),
     ("buy", 10),
 ]
+SCREEN_WIDTHS = {"S": 390, "M": 768, "HD": 1366, "Full HD": 1920, "WQHD": 2560}
 CAMPAIGNS = ["spring_sale", "launch", "newsletter_42", "retargeting"]
 
 
@@ -300,6 +301,10 @@ class Generator:
         )
         return out.with_columns(
             hostname=pl.lit("example.com"),
+            # A typical width for the screen class (the schema stores both since issue 5).
+            screen_width=pl.col("screen_class").replace_strict(
+                SCREEN_WIDTHS, default=0, return_dtype=pl.UInt32
+            ),
             utm_source=pl.when("utm").then(pl.lit("newsletter")).otherwise(pl.lit("")),
             utm_medium=pl.when("utm").then(pl.lit("email")).otherwise(pl.lit("")),
             utm_campaign=pl.when("utm").then(pl.col("camp")).otherwise(pl.lit("")),

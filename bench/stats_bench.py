@@ -54,7 +54,17 @@ DUCK: dict[str, str] = {
     "weekdays": f"SELECT dayofweek(time) d, hour(time) h, {VIS}, sum(sign), sum(page_views*sign) FROM {{s}} GROUP BY d, h",
     "platform": f"SELECT {VIS}, count(DISTINCT visitor_id) FILTER (WHERE sign > 0 AND desktop), count(DISTINCT visitor_id) FILTER (WHERE sign > 0 AND mobile) FROM {{s}}",
     "duration/session": "SELECT time::DATE d, sum(duration_seconds*sign) / sum(sign) FROM {s} WHERE duration_seconds > 0 GROUP BY d",
-    "events": "SELECT event_name, count(DISTINCT visitor_id), count(*), avg(duration_seconds) FROM {e} GROUP BY 1",
+    # events: like trail, also the live views of the sessions that fired each event and cr.
+    "events": (
+        "WITH ev AS (SELECT event_name, visitor_id, session_id, duration_seconds FROM {e}), "
+        "st AS (SELECT event_name, count(DISTINCT visitor_id) v, count(*) n, avg(duration_seconds) d FROM ev GROUP BY 1), "
+        "k AS (SELECT DISTINCT event_name, visitor_id, session_id FROM ev), "
+        "sv AS (SELECT visitor_id, session_id, sum(page_views*sign) views FROM {s} s "
+        "SEMI JOIN (SELECT DISTINCT visitor_id, session_id FROM ev) x USING (visitor_id, session_id) GROUP BY 1, 2), "
+        "vw AS (SELECT event_name, sum(views) views FROM k JOIN sv USING (visitor_id, session_id) GROUP BY 1), "
+        f"tot AS (SELECT {VIS} t FROM {{s}}) "
+        "SELECT st.*, vw.views, st.v / tot.t FROM st LEFT JOIN vw USING (event_name), tot"
+    ),
     "growth": f"SELECT {VIS}, sum(sign), sum(page_views*sign), sum(duration_seconds*sign) FROM {{s2}} GROUP BY time < TIMESTAMPTZ '{{mid}}'",
 }
 DIMS = {
@@ -96,7 +106,17 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--reuse", action="store_true", help="skip generation and compaction")
     ap.add_argument("--only", default="", help="comma-separated report names")
+    ap.add_argument(
+        "--baseline", action="store_true", help="switch rollups and kernels off (rows answer)"
+    )
     a = ap.parse_args()
+    if a.baseline:
+        from trail import core
+        from trail.storage import rollups
+
+        rollups.days_for = lambda *args, **kwargs: None  # type: ignore[assignment]
+        core.group_stats = None  # type: ignore[assignment]
+        core.distinct_u64 = None  # type: ignore[assignment]
 
     import duckdb
 
@@ -145,15 +165,11 @@ def main() -> None:
     rows = []
     for name in names:
         p = {**params, **extra.get(name, {})}
-        try:
-            ms, _ = timed(lambda: pirsch_stats.run(ctx, name, p, site), a.repeat)
-        except Exception as e:  # a report another helper is still building
-            print(f"{name:22s} ERROR {type(e).__name__}: {e}", flush=True)
-            continue
+        ms, _ = timed(lambda name=name, p=p: pirsch_stats.run(ctx, name, p, site), a.repeat)
         duck = None
         if name in DUCK:
             sql = DUCK[name].format(**fmt)
-            duck, _ = timed(lambda: con.execute(sql).fetchall(), a.repeat)
+            duck, _ = timed(lambda sql=sql: con.execute(sql).fetchall(), a.repeat)
         ratio = f"{ms / duck:5.2f}x" if duck else "   - "
         print(f"{name:22s} trail {ms:8.1f} ms   duckdb {duck or 0:8.1f} ms   {ratio}", flush=True)
         rows.append((name, ms, duck))

@@ -14,7 +14,7 @@ from trail._core import (
 try:  # statistics kernels (trail.stats.kernels); an older build lacks them: numpy/Polars stand in
     from trail._core import distinct_u64, group_stats
 except ImportError:  # pragma: no cover - depends on the build
-    distinct_u64 = group_stats = None
+    distinct_u64 = group_stats = None  # type: ignore[assignment]
 
 __all__ = [
     "ConfigError",

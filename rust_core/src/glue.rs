@@ -9,6 +9,7 @@ use crate::pipeline::{parse_time, validate, Engine as CoreEngine, Origin, SiteCt
 use crate::session::{SessionStore, SESSION_TIMEOUT_MS};
 use crate::ua::{UaParser, UaRules};
 use crate::wal::{Storage, StorageConfig};
+use pyo3::buffer::PyBuffer;
 use pyo3::create_exception;
 use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
@@ -383,6 +384,45 @@ fn recover_wal(py: Python<'_>, data_dir: PathBuf, worker_id: u32) -> PyResult<()
     Ok(())
 }
 
+/// A C-contiguous numpy array (or any buffer) of `T` as a slice, without copying.
+fn buffer_slice<T: pyo3::buffer::Element>(buf: &PyBuffer<T>) -> PyResult<&[T]> {
+    let ptr = buf
+        .as_slice_ptr()
+        .ok_or_else(|| PyValueError::new_err("expected a C-contiguous array"))?;
+    // SAFETY: PyBuffer checked the element type and size; the memory stays alive and exported
+    // while `buf` is borrowed (the returned slice borrows it). The arrays come from
+    // trail.stats.kernels, which creates them for this call and shares them with no other
+    // thread, so nothing writes to them while the GIL is released.
+    Ok(unsafe { ptr.as_ref() })
+}
+
+/// Exact number of distinct values of a uint64 array (see kernels::distinct_count).
+#[pyfunction]
+fn distinct_u64(py: Python<'_>, values: PyBuffer<u64>) -> PyResult<u64> {
+    let values = buffer_slice(&values)?;
+    Ok(py.detach(|| crate::kernels::distinct_count(values)))
+}
+
+/// Per-group rows, distinct visitors and distinct (visitor, session) pairs, with each group's
+/// first and last row (see kernels::group_stats). Returns
+/// (keys, first, last, rows, visitors, sessions), one entry per group.
+#[pyfunction]
+#[allow(clippy::type_complexity)]
+fn group_stats(
+    py: Python<'_>,
+    keys: PyBuffer<u64>,
+    visitors: PyBuffer<u64>,
+    sessions: PyBuffer<u32>,
+) -> PyResult<(Vec<u64>, Vec<u64>, Vec<u64>, Vec<u64>, Vec<u64>, Vec<u64>)> {
+    let (k, v, s) = (
+        buffer_slice(&keys)?,
+        buffer_slice(&visitors)?,
+        buffer_slice(&sessions)?,
+    );
+    let g = py.detach(|| crate::kernels::group_stats(k, v, s));
+    Ok((g.keys, g.first, g.last, g.rows, g.visitors, g.sessions))
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
@@ -390,6 +430,8 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<SessionState>()?;
     m.add_function(wrap_pyfunction!(recover_wal, m)?)?;
     m.add_function(wrap_pyfunction!(client_ip, m)?)?;
+    m.add_function(wrap_pyfunction!(distinct_u64, m)?)?;
+    m.add_function(wrap_pyfunction!(group_stats, m)?)?;
     m.add_function(wrap_pyfunction!(coarse_channel, m)?)?;
     m.add("InvalidInput", py.get_type::<InvalidInput>())?;
     m.add("StorageError", py.get_type::<StorageError>())?;

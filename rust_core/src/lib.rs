@@ -9,6 +9,7 @@ pub mod fingerprint;
 pub mod geo;
 pub mod hit;
 pub mod ip;
+pub mod kernels;
 pub mod pipeline;
 pub mod ratelimit;
 pub mod referrer;

@@ -8,8 +8,8 @@ from typing import Any
 
 import polars as pl
 
+from trail.stats import kernels, rollup_totals
 from trail.stats import metrics as m
-from trail.stats import rollup_totals
 from trail.stats.buckets import hour_of_day
 from trail.stats.filters import Filter
 from trail.stats.pages import _unfiltered_totals, sort_and_page
@@ -40,6 +40,11 @@ def _visitors_by(rows: Rows, columns: list[str]) -> pl.LazyFrame:
     if f.page_level and not f.event_level:
         pv = rows.page_views(["visitor_id", *columns])
         return pv.group_by(columns).agg(pl.col("visitor_id").n_unique().alias("visitors"))
+    if kernels.has_group_stats():
+        # Visitors are distinct ids of +1 rows (metrics.visitors): keep only those, then count
+        # per group without Polars' per-group hash sets.
+        live = rows.sessions(["visitor_id", "session_id", "sign", *columns])
+        return kernels.visitors_by(live.filter(pl.col("sign") > 0), columns).lazy()
     return rows.sessions(["visitor_id", "sign", *columns]).group_by(columns).agg(m.visitors())
 
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import polars as pl
 
+from trail.stats import kernels, rollup_totals
 from trail.stats import metrics as m
-from trail.stats import rollup_totals
 from trail.stats.filters import Filter
 from trail.stats.predicates import field_expr, page_parts
 from trail.stats.sources import KEYS, Rows, rows_for
@@ -29,18 +29,24 @@ def page(data_dir: Path, f: Filter, *, group_by_title: bool = False) -> list[dic
         pv = pv.filter(
             pl.col("path").str.to_lowercase().str.contains(f.search.lower(), literal=True)
         )
-    aggs = m.page_view_metrics()
-    if not group_by_title:
-        # Segments are read in time order, so the last title is (close to) the current one;
-        # an exact arg-max per group costs seconds at 10M rows.
-        aggs.append(pl.col("title").last().alias("title"))
-    stats = pv.group_by(keys).agg(aggs)
     # A bounced session only viewed its entry page, so bounces per page = bounced sessions by entry.
-    b = (
-        rows.sessions(["entry_path", "is_bounce", "sign"])
-        .group_by(pl.col("entry_path").alias("path"))
-        .agg(m.bounces())
-    )
+    b = rollup_totals.entry_bounces(rows)
+    if b is None:
+        b = (
+            rows.sessions(["entry_path", "is_bounce", "sign"])
+            .filter(pl.col("is_bounce"))  # the others add 0; read fewer rows
+            .group_by(pl.col("entry_path").alias("path"))
+            .agg(m.bounces())
+        )
+    if not group_by_title and kernels.has_group_stats():
+        stats = kernels.page_stats(pv).lazy()
+    else:
+        aggs = m.page_view_metrics()
+        if not group_by_title:
+            # Segments are read in time order, so the last title is (close to) the current one;
+            # an exact arg-max per group costs seconds at 10M rows.
+            aggs.append(pl.col("title").last().alias("title"))
+        stats = pv.group_by(keys).agg(aggs)
     stats = stats.join(b, on="path", how="left").with_columns(pl.col("bounces").fill_null(0))
     queries = [stats, _unfiltered_totals(rows)]
     if f.include_avg_time_on_page:
@@ -170,11 +176,13 @@ def _entry_exit(data_dir: Path, f: Filter, kind: str) -> list[dict[str, Any]]:
         )
         .filter(pl.col(count) > 0)
     )
-    pages = (
-        rows.page_views([*m.PAGE_VIEW_COLUMNS, "path"])
-        .group_by("path")
-        .agg(m.page_view_metrics()[:2])
-    )
+    pv = rows.page_views([*m.PAGE_VIEW_COLUMNS, "path"])
+    if kernels.has_group_stats():
+        pages = (
+            kernels.page_stats(pv, with_title=False).lazy().select("path", "visitors", "sessions")
+        )
+    else:
+        pages = pv.group_by("path").agg(m.page_view_metrics()[:2])
     all_sessions = rollup_totals.totals_frame(rows.unfiltered(), ["sessions"])
     if all_sessions is None:
         all_sessions = rows.unfiltered().sessions(["sign"]).select(m.sessions())

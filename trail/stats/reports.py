@@ -99,13 +99,18 @@ def visitor(data_dir: Path, f: Filter) -> list[dict[str, Any]]:
     rows = rows_for(data_dir, f)
     first, last = dates_of(f)
     starts = bucket_starts(first, last, f.scale)
-    idx = bucket_index(starts, f.tz)
-    q = metrics_by(rows, [idx], ["time"])
-    unfiltered = rows.unfiltered().sessions(["visitor_id", "sign", "time"])
-    u = unfiltered.group_by(idx).agg(m.visitors().alias("all_visitors"))
-    got, all_v = pl.collect_all([q, u])
-    by_bucket = {r["bucket"]: r for r in got.iter_rows(named=True)}
-    all_by_bucket = dict(all_v.iter_rows())
+    rolled = rollup_totals.bucket_totals(rows, starts, f.tz)
+    if rolled is not None:  # unfiltered, whole UTC days: from the per-day rollups
+        by_bucket: dict[int, Any] = rolled
+        all_by_bucket = {i: r["visitors"] for i, r in rolled.items()}
+    else:
+        idx = bucket_index(starts, f.tz)
+        q = metrics_by(rows, [idx], ["time"])
+        unfiltered = rows.unfiltered().sessions(["visitor_id", "sign", "time"])
+        u = unfiltered.group_by(idx).agg(m.visitors().alias("all_visitors"))
+        got, all_v = pl.collect_all([q, u])
+        by_bucket = {r["bucket"]: r for r in got.iter_rows(named=True)}
+        all_by_bucket = dict(all_v.iter_rows())
     out = []
     for i, start in enumerate(starts):
         r = by_bucket.get(i, {})

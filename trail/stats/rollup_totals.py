@@ -9,7 +9,10 @@ id lists. Otherwise None, and the caller reads rows.
 
 from __future__ import annotations
 
+from bisect import bisect_right
+from datetime import UTC, date, datetime, time
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import polars as pl
 
@@ -34,6 +37,51 @@ def session_totals(rows: Rows) -> dict[str, int] | None:
     else:
         out["visitors"] = kernels.distinct_count([d.visitor_ids() for d in days])
     return out
+
+
+def bucket_totals(rows: Rows, starts: list[date], tz: ZoneInfo) -> dict[int, dict[str, int]] | None:
+    """Unfiltered totals per time bucket (bucket index -> totals; empty buckets absent), when
+    every bucket starts on a UTC midnight and rollups cover the window; else None."""
+    f = rows.f
+    if not f.is_unfiltered or f.visitor_id is not None or f.session_id is not None:
+        return None
+    instants = [datetime.combine(d, time(0), tz).astimezone(UTC) for d in starts]
+    if any(i.time() != time(0) for i in instants):
+        return None
+    days = rollups.days_for(rows.data_dir, "sessions", f.site_id, rows.start, rows.end)
+    if days is None:
+        return None
+    bounds = [i.date() for i in instants]
+    grouped: dict[int, list[rollups.DayRollup]] = {}
+    for d in days:
+        grouped.setdefault(bisect_right(bounds, d.day) - 1, []).append(d)
+    out = {}
+    for bucket, members in grouped.items():
+        t: dict[str, int] = {k: sum(d.sums.get(k, 0) for d in members) for k in COLUMNS[1:]}
+        if len(members) == 1:
+            t["visitors"] = members[0].sums.get("visitors", 0)
+        else:
+            t["visitors"] = kernels.distinct_count([d.visitor_ids() for d in members])
+        out[bucket] = t
+    return out
+
+
+def entry_bounces(rows: Rows) -> pl.LazyFrame | None:
+    """`path`, `bounces`: bounced sessions by entry path over the window, or None."""
+    f = rows.f
+    if not f.is_unfiltered or f.visitor_id is not None or f.session_id is not None:
+        return None
+    days = rollups.days_for(rows.data_dir, "sessions", f.site_id, rows.start, rows.end)
+    if days is None:
+        return None
+    sums: dict[str, int] = {}
+    for d in days:
+        for path, n in d.bounces_by_entry.items():
+            sums[path] = sums.get(path, 0) + n
+    return pl.LazyFrame(
+        {"path": list(sums), "bounces": list(sums.values())},
+        schema={"path": pl.String, "bounces": pl.Int64},
+    )
 
 
 def totals_frame(rows: Rows, columns: list[str]) -> pl.LazyFrame | None:

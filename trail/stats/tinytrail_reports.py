@@ -218,7 +218,6 @@ def _screen_bucket() -> tuple[pl.Expr, str]:
     return expr.alias("bucket"), "screen_width"
 
 
-
 def devices(data_dir: Path, f: Filter) -> dict[str, list[dict[str, Any]]]:
     """Visits by device type, browser, OS and screen bucket, each by visits desc then name."""
     rows = rows_for(data_dir, f)

@@ -5,7 +5,8 @@ decoding `visitor_id` and counting distinct values. Compaction already holds the
 closed day in memory, so it also writes, for the `sessions` table:
 
 - into the manifest (`compacted.json`, key "rollup"): the day's sums over live states
-  (sessions, views, bounces, duration) and the number of distinct visitors;
+  (sessions, views, bounces, duration), the number of distinct visitors, and the bounces per
+  entry path (`bounces_by_entry`, non-zero sums only; what /statistics/page adds per path);
 - `rollup-<n>.u64`: the sorted distinct `visitor_id` of the day's +1 rows as raw little-endian
   u64 (no header: reading is one `numpy.fromfile`; ~1 id per visitor and day, ~2.7 B per page
   view at the benchmark's 1.2 sessions per visitor and day).
@@ -34,9 +35,19 @@ import polars as pl
 from trail.storage import tombstones
 from trail.storage.daydir import MANIFEST, Manifest, visible_files
 
-VERSION = 2
+VERSION = 3
 DAY_MS = 86_400_000
 TABLES = ("sessions",)
+# The columns `build` reads.
+COLUMNS = [
+    "time",
+    "sign",
+    "visitor_id",
+    "page_views",
+    "is_bounce",
+    "duration_seconds",
+    "entry_path",
+]
 _SAFE_SITE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # as trail.stats.scan
 
 
@@ -59,7 +70,7 @@ def build(table: str, df: pl.DataFrame, day_dir: Path, day: date, part: str) -> 
     t = pl.col("time").cast(pl.Int64)
     rows = df.lazy().filter((t >= start) & (t < end))
     sign = pl.col("sign").cast(pl.Int64)
-    sums, ids = pl.collect_all(
+    sums, ids, by_entry = pl.collect_all(
         [
             rows.select(
                 sessions=sign.sum(),
@@ -68,6 +79,11 @@ def build(table: str, df: pl.DataFrame, day_dir: Path, day: date, part: str) -> 
                 duration=(pl.col("duration_seconds").cast(pl.Int64) * sign).sum(),
             ),
             rows.filter(pl.col("sign") > 0).select(pl.col("visitor_id").unique().sort()),
+            # A null entry path never matches a page in the report's join: left out.
+            rows.filter(pl.col("is_bounce") & pl.col("entry_path").is_not_null())
+            .group_by("entry_path")
+            .agg((pl.col("is_bounce").cast(pl.Int64) * sign).sum().alias("bounces"))
+            .filter(pl.col("bounces") != 0),
         ]
     )
     name = file_name(part)
@@ -80,6 +96,7 @@ def build(table: str, df: pl.DataFrame, day_dir: Path, day: date, part: str) -> 
     entry: dict[str, Any] = {"version": VERSION, "part": part, "file": name}
     entry.update({k: int(v or 0) for k, v in sums.row(0, named=True).items()})
     entry["visitors"] = ids.height
+    entry["bounces_by_entry"] = dict(by_entry.iter_rows())
     return entry
 
 
@@ -88,6 +105,7 @@ class DayRollup:
     day: date
     ids_path: str
     sums: dict[str, int]
+    bounces_by_entry: dict[str, int]
 
     def visitor_ids(self) -> np.ndarray:
         """The day's sorted distinct visitor ids (uint64)."""
@@ -122,7 +140,8 @@ def _day_rollup(day_dir: Path, day: date) -> DayRollup | None:
         ):
             sums = {k: int(v) for k, v in r.items() if isinstance(v, int)}
             sums["tombstones_at"] = manifest.tombstones_at
-            result = DayRollup(day, f"{key}/{r['file']}", sums)
+            by_entry = {str(k): int(v) for k, v in (r.get("bounces_by_entry") or {}).items()}
+            result = DayRollup(day, f"{key}/{r['file']}", sums, by_entry)
     if time.time_ns() - mtime > _SETTLED_NS:
         if len(_cache) > 50_000:
             _cache.clear()

@@ -337,7 +337,7 @@ def _add_rollup(table: str, day_dir: Path, part: str, manifest: Manifest) -> Non
     day = _day_of(day_dir)
     if day is None:
         return
-    df = pl.read_parquet(day_dir / part)
+    df = pl.read_parquet(day_dir / part, columns=rollups.COLUMNS)
     old = manifest.rollup.get("file")
     manifest.rollup = rollups.build(table, df, day_dir, day, part)
     if old and old != manifest.rollup.get("file"):

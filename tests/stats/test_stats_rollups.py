@@ -1,0 +1,188 @@
+"""Per-day rollups and counting kernels give exactly the numbers the rows give.
+
+Rollups (trail.storage.rollups) answer unfiltered totals over whole UTC days; the kernels
+(trail.stats.kernels) count distinct visitors per group. Each is checked against the plain
+Polars answer over the same rows.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import polars as pl
+import pytest
+
+from bench.stats_gen import FIRST_DAY, SITE, Generator, write_day
+from trail import core
+from trail.api import pirsch_stats
+from trail.stats import cache, kernels
+from trail.storage import rollups, tombstones
+from trail.storage.daydir import Manifest
+from trail.tasks import compaction
+
+DAYS = 3
+AFTER = datetime.combine(FIRST_DAY + timedelta(days=DAYS + 2), datetime.min.time(), UTC).timestamp()
+REPORTS = ["total", "visitor", "page", "page/entry", "country", "city", "platform", "events",
+           "growth", "hours", "hostname"]  # fmt: skip
+FILTERS = [
+    {},
+    {"scale": "week"},
+    {"from": "2024-03-02", "to": "2024-03-02"},
+    {"tz": "Europe/Berlin"},  # not whole UTC days: rows answer
+    {"country": "de"},  # filtered: rows answer, the denominator may come from rollups
+    {"search": "blog"},
+]
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("rollups")
+    g = Generator(page_views=6_000, days=DAYS, seed=11, paths=60)
+    for i in range(DAYS):
+        write_day(root, i, g.day(i))
+    compaction.run_round(root, now=AFTER, grace=0)
+    return root
+
+
+def reports(data_dir: Path) -> dict:
+    ctx = SimpleNamespace(data_dir=data_dir)
+    site = SimpleNamespace(id=SITE, timezone="UTC", group_by_title=False)
+    base = {
+        "id": SITE,
+        "from": FIRST_DAY.isoformat(),
+        "to": (FIRST_DAY + timedelta(days=DAYS)).isoformat(),
+    }
+    out = {}
+    for i, extra in enumerate(FILTERS):
+        params = {k: [v] for k, v in {**base, **extra}.items()}
+        for name in REPORTS:
+            out[(name, i)] = pirsch_stats.run(ctx, name, params, site)
+    return out
+
+
+def test_rollups_are_written_and_used(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cache, "CLOSED_AFTER", float("inf"))
+    day_dir = data_dir / "segments/sessions" / f"site={SITE}" / f"day={FIRST_DAY.isoformat()}"
+    r = Manifest.read(day_dir).rollup
+    assert r["version"] == rollups.VERSION and (day_dir / r["file"]).exists()
+    ids = np.fromfile(day_dir / r["file"], dtype="<u8")
+    assert len(ids) == r["visitors"] > 0 and bool(np.all(ids[1:] > ids[:-1]))
+    start = datetime.combine(FIRST_DAY, datetime.min.time(), UTC)
+    got = rollups.days_for(data_dir, "sessions", SITE, start, start + timedelta(days=DAYS + 1))
+    assert got is not None and len(got) >= DAYS
+    # Not whole UTC days: no rollups.
+    assert (
+        rollups.days_for(
+            data_dir, "sessions", SITE, start + timedelta(hours=1), start + timedelta(days=1)
+        )
+        is None
+    )
+
+
+def test_reports_match_rows(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cache, "CLOSED_AFTER", float("inf"))
+    with_rollups = reports(data_dir)
+    monkeypatch.setattr(rollups, "days_for", lambda *a, **k: None)
+    assert reports(data_dir) == with_rollups
+
+
+def test_new_tombstone_disables_rollups_until_compacted(tmp_path: Path) -> None:
+    g = Generator(page_views=1_500, days=1, seed=3, paths=20)
+    write_day(tmp_path, 0, g.day(0))
+    compaction.run_round(tmp_path, now=AFTER, grace=0)
+    start = datetime.combine(FIRST_DAY, datetime.min.time(), UTC)
+    window = (start, start + timedelta(days=1))
+    assert rollups.days_for(tmp_path, "sessions", SITE, *window) is not None
+    ms = int(start.timestamp() * 1000)
+    tombstones.add(tmp_path, SITE, tombstones.ALL_TABLES, ms, ms + 3_600_000)
+    assert rollups.days_for(tmp_path, "sessions", SITE, *window) is None
+    compaction.run_round(tmp_path, now=time.time() + 10, grace=0)
+    assert rollups.days_for(tmp_path, "sessions", SITE, *window) is not None
+
+
+def test_rollup_is_added_to_files_compacted_before_rollups(tmp_path: Path) -> None:
+    g = Generator(page_views=1_000, days=1, seed=5, paths=20)
+    write_day(tmp_path, 0, g.day(0))
+    compaction.run_round(tmp_path, now=AFTER, grace=0)
+    day_dir = tmp_path / "segments/sessions" / f"site={SITE}" / f"day={FIRST_DAY.isoformat()}"
+    m = Manifest.read(day_dir)
+    (day_dir / m.rollup["file"]).unlink()
+    m.rollup = {}
+    m.write(day_dir)
+    summary = compaction.run_round(tmp_path, now=AFTER, grace=0)
+    assert [d.action for d in summary.dirs if d.table == "sessions"] == ["rolled_up"]
+    assert (day_dir / Manifest.read(day_dir).rollup["file"]).exists()
+
+
+# -- kernels ----------------------------------------------------------------------------------
+
+
+def _rows(seed: int, n: int, days: int) -> pl.DataFrame:
+    """Rows sorted by (visitor, session) within each "day", visitors shared across days."""
+    rng = np.random.default_rng(seed)
+    parts = []
+    for _ in range(days):
+        df = pl.DataFrame(
+            {
+                "visitor_id": rng.integers(0, 40, n).astype(np.uint64) * np.uint64(2**58 + 7),
+                "session_id": rng.integers(0, 3, n).astype(np.uint32),
+                "path": rng.choice(["/", "/a", "/b", "/c/d"], n),
+                "title": rng.choice(["x", "y"], n),
+            }
+        )
+        parts.append(df.sort("visitor_id", "session_id"))
+    parts.append(parts[0].sample(fraction=1.0, shuffle=True, seed=seed))  # an unsorted "segment"
+    return pl.concat(parts)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_page_stats_matches_polars(seed: int) -> None:
+    if not kernels.has_group_stats():
+        pytest.skip("extension built without the kernels")
+    df = _rows(seed, 300, 3)
+    want = (
+        df.group_by("path")
+        .agg(
+            pl.col("visitor_id").n_unique().cast(pl.Int64).alias("visitors"),
+            pl.struct("visitor_id", "session_id").n_unique().cast(pl.Int64).alias("sessions"),
+            pl.len().cast(pl.Int64).alias("views"),
+            pl.col("title").last(),
+        )
+        .sort("path")
+    )
+    got = kernels.page_stats(df.lazy()).sort("path").select(want.columns)
+    assert got.equals(want)
+
+
+@pytest.mark.parametrize("columns", [["path"], ["path", "title"]])
+def test_visitors_by_matches_polars(columns: list[str]) -> None:
+    if not kernels.has_group_stats():
+        pytest.skip("extension built without the kernels")
+    df = _rows(9, 200, 4)
+    want = df.group_by(columns).agg(
+        pl.col("visitor_id").n_unique().cast(pl.Int64).alias("visitors")
+    )
+    got = kernels.visitors_by(df.lazy(), columns)
+    assert got.sort(columns).equals(want.sort(columns).select(got.columns))
+
+
+@pytest.mark.parametrize(
+    ("arrays", "want"),
+    [
+        ([], 0),
+        ([np.array([], dtype=np.uint64)], 0),
+        ([np.array([3, 1, 3], dtype=np.uint64)], 2),
+        ([np.array([1, 5, 9], dtype=np.uint64), np.array([2, 5, 2**64 - 1], dtype=np.uint64)], 5),
+    ],
+)
+def test_distinct_count(arrays: list[np.ndarray], want: int) -> None:
+    assert kernels.distinct_count(arrays) == want
+
+
+def test_kernels_are_built() -> None:
+    """The extension in this venv has the kernels (`make install` after rust_core changes)."""
+    assert core.distinct_u64 is not None and core.group_stats is not None

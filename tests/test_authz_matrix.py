@@ -9,6 +9,7 @@ no response to an outsider contains site B's data, and no response to B's people
 
 from __future__ import annotations
 
+import shutil
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -77,6 +78,7 @@ def registered_routes() -> list[tuple[str, str]]:
         meta.close()
     finally:
         sys.argv = argv
+        shutil.rmtree(d, ignore_errors=True)
     return sorted(r for r in routes if r[0] != "OPTIONS" and not r[1].startswith(PUBLIC))
 
 

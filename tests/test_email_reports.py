@@ -256,7 +256,7 @@ def test_reports_and_alerts_are_mailed(tmp_path: Path, smtp: tuple[Inbox, int]) 
         )
         stored = [
             r
-            for r in email_reports.records(meta, email_reports.REPORTS).list()
+            for r in email_reports.records(meta, email_reports.REPORTS).find()
             if r["id"] == report["id"]
         ]
         assert stored[0]["next_report"].startswith((today + timedelta(days=2)).isoformat())

@@ -165,7 +165,7 @@ def test_failed_deliveries_retry_with_backoff_then_disable(tmp_path: Path) -> No
             assert deliver(t + 30) == 1 and len(rec.received) == 3  # delivered
             assert [r["status"] for r in rec.received] == [500, 503, 200]
             assert all(r["json"] == rec.received[0]["json"] for r in rec.received)
-            assert records(meta, webhooks.OUTBOX).list() == []
+            assert records(meta, webhooks.OUTBOX).find() == []
             assert records(meta, webhooks.WEBHOOKS).get(hook["id"])["failures"] == 0
 
             # A second event, and an endpoint that keeps failing: disabled after 3 failures.
@@ -178,7 +178,7 @@ def test_failed_deliveries_retry_with_backoff_then_disable(tmp_path: Path) -> No
             assert len(rec.received) == 6  # three more attempts, then nothing
             stored = records(meta, webhooks.WEBHOOKS).get(hook["id"])
             assert (stored["active"], stored["failures"]) == (False, 3)
-            assert records(meta, webhooks.OUTBOX).list() == []
+            assert records(meta, webhooks.OUTBOX).find() == []
         finally:
             meta.close()
     # The API shows it disabled; saving it again, unchanged, re-activates it.

@@ -23,15 +23,15 @@ from trail.api.resources import (
     string_field,
 )
 from trail.context import Context
+from trail.storage.documents import Records, records
 from trail.storage.meta import Site
-from trail.storage.records import Records
 
 PATH = "/api/v1/domain/alternative"
 FIELDS = ("id", "def_time", "mod_time", "domain_id", "hostname")
 
 
 def register(app: Any, ctx: Context) -> None:
-    store = Records(ctx.meta, "alternatives")
+    store = records(ctx.meta, "alternatives")
     app.get(PATH)(handler(lambda request: list_alternatives(ctx, store, request)))
     app.post(PATH)(handler(lambda request: create_alternative(ctx, store, request)))
     app.put(PATH)(handler(lambda request: update_alternative(ctx, store, request)))
@@ -76,7 +76,7 @@ def update_alternative(ctx: Context, store: Records, request: Any) -> Response:
         raise ApiError(400, "id is required", {"id": "required"})
     site = record_site(ctx, request, rec, "alternative domain")
     host = _hostname(body, site, store, own_id=str(body["id"]))
-    return json_response(_shape(store.update(str(body["id"]), {"hostname": host}) or {}))
+    return json_response(_shape(store.merge(str(body["id"]), {"hostname": host}) or {}))
 
 
 def delete_alternative(ctx: Context, store: Records, request: Any) -> Response:

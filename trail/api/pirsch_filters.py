@@ -13,10 +13,10 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from trail.api.common import handler, json_response
-from trail.api.pirsch_records import (
-    deleted,
-    fail_on,
-    object_body,
+from trail.api.resources import (
+    body_object,
+    delete_record,
+    invalid,
     record_in_reach,
     site_for,
     site_from_query,
@@ -41,18 +41,18 @@ def register(app: Any, ctx: Context) -> None:
     app.get("/api/v1/filter")(handler(lambda request: list_filters(ctx, request)))
     app.post("/api/v1/filter")(handler(lambda request: save_filter(ctx, request)))
     app.delete("/api/v1/filter")(
-        handler(lambda request: deleted(ctx, request, records(ctx.meta, KIND), "filter"))
+        handler(lambda request: delete_record(ctx, request, records(ctx.meta, KIND), "filter"))
     )
 
 
 def list_filters(ctx: Context, request: Any) -> Response:
     site = site_from_query(ctx, request)
-    return json_response([_public(r) for r in records(ctx.meta, KIND).list(site.id)])
+    return json_response([_public(r) for r in records(ctx.meta, KIND).find(domain_id=site.id)])
 
 
 def save_filter(ctx: Context, request: Any) -> Response:
     """Create a filter, or update one when `id` is set (its site cannot change)."""
-    body = object_body(ctx, request)
+    body = body_object(ctx, request)
     store = records(ctx.meta, KIND)
     errors: dict[str, str] = {}
     filter_type = body.get("type")
@@ -66,16 +66,16 @@ def save_filter(ctx: Context, request: Any) -> Response:
             errors["filter"] = problem
     if body.get("id"):
         record, _ = record_in_reach(ctx, request, store, body["id"], "filter")
-        fail_on(errors, "filter")
+        invalid(errors, "filter")
         fields = {
             "type": filter_type,
             "filter": normalise(str(filter_type), text),
             "description": description,
         }
-        updated = store.update(record["id"], lambda r: {**r, **fields})
+        updated = store.merge(record["id"], fields)
         return json_response(_public(updated or record))
-    site = site_for(ctx, request, body.get("domain_id"), write=True)
-    fail_on(errors, "filter")
+    site = site_for(ctx, request, body.get("domain_id"))
+    invalid(errors, "filter")
     created = store.create(
         {
             "domain_id": site.id,

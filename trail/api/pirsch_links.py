@@ -18,17 +18,17 @@ import orjson
 from robyn import Response
 
 from trail.api.common import handler, json_response, query_params, query_value
-from trail.api.pirsch_records import (
-    fail_on,
-    object_body,
+from trail.api.pirsch_webhooks import KIND as WEBHOOKS
+from trail.api.pirsch_webhooks import check_endpoint
+from trail.api.resources import (
+    body_object,
+    invalid,
     ok,
     record_in_reach,
     site_for,
     site_from_query,
     text_field,
 )
-from trail.api.pirsch_webhooks import KIND as WEBHOOKS
-from trail.api.pirsch_webhooks import check_endpoint
 from trail.storage.documents import records
 from trail.storage.meta import hash_secret
 
@@ -54,12 +54,14 @@ def register(app: Any, ctx: Context) -> None:
 def list_links(ctx: Context, request: Any) -> Response:
     site = site_from_query(ctx, request, "id")
     search = query_value(query_params(request), "search").lower()
-    links = [r for r in records(ctx.meta, KIND).list(site.id) if search in r["name"].lower()]
+    links = [
+        r for r in records(ctx.meta, KIND).find(domain_id=site.id) if search in r["name"].lower()
+    ]
     return json_response([public(r) for r in links])
 
 
 def save_link(ctx: Context, request: Any) -> Response:
-    body = object_body(ctx, request)
+    body = body_object(ctx, request)
     store = records(ctx.meta, KIND)
     errors: dict[str, str] = {}
     fields = parse_link(body, errors)
@@ -69,15 +71,15 @@ def save_link(ctx: Context, request: Any) -> Response:
     if body.get("id"):
         record, site = record_in_reach(ctx, request, store, body["id"], "link")
     else:
-        record, site = None, site_for(ctx, request, body.get("domain_id"), write=True)
-    fail_on(errors, "link")
+        record, site = None, site_for(ctx, request, body.get("domain_id"))
+    invalid(errors, "link")
     if "password" in body:
         fields["password_hash"] = hash_secret(str(body["password"])) if body["password"] else ""
     old_hook = record.get("webhook_id", "") if record else ""
     fields["webhook_id"] = _save_webhook(ctx, site, old_hook, endpoint, fields)
     if record is None:
         return json_response(public(store.create({"domain_id": site.id, **fields})))
-    updated = store.update(record["id"], lambda r: {**r, **fields})
+    updated = store.merge(record["id"], fields)
     return json_response(public(updated or record))
 
 
@@ -170,7 +172,7 @@ def _save_webhook(
         "active": True,
         "failures": 0,
     }
-    if hook_id and hooks.update(hook_id, lambda r: {**r, **values}) is not None:
+    if hook_id and hooks.merge(hook_id, values) is not None:
         return hook_id
     now_ms = int(time.time() * 1000)
     return str(

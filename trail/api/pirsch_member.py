@@ -23,8 +23,8 @@ from trail.api.common import (
 )
 from trail.api.resources import body_object, caller, id_in_query, invalid, ok
 from trail.context import Context
+from trail.storage.documents import Records, records
 from trail.storage.meta import Account, Principal, User
-from trail.storage.records import Records
 
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
 MAX_EMAILS = 50
@@ -32,7 +32,7 @@ INVITE_ROLES = {"viewer": "Viewer", "admin": "Admin"}
 
 
 def register(app: Any, ctx: Context) -> None:
-    members, invitations = Records(ctx.meta, "members"), Records(ctx.meta, "invitations")
+    members, invitations = records(ctx.meta, "members"), records(ctx.meta, "invitations")
     app.get("/api/v1/member")(handler(lambda request: list_members(ctx, members, request)))
     app.post("/api/v1/member")(handler(lambda request: invite(ctx, members, invitations, request)))
     app.put("/api/v1/member")(handler(lambda request: update_member(ctx, members, request)))
@@ -172,7 +172,7 @@ def update_member(ctx: Context, members: Records, request: Any) -> Response:
     invalid(errors, "member")
     rec = members.get(str(body["id"]))
     _member_target(ctx, request, rec, "Admin")
-    return json_response(_member_json(ctx, members.update(str(body["id"]), {"role": role}) or {}))
+    return json_response(_member_json(ctx, members.merge(str(body["id"]), {"role": role}) or {}))
 
 
 def remove_member(ctx: Context, members: Records, request: Any) -> Response:

@@ -24,8 +24,8 @@ from trail.api.pirsch_manage import HOSTNAME_RE
 from trail.api.pirsch_member import organization
 from trail.api.resources import body_object, caller, invalid, ok, string_field
 from trail.context import Context
+from trail.storage.documents import records
 from trail.storage.meta import Account, Principal, now_rfc3339
-from trail.storage.records import Records
 
 PATH = "/api/v1/organization"
 
@@ -44,7 +44,7 @@ def register(app: Any, ctx: Context) -> None:
 
 
 def _json(ctx: Context, account: Account, role: str) -> dict[str, Any]:
-    members = Records(ctx.meta, "members").find(organization_id=account.id)
+    members = records(ctx.meta, "members").find(organization_id=account.id)
     return {
         "id": account.id,
         "def_time": account.def_time,
@@ -53,7 +53,7 @@ def _json(ctx: Context, account: Account, role: str) -> dict[str, Any]:
         "name": account.name,
         "member": len(members) + 1,
         "domains": sum(1 for s in ctx.meta.all_sites() if s.account_id == account.id),
-        "themes": len(Records(ctx.meta, "themes").find(organization_id=account.id)),
+        "themes": len(records(ctx.meta, "themes").find(organization_id=account.id)),
         "role": role,
         "can_edit": role == "Owner",
         "auto_join": account.auto_join,
@@ -136,7 +136,7 @@ def set_default_theme(ctx: Context, request: Any) -> Response:
     account = organization(ctx, request, str(body.get("organization_id") or ""), "Admin")
     theme_id = body.get("theme_id") or None
     if theme_id is not None:
-        theme = Records(ctx.meta, "themes").get(str(theme_id))
+        theme = records(ctx.meta, "themes").get(str(theme_id))
         if theme is None or theme.get("organization_id") != account.id:
             raise ApiError(404, "theme not found")
     ctx.meta.save_account(dataclasses.replace(account, theme_id=theme_id))

@@ -10,10 +10,10 @@ from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from trail.api.common import ApiError, handler, json_response
-from trail.api.pirsch_records import (
-    deleted,
-    fail_on,
-    object_body,
+from trail.api.resources import (
+    body_object,
+    delete_record,
+    invalid,
     record_in_reach,
     site_for,
     site_from_query,
@@ -39,7 +39,7 @@ def register(app: Any, ctx: Context) -> None:
     app.post("/api/v1/report")(handler(lambda request: create_reports(ctx, request)))
     app.put("/api/v1/report")(handler(lambda request: update_report(ctx, request)))
     app.delete("/api/v1/report")(
-        handler(lambda request: deleted(ctx, request, records(ctx.meta, REPORTS), "report"))
+        handler(lambda request: delete_record(ctx, request, records(ctx.meta, REPORTS), "report"))
     )
     for kind in ("spike", "warning"):
         app.put(f"/api/v1/traffic/{kind}")(handler(_toggle_route(ctx, kind)))
@@ -51,12 +51,12 @@ def register(app: Any, ctx: Context) -> None:
 
 def list_reports(ctx: Context, request: Any) -> Response:
     site = site_from_query(ctx, request, "id")
-    return json_response([public(r) for r in records(ctx.meta, REPORTS).list(site.id)])
+    return json_response([public(r) for r in records(ctx.meta, REPORTS).find(domain_id=site.id)])
 
 
 def create_reports(ctx: Context, request: Any) -> Response:
     """One report per recipient in `emails`; answers the list of created reports."""
-    body = object_body(ctx, request)
+    body = body_object(ctx, request)
     errors: dict[str, str] = {}
     emails = body.get("emails")
     if not isinstance(emails, list) or not emails or len(emails) > MAX_RECIPIENTS:
@@ -70,8 +70,8 @@ def create_reports(ctx: Context, request: Any) -> Response:
     if reply_to and not EMAIL_RE.match(reply_to):
         errors["reply_to"] = "not an email address"
     start = _start_date(body, errors)
-    site = site_for(ctx, request, body.get("domain_id"), write=True)
-    fail_on(errors, "email report")
+    site = site_for(ctx, request, body.get("domain_id"))
+    invalid(errors, "email report")
     due = rfc3339(first_report(site.timezone or "UTC", settings["interval"], start))
     store = records(ctx.meta, REPORTS)
     created = [
@@ -90,16 +90,16 @@ def create_reports(ctx: Context, request: Any) -> Response:
 
 
 def update_report(ctx: Context, request: Any) -> Response:
-    body = object_body(ctx, request)
+    body = body_object(ctx, request)
     store = records(ctx.meta, REPORTS)
     record, site = record_in_reach(ctx, request, store, body.get("id"), "report")
     errors: dict[str, str] = {}
     settings = _settings(body, errors, require_interval=False)
-    fail_on(errors, "email report")
+    invalid(errors, "email report")
     changes: dict[str, Any] = {**settings}
     if settings.get("interval", record["interval"]) != record["interval"]:
         changes["next_report"] = rfc3339(first_report(site.timezone or "UTC", settings["interval"]))
-    updated = store.update(record["id"], lambda r: {**r, **changes})
+    updated = store.merge(record["id"], changes)
     return json_response(public(updated or record))
 
 
@@ -160,8 +160,8 @@ def public(record: dict[str, Any]) -> dict[str, Any]:
 
 def _toggle_route(ctx: Context, kind: str) -> Any:
     def toggle(request: Any) -> Response:
-        body = object_body(ctx, request)
-        site = site_for(ctx, request, body.get("domain_id"), write=True)
+        body = body_object(ctx, request)
+        site = site_for(ctx, request, body.get("domain_id"))
         return json_response(_alert_view(traffic_alerts.toggle(ctx.meta, site.id, kind), kind))
 
     toggle.__name__ = f"toggle_traffic_{kind}"
@@ -172,9 +172,9 @@ def _configure_route(ctx: Context, kind: str) -> Any:
     limit = 10_000_000 if kind == "spike" else 365
 
     def configure(request: Any) -> Response:
-        body = object_body(ctx, request)
+        body = body_object(ctx, request)
         threshold = body.get("threshold")
-        site = site_for(ctx, request, body.get("domain_id"), write=True)
+        site = site_for(ctx, request, body.get("domain_id"))
         if (
             not isinstance(threshold, int)
             or isinstance(threshold, bool)

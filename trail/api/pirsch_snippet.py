@@ -17,7 +17,7 @@ from trail.api.resources import (
     string_field,
 )
 from trail.context import Context
-from trail.storage.records import Records
+from trail.storage.documents import Records, records
 
 PATH = "/api/v1/domain/snippet"
 TYPES = ("page view", "event", "session")
@@ -25,7 +25,7 @@ TEXT_FIELDS = ("include", "exclude", "domains", "endpoint", "sample")
 
 
 def register(app: Any, ctx: Context) -> None:
-    store = Records(ctx.meta, "snippets")
+    store = records(ctx.meta, "snippets")
     app.get(PATH)(handler(lambda request: get_snippet(ctx, store, request)))
     app.post(PATH)(handler(lambda request: save_snippet(ctx, store, request)))
 
@@ -74,7 +74,7 @@ def save_snippet(ctx: Context, store: Records, request: Any) -> Response:
         errors["endpoint"] = "must be an http(s) URL or a path"
     invalid(errors, "snippet")
     found = store.find(domain_id=site.id, type=fields["type"])
-    rec = store.update(found[0]["id"], fields) if found else store.create(fields)
+    rec = store.merge(found[0]["id"], fields) if found else store.create(fields)
     if rec is None:
         raise ApiError(404, "snippet not found")
     return json_response(_shape(rec))

@@ -24,8 +24,8 @@ from trail.api.common import (
 from trail.api.pirsch_member import organization
 from trail.api.resources import body_object, caller, invalid, ok, site_in_body, string_field
 from trail.context import Context
+from trail.storage.documents import Records, records
 from trail.storage.meta import Principal, Site
-from trail.storage.records import Records
 
 FILES = ("logo_light", "logo_dark", "favicon")
 MAX_FILE_BYTES = 1 << 20
@@ -41,7 +41,7 @@ SIGNATURES = {
 
 
 def register(app: Any, ctx: Context) -> None:
-    store = Records(ctx.meta, "themes")
+    store = records(ctx.meta, "themes")
     app.get("/api/v1/theme")(handler(lambda request: list_themes(ctx, store, request)))
     app.post("/api/v1/theme")(handler(lambda request: save_theme(ctx, store, request)))
     app.delete("/api/v1/theme")(handler(lambda request: delete_theme(ctx, store, request)))
@@ -188,7 +188,7 @@ def save_theme(ctx: Context, store: Records, request: Any) -> Response:
         rec = store.create({**owner, "name": name, "settings": {}, "is_default": False})
     merged = {**rec.get("settings", {}), **settings}
     _store_files(ctx, rec["id"], files, merged, f"theme_id={rec['id']}")
-    return json_response(store.update(rec["id"], {"name": name, "settings": merged}))
+    return json_response(store.merge(rec["id"], {"name": name, "settings": merged}))
 
 
 def _new_owner(
@@ -264,7 +264,7 @@ def delete_file(ctx: Context, store: Records, request: Any) -> Response:
             site.id, {"theme_settings": {k: v for k, v in site.theme_settings.items() if k != name}}
         )
     elif rec is not None:
-        store.update(
+        store.merge(
             rec["id"], {"settings": {k: v for k, v in rec.get("settings", {}).items() if k != name}}
         )
     return ok()

@@ -22,7 +22,7 @@ from trail.api.resources import (
     string_field,
 )
 from trail.context import Context
-from trail.storage.records import Records
+from trail.storage.documents import Records, records
 
 PATH = "/api/v1/view"
 LIST_FIELDS = (
@@ -56,7 +56,7 @@ TIME_RE = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
 
 def register(app: Any, ctx: Context) -> None:
-    store = Records(ctx.meta, "views")
+    store = records(ctx.meta, "views")
     app.get(PATH)(handler(lambda request: list_views(ctx, store, request)))
     app.post(PATH)(handler(lambda request: save_view(ctx, store, request)))
     app.delete(PATH)(handler(lambda request: delete_view(ctx, store, request)))
@@ -127,7 +127,7 @@ def save_view(ctx: Context, store: Records, request: Any) -> Response:
         rec = store.get(str(body["id"]))
         if rec is None or rec.get("domain_id") != site.id:
             raise ApiError(404, "view not found")
-        return json_response(store.update(rec["id"], fields))
+        return json_response(store.merge(rec["id"], fields))
     user_id = principal.user.id if principal.user else None
     return json_response(store.create({"domain_id": site.id, "user_id": user_id, **fields}))
 

@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from trail.api.common import handler, json_response
-from trail.api.pirsch_records import (
-    deleted,
-    fail_on,
-    object_body,
+from trail.api.resources import (
+    body_object,
+    delete_record,
+    invalid,
     record_in_reach,
     site_for,
     site_from_query,
@@ -35,17 +35,17 @@ def register(app: Any, ctx: Context) -> None:
     app.get("/api/v1/webhook")(handler(lambda request: list_webhooks(ctx, request)))
     app.post("/api/v1/webhook")(handler(lambda request: save_webhook(ctx, request)))
     app.delete("/api/v1/webhook")(
-        handler(lambda request: deleted(ctx, request, records(ctx.meta, KIND), "webhook"))
+        handler(lambda request: delete_record(ctx, request, records(ctx.meta, KIND), "webhook"))
     )
 
 
 def list_webhooks(ctx: Context, request: Any) -> Response:
     site = site_from_query(ctx, request)
-    return json_response([public(r) for r in records(ctx.meta, KIND).list(site.id)])
+    return json_response([public(r) for r in records(ctx.meta, KIND).find(domain_id=site.id)])
 
 
 def save_webhook(ctx: Context, request: Any) -> Response:
-    body = object_body(ctx, request)
+    body = body_object(ctx, request)
     store = records(ctx.meta, KIND)
     errors: dict[str, str] = {}
     fields = {
@@ -62,16 +62,16 @@ def save_webhook(ctx: Context, request: Any) -> Response:
     fresh = {"active": True, "failures": 0, "cursor_ms": now_ms, "enabled_ms": now_ms, "seen": {}}
     if body.get("id"):
         record, _ = record_in_reach(ctx, request, store, body["id"], "webhook")
-        fail_on(errors, "webhook")
+        invalid(errors, "webhook")
         changes = (
             {**fields, "active": True, "failures": 0}
             if record.get("active")
             else {**fields, **fresh}
         )
-        updated = store.update(record["id"], lambda r: {**r, **changes})
+        updated = store.merge(record["id"], changes)
         return json_response(public(updated or record))
-    site = site_for(ctx, request, body.get("domain_id"), write=True)
-    fail_on(errors, "webhook")
+    site = site_for(ctx, request, body.get("domain_id"))
+    invalid(errors, "webhook")
     return json_response(public(store.create({"domain_id": site.id, **fields, **fresh})))
 
 

@@ -62,7 +62,7 @@ def send_due(meta: MetaStore, config: Config, now: datetime | None = None) -> in
     now = now or datetime.now(UTC)
     store = records(meta, REPORTS)
     sent = 0
-    for report in store.list():
+    for report in store.find():
         due = parse_rfc3339(report["next_report"])
         if due > now:
             continue

@@ -63,10 +63,10 @@ def toggle(meta: MetaStore, site_id: str, kind: str) -> Record:
 def recipients(meta: MetaStore, site: Site) -> list[str]:
     users = [
         u.get("email")
-        for u in records(meta, "users").list()
+        for u in records(meta, "users").find()
         if u.get("account_id") == site.account_id
     ]
-    reports = [r.get("email") for r in records(meta, REPORTS).list(site.id)]
+    reports = [r.get("email") for r in records(meta, REPORTS).find(domain_id=site.id)]
     return sorted({e for e in users + reports if e})
 
 
@@ -74,7 +74,7 @@ def evaluate(meta: MetaStore, config: Config, now: float | None = None) -> int:
     """Check every site with alerts on; returns how many mails were sent."""
     now = time.time() if now is None else now
     sent = 0
-    for rec in records(meta, ALERTS).list():
+    for rec in records(meta, ALERTS).find():
         alert = {**DEFAULTS, **rec}
         site = meta.get_site(alert["domain_id"])
         if site is None or not (alert["spike_enabled"] or alert["warning_enabled"]):

@@ -56,7 +56,7 @@ def scan_events(
     upper = (int(time.time() * 1000) if now_ms is None else now_ms) - lag_ms
     hooks, outbox = records(meta, WEBHOOKS), records(meta, OUTBOX)
     queued = 0
-    for hook in hooks.list():
+    for hook in hooks.find():
         cursor = int(hook.get("cursor_ms") or 0)
         start = max(int(hook.get("enabled_ms") or cursor), cursor - LOOKBACK_MS)
         site = meta.get_site(hook["domain_id"]) if hook.get("active") else None
@@ -154,7 +154,7 @@ def deliver_due(
     hooks, outbox = records(meta, WEBHOOKS), records(meta, OUTBOX)
     delivered = 0
     failed_this_round: set[str] = set()
-    for item in outbox.list():
+    for item in outbox.find():
         if item["next_at"] > now or item["webhook_id"] in failed_this_round:
             continue
         hook = hooks.get(item["webhook_id"])
@@ -164,7 +164,7 @@ def deliver_due(
         if post(hook["endpoint"], item["payload"]):
             outbox.delete(item["id"])
             if hook.get("failures"):
-                hooks.update(hook["id"], lambda r: {**r, "failures": 0}, touch=False)
+                hooks.merge(hook["id"], {"failures": 0}, touch=False)
             delivered += 1
             continue
         failed_this_round.add(hook["id"])
@@ -184,17 +184,15 @@ def _record_failure(
             failures,
             hook["endpoint"],
         )
-        hooks.update(hook["id"], lambda r: {**r, "active": False, "failures": failures})
-        for queued in outbox.list(hook["domain_id"]):
+        hooks.merge(hook["id"], {"active": False, "failures": failures})
+        for queued in outbox.find(domain_id=hook["domain_id"]):
             if queued["webhook_id"] == hook["id"]:
                 outbox.delete(queued["id"])
         return
-    hooks.update(hook["id"], lambda r: {**r, "failures": failures}, touch=False)
+    hooks.merge(hook["id"], {"failures": failures}, touch=False)
     attempts = int(item.get("attempts") or 0) + 1
     delay = min(base_delay * 2 ** (attempts - 1), RETRY_MAX_SECONDS)
-    outbox.update(
-        item["id"], lambda r: {**r, "attempts": attempts, "next_at": now + delay}, touch=False
-    )
+    outbox.merge(item["id"], {"attempts": attempts, "next_at": now + delay}, touch=False)
 
 
 def post(endpoint: str, body: dict[str, Any]) -> bool:

@@ -1,15 +1,16 @@
-"""Per-site documents of the management API: traffic filters, webhooks and their outbox, email
-reports, short links, traffic alert settings.
+"""Documents of the management API kept in the meta env, one named sub-db per kind.
 
-Each kind is an orjson document keyed by its id in a named sub-db of the meta env (the env
-MetaStore opened; its max_dbs leaves room). Documents carry `domain_id`, so a site's documents
-are a filtered scan: these lists are short and read rarely. (trail.storage.records is the
-access model's equivalent over MetaStore's declared sub-dbs.)
+The access model's records (alternative domains, members, invitations, snippets, views, themes)
+and the per-site settings (traffic filters, webhooks and their outbox, email reports, short
+links, traffic alert settings) are all orjson documents {id, def_time, mod_time, ...} keyed by
+their id. Those owned by a site carry `domain_id`, so a site's documents are a filtered scan:
+these lists are short and read rarely.
 """
 
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
     from trail.storage.meta import MetaStore
 
 Record = dict[str, Any]
+# The access model's kinds have always had UUID ids; clients have stored them, so they keep them.
+UUID_KINDS = frozenset(("alternatives", "members", "invitations", "snippets", "views", "themes"))
 _open: dict[tuple[int, str], Records] = {}
 _open_lock = threading.Lock()
 
@@ -37,9 +40,9 @@ def records(meta: MetaStore, kind: str) -> Records:
     return store
 
 
-def new_id() -> str:
-    """A Pirsch-style id: 10 letters and digits."""
-    return random_alnum(10)
+def new_id(kind: str) -> str:
+    """A fresh id for a document of `kind`: a UUID, or Pirsch-style 10 letters and digits."""
+    return str(uuid.uuid4()) if kind in UUID_KINDS else random_alnum(10)
 
 
 class Records:
@@ -55,18 +58,18 @@ class Records:
             raw = txn.get(record_id.encode())
         return orjson.loads(raw) if raw is not None else None
 
-    def list(self, domain_id: str | None = None) -> list[Record]:
-        """All documents (of one site when `domain_id` is given), oldest first."""
+    def find(self, **match: Any) -> list[Record]:
+        """Every document whose fields equal `match` (all of them without one), oldest first."""
         with self.env.begin(db=self.db) as txn:
             out = [orjson.loads(raw) for _, raw in txn.cursor()]
-        if domain_id is not None:
-            out = [r for r in out if r.get("domain_id") == domain_id]
+        out = [r for r in out if all(r.get(k) == v for k, v in match.items())]
         return sorted(out, key=lambda r: (r.get("def_time", ""), r.get("id", "")))
 
     def create(self, fields: Record, record_id: str | None = None) -> Record:
         """Store a new document with a fresh id (unless given) and def/mod times."""
         stamp = now_rfc3339()
-        record = {"id": record_id or new_id(), "def_time": stamp, "mod_time": stamp, **fields}
+        record_id = record_id or new_id(self.kind)
+        record = {"id": record_id, "def_time": stamp, "mod_time": stamp, **fields}
         self.put(record)
         return record
 

@@ -43,7 +43,6 @@ SUBDBS = (
     "themes",
     "prefs",
 )
-# Sub-databases whose records carry a `domain_id` and die with their site (delete_site).
 # Pirsch roles on a domain or organization, weakest first.
 MEMBER_ROLES = ("Viewer", "Admin", "Owner")
 MAP_SIZE = 4 << 30  # sparse file: LMDB only uses the pages it writes

@@ -29,7 +29,7 @@ from bench.stats_gen import FIRST_DAY, SITE, generate
 SKIP = {"active", "session/details", "options/tag/value", "tag/details"}
 
 # DuckDB twins: the same aggregates over the same files ({s}, {p}, {e}: parquet globs).
-VIS = "count(DISTINCT visitor_id) FILTER (WHERE sign > 0)"
+VIS = "count(DISTINCT visitor_id) FILTER (WHERE sign >= 0)"
 DUCK: dict[str, str] = {
     "total": f"SELECT {VIS}, sum(sign), sum(page_views*sign), sum(is_bounce::INT*sign) FROM {{s}}",
     "visitor": f"SELECT time::DATE d, {VIS}, sum(sign), sum(page_views*sign), sum(is_bounce::INT*sign) FROM {{s}} GROUP BY d",
@@ -52,7 +52,7 @@ DUCK: dict[str, str] = {
     "referrer": f"SELECT referrer_name, any_value(referrer), {VIS} v, sum(sign), sum(is_bounce::INT*sign) FROM {{s}} GROUP BY 1 ORDER BY v DESC LIMIT 100",
     "hours": f"SELECT hour(time) h, {VIS}, sum(sign), sum(page_views*sign), sum(is_bounce::INT*sign) FROM {{s}} GROUP BY h",
     "weekdays": f"SELECT dayofweek(time) d, hour(time) h, {VIS}, sum(sign), sum(page_views*sign) FROM {{s}} GROUP BY d, h",
-    "platform": f"SELECT {VIS}, count(DISTINCT visitor_id) FILTER (WHERE sign > 0 AND desktop), count(DISTINCT visitor_id) FILTER (WHERE sign > 0 AND mobile) FROM {{s}}",
+    "platform": f"SELECT {VIS}, count(DISTINCT visitor_id) FILTER (WHERE sign >= 0 AND desktop), count(DISTINCT visitor_id) FILTER (WHERE sign >= 0 AND mobile) FROM {{s}}",
     "duration/session": "SELECT time::DATE d, sum(duration_seconds*sign) / sum(sign) FROM {s} WHERE duration_seconds > 0 GROUP BY d",
     # events: like trail, also the live views of the sessions that fired each event and cr.
     "events": (

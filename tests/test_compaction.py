@@ -148,8 +148,19 @@ def test_collapse_keeps_net_signs_and_presence() -> None:
     ).with_columns(pl.col("sign").cast(pl.Int8))
     out = compaction.collapse_sessions(df).sort(["visitor_id", "version", "sign"])
     got = [(r["visitor_id"], r["version"], r["sign"]) for r in out.iter_rows(named=True)]
-    # state 1 is the earliest of minute 10:00 -> kept as a pair; state 2 dropped; state 3 live.
-    assert got == [(1, 1, -1), (1, 1, 1), (1, 3, 1), (2, 4, -1)]
+    # state 1 is the earliest of minute 10:00 -> kept as one presence row (sign 0); state 2
+    # dropped; state 3 live.
+    assert got == [(1, 1, 0), (1, 3, 1), (2, 4, -1)]
+    # A second round reads the presence row back (a state with net 0) and keeps it as it is;
+    # the orphan cancel meets its +1 and both go.
+    late = pl.DataFrame(
+        [(2, 5, 4, t(5), 1), (2, 5, 5, t(9), 1)],
+        schema=["visitor_id", "session_id", "version", "time", "sign"],
+        orient="row",
+    ).with_columns(pl.col("sign").cast(pl.Int8))
+    again = compaction.collapse_sessions(pl.concat([out, late])).sort(["visitor_id", "version"])
+    got = [(r["visitor_id"], r["version"], r["sign"]) for r in again.iter_rows(named=True)]
+    assert got == [(1, 1, 0), (1, 3, 1), (2, 4, 0), (2, 5, 1)]
 
 
 def test_late_rows_are_merged_by_the_next_round(data_dir: Path) -> None:

@@ -44,7 +44,7 @@ def _visitors_by(rows: Rows, columns: list[str]) -> pl.LazyFrame:
         # Visitors are distinct ids of +1 rows (metrics.visitors): keep only those, then count
         # per group without Polars' per-group hash sets.
         live = rows.sessions(["visitor_id", "session_id", "sign", *columns])
-        return kernels.visitors_by(live.filter(pl.col("sign") > 0), columns).lazy()
+        return kernels.visitors_by(live.filter(m.present()), columns).lazy()
     return rows.sessions(["visitor_id", "sign", *columns]).group_by(columns).agg(m.visitors())
 
 
@@ -139,7 +139,7 @@ def hostname(data_dir: Path, f: Filter) -> list[dict[str, Any]]:
 def platform(data_dir: Path, f: Filter) -> dict[str, Any]:
     """Desktop and mobile visitors; unknown = total minus both."""
     rows = rows_for(data_dir, f)
-    live = pl.col("sign") > 0
+    live = m.present()
     if f.page_level and not f.event_level:
         lf = rows.page_views(["visitor_id", "desktop", "mobile"]).with_columns(
             sign=pl.lit(1, pl.Int8)

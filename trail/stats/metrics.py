@@ -1,11 +1,12 @@
 """The one definition of each metric, as Polars expressions over stored rows.
 
 Session rows collapse with `sign` (reference section 1): a cancelled state appears as an identical
-+1/-1 pair, so over any set of rows selected by a row predicate each session nets 0 or 1, and
-`sum(x * sign)` is the value of its live state. That makes sessions, views and bounces plain sums
-(no group-by per session), which is what keeps 30-day totals fast. Visitors are the distinct
-`visitor_id` of +1 rows, so a session crossing midnight counts as a visitor on both days while
-its views and bounces land on the day of its final state.
++1/-1 pair (or, once compacted, as one presence row with sign 0, see trail.tasks.compaction), so
+over any set of rows selected by a row predicate each session nets 0 or 1, and `sum(x * sign)` is
+the value of its live state. That makes sessions, views and bounces plain sums (no group-by per
+session), which is what keeps 30-day totals fast. Visitors are the distinct `visitor_id` of rows
+with sign >= 0 (every state, never a cancel row), so a session crossing midnight counts as a
+visitor on both days while its views and bounces land on the day of its final state.
 """
 
 from __future__ import annotations
@@ -20,9 +21,15 @@ SESSION_COLUMNS = ["visitor_id", "sign", "page_views", "is_bounce"]
 PAGE_VIEW_COLUMNS = ["visitor_id", "session_id"]
 
 
+def present() -> pl.Expr:
+    """Session rows that show a visitor: every state (sign +1, or 0 for a compacted cancelled
+    state), never a cancel row (-1)."""
+    return pl.col("sign") >= 0
+
+
 def visitors() -> pl.Expr:
     """Distinct visitors of session rows."""
-    return pl.col("visitor_id").filter(pl.col("sign") > 0).n_unique().alias("visitors")
+    return pl.col("visitor_id").filter(present()).n_unique().alias("visitors")
 
 
 def sessions() -> pl.Expr:

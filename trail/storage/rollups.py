@@ -7,7 +7,7 @@ closed day in memory, so it also writes, for the `sessions` table:
 - into the manifest (`compacted.json`, key "rollup"): the day's sums over live states
   (sessions, views, bounces, duration), the number of distinct visitors, and the bounces per
   entry path (`bounces_by_entry`, non-zero sums only; what /statistics/page adds per path);
-- `rollup-<n>.u64`: the sorted distinct `visitor_id` of the day's +1 rows as raw little-endian
+- `rollup-<n>.u64`: the sorted distinct `visitor_id` of the day's rows with sign >= 0 as raw little-endian
   u64 (no header: reading is one `numpy.fromfile`; ~1 id per visitor and day, ~2.7 B per page
   view at the benchmark's 1.2 sessions per visitor and day).
 
@@ -78,7 +78,7 @@ def build(table: str, df: pl.DataFrame, day_dir: Path, day: date, part: str) -> 
                 bounces=(pl.col("is_bounce").cast(pl.Int64) * sign).sum(),
                 duration=(pl.col("duration_seconds").cast(pl.Int64) * sign).sum(),
             ),
-            rows.filter(pl.col("sign") > 0).select(pl.col("visitor_id").unique().sort()),
+            rows.filter(pl.col("sign") >= 0).select(pl.col("visitor_id").unique().sort()),
             # A null entry path never matches a page in the report's join: left out.
             rows.filter(pl.col("is_bounce") & pl.col("entry_path").is_not_null())
             .group_by("entry_path")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -77,25 +77,49 @@ def scan(
 
     Only `columns` (default: all) are read; `time` is always available for the window predicate
     but is only kept when asked for. An empty frame with the schema when no file exists.
+
+    A day directory holds the rows of one UTC day, so days wholly inside the window need no
+    time predicate: only the first and last day of a window that does not start or end on a
+    UTC midnight are filtered by time (decoding and testing `time` was ~40 % of a 30-day scan).
     """
     schema = TABLES[table]
     wanted = list(schema) if columns is None else list(dict.fromkeys(columns))
-    read = wanted if "time" in wanted else [*wanted, "time"]
-    arrow, parquet = segment_files(data_dir, table, site_id, utc_days(start, end))
-    parts: list[pl.LazyFrame] = []
-    if arrow:
-        parts.append(_columns(pl.scan_ipc(arrow), read, schema))
-    if parquet:
-        parts.append(_columns(pl.scan_parquet(parquet), read, schema))
-    if not parts:
-        return pl.LazyFrame(schema={c: schema[c] for c in wanted})
-    frame = parts[0] if len(parts) == 1 else pl.concat(parts, how="vertical_relaxed")
     window = (pl.col("time") >= _lit_time(start)) & (pl.col("time") < _lit_time(end))
     stones = tombstones.relevant(tombstones.load(data_dir, site_id), table, _ms(start), _ms(end))
     keep = tombstones.keep_expr(stones)
-    if keep is not None:
-        window = window & keep
-    return frame.filter(window).select(wanted).cast({c: schema[c] for c in wanted})
+    parts: list[pl.LazyFrame] = []
+    for days, predicate in _day_groups(start, end, window):
+        if keep is not None:
+            predicate = keep if predicate is None else predicate & keep
+        read = wanted if predicate is None or "time" in wanted else [*wanted, "time"]
+        arrow, parquet = segment_files(data_dir, table, site_id, days)
+        files: list[pl.LazyFrame] = []
+        if arrow:
+            files.append(_columns(pl.scan_ipc(arrow), read, schema))
+        if parquet:
+            files.append(_columns(pl.scan_parquet(parquet), read, schema))
+        for frame in files:
+            parts.append((frame if predicate is None else frame.filter(predicate)).select(wanted))
+    if not parts:
+        return pl.LazyFrame(schema={c: schema[c] for c in wanted})
+    frame = parts[0] if len(parts) == 1 else pl.concat(parts, how="vertical_relaxed")
+    return frame.cast({c: schema[c] for c in wanted})
+
+
+def _day_groups(
+    start: datetime, end: datetime, window: pl.Expr
+) -> list[tuple[list[date], pl.Expr | None]]:
+    """The window's UTC days in order, grouped by whether they need the time predicate."""
+    groups: list[tuple[list[date], pl.Expr | None]] = []
+    for day in utc_days(start, end):
+        lo = datetime(day.year, day.month, day.day, tzinfo=UTC)
+        inside = start <= lo and lo + timedelta(days=1) <= end
+        predicate = None if inside else window
+        if groups and (groups[-1][1] is None) == (predicate is None):
+            groups[-1][0].append(day)
+        else:
+            groups.append(([day], predicate))
+    return groups
 
 
 def _ms(value: datetime) -> int:

@@ -404,7 +404,7 @@ fn distinct_u64(py: Python<'_>, values: PyBuffer<u64>) -> PyResult<u64> {
 }
 
 /// Per-group rows, distinct visitors and distinct (visitor, session) pairs, with each group's
-/// first and last row (see kernels::group_stats). Returns
+/// first and latest row (see kernels::group_stats; `times` may be empty). Returns
 /// (keys, first, last, rows, visitors, sessions), one entry per group.
 #[pyfunction]
 #[allow(clippy::type_complexity)]
@@ -413,14 +413,44 @@ fn group_stats(
     keys: PyBuffer<u64>,
     visitors: PyBuffer<u64>,
     sessions: PyBuffer<u32>,
+    times: PyBuffer<i64>,
 ) -> PyResult<(Vec<u64>, Vec<u64>, Vec<u64>, Vec<u64>, Vec<u64>, Vec<u64>)> {
-    let (k, v, s) = (
+    let (k, v, s, t) = (
         buffer_slice(&keys)?,
         buffer_slice(&visitors)?,
         buffer_slice(&sessions)?,
+        buffer_slice(&times)?,
     );
-    let g = py.detach(|| crate::kernels::group_stats(k, v, s));
+    let g = py.detach(|| crate::kernels::group_stats(k, v, s, t));
     Ok((g.keys, g.first, g.last, g.rows, g.visitors, g.sessions))
+}
+
+/// Distinct visitors per group over delta-coded per-day lists (see kernels::union_visitors).
+/// ValueError when the arrays do not fit together.
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+fn union_visitors(
+    py: Python<'_>,
+    ids: PyBuffer<u64>,
+    id_offsets: PyBuffer<u64>,
+    deltas: PyBuffer<u32>,
+    lens: PyBuffer<u32>,
+    days: PyBuffer<u32>,
+    groups: PyBuffer<u32>,
+    n_groups: usize,
+) -> PyResult<Vec<u64>> {
+    let (ids, offsets, deltas) = (
+        buffer_slice(&ids)?,
+        buffer_slice(&id_offsets)?,
+        buffer_slice(&deltas)?,
+    );
+    let lists = crate::kernels::ListsOf {
+        lens: buffer_slice(&lens)?,
+        days: buffer_slice(&days)?,
+        groups: buffer_slice(&groups)?,
+    };
+    py.detach(|| crate::kernels::union_visitors(ids, offsets, deltas, &lists, n_groups))
+        .map_err(PyValueError::new_err)
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -432,6 +462,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(client_ip, m)?)?;
     m.add_function(wrap_pyfunction!(distinct_u64, m)?)?;
     m.add_function(wrap_pyfunction!(group_stats, m)?)?;
+    m.add_function(wrap_pyfunction!(union_visitors, m)?)?;
     m.add_function(wrap_pyfunction!(coarse_channel, m)?)?;
     m.add("InvalidInput", py.get_type::<InvalidInput>())?;
     m.add("StorageError", py.get_type::<StorageError>())?;

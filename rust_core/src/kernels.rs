@@ -23,12 +23,13 @@ fn count_sorted_distinct(sorted: &[u64]) -> u64 {
 }
 
 /// Per-group counts over rows: the row count, the distinct `visitors`, the distinct
-/// (visitor, session) pairs, and the first and last row index of each group.
+/// (visitor, session) pairs, and the first and latest row index of each group.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct GroupStats {
     /// The group key of each group, in order of first appearance.
     pub keys: Vec<u64>,
     pub first: Vec<u64>,
+    /// The row with the greatest time (the later row on a tie; the last row without times).
     pub last: Vec<u64>,
     pub rows: Vec<u64>,
     pub visitors: Vec<u64>,
@@ -59,6 +60,7 @@ type FastMap = std::collections::HashMap<u64, u32, std::hash::BuildHasherDefault
 
 /// Groups rows by `keys` and counts, per group, rows, distinct visitors and distinct
 /// (visitor, session) pairs. Rows past the shortest input are ignored. Exact for any input.
+/// `times` (one per row, or empty) picks each group's latest row.
 ///
 /// Fast path for how compacted page views are stored: sorted by (visitor, session) within
 /// each day. The input is cut into maximal runs where (visitor, session) does not decrease.
@@ -66,8 +68,9 @@ type FastMap = std::collections::HashMap<u64, u32, std::hash::BuildHasherDefault
 /// per group needs no set: "differs from the last visitor this group saw" is exact. Visitors
 /// found in several runs (sessions across midnight, or an unsorted input) are rare; their rows
 /// are set aside and counted exactly by sorting.
-pub fn group_stats(keys: &[u64], visitors: &[u64], sessions: &[u32]) -> GroupStats {
+pub fn group_stats(keys: &[u64], visitors: &[u64], sessions: &[u32], times: &[i64]) -> GroupStats {
     let n = keys.len().min(visitors.len()).min(sessions.len());
+    let times = if times.len() >= n { &times[..n] } else { &[][..] };
     let (keys, visitors, sessions) = (&keys[..n], &visitors[..n], &sessions[..n]);
     let multi = multi_run_visitors(visitors, sessions);
     let mut index = FastMap::default();
@@ -97,7 +100,10 @@ pub fn group_stats(keys: &[u64], visitors: &[u64], sessions: &[u32]) -> GroupSta
             }
         };
         let group = &mut groups[g];
-        group.last = i as u64;
+        match times.get(i) {
+            Some(&t) if group.rows > 0 && t < times[group.last as usize] => {}
+            _ => group.last = i as u64,
+        }
         group.rows += 1;
         if in_multi {
             aside.push((g as u32, v, s));
@@ -188,6 +194,86 @@ fn multi_run_visitors(visitors: &[u64], sessions: &[u32]) -> FastSet {
     multi
 }
 
+/// Distinct visitors per group over per-day visitor lists (the page rollups of
+/// trail.storage.rollups): exact, without reading page-view rows.
+///
+/// `ids` holds each day's sorted distinct visitor ids back to back: day `d` is
+/// `ids[id_offsets[d]..id_offsets[d + 1]]`. List `j` (one path on one day) names `lens[j]`
+/// visitors of day `days[j]` as ascending positions in that day's ids, delta-coded in `deltas`
+/// (consumed in order; the first delta of a list is its first position), and belongs to group
+/// `groups[j]` (the path). Returns the distinct ids of each of the `n_groups` groups.
+///
+/// An input that does not fit together (a position past its day, a group or day out of range,
+/// too few deltas) is an error, so the caller can fall back to reading rows.
+pub fn union_visitors(
+    ids: &[u64],
+    id_offsets: &[u64],
+    deltas: &[u32],
+    lists: &ListsOf,
+    n_groups: usize,
+) -> Result<Vec<u64>, String> {
+    let ListsOf { lens, days, groups } = *lists;
+    if lens.len() != days.len() || lens.len() != groups.len() {
+        return Err("list columns differ in length".into());
+    }
+    // Bucket the ids by group (a counting sort), then count each bucket's distinct values.
+    let mut starts = vec![0usize; n_groups + 1];
+    for (j, &g) in groups.iter().enumerate() {
+        let g = g as usize;
+        if g >= n_groups {
+            return Err(format!("group {g} out of range"));
+        }
+        starts[g + 1] += lens[j] as usize;
+    }
+    for g in 0..n_groups {
+        starts[g + 1] += starts[g];
+    }
+    if starts[n_groups] > deltas.len() {
+        return Err("fewer deltas than the lists name".into());
+    }
+    let mut cursor = starts.clone();
+    let mut bucketed = vec![0u64; starts[n_groups]];
+    let mut next = 0usize;
+    for j in 0..lens.len() {
+        let d = days[j] as usize;
+        let (Some(&lo), Some(&hi)) = (id_offsets.get(d), id_offsets.get(d + 1)) else {
+            return Err(format!("day {d} out of range"));
+        };
+        let (lo, hi) = (lo as usize, hi as usize);
+        if lo > hi || hi > ids.len() {
+            return Err(format!("day {d} has a bad id range"));
+        }
+        let day_ids = &ids[lo..hi];
+        let g = groups[j] as usize;
+        let mut pos = 0usize;
+        for &delta in &deltas[next..next + lens[j] as usize] {
+            pos += delta as usize;
+            let Some(&id) = day_ids.get(pos) else {
+                return Err(format!("position {pos} past the {} ids of day {d}", day_ids.len()));
+            };
+            bucketed[cursor[g]] = id;
+            cursor[g] += 1;
+        }
+        next += lens[j] as usize;
+    }
+    let mut out = Vec::with_capacity(n_groups);
+    for g in 0..n_groups {
+        let bucket = &mut bucketed[starts[g]..starts[g + 1]];
+        // Each list is an ascending run: the stable sort merges the runs.
+        bucket.sort();
+        out.push(count_sorted_distinct(bucket));
+    }
+    Ok(out)
+}
+
+/// The per-list columns of union_visitors.
+#[derive(Clone, Copy)]
+pub struct ListsOf<'a> {
+    pub lens: &'a [u32],
+    pub days: &'a [u32],
+    pub groups: &'a [u32],
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -258,7 +344,7 @@ mod tests {
             ),
         ];
         for (k, v, s, want) in cases {
-            let got = group_stats(k, v, s);
+            let got = group_stats(k, v, s, &[]);
             let want = GroupStats {
                 keys: want.0.to_vec(),
                 first: want.1.to_vec(),
@@ -284,7 +370,7 @@ mod tests {
         let keys: Vec<u64> = (0..n).map(|_| rnd() % 300).collect();
         let visitors: Vec<u64> = (0..n).map(|_| rnd() % 2000).collect();
         let sessions: Vec<u32> = (0..n).map(|_| (rnd() % 3) as u32).collect();
-        let got = group_stats(&keys, &visitors, &sessions);
+        let got = group_stats(&keys, &visitors, &sessions, &[]);
         for (g, key) in got.keys.iter().enumerate() {
             let rows: Vec<usize> = (0..n).filter(|&i| keys[i] == *key).collect();
             let v: std::collections::HashSet<_> = rows.iter().map(|&i| visitors[i]).collect();
@@ -296,5 +382,86 @@ mod tests {
             assert_eq!(got.visitors[g], v.len() as u64);
             assert_eq!(got.sessions[g], s.len() as u64);
         }
+    }
+
+    #[test]
+    fn group_stats_latest_row_by_time() {
+        // group 1: times 5, 9, 9, 2 -> the later of the two 9s (row 2); group 2: one row.
+        let got = group_stats(&[1, 1, 1, 2, 1], &[1, 2, 3, 4, 5], &[1; 5], &[5, 9, 9, 1, 2]);
+        assert_eq!(got.last, vec![2, 3]);
+        // too few times: ignored, the last row wins
+        assert_eq!(group_stats(&[1, 1], &[1, 2], &[1, 1], &[7]).last, vec![1]);
+    }
+
+    #[test]
+    fn union_visitors_table() {
+        // day 0 ids [10, 20, 30], day 1 ids [20, 40]
+        let ids = [10, 20, 30, 20, 40];
+        let offsets = [0, 3, 5];
+        // group 0: day 0 positions {0, 2} (deltas 0, 2) and day 1 positions {0, 1} (0, 1)
+        //   -> ids {10, 30} u {20, 40} = 4 distinct
+        // group 1: day 0 position {1} (id 20) and day 1 position {0} (id 20) -> 1
+        // group 2: no lists -> 0
+        let deltas = [0, 2, 0, 1, 1, 0];
+        let lists = ListsOf {
+            lens: &[2, 2, 1, 1],
+            days: &[0, 1, 0, 1],
+            groups: &[0, 0, 1, 1],
+        };
+        assert_eq!(union_visitors(&ids, &offsets, &deltas, &lists, 3), Ok(vec![4, 1, 0]));
+        let bad = ListsOf {
+            lens: &[1],
+            days: &[1],
+            groups: &[0],
+        };
+        // position 5 is past day 1's two ids; day 7 and group 9 do not exist
+        assert!(union_visitors(&ids, &offsets, &[5], &bad, 1).is_err());
+        let no_day = ListsOf { days: &[7], ..bad };
+        assert!(union_visitors(&ids, &offsets, &[0], &no_day, 1).is_err());
+        let no_group = ListsOf { groups: &[9], ..bad };
+        assert!(union_visitors(&ids, &offsets, &[0], &no_group, 1).is_err());
+        assert!(union_visitors(&ids, &offsets, &[], &bad, 1).is_err()); // too few deltas
+    }
+
+    #[test]
+    fn union_visitors_matches_hash_sets() {
+        let mut x: u64 = 0x9E3779B97F4A7C15;
+        let mut rnd = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        // 4 days of ids drawn from 0..500, 6 groups, each day lists a random subset per group.
+        let (mut ids, mut offsets) = (Vec::new(), vec![0u64]);
+        let (mut deltas, mut lens, mut days, mut groups) = (vec![], vec![], vec![], vec![]);
+        let mut want: Vec<std::collections::HashSet<u64>> = vec![Default::default(); 6];
+        for d in 0..4u32 {
+            let mut day: Vec<u64> = (0..200).map(|_| rnd() % 500).collect();
+            day.sort();
+            day.dedup();
+            for g in 0..6u32 {
+                let picked: Vec<usize> = (0..day.len()).filter(|_| rnd() % 3 == 0).collect();
+                let mut prev = 0usize;
+                for &p in &picked {
+                    deltas.push((p - prev) as u32);
+                    prev = p;
+                    want[g as usize].insert(day[p]);
+                }
+                lens.push(picked.len() as u32);
+                days.push(d);
+                groups.push(g);
+            }
+            ids.extend(&day);
+            offsets.push(ids.len() as u64);
+        }
+        let lists = ListsOf {
+            lens: &lens,
+            days: &days,
+            groups: &groups,
+        };
+        let got = union_visitors(&ids, &offsets, &deltas, &lists, 6).unwrap();
+        let want: Vec<u64> = want.iter().map(|s| s.len() as u64).collect();
+        assert_eq!(got, want);
     }
 }

@@ -132,6 +132,10 @@ def _rows(seed: int, n: int, days: int) -> pl.DataFrame:
                 "session_id": rng.integers(0, 3, n).astype(np.uint32),
                 "path": rng.choice(["/", "/a", "/b", "/c/d"], n),
                 "title": rng.choice(["x", "y"], n),
+                # distinct times (no ties), in no particular order
+                "time": pl.Series(rng.permutation(10**6)[:n] + 10**12 * (len(parts) + 1)).cast(
+                    pl.Datetime("ms", "UTC")
+                ),
             }
         )
         parts.append(df.sort("visitor_id", "session_id"))
@@ -150,7 +154,7 @@ def test_page_stats_matches_polars(seed: int) -> None:
             pl.col("visitor_id").n_unique().cast(pl.Int64).alias("visitors"),
             pl.struct("visitor_id", "session_id").n_unique().cast(pl.Int64).alias("sessions"),
             pl.len().cast(pl.Int64).alias("views"),
-            pl.col("title").last(),
+            pl.col("title").max_by("time"),  # the latest view's title
         )
         .sort("path")
     )

@@ -31,12 +31,16 @@ def has_group_stats() -> bool:
     return core.group_stats is not None
 
 
+_NO_TIMES = np.zeros(0, dtype=np.int64)
+
+
 def page_stats(pv: pl.LazyFrame, *, with_title: bool = True) -> pl.DataFrame:
-    """Per path over page-view rows: visitors, sessions, views and the title of the last row,
-    like `group_by("path").agg(n_unique..., title.last())` but without Polars' per-group hash
-    sets (seconds at 10M rows). Groups are told apart by a 64-bit hash of the path; two
-    paths would only merge on a hash collision (~1e-13 for thousands of paths)."""
-    titles = ["title"] if with_title else []
+    """Per path over page-view rows: visitors, sessions, views and the title of the latest view
+    (by `time`; the later row in scan order on a tie), like `group_by("path").agg(n_unique...,
+    title.max_by("time"))` but without Polars' per-group hash sets (seconds at 10M rows).
+    Groups are told apart by a 64-bit hash of the path; two paths would only merge on a hash
+    collision (~1e-13 for thousands of paths)."""
+    titles = ["title", pl.col("time").dt.epoch("ms").alias("ms")] if with_title else []
     df = pv.select(
         pl.col("path").hash().alias("key"), "visitor_id", "session_id", "path", *titles
     ).collect()
@@ -47,7 +51,12 @@ def page_stats(pv: pl.LazyFrame, *, with_title: bool = True) -> pl.DataFrame:
     keys = np.ascontiguousarray(df["key"].to_numpy(), dtype=np.uint64)
     visitors = np.ascontiguousarray(df["visitor_id"].to_numpy(), dtype=np.uint64)
     sessions = np.ascontiguousarray(df["session_id"].to_numpy(), dtype=np.uint32)
-    _keys, first, last, rows, n_visitors, n_sessions = core.group_stats(keys, visitors, sessions)
+    times = (
+        np.ascontiguousarray(df["ms"].to_numpy(), dtype=np.int64) if with_title else _NO_TIMES
+    )
+    _keys, first, last, rows, n_visitors, n_sessions = core.group_stats(
+        keys, visitors, sessions, times
+    )
     out = pl.DataFrame(
         {
             "path": df["path"].gather(first),
@@ -72,6 +81,7 @@ def visitors_by(lf: pl.LazyFrame, columns: list[str]) -> pl.DataFrame:
         np.ascontiguousarray(df["key"].to_numpy(), dtype=np.uint64),
         np.ascontiguousarray(df["visitor_id"].to_numpy(), dtype=np.uint64),
         np.ascontiguousarray(df["session_id"].to_numpy(), dtype=np.uint32),
+        _NO_TIMES,
     )
     out = df.select(columns)[first]
     return out.with_columns(visitors=pl.Series(n_visitors, dtype=pl.Int64))

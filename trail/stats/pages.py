@@ -24,7 +24,7 @@ def page(data_dir: Path, f: Filter, *, group_by_title: bool = False) -> list[dic
     """/statistics/page: per path (and title), sorted, searched and paged."""
     rows = rows_for(data_dir, f)
     keys = ["path", "title"] if group_by_title else ["path"]
-    pv = rows.page_views([*m.PAGE_VIEW_COLUMNS, "path", "title"])
+    pv = rows.page_views([*m.PAGE_VIEW_COLUMNS, "path", "title", "time"])
     if f.search:
         pv = pv.filter(
             pl.col("path").str.to_lowercase().str.contains(f.search.lower(), literal=True)
@@ -43,9 +43,7 @@ def page(data_dir: Path, f: Filter, *, group_by_title: bool = False) -> list[dic
     else:
         aggs = m.page_view_metrics()
         if not group_by_title:
-            # Segments are read in time order, so the last title is (close to) the current one;
-            # an exact arg-max per group costs seconds at 10M rows.
-            aggs.append(pl.col("title").last().alias("title"))
+            aggs.append(pl.col("title").max_by("time").alias("title"))  # the latest view's
         stats = pv.group_by(keys).agg(aggs)
     stats = stats.join(b, on="path", how="left").with_columns(pl.col("bounces").fill_null(0))
     queries = [stats, _unfiltered_totals(rows)]
@@ -163,7 +161,7 @@ def _entry_exit(data_dir: Path, f: Filter, kind: str) -> list[dict[str, Any]]:
     rows = rows_for(data_dir, f)
     count, rate_name = ("entries", "entry_rate") if kind == "entry" else ("exits", "exit_rate")
     path_col, title_col = f"{kind}_path", f"{kind}_title"
-    sess = rows.sessions(["sign", path_col, title_col], paths_on_entry=kind == "entry")
+    sess = rows.sessions(["sign", path_col, title_col, "time"], paths_on_entry=kind == "entry")
     if f.search:
         sess = sess.filter(
             pl.col(path_col).str.to_lowercase().str.contains(f.search.lower(), literal=True)
@@ -171,7 +169,11 @@ def _entry_exit(data_dir: Path, f: Filter, kind: str) -> list[dict[str, Any]]:
     counts = (
         sess.group_by(pl.col(path_col).alias("path"))
         .agg(
-            pl.col(title_col).filter(pl.col("sign") > 0).last().alias("title"),
+            # the title of the latest state with that path (deterministic, see kernels)
+            pl.col(title_col)
+            .filter(m.present())
+            .max_by(pl.col("time").filter(m.present()))
+            .alias("title"),
             m.sessions().alias(count),
         )
         .filter(pl.col(count) > 0)

@@ -256,13 +256,27 @@ pub fn union_visitors(
         }
         next += lens[j] as usize;
     }
-    let mut out = Vec::with_capacity(n_groups);
-    for g in 0..n_groups {
-        let bucket = &mut bucketed[starts[g]..starts[g + 1]];
-        // Each list is an ascending run: the stable sort merges the runs.
-        bucket.sort();
-        out.push(count_sorted_distinct(bucket));
-    }
+    // Two threads, each with about half of the ids (the machine this targets has two cores;
+    // sorting is most of the time).
+    let half = starts[n_groups] / 2;
+    let mid = starts.partition_point(|&start| start < half).min(n_groups);
+    let (low, high) = bucketed.split_at_mut(starts[mid]);
+    let count = |buckets: &mut [u64], groups: std::ops::Range<usize>, base: usize| -> Vec<u64> {
+        groups
+            .map(|g| {
+                let bucket = &mut buckets[starts[g] - base..starts[g + 1] - base];
+                // Each list is an ascending run: the stable sort merges the runs.
+                bucket.sort();
+                count_sorted_distinct(bucket)
+            })
+            .collect()
+    };
+    let (mut out, rest) = std::thread::scope(|scope| {
+        let upper = scope.spawn(|| count(high, mid..n_groups, starts[mid]));
+        let lower = count(low, 0..mid, 0);
+        (lower, upper.join())
+    });
+    out.extend(rest.map_err(|_| "a counting thread panicked".to_string())?);
     Ok(out)
 }
 

@@ -51,9 +51,7 @@ def page_stats(pv: pl.LazyFrame, *, with_title: bool = True) -> pl.DataFrame:
     keys = np.ascontiguousarray(df["key"].to_numpy(), dtype=np.uint64)
     visitors = np.ascontiguousarray(df["visitor_id"].to_numpy(), dtype=np.uint64)
     sessions = np.ascontiguousarray(df["session_id"].to_numpy(), dtype=np.uint32)
-    times = (
-        np.ascontiguousarray(df["ms"].to_numpy(), dtype=np.int64) if with_title else _NO_TIMES
-    )
+    times = np.ascontiguousarray(df["ms"].to_numpy(), dtype=np.int64) if with_title else _NO_TIMES
     _keys, first, last, rows, n_visitors, n_sessions = core.group_stats(
         keys, visitors, sessions, times
     )

@@ -8,7 +8,7 @@ from typing import Any
 
 import polars as pl
 
-from trail.stats import kernels, rollup_totals
+from trail.stats import kernels, rollup_pages, rollup_totals
 from trail.stats import metrics as m
 from trail.stats.filters import Filter
 from trail.stats.predicates import field_expr, page_parts
@@ -24,11 +24,12 @@ def page(data_dir: Path, f: Filter, *, group_by_title: bool = False) -> list[dic
     """/statistics/page: per path (and title), sorted, searched and paged."""
     rows = rows_for(data_dir, f)
     keys = ["path", "title"] if group_by_title else ["path"]
+    searched = (
+        pl.col("path").str.to_lowercase().str.contains((f.search or "").lower(), literal=True)
+    )
     pv = rows.page_views([*m.PAGE_VIEW_COLUMNS, "path", "title", "time"])
     if f.search:
-        pv = pv.filter(
-            pl.col("path").str.to_lowercase().str.contains(f.search.lower(), literal=True)
-        )
+        pv = pv.filter(searched)
     # A bounced session only viewed its entry page, so bounces per page = bounced sessions by entry.
     b = rollup_totals.entry_bounces(rows)
     if b is None:
@@ -38,7 +39,10 @@ def page(data_dir: Path, f: Filter, *, group_by_title: bool = False) -> list[dic
             .group_by(pl.col("entry_path").alias("path"))
             .agg(m.bounces())
         )
-    if not group_by_title and kernels.has_group_stats():
+    rolled = None if group_by_title else rollup_pages.page_stats(rows)
+    if rolled is not None:
+        stats = rolled.lazy().filter(searched) if f.search else rolled.lazy()
+    elif not group_by_title and kernels.has_group_stats():
         stats = kernels.page_stats(pv).lazy()
     else:
         aggs = m.page_view_metrics()

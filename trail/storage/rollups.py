@@ -11,6 +11,10 @@ closed day in memory, so it also writes, for the `sessions` table:
   u64 (no header: reading is one `numpy.fromfile`; ~1 id per visitor and day, ~2.7 B per page
   view at the benchmark's 1.2 sessions per visitor and day).
 
+For the `page_views` table, `rollup-<n>.parquet` holds one row per path of the day (views,
+sessions, the latest title and the day's visitors of the path as positions in the sessions
+rollup's id list); see trail.storage.page_rollups.
+
 Exactness: the ids are exact, and the union over days is counted exactly (trail.stats.kernels),
 so every number is the one the rows give. A day's rollup is used only when it still describes
 exactly what a scan would read: the manifest names it for the live parquet, no other segment is
@@ -23,7 +27,9 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -35,25 +41,43 @@ import polars as pl
 from trail.storage import tombstones
 from trail.storage.daydir import MANIFEST, Manifest, visible_files
 
-VERSION = 3
+VERSION = 3  # of the sessions rollup
 DAY_MS = 86_400_000
-TABLES = ("sessions",)
-# The columns `build` reads.
-COLUMNS = [
-    "time",
-    "sign",
-    "visitor_id",
-    "page_views",
-    "is_bounce",
-    "duration_seconds",
-    "entry_path",
-]
+TABLES = ("sessions", "page_views")
+# The columns `build` reads per table.
+COLUMNS = {
+    "sessions": [
+        "time",
+        "sign",
+        "visitor_id",
+        "page_views",
+        "is_bounce",
+        "duration_seconds",
+        "entry_path",
+    ],
+    "page_views": ["time", "visitor_id", "session_id", "path", "title"],
+}
 _SAFE_SITE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # as trail.stats.scan
 
 
-def file_name(part: str) -> str:
-    """`part-7.parquet` -> `rollup-7.u64` (not `.arrow`: readers take those for segments)."""
-    return part.replace("part-", "rollup-").replace(".parquet", ".u64")
+def files_of(entry: dict[str, Any]) -> list[str]:
+    """The files a manifest rollup entry names."""
+    return [str(entry[k]) for k in ("file", "visitors_file") if entry.get(k)]
+
+
+def version(table: str) -> int:
+    if table == "page_views":
+        from trail.storage import page_rollups
+
+        return page_rollups.VERSION
+    return VERSION
+
+
+def file_name(part: str, table: str = "sessions") -> str:
+    """`part-7.parquet` -> `rollup-7.u64` (not `.arrow`: readers take those for segments), or
+    `rollup-7.parquet` for page views (readers only take the `part-*.parquet` the manifest names)."""
+    name = part.replace("part-", "rollup-")
+    return name if table == "page_views" else name.replace(".parquet", ".u64")
 
 
 def _day_ms(day: date) -> tuple[int, int]:
@@ -66,6 +90,10 @@ def build(table: str, df: pl.DataFrame, day_dir: Path, day: date, part: str) -> 
     entry; {} for tables without rollups."""
     if table not in TABLES:
         return {}
+    if table == "page_views":
+        from trail.storage import page_rollups
+
+        return page_rollups.build(df, day_dir, day, part)
     start, end = _day_ms(day)
     t = pl.col("time").cast(pl.Int64)
     rows = df.lazy().filter((t >= start) & (t < end))
@@ -103,13 +131,49 @@ def build(table: str, df: pl.DataFrame, day_dir: Path, day: date, part: str) -> 
 @dataclass(frozen=True)
 class DayRollup:
     day: date
-    ids_path: str
+    file: str  # the rollup file: the visitor ids for sessions, a parquet for page views
     sums: dict[str, int]
     bounces_by_entry: dict[str, int]
+    entry: dict[str, Any]  # the manifest's rollup entry as written
 
     def visitor_ids(self) -> np.ndarray:
-        """The day's sorted distinct visitor ids (uint64)."""
-        return np.fromfile(self.ids_path, dtype="<u8")
+        """The day's sorted distinct visitor ids (uint64, read-only: shared through a cache)."""
+        return _ids_cache.get(self.file)
+
+
+class _IdsCache:
+    """Visitor id files by (path, mtime, size), least recently used first out, within a byte
+    budget: a 30-day report reads ~30 of them (~26 MB at 10M page views) and the next report
+    of the same site reads them again. Files are replaced by rename, so a changed file has a
+    new (mtime, size) or inode and is read afresh."""
+
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self.used = 0
+        self.entries: OrderedDict[tuple[str, int, int, int], np.ndarray] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, path: str) -> np.ndarray:
+        st = os.stat(path)
+        key = (path, st.st_ino, st.st_mtime_ns, st.st_size)
+        with self.lock:
+            hit = self.entries.get(key)
+            if hit is not None:
+                self.entries.move_to_end(key)
+                return hit
+        ids = np.fromfile(path, dtype="<u8")
+        ids.flags.writeable = False
+        with self.lock:
+            if key not in self.entries and ids.nbytes <= self.budget:
+                self.entries[key] = ids
+                self.used += ids.nbytes
+                while self.used > self.budget:
+                    _, old = self.entries.popitem(last=False)
+                    self.used -= old.nbytes
+        return ids
+
+
+_ids_cache = _IdsCache(int(os.environ.get("TRAIL_ROLLUP_CACHE_MB", "256")) * 1024 * 1024)
 
 
 # day dir -> (dir mtime_ns, rollup or None); trusted like trail.storage.daydir's listing cache.
@@ -117,7 +181,8 @@ _cache: dict[str, tuple[int, DayRollup | None]] = {}
 _SETTLED_NS = 2_000_000_000
 
 
-def _day_rollup(day_dir: Path, day: date) -> DayRollup | None:
+def day_rollup(day_dir: Path, day: date, table: str = "sessions") -> DayRollup | None:
+    """The usable rollup of one day directory, or None (see the module doc)."""
     key = str(day_dir)
     try:
         mtime = os.stat(key).st_mtime_ns
@@ -134,14 +199,15 @@ def _day_rollup(day_dir: Path, day: date) -> DayRollup | None:
         r = manifest.rollup
         if (
             not arrow
-            and r.get("version") == VERSION
+            and r.get("version") == version(table)
             and parquet == [r.get("part")]
-            and r.get("file") in names
+            and r.get("file")
+            and all(n in names for n in files_of(r))
         ):
             sums = {k: int(v) for k, v in r.items() if isinstance(v, int)}
             sums["tombstones_at"] = manifest.tombstones_at
             by_entry = {str(k): int(v) for k, v in (r.get("bounces_by_entry") or {}).items()}
-            result = DayRollup(day, f"{key}/{r['file']}", sums, by_entry)
+            result = DayRollup(day, f"{key}/{r['file']}", sums, by_entry, r)
     if time.time_ns() - mtime > _SETTLED_NS:
         if len(_cache) > 50_000:
             _cache.clear()
@@ -172,7 +238,7 @@ def days_for(
         day_dir = site_dir / f"day={day.isoformat()}"
         if not day_dir.is_dir():
             continue  # no rows that day: nothing to add
-        r = _day_rollup(day_dir, day)
+        r = day_rollup(day_dir, day, table)
         if r is None:
             return None
         lo, hi = _day_ms(day)

@@ -38,7 +38,7 @@ from typing import Any
 
 import polars as pl
 
-from trail.storage import rollups, tombstones
+from trail.storage import page_rollups, rollups, tombstones
 from trail.storage.daydir import MANIFEST, Manifest, fsync_dir, locked, visible_files
 from trail.storage.schema import TABLES
 
@@ -176,7 +176,11 @@ def compact_dir(
         newest_stone = max((s.deleted_at_ms for s in stones), default=0)
         stale_stones = newest_stone > manifest.tombstones_at
         if not ready and not (parquet and (len(parquet) > 1 or stale_stones)):
-            if len(parquet) == 1 and not arrow and _rollup_missing(table, manifest, parquet[0]):
+            if (
+                len(parquet) == 1
+                and not arrow
+                and _rollup_stale(table, day_dir, manifest, parquet[0])
+            ):
                 _add_rollup(table, day_dir, parquet[0], manifest)
                 result.action = "rolled_up"
             return result
@@ -194,8 +198,8 @@ def compact_dir(
         result.rows_out = df.height
         day = _day_of(day_dir)
         rollup = rollups.build(table, df, day_dir, day, name) if day is not None else {}
-        if manifest.rollup.get("file"):  # the previous rollup goes with the files it described
-            manifest.replaced[manifest.rollup["file"]] = {"by": name, "at": now}
+        for old in rollups.files_of(manifest.rollup):  # they go with the files they described
+            manifest.replaced[old] = {"by": name, "at": now}
         manifest.rollup = rollup
         for entry in manifest.replaced.values():
             if entry.get("by") in inputs:  # files an input had replaced now point at the new part
@@ -284,7 +288,7 @@ def _remove_orphans(day_dir: Path, names: list[str], manifest: Manifest) -> None
         orphan_tmp = n.startswith((".part-", ".rollup-")) and n.endswith(".tmp")
         orphan_rollup = (
             n.startswith("rollup-")
-            and n != manifest.rollup.get("file")
+            and n not in rollups.files_of(manifest.rollup)
             and n not in manifest.replaced
         )
         if orphan_part or orphan_tmp or orphan_rollup:
@@ -321,12 +325,19 @@ def _stones_for(data_dir: Path, site: str, table: str, day_dir: Path) -> list[to
     return tombstones.relevant(tombstones.load(data_dir, site), table, start, start + DAY_MS)
 
 
-def _rollup_missing(table: str, manifest: Manifest, part: str) -> bool:
-    """A compacted file from before rollups existed (or an older rollup version)."""
+def _rollup_stale(table: str, day_dir: Path, manifest: Manifest, part: str) -> bool:
+    """A compacted file from before rollups existed (or an older rollup version), or a page
+    rollup whose inputs (the sessions rollup, the previous day's part) have changed."""
     if table not in rollups.TABLES:
         return False
     r = manifest.rollup
-    return r.get("version") != rollups.VERSION or r.get("part") != part
+    if r.get("version") != rollups.version(table) or r.get("part") != part:
+        return True
+    if table == "page_views":
+        day = _day_of(day_dir)
+        current = page_rollups.inputs(day_dir, day) if day is not None else {}
+        return any(r.get(k) != v for k, v in current.items())
+    return False
 
 
 def _add_rollup(table: str, day_dir: Path, part: str, manifest: Manifest) -> None:
@@ -334,11 +345,11 @@ def _add_rollup(table: str, day_dir: Path, part: str, manifest: Manifest) -> Non
     day = _day_of(day_dir)
     if day is None:
         return
-    df = pl.read_parquet(day_dir / part, columns=rollups.COLUMNS)
-    old = manifest.rollup.get("file")
+    df = pl.read_parquet(day_dir / part, columns=rollups.COLUMNS[table])
+    old = rollups.files_of(manifest.rollup)
     manifest.rollup = rollups.build(table, df, day_dir, day, part)
-    if old and old != manifest.rollup.get("file"):
-        manifest.replaced[old] = {"by": part, "at": time.time()}
+    for name in set(old) - set(rollups.files_of(manifest.rollup)):
+        manifest.replaced[name] = {"by": part, "at": time.time()}
     manifest.write(day_dir)
 
 
@@ -358,7 +369,7 @@ def _needs_work(
         return True
     if len(parquet) > 1:
         return True
-    if len(parquet) == 1 and not arrow and _rollup_missing(table, manifest, parquet[0]):
+    if len(parquet) == 1 and not arrow and _rollup_stale(table, day_dir, manifest, parquet[0]):
         return True
     if any(now - float(e.get("at", 0)) >= grace for e in manifest.replaced.values()):
         return True

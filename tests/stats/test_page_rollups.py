@@ -1,0 +1,181 @@
+"""Page rollups (trail.storage.page_rollups) give exactly the /statistics/page the rows give.
+
+Sessions cross midnight and view the same page on both days (what `carried` corrects), titles
+change, windows start on either day; late rows, a replaced sessions rollup and an inconsistent
+day make the rows answer until the maintenance round has rebuilt what changed.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import polars as pl
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from segment_rows import SITE, SiteData
+
+from trail.stats import pages, rollup_pages
+from trail.stats.filters import parse_filter
+from trail.stats.sources import rows_for
+from trail.storage import rollups
+from trail.storage.daydir import Manifest
+from trail.tasks import compaction
+
+NOW = datetime(2024, 3, 20, tzinfo=UTC)
+AFTER = datetime(2024, 3, 15, tzinfo=UTC).timestamp()
+BASE = datetime(2024, 3, 10, 23, 0, tzinfo=UTC)  # sessions cross into 2024-03-11
+PATHS = ["/", "/a", "/b"]
+WINDOWS = [("2024-03-10", "2024-03-12"), ("2024-03-11", "2024-03-12"), ("2024-03-10", "2024-03-10")]
+
+visit = st.tuples(
+    st.integers(1, 4),  # visitor
+    st.lists(st.tuples(st.integers(0, 1700), st.sampled_from(PATHS)), min_size=1, max_size=5),
+    st.integers(0, 30),  # start, in 5-minute steps from 23:00
+)
+
+
+@contextmanager
+def site(visits: list) -> Iterator[Path]:
+    """The visits as compacted segments in a temporary data dir, removed afterwards."""
+    data = SiteData(Path(tempfile.mkdtemp(prefix="trail-pages-")))
+    try:
+        for session_id, (visitor_id, hits, start) in enumerate(visits, start=1):
+            t = BASE + timedelta(minutes=5 * start)
+            times = []
+            for gap, path in hits:
+                t += timedelta(seconds=gap)
+                times.append((t.strftime("%Y-%m-%d %H:%M:%S"), path))
+            data.visit(visitor_id, session_id, times)
+        # Titles change over time: the report shows the latest view's.
+        for i, row in enumerate(data.rows["page_views"]):
+            row["title"] = f"{row['path']} v{i % 3}"
+        data.write()
+        compaction.run_round(data.data_dir, now=AFTER, grace=0)
+        yield data.data_dir
+    finally:
+        shutil.rmtree(data.data_dir, ignore_errors=True)
+
+
+def page_report(data_dir: Path, frm: str, to: str, *, use_rollups: bool) -> list[dict]:
+    f = parse_filter({"id": [SITE], "from": [frm], "to": [to], "limit": ["100"]}, now=NOW)
+    if use_rollups:
+        assert rollup_pages.page_stats(rows_for(data_dir, f)) is not None, "rollups not used"
+        return pages.page(data_dir, f)
+    original = rollup_pages.page_stats
+    rollup_pages.page_stats = lambda rows: None  # type: ignore[assignment]
+    try:
+        return pages.page(data_dir, f)
+    finally:
+        rollup_pages.page_stats = original  # type: ignore[assignment]
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(visit, min_size=1, max_size=7))
+def test_page_from_rollups_equals_rows(visits: list) -> None:
+    with site(visits) as data_dir:
+        for frm, to in WINDOWS:
+            assert_same(
+                page_report(data_dir, frm, to, use_rollups=True),
+                page_report(data_dir, frm, to, use_rollups=False),
+            )
+
+
+def assert_same(got: list[dict], want: list[dict]) -> None:
+    """Equal, except that ratios may differ in the last bit: Polars divides a column by a
+    scalar through a reciprocal on some frame layouts (3 / 10 -> 0.30000000000000004)."""
+    assert [{k: v for k, v in r.items() if not isinstance(v, float)} for r in got] == [
+        {k: v for k, v in r.items() if not isinstance(v, float)} for r in want
+    ]
+    for g, w in zip(got, want, strict=True):
+        for k, v in w.items():
+            if isinstance(v, float):
+                assert g[k] == pytest.approx(v, rel=1e-12, abs=1e-15), k
+
+
+def test_a_session_across_midnight_is_one_session_of_its_page() -> None:
+    # One session: "/" at 23:50 and 00:10, then "/a"; a second visitor views "/" after midnight.
+    visits = [(1, [(600 + 2400, "/"), (1200, "/"), (60, "/a")], 0), (2, [(4000, "/")], 0)]
+    with site(visits) as data_dir:
+        both = {p["path"]: p for p in page_report(data_dir, *WINDOWS[0], use_rollups=True)}
+        assert (both["/"]["sessions"], both["/"]["views"], both["/"]["visitors"]) == (2, 3, 2)
+        # From the second day only, the session counts there once.
+        second = {p["path"]: p for p in page_report(data_dir, *WINDOWS[1], use_rollups=True)}
+        assert (second["/"]["sessions"], second["/"]["views"]) == (2, 2)
+        manifest = Manifest.read(_day_dir(data_dir, "2024-03-11"))
+        assert manifest.rollup["prev_part"] == "part-1.parquet"
+        assert manifest.rollup["ids_file"].endswith(".u64")
+
+
+def _day_dir(data_dir: Path, day: str, table: str = "page_views") -> Path:
+    return data_dir / "segments" / table / f"site={SITE}" / f"day={day}"
+
+
+def test_late_rows_make_rows_answer_until_rebuilt() -> None:
+    visits = [(1, [(3000, "/"), (1500, "/a")], 0), (2, [(100, "/b")], 1)]
+    with site(visits) as data_dir:
+        before = page_report(data_dir, *WINDOWS[0], use_rollups=True)
+        # A late page view (and its session) on the first day: an unsealed segment appears.
+        late = SiteData(data_dir)
+        late.visit(3, 99, [("2024-03-10 12:00:00", "/late")])
+        late.write()
+        f = parse_filter({"id": [SITE], "from": ["2024-03-10"], "to": ["2024-03-12"]}, now=NOW)
+        assert rollup_pages.page_stats(rows_for(data_dir, f)) is None
+        with_late = page_report(data_dir, *WINDOWS[0], use_rollups=False)
+        assert {p["path"] for p in with_late} == {p["path"] for p in before} | {"/late"}
+        summary = compaction.run_round(data_dir, now=AFTER, grace=0)
+        actions = {(d.table, d.day): d.action for d in summary.dirs}
+        assert actions[("page_views", "2024-03-10")] == "compacted"
+        # The next day's `carried` was computed from the replaced part: rebuilt in that round.
+        assert actions[("page_views", "2024-03-11")] == "rolled_up"
+        assert_same(page_report(data_dir, *WINDOWS[0], use_rollups=True), with_late)
+
+
+def test_stale_inputs_are_refused_and_rebuilt() -> None:
+    visits = [(1, [(3000, "/"), (1500, "/a")], 0)]
+    with site(visits) as data_dir:
+        f = parse_filter({"id": [SITE], "from": ["2024-03-10"], "to": ["2024-03-12"]}, now=NOW)
+        day = _day_dir(data_dir, "2024-03-11")
+        m = Manifest.read(day)
+        m.rollup = {**m.rollup, "ids_file": "rollup-0.u64"}  # as if the sessions day changed
+        m.write(day)
+        rollups._cache.clear()
+        assert rollup_pages.page_stats(rows_for(data_dir, f)) is None
+        assert [d.action for d in compaction.run_round(data_dir, now=AFTER, grace=0).dirs] == [
+            "rolled_up"
+        ]
+        rollups._cache.clear()
+        assert rollup_pages.page_stats(rows_for(data_dir, f)) is not None
+
+
+def test_a_visitor_missing_from_the_sessions_rollup_leaves_no_page_rollup(
+    tmp_path: Path,
+) -> None:
+    data = SiteData(tmp_path)
+    data.visit(1, 1, [("2024-03-10 10:00:00", "/")])
+    data.rows["page_views"].append({**data.rows["page_views"][0], "visitor_id": 777})
+    data.write()
+    compaction.run_round(tmp_path, now=AFTER, grace=0)
+    r = Manifest.read(_day_dir(tmp_path, "2024-03-10")).rollup
+    assert r["file"] is None and "not in the sessions rollup" in r["unusable"]
+    f = parse_filter({"id": [SITE], "from": ["2024-03-10"], "to": ["2024-03-10"]}, now=NOW)
+    assert rollup_pages.page_stats(rows_for(tmp_path, f)) is None
+    assert [p["visitors"] for p in pages.page(tmp_path, f)] == [2]
+    # Nothing to redo in the next round: the inputs have not changed.
+    assert compaction.run_round(tmp_path, now=AFTER, grace=0).dirs == []
+
+
+@pytest.mark.parametrize("frm", ["2024-03-10", "2024-03-11"])
+def test_rollup_files_are_small_and_flat(frm: str) -> None:
+    with site([(1, [(3000, "/"), (1500, "/a")], 0), (2, [(10, "/")], 0)]) as data_dir:
+        day = _day_dir(data_dir, frm)
+        r = Manifest.read(day).rollup
+        per_path = pl.read_parquet(day / r["file"])
+        deltas = pl.read_parquet(day / r["visitors_file"])
+        assert per_path["visitors"].sum() == deltas.height  # one delta per (path, visitor)
+        assert set(rollups.files_of(r)) == {r["file"], r["visitors_file"]}

@@ -1,0 +1,98 @@
+"""Per-path page statistics from the page rollups (trail.storage.page_rollups), when they apply.
+
+/statistics/page without a filter over whole UTC days: views and sessions add up over the
+days' rollups (minus the sessions carried across each midnight inside the window), visitors
+are counted exactly over the union of each path's per-day visitor lists (a Rust kernel), and
+the title is the latest one. Same numbers as reading the rows (tests/stats/test_stats_rollups.py
+compares them), without decoding 10M rows. Otherwise None, and the caller reads rows.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from trail import core
+from trail.stats.sources import Rows
+from trail.storage import rollups
+
+
+def page_stats(rows: Rows) -> pl.DataFrame | None:
+    """`path`, `visitors`, `sessions`, `views`, `title` per path of the window, or None."""
+    f = rows.f
+    if not f.is_unfiltered or f.visitor_id is not None or f.session_id is not None:
+        return None
+    if core.union_visitors is None:
+        return None
+    days = rollups.whole_days(rows.start, rows.end)
+    sessions = rollups.days_for(rows.data_dir, "sessions", f.site_id, rows.start, rows.end)
+    pages = rollups.days_for(rows.data_dir, "page_views", f.site_id, rows.start, rows.end)
+    if days is None or sessions is None or pages is None:
+        return None
+    if not pages:
+        return _empty()
+    ids_of = {d.day: d for d in sessions}
+    part_of = {d.day: str(d.entry.get("part")) for d in pages}
+    first = days[0]
+    for d in pages:
+        ids = ids_of.get(d.day)
+        if ids is None or d.entry.get("ids_file") != Path(ids.file).name:
+            return None  # the sessions rollup it indexes was replaced: not rebuilt yet
+        previous = d.day - timedelta(days=1)
+        if d.day != first and d.entry.get("prev_part") != part_of.get(previous, ""):
+            return None  # `carried` was computed from another version of the previous day
+    # One multi-file scan per kind: Polars reads the files in parallel, in the given order.
+    files = [d.file for d in pages]
+    day_of = {f: i for i, f in enumerate(files)}
+    per_path = pl.scan_parquet(files, include_file_paths="src").with_columns(
+        day=pl.col("src").replace_strict(day_of, return_dtype=pl.UInt32)
+    )
+    # Sessions carried into the window's first day from before it are counted there once.
+    carried = pl.when(pl.col("day") == 0).then(0).otherwise(pl.col("carried"))
+    if pages[0].day != first:  # the first day had no page views: nothing carried from it
+        carried = pl.col("carried")
+    per_path = per_path.with_columns(carried=carried.cast(pl.UInt32))
+    visitor_files = [str(Path(d.file).parent / d.entry["visitors_file"]) for d in pages]
+    df, deltas = pl.collect_all([per_path, pl.scan_parquet(visitor_files)])
+    df = df.with_columns(group=pl.col("path").rank("dense").cast(pl.UInt32) - 1)
+    id_arrays = [ids_of[d.day].visitor_ids() for d in pages]
+    offsets = np.zeros(len(id_arrays) + 1, dtype=np.uint64)
+    offsets[1:] = np.cumsum([len(a) for a in id_arrays])
+    n_groups = int(df["group"].max() or 0) + 1
+    try:
+        visitors = core.union_visitors(
+            np.ascontiguousarray(np.concatenate(id_arrays), dtype=np.uint64),
+            offsets,
+            np.ascontiguousarray(deltas["deltas"].to_numpy(), dtype=np.uint32),
+            np.ascontiguousarray(df["visitors"].to_numpy(), dtype=np.uint32),
+            np.ascontiguousarray(df["day"].to_numpy(), dtype=np.uint32),
+            np.ascontiguousarray(df["group"].to_numpy(), dtype=np.uint32),
+            n_groups,
+        )
+    except ValueError:
+        return None  # a damaged rollup: the rows still answer
+    per_path = (
+        df.sort(["group", "title_ms"], maintain_order=True)
+        .group_by("group", maintain_order=True)
+        .agg(
+            pl.col("path").first(),
+            (
+                pl.col("sessions").cast(pl.Int64).sum() - pl.col("carried").cast(pl.Int64).sum()
+            ).alias("sessions"),
+            pl.col("views").cast(pl.Int64).sum().alias("views"),
+            pl.col("title").last(),
+        )
+    )
+    counts = pl.Series("visitors", visitors, dtype=pl.Int64)
+    return per_path.with_columns(visitors=counts.gather(per_path["group"])).select(
+        "path", "visitors", "sessions", "views", "title"
+    )
+
+
+def _empty() -> pl.DataFrame:
+    schema = {"path": pl.String, "visitors": pl.Int64, "sessions": pl.Int64,
+              "views": pl.Int64, "title": pl.String}  # fmt: skip
+    return pl.DataFrame(schema=schema)

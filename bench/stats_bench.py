@@ -88,11 +88,15 @@ def timed(fn: Any, repeat: int) -> tuple[float, Any]:
     return statistics.median(times), out
 
 
-def parquet_bytes(root: Path) -> dict[str, int]:
+def stored_bytes(root: Path) -> dict[str, int]:
+    """Bytes on disk per table after compaction: every file of its day directories (the
+    parquet parts, the rollups and the manifests), not only the parquet."""
     out = {}
     for table in ("sessions", "page_views", "events"):
-        out[table] = sum(
-            p.stat().st_size for p in (root / "segments" / table).rglob("part-*.parquet")
+        files = [p for p in (root / "segments" / table).rglob("*") if p.is_file()]
+        out[table] = sum(p.stat().st_size for p in files if p.name.startswith("part-"))
+        out[f"{table}_rollups"] = sum(
+            p.stat().st_size for p in files if not p.name.startswith("part-")
         )
     return out
 
@@ -131,7 +135,7 @@ def main() -> None:
         t0 = time.perf_counter()
         s = compaction.run_round(a.out, now=time.time(), grace=0).as_dict()
         print(f"compaction: {s} in {time.perf_counter() - t0:.1f}s", flush=True)
-    sizes = parquet_bytes(a.out)
+    sizes = stored_bytes(a.out)
     pv = sum(1 for _ in ()) or None
     import polars as pl
 
@@ -152,7 +156,10 @@ def main() -> None:
     site = SimpleNamespace(id=SITE, timezone="UTC", group_by_title=False)
     last = FIRST_DAY + timedelta(days=a.days - 1)
     params = {"id": [SITE], "from": [FIRST_DAY.isoformat()], "to": [last.isoformat()]}
-    extra = {"event/meta": {"event": ["signup"]}, "event/page": {"event": ["signup"]}}
+    extra = {
+        "event/meta": {"event": ["signup"], "event_meta_key": ["plan"]},
+        "event/page": {"event": ["signup"]},
+    }
     con = duckdb.connect()
     con.execute("SET threads TO 2")
     glob = lambda t: f"read_parquet('{a.out}/segments/{t}/site={SITE}/*/part-*.parquet')"

@@ -167,3 +167,18 @@ def test_page_duration(shop: Path) -> None:
     assert reports.page_duration(shop, q(path="/a"))[0]["average_time_spent_seconds"] == 0
     [week] = reports.page_duration(shop, q(scale="week"))
     assert week["week"] == "2024-03-04T00:00:00Z" and week["average_time_spent_seconds"] == 34
+
+
+@pytest.mark.parametrize("order", [("b", "a", "c"), ("c", "a", "b")])
+def test_event_list_ties_are_ordered_by_metadata(tmp_path: Path, order: tuple[str, ...]) -> None:
+    # Three "click" groups with equal count and visitors: the metadata decides, whatever order
+    # the rows were written in.
+    site = SiteData(tmp_path)
+    for i, value in enumerate(order, start=1):
+        site.visit(i, i, [(f"{DAY} 10:0{i}:00", "/")], events={0: ("click", {"k": value})})
+    site.write()
+    got = [r["meta"]["k"] for r in events.event_list(tmp_path, q())]
+    assert got == ["a", "b", "c"]
+    assert [r["meta"]["k"] for r in events.event_list(tmp_path, q(offset="1", limit="1"))] == [
+        "b"
+    ]

@@ -83,7 +83,8 @@ def referrer(data_dir: Path, f: Filter) -> list[dict[str, Any]]:
         _search(lf, f, key)
         .group_by(key)
         .agg(
-            pl.col("referrer" if key == "referrer_name" else "referrer_name").first(),
+            # an example (the smallest value, so the answer does not depend on row order)
+            pl.col("referrer" if key == "referrer_name" else "referrer_name").min(),
             *m.session_metrics(),
         )
     )

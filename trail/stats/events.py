@@ -112,7 +112,16 @@ def event_list(data_dir: Path, f: Filter) -> list[dict[str, Any]]:
         )
         .collect()
     )
-    df = df.sort(["count", "visitors", "event_name"], descending=[True, True, False])
+    # Ties (same count, visitors and name) are ordered by the metadata, so pages are stable.
+    meta = pl.concat_str(
+        pl.col("event_meta_keys").list.join("\x1f"),
+        pl.col("event_meta_values").list.join("\x1f"),
+        separator="\x1e",
+    )
+    df = df.sort(
+        [pl.col("count"), pl.col("visitors"), pl.col("event_name"), meta],
+        descending=[True, True, False, False],
+    )
     df = df.slice(f.offset, f.limit)
     return [
         {
@@ -130,10 +139,10 @@ def event_pages(data_dir: Path, f: Filter) -> list[dict[str, Any]]:
     if "event_name" not in f.fields:
         raise FilterError("event", "required: the event whose pages to list")
     rows = rows_for(data_dir, f)
-    ev = _search(rows.events([*KEYS, "path", "title"]), f, "path")
+    ev = _search(rows.events([*KEYS, "path", "title", "time"]), f, "path")
     pairs = ev.select([*KEYS, "path"]).unique()
     stats = ev.group_by("path").agg(
-        pl.col("title").last(),
+        pl.col("title").max_by("time"),  # the latest event's
         pl.col("visitor_id").n_unique().cast(pl.Int64).alias("visitors"),
         m.session_key().n_unique().cast(pl.Int64).alias("sessions"),
     )

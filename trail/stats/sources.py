@@ -123,6 +123,7 @@ def metrics_by(rows: Rows, keys: list[pl.Expr], columns: list[str]) -> pl.LazyFr
     Sessions answer unless the filter needs page views (path, pattern, tags); then visitors,
     views and sessions come from page views and bounces from sessions by entry path.
     """
+    from trail.stats import kernels
     from trail.stats import metrics as m
 
     f = rows.f
@@ -140,4 +141,20 @@ def metrics_by(rows: Rows, keys: list[pl.Expr], columns: list[str]) -> pl.LazyFr
         return pv.join(sess.group_by(keys).agg(m.bounces()), on=names, how="left").with_columns(
             pl.col("bounces").fill_null(0)
         )
-    return rows.sessions([*m.SESSION_COLUMNS, *columns]).group_by(keys).agg(m.session_metrics())
+    if not kernels.has_group_stats():
+        return rows.sessions([*m.SESSION_COLUMNS, *columns]).group_by(keys).agg(m.session_metrics())
+    # Sums by Polars; distinct visitors by the kernel (Polars' per-group hash sets cost seconds
+    # on tens of millions of session rows).
+    names = [k.meta.output_name() for k in keys]
+    sess = (
+        rows.sessions([*KEYS, "sign", "page_views", "is_bounce", *columns])
+        .select(*keys, *KEYS, "sign", "page_views", "is_bounce")
+        .collect()
+    )
+    sums = sess.lazy().group_by(names).agg(m.sessions(), m.views(), m.bounces())
+    visitors = kernels.visitors_by(sess.lazy().filter(m.present()), names).lazy()
+    return (
+        sums.join(visitors, on=names, how="left", nulls_equal=True)
+        .with_columns(pl.col("visitors").fill_null(0))
+        .select(*names, "visitors", "sessions", "views", "bounces")
+    )

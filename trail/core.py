@@ -12,9 +12,9 @@ from trail._core import (
 )
 
 try:  # statistics kernels (trail.stats.kernels); an older build lacks them: numpy/Polars stand in
-    from trail._core import distinct_u64, group_stats, union_visitors
+    from trail._core import distinct_u64, group_stats, session_metrics, union_visitors
 except ImportError:  # pragma: no cover - depends on the build
-    distinct_u64 = group_stats = union_visitors = None  # type: ignore[assignment]
+    distinct_u64 = group_stats = session_metrics = union_visitors = None  # type: ignore[assignment]
 
 __all__ = [
     "ConfigError",
@@ -27,5 +27,6 @@ __all__ = [
     "distinct_u64",
     "group_stats",
     "recover_wal",
+    "session_metrics",
     "union_visitors",
 ]

@@ -425,6 +425,35 @@ fn group_stats(
     Ok((g.keys, g.first, g.last, g.rows, g.visitors, g.sessions))
 }
 
+/// Session metrics per group (see kernels::session_metrics). Returns
+/// (keys, first, visitors, sessions, views, bounces); ValueError when lengths differ.
+#[pyfunction]
+#[allow(clippy::type_complexity, clippy::too_many_arguments)]
+fn session_metrics(
+    py: Python<'_>,
+    keys: PyBuffer<u64>,
+    visitors: PyBuffer<u64>,
+    sessions: PyBuffer<u32>,
+    signs: PyBuffer<i8>,
+    page_views: PyBuffer<u32>,
+    bounces: PyBuffer<u8>,
+) -> PyResult<(Vec<u64>, Vec<u64>, Vec<u64>, Vec<i64>, Vec<i64>, Vec<i64>)> {
+    let bounce_bytes = buffer_slice(&bounces)?;
+    let bounce_flags: Vec<bool> = bounce_bytes.iter().map(|&b| b != 0).collect();
+    let rows = crate::kernels::SessionRows {
+        keys: buffer_slice(&keys)?,
+        visitors: buffer_slice(&visitors)?,
+        sessions: buffer_slice(&sessions)?,
+        signs: buffer_slice(&signs)?,
+        page_views: buffer_slice(&page_views)?,
+        bounces: &bounce_flags,
+    };
+    let m = py
+        .detach(|| crate::kernels::session_metrics(&rows))
+        .map_err(PyValueError::new_err)?;
+    Ok((m.keys, m.first, m.visitors, m.sessions, m.views, m.bounces))
+}
+
 /// Distinct visitors per group over delta-coded per-day lists (see kernels::union_visitors).
 /// ValueError when the arrays do not fit together.
 #[pyfunction]
@@ -463,6 +492,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(distinct_u64, m)?)?;
     m.add_function(wrap_pyfunction!(group_stats, m)?)?;
     m.add_function(wrap_pyfunction!(union_visitors, m)?)?;
+    m.add_function(wrap_pyfunction!(session_metrics, m)?)?;
     m.add_function(wrap_pyfunction!(coarse_channel, m)?)?;
     m.add("InvalidInput", py.get_type::<InvalidInput>())?;
     m.add("StorageError", py.get_type::<StorageError>())?;

@@ -8,11 +8,26 @@
 
 /// Number of distinct values.
 pub fn distinct_count(values: &[u64]) -> u64 {
-    let mut sorted = values.to_vec();
+    // Equal values share their top bit, so the two halves are counted apart, one per thread
+    // (the machine this targets has two cores). Splitting keeps each run's order.
+    let (mut low, mut high): (Vec<u64>, Vec<u64>) =
+        values.iter().copied().partition(|&v| v >> 63 == 0);
+    if values.len() < PARALLEL_MIN {
+        return sorted_distinct(&mut low) + sorted_distinct(&mut high);
+    }
+    std::thread::scope(|scope| {
+        let upper = scope.spawn(|| sorted_distinct(&mut high));
+        sorted_distinct(&mut low) + upper.join().unwrap_or_else(|e| std::panic::resume_unwind(e))
+    })
+}
+
+/// Below this many values a second thread costs more than it saves.
+const PARALLEL_MIN: usize = 1 << 16;
+
+fn sorted_distinct(values: &mut [u64]) -> u64 {
     // Stable sort: detects the sorted per-day runs and merges them instead of re-sorting.
-    // (Splitting the work over two threads did not pay: this is memory-bound.)
-    sorted.sort();
-    count_sorted_distinct(&sorted)
+    values.sort();
+    count_sorted_distinct(values)
 }
 
 fn count_sorted_distinct(sorted: &[u64]) -> u64 {
@@ -194,6 +209,78 @@ fn multi_run_visitors(visitors: &[u64], sessions: &[u32]) -> FastSet {
     multi
 }
 
+/// Session metrics per group over session rows (see trail.stats.metrics): visitors are the
+/// distinct ids of rows with sign >= 0; sessions, views and bounces are sums weighted by sign.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct SessionMetrics {
+    /// The group key of each group, in order of first appearance, and that first row.
+    pub keys: Vec<u64>,
+    pub first: Vec<u64>,
+    pub visitors: Vec<u64>,
+    pub sessions: Vec<i64>,
+    pub views: Vec<i64>,
+    pub bounces: Vec<i64>,
+}
+
+/// The per-row columns of session_metrics, all of one length.
+#[derive(Clone, Copy)]
+pub struct SessionRows<'a> {
+    pub keys: &'a [u64],
+    pub visitors: &'a [u64],
+    pub sessions: &'a [u32],
+    pub signs: &'a [i8],
+    pub page_views: &'a [u32],
+    pub bounces: &'a [bool],
+}
+
+/// One pass for the sums, group_stats over the rows with sign >= 0 for the visitors.
+pub fn session_metrics(rows: &SessionRows) -> Result<SessionMetrics, String> {
+    let n = rows.keys.len();
+    let lens = [rows.visitors.len(), rows.sessions.len(), rows.signs.len(), rows.page_views.len()];
+    if lens.iter().any(|&l| l != n) || rows.bounces.len() != n {
+        return Err("session columns differ in length".into());
+    }
+    let mut index = FastMap::default();
+    let mut out = SessionMetrics::default();
+    let (mut keys, mut visitors, mut sessions) = (Vec::new(), Vec::new(), Vec::new());
+    let mut last: Option<(u64, usize)> = None;
+    for i in 0..n {
+        let key = rows.keys[i];
+        let g = match last {
+            Some((k, g)) if k == key => g,
+            _ => {
+                let g = *index.entry(key).or_insert_with(|| {
+                    out.keys.push(key);
+                    out.first.push(i as u64);
+                    out.sessions.push(0);
+                    out.views.push(0);
+                    out.bounces.push(0);
+                    (out.keys.len() - 1) as u32
+                }) as usize;
+                last = Some((key, g));
+                g
+            }
+        };
+        let sign = i64::from(rows.signs[i]);
+        out.sessions[g] += sign;
+        out.views[g] += i64::from(rows.page_views[i]) * sign;
+        out.bounces[g] += i64::from(rows.bounces[i]) * sign;
+        if sign >= 0 {
+            keys.push(key);
+            visitors.push(rows.visitors[i]);
+            sessions.push(rows.sessions[i]);
+        }
+    }
+    let counted = group_stats(&keys, &visitors, &sessions, &[]);
+    out.visitors = vec![0; out.keys.len()];
+    for (key, v) in counted.keys.iter().zip(counted.visitors) {
+        if let Some(&g) = index.get(key) {
+            out.visitors[g as usize] = v;
+        }
+    }
+    Ok(out)
+}
+
 /// Distinct visitors per group over per-day visitor lists (the page rollups of
 /// trail.storage.rollups): exact, without reading page-view rows.
 ///
@@ -326,6 +413,44 @@ mod tests {
         }
         let want = runs.iter().collect::<std::collections::HashSet<_>>().len() as u64;
         assert_eq!(distinct_count(&runs), want);
+    }
+
+    #[test]
+    fn distinct_count_of_many_values_uses_both_halves() {
+        let mut x: u64 = 0x853c49e6748fea9b;
+        let values: Vec<u64> = (0..200_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x % 50_000 | (x & (1 << 63)) // both halves, many repeats
+            })
+            .collect();
+        let want = values.iter().collect::<std::collections::HashSet<_>>().len() as u64;
+        assert_eq!(distinct_count(&values), want);
+    }
+
+    #[test]
+    fn session_metrics_table() {
+        // group 7: a live session (+1), a cancelled state (+1/-1) and a presence row (0) of
+        // visitor 2; group 9: only a cancel row (visitor 3 counts nowhere).
+        let rows = SessionRows {
+            keys: &[7, 7, 7, 7, 9],
+            visitors: &[1, 2, 2, 2, 3],
+            sessions: &[1, 1, 1, 1, 1],
+            signs: &[1, 1, -1, 0, -1],
+            page_views: &[3, 2, 2, 1, 4],
+            bounces: &[false, true, true, true, true],
+        };
+        let got = session_metrics(&rows).unwrap();
+        assert_eq!(got.keys, vec![7, 9]);
+        assert_eq!(got.first, vec![0, 4]);
+        assert_eq!(got.visitors, vec![2, 0]);
+        assert_eq!(got.sessions, vec![1, -1]);
+        assert_eq!(got.views, vec![3, -4]);
+        assert_eq!(got.bounces, vec![0, -1]);
+        let short = SessionRows { bounces: &[true], ..rows };
+        assert!(session_metrics(&short).is_err());
     }
 
     #[test]

@@ -1,94 +1,85 @@
-"""The statistics routes with the HTTP edge faked: routing, validation errors, output shape."""
+"""The statistics routes of a real `trail serve` over loopback HTTP: routing, shapes, errors.
+
+The site's rows are real segment files written into the server's data directory for a domain
+created through the API; the queries scan them like any other segment.
+"""
 
 from __future__ import annotations
 
-import sys
-import types
-from dataclasses import dataclass
-from pathlib import Path
+import io
+import urllib.parse
+import zipfile
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from segment_rows import SITE, SiteData
+from segment_rows import SiteData
 
-from trail.api import pirsch_stats
+from tests.server import Reply, TrailServer
+from tests.test_authz_matrix import registered_routes
 
-
-class FakeApiError(Exception):
-    def __init__(self, status: int, message: str, validation: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status, self.message, self.validation = status, message, validation or {}
-
-
-@dataclass
-class FakeSite:
-    id: str = SITE
-    timezone: str = "UTC"
-    group_by_title: bool = False
-    active_visitors_seconds: int = 600
-
-
-@dataclass
-class Ctx:
-    data_dir: Path
+DAY = "2024-03-10"
+SPAN = {"from": DAY, "to": DAY}
+ISSUE_3 = [
+    "total", "visitor", "page", "page/entry", "page/exit", "event/page", "hostname", "referrer",
+    "channel", "utm/source", "utm/medium", "utm/campaign", "utm/content", "utm/term", "os",
+    "os/version", "browser", "browser/version", "country", "region", "city", "language",
+    "platform", "screen", "tags", "tag/details", "hours", "minutes", "weekdays",
+    "duration/session", "duration/page", "events", "event/meta", "event/list", "goals",
+    "funnel", "growth", "active", "overview", "session/list", "session/details", "keywords",
+    "options/referrer/name", "options/hostname", "options/page", "options/referrer",
+    "options/event", "options/country", "options/region", "options/city", "options/language",
+    "options/metadata", "options/utm/source", "options/utm/medium", "options/utm/campaign",
+    "options/utm/content", "options/utm/term", "options/tag", "options/tag/value",
+]  # fmt: skip
 
 
-class FakeApp:
-    def __init__(self) -> None:
-        self.routes: dict[str, Any] = {}
-
-    def get(self, path: str):
-        def add(fn):
-            self.routes[path] = fn
-            return fn
-
-        return add
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrailServer]:
+    data = tmp_path_factory.mktemp("stats-api") / "data"
+    data.mkdir()
+    s = TrailServer(data, workers=1).start()
+    yield s
+    s.stop()
 
 
-@pytest.fixture
-def app(site: SiteData, monkeypatch: pytest.MonkeyPatch) -> FakeApp:
-    site.visit(1, 1, [("2024-03-10 10:00:00", "/"), ("2024-03-10 10:00:09", "/a")])
-    site.write()
-    common = types.ModuleType("trail.api.common")
-    common.ApiError = FakeApiError  # type: ignore[attr-defined]
-    common.handler = lambda fn: fn  # type: ignore[attr-defined]
-    common.offloaded = lambda fn: fn  # type: ignore[attr-defined]
-    common.json_response = lambda obj, status=200, headers=None: ("json", status, obj)  # type: ignore[attr-defined]
-    common.query_params = lambda request: request  # type: ignore[attr-defined]
-
-    def authorize_site(ctx, request, site_id, scope):
-        assert scope == "statistics"
-        if site_id != SITE:
-            raise FakeApiError(404, "domain not found")
-        return FakeSite()
-
-    common.authorize_site = authorize_site  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "trail.api.common", common)
-    app = FakeApp()
-    pirsch_stats.register(app, Ctx(site.data_dir))
-    return app
+@pytest.fixture(scope="module")
+def site(server: TrailServer) -> str:
+    """A domain with one visitor: one session of "/" and, 9 s later, "/a"."""
+    site_id, _ = server.create_site("stats-api.example")
+    data = SiteData(server.data_dir, site_id)
+    data.visit(1, 1, [(f"{DAY} 10:00:00", "/"), (f"{DAY} 10:00:09", "/a")])
+    data.write()
+    return site_id
 
 
-def call(app: FakeApp, name: str, **params: str):
-    return app.routes[f"/api/v1/statistics/{name}"]({k: [v] for k, v in params.items()})
+def get(server: TrailServer, path: str, **params: str) -> Reply:
+    query = urllib.parse.urlencode(params)
+    return server.call("GET", f"/api/v1/statistics{path}?{query}", key=server.admin_key)
 
 
-def test_routes_and_shapes(app: FakeApp) -> None:
-    assert {
-        "/api/v1/statistics/total",
-        "/api/v1/statistics/visitor",
-        "/api/v1/statistics/page",
-        "/api/v1/statistics/active",
-    } <= set(app.routes)
-    kind, status, body = call(app, "total", id=SITE, **{"from": "2024-03-10", "to": "2024-03-10"})
-    assert (kind, status) == ("json", 200)
+def report(server: TrailServer, site: str, name: str, **params: str) -> Any:
+    """The JSON of a successful report over the test day."""
+    r = get(server, f"/{name}", id=site, **SPAN, **params)
+    assert r.status == 200, (name, r.body)
+    return r.json()
+
+
+def pirsch_error(r: Reply, status: int) -> dict[str, Any]:
+    """The body of an error reply: `{"validation": {field: message}, "error": [message]}`."""
+    assert r.status == status, r.body
+    body = r.json()
+    assert set(body) == {"validation", "error"} and body["error"], body
+    return body
+
+
+def test_routes_and_shapes(server: TrailServer, site: str) -> None:
+    total = report(server, site, "total")
     # one visitor, one session of 2 views that did not bounce
-    assert body["visitors"] == 1 and body["views"] == 2 and body["bounce_rate"] == 0.0
-    _, _, pages = call(app, "page", id=SITE, **{"from": "2024-03-10", "to": "2024-03-10"})
-    assert [p["path"] for p in pages] == ["/", "/a"]
-    _, _, active = call(app, "active", id=SITE)
-    assert set(active) == {"stats", "countries", "visitors"}
-    day = {"id": SITE, "from": "2024-03-10", "to": "2024-03-10"}
+    assert total["visitors"] == 1 and total["views"] == 2 and total["bounce_rate"] == 0.0
+    assert [p["path"] for p in report(server, site, "page")] == ["/", "/a"]
+    r = get(server, "/active", id=site)
+    assert r.status == 200 and set(r.json()) == {"stats", "countries", "visitors"}
     for name in (
         "page/entry",
         "page/exit",
@@ -109,91 +100,84 @@ def test_routes_and_shapes(app: FakeApp) -> None:
         "utm/source",
         "utm/term",
     ):
-        kind, status, body = call(app, name, **day)
-        assert status == 200 and body is not None, name
-    assert call(app, "os", **day)[2] == [{"visitors": 1, "relative_visitors": 1.0, "os": ""}]
-    assert call(app, "duration/session", **day)[2][0]["average_time_spent_seconds"] == 9
+        assert report(server, site, name) is not None, name
+    assert report(server, site, "os") == [{"visitors": 1, "relative_visitors": 1.0, "os": ""}]
+    assert report(server, site, "duration/session")[0]["average_time_spent_seconds"] == 9
 
 
-@pytest.mark.parametrize(
-    ("params", "status", "field"),
-    [
-        ({}, 400, "id"),
-        ({"id": SITE}, 400, "from"),
-        ({"id": SITE, "from": "2024-03-10"}, 400, "to"),
-        ({"id": SITE, "from": "2024-03-10", "to": "2024-03-10", "tz": "Nowhere/Land"}, 400, "tz"),
-        ({"id": SITE, "from": "2024-03-10", "to": "2024-03-10", "scale": "hour"}, 400, "scale"),
-        ({"id": "other", "from": "2024-03-10", "to": "2024-03-10"}, 404, None),
-    ],
-)
-def test_errors(app: FakeApp, params, status, field) -> None:
-    with pytest.raises(FakeApiError) as e:
-        call(app, "visitor", **params)
-    assert e.value.status == status
-    if field:
-        assert field in e.value.validation
+def test_every_issue_3_route_is_registered(server: TrailServer, site: str) -> None:
+    # The real app's router holds exactly these statistics reads...
+    routes = registered_routes()
+    registered = {p for m, p in routes if m == "GET" and p.startswith("/api/v1/statistics")}
+    assert registered == {f"/api/v1/statistics/{n}" for n in ISSUE_3} | {"/api/v1/statistics"}
+    # ...and the running server routes each of them to its handler, not to the catch-all.
+    assert "no route" in pirsch_error(get(server, "/nope", id=site, **SPAN), 404)["error"][0]
+    unrouted = []
+    for name in ["", *(f"/{n}" for n in ISSUE_3)]:
+        r = get(server, name, id=site, **SPAN)
+        if r.status not in (200, 400) or b"no route" in r.body:
+            unrouted.append(f"{name}: {r.status} {r.body[:120]!r}")
+    assert not unrouted, unrouted
 
 
-def test_every_issue_3_route_is_registered(app: FakeApp) -> None:
-    names = [
-        "total", "visitor", "page", "page/entry", "page/exit", "event/page", "hostname", "referrer",
-        "channel", "utm/source", "utm/medium", "utm/campaign", "utm/content", "utm/term", "os",
-        "os/version", "browser", "browser/version", "country", "region", "city", "language",
-        "platform", "screen", "tags", "tag/details", "hours", "minutes", "weekdays",
-        "duration/session", "duration/page", "events", "event/meta", "event/list", "goals",
-        "funnel", "growth", "active", "overview", "session/list", "session/details", "keywords",
-        "options/referrer/name", "options/hostname", "options/page", "options/referrer",
-        "options/event", "options/country", "options/region", "options/city", "options/language",
-        "options/metadata", "options/utm/source", "options/utm/medium", "options/utm/campaign",
-        "options/utm/content", "options/utm/term", "options/tag", "options/tag/value",
-    ]  # fmt: skip
-    assert {f"/api/v1/statistics/{n}" for n in names} | {"/api/v1/statistics"} == set(app.routes)
-    day = {"id": SITE, "from": "2024-03-10", "to": "2024-03-10"}
+def test_list_reports(server: TrailServer, site: str) -> None:
     for name in ("hostname", "tags", "minutes", "duration/page", "events", "event/list",
                  "session/list", "options/page"):  # fmt: skip
-        _, status, body = call(app, name, **day)
-        assert status == 200 and isinstance(body, list), name
-    assert call(app, "options/page", **day)[2] == ["/", "/a"]
-    assert call(app, "session/list", **day)[2][0]["visitor_id"] == "1"
+        assert isinstance(report(server, site, name), list), name
+    assert report(server, site, "options/page") == ["/", "/a"]
+    assert report(server, site, "session/list")[0]["visitor_id"] == "1"
+
+
+# (report, query keys left out, extra query, the field the 400 names; None: keywords' message)
+ERRORS = [
+    ("visitor", ("id",), {}, "id"),
+    ("visitor", ("from", "to"), {}, "from"),
+    ("visitor", ("to",), {}, "to"),
+    ("visitor", (), {"tz": "Nowhere/Land"}, "tz"),
+    ("visitor", (), {"scale": "hour"}, "scale"),
+    ("event/meta", (), {"event": "x"}, "event_meta_key"),
+    ("event/page", (), {}, "event"),
+    ("tag/details", (), {}, "tag"),
+    ("options/tag/value", (), {}, "tag"),
+    ("session/details", (), {"visitor_id": "1"}, "session_id"),
+    ("session/details", (), {"visitor_id": "x", "session_id": "1"}, "visitor_id"),
+    ("page", (), {"include_avg_time_on_page": "maybe"}, "include_avg_time_on_page"),
+    ("total", (), {"custom_metric_key": "amount"}, "custom_metric_type"),
+    ("total", (), {"pattern": "("}, "pattern"),
+    ("page", (), {"limit": "-1"}, "limit"),
+    ("page", (), {"offset": "x"}, "offset"),
+    ("page", (), {"direction": "up"}, "direction"),
+    ("page", (), {"from_time": "25:00"}, "from_time"),
+    ("platform", (), {"platform": "tablet"}, "platform"),
+    ("keywords", (), {}, None),
+]
 
 
 @pytest.mark.parametrize(
-    ("name", "params", "status", "field"),
-    [
-        ("event/meta", {"event": "x"}, 400, "event_meta_key"),
-        ("event/page", {}, 400, "event"),
-        ("tag/details", {}, 400, "tag"),
-        ("options/tag/value", {}, 400, "tag"),
-        ("session/details", {"visitor_id": "1"}, 400, "session_id"),
-        ("session/details", {"visitor_id": "x", "session_id": "1"}, 400, "visitor_id"),
-        ("page", {"include_avg_time_on_page": "maybe"}, 400, "include_avg_time_on_page"),
-        ("total", {"custom_metric_key": "amount"}, 400, "custom_metric_type"),
-        ("total", {"pattern": "("}, 400, "pattern"),
-        ("page", {"limit": "-1"}, 400, "limit"),
-        ("page", {"offset": "x"}, 400, "offset"),
-        ("page", {"direction": "up"}, 400, "direction"),
-        ("page", {"from_time": "25:00"}, 400, "from_time"),
-        ("platform", {"platform": "tablet"}, 400, "platform"),
-        ("keywords", {}, 400, None),
-    ],
+    ("name", "leave_out", "extra", "field"), ERRORS, ids=[f"{e[0]}-{e[3]}" for e in ERRORS]
 )
-def test_new_route_errors(app: FakeApp, name, params, status, field) -> None:
-    with pytest.raises(FakeApiError) as e:
-        call(app, name, id=SITE, **{"from": "2024-03-10", "to": "2024-03-10", **params})
-    assert e.value.status == status
+def test_errors_name_the_field(
+    server: TrailServer,
+    site: str,
+    name: str,
+    leave_out: tuple[str, ...],
+    extra: dict[str, str],
+    field: str | None,
+) -> None:
+    query = {k: v for k, v in {"id": site, **SPAN}.items() if k not in leave_out}
+    body = pirsch_error(get(server, f"/{name}", **query, **extra), 400)
     if field:
-        assert field in e.value.validation
+        assert field in body["validation"]
     else:
-        assert "Search Console" in e.value.message
+        assert "Search Console" in body["error"][0]
 
 
-def test_export_route(app: FakeApp) -> None:
-    import io
-    import zipfile
+def test_unknown_domain_is_404(server: TrailServer, site: str) -> None:
+    body = pirsch_error(get(server, "/visitor", id="other", **SPAN), 404)
+    assert body["validation"] == {}
 
-    params = {"id": [SITE], "from": ["2024-03-10"], "to": ["2024-03-10"], "pages": ["true"],
-              "os": ["1"], "utm": ["false"]}  # fmt: skip
-    r = app.routes["/api/v1/statistics"](params)
-    assert r.status_code == 200
-    body = r.description if isinstance(r.description, bytes) else bytes(r.description)
-    assert sorted(zipfile.ZipFile(io.BytesIO(body)).namelist()) == ["os.csv", "pages.csv"]
+
+def test_export_route(server: TrailServer, site: str) -> None:
+    r = get(server, "", id=site, **SPAN, pages="true", os="1", utm="false")
+    assert r.status == 200, r.body
+    assert sorted(zipfile.ZipFile(io.BytesIO(r.body)).namelist()) == ["os.csv", "pages.csv"]

@@ -179,6 +179,4 @@ def test_event_list_ties_are_ordered_by_metadata(tmp_path: Path, order: tuple[st
     site.write()
     got = [r["meta"]["k"] for r in events.event_list(tmp_path, q())]
     assert got == ["a", "b", "c"]
-    assert [r["meta"]["k"] for r in events.event_list(tmp_path, q(offset="1", limit="1"))] == [
-        "b"
-    ]
+    assert [r["meta"]["k"] for r in events.event_list(tmp_path, q(offset="1", limit="1"))] == ["b"]

@@ -145,8 +145,6 @@ def _rows(seed: int, n: int, days: int) -> pl.DataFrame:
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_page_stats_matches_polars(seed: int) -> None:
-    if not kernels.has_group_stats():
-        pytest.skip("extension built without the kernels")
     df = _rows(seed, 300, 3)
     want = (
         df.group_by("path")
@@ -164,8 +162,6 @@ def test_page_stats_matches_polars(seed: int) -> None:
 
 @pytest.mark.parametrize("columns", [["path"], ["path", "title"]])
 def test_visitors_by_matches_polars(columns: list[str]) -> None:
-    if not kernels.has_group_stats():
-        pytest.skip("extension built without the kernels")
     df = _rows(9, 200, 4)
     want = df.group_by(columns).agg(
         pl.col("visitor_id").n_unique().cast(pl.Int64).alias("visitors")

@@ -83,3 +83,29 @@ def visitors_by(lf: pl.LazyFrame, columns: list[str]) -> pl.DataFrame:
     )
     out = df.select(columns)[first]
     return out.with_columns(visitors=pl.Series(n_visitors, dtype=pl.Int64))
+
+
+def session_metrics_by(lf: pl.LazyFrame, columns: list[str]) -> pl.DataFrame:
+    """visitors, sessions, views, bounces (trail.stats.metrics) per combination of `columns`
+    over session rows with `visitor_id`, `session_id`, `sign`, `page_views`, `is_bounce` and
+    `columns`, in one pass (see visitors_by for how groups are told apart)."""
+    key = pl.col(columns[0]).hash() if len(columns) == 1 else pl.struct(columns).hash()
+    df = lf.select(
+        key.alias("key"), "visitor_id", "session_id", "sign", "page_views", "is_bounce", *columns
+    ).collect()
+    counts = ("visitors", "sessions", "views", "bounces")
+    if df.is_empty():
+        return df.select(*columns).with_columns(pl.lit(0, pl.Int64).alias(c) for c in counts)
+    _keys, first, *metrics = core.session_metrics(
+        np.ascontiguousarray(df["key"].to_numpy(), dtype=np.uint64),
+        np.ascontiguousarray(df["visitor_id"].to_numpy(), dtype=np.uint64),
+        np.ascontiguousarray(df["session_id"].to_numpy(), dtype=np.uint32),
+        np.ascontiguousarray(df["sign"].to_numpy(), dtype=np.int8),
+        np.ascontiguousarray(df["page_views"].to_numpy(), dtype=np.uint32),
+        np.ascontiguousarray(df["is_bounce"].to_numpy(), dtype=np.uint8),
+    )
+    out = df.select(columns)[first]
+    return out.with_columns(
+        pl.Series(name, values, dtype=pl.Int64)
+        for name, values in zip(counts, metrics, strict=True)
+    )

@@ -56,9 +56,12 @@ def page_stats(rows: Rows) -> pl.DataFrame | None:
         carried = pl.col("carried")
     per_path = per_path.with_columns(carried=carried.cast(pl.UInt32))
     visitor_files = [str(Path(d.file).parent / d.entry["visitors_file"]) for d in pages]
-    df, deltas = pl.collect_all([per_path, pl.scan_parquet(visitor_files)])
+    try:
+        df, deltas = pl.collect_all([per_path, pl.scan_parquet(visitor_files)])
+        id_arrays = [ids_of[d.day].visitor_ids() for d in pages]
+    except (OSError, pl.exceptions.PolarsError):
+        return None  # replaced and purged since listed (or damaged): the rows still answer
     df = df.with_columns(group=pl.col("path").rank("dense").cast(pl.UInt32) - 1)
-    id_arrays = [ids_of[d.day].visitor_ids() for d in pages]
     offsets = np.zeros(len(id_arrays) + 1, dtype=np.uint64)
     offsets[1:] = np.cumsum([len(a) for a in id_arrays])
     n_groups = int(df["group"].max() or 0) + 1

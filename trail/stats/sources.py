@@ -143,18 +143,10 @@ def metrics_by(rows: Rows, keys: list[pl.Expr], columns: list[str]) -> pl.LazyFr
         )
     if not kernels.has_group_stats():
         return rows.sessions([*m.SESSION_COLUMNS, *columns]).group_by(keys).agg(m.session_metrics())
-    # Sums by Polars; distinct visitors by the kernel (Polars' per-group hash sets cost seconds
-    # on tens of millions of session rows).
+    # One kernel pass: Polars' per-group hash sets for distinct visitors cost seconds on tens of
+    # millions of session rows.
     names = [k.meta.output_name() for k in keys]
-    sess = (
-        rows.sessions([*KEYS, "sign", "page_views", "is_bounce", *columns])
-        .select(*keys, *KEYS, "sign", "page_views", "is_bounce")
-        .collect()
+    sess = rows.sessions([*KEYS, "sign", "page_views", "is_bounce", *columns]).select(
+        *keys, *KEYS, "sign", "page_views", "is_bounce"
     )
-    sums = sess.lazy().group_by(names).agg(m.sessions(), m.views(), m.bounces())
-    visitors = kernels.visitors_by(sess.lazy().filter(m.present()), names).lazy()
-    return (
-        sums.join(visitors, on=names, how="left", nulls_equal=True)
-        .with_columns(pl.col("visitors").fill_null(0))
-        .select(*names, "visitors", "sessions", "views", "bounces")
-    )
+    return kernels.session_metrics_by(sess, names).lazy()

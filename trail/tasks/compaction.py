@@ -51,7 +51,10 @@ DAY_MS = 86_400_000
 DEFAULT_DELAY = float(os.environ.get("TRAIL_COMPACTION_DELAY_S", "2400"))
 DEFAULT_GRACE = float(os.environ.get("TRAIL_COMPACTION_GRACE_S", "60"))
 DEFAULT_INTERVAL = float(os.environ.get("TRAIL_COMPACTION_INTERVAL_S", "60"))
-ZSTD_LEVEL = 10
+# zstd 15 with 128Ki-row groups: ~7 % fewer bytes than zstd 10 with Polars' default groups, for
+# ~3x the compaction CPU (~10 s per 330k page views), paid once per closed day in the background.
+ZSTD_LEVEL = 15
+ROW_GROUP_ROWS = 131_072
 
 _DAY_DIR = re.compile(r"^day=(\d{4}-\d{2}-\d{2})$")
 _PART = re.compile(r"^part-(\d+)\.parquet$")
@@ -227,7 +230,13 @@ def _read(day_dir: Path, table: str, arrow: list[str], parquet: list[str]) -> pl
 
 def _write_parquet(df: pl.DataFrame, path: Path) -> int:
     tmp = path.with_name(f".{path.name}.tmp")
-    df.write_parquet(tmp, compression="zstd", compression_level=ZSTD_LEVEL, statistics=True)
+    df.write_parquet(
+        tmp,
+        compression="zstd",
+        compression_level=ZSTD_LEVEL,
+        statistics=True,
+        row_group_size=ROW_GROUP_ROWS,
+    )
     with open(tmp, "rb") as f:
         os.fsync(f.fileno())
     os.replace(tmp, path)

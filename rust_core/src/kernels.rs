@@ -17,7 +17,10 @@ pub fn distinct_count(values: &[u64]) -> u64 {
     }
     std::thread::scope(|scope| {
         let upper = scope.spawn(|| sorted_distinct(&mut high));
-        sorted_distinct(&mut low) + upper.join().unwrap_or_else(|e| std::panic::resume_unwind(e))
+        sorted_distinct(&mut low)
+            + upper
+                .join()
+                .unwrap_or_else(|e| std::panic::resume_unwind(e))
     })
 }
 
@@ -85,7 +88,11 @@ type FastMap = std::collections::HashMap<u64, u32, std::hash::BuildHasherDefault
 /// are set aside and counted exactly by sorting.
 pub fn group_stats(keys: &[u64], visitors: &[u64], sessions: &[u32], times: &[i64]) -> GroupStats {
     let n = keys.len().min(visitors.len()).min(sessions.len());
-    let times = if times.len() >= n { &times[..n] } else { &[][..] };
+    let times = if times.len() >= n {
+        &times[..n]
+    } else {
+        &[][..]
+    };
     let (keys, visitors, sessions) = (&keys[..n], &visitors[..n], &sessions[..n]);
     let multi = multi_run_visitors(visitors, sessions);
     let mut index = FastMap::default();
@@ -236,7 +243,12 @@ pub struct SessionRows<'a> {
 /// One pass for the sums, group_stats over the rows with sign >= 0 for the visitors.
 pub fn session_metrics(rows: &SessionRows) -> Result<SessionMetrics, String> {
     let n = rows.keys.len();
-    let lens = [rows.visitors.len(), rows.sessions.len(), rows.signs.len(), rows.page_views.len()];
+    let lens = [
+        rows.visitors.len(),
+        rows.sessions.len(),
+        rows.signs.len(),
+        rows.page_views.len(),
+    ];
     if lens.iter().any(|&l| l != n) || rows.bounces.len() != n {
         return Err("session columns differ in length".into());
     }
@@ -336,7 +348,10 @@ pub fn union_visitors(
         for &delta in &deltas[next..next + lens[j] as usize] {
             pos += delta as usize;
             let Some(&id) = day_ids.get(pos) else {
-                return Err(format!("position {pos} past the {} ids of day {d}", day_ids.len()));
+                return Err(format!(
+                    "position {pos} past the {} ids of day {d}",
+                    day_ids.len()
+                ));
             };
             bucketed[cursor[g]] = id;
             cursor[g] += 1;
@@ -423,10 +438,13 @@ mod tests {
                 x ^= x << 13;
                 x ^= x >> 7;
                 x ^= x << 17;
-                x % 50_000 | (x & (1 << 63)) // both halves, many repeats
+                (x % 50_000) | (x & (1 << 63)) // both halves, many repeats
             })
             .collect();
-        let want = values.iter().collect::<std::collections::HashSet<_>>().len() as u64;
+        let want = values
+            .iter()
+            .collect::<std::collections::HashSet<_>>()
+            .len() as u64;
         assert_eq!(distinct_count(&values), want);
     }
 
@@ -449,7 +467,10 @@ mod tests {
         assert_eq!(got.sessions, vec![1, -1]);
         assert_eq!(got.views, vec![3, -4]);
         assert_eq!(got.bounces, vec![0, -1]);
-        let short = SessionRows { bounces: &[true], ..rows };
+        let short = SessionRows {
+            bounces: &[true],
+            ..rows
+        };
         assert!(session_metrics(&short).is_err());
     }
 
@@ -526,7 +547,12 @@ mod tests {
     #[test]
     fn group_stats_latest_row_by_time() {
         // group 1: times 5, 9, 9, 2 -> the later of the two 9s (row 2); group 2: one row.
-        let got = group_stats(&[1, 1, 1, 2, 1], &[1, 2, 3, 4, 5], &[1; 5], &[5, 9, 9, 1, 2]);
+        let got = group_stats(
+            &[1, 1, 1, 2, 1],
+            &[1, 2, 3, 4, 5],
+            &[1; 5],
+            &[5, 9, 9, 1, 2],
+        );
         assert_eq!(got.last, vec![2, 3]);
         // too few times: ignored, the last row wins
         assert_eq!(group_stats(&[1, 1], &[1, 2], &[1, 1], &[7]).last, vec![1]);
@@ -547,7 +573,10 @@ mod tests {
             days: &[0, 1, 0, 1],
             groups: &[0, 0, 1, 1],
         };
-        assert_eq!(union_visitors(&ids, &offsets, &deltas, &lists, 3), Ok(vec![4, 1, 0]));
+        assert_eq!(
+            union_visitors(&ids, &offsets, &deltas, &lists, 3),
+            Ok(vec![4, 1, 0])
+        );
         let bad = ListsOf {
             lens: &[1],
             days: &[1],
@@ -557,7 +586,10 @@ mod tests {
         assert!(union_visitors(&ids, &offsets, &[5], &bad, 1).is_err());
         let no_day = ListsOf { days: &[7], ..bad };
         assert!(union_visitors(&ids, &offsets, &[0], &no_day, 1).is_err());
-        let no_group = ListsOf { groups: &[9], ..bad };
+        let no_group = ListsOf {
+            groups: &[9],
+            ..bad
+        };
         assert!(union_visitors(&ids, &offsets, &[0], &no_group, 1).is_err());
         assert!(union_visitors(&ids, &offsets, &[], &bad, 1).is_err()); // too few deltas
     }

@@ -40,7 +40,9 @@ def page_stats(pv: pl.LazyFrame, *, with_title: bool = True) -> pl.DataFrame:
     title.max_by("time"))` but without Polars' per-group hash sets (seconds at 10M rows).
     Groups are told apart by a 64-bit hash of the path; two paths would only merge on a hash
     collision (~1e-13 for thousands of paths)."""
-    titles = ["title", pl.col("time").dt.epoch("ms").alias("ms")] if with_title else []
+    titles: list[str | pl.Expr] = (
+        ["title", pl.col("time").dt.epoch("ms").alias("ms")] if with_title else []
+    )
     df = pv.select(
         pl.col("path").hash().alias("key"), "visitor_id", "session_id", "path", *titles
     ).collect()

@@ -64,7 +64,7 @@ def page_stats(rows: Rows) -> pl.DataFrame | None:
     df = df.with_columns(group=pl.col("path").rank("dense").cast(pl.UInt32) - 1)
     offsets = np.zeros(len(id_arrays) + 1, dtype=np.uint64)
     offsets[1:] = np.cumsum([len(a) for a in id_arrays])
-    n_groups = int(df["group"].max() or 0) + 1
+    n_groups = int(df["group"].max() or 0) + 1  # type: ignore[arg-type]
     try:
         visitors = core.union_visitors(
             np.ascontiguousarray(np.concatenate(id_arrays), dtype=np.uint64),
@@ -77,7 +77,7 @@ def page_stats(rows: Rows) -> pl.DataFrame | None:
         )
     except ValueError:
         return None  # a damaged rollup: the rows still answer
-    per_path = (
+    summed = (
         df.sort(["group", "title_ms"], maintain_order=True)
         .group_by("group", maintain_order=True)
         .agg(
@@ -90,7 +90,7 @@ def page_stats(rows: Rows) -> pl.DataFrame | None:
         )
     )
     counts = pl.Series("visitors", visitors, dtype=pl.Int64)
-    return per_path.with_columns(visitors=counts.gather(per_path["group"])).select(
+    return summed.with_columns(visitors=counts.gather(summed["group"])).select(
         "path", "visitors", "sessions", "views", "title"
     )
 

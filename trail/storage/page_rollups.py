@@ -132,8 +132,8 @@ def _per_path(pv: pl.DataFrame, previous: pl.DataFrame) -> pl.DataFrame:
     pairs = pv.select(*_KEYS, "path").unique()
     carried = pairs.join(previous, on=[*_KEYS, "path"], how="semi").group_by("path").len("carried")
     # The latest view; on a tie the later row in the file, as the kernel reading rows decides.
-    latest = pv.sort(["path", "ms"], maintain_order=True).group_by("path", maintain_order=True)
-    latest = latest.last()
+    ordered = pv.sort(["path", "ms"], maintain_order=True)
+    latest = ordered.group_by("path", maintain_order=True).last()
     positions = pv.select("path", "position").unique().sort(["path", "position"])
     deltas = positions.with_columns(
         (pl.col("position") - pl.col("position").shift(1).over("path"))

@@ -68,7 +68,7 @@ class Manifest:
         }
         if self.rollup:
             body["rollup"] = self.rollup
-        write_atomic(day_dir / MANIFEST, orjson.dumps(body, option=orjson.OPT_INDENT_2))
+        write_atomic(day_dir / MANIFEST, orjson.dumps(body))
 
 
 def write_atomic(path: Path, data: bytes) -> None:

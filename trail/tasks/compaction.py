@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+import pyarrow.parquet as pq
 
 from trail.storage import page_rollups, rollups, tombstones
 from trail.storage.daydir import MANIFEST, Manifest, fsync_dir, locked, visible_files
@@ -228,14 +229,34 @@ def _read(day_dir: Path, table: str, arrow: list[str], parquet: list[str]) -> pl
     return pl.concat(frames, how="vertical_relaxed")
 
 
+# Column encodings of compacted files, chosen per column by measuring each option over 30 days of
+# generated traffic (bench/RESULTS-stats.md, "Encodings"). Identifiers are close to unique per
+# session: a dictionary stores each value once *and* an index per row, while PLAIN rows sorted by
+# session repeat the value and zstd keeps one copy (-40 % on those columns). Millisecond times
+# and small counters compress best split into byte planes. Strings and low-cardinality
+# dimensions keep dictionaries. Polars' writer cannot choose encodings, so pyarrow writes.
+PLAIN_COLUMNS = frozenset({"visitor_id", "session_id", "start"})
+SPLIT_COLUMNS = frozenset({"time", "duration_seconds", "page_views", "version"})
+
+
+def _encodings(columns: list[str]) -> dict[str, str]:
+    enc = {c: "PLAIN" for c in columns if c in PLAIN_COLUMNS}
+    enc |= {c: "BYTE_STREAM_SPLIT" for c in columns if c in SPLIT_COLUMNS}
+    return enc
+
+
 def _write_parquet(df: pl.DataFrame, path: Path) -> int:
     tmp = path.with_name(f".{path.name}.tmp")
-    df.write_parquet(
+    encodings = _encodings(df.columns)
+    pq.write_table(
+        df.to_arrow(),
         tmp,
         compression="zstd",
         compression_level=ZSTD_LEVEL,
-        statistics=True,
+        write_statistics=True,
         row_group_size=ROW_GROUP_ROWS,
+        use_dictionary=[c for c in df.columns if c not in encodings],
+        column_encoding=encodings or None,
     )
     with open(tmp, "rb") as f:
         os.fsync(f.fileno())

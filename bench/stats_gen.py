@@ -126,7 +126,8 @@ class Generator:
         npv = np.minimum(rng.geometric(0.4, n_sess), 60)
         has_event = rng.random(n_sess) < 0.12
         n_visitors = max(int(n_sess / 1.2), 1)
-        visitor_pool = rng.integers(1, 2**63, n_visitors, dtype=np.int64).astype(np.uint64)
+        # Full 64-bit ids, like the SipHash output the ingestion path stores.
+        visitor_pool = rng.integers(1, 2**64, n_visitors, dtype=np.uint64)
         vidx = rng.integers(0, n_visitors, n_sess)
         start = (
             day_start

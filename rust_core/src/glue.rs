@@ -438,15 +438,13 @@ fn session_metrics(
     page_views: PyBuffer<u32>,
     bounces: PyBuffer<u8>,
 ) -> PyResult<(Vec<u64>, Vec<u64>, Vec<u64>, Vec<i64>, Vec<i64>, Vec<i64>)> {
-    let bounce_bytes = buffer_slice(&bounces)?;
-    let bounce_flags: Vec<bool> = bounce_bytes.iter().map(|&b| b != 0).collect();
     let rows = crate::kernels::SessionRows {
         keys: buffer_slice(&keys)?,
         visitors: buffer_slice(&visitors)?,
         sessions: buffer_slice(&sessions)?,
         signs: buffer_slice(&signs)?,
         page_views: buffer_slice(&page_views)?,
-        bounces: &bounce_flags,
+        bounces: buffer_slice(&bounces)?,
     };
     let m = py
         .detach(|| crate::kernels::session_metrics(&rows))

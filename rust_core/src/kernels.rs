@@ -8,10 +8,10 @@
 
 /// Number of distinct values.
 pub fn distinct_count(values: &[u64]) -> u64 {
-    // Equal values share their top bit, so the two halves are counted apart, one per thread
+    // Equal values fall in the same half, so the two halves are counted apart, one per thread
     // (the machine this targets has two cores). Splitting keeps each run's order.
     let (mut low, mut high): (Vec<u64>, Vec<u64>) =
-        values.iter().copied().partition(|&v| v >> 63 == 0);
+        values.iter().copied().partition(|&v| half_of(v) == 0);
     if values.len() < PARALLEL_MIN {
         return sorted_distinct(&mut low) + sorted_distinct(&mut high);
     }
@@ -22,6 +22,12 @@ pub fn distinct_count(values: &[u64]) -> u64 {
                 .join()
                 .unwrap_or_else(|e| std::panic::resume_unwind(e))
     })
+}
+
+/// Which of two halves an id goes to: the top bit after a multiplication by an odd constant,
+/// so ids from any range (not only uniform hashes) split about evenly.
+fn half_of(v: u64) -> u64 {
+    v.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 63
 }
 
 /// Below this many values a second thread costs more than it saves.
@@ -93,14 +99,73 @@ pub fn group_stats(keys: &[u64], visitors: &[u64], sessions: &[u32], times: &[i6
     } else {
         &[][..]
     };
-    let (keys, visitors, sessions) = (&keys[..n], &visitors[..n], &sessions[..n]);
-    let multi = multi_run_visitors(visitors, sessions);
+    let rows = Rows {
+        keys: &keys[..n],
+        visitors: &visitors[..n],
+        sessions: &sessions[..n],
+        times,
+        sums: None,
+    };
+    collect_groups(grouped(&rows))
+}
+
+/// The groups of `rows`, in first-appearance order.
+fn grouped(rows: &Rows) -> Vec<Group> {
+    let n = rows.keys.len();
+    let multi = multi_run_visitors(rows.visitors, rows.sessions);
+    if n < PARALLEL_MIN {
+        let (groups, aside) = count_groups(rows, 0..n, &multi);
+        return count_aside(groups, aside);
+    }
+    // Two threads over two contiguous halves, cut between two visitors: a visitor outside
+    // `multi` has all its rows in one run, so in one half, and the halves count disjoint
+    // visitors; the rows of visitors in `multi` are set aside by both and counted once.
+    let mut cut = n / 2;
+    while cut < n && rows.visitors[cut] == rows.visitors[cut - 1] {
+        cut += 1;
+    }
+    let ((low, mut aside), (high, high_aside)) = std::thread::scope(|scope| {
+        let upper = scope.spawn(|| count_groups(rows, cut..n, &multi));
+        let low = count_groups(rows, 0..cut, &multi);
+        let high = upper
+            .join()
+            .unwrap_or_else(|e| std::panic::resume_unwind(e));
+        (low, high)
+    });
+    aside.extend(high_aside);
+    count_aside(merge_groups(low, high, rows.times), aside)
+}
+
+#[derive(Clone, Copy)]
+struct Rows<'a> {
+    keys: &'a [u64],
+    visitors: &'a [u64],
+    sessions: &'a [u32],
+    times: &'a [i64],
+    /// Session rows: (sign, page_views, is_bounce) to add up weighted by sign; rows with a
+    /// negative sign then count in the sums only.
+    sums: Option<(&'a [i8], &'a [u32], &'a [u8])>,
+}
+
+/// Rows of `multi` visitors, as (group key, visitor, session), counted by count_aside.
+type Aside = Vec<(u64, u64, u32)>;
+
+/// group_stats over rows `range`, groups in first-appearance order; the rows of visitors in
+/// `multi` are returned apart instead of counted.
+fn count_groups(rows: &Rows, range: std::ops::Range<usize>, multi: &FastSet) -> (Vec<Group>, Aside) {
+    let Rows {
+        keys,
+        visitors,
+        sessions,
+        times,
+        sums,
+    } = *rows;
     let mut index = FastMap::default();
     let mut groups: Vec<Group> = Vec::new();
-    let mut aside: Vec<(u32, u64, u32)> = Vec::new();
+    let mut aside: Aside = Vec::new();
     let mut current: Option<(u64, bool)> = None; // (visitor, is it in `multi`)
     let mut last_key: Option<(u64, usize)> = None;
-    for i in 0..n {
+    for i in range {
         let g = match last_key {
             Some((k, g)) if k == keys[i] => g,
             _ => {
@@ -112,6 +177,16 @@ pub fn group_stats(keys: &[u64], visitors: &[u64], sessions: &[u32], times: &[i6
                 g
             }
         };
+        if let Some((signs, page_views, bounces)) = sums {
+            let group = &mut groups[g];
+            let sign = i64::from(signs[i]);
+            group.sign_sum += sign;
+            group.views += i64::from(page_views[i]) * sign;
+            group.bounces += i64::from(bounces[i] != 0) * sign;
+            if sign < 0 {
+                continue;
+            }
+        }
         let (v, s) = (visitors[i], sessions[i]);
         let in_multi = match current {
             Some((cv, m)) if cv == v => m,
@@ -128,7 +203,7 @@ pub fn group_stats(keys: &[u64], visitors: &[u64], sessions: &[u32], times: &[i6
         }
         group.rows += 1;
         if in_multi {
-            aside.push((g as u32, v, s));
+            aside.push((keys[i], v, s));
             continue;
         }
         if !group.seen || group.last_visitor != v {
@@ -141,10 +216,23 @@ pub fn group_stats(keys: &[u64], visitors: &[u64], sessions: &[u32], times: &[i6
         group.last_visitor = v;
         group.last_session = s;
     }
+    (groups, aside)
+}
+
+/// Adds the set-aside rows' distinct visitors and sessions to their groups.
+fn count_aside(mut groups: Vec<Group>, mut aside: Aside) -> Vec<Group> {
+    if aside.is_empty() {
+        return groups;
+    }
+    let index: FastMap = groups
+        .iter()
+        .enumerate()
+        .map(|(g, group)| (group.key, g as u32))
+        .collect();
     aside.sort_unstable();
     for (i, t) in aside.iter().enumerate() {
         let prev = if i == 0 { None } else { Some(aside[i - 1]) };
-        let group = &mut groups[t.0 as usize];
+        let group = &mut groups[index[&t.0] as usize];
         if prev.is_none_or(|p| (p.0, p.1) != (t.0, t.1)) {
             group.visitors += 1;
         }
@@ -152,6 +240,43 @@ pub fn group_stats(keys: &[u64], visitors: &[u64], sessions: &[u32], times: &[i6
             group.sessions += 1;
         }
     }
+    groups
+}
+
+/// The groups of two halves as one list in first-appearance order: counts add up, the first
+/// row is the earlier one, the latest row the one with the greater time (the later on a tie).
+fn merge_groups(low: Vec<Group>, high: Vec<Group>, times: &[i64]) -> Vec<Group> {
+    let mut index: FastMap = FastMap::default();
+    let mut groups = low;
+    for (g, group) in groups.iter().enumerate() {
+        index.insert(group.key, g as u32);
+    }
+    for h in high {
+        let Some(&g) = index.get(&h.key) else {
+            groups.push(h);
+            continue;
+        };
+        let group = &mut groups[g as usize];
+        group.first = group.first.min(h.first);
+        let later = match (times.get(h.last as usize), times.get(group.last as usize)) {
+            (Some(th), Some(tg)) => (th, h.last) > (tg, group.last),
+            _ => h.last > group.last,
+        };
+        if later {
+            group.last = h.last;
+        }
+        group.rows += h.rows;
+        group.visitors += h.visitors;
+        group.sessions += h.sessions;
+        group.sign_sum += h.sign_sum;
+        group.views += h.views;
+        group.bounces += h.bounces;
+    }
+    groups.sort_unstable_by_key(|g| g.first);
+    groups
+}
+
+fn collect_groups(groups: Vec<Group>) -> GroupStats {
     let mut out = GroupStats::default();
     for g in groups {
         out.keys.push(g.key);
@@ -172,6 +297,10 @@ struct Group {
     rows: u64,
     visitors: u64,
     sessions: u64,
+    // Sums weighted by sign (session rows only).
+    sign_sum: i64,
+    views: i64,
+    bounces: i64,
     // The last (visitor, session) counted on the fast path.
     seen: bool,
     last_visitor: u64,
@@ -187,6 +316,9 @@ impl Group {
             rows: 0,
             visitors: 0,
             sessions: 0,
+            sign_sum: 0,
+            views: 0,
+            bounces: 0,
             seen: false,
             last_visitor: 0,
             last_session: 0,
@@ -237,10 +369,11 @@ pub struct SessionRows<'a> {
     pub sessions: &'a [u32],
     pub signs: &'a [i8],
     pub page_views: &'a [u32],
-    pub bounces: &'a [bool],
+    /// is_bounce as 0 or 1 (any non-zero byte is a bounce).
+    pub bounces: &'a [u8],
 }
 
-/// One pass for the sums, group_stats over the rows with sign >= 0 for the visitors.
+/// One pass (two threads) for the sums and the visitors of the rows with sign >= 0.
 pub fn session_metrics(rows: &SessionRows) -> Result<SessionMetrics, String> {
     let n = rows.keys.len();
     let lens = [
@@ -248,47 +381,26 @@ pub fn session_metrics(rows: &SessionRows) -> Result<SessionMetrics, String> {
         rows.sessions.len(),
         rows.signs.len(),
         rows.page_views.len(),
+        rows.bounces.len(),
     ];
-    if lens.iter().any(|&l| l != n) || rows.bounces.len() != n {
+    if lens.iter().any(|&l| l != n) {
         return Err("session columns differ in length".into());
     }
-    let mut index = FastMap::default();
+    let groups = grouped(&Rows {
+        keys: rows.keys,
+        visitors: rows.visitors,
+        sessions: rows.sessions,
+        times: &[],
+        sums: Some((rows.signs, rows.page_views, rows.bounces)),
+    });
     let mut out = SessionMetrics::default();
-    let (mut keys, mut visitors, mut sessions) = (Vec::new(), Vec::new(), Vec::new());
-    let mut last: Option<(u64, usize)> = None;
-    for i in 0..n {
-        let key = rows.keys[i];
-        let g = match last {
-            Some((k, g)) if k == key => g,
-            _ => {
-                let g = *index.entry(key).or_insert_with(|| {
-                    out.keys.push(key);
-                    out.first.push(i as u64);
-                    out.sessions.push(0);
-                    out.views.push(0);
-                    out.bounces.push(0);
-                    (out.keys.len() - 1) as u32
-                }) as usize;
-                last = Some((key, g));
-                g
-            }
-        };
-        let sign = i64::from(rows.signs[i]);
-        out.sessions[g] += sign;
-        out.views[g] += i64::from(rows.page_views[i]) * sign;
-        out.bounces[g] += i64::from(rows.bounces[i]) * sign;
-        if sign >= 0 {
-            keys.push(key);
-            visitors.push(rows.visitors[i]);
-            sessions.push(rows.sessions[i]);
-        }
-    }
-    let counted = group_stats(&keys, &visitors, &sessions, &[]);
-    out.visitors = vec![0; out.keys.len()];
-    for (key, v) in counted.keys.iter().zip(counted.visitors) {
-        if let Some(&g) = index.get(key) {
-            out.visitors[g as usize] = v;
-        }
+    for g in groups {
+        out.keys.push(g.key);
+        out.first.push(g.first);
+        out.visitors.push(g.visitors);
+        out.sessions.push(g.sign_sum);
+        out.views.push(g.views);
+        out.bounces.push(g.bounces);
     }
     Ok(out)
 }
@@ -411,6 +523,94 @@ mod tests {
     }
 
     #[test]
+    fn two_threads_count_what_one_thread_counts() {
+        // Sorted per-"day" runs of (visitor, session) with visitors spanning both top-bit
+        // halves, some visitors in several runs, few keys, and times with many ties.
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let (mut keys, mut visitors, mut sessions, mut times) = (vec![], vec![], vec![], vec![]);
+        for _day in 0..6 {
+            let mut run: Vec<(u64, u32)> = (0..30_000)
+                .map(|_| {
+                    let v = next() % 4_000; // shared across runs
+                    (v.wrapping_mul(0x8000_0000_0000_0001 | (v << 40)), (next() % 3) as u32)
+                })
+                .collect();
+            run.sort();
+            for (v, s) in run {
+                keys.push(next() % 7);
+                visitors.push(v);
+                sessions.push(s);
+                times.push((next() % 50) as i64);
+            }
+        }
+        assert!(keys.len() >= PARALLEL_MIN);
+        assert!(!multi_run_visitors(&visitors, &sessions).is_empty()); // rows set aside too
+        for t in [&times[..], &[][..]] {
+            let rows = Rows {
+                keys: &keys,
+                visitors: &visitors,
+                sessions: &sessions,
+                times: t,
+                sums: None,
+            };
+            let multi = multi_run_visitors(&visitors, &sessions);
+            let (groups, aside) = count_groups(&rows, 0..keys.len(), &multi);
+            let one = collect_groups(count_aside(groups, aside));
+            assert_eq!(group_stats(&keys, &visitors, &sessions, t), one);
+            assert_eq!(one.keys.len(), 7);
+        }
+        type Sets = (std::collections::HashSet<u64>, std::collections::HashSet<(u64, u32)>);
+        let mut truth: std::collections::HashMap<u64, Sets> = Default::default();
+        for i in 0..keys.len() {
+            let e = truth.entry(keys[i]).or_default();
+            e.0.insert(visitors[i]);
+            e.1.insert((visitors[i], sessions[i]));
+        }
+        let got = group_stats(&keys, &visitors, &sessions, &times);
+        for (g, key) in got.keys.iter().enumerate() {
+            assert_eq!(got.visitors[g], truth[key].0.len() as u64);
+            assert_eq!(got.sessions[g], truth[key].1.len() as u64);
+        }
+        // Session metrics through the same two-thread pass: sums by sign, visitors of sign >= 0.
+        let signs: Vec<i8> = (0..keys.len()).map(|i| [1, 1, 0, -1][i % 4]).collect();
+        let page_views: Vec<u32> = (0..keys.len()).map(|i| (i % 5) as u32).collect();
+        let bounces: Vec<u8> = (0..keys.len()).map(|i| (i % 3 == 0) as u8).collect();
+        let mut want: std::collections::HashMap<u64, (std::collections::HashSet<u64>, [i64; 3])> =
+            Default::default();
+        for i in 0..keys.len() {
+            let e = want.entry(keys[i]).or_default();
+            let sign = i64::from(signs[i]);
+            e.1[0] += sign;
+            e.1[1] += i64::from(page_views[i]) * sign;
+            e.1[2] += i64::from(bounces[i]) * sign;
+            if sign >= 0 {
+                e.0.insert(visitors[i]);
+            }
+        }
+        let rows = SessionRows {
+            keys: &keys,
+            visitors: &visitors,
+            sessions: &sessions,
+            signs: &signs,
+            page_views: &page_views,
+            bounces: &bounces,
+        };
+        let got = session_metrics(&rows).unwrap();
+        assert_eq!(got.keys.len(), want.len());
+        for (g, key) in got.keys.iter().enumerate() {
+            let (v, sums) = &want[key];
+            assert_eq!(got.visitors[g], v.len() as u64);
+            assert_eq!([got.sessions[g], got.views[g], got.bounces[g]], *sums);
+        }
+    }
+
+    #[test]
     fn matches_a_hash_set_on_pseudo_random_runs() {
         let mut x: u64 = 0x2545F4914F6CDD1D;
         let mut runs = Vec::new();
@@ -458,7 +658,7 @@ mod tests {
             sessions: &[1, 1, 1, 1, 1],
             signs: &[1, 1, -1, 0, -1],
             page_views: &[3, 2, 2, 1, 4],
-            bounces: &[false, true, true, true, true],
+            bounces: &[0, 1, 1, 1, 1],
         };
         let got = session_metrics(&rows).unwrap();
         assert_eq!(got.keys, vec![7, 9]);
@@ -468,7 +668,7 @@ mod tests {
         assert_eq!(got.views, vec![3, -4]);
         assert_eq!(got.bounces, vec![0, -1]);
         let short = SessionRows {
-            bounces: &[true],
+            bounces: &[1],
             ..rows
         };
         assert!(session_metrics(&short).is_err());

@@ -78,16 +78,17 @@ def referrer(data_dir: Path, f: Filter) -> list[dict[str, Any]]:
     """Grouped by referrer name (with an example referrer), by full referrer under a referrer filter."""
     rows = rows_for(data_dir, f)
     key = "referrer" if "referrer" in f.fields else "referrer_name"
-    lf = rows.sessions([*m.SESSION_COLUMNS, "referrer", "referrer_name"])
-    lf = (
-        _search(lf, f, key)
-        .group_by(key)
-        .agg(
-            # an example (the smallest value, so the answer does not depend on row order)
-            pl.col("referrer" if key == "referrer_name" else "referrer_name").min(),
-            *m.session_metrics(),
-        )
-    )
+    other = "referrer" if key == "referrer_name" else "referrer_name"
+    # an example (the smallest value, so the answer does not depend on row order)
+    example = pl.col(other).min()
+    sess = _search(rows.sessions([*KEYS, *m.SESSION_COLUMNS, "referrer", "referrer_name"]), f, key)
+    if kernels.has_group_stats():
+        # The distinct counts in one kernel pass (see sources.metrics_by), the example apart.
+        inputs = sess.select(*KEYS, "sign", "page_views", "is_bounce", key)
+        counted = kernels.session_metrics_by(inputs, [key]).lazy()
+        lf = counted.join(sess.group_by(key).agg(example), on=key, how="left")
+    else:
+        lf = sess.group_by(key).agg(example, *m.session_metrics())
     lf = lf.filter(pl.col("visitors") > 0)
     df, total = pl.collect_all([lf, _all_visitors(rows)])
     df = df.with_columns(

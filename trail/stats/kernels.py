@@ -93,7 +93,13 @@ def session_metrics_by(lf: pl.LazyFrame, columns: list[str]) -> pl.DataFrame:
     `columns`, in one pass (see visitors_by for how groups are told apart)."""
     key = pl.col(columns[0]).hash() if len(columns) == 1 else pl.struct(columns).hash()
     df = lf.select(
-        key.alias("key"), "visitor_id", "session_id", "sign", "page_views", "is_bounce", *columns
+        key.alias("key"),
+        "visitor_id",
+        "session_id",
+        "sign",
+        "page_views",
+        pl.col("is_bounce").cast(pl.UInt8),  # numpy would copy a bool column to convert it
+        *columns,
     ).collect()
     counts = ("visitors", "sessions", "views", "bounces")
     if df.is_empty():

@@ -134,7 +134,6 @@ def test_every_report_is_identical_after_compaction(data_dir: Path) -> None:
     assert_same_reports(before, after)
 
 
-
 def test_compacted_columns_use_the_chosen_encodings(data_dir: Path) -> None:
     """Identifiers PLAIN, times and counters split into byte planes, strings in dictionaries;
     the file reads back with the table's schema (Polars and DuckDB both read these encodings)."""
@@ -144,7 +143,9 @@ def test_compacted_columns_use_the_chosen_encodings(data_dir: Path) -> None:
     day_dir = data_dir / "segments/sessions" / f"site={SITE}" / f"day={FIRST_DAY.isoformat()}"
     _, parquet = list_day(day_dir)
     meta = pq.ParquetFile(day_dir / parquet[0]).metadata
-    chunks = {meta.schema.column(i).name: meta.row_group(0).column(i) for i in range(meta.num_columns)}
+    chunks = {
+        meta.schema.column(i).name: meta.row_group(0).column(i) for i in range(meta.num_columns)
+    }
     assert "PLAIN" in chunks["visitor_id"].encodings
     assert not chunks["visitor_id"].has_dictionary_page
     assert not chunks["start"].has_dictionary_page
@@ -155,6 +156,7 @@ def test_compacted_columns_use_the_chosen_encodings(data_dir: Path) -> None:
     df = pl.read_parquet(day_dir / parquet[0])
     assert df.schema == pl.Schema(TABLES["sessions"])
     assert df.height > 0
+
 
 def test_collapse_keeps_net_signs_and_presence() -> None:
     t = lambda s: datetime(2024, 3, 1, 10, 0, 0, tzinfo=UTC) + timedelta(seconds=s)

@@ -152,7 +152,11 @@ type Aside = Vec<(u64, u64, u32)>;
 
 /// group_stats over rows `range`, groups in first-appearance order; the rows of visitors in
 /// `multi` are returned apart instead of counted.
-fn count_groups(rows: &Rows, range: std::ops::Range<usize>, multi: &FastSet) -> (Vec<Group>, Aside) {
+fn count_groups(
+    rows: &Rows,
+    range: std::ops::Range<usize>,
+    multi: &FastSet,
+) -> (Vec<Group>, Aside) {
     let Rows {
         keys,
         visitors,
@@ -522,23 +526,30 @@ mod tests {
         }
     }
 
-    #[test]
-    fn two_threads_count_what_one_thread_counts() {
-        // Sorted per-"day" runs of (visitor, session) with visitors spanning both top-bit
-        // halves, some visitors in several runs, few keys, and times with many ties.
-        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-        let mut next = || {
+    /// A xorshift generator: deterministic pseudo-random u64s for the table-free tests.
+    fn xorshift(mut x: u64) -> impl FnMut() -> u64 {
+        move || {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
             x
-        };
+        }
+    }
+
+    #[test]
+    fn two_threads_count_what_one_thread_counts() {
+        // Sorted per-"day" runs of (visitor, session) over the two halves the rows are cut
+        // into, some visitors in several runs, few keys, and times with many ties.
+        let mut next = xorshift(0x9E37_79B9_7F4A_7C15);
         let (mut keys, mut visitors, mut sessions, mut times) = (vec![], vec![], vec![], vec![]);
         for _day in 0..6 {
             let mut run: Vec<(u64, u32)> = (0..30_000)
                 .map(|_| {
                     let v = next() % 4_000; // shared across runs
-                    (v.wrapping_mul(0x8000_0000_0000_0001 | (v << 40)), (next() % 3) as u32)
+                    (
+                        v.wrapping_mul(0x8000_0000_0000_0001 | (v << 40)),
+                        (next() % 3) as u32,
+                    )
                 })
                 .collect();
             run.sort();
@@ -565,7 +576,10 @@ mod tests {
             assert_eq!(group_stats(&keys, &visitors, &sessions, t), one);
             assert_eq!(one.keys.len(), 7);
         }
-        type Sets = (std::collections::HashSet<u64>, std::collections::HashSet<(u64, u32)>);
+        type Sets = (
+            std::collections::HashSet<u64>,
+            std::collections::HashSet<(u64, u32)>,
+        );
         let mut truth: std::collections::HashMap<u64, Sets> = Default::default();
         for i in 0..keys.len() {
             let e = truth.entry(keys[i]).or_default();
@@ -580,7 +594,9 @@ mod tests {
         // Session metrics through the same two-thread pass: sums by sign, visitors of sign >= 0.
         let signs: Vec<i8> = (0..keys.len()).map(|i| [1, 1, 0, -1][i % 4]).collect();
         let page_views: Vec<u32> = (0..keys.len()).map(|i| (i % 5) as u32).collect();
-        let bounces: Vec<u8> = (0..keys.len()).map(|i| (i % 3 == 0) as u8).collect();
+        let bounces: Vec<u8> = (0..keys.len())
+            .map(|i| u8::from(i.is_multiple_of(3)))
+            .collect();
         let mut want: std::collections::HashMap<u64, (std::collections::HashSet<u64>, [i64; 3])> =
             Default::default();
         for i in 0..keys.len() {
@@ -612,17 +628,10 @@ mod tests {
 
     #[test]
     fn matches_a_hash_set_on_pseudo_random_runs() {
-        let mut x: u64 = 0x2545F4914F6CDD1D;
+        let mut next = xorshift(0x2545F4914F6CDD1D);
         let mut runs = Vec::new();
         for _ in 0..5 {
-            let mut run: Vec<u64> = (0..1000)
-                .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    x % 3000
-                })
-                .collect();
+            let mut run: Vec<u64> = (0..1000).map(|_| next() % 3000).collect();
             run.sort();
             runs.extend(run);
         }
@@ -632,13 +641,11 @@ mod tests {
 
     #[test]
     fn distinct_count_of_many_values_uses_both_halves() {
-        let mut x: u64 = 0x853c49e6748fea9b;
+        let mut next = xorshift(0x853c49e6748fea9b);
         let values: Vec<u64> = (0..200_000)
             .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x % 50_000) | (x & (1 << 63)) // both halves, many repeats
+                let x = next();
+                (x % 50_000) | (x & (1 << 63)) // many repeats, spread over both halves
             })
             .collect();
         let want = values
@@ -719,13 +726,7 @@ mod tests {
 
     #[test]
     fn group_stats_matches_hash_sets_on_many_groups() {
-        let mut x: u64 = 88172645463325252;
-        let mut rnd = || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut rnd = xorshift(88172645463325252);
         let n = 20_000;
         let keys: Vec<u64> = (0..n).map(|_| rnd() % 300).collect();
         let visitors: Vec<u64> = (0..n).map(|_| rnd() % 2000).collect();
@@ -796,13 +797,7 @@ mod tests {
 
     #[test]
     fn union_visitors_matches_hash_sets() {
-        let mut x: u64 = 0x9E3779B97F4A7C15;
-        let mut rnd = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut rnd = xorshift(0x9E3779B97F4A7C15);
         // 4 days of ids drawn from 0..500, 6 groups, each day lists a random subset per group.
         let (mut ids, mut offsets) = (Vec::new(), vec![0u64]);
         let (mut deltas, mut lens, mut days, mut groups) = (vec![], vec![], vec![], vec![]);
@@ -812,7 +807,8 @@ mod tests {
             day.sort();
             day.dedup();
             for g in 0..6u32 {
-                let picked: Vec<usize> = (0..day.len()).filter(|_| rnd() % 3 == 0).collect();
+                let picked: Vec<usize> =
+                    (0..day.len()).filter(|_| rnd().is_multiple_of(3)).collect();
                 let mut prev = 0usize;
                 for &p in &picked {
                     deltas.push((p - prev) as u32);

@@ -789,6 +789,12 @@ def write_results(out: Path, r: dict[str, Any]) -> None:
             f" on {m['date']}; total run time {r['elapsed'] / 60:.1f} min."
         ),
         "",
+        (
+            "Statistics (every `/statistics/*` report against DuckDB over the same files, at 1M and"
+            " 10M page views) and stored bytes per page view: `bench/RESULTS-stats.md`, written"
+            " from `bench/stats_bench.py` with the commands listed there."
+        ),
+        "",
         "## Machine",
         "",
         f"- CPU: {m['cpu']}, `nproc` = {m['nproc']}; memory {m['memory']}; kernel {m['kernel']}",

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.access_fixtures import SERVER_ENV, World, build_world, create_user, oauth_token
-from tests.server import TrailServer, request
+from tests.server import CACHE_MS, TrailServer, request
 
 CHROME = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36"
 
@@ -404,7 +404,7 @@ def test_alternative_domains_crud_and_ingestion(w: World) -> None:
         {"domain_id": site, "settings": {"allow_any_hostname": True}},
         who="owner",
     )
-    time.sleep(2.5)  # the engine caches site rules briefly
+    time.sleep(3 * CACHE_MS / 1000)  # the engine caches site rules briefly
     w.server.call(
         "POST",
         "/api/v1/hit",

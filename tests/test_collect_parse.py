@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from trail.api.pirsch_browser import hit_item
+from trail.api.browser import hit_item
 from trail.services import collect
+from trail.errors import FieldError
 from trail.services.collect import InvalidPayload, parse_collect
 
 SITE = "00000000-0000-4000-8000-000000000000"
@@ -136,7 +137,7 @@ def test_pirsch_hit_query_to_item(params: dict[str, list[str]], item: dict[str, 
 def test_pirsch_hit_query_errors_name_the_parameter(
     params: dict[str, list[str]], field: str
 ) -> None:
-    with pytest.raises(InvalidPayload) as e:
+    with pytest.raises(FieldError) as e:
         hit_item(params)
     assert e.value.field == field
 

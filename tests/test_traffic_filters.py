@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.server import TrailServer
+from tests.server import CACHE_MS, TrailServer
 from tests.test_ingest_e2e import CHROME_WIN, FIREFOX_MAC, SAFARI_IPHONE, wait_for
 
 GEO_DB = Path(__file__).resolve().parents[1] / "rust_core" / "tests" / "data" / "geo-test.mmdb"
@@ -139,7 +139,7 @@ def test_filters_drop_hits_with_their_reason(server: TrailServer) -> None:
     ]
     for kind, text in filters:
         assert save(server, {"domain_id": site, "type": kind, "filter": text}).status == 200
-    time.sleep(2.1)  # workers re-read a site's rules at most every 2 s
+    time.sleep(3 * CACHE_MS / 1000)  # workers re-read a site's rules at most every CACHE_MS
 
     def hit(url: str, ip: str, ua: str) -> dict[str, Any]:
         return {"url": url, "ip": ip, "user_agent": ua}

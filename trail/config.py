@@ -65,6 +65,10 @@ class Config:
     smtp_password: str = ""
     smtp_from: str = "trail@localhost"
     smtp_starttls: bool = True
+    # How long a worker may go on using a site's previous rules (hostnames, filters) and a deleted
+    # access key: the price of not reading LMDB on every hit. 0 = read every time.
+    rules_cache_ms: int = 2000
+    access_key_cache_ms: int = 2000
 
     @property
     def data_path(self) -> Path:
@@ -105,6 +109,8 @@ _TYPES: dict[str, type] = {
     "smtp_password": str,
     "smtp_from": str,
     "smtp_starttls": bool,
+    "rules_cache_ms": int,
+    "access_key_cache_ms": int,
 }
 _LIMIT_TYPES: dict[str, type] = {"max_body_bytes": int, "max_batch": int, "page_view_cap": int}
 
@@ -211,6 +217,8 @@ def validate(config: Config, create_data_dir: bool = True) -> Config:
     _check_range("seal_rows", config.seal_rows, 1, 100_000_000)
     _check_range("polars_threads", config.polars_threads, 1, 1024)
     _check_range("smtp_port", config.smtp_port, 1, 65535)
+    _check_range("rules_cache_ms", config.rules_cache_ms, 0, 3_600_000)
+    _check_range("access_key_cache_ms", config.access_key_cache_ms, 0, 3_600_000)
     if config.smtp_host and "@" not in config.smtp_from:
         raise ConfigError("smtp_from", f"{config.smtp_from!r} is not an email address")
     _check_range("limits.max_body_bytes", config.limits.max_body_bytes, 1024, 1 << 30)

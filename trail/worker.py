@@ -90,7 +90,7 @@ class Stopper:
         os._exit(code)
 
     def _drain(self) -> None:
-        from trail.api.common import IN_FLIGHT
+        from trail.api.routing import IN_FLIGHT
 
         deadline = time.monotonic() + DRAIN_SECONDS
         idle_since = None

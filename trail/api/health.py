@@ -1,4 +1,5 @@
-"""`GET /health`: is this worker able to serve (meta store readable, data dir writable)?"""
+"""`GET /health`: is this worker able to serve (meta store readable, data dir writable, the
+engine's background fsync and seal working)?"""
 
 from __future__ import annotations
 
@@ -6,10 +7,14 @@ import os
 from typing import Any
 
 import lmdb
+from robyn import Response
 
 import trail
-from trail.api.common import json_response
+from trail.api.http import json_response
+from trail.api.routing import Routes
 from trail.context import Context
+
+routes = Routes()
 
 
 def check(ctx: Context) -> tuple[bool, str]:
@@ -23,10 +28,8 @@ def check(ctx: Context) -> tuple[bool, str]:
     return True, "connected"
 
 
-def register(app: Any, ctx: Context) -> None:
-    @app.get("/health")
-    def health(request: Any) -> Any:
-        ok, db = check(ctx)
-        if ok:
-            return json_response({"status": "ok", "db": db, "version": trail.__version__})
-        return json_response({"status": "degraded", "db": db, "version": trail.__version__}, 503)
+@routes.get("/health")
+def health(ctx: Context, request: Any) -> Response:
+    ok, db = check(ctx)
+    body = {"status": "ok" if ok else "degraded", "db": db, "version": trail.__version__}
+    return json_response(body, 200 if ok else 503)

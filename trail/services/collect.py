@@ -35,6 +35,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import orjson
 
+from trail.errors import FieldError
 from trail.services import ingest, ratelimit
 
 if TYPE_CHECKING:
@@ -74,13 +75,8 @@ BROWSER_ITEM_FIELDS = (
 )
 
 
-class InvalidPayload(ValueError):
+class InvalidPayload(FieldError):
     """A collect body the client must fix; `field` names what is wrong."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
 
 
 @dataclass

@@ -43,7 +43,6 @@ def open_engine(ctx: Context) -> Engine:
     return engine
 
 
-RULES_CACHE_SECONDS = 2.0  # how long a worker may enforce a site's previous rules
 _rules_checked: dict[str, float] = {}
 
 
@@ -51,8 +50,8 @@ def sync_rules(ctx: Context, site: Site) -> None:
     """Hand the site's current hostnames and traffic filters to this worker's engine.
 
     The version is a hash of the rules themselves, so any change anywhere (alternative domains,
-    filters, excluded IPs, settings) reaches every worker within RULES_CACHE_SECONDS without
-    bookkeeping. A filter the engine cannot parse was refused when it was saved.
+    filters, excluded IPs, settings) reaches every worker within the `rules_cache_ms` setting
+    without bookkeeping. A filter the engine cannot parse was refused when it was saved.
     """
     now = time.monotonic()
     engine = ctx.engine
@@ -63,7 +62,7 @@ def sync_rules(ctx: Context, site: Site) -> None:
     version = int.from_bytes(digest, "big") >> 1
     if engine.rules_version(site.id) != version:
         engine.set_rules(site.id, version, hostnames, filters)
-    _rules_checked[site.id] = now + RULES_CACHE_SECONDS
+    _rules_checked[site.id] = now + ctx.config.rules_cache_ms / 1000
 
 
 def ingest_api(ctx: Context, site: Site, kind: str, body: bytes, batch: bool) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from trail.errors import FieldError
 from trail.stats.filters import Filter
 from trail.stats.scan import _SAFE_SITE
 from trail.stats.tinytrail_reports import content_group_filter
@@ -28,11 +29,8 @@ _INT = re.compile(r"^\d{1,9}$")
 _DAY_DIR = re.compile(r"^day=(\d{4}-\d{2}-\d{2})$")
 
 
-class QueryError(ValueError):
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
+class QueryError(FieldError):
+    """A report query parameter that cannot be used."""
 
 
 @dataclass(frozen=True)

@@ -13,23 +13,17 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from trail.storage.meta import MetaStore, Principal, Site, random_alnum
+from trail.errors import FieldError
+from trail.storage.meta import MetaStore, Principal, Site
+from trail.validation import is_hostname, normal_hostname
 
-DOMAIN_RE = re.compile(
-    r"^(?=.{1,255}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$"
-)
 MAX_GROUPS = 100
 MAX_EXCLUDED = 1000
 TABLES = ("sessions", "page_views", "events", "requests")
 
 
-class WebsiteError(ValueError):
+class WebsiteError(FieldError):
     """A bad field of a website body; `field` names it."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
 
 
 def to_json(site: Site) -> dict[str, Any]:
@@ -46,10 +40,10 @@ def to_json(site: Site) -> dict[str, Any]:
 def parse_domain(value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         raise WebsiteError("domain", "required: a domain name like example.com")
-    domain = value.strip().lower().rstrip(".")
-    if not DOMAIN_RE.match(domain):
+    domain = normal_hostname(value)
+    if not is_hostname(domain):
         raise WebsiteError(
-            "domain", "must be letters, digits, hyphens and dots (max 255), no scheme or path"
+            "domain", "must be letters, digits, hyphens and dots (max 253), no scheme or path"
         )
     return domain
 
@@ -116,8 +110,9 @@ def _domain_taken(
     )
 
 
-def create_website(meta: MetaStore, principal: Principal, body: dict[str, Any]) -> Site:
-    """Validate and store a new website in the caller's account (or `account_id`, admins only)."""
+def new_website(meta: MetaStore, principal: Principal, body: dict[str, Any]) -> tuple[Site, str]:
+    """Validate a new website for the caller's account (or `account_id`, admins only): the site
+    to create and the subdomain it would like (`services.sites` makes it unique)."""
     domain = parse_domain(body.get("domain"))
     groups = parse_content_groups(body.get("content_groups"))
     excluded = parse_excluded_ips(body.get("excluded_ips"))
@@ -141,14 +136,7 @@ def create_website(meta: MetaStore, principal: Principal, body: dict[str, Any]) 
         excluded_ips=excluded,
     )
     base = re.sub(r"[^a-z0-9-]", "-", domain)[:50].strip("-") or "site"
-    for attempt in range(5):
-        # Pirsch subdomains are unique across the server; TinyTrail domains only per account.
-        site.subdomain = base if attempt == 0 else f"{base}-{random_alnum(6).lower()}"
-        try:
-            return meta.create_site(site)
-        except KeyError:
-            continue
-    raise WebsiteError("domain", "could not allocate a unique subdomain, try again")
+    return site, base
 
 
 def update_website(meta: MetaStore, save: Any, site: Site, body: dict[str, Any]) -> Site:

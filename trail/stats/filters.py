@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from trail.errors import FieldError
+
 MAX_LIMIT = 100
 MAX_START_SECONDS = 3600
 DEFAULT_START_SECONDS = 600
@@ -54,13 +56,8 @@ _CLOCK = re.compile(r"^(\d{2}):(\d{2})$")
 _UINT = re.compile(r"^\d{1,20}$")
 
 
-class FilterError(ValueError):
+class FilterError(FieldError):
     """A query parameter that cannot be used; `field` names it for the validation response."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """The TinyTrail reports, built on the shared report functions and metric definitions.
 
 Each function takes a `Filter` (site, local dates, time zone, path/pattern conditions) and returns
-plain values; `trail/api/tinytrail_reports.py` only shapes them. Where a Pirsch report already
+plain values; `trail/api/tinytrail/reports.py` only shapes them. Where a Pirsch report already
 computes a number (totals, pages, entry/exit pages, per-day series, active visitors, events) it
 is called and reshaped; what TinyTrail adds (coarse channels, referrer domains, screen buckets,
 ordered funnels, bot counts from the `requests` table) is defined here once.

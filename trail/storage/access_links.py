@@ -1,7 +1,7 @@
 """Access links: read-only codes for one site's statistics, kept in meta's `links` sub-db.
 
 Keyed by code so the unauthenticated statistics path finds a link with one lookup
-(MetaStore.site_for_link, which also checks `valid_until`)."""
+(MetaStore.site_for_link, which also checks `valid_until`). A link goes with its site."""
 
 from __future__ import annotations
 
@@ -9,6 +9,11 @@ import uuid
 from typing import Any
 
 from trail.storage.meta import MetaStore, now_rfc3339, random_alnum
+from trail.storage.tables import Table
+
+
+def _links(meta: MetaStore) -> Table:
+    return meta.tables["links"]
 
 
 def public(rec: dict[str, Any]) -> dict[str, Any]:
@@ -32,29 +37,24 @@ def create(
         "description": description,
         "valid_until": valid_until,
     }
-    with meta.env.begin(write=True) as txn:
-        meta._put(txn, "links", code, rec)
+    _links(meta).put(code, rec)
     return rec
 
 
 def list_for(meta: MetaStore, site_id: str) -> list[dict[str, Any]]:
-    with meta.env.begin() as txn:
-        recs = [r for _, r in meta._scan(txn, "links") if r.get("site_id") == site_id]
+    recs = _links(meta).find(site_id=site_id)
     return sorted(recs, key=lambda r: (r.get("def_time", ""), r.get("id", "")))
 
 
 def get(meta: MetaStore, link_id: str) -> dict[str, Any] | None:
-    with meta.env.begin() as txn:
-        return next((r for _, r in meta._scan(txn, "links") if r.get("id") == link_id), None)
+    return next(iter(_links(meta).find(id=link_id)), None) if link_id else None
 
 
 def update(meta: MetaStore, rec: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
     rec = {**rec, **fields, "mod_time": now_rfc3339()}
-    with meta.env.begin(write=True) as txn:
-        meta._put(txn, "links", rec["code"], rec)
+    _links(meta).put(rec["code"], rec)
     return rec
 
 
 def delete(meta: MetaStore, rec: dict[str, Any]) -> None:
-    with meta.env.begin(write=True) as txn:
-        meta._delete(txn, "links", rec["code"])
+    _links(meta).delete(rec.get("code") or "")

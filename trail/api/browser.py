@@ -1,0 +1,216 @@
+"""What browsers call, without an API key: tracker.js and its collect route, and the Pirsch
+browser SDK (pa.js, `pirsch-sdk/web`) by the site's identification code.
+
+TinyTrail (`collect_routes`, errors in the TinyTrail envelope):
+- `POST /api/v1/collect`: 202 {"status":"accepted"}; 204 for a silent drop (unknown website,
+  bot, excluded IP, foreign hostname); 400 naming the field; 429 with Retry-After. The body is
+  JSON under any content type: tracker.js sends it as text/plain so that browsers send it
+  without a CORS preflight. A preflight, which names no website, is answered for the hostnames
+  of any website.
+- `GET /js/tracker.js` (trail/static/tracker.js, <= 1.5 KB gzipped, no dependencies):
+      <script defer data-id="WEBSITE_ID" src="https://trail.example/js/tracker.js"></script>
+  It sends page_view at once and on pushState/replaceState/popstate when path or query change;
+  scroll_25/50/75 once each per page view; outbound_link {url} on (middle) clicks on links to
+  another host; close_tab when the tab is hidden; `window.analytics.track(name, props)` ->
+  custom {name, ...props}; with navigator.sendBeacon (fetch keepalive as the fallback). It does
+  nothing on localhost-like and file: pages unless the tag has `data-allow-localhost`, nothing
+  with `data-disabled` or when localStorage.trail_ignore == "1".
+
+Pirsch (`pirsch_routes`, errors in Pirsch's format):
+- `GET /api/v1/hit?nc&code&url&t&ref&w&h&tag_<k>`: a page view;
+- `POST /api/v1/event` with `identification_code` in the body and no Authorization header: an
+  event (the authenticated route in `api/pirsch/ingest.py` hands such requests to `post_event`);
+- `OPTIONS` for both. Like Pirsch, a recorded or silently dropped hit answers 200 with an empty
+  body; an unknown identification code 404.
+
+CORS: the Origin is echoed (with credentials) when its host is one of the website's hostnames or
+alternative domains (`api/cors.py`); error answers carry the same CORS headers so the page's
+script can read them. Both families share the per-IP collect rate limit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from robyn import Response
+
+from trail.api.cors import cors_headers, origin_of, preflight_headers
+from trail.api.http import query_params, query_value
+from trail.api.routing import Routes
+from trail.errors import ApiError, FieldError, RateLimited, not_found
+from trail.services import collect
+
+if TYPE_CHECKING:
+    from trail.context import Context
+    from trail.storage.meta import Site
+
+collect_routes = Routes()
+pirsch_routes = Routes()
+
+COLLECT_METHODS = "POST, OPTIONS"
+HIT_METHODS = "GET, OPTIONS"
+EVENT_METHODS = "POST, OPTIONS"
+MAX_TAGS = 20
+TRACKER_PATH = Path(__file__).resolve().parent.parent / "static" / "tracker.js"
+TRACKER_HEADERS = {
+    "content-type": "application/javascript",
+    "cache-control": "public, max-age=86400",
+    "access-control-allow-origin": "*",  # a public script; lets sites load it with integrity=
+}
+_tracker: bytes | None = None
+
+
+@contextmanager
+def answering_with(headers: dict[str, str]) -> Iterator[None]:
+    """Errors raised inside carry `headers` (CORS), so the page's script can read them."""
+    try:
+        yield
+    except ApiError as e:
+        e.headers = {**headers, **e.headers}
+        raise
+
+
+def _check_rate(ctx: Context, request: Any, methods: str) -> None:
+    """429 when the client is over the collect limit; checked before any site lookup."""
+    peer = collect.peer_address(request.ip_addr)
+    wait = collect.retry_after(ctx, collect.client_ip(ctx, peer, request.headers.to_dict()))
+    if wait is not None:
+        origin = origin_of(request)
+        error = RateLimited(wait)
+        error.message = f"too many requests, retry in {wait} s"
+        error.headers.update(cors_headers(origin, collect.KNOWN_HOSTS.allows(ctx, origin), methods))
+        raise error
+
+
+def _ingest(ctx: Context, request: Any, site: Site, kind: str, item: dict[str, Any]) -> Any:
+    headers = [(k.lower(), v) for k, v in request.headers.to_dict().items()]
+    peer = collect.peer_address(request.ip_addr)
+    return collect.ingest_browser(ctx, site, kind, item, peer, headers)
+
+
+def _preflight(ctx: Context, request: Any, methods: str) -> Response:
+    origin = origin_of(request)
+    allowed = collect.KNOWN_HOSTS.allows(ctx, origin)
+    return Response(204, preflight_headers(origin, allowed, methods), b"")
+
+
+# -- TinyTrail ----------------------------------------------------------------------------------
+
+
+@collect_routes.options("/api/v1/collect")
+def collect_preflight(ctx: Context, request: Any) -> Response:
+    return _preflight(ctx, request, COLLECT_METHODS)
+
+
+@collect_routes.post("/api/v1/collect")
+def post_collect(ctx: Context, request: Any) -> Response:
+    _check_rate(ctx, request, COLLECT_METHODS)
+    origin = origin_of(request)
+    with answering_with(
+        cors_headers(origin, collect.KNOWN_HOSTS.allows(ctx, origin), COLLECT_METHODS)
+    ):
+        payload = collect.parse_collect(collect.parse_json_object(request.body))
+    site = collect.find_website(ctx, payload.website_id)
+    cors = cors_headers(origin, collect.origin_allowed_for(ctx, site, origin), COLLECT_METHODS)
+    if site is None:
+        return Response(204, cors, b"")
+    with answering_with(cors):
+        outcome = _ingest(ctx, request, site, payload.kind, payload.item)
+    if outcome.silent_drop:
+        return Response(204, cors, b"")
+    return Response(202, {**cors, "content-type": "application/json"}, b'{"status":"accepted"}')
+
+
+@collect_routes.get("/js/tracker.js")
+def tracker_script(ctx: Context, request: Any) -> Response:
+    global _tracker
+    if _tracker is None:
+        _tracker = TRACKER_PATH.read_bytes()
+    return Response(200, dict(TRACKER_HEADERS), _tracker)
+
+
+# -- Pirsch browser SDK -------------------------------------------------------------------------
+
+
+def _screen(params: dict[str, list[str]], name: str) -> int | None:
+    text = query_value(params, name)
+    if not text:
+        return None
+    try:
+        value = int(float(text))
+    except ValueError:
+        raise FieldError(name, "must be a number") from None
+    if not 0 <= value <= collect.MAX_SCREEN:
+        raise FieldError(name, f"must be between 0 and {collect.MAX_SCREEN}")
+    return value
+
+
+def hit_item(params: dict[str, list[str]]) -> dict[str, Any]:
+    """The engine item of a pa.js page view query string; FieldError names the parameter."""
+    url = query_value(params, "url")
+    if not url:
+        raise FieldError("url", "is required")
+    tags = {k[4:]: v[0] for k, v in params.items() if k.startswith("tag_") and len(k) > 4 and v}
+    item: dict[str, Any] = {
+        "url": collect.http_url(url[: collect.MAX_URL], "url"),
+        "title": query_value(params, "t")[: collect.MAX_TEXT],
+        "referrer": query_value(params, "ref")[: collect.MAX_URL],
+        "screen_width": _screen(params, "w"),
+        "screen_height": _screen(params, "h"),
+        "tags": dict(list(tags.items())[:MAX_TAGS]) or None,
+    }
+    return {k: v for k, v in item.items() if v is not None}
+
+
+@pirsch_routes.get("/api/v1/hit")
+def get_hit(ctx: Context, request: Any) -> Response:
+    _check_rate(ctx, request, HIT_METHODS)
+    params = query_params(request)
+    code = query_value(params, "code")
+    site = collect.find_by_code(ctx, code)
+    origin = origin_of(request)
+    cors = cors_headers(origin, collect.origin_allowed_for(ctx, site, origin), HIT_METHODS)
+    with answering_with(cors):
+        if not code:
+            raise FieldError("code", "is required")
+        if site is None:
+            raise not_found("domain")
+        _ingest(ctx, request, site, "hit", hit_item(params))
+    return Response(200, cors, b"")
+
+
+def post_event(ctx: Context, request: Any) -> Response | None:
+    """A browser event carrying `identification_code` (no API key); None if the body has no code,
+    so the caller answers as an authenticated route would (401)."""
+    try:
+        doc = collect.parse_json_object(request.body)
+    except FieldError:
+        return None
+    code = doc.get("identification_code")
+    if not isinstance(code, str) or not code.strip():
+        return None
+    _check_rate(ctx, request, EVENT_METHODS)
+    origin = origin_of(request)
+    site = collect.find_by_code(ctx, code.strip())
+    cors = cors_headers(origin, collect.origin_allowed_for(ctx, site, origin), EVENT_METHODS)
+    with answering_with(cors):
+        if site is None:
+            raise not_found("domain")
+        item = {k: doc[k] for k in collect.BROWSER_ITEM_FIELDS if doc.get(k) is not None}
+        if not isinstance(item.get("event_name"), str) or not item["event_name"].strip():
+            raise FieldError("event_name", "is required")
+        _ingest(ctx, request, site, "event", item)
+    return Response(200, cors, b"")
+
+
+@pirsch_routes.options("/api/v1/hit")
+def hit_preflight(ctx: Context, request: Any) -> Response:
+    return _preflight(ctx, request, HIT_METHODS)
+
+
+@pirsch_routes.options("/api/v1/event")
+def event_preflight(ctx: Context, request: Any) -> Response:
+    return _preflight(ctx, request, EVENT_METHODS)

@@ -1,0 +1,157 @@
+"""Route tables and how they are mounted: one registration style for every API.
+
+A route module declares its handlers on a module-level `Routes` table, next to the code:
+
+    routes = Routes()
+
+    @routes.get("/api/v1/domain")
+    def list_domains(ctx: Context, request: Request) -> Response: ...
+
+`trail.app` mounts each table with its API's error renderer, once. The mounted route binds the
+worker's `Context`, counts the request as in flight (a stopping worker waits for those), turns
+any exception into the API's error answer (unexpected ones are logged as 500s) and, for
+`offload=True` routes, runs the handler on a small thread pool so a slow statistics query never
+holds up the hits queued behind it on the same worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from trail.core import InvalidInput, StorageError
+from trail.errors import ApiError, FieldError
+
+if TYPE_CHECKING:
+    from robyn import Robyn
+
+    from trail.context import Context
+
+log = logging.getLogger("trail.api")
+
+Handler = Callable[["Context", Any], Any]
+# An API's error renderer: the error (an ApiError) -> the response.
+Renderer = Callable[[ApiError], Any]
+METHODS = ("get", "post", "put", "patch", "delete", "options", "head")
+QUERY_THREADS = 2
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    handler: Handler
+    offload: bool = False
+
+
+class Routes:
+    """The routes of one module, in declaration order."""
+
+    def __init__(self) -> None:
+        self.table: list[Route] = []
+
+    def route(self, method: str, path: str, offload: bool = False) -> Callable[[Handler], Handler]:
+        if method not in METHODS:
+            raise ValueError(f"unknown method {method}")
+
+        def add(handler: Handler) -> Handler:
+            self.table.append(Route(method, path, handler, offload))
+            return handler
+
+        return add
+
+    def get(self, path: str, offload: bool = False) -> Callable[[Handler], Handler]:
+        return self.route("get", path, offload)
+
+    def post(self, path: str) -> Callable[[Handler], Handler]:
+        return self.route("post", path)
+
+    def put(self, path: str) -> Callable[[Handler], Handler]:
+        return self.route("put", path)
+
+    def patch(self, path: str) -> Callable[[Handler], Handler]:
+        return self.route("patch", path)
+
+    def delete(self, path: str) -> Callable[[Handler], Handler]:
+        return self.route("delete", path)
+
+    def options(self, path: str) -> Callable[[Handler], Handler]:
+        return self.route("options", path)
+
+
+class InFlight:
+    """Counts requests inside handlers so a stopping worker can wait for them to finish."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.count = 0
+
+    def __enter__(self) -> None:
+        with self._lock:
+            self.count += 1
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self.count -= 1
+
+
+IN_FLIGHT = InFlight()
+_query_pool: ThreadPoolExecutor | None = None
+
+
+def as_api_error(error: Exception) -> ApiError | None:
+    """The HTTP meaning of an exception from below the API layer, None if it has none (a bug)."""
+    if isinstance(error, ApiError):
+        return error
+    if isinstance(error, InvalidInput):
+        field, problem = error.args if len(error.args) == 2 else ("body", str(error))
+        return FieldError(str(field), str(problem))
+    if isinstance(error, StorageError):
+        return ApiError(503, "storage unavailable, retry later", headers={"retry-after": "1"})
+    return None
+
+
+def bind(ctx: Context, handler: Handler, render: Renderer) -> Callable[[Any], Any]:
+    """The Robyn handler of one route: context bound, errors rendered, in-flight counted."""
+
+    def route(request: Any) -> Any:
+        with IN_FLIGHT:
+            try:
+                return handler(ctx, request)
+            except Exception as e:
+                error = as_api_error(e)
+                if error is None:
+                    log.exception("unhandled error in %s %s", request.method, request.url.path)
+                    error = ApiError(500, "internal server error")
+                elif error.status >= 500:
+                    log.error("%s %s: %s", request.method, request.url.path, e)
+                return render(error)
+
+    route.__name__ = handler.__name__
+    route.__qualname__ = handler.__qualname__
+    return route
+
+
+def offloaded(fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """Run a sync route on the query thread pool behind an async handler."""
+
+    async def route(request: Any) -> Any:
+        global _query_pool
+        if _query_pool is None:
+            _query_pool = ThreadPoolExecutor(QUERY_THREADS, thread_name_prefix="query")
+        return await asyncio.get_running_loop().run_in_executor(_query_pool, fn, request)
+
+    route.__name__ = fn.__name__
+    return route
+
+
+def mount(app: Robyn, ctx: Context, routes: Routes, render: Renderer) -> None:
+    """Register every route of a table on the app, rendering errors with `render`."""
+    for r in routes.table:
+        fn = bind(ctx, r.handler, render)
+        getattr(app, r.method)(r.path)(offloaded(fn) if r.offload else fn)

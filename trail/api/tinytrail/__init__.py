@@ -1,0 +1,1 @@
+"""The TinyTrail API: accounts, users, websites and reports; answers in its envelope."""

@@ -5,7 +5,7 @@
 
 Steps: bench.stats_gen writes 30 days of segments; trail.tasks.compaction compacts every day (timed);
 bytes per page view = all parquet bytes (sessions + page_views + events) / page views. Then each
-`/statistics/*` report runs in-process through trail.api.pirsch_stats.run (result cache off) over
+`/statistics/*` report runs in-process through trail.services.statistics.run (result cache off) over
 the 30 days, `--repeat` times, median reported; DuckDB (2 threads) computes the same aggregates
 over the same parquet files for the reports that have an SQL twin below.
 """
@@ -124,7 +124,7 @@ def main() -> None:
 
     import duckdb
 
-    from trail.api import pirsch_stats
+    from trail.services import statistics as pirsch_stats
     from trail.stats import cache
     from trail.tasks import compaction
 

@@ -16,7 +16,7 @@ import polars as pl
 import pytest
 
 from bench.stats_gen import FIRST_DAY, SITE, Generator, write_day
-from trail.api import pirsch_stats
+from trail.services import statistics as pirsch_stats
 from trail.stats.filters import FilterError
 from trail.storage import tombstones
 from trail.storage.daydir import MANIFEST, Manifest, list_day

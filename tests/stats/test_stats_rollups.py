@@ -18,7 +18,7 @@ import pytest
 
 from bench.stats_gen import FIRST_DAY, SITE, Generator, write_day
 from trail import core
-from trail.api import pirsch_stats
+from trail.services import statistics as pirsch_stats
 from trail.stats import cache, kernels
 from trail.storage import rollups, tombstones
 from trail.storage.daydir import Manifest

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from trail.errors import FieldError
 from trail.services.tinytrail_websites import purge_site_data
 from trail.storage.cascade import Removed
-from trail.storage.meta import Site, random_alnum
+from trail.storage.meta import MetaStore, Site, random_alnum
 
 if TYPE_CHECKING:
     from trail.context import Context
@@ -66,3 +66,27 @@ def remove_files(ctx: Context, removed: Removed) -> None:
         log.info("deleted the stored rows of site %s", site_id)
     for theme_id in removed.theme_ids:
         shutil.rmtree(themes / theme_id, ignore_errors=True)
+
+
+def stored_site_ids(data_dir: Path) -> set[str]:
+    """The ids of every site with rows on disk."""
+    return {
+        site_dir.name.removeprefix("site=")
+        for site_dir in (Path(data_dir) / "segments").glob("*/site=*")
+        if site_dir.is_dir()
+    }
+
+
+def sweep_deleted_sites(meta: MetaStore, data_dir: Path) -> list[str]:
+    """Remove the rows of sites that no longer exist: those sealed from the WAL after their site
+    was deleted, or left by a deletion interrupted between the meta store and the disk.
+
+    The directories are listed before the sites are read, so a site created meanwhile (which
+    has no rows yet when it first appears) is never mistaken for a deleted one."""
+    on_disk = stored_site_ids(data_dir)
+    existing = {site.id for site in meta.all_sites()}
+    gone = sorted(on_disk - existing)
+    for site_id in gone:
+        purge_site_data(data_dir, site_id)
+        log.info("removed the stored rows of deleted site %s", site_id)
+    return gone

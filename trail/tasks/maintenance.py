@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 log = logging.getLogger("trail.maintenance")
+# How often the rows of deleted sites that reached the disk after their deletion are removed.
+DELETED_SITES_INTERVAL = float(os.environ.get("TRAIL_DELETED_SITES_INTERVAL_S", "30"))
 
 
 @dataclass
@@ -37,6 +39,12 @@ def purge_tokens(state: Any) -> None:
         log.info("purged %d expired oauth tokens", removed)
 
 
+def sweep_deleted_sites(state: Any) -> None:
+    from trail.services.sites import sweep_deleted_sites
+
+    sweep_deleted_sites(state.meta, Path(state.config.data_dir))
+
+
 def compact_segments(state: Any) -> None:
     from trail.tasks import compaction
 
@@ -49,6 +57,7 @@ def default_tasks() -> list[Task]:
 
     return [
         Task("purge_tokens", 600.0, purge_tokens),
+        Task("sweep_deleted_sites", DELETED_SITES_INTERVAL, sweep_deleted_sites),
         Task("compaction", DEFAULT_INTERVAL, compact_segments),
         Task("recover_retired_wals", 3600.0, recover_retired_wals),
         # Not at start: a restart must not cut sessions that a batch import is still writing.

@@ -1,0 +1,56 @@
+"""The route tables: every URL registered once, found with one grep in its handler's module,
+and the report paths in step with the reports the services know."""
+
+from __future__ import annotations
+
+import inspect
+import sys
+
+from trail import app
+from trail.api import health
+from trail.api.pirsch import statistics as pirsch_statistics
+from trail.api.routing import Route
+from trail.api.tinytrail import reports as tinytrail_reports
+from trail.services import statistics
+
+
+def all_routes() -> list[Route]:
+    tables = [health.routes, *app.PIRSCH, *app.TINYTRAIL, app.fallback]
+    return [route for table in tables for route in table.table]
+
+
+def test_every_method_and_path_is_registered_once() -> None:
+    seen: dict[tuple[str, str], str] = {}
+    for route in all_routes():
+        key = (route.method, route.path)
+        assert key not in seen, f"{key} registered by {seen[key]} and {route.handler.__module__}"
+        seen[key] = route.handler.__module__
+    assert ("post", "/api/v1/hit") in seen and ("get", "/api/v1/hit") in seen
+    assert len(seen) > 150
+
+
+def test_the_path_of_every_route_is_written_out_in_its_handlers_module() -> None:
+    for route in all_routes():
+        source = inspect.getsource(sys.modules[route.handler.__module__])
+        assert f'"{route.path}"' in source, (route.path, route.handler.__module__)
+
+
+def test_handlers_live_in_the_api_packages() -> None:
+    for route in all_routes():
+        module = route.handler.__module__
+        if route.path == "/*path":
+            assert route.handler is app.no_route
+            continue
+        assert module.startswith("trail.api."), module
+        assert module not in ("trail.api.routing", "trail.api.http"), module
+
+
+def test_statistics_paths_are_the_reports_the_service_runs() -> None:
+    paths = {p.removeprefix(pirsch_statistics.PREFIX) for p in pirsch_statistics.REPORT_PATHS}
+    assert paths == set(statistics.REPORTS) | set(statistics.CONTEXT_REPORTS)
+    assert len(paths) == len(pirsch_statistics.REPORT_PATHS)
+
+
+def test_tinytrail_report_paths_are_the_reports() -> None:
+    paths = {p.removeprefix(tinytrail_reports.PREFIX) for p in tinytrail_reports.REPORT_PATHS}
+    assert paths == set(tinytrail_reports.REPORTS)

@@ -85,13 +85,9 @@ def expire_token_of(s: TrailServer, client_record_id: str) -> str:
     token = "expired-" + client_record_id
     meta = MetaStore.open(s.data_dir / "meta")
     try:
-        with meta.env.begin(write=True) as txn:
-            meta._put(
-                txn,
-                "tokens",
-                hash_secret(token),
-                {"client": client_record_id, "expires": time.time() - 10},
-            )
+        meta.tables["tokens"].put(
+            hash_secret(token), {"client": client_record_id, "expires": time.time() - 10}
+        )
     finally:
         meta.close()
     return token

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from trail.config import Config
+from trail.core import Engine
 from trail.storage.meta import MetaStore
 
 
@@ -14,6 +14,6 @@ from trail.storage.meta import MetaStore
 class Context:
     config: Config
     meta: MetaStore
-    engine: Any | None  # trail._core.Engine once the ingest service opened it
+    engine: Engine  # the worker's hot path: sessions, WAL, segments (trail._core)
     data_dir: Path
     worker_id: int = 0

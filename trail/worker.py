@@ -11,7 +11,6 @@ segments and fsyncs the WAL) and the meta store, then exits 0.
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import os
 import signal
@@ -51,18 +50,6 @@ def quiet_framework_logs(level: str) -> None:
             logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def open_engine(ctx: Any) -> Any | None:
-    """The lead's ingest engine, if that service exists yet; errors opening it are fatal."""
-    try:
-        ingest = importlib.import_module("trail.services.ingest")
-    except ModuleNotFoundError as e:
-        if e.name not in ("trail.services", "trail.services.ingest"):
-            raise
-        return None
-    opener = getattr(ingest, "open_engine", None)
-    return opener(ctx) if opener is not None else None
-
-
 class Stopper:
     """Runs the clean shutdown once, from a signal handler or the parent watchdog."""
 
@@ -77,8 +64,7 @@ class Stopper:
         code = 0
         try:
             self._drain()
-            if self.ctx.engine is not None:
-                self.ctx.engine.close()
+            self.ctx.engine.close()
             self.ctx.meta.close()
         except Exception:
             log.exception("worker %d: error while stopping", self.ctx.worker_id)
@@ -148,21 +134,18 @@ def main(argv: list[str] | None = None) -> None:
 
     from trail.app import build_app
     from trail.context import Context
+    from trail.services.ingest import open_engine
     from trail.storage.meta import MetaStore
 
     data_dir = Path(config.data_dir)
-    ctx = Context(
-        config=config,
-        meta=MetaStore.open(data_dir / "meta"),
-        engine=None,
-        data_dir=data_dir,
-        worker_id=args.id,
-    )
+    meta = MetaStore.open(data_dir / "meta")
+    # A stop signal before the engine is open kills the worker: its WAL replays on the next start.
+    engine = open_engine(config, data_dir, args.id)
+    ctx = Context(config=config, meta=meta, engine=engine, data_dir=data_dir, worker_id=args.id)
     stop = Stopper(ctx)
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     watch_parent(stop)
-    ctx.engine = open_engine(ctx)
     quiet_framework_logs(config.log_level)
     app = build_app(ctx, RobynConfig())
     _signal_ready_on_start(app, args.ready_fd, args.id)

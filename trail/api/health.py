@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import lmdb
 from robyn import Response
 
 import trail
@@ -21,7 +20,7 @@ def check(ctx: Context) -> tuple[bool, str]:
     """(healthy, db status) — a failed read transaction or an unwritable data dir is degraded."""
     try:
         ctx.meta.ping()
-    except (lmdb.Error, OSError) as e:  # any LMDB failure means the store is unusable
+    except OSError as e:  # the store raises StorageError (an OSError) when LMDB fails
         return False, f"meta store unusable: {e}"
     if not os.access(ctx.data_dir, os.W_OK | os.X_OK):
         return False, f"data dir {ctx.data_dir} is not writable"

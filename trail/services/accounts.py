@@ -18,15 +18,9 @@ if TYPE_CHECKING:
     from trail.context import Context
 
 
-_stores: dict[int, AccountStore] = {}
-
-
 def account_store(ctx: Context) -> AccountStore:
-    """The account store over the worker's meta env (opened once: opening takes a write txn)."""
-    store = _stores.get(id(ctx.meta))
-    if store is None or store.meta is not ctx.meta:
-        store = _stores[id(ctx.meta)] = AccountStore(ctx.meta, ctx.data_dir)
-    return store
+    """Accounts and users with their recoverable API keys."""
+    return AccountStore(ctx.meta, ctx.data_dir)
 
 
 def delete_account(ctx: Context, account_id: str) -> Account:

@@ -20,7 +20,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("trail.ratelimit")
 
 BUCKETS = ("collect", "api")
-_warned = False
 
 
 def limit_for(ctx: Context, bucket: str) -> tuple[int, int] | None:
@@ -39,23 +38,10 @@ def state_key(bucket: str, key: str) -> str:
 def check_rate(ctx: Context, bucket: str, key: str) -> int | None:
     """Count one request of `key` in `bucket`: None if allowed, else Retry-After seconds (>= 1)."""
     limit = limit_for(ctx, bucket)
-    engine = ctx.engine
-    if limit is None or engine is None:
-        return None
-    if not hasattr(engine, "rate_limit"):
-        _warn_once()
+    if limit is None:
         return None
     requests, window_ms = limit
-    wait_ms = int(engine.rate_limit(state_key(bucket, key), requests, window_ms))
+    wait_ms = int(ctx.engine.rate_limit(state_key(bucket, key), requests, window_ms))
     if wait_ms <= 0:
         return None
     return max(1, math.ceil(wait_ms / 1000))
-
-
-def _warn_once() -> None:
-    global _warned
-    if not _warned:
-        _warned = True
-        log.warning(
-            "the native engine has no rate_limit(): rate limits are off (rebuild trail._core)"
-        )

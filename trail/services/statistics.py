@@ -74,13 +74,13 @@ ContextReport = Callable[[Any, Filter, Any, dict[str, list[str]]], Any]
 def _goals(ctx: Any, f: Filter, site: Any, params: dict[str, list[str]]) -> Any:
     from trail.storage.goals import goal_store
 
-    return goals.goal_stats(Path(ctx.data_dir), f, goal_store(ctx.meta.env).list_goals(site.id))
+    return goals.goal_stats(Path(ctx.data_dir), f, goal_store(ctx.meta).list_goals(site.id))
 
 
 def _funnel(ctx: Any, f: Filter, site: Any, params: dict[str, list[str]]) -> Any:
     from trail.storage.goals import goal_store
 
-    definition = goal_store(ctx.meta.env).get_funnel(goals.require_funnel_id(params))
+    definition = goal_store(ctx.meta).get_funnel(goals.require_funnel_id(params))
     if definition is None or definition.get("domain_id") != site.id:
         raise FilterError("funnel_id", "no such funnel for this domain")
     return goals.funnel(Path(ctx.data_dir), f, definition)
@@ -140,7 +140,7 @@ def export(ctx: Any, params: dict[str, list[str]], site: Any) -> bytes:
     if "conversion_goals" in chosen:
         from trail.storage.goals import goal_store
 
-        goal_list = goal_store(ctx.meta.env).list_goals(site.id)
+        goal_list = goal_store(ctx.meta).list_goals(site.id)
     return export_zip(Path(ctx.data_dir), f, chosen, goal_list)
 
 

@@ -112,9 +112,9 @@ def _expand(
     d.users |= {k for k, u in everyone if _hit(u.get("account_id"), accounts)}
     d.sites |= {k for k, s in tables["sites"].scan(txn) if _hit(s.get("account_id"), accounts)}
     for key, c in tables["clients"].scan(txn):
-        # A user client goes with its user; a site client belongs to its site.
-        owner = (d.sites, c["domain_id"]) if c.get("domain_id") else (d.users, c.get("user_id"))
-        if _hit(owner[1], owner[0]):
+        # A site client belongs to its site (whoever made it); a user client to its user.
+        site, user = c.get("domain_id"), c.get("user_id")
+        if _hit(site, d.sites) or (not site and _hit(user, d.users)):
             d.clients.add(key)
     for key, t in tables["themes"].scan(txn):
         if _points_at(t, d.sites, d.accounts) or _hit(t.get("user_id"), d.users):

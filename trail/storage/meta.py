@@ -70,6 +70,8 @@ def _oldest_first(items: list[_Dated]) -> list[_Dated]:
 
 
 class MetaStore:
+    """Accounts, users, sites and clients as typed records; every other kind is in `tables`."""
+
     def __init__(self, env: lmdb.Environment) -> None:
         self.env = env
         self.tables: Tables = tables_of(env)
@@ -95,16 +97,6 @@ class MetaStore:
             self._settings.get("admin_user")
         except lmdb.Error as e:
             raise StorageError(str(e)) from e
-
-    # Kept for callers outside storage until they use the public methods; do not add more.
-    def _get(self, txn: Txn, db: str, key: str) -> Any | None:
-        return self.tables[db].get(key, txn)
-
-    def _put(self, txn: Txn, db: str, key: str, value: Any) -> None:
-        self.tables[db].put(key, value, txn)
-
-    def _scan(self, txn: Txn, db: str) -> list[tuple[str, Any]]:
-        return self.tables[db].scan(txn)
 
     # -- accounts ----------------------------------------------------------------------------
 

@@ -26,8 +26,6 @@ from trail.storage.meta import MEMBER_ROLES, WRITE_ONLY_SCOPES, Principal, Site
 if TYPE_CHECKING:
     from trail.context import Context
 
-ACCESS_KEY_CACHE_SECONDS = 2.0  # how long a deleted access key may still be accepted by a worker
-
 
 def _bearer(request: Any) -> str | None:
     value = request.headers.get("authorization")
@@ -156,7 +154,8 @@ def site_for_access_key(ctx: Context, request: Any, scope: str) -> Site:
     if principal.kind == "access_key":
         if len(_key_cache) > 4096:
             _key_cache.clear()
-        _key_cache[cache_key] = (now + ACCESS_KEY_CACHE_SECONDS, site)
+        # How long a deleted access key (or a site's old settings) may still be used by a worker.
+        _key_cache[cache_key] = (now + ctx.config.access_key_cache_ms / 1000, site)
     return site
 
 

@@ -36,7 +36,7 @@ _TARGETS = {
 
 
 def _store(ctx: Context) -> GoalStore:
-    return goal_store(ctx.meta.env)
+    return goal_store(ctx.meta)
 
 
 def _writer(ctx: Context, request: Any, domain_id: str) -> None:

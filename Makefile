@@ -4,6 +4,10 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.stamp
+# Exact versions and hashes of every runtime and dev dependency and of maturin: `make lock` writes
+# it from pyproject.toml, `make install` installs from it.
+LOCK := requirements.lock
+UV_VERSION := 0.13.9
 RUST_SRC := $(shell find rust_core/src -name '*.rs') rust_core/Cargo.toml Cargo.toml
 export PYO3_PYTHON := $(abspath $(PY))
 
@@ -11,7 +15,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 DATA ?= ./data
 
-.PHONY: help install serve test test-rust test-py bench lint fmt clean
+.PHONY: help install lock serve test test-rust test-py bench lint fmt clean
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -20,15 +24,22 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 
-$(VENV)/.deps: pyproject.toml | $(PY)
-	$(PY) -m pip install -q "maturin>=1.7,<2" $$($(PY) scripts/deps.py)
+$(VENV)/.deps: $(LOCK) | $(PY)
+	$(PY) -m pip install -q --require-hashes -r $(LOCK)
 	touch $@
 
 $(STAMP): $(VENV)/.deps $(RUST_SRC)
 	$(VENV)/bin/maturin develop --release -q
 	touch $@
 
-install: $(STAMP) ## create .venv, install dependencies, build the extension (release)
+install: $(STAMP) ## create .venv, install the locked dependencies, build the extension (release)
+
+# Keeps the versions already locked unless pyproject.toml needs others; UPGRADE=1 takes the newest.
+lock: | $(PY) ## regenerate requirements.lock from pyproject.toml (UPGRADE=1: newest versions)
+	$(PY) -m pip install -q "uv==$(UV_VERSION)"
+	$(PY) -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["build-system"]["requires"], sep="\n")' \
+	  | $(VENV)/bin/uv pip compile -q pyproject.toml - --extra dev --universal --python-version 3.11 \
+	      --generate-hashes --custom-compile-command "make lock" $(if $(UPGRADE),--upgrade) -o $(LOCK)
 
 serve: install ## run trail on $(HOST):$(PORT) with data in $(DATA)
 	$(VENV)/bin/trail serve --host $(HOST) --port $(PORT) --data-dir $(DATA)

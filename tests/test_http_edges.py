@@ -18,9 +18,14 @@ import pytest
 
 from tests.server import TrailServer
 
-# Robyn's own knobs (1 s): documented, read by Robyn's Python side, ignored by its Rust server.
-ROBYN_TIMEOUTS = {"ROBYN_CLIENT_TIMEOUT": "1", "ROBYN_KEEP_ALIVE_TIMEOUT": "1"}
+# Robyn's own knobs: documented, read by Robyn's Python side, ignored by its Rust server (0.88.0).
+ROBYN_ENV = {
+    "ROBYN_CLIENT_TIMEOUT": "1",
+    "ROBYN_KEEP_ALIVE_TIMEOUT": "1",
+    "ROBYN_MAX_PAYLOAD_SIZE": str(1 << 20),  # trail's default limits.max_body_bytes
+}
 WAIT = 3.0  # well past those timeouts
+MULTIPART_NO_BOUNDARY = b"Content-Type: multipart/form-data\r\n\r\n"
 UPSTREAM = "Robyn 0.88.0, see docs/deployment.md 'Known upstream issues'"
 
 
@@ -30,7 +35,7 @@ class Closed(Exception):
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrailServer]:
-    s = TrailServer(tmp_path_factory.mktemp("http") / "data", workers=1, env=ROBYN_TIMEOUTS)
+    s = TrailServer(tmp_path_factory.mktemp("http") / "data", workers=1, env=ROBYN_ENV)
     yield s.start()
     s.stop()
 
@@ -104,7 +109,7 @@ def test_an_unknown_method_sent_whole_gets_405_and_the_connection_goes_on(
 @pytest.mark.xfail(strict=True, reason=UPSTREAM, raises=AssertionError)
 def test_multipart_without_boundary_is_not_a_500(server: TrailServer) -> None:
     with connect(server) as sock:
-        send(sock, b"GET /health HTTP/1.1\r\nHost: trail\r\nContent-Type: multipart/form-data\r\n\r\n")
+        send(sock, b"GET /health HTTP/1.1\r\nHost: trail\r\n" + MULTIPART_NO_BOUNDARY)
         status, body = response(sock)
     assert status != 500, body
 
@@ -146,17 +151,12 @@ def test_a_half_sent_body_is_timed_out(server: TrailServer) -> None:
 
 @pytest.mark.xfail(strict=True, reason=UPSTREAM, raises=AssertionError)
 def test_robyn_max_payload_size_refuses_a_big_body_before_trail_reads_it(
-    tmp_path: Path,
+    server: TrailServer,
 ) -> None:
-    env = {"ROBYN_MAX_PAYLOAD_SIZE": "1048576"}
-    s = TrailServer(tmp_path / "data", workers=1, env=env).start()
-    try:
-        with connect(s) as sock:
-            head = b"POST /api/v1/hit HTTP/1.1\r\nHost: trail\r\nContent-Length: %d\r\n\r\n"
-            send(sock, head % (4 << 20), b"x" * (4 << 20))
-            status, body = response(sock)
-    finally:
-        s.stop()
+    with connect(server) as sock:
+        head = b"POST /api/v1/hit HTTP/1.1\r\nHost: trail\r\nContent-Length: %d\r\n\r\n"
+        send(sock, head % (4 << 20), b"x" * (4 << 20))
+        status, body = response(sock)
     # 401 = Robyn buffered all 4 MiB and handed them to trail, whose access-key check ran first.
     assert status == 413, body
 

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from trail.api.browser import hit_item
-from trail.services import collect
 from trail.errors import FieldError
-from trail.services.collect import InvalidPayload, parse_collect
+from trail.services import collect
+from trail.services.collect import parse_collect
 
 SITE = "00000000-0000-4000-8000-000000000000"
 

@@ -94,7 +94,7 @@ def test_link_validation_and_crud(server: TrailServer) -> None:
     )
     assert (r.json()["name"], r.json()["webhook_id"]) == (
         "promo 2",
-        None,
+        "",
     )  # no endpoint any more: webhook removed
     assert (
         server.call("GET", f"/api/v1/webhook?domain_id={site}", key=server.admin_key).json() == []

@@ -7,6 +7,7 @@ field added here needs a default: records written before it must still load.
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
 import string
 from dataclasses import dataclass, field
@@ -105,6 +106,12 @@ class Site:
 
     def to_pirsch(self, user_role: str = "Owner") -> dict[str, Any]:
         """The domain object of the Pirsch API."""
+
+        def text_values(settings: dict[str, Any]) -> dict[str, str]:
+            # The SDKs decode settings as a map of strings (the Go SDK's KeyValue fails on any
+            # other value): other JSON values go out as JSON text ("true", "3").
+            return {k: v if isinstance(v, str) else json.dumps(v) for k, v in settings.items()}
+
         return {
             "id": self.id,
             "def_time": self.def_time,
@@ -126,12 +133,12 @@ class Site:
             "statistics_start": None,
             "imported_statistics": False,
             "metadata": self.metadata,
-            "theme_id": self.theme_id,
+            "theme_id": self.theme_id or "",
             "theme": {},
             "custom_domain": self.custom_domain,
             "user_role": user_role,
-            "settings": self.settings,
-            "theme_settings": self.theme_settings,
+            "settings": text_values(self.settings),
+            "theme_settings": text_values(self.theme_settings),
             "display_name": self.display_name,
             "subscription_active": True,
         }

@@ -139,7 +139,8 @@ def public(record: dict[str, Any]) -> dict[str, Any]:
         "reply_to",
         "next_report",
     )
-    return {k: record.get(k) for k in keys}
+    # Pirsch's OpenAPI file has reply_to as an email address: left out when there is none.
+    return {k: record.get(k) for k in keys if k != "reply_to" or record.get(k)}
 
 
 @routes.delete("/api/v1/report")

@@ -77,7 +77,7 @@ def _owner_json(ctx: Context, kind: str, target_id: str) -> list[dict[str, Any]]
         return []
     return [
         {
-            "id": None,
+            "id": "",  # no member record; a string, as in Pirsch's OpenAPI file
             "def_time": user.def_time,
             "mod_time": user.def_time,
             "user_id": user.id,

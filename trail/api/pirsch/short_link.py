@@ -205,7 +205,7 @@ def public(record: dict[str, Any]) -> dict[str, Any]:
         "urls",
     )
     out = {k: record.get(k) for k in keys}
-    out["webhook_id"] = out["webhook_id"] or None
+    out["webhook_id"] = out["webhook_id"] or ""  # a string, as in Pirsch's OpenAPI file
     out["path"] = PUBLIC_PREFIX + record["id"]
     out["password_protected"] = bool(record.get("password_hash"))
     return out

@@ -168,8 +168,14 @@ def settings(site: Site, body: dict[str, Any], errors: dict[str, str]) -> dict[s
     if not isinstance(value, dict):
         errors["settings"] = "must be a JSON object"
         return {}
-    for key in BOOL_SETTINGS:
-        if key in value and not isinstance(value[key], bool):
+    value = dict(value)
+    for key in (k for k in BOOL_SETTINGS if k in value):
+        # The domain object lists settings as strings ("true"), the way the SDKs decode them:
+        # a client that sends back what it read must be understood.
+        flag = value[key] == "true" if value[key] in ("true", "false") else value[key]
+        if isinstance(flag, bool):
+            value[key] = flag
+        else:
             errors[f"settings.{key}"] = "must be true or false"
     if len(repr(value)) > MAX_SETTINGS_BYTES:
         errors["settings"] = f"larger than {MAX_SETTINGS_BYTES} bytes"

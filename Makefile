@@ -59,6 +59,7 @@ lint: install ## ruff, mypy, cargo fmt --check, clippy
 	$(VENV)/bin/ruff check trail tests bench
 	$(VENV)/bin/ruff format --check trail tests bench
 	$(VENV)/bin/mypy trail
+	$(PY) -m mypy.stubtest trail._core
 	cargo fmt --check
 	cargo clippy -p trail_core --all-targets -- -D warnings
 	cargo clippy -p trail_core --all-targets --features python -- -D warnings

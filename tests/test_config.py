@@ -22,6 +22,7 @@ def test_defaults(tmp_path: Path) -> None:
     )
     assert config.workers == (os.cpu_count() or 1)
     assert config.limits.max_body_bytes == 1 << 20 and config.limits.max_batch == 1000
+    assert (config.limits.max_hit_age_days, config.limits.max_hit_future_seconds) == (365, 300)
     assert config.data_dir == str((tmp_path / "d").resolve()) and (tmp_path / "d").is_dir()
 
 
@@ -68,6 +69,9 @@ CASES = [
     ("env", {"TRAIL_STRICT_FSYNC": "maybe"}, "strict_fsync (TRAIL_STRICT_FSYNC)"),
     ("env", {"TRAIL_GEOIP_DB": "/nonexistent/GeoLite2-City.mmdb"}, "geoip_db"),
     ("env", {"TRAIL_MAX_BODY_BYTES": "10"}, "limits.max_body_bytes"),
+    ("env", {"TRAIL_MAX_HIT_AGE_DAYS": "0"}, "limits.max_hit_age_days"),
+    ("env", {"TRAIL_MAX_HIT_FUTURE_SECONDS": "-1"}, "limits.max_hit_future_seconds"),
+    ("toml", "[limits]\nmax_hit_age_days = 100000\n", "limits.max_hit_age_days"),
     ("env", {"TRAIL_LOG_LEVEL": "loud"}, "log_level"),
     ("toml", "prot = 8000\n", "prot"),
     ("toml", "[limits]\nmax_bach = 3\n", "limits.max_bach"),

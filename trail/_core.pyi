@@ -1,9 +1,30 @@
 """Type stubs for the native module built from rust_core/ (keep in step with glue.rs)."""
 
 from os import PathLike
-from typing import Any
+from typing import Any, Self, final
 
+__all__ = [
+    "LIMITS",
+    "ConfigError",
+    "Engine",
+    "InvalidInput",
+    "SessionState",
+    "StorageError",
+    "__version__",
+    "client_ip",
+    "coarse_channel",
+    "distinct_u64",
+    "group_stats",
+    "recover_wal",
+    "session_metrics",
+    "union_visitors",
+]
 __version__: str
+
+# Validation limits shared with Python (rust_core/src/validate.rs): "url", "hostname" and
+# "title" in characters, "screen" in pixels, "event_duration" in seconds, "event_name"
+# characters, "tags" pairs per hit.
+LIMITS: dict[str, int]
 
 class InvalidInput(ValueError):
     """args == (field, message)."""
@@ -11,15 +32,16 @@ class InvalidInput(ValueError):
 class StorageError(OSError): ...
 class ConfigError(ValueError): ...
 
+@final
 class Engine:
-    def __init__(
-        self,
+    def __new__(
+        cls,
         data_dir: str | PathLike[str],
         worker_id: int,
         options: dict[str, Any],
         ua_rules: dict[str, list[tuple[str, str | None, str | None, str | None, str | None]]],
         bot_lists: dict[str, list[str]],
-    ) -> None: ...
+    ) -> Self: ...
     def ingest_api(
         self,
         site_id: str,
@@ -46,10 +68,19 @@ class Engine:
     def seal(self) -> int: ...
     def close(self) -> None: ...
     def drop_counts(self) -> dict[str, int]: ...
+    def background_status(self) -> dict[str, Any]:
+        """Whether the background WAL fsyncs and segment seals work.
+
+        {"ok": bool, "error": str | None (the failure going on now), "last_error": str | None
+        (the latest failure, even if since recovered), "last_error_at_ms": int | None (UTC),
+        "errors": int (failures since the engine opened)}. Failures are also written to stderr
+        when they start and when they end.
+        """
     def rate_limit(self, key: str, limit: int, window_ms: int) -> int: ...
 
+@final
 class SessionState:
-    def __init__(self, data_dir: str | PathLike[str]) -> None: ...
+    def __new__(cls, data_dir: str | PathLike[str]) -> Self: ...
     def sweep(self, max_age_ms: int | None = None) -> int: ...
     def sweep_rate_limits(self, window_ms: int) -> int: ...
     def sync(self) -> None: ...

@@ -36,6 +36,9 @@ class Limits:
     max_body_bytes: int = 1 << 20
     max_batch: int = 1000
     page_view_cap: int = 200
+    # A batch item's `time` may lie this far in the past or future (rust_core/src/validate.rs).
+    max_hit_age_days: int = 365
+    max_hit_future_seconds: int = 300
 
 
 @dataclass(frozen=True)
@@ -112,7 +115,13 @@ _TYPES: dict[str, type] = {
     "rules_cache_ms": int,
     "access_key_cache_ms": int,
 }
-_LIMIT_TYPES: dict[str, type] = {"max_body_bytes": int, "max_batch": int, "page_view_cap": int}
+_LIMIT_TYPES: dict[str, type] = {
+    "max_body_bytes": int,
+    "max_batch": int,
+    "page_view_cap": int,
+    "max_hit_age_days": int,
+    "max_hit_future_seconds": int,
+}
 
 
 def load(
@@ -224,6 +233,8 @@ def validate(config: Config, create_data_dir: bool = True) -> Config:
     _check_range("limits.max_body_bytes", config.limits.max_body_bytes, 1024, 1 << 30)
     _check_range("limits.max_batch", config.limits.max_batch, 1, 1_000_000)
     _check_range("limits.page_view_cap", config.limits.page_view_cap, 1, 1_000_000)
+    _check_range("limits.max_hit_age_days", config.limits.max_hit_age_days, 1, 36_500)
+    _check_range("limits.max_hit_future_seconds", config.limits.max_hit_future_seconds, 0, 86_400)
     for name in ("rate_limit_collect", "rate_limit_api"):
         parse_rate(name, getattr(config, name))
     if config.log_level.lower() not in LOG_LEVELS:

@@ -1,6 +1,7 @@
 """The one place that imports the native module; everything else imports from here."""
 
 from trail._core import (
+    LIMITS,
     ConfigError,
     Engine,
     InvalidInput,
@@ -8,15 +9,15 @@ from trail._core import (
     StorageError,
     client_ip,
     coarse_channel,
+    distinct_u64,
+    group_stats,
     recover_wal,
+    session_metrics,
+    union_visitors,
 )
 
-try:  # statistics kernels (trail.stats.kernels); an older build lacks them: numpy/Polars stand in
-    from trail._core import distinct_u64, group_stats, session_metrics, union_visitors
-except ImportError:  # pragma: no cover - depends on the build
-    distinct_u64 = group_stats = session_metrics = union_visitors = None  # type: ignore[assignment]
-
 __all__ = [
+    "LIMITS",
     "ConfigError",
     "Engine",
     "InvalidInput",

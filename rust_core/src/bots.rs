@@ -1,11 +1,12 @@
 //! Bot and spam filtering (reference section 3, steps 3-8). Every check returns the reason of a
-//! drop, never a bare bool. OWNER: helper "ua".
+//! drop, never a bare bool.
 //!
 //! The User-Agent check runs on every hit, so the lists are compiled once into matchers that
 //! scan the UA a small, fixed number of times: one Aho-Corasick automaton for our keywords and
 //! for every crawler pattern that is a plain literal (most of them), and one alternation for
 //! the few crawler patterns that really are regexes.
 
+use crate::drops::DropReason;
 use crate::errors::{CoreError, Result};
 use crate::hit::Headers;
 use crate::ua::UaInfo;
@@ -45,7 +46,7 @@ pub struct BotFilter {
     blocked_v6: Ranges<u128>,
     /// Verdicts of `check_user_agent` for recent UAs: most traffic repeats a few hundred UAs,
     /// and the pattern scan is the costliest bot check.
-    verdicts: quick_cache::sync::Cache<String, Option<&'static str>>,
+    verdicts: quick_cache::sync::Cache<String, Option<DropReason>>,
 }
 
 const UA_MIN_LEN: usize = 16;
@@ -162,9 +163,9 @@ impl BotFilter {
     }
 
     /// UA shape, keyword and regex checks.
-    pub fn check_user_agent(&self, user_agent: &str) -> Option<&'static str> {
+    pub fn check_user_agent(&self, user_agent: &str) -> Option<DropReason> {
         if user_agent.len() > UA_MAX_LEN {
-            return Some("ua_too_long");
+            return Some(DropReason::UaTooLong);
         }
         if let Some(v) = self.verdicts.get(user_agent) {
             return v;
@@ -174,34 +175,34 @@ impl BotFilter {
         verdict
     }
 
-    fn scan_user_agent(&self, user_agent: &str) -> Option<&'static str> {
+    fn scan_user_agent(&self, user_agent: &str) -> Option<DropReason> {
         let ua = user_agent.trim();
         if ua.is_empty() {
-            return Some("ua_empty");
+            return Some(DropReason::UaEmpty);
         }
         if ua.len() <= UA_MIN_LEN {
-            return Some("ua_too_short");
+            return Some(DropReason::UaTooShort);
         }
         if ua.len() > UA_MAX_LEN {
-            return Some("ua_too_long");
+            return Some(DropReason::UaTooLong);
         }
         if !ua.is_ascii() {
-            return Some("ua_non_ascii");
+            return Some(DropReason::UaNonAscii);
         }
         if is_ip_or_socket(ua) {
-            return Some("ua_ip");
+            return Some(DropReason::UaIp);
         }
         if is_uuid(ua) {
-            return Some("ua_uuid");
+            return Some(DropReason::UaUuid);
         }
         if self.has_keyword(ua) {
-            return Some("ua_keyword");
+            return Some(DropReason::UaKeyword);
         }
         if self.pattern_literals.is_match(ua) {
-            return Some("ua_pattern");
+            return Some(DropReason::UaPattern);
         }
         match &self.patterns {
-            Some(re) if re.is_match(ua.as_bytes()) => Some("ua_pattern"),
+            Some(re) if re.is_match(ua.as_bytes()) => Some(DropReason::UaPattern),
             _ => None,
         }
     }
@@ -218,27 +219,27 @@ impl BotFilter {
     }
 
     /// Browser floor and bot-like browser names, after parsing.
-    pub fn check_parsed(&self, ua: &UaInfo) -> Option<&'static str> {
+    pub fn check_parsed(&self, ua: &UaInfo) -> Option<DropReason> {
         if ua.headless_hint {
-            return Some("headless");
+            return Some(DropReason::Headless);
         }
         if ua.spider {
-            return Some("ua_spider");
+            return Some(DropReason::UaSpider);
         }
         let name = ua.browser.to_ascii_lowercase();
         if BOT_BROWSER_WORDS.iter().any(|w| name.contains(w)) {
-            return Some("browser_bot_name");
+            return Some(DropReason::BrowserBotName);
         }
         let major = leading_number(&ua.browser_version)?;
         let floor = MIN_VERSIONS
             .iter()
             .find(|(b, _)| *b == ua.browser)
             .map(|(_, v)| *v)?;
-        (major < floor).then_some("browser_too_old")
+        (major < floor).then_some(DropReason::BrowserTooOld)
     }
 
     /// Referrer spam: host cut to its last two labels in the spam list, or SQL-like text.
-    pub fn check_referrer(&self, referrer_host: &str, raw_referrer: &str) -> Option<&'static str> {
+    pub fn check_referrer(&self, referrer_host: &str, raw_referrer: &str) -> Option<DropReason> {
         let host = referrer_host
             .trim()
             .trim_end_matches('.')
@@ -247,23 +248,25 @@ impl BotFilter {
             let host = host.strip_prefix("www.").unwrap_or(&host);
             // Also the full host: some spam lives on hosts under a public suffix like co.uk.
             if self.spam_hosts.contains(last_two_labels(host)) || self.spam_hosts.contains(host) {
-                return Some("referrer_spam");
+                return Some(DropReason::ReferrerSpam);
             }
         }
-        self.sql.is_match(raw_referrer).then_some("referrer_sql")
+        self.sql
+            .is_match(raw_referrer)
+            .then_some(DropReason::ReferrerSql)
     }
 
-    pub fn check_ip(&self, ip: IpAddr) -> Option<&'static str> {
+    pub fn check_ip(&self, ip: IpAddr) -> Option<DropReason> {
         let blocked = match ip.to_canonical() {
             IpAddr::V4(v4) => in_ranges(&self.blocked_v4, u32::from(v4)),
             IpAddr::V6(v6) => in_ranges(&self.blocked_v6, u128::from(v6)),
         };
-        blocked.then_some("ip_blocked")
+        blocked.then_some(DropReason::IpBlocked)
     }
 }
 
 /// Prefetch/preview header checks, for browser-facing routes only.
-pub fn check_headers(headers: &Headers) -> Option<&'static str> {
+pub fn check_headers(headers: &Headers) -> Option<DropReason> {
     let is = |name: &str, want: &str| {
         headers
             .get(name)
@@ -275,23 +278,23 @@ pub fn check_headers(headers: &Headers) -> Option<&'static str> {
             .is_some_and(|v| v.to_ascii_lowercase().contains(word))
     };
     if is("x-moz", "prefetch") {
-        return Some("header_prefetch");
+        return Some(DropReason::HeaderPrefetch);
     }
     for name in ["x-purpose", "purpose"] {
         if mentions(name, "prefetch") || mentions(name, "preview") {
-            return Some("header_prefetch");
+            return Some(DropReason::HeaderPrefetch);
         }
     }
     // A user-typed navigation ("none") carries no Referer; one that does is forged.
     let has_referer = headers.get("referer").is_some_and(|v| !v.trim().is_empty());
     if is("sec-fetch-site", "none") && has_referer {
-        return Some("header_fetch_site");
+        return Some(DropReason::HeaderFetchSite);
     }
     // Upgrade-Insecure-Requests is sent on navigations only, never on fetch()/XHR requests.
     if is("upgrade-insecure-requests", "1")
         && (is("sec-fetch-mode", "cors") || is("sec-fetch-dest", "empty"))
     {
-        return Some("header_fetch_mismatch");
+        return Some(DropReason::HeaderFetchMismatch);
     }
     None
 }
@@ -524,7 +527,11 @@ mod tests {
             ("Mozilla/5.0 (Linux) GoogleAssociationService", "ua_pattern"),
         ];
         for (ua, want) in cases {
-            assert_eq!(f.check_user_agent(ua), Some(*want), "UA {ua}");
+            assert_eq!(
+                f.check_user_agent(ua).map(DropReason::as_str),
+                Some(*want),
+                "UA {ua}"
+            );
         }
     }
 
@@ -578,36 +585,45 @@ mod tests {
     #[test]
     fn parsed_checks() {
         let f = filter();
-        let cases: &[(UaInfo, Option<&str>)] = &[
+        let cases: &[(UaInfo, Option<DropReason>)] = &[
             (info("Chrome", "124.0"), None),
-            (info("Chrome", "69.0"), Some("browser_too_old")),
+            (info("Chrome", "69.0"), Some(DropReason::BrowserTooOld)),
             (info("Chrome", "70.0"), None),
-            (info("Firefox", "67.0"), Some("browser_too_old")),
+            (info("Firefox", "67.0"), Some(DropReason::BrowserTooOld)),
             (info("Firefox", "68.0"), None),
-            (info("Safari", "11.1"), Some("browser_too_old")),
+            (info("Safari", "11.1"), Some(DropReason::BrowserTooOld)),
             (info("Safari", ""), None),
-            (info("Opera", "64.0"), Some("browser_too_old")),
-            (info("Edge", "18.17763"), Some("browser_too_old")),
+            (info("Opera", "64.0"), Some(DropReason::BrowserTooOld)),
+            (info("Edge", "18.17763"), Some(DropReason::BrowserTooOld)),
             (info("Edge", "126"), None),
-            (info("Internet Explorer", "10.0"), Some("browser_too_old")),
+            (
+                info("Internet Explorer", "10.0"),
+                Some(DropReason::BrowserTooOld),
+            ),
             (info("Internet Explorer", "11.0"), None),
             (info("Samsung Internet", "3.0"), None),
-            (info("HeadlessChrome", "124.0"), Some("browser_bot_name")),
-            (info("Googlebot", "2.1"), Some("browser_bot_name")),
-            (info("Python Requests", "2.31"), Some("browser_bot_name")),
+            (
+                info("HeadlessChrome", "124.0"),
+                Some(DropReason::BrowserBotName),
+            ),
+            (info("Googlebot", "2.1"), Some(DropReason::BrowserBotName)),
+            (
+                info("Python Requests", "2.31"),
+                Some(DropReason::BrowserBotName),
+            ),
             (
                 UaInfo {
                     headless_hint: true,
                     ..info("Chrome", "124.0")
                 },
-                Some("headless"),
+                Some(DropReason::Headless),
             ),
             (
                 UaInfo {
                     spider: true,
                     ..info("Chrome", "124.0")
                 },
-                Some("ua_spider"),
+                Some(DropReason::UaSpider),
             ),
         ];
         for (ua, want) in cases {
@@ -618,41 +634,49 @@ mod tests {
     #[test]
     fn referrer_checks() {
         let f = filter();
-        let cases: &[(&str, &str, Option<&str>)] = &[
+        let cases: &[(&str, &str, Option<DropReason>)] = &[
             ("google.com", "https://www.google.com/", None),
-            ("semalt.com", "https://semalt.com/", Some("referrer_spam")),
+            (
+                "semalt.com",
+                "https://semalt.com/",
+                Some(DropReason::ReferrerSpam),
+            ),
             (
                 "www.semalt.com",
                 "http://www.semalt.com",
-                Some("referrer_spam"),
+                Some(DropReason::ReferrerSpam),
             ),
             (
                 "forum.darodar.com",
                 "http://forum.darodar.com/x",
-                Some("referrer_spam"),
+                Some(DropReason::ReferrerSpam),
             ),
-            ("BUTTONS-FOR-WEBSITE.COM.", "", Some("referrer_spam")),
+            (
+                "BUTTONS-FOR-WEBSITE.COM.",
+                "",
+                Some(DropReason::ReferrerSpam),
+            ),
             ("xn--mnchen-3ya.de", "https://xn--mnchen-3ya.de/a--b", None),
             ("", "Credit Union Newsletter", None),
             (
                 "example.com",
                 "https://example.com/?q=1' or '1'='1",
-                Some("referrer_sql"),
+                Some(DropReason::ReferrerSql),
             ),
             (
                 "example.com",
                 "https://example.com/?id=1 UNION SELECT password",
-                Some("referrer_sql"),
+                Some(DropReason::ReferrerSql),
             ),
             (
                 "example.com",
                 "https://example.com/?id=1%27%20OR%201=1",
-                Some("referrer_sql"),
+                Some(DropReason::ReferrerSql),
             ),
             (
                 "example.com",
                 "https://example.com/?x=sleep(5)",
-                Some("referrer_sql"),
+                Some(DropReason::ReferrerSql),
             ),
             ("", "", None),
         ];
@@ -706,19 +730,22 @@ mod tests {
 
     #[test]
     fn header_checks() {
-        type Case<'a> = (&'a [(&'a str, &'a str)], Option<&'a str>);
+        type Case<'a> = (&'a [(&'a str, &'a str)], Option<DropReason>);
         let cases: &[Case] = &[
             (&[], None),
-            (&[("x-moz", "prefetch")], Some("header_prefetch")),
-            (&[("x-purpose", "preview")], Some("header_prefetch")),
-            (&[("purpose", "prefetch")], Some("header_prefetch")),
+            (&[("x-moz", "prefetch")], Some(DropReason::HeaderPrefetch)),
+            (
+                &[("x-purpose", "preview")],
+                Some(DropReason::HeaderPrefetch),
+            ),
+            (&[("purpose", "prefetch")], Some(DropReason::HeaderPrefetch)),
             (&[("sec-purpose", "prefetch")], None),
             (
                 &[
                     ("sec-fetch-site", "none"),
                     ("referer", "https://a.example/"),
                 ],
-                Some("header_fetch_site"),
+                Some(DropReason::HeaderFetchSite),
             ),
             (&[("sec-fetch-site", "none")], None),
             (
@@ -733,14 +760,14 @@ mod tests {
                     ("upgrade-insecure-requests", "1"),
                     ("sec-fetch-mode", "cors"),
                 ],
-                Some("header_fetch_mismatch"),
+                Some(DropReason::HeaderFetchMismatch),
             ),
             (
                 &[
                     ("upgrade-insecure-requests", "1"),
                     ("sec-fetch-dest", "empty"),
                 ],
-                Some("header_fetch_mismatch"),
+                Some(DropReason::HeaderFetchMismatch),
             ),
             (
                 &[

@@ -1,4 +1,4 @@
-//! GA4-style channel grouping (reference section 4, scenario 9). OWNER: helper "dims".
+//! GA4-style channel grouping (reference section 4, scenario 9).
 //!
 //! The rules are Google Analytics 4's published default channel group definitions (facts),
 //! with the site lists replaced by the categories in trail/data/referrers.tsv. Two trail

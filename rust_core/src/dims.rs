@@ -1,5 +1,4 @@
 //! Small derived dimensions: URL parts, screen class, language, UTM, tags (reference section 4).
-//! OWNER: helper "dims".
 
 use percent_encoding::percent_decode_str;
 use url::Url;

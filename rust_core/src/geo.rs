@@ -1,4 +1,4 @@
-//! GeoIP from a MaxMind-format .mmdb (optional). OWNER: helper "dims".
+//! GeoIP from a MaxMind-format .mmdb (optional).
 //!
 //! Users supply the database (GeoLite2-City, DB-IP City Lite, ...); without one every lookup
 //! is an empty Location. A lookup never fails: a broken record is treated as "no match",

@@ -5,10 +5,11 @@ use crate::errors::CoreError;
 use crate::geo::Geo;
 use crate::hit::{parse_items, Headers, HitKind};
 use crate::ip::TrustedProxies;
-use crate::pipeline::{parse_time, validate, Engine as CoreEngine, Origin, SiteCtx, Summary};
+use crate::pipeline::{Engine as CoreEngine, Origin, SiteCtx, Summary};
 use crate::session::{SessionStore, SESSION_TIMEOUT_MS};
 use crate::ua::{UaParser, UaRules};
-use crate::wal::{Storage, StorageConfig};
+use crate::validate::{Checker, Source, TimeWindow, LIMITS};
+use crate::wal::{BackgroundStatus, Storage, StorageConfig};
 use pyo3::buffer::PyBuffer;
 use pyo3::create_exception;
 use pyo3::exceptions::{PyOSError, PyValueError};
@@ -114,7 +115,21 @@ fn summary_dict<'py>(py: Python<'py>, s: &Summary) -> PyResult<Bound<'py, PyDict
     let d = PyDict::new(py);
     d.set_item("accepted", s.accepted)?;
     d.set_item("dropped", s.dropped)?;
-    d.set_item("reasons", s.reasons.clone())?;
+    let reasons = PyDict::new(py);
+    for (reason, n) in &s.reasons {
+        reasons.set_item(reason.as_str(), n)?;
+    }
+    d.set_item("reasons", reasons)?;
+    Ok(d)
+}
+
+fn status_dict<'py>(py: Python<'py>, s: &BackgroundStatus) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("ok", s.error.is_none())?;
+    d.set_item("error", s.error.as_deref())?;
+    d.set_item("last_error", s.last_error.as_deref())?;
+    d.set_item("last_error_at_ms", s.last_error_at_ms)?;
+    d.set_item("errors", s.errors)?;
     Ok(d)
 }
 
@@ -127,6 +142,7 @@ fn now_ms() -> i64 {
 pub struct Engine {
     inner: CoreEngine,
     max_batch: usize,
+    window: TimeWindow,
 }
 
 #[pymethods]
@@ -157,12 +173,16 @@ impl Engine {
         let ua_cache: usize = opt(options, "ua_cache_size", 10_000)?;
         let map_size: usize = opt(options, "state_map_size", STATE_MAP_SIZE)?;
         let max_batch: usize = opt(options, "max_batch", 1000)?;
+        let window = TimeWindow::new(
+            opt(options, "max_hit_age_days", 365)?,
+            opt(options, "max_hit_future_seconds", 300)?,
+        );
         let inner = py.detach(|| -> Result<CoreEngine, CoreError> {
             Ok(CoreEngine {
                 ua: UaParser::new(&rules, ua_cache)?,
                 bots: BotFilter::new(&lists)?,
                 geo: Geo::open(geoip.as_deref())?,
-                sessions: SessionStore::open(&data_dir.join("state"), map_size)?,
+                sessions: SessionStore::open(&data_dir, map_size)?,
                 storage: Storage::open(storage)?,
                 trusted,
                 page_view_cap: cap,
@@ -170,10 +190,15 @@ impl Engine {
                 rules: Default::default(),
             })
         })?;
-        Ok(Engine { inner, max_batch })
+        Ok(Engine {
+            inner,
+            max_batch,
+            window,
+        })
     }
 
-    /// Ingest a Pirsch API body (`/hit`, `/event`, `/session`, or their batch forms).
+    /// Ingest a Pirsch API body (`/hit`, `/event`, `/session`, or their batch forms). Raises
+    /// InvalidInput naming the field (`[i].field` in a batch) for anything validate.rs refuses.
     #[pyo3(signature = (site_id, site_hostname, kind, body, batch=false, now=None))]
     #[allow(clippy::too_many_arguments)]
     fn ingest_api<'py>(
@@ -192,30 +217,16 @@ impl Engine {
             id: site_id,
             hostname: site_hostname,
         };
+        let checker = self.checker(Source::Api, batch, now);
         let summary = py.detach(|| -> Result<Summary, CoreError> {
-            let items = parse_items(body, batch)?;
-            if items.len() > self.max_batch {
-                return Err(CoreError::invalid(
-                    "body",
-                    format!("at most {} items per batch", self.max_batch),
-                ));
-            }
-            let now = now.unwrap_or_else(now_ms);
-            let mut times = Vec::with_capacity(items.len());
-            for (i, item) in items.iter().enumerate() {
-                let index = batch.then_some(i);
-                validate(kind, item, index)?;
-                times.push(match (&item.time, batch) {
-                    (Some(t), true) => parse_time(t, &format!("[{i}].time"))?,
-                    _ => now,
-                });
-            }
-            self.inner.ingest(&site, kind, &items, &times, &Origin::Api)
+            let hits = checker.check_all(kind, parse_items(body, batch)?)?;
+            self.inner.ingest(&site, kind, &hits, &Origin::Api)
         })?;
         summary_dict(py, &summary)
     }
 
     /// Ingest one browser-collected item; the client IP comes from the socket peer and headers.
+    /// Raises InvalidInput naming the field, under the same rules as `ingest_api`.
     #[pyo3(signature = (site_id, site_hostname, kind, body, peer, headers, now=None))]
     #[allow(clippy::too_many_arguments)]
     fn ingest_browser<'py>(
@@ -244,22 +255,20 @@ impl Engine {
             id: site_id,
             hostname: site_hostname,
         };
+        let checker = self.checker(Source::Browser, false, now);
         let summary = py.detach(|| -> Result<Summary, CoreError> {
             let mut items = parse_items(body, false)?;
             for item in &mut items {
                 if item.user_agent.is_none() {
                     item.user_agent = headers.get("user-agent").map(str::to_string);
                 }
-                if kind != HitKind::KeepAlive && item.url.as_deref().unwrap_or("").is_empty() {
-                    return Err(CoreError::invalid("url", "the page URL is required"));
-                }
             }
-            let times = vec![now.unwrap_or_else(now_ms); items.len()];
+            let hits = checker.check_all(kind, items)?;
             let origin = Origin::Browser {
                 peer,
                 headers: &headers,
             };
-            self.inner.ingest(&site, kind, &items, &times, &origin)
+            self.inner.ingest(&site, kind, &hits, &origin)
         })?;
         summary_dict(py, &summary)
     }
@@ -306,8 +315,27 @@ impl Engine {
     }
 
     /// Dropped hits by reason since this engine started.
-    fn drop_counts(&self) -> std::collections::BTreeMap<String, u64> {
-        self.inner.drops.lock().clone()
+    fn drop_counts(&self) -> std::collections::BTreeMap<&'static str, u64> {
+        let drops = self.inner.drops.lock();
+        drops.iter().map(|(r, n)| (r.as_str(), *n)).collect()
+    }
+
+    /// Whether the background WAL fsyncs and segment seals work: {"ok", "error", "last_error",
+    /// "last_error_at_ms", "errors"} (see wal/health.rs).
+    fn background_status<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        status_dict(py, &self.inner.storage.background_status())
+    }
+}
+
+impl Engine {
+    fn checker(&self, source: Source, batch: bool, now: Option<i64>) -> Checker {
+        Checker {
+            source,
+            batch,
+            max_batch: self.max_batch,
+            now: now.unwrap_or_else(now_ms),
+            window: self.window,
+        }
     }
 }
 
@@ -321,7 +349,7 @@ pub struct SessionState {
 impl SessionState {
     #[new]
     fn new(py: Python<'_>, data_dir: PathBuf) -> PyResult<SessionState> {
-        let inner = py.detach(|| SessionStore::open(&data_dir.join("state"), STATE_MAP_SIZE))?;
+        let inner = py.detach(|| SessionStore::open(&data_dir, STATE_MAP_SIZE))?;
         Ok(SessionState { inner })
     }
 
@@ -492,6 +520,11 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(union_visitors, m)?)?;
     m.add_function(wrap_pyfunction!(session_metrics, m)?)?;
     m.add_function(wrap_pyfunction!(coarse_channel, m)?)?;
+    let limits = PyDict::new(py);
+    for (name, value) in LIMITS {
+        limits.set_item(name, value)?;
+    }
+    m.add("LIMITS", limits)?;
     m.add("InvalidInput", py.get_type::<InvalidInput>())?;
     m.add("StorageError", py.get_type::<StorageError>())?;
     m.add("ConfigError", py.get_type::<ConfigError>())?;

@@ -1,5 +1,5 @@
 //! What arrives from a client: one Pirsch hit/event/session item, or a browser collect.
-//! Deserialised from JSON by serde; `validate` turns it into field-named errors.
+//! Deserialised from JSON by serde (type errors name the field); validate.rs checks the values.
 
 use serde::Deserialize;
 use std::collections::BTreeMap;

@@ -1,4 +1,4 @@
-//! Client-IP resolution (reference section 3, step 1). OWNER: helper "dims".
+//! Client-IP resolution (reference section 3, step 1).
 //!
 //! trail differs from Pirsch on one point: proxy headers are honoured only when the socket peer
 //! is a configured trusted proxy. With no trusted proxies configured the peer is the client,

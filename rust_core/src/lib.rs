@@ -4,6 +4,7 @@
 pub mod bots;
 pub mod channel;
 pub mod dims;
+pub mod drops;
 pub mod errors;
 pub mod fingerprint;
 pub mod geo;
@@ -15,9 +16,11 @@ pub mod ratelimit;
 pub mod referrer;
 pub mod rows;
 pub mod rules;
+pub mod salts;
 pub mod segments;
 pub mod session;
 pub mod ua;
+pub mod validate;
 pub mod wal;
 
 #[cfg(feature = "python")]

@@ -1,32 +1,33 @@
-//! The ingestion pipeline: an ordered list of named steps over one request's hits.
+//! The ingestion pipeline: an ordered list of small named steps over one request's hits.
 //!
-//! prepare (pure, per hit): resolve the IP -> bot checks -> derive dimensions; a dropped hit
-//! becomes a value carrying its reason. Then one LMDB transaction runs every hit through the
-//! session machine, and one WAL append stores the rows. Drops are counted and logged to the
-//! `requests` table.
+//! Hits arrive validated (validate.rs). `Draft::new` resolves what every hit needs, even a
+//! dropped one for its `requests` row (client IP, URL parts, referrer, UTM); then each hit runs
+//! through `STEPS` in order. A `drop_*` step may stop the hit with a `DropReason`; a `put_*`
+//! step derives dimensions. After the pure steps, one LMDB transaction runs every remaining hit
+//! through the session machine (which may drop too: `no_session`, `page_view_cap`), each dropped
+//! hit becomes a `requests` row carrying its reason, one WAL append stores all rows, and the
+//! reasons are counted.
 
 use crate::bots::{self, BotFilter};
 use crate::channel::channel;
-use crate::dims::{self, parse_url, truncate};
-use crate::errors::{CoreError, Result};
-use crate::geo::Geo;
+use crate::dims::{self, parse_url, truncate, UrlParts, Utm};
+use crate::drops::DropReason;
+use crate::errors::Result;
+use crate::geo::{Geo, Location};
 use crate::hit::{ClientHints, Headers, HitInput, HitKind};
-use crate::ip::{ip_from_body, ip_from_request, TrustedProxies};
-use crate::referrer;
+use crate::ip::{ip_from_request, TrustedProxies};
+use crate::referrer::{self, Referrer};
 use crate::rows::{Dims, RequestRow, SiteRows};
 use crate::rules::SiteRules;
 use crate::session::{SessionHit, SessionStore};
-use crate::ua::UaParser;
+use crate::ua::{UaInfo, UaParser};
+use crate::validate::{ValidHit, MAX_EVENT_NAME, MAX_TAGS, MAX_TITLE};
 use crate::wal::Storage;
 use parking_lot::{Mutex, RwLock};
-use std::collections::BTreeMap;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
+use std::ops::ControlFlow;
 use std::sync::Arc;
-
-const MAX_TITLE: usize = 512;
-const MAX_TAGS: usize = 20;
-const MAX_EVENT_NAME: usize = 200;
 
 /// The site a request was authenticated for.
 #[derive(Clone, Debug)]
@@ -45,7 +46,7 @@ pub enum Origin<'a> {
 pub struct Summary {
     pub accepted: usize,
     pub dropped: usize,
-    pub reasons: BTreeMap<String, usize>,
+    pub reasons: BTreeMap<DropReason, usize>,
 }
 
 pub struct Engine {
@@ -57,33 +58,69 @@ pub struct Engine {
     pub trusted: TrustedProxies,
     pub page_view_cap: u32,
     /// Drop reasons counted since start, for /health and the logs.
-    pub drops: Mutex<BTreeMap<String, u64>>,
+    pub drops: Mutex<BTreeMap<DropReason, u64>>,
     /// Owner-set rules per site id; a site without an entry accepts only its own hostname.
     pub rules: RwLock<HashMap<String, Arc<SiteRules>>>,
 }
 
-/// A hit after the pure steps: either ready for the session machine or dropped with a reason.
+/// What a step decides: go on, or drop the hit for a reason.
+type Verdict = ControlFlow<DropReason>;
+type Step = fn(&Engine, &mut Draft) -> Verdict;
+
+/// Every hit's steps, in order. Site rules run before any parsing work; the bot checks run
+/// cheapest first; the GeoIP lookup only for hits that survived them.
+const STEPS: [(&str, Step); 12] = [
+    ("drop_by_site_rules", drop_by_site_rules),
+    ("put_user_agent", put_user_agent),
+    ("drop_prefetch", drop_prefetch),
+    ("drop_bot_user_agent", drop_bot_user_agent),
+    ("drop_referrer_spam", drop_referrer_spam),
+    ("drop_bot_browser", drop_bot_browser),
+    ("drop_blocked_ip", drop_blocked_ip),
+    ("put_location", put_location),
+    ("drop_by_country", drop_by_country),
+    ("put_dimensions", put_dimensions),
+    ("put_tags", put_tags),
+    ("put_event", put_event),
+];
+
+/// One hit on its way through the steps: its input, what the steps derived so far, and the
+/// hit for the session machine (with its `requests` row filled in from the start).
+struct Draft<'a> {
+    rules: &'a SiteRules,
+    kind: HitKind,
+    input: &'a ValidHit,
+    origin: &'a Origin<'a>,
+    ip: IpAddr,
+    url: UrlParts,
+    raw_referrer: String,
+    referrer: Referrer,
+    utm: Utm,
+    hints: ClientHints,
+    ua: UaInfo,
+    location: Location,
+    hit: SessionHit,
+}
+
+/// A hit after the pure steps: ready for the session machine, or dropped with its reason.
 struct Prepared {
     hit: SessionHit,
-    drop: Option<&'static str>,
+    drop: Option<DropReason>,
 }
 
 impl Engine {
-    /// Ingest validated items of one kind for one site; `times` are the items' own timestamps
-    /// (batch) or `now`.
+    /// Ingest validated hits of one kind for one site.
     pub fn ingest(
         &self,
         site: &SiteCtx,
         kind: HitKind,
-        items: &[HitInput],
-        times: &[i64],
+        hits: &[ValidHit],
         origin: &Origin,
     ) -> Result<Summary> {
         let rules = self.rules_for(site);
-        let prepared: Vec<Prepared> = items
+        let prepared: Vec<Prepared> = hits
             .iter()
-            .zip(times)
-            .map(|(item, &t)| self.prepare(site, &rules, kind, item, t, origin))
+            .map(|hit| self.prepare(Draft::new(self, site, &rules, kind, hit, origin)))
             .collect();
         let mut rows = Vec::with_capacity(prepared.len() * 4);
         let mut summary = Summary::default();
@@ -97,7 +134,7 @@ impl Engine {
                 Some(r) => {
                     txn.log_drop(&site.id, &p.hit, r, &mut rows)?;
                     summary.dropped += 1;
-                    *summary.reasons.entry(r.to_string()).or_default() += 1;
+                    *summary.reasons.entry(r).or_default() += 1;
                 }
                 None => summary.accepted += 1,
             }
@@ -114,7 +151,7 @@ impl Engine {
         if summary.dropped > 0 {
             let mut drops = self.drops.lock();
             for (r, n) in &summary.reasons {
-                *drops.entry(r.clone()).or_default() += *n as u64;
+                *drops.entry(*r).or_default() += *n as u64;
             }
         }
         Ok(summary)
@@ -142,31 +179,47 @@ impl Engine {
         Arc::new(crate::rules::build(0, &default.hostnames, &[]).unwrap_or(default))
     }
 
-    fn prepare(
-        &self,
-        site: &SiteCtx,
-        rules: &SiteRules,
-        kind: HitKind,
-        item: &HitInput,
-        time: i64,
-        origin: &Origin,
-    ) -> Prepared {
-        let url = parse_url(item.url.as_deref().unwrap_or(""));
-        let user_agent = item.user_agent.clone().unwrap_or_default();
-        let ip = match origin {
-            Origin::Api => item.ip.as_deref().and_then(ip_from_body),
-            Origin::Browser { peer, headers } => {
-                Some(ip_from_request(*peer, headers, &self.trusted))
+    /// Run the steps until one drops the hit.
+    fn prepare(&self, mut draft: Draft) -> Prepared {
+        for (_, step) in STEPS {
+            if let ControlFlow::Break(reason) = step(self, &mut draft) {
+                return Prepared {
+                    hit: draft.hit,
+                    drop: Some(reason),
+                };
             }
+        }
+        Prepared {
+            hit: draft.hit,
+            drop: None,
+        }
+    }
+}
+
+impl<'a> Draft<'a> {
+    fn new(
+        engine: &Engine,
+        site: &SiteCtx,
+        rules: &'a SiteRules,
+        kind: HitKind,
+        input: &'a ValidHit,
+        origin: &'a Origin<'a>,
+    ) -> Draft<'a> {
+        let item = &input.input;
+        let ip = match origin {
+            // Validation refuses an API item without a valid IP; 0.0.0.0 is never reached.
+            Origin::Api => input.ip.unwrap_or(IpAddr::from([0, 0, 0, 0])),
+            Origin::Browser { peer, headers } => ip_from_request(*peer, headers, &engine.trusted),
         };
-        let ip_text = ip.map(|i| i.to_string()).unwrap_or_default();
+        let url = parse_url(item.url.as_deref().unwrap_or(""));
         let raw_referrer = item.referrer.clone().unwrap_or_default();
         let referrer = referrer::resolve(&raw_referrer, &url, &site.hostname);
         let utm = dims::utm(&url, &referrer.name);
-        let mut hit = SessionHit {
+        let user_agent = item.user_agent.clone().unwrap_or_default();
+        let ip_text = ip.to_string();
+        let hit = SessionHit {
             kind: Some(kind),
-            time,
-            user_agent: user_agent.clone(),
+            time: input.time,
             ip: ip_text.clone(),
             path: if kind == HitKind::KeepAlive && item.url.is_none() {
                 String::new()
@@ -186,87 +239,165 @@ impl Engine {
                 utm_campaign: utm.campaign.clone(),
                 ..Default::default()
             },
+            user_agent,
             ..Default::default()
         };
-        let Some(ip) = ip else {
-            return Prepared {
-                hit,
-                drop: Some("ip_invalid"),
-            };
-        };
-        if let Some(r) = rules.check_request(ip, &url.hostname, &url.path, &user_agent) {
-            return Prepared { hit, drop: Some(r) };
+        Draft {
+            rules,
+            kind,
+            input,
+            origin,
+            ip,
+            url,
+            raw_referrer,
+            referrer,
+            utm,
+            hints: ClientHints::default(),
+            ua: UaInfo::default(),
+            location: Location::default(),
+            hit,
         }
-        let hints = client_hints(item, origin);
-        let ua = self.ua.parse(&user_agent, &hints);
-        if !item.disable_bot_filter.unwrap_or(false) {
-            let drop = self.bot_check(&user_agent, &ua, &referrer, &raw_referrer, ip, origin);
-            if drop.is_some() {
-                return Prepared { hit, drop };
-            }
-        }
-        let location = self.geo.lookup(ip);
-        if let Some(r) = rules.check_country(&location.country_code) {
-            return Prepared { hit, drop: Some(r) };
-        }
-        let click_id = url.param("gclid").is_some() || url.param("msclkid").is_some();
-        let width = screen_width(item, &hints);
-        hit.dims = Dims {
-            hostname: url.hostname.clone(),
-            language: dims::language(&accept_language(item, origin)),
-            country_code: location.country_code,
-            region: location.region,
-            city: location.city,
-            channel: channel(&referrer, &utm, click_id).to_string(),
-            referrer: referrer.referrer,
-            referrer_name: referrer.name,
-            os: ua.os,
-            os_version: ua.os_version,
-            browser: ua.browser,
-            browser_version: ua.browser_version,
-            desktop: ua.desktop,
-            mobile: ua.mobile,
-            screen_class: dims::screen_class(width).to_string(),
-            screen_width: width.clamp(0, i64::from(u32::MAX)) as u32,
-            utm_source: utm.source,
-            utm_medium: utm.medium,
-            utm_campaign: utm.campaign,
-            utm_content: utm.content,
-            utm_term: utm.term,
-        };
-        (hit.tag_keys, hit.tag_values) = dims::tags(&scalar_pairs(item.tags.as_ref()), MAX_TAGS);
-        if kind == HitKind::Event {
-            hit.event_name = truncate(
-                item.event_name.as_deref().unwrap_or("").trim(),
-                MAX_EVENT_NAME,
-            );
-            hit.event_duration = event_duration(item);
-            hit.non_interactive = item.non_interactive.unwrap_or(false);
-            (hit.event_meta_keys, hit.event_meta_values) = event_meta(&hit, item);
-        }
-        Prepared { hit, drop: None }
     }
 
-    fn bot_check(
-        &self,
-        user_agent: &str,
-        ua: &crate::ua::UaInfo,
-        referrer: &referrer::Referrer,
-        raw_referrer: &str,
-        ip: IpAddr,
-        origin: &Origin,
-    ) -> Option<&'static str> {
-        if let Origin::Browser { headers, .. } = origin {
-            if let Some(r) = bots::check_headers(headers) {
-                return Some(r);
-            }
-        }
-        self.bots
-            .check_user_agent(user_agent)
-            .or_else(|| self.bots.check_referrer(&referrer.host, raw_referrer))
-            .or_else(|| self.bots.check_parsed(ua))
-            .or_else(|| self.bots.check_ip(ip))
+    fn bot_filter_on(&self) -> bool {
+        !self.input.input.disable_bot_filter.unwrap_or(false)
     }
+}
+
+fn verdict(reason: Option<DropReason>) -> Verdict {
+    match reason {
+        Some(r) => ControlFlow::Break(r),
+        None => ControlFlow::Continue(()),
+    }
+}
+
+/// The site's hostnames and its IP, hostname, path and user-agent filters.
+fn drop_by_site_rules(_: &Engine, d: &mut Draft) -> Verdict {
+    let ua = &d.hit.user_agent;
+    verdict(
+        d.rules
+            .check_request(d.ip, &d.url.hostname, &d.url.path, ua),
+    )
+}
+
+fn put_user_agent(e: &Engine, d: &mut Draft) -> Verdict {
+    d.hints = client_hints(&d.input.input, d.origin);
+    d.ua = e.ua.parse(&d.hit.user_agent, &d.hints);
+    ControlFlow::Continue(())
+}
+
+/// Prefetches and forged navigations, told by a browser's own request headers.
+fn drop_prefetch(_: &Engine, d: &mut Draft) -> Verdict {
+    match d.origin {
+        Origin::Browser { headers, .. } if d.bot_filter_on() => {
+            verdict(bots::check_headers(headers))
+        }
+        _ => ControlFlow::Continue(()),
+    }
+}
+
+fn drop_bot_user_agent(e: &Engine, d: &mut Draft) -> Verdict {
+    if !d.bot_filter_on() {
+        return ControlFlow::Continue(());
+    }
+    verdict(e.bots.check_user_agent(&d.hit.user_agent))
+}
+
+fn drop_referrer_spam(e: &Engine, d: &mut Draft) -> Verdict {
+    if !d.bot_filter_on() {
+        return ControlFlow::Continue(());
+    }
+    verdict(e.bots.check_referrer(&d.referrer.host, &d.raw_referrer))
+}
+
+/// Headless and crawler clients, bot-like browser names and browsers too old for a human.
+fn drop_bot_browser(e: &Engine, d: &mut Draft) -> Verdict {
+    if !d.bot_filter_on() {
+        return ControlFlow::Continue(());
+    }
+    verdict(e.bots.check_parsed(&d.ua))
+}
+
+/// The configured `blocked_ips` (data centres, known scanners).
+fn drop_blocked_ip(e: &Engine, d: &mut Draft) -> Verdict {
+    if !d.bot_filter_on() {
+        return ControlFlow::Continue(());
+    }
+    verdict(e.bots.check_ip(d.ip))
+}
+
+fn put_location(e: &Engine, d: &mut Draft) -> Verdict {
+    d.location = e.geo.lookup(d.ip);
+    ControlFlow::Continue(())
+}
+
+/// Country filters need the GeoIP lookup, so they run after it.
+fn drop_by_country(_: &Engine, d: &mut Draft) -> Verdict {
+    verdict(d.rules.check_country(&d.location.country_code))
+}
+
+fn put_dimensions(_: &Engine, d: &mut Draft) -> Verdict {
+    let click_id = d.url.param("gclid").is_some() || d.url.param("msclkid").is_some();
+    let width = screen_width(&d.input.input, &d.hints);
+    let location = std::mem::take(&mut d.location);
+    let ua = std::mem::take(&mut d.ua);
+    let utm = std::mem::take(&mut d.utm);
+    let referrer = std::mem::take(&mut d.referrer);
+    d.hit.dims = Dims {
+        hostname: d.url.hostname.clone(),
+        language: dims::language(&accept_language(&d.input.input, d.origin)),
+        country_code: location.country_code,
+        region: location.region,
+        city: location.city,
+        channel: channel(&referrer, &utm, click_id).to_string(),
+        referrer: referrer.referrer,
+        referrer_name: referrer.name,
+        os: ua.os,
+        os_version: ua.os_version,
+        browser: ua.browser,
+        browser_version: ua.browser_version,
+        desktop: ua.desktop,
+        mobile: ua.mobile,
+        screen_class: dims::screen_class(width).to_string(),
+        screen_width: width.clamp(0, i64::from(u32::MAX)) as u32,
+        utm_source: utm.source,
+        utm_medium: utm.medium,
+        utm_campaign: utm.campaign,
+        utm_content: utm.content,
+        utm_term: utm.term,
+    };
+    ControlFlow::Continue(())
+}
+
+fn put_tags(_: &Engine, d: &mut Draft) -> Verdict {
+    let tags = scalar_pairs(d.input.input.tags.as_ref());
+    (d.hit.tag_keys, d.hit.tag_values) = dims::tags(&tags, MAX_TAGS);
+    ControlFlow::Continue(())
+}
+
+/// Event name, duration and metadata (page tags overridden by event meta on the same key).
+fn put_event(_: &Engine, d: &mut Draft) -> Verdict {
+    if d.kind != HitKind::Event {
+        return ControlFlow::Continue(());
+    }
+    let item = &d.input.input;
+    d.hit.event_name = truncate(
+        item.event_name.as_deref().unwrap_or("").trim(),
+        MAX_EVENT_NAME,
+    );
+    d.hit.event_duration = d.input.event_duration;
+    d.hit.non_interactive = item.non_interactive.unwrap_or(false);
+    let mut merged: BTreeMap<String, String> = d
+        .hit
+        .tag_keys
+        .iter()
+        .cloned()
+        .zip(d.hit.tag_values.iter().cloned())
+        .collect();
+    merged.extend(scalar_pairs(item.event_meta.as_ref()));
+    let pairs: Vec<(String, String)> = merged.into_iter().collect();
+    (d.hit.event_meta_keys, d.hit.event_meta_values) = dims::tags(&pairs, MAX_TAGS);
+    ControlFlow::Continue(())
 }
 
 fn client_hints(item: &HitInput, origin: &Origin) -> ClientHints {
@@ -311,21 +442,6 @@ fn screen_width(item: &HitInput, hints: &ClientHints) -> i64 {
         .unwrap_or(0)
 }
 
-fn event_duration(item: &HitInput) -> u32 {
-    match &item.event_duration {
-        Some(serde_json::Value::Number(n)) => n
-            .as_f64()
-            .map(|f| f.clamp(0.0, u32::MAX as f64) as u32)
-            .unwrap_or(0),
-        Some(serde_json::Value::String(s)) => s
-            .trim()
-            .parse::<f64>()
-            .map(|f| f.clamp(0.0, u32::MAX as f64) as u32)
-            .unwrap_or(0),
-        _ => 0,
-    }
-}
-
 /// Scalars as text; nested values are not metadata and are skipped.
 fn scalar_pairs(map: Option<&BTreeMap<String, serde_json::Value>>) -> Vec<(String, String)> {
     let Some(map) = map else { return Vec::new() };
@@ -342,59 +458,5 @@ fn scalar_pairs(map: Option<&BTreeMap<String, serde_json::Value>>) -> Vec<(Strin
         .collect()
 }
 
-/// Event metadata = page tags overridden by event meta on the same key.
-fn event_meta(hit: &SessionHit, item: &HitInput) -> (Vec<String>, Vec<String>) {
-    let mut merged: BTreeMap<String, String> = hit
-        .tag_keys
-        .iter()
-        .cloned()
-        .zip(hit.tag_values.iter().cloned())
-        .collect();
-    for (k, v) in scalar_pairs(item.event_meta.as_ref()) {
-        merged.insert(k, v);
-    }
-    let pairs: Vec<(String, String)> = merged.into_iter().collect();
-    dims::tags(&pairs, MAX_TAGS)
-}
-
-/// Check one item's required fields; `index` names batch items as `[i].field`.
-pub fn validate(kind: HitKind, item: &HitInput, index: Option<usize>) -> Result<()> {
-    let name = |f: &str| match index {
-        Some(i) => format!("[{i}].{f}"),
-        None => f.to_string(),
-    };
-    let blank = |v: &Option<String>| v.as_deref().map(str::trim).unwrap_or("").is_empty();
-    if blank(&item.ip) {
-        return Err(CoreError::invalid(name("ip"), "the client IP is required"));
-    }
-    if kind != HitKind::KeepAlive && blank(&item.url) {
-        return Err(CoreError::invalid(name("url"), "the page URL is required"));
-    }
-    if kind == HitKind::Event && blank(&item.event_name) {
-        return Err(CoreError::invalid(
-            name("event_name"),
-            "the event name is required",
-        ));
-    }
-    if let Some(u) = &item.url {
-        if u.len() > 8192 {
-            return Err(CoreError::invalid(
-                name("url"),
-                "the URL is longer than 8192 bytes",
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// Parse an item's RFC 3339 `time` into UTC milliseconds.
-pub fn parse_time(value: &str, field: &str) -> Result<i64> {
-    chrono::DateTime::parse_from_rfc3339(value.trim())
-        .map(|t| t.timestamp_millis())
-        .map_err(|_| {
-            CoreError::invalid(
-                field,
-                "must be an RFC 3339 timestamp such as 2023-01-02T14:15:32Z",
-            )
-        })
-}
+#[cfg(test)]
+mod tests;

@@ -1,4 +1,4 @@
-//! Referrer resolution and naming (reference section 4, scenario 5). OWNER: helper "dims".
+//! Referrer resolution and naming (reference section 4, scenario 5).
 
 use crate::dims::{truncate, UrlParts};
 use percent_encoding::percent_decode_str;

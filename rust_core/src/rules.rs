@@ -2,6 +2,7 @@
 //! own and its alternative domains) and traffic filters (IP/CIDR, path, user agent, hostname,
 //! country). A matching hit is dropped with a reason naming the rule kind.
 
+use crate::drops::DropReason;
 use crate::errors::{CoreError, Result};
 use ipnet::IpNet;
 use regex::Regex;
@@ -83,33 +84,33 @@ impl SiteRules {
         hostname: &str,
         path: &str,
         user_agent: &str,
-    ) -> Option<&'static str> {
+    ) -> Option<DropReason> {
         let host = bare_host(hostname);
         if !host.is_empty() && !self.hostnames.is_empty() && !self.hostnames.contains(&host) {
-            return Some("hostname_not_allowed");
+            return Some(DropReason::HostnameNotAllowed);
         }
         if self.ips.iter().any(|n| n.contains(&ip)) {
-            return Some("filter_ip");
+            return Some(DropReason::FilterIp);
         }
         if !host.is_empty() && self.blocked_hostnames.contains(&host) {
-            return Some("filter_hostname");
+            return Some(DropReason::FilterHostname);
         }
         if self.paths.iter().any(|r| r.is_match(path)) {
-            return Some("filter_path");
+            return Some(DropReason::FilterPath);
         }
         if !self.user_agents.is_empty() {
             let ua = user_agent.to_lowercase();
             if self.user_agents.iter().any(|s| ua.contains(s.as_str())) {
-                return Some("filter_user_agent");
+                return Some(DropReason::FilterUserAgent);
             }
         }
         None
     }
 
     /// Country filters need the GeoIP lookup, so they run after it.
-    pub fn check_country(&self, country_code: &str) -> Option<&'static str> {
+    pub fn check_country(&self, country_code: &str) -> Option<DropReason> {
         (!country_code.is_empty() && self.countries.iter().any(|c| c == country_code))
-            .then_some("filter_country")
+            .then_some(DropReason::FilterCountry)
     }
 }
 
@@ -146,23 +147,35 @@ mod tests {
                 "evil.com",
                 "/",
                 ua,
-                Some("hostname_not_allowed"),
+                Some(DropReason::HostnameNotAllowed),
             ),
-            (ip("10.1.2.3"), "example.com", "/", ua, Some("filter_ip")),
-            (ip("81.2.69.7"), "example.com", "/", ua, Some("filter_ip")),
+            (
+                ip("10.1.2.3"),
+                "example.com",
+                "/",
+                ua,
+                Some(DropReason::FilterIp),
+            ),
+            (
+                ip("81.2.69.7"),
+                "example.com",
+                "/",
+                ua,
+                Some(DropReason::FilterIp),
+            ),
             (
                 ip("81.2.69.1"),
                 "example.com",
                 "/admin/users",
                 ua,
-                Some("filter_path"),
+                Some(DropReason::FilterPath),
             ),
             (
                 ip("81.2.69.1"),
                 "example.com",
                 "/ADMIN/x",
                 ua,
-                Some("filter_path"),
+                Some(DropReason::FilterPath),
             ),
             (ip("81.2.69.1"), "example.com", "/administrator", ua, None),
             (
@@ -170,7 +183,7 @@ mod tests {
                 "example.com",
                 "/",
                 "x uptimerobot/2.0",
-                Some("filter_user_agent"),
+                Some(DropReason::FilterUserAgent),
             ),
         ];
         for (i, (addr, host, path, agent, want)) in cases.into_iter().enumerate() {
@@ -184,7 +197,7 @@ mod tests {
         let ip: IpAddr = "81.2.69.1".parse().unwrap();
         assert_eq!(
             r.check_request(ip, "staging.example.com", "/", "ua"),
-            Some("filter_hostname")
+            Some(DropReason::FilterHostname)
         );
         assert_eq!(r.check_request(ip, "anything.org", "/", "ua"), None);
     }
@@ -192,7 +205,7 @@ mod tests {
     #[test]
     fn countries_and_bad_filters() {
         let r = rules(&[("country", "DE")]);
-        assert_eq!(r.check_country("de"), Some("filter_country"));
+        assert_eq!(r.check_country("de"), Some(DropReason::FilterCountry));
         assert_eq!(r.check_country("fr"), None);
         assert_eq!(r.check_country(""), None);
         for (kind, value) in [("ip", "not-an-ip"), ("colour", "red")] {

@@ -1,5 +1,5 @@
 //! Arrow IPC segment files: `segments/<table>/site=<id>/day=<YYYY-MM-DD>/<name>.arrow`, written to
-//! a temp file and renamed into place. OWNER: helper "storage".
+//! a temp file and renamed into place.
 //!
 //! Schema: one column per field of the row structs in `rows.rs`, in the struct's field order, with
 //! `Dims` flattened into top-level columns at the place of the `dims` field (always last):

@@ -3,14 +3,17 @@
 //! State lives in the `state/` env (heed), shared by every worker process: one write transaction
 //! per request (a hit or a whole batch), so two workers can never fork one session. The state is
 //! soft (NO_SYNC): the WAL is the durable record, a lost session only splits a visit in two.
+//! The daily salts that key visitor ids are not soft: they live in their own synced env
+//! (salts.rs).
 //!
-//! Keys: `sessions`: site id + visitor_id (big endian) -> the session's current state row;
-//! `salts`: `YYYYMMDD` -> the secret 16-byte salt of that UTC day.
+//! Keys: `sessions`: site id + visitor_id (big endian) -> the session's current state row.
 
+use crate::drops::DropReason;
 use crate::errors::Result;
 use crate::fingerprint::{day_key, visitor_id};
 use crate::hit::HitKind;
 use crate::rows::{Dims, EventRow, PageViewRow, RequestRow, Row, SessionRow};
+use crate::salts::{Legacy, Salt, Salts};
 use heed::types::Bytes;
 use heed::{CommitOrAbort, Database, Env, EnvFlags, EnvOpenOptions, RwTxn, WithoutTls};
 use std::collections::HashMap;
@@ -47,14 +50,17 @@ pub struct SessionHit {
 pub struct SessionStore {
     pub(crate) env: Env<WithoutTls>,
     sessions: Database<'static, Bytes, Bytes>,
-    salts: Database<'static, Bytes, Bytes>,
+    salts: Salts,
     /// Rate-limit windows (see `ratelimit.rs`); here because it is the same soft, shared state.
     pub(crate) limits: Database<'static, Bytes, Bytes>,
 }
 
 impl SessionStore {
-    pub fn open(dir: &Path, map_size: usize) -> Result<SessionStore> {
-        std::fs::create_dir_all(dir)?;
+    /// Open `<data_dir>/state` and `<data_dir>/salts` (moving salts an earlier build kept in
+    /// `state/` over to `salts/`).
+    pub fn open(data_dir: &Path, map_size: usize) -> Result<SessionStore> {
+        let dir = data_dir.join("state");
+        std::fs::create_dir_all(&dir)?;
         let mut opts = EnvOpenOptions::new().read_txn_without_tls();
         opts.map_size(map_size).max_dbs(4).max_readers(256);
         // SAFETY: the env is opened once per process (the glue owns one SessionStore), and
@@ -68,20 +74,26 @@ impl SessionStore {
                     | EnvFlags::WRITE_MAP
                     | EnvFlags::MAP_ASYNC,
             );
-            opts.open(dir)?
+            opts.open(&dir)?
         };
         let wtxn = env.write_txn()?;
-        let (sessions, salts, limits) = env
+        let (sessions, legacy_salts, limits) = env
             .create_databases_and_commit(
                 wtxn,
                 |dbs, wtxn| -> std::result::Result<_, heed::Error> {
                     let sessions = dbs.create_database::<Bytes, Bytes>(wtxn, Some("sessions"))?;
+                    // Where earlier builds kept the salts; read once, to move them to salts/.
                     let salts = dbs.create_database::<Bytes, Bytes>(wtxn, Some("salts"))?;
                     let limits = dbs.create_database::<Bytes, Bytes>(wtxn, Some("ratelimits"))?;
                     Ok(CommitOrAbort::<_, ()>::Commit((sessions, salts, limits)))
                 },
             )?
             .unwrap_commit();
+        let legacy = Legacy {
+            env: &env,
+            db: legacy_salts,
+        };
+        let salts = Salts::open(&data_dir.join("salts"), legacy)?;
         Ok(SessionStore {
             env,
             sessions,
@@ -126,7 +138,8 @@ impl SessionStore {
 pub struct SessionTxn<'e> {
     store: &'e SessionStore,
     txn: RwTxn<'e>,
-    salts: HashMap<String, [u8; 16]>,
+    /// Salts this transaction has used, by day.
+    salts: HashMap<String, Salt>,
 }
 
 impl<'e> SessionTxn<'e> {
@@ -134,44 +147,20 @@ impl<'e> SessionTxn<'e> {
         Ok(self.txn.commit()?)
     }
 
-    /// The salt of a UTC day, created on first use. Creating one deletes salts older than the
-    /// day before it: yesterday's is kept for the midnight rule.
-    fn salt(&mut self, day: &str, create: bool) -> Result<Option<[u8; 16]>> {
+    /// The salt of a UTC day (`YYYYMMDD`), created on first use when `create`.
+    fn salt(&mut self, day: &str, create: bool) -> Result<Option<Salt>> {
         if let Some(s) = self.salts.get(day) {
             return Ok(Some(*s));
         }
-        let found = self
-            .store
-            .salts
-            .get(&self.txn, day.as_bytes())?
-            .and_then(|v| v.try_into().ok());
-        let salt = match found {
-            Some(s) => s,
-            None if create => {
-                let s: [u8; 16] = rand::random();
-                self.store.salts.put(&mut self.txn, day.as_bytes(), &s)?;
-                self.delete_salts_before(&previous_day(day))?;
-                s
-            }
-            None => return Ok(None),
+        let salt = if create {
+            Some(self.store.salts.get_or_create(day)?)
+        } else {
+            self.store.salts.get(day)?
         };
-        self.salts.insert(day.to_string(), salt);
-        Ok(Some(salt))
-    }
-
-    fn delete_salts_before(&mut self, day: &str) -> Result<()> {
-        let old: Vec<Vec<u8>> = self
-            .store
-            .salts
-            .iter(&self.txn)?
-            .filter_map(|r| r.ok())
-            .filter(|(k, _)| *k < day.as_bytes())
-            .map(|(k, _)| k.to_vec())
-            .collect();
-        for k in old {
-            self.store.salts.delete(&mut self.txn, &k)?;
+        if let Some(s) = salt {
+            self.salts.insert(day.to_string(), s);
         }
-        Ok(())
+        Ok(salt)
     }
 
     pub fn visitor_id(&mut self, site: &str, user_agent: &str, ip: &str, time: i64) -> Result<u64> {
@@ -185,14 +174,14 @@ impl<'e> SessionTxn<'e> {
         &mut self,
         site: &str,
         hit: &SessionHit,
-        reason: &str,
+        reason: DropReason,
         out: &mut Vec<Row>,
     ) -> Result<()> {
         let mut req = hit.request.clone();
         req.visitor_id = self.visitor_id(site, &hit.user_agent, &hit.ip, hit.time)?;
         req.time = hit.time;
         req.bot = true;
-        req.bot_reason = reason.to_string();
+        req.bot_reason = reason.as_str().to_string();
         out.push(Row::Request(req));
         Ok(())
     }
@@ -250,7 +239,7 @@ impl<'e> SessionTxn<'e> {
         hit: &SessionHit,
         cap: u32,
         out: &mut Vec<Row>,
-    ) -> Result<Option<&'static str>> {
+    ) -> Result<Option<DropReason>> {
         let kind = hit.kind.unwrap_or(HitKind::PageView);
         let vid = self.visitor_id(site, &hit.user_agent, &hit.ip, hit.time)?;
         let key = session_key(site, vid);
@@ -262,7 +251,7 @@ impl<'e> SessionTxn<'e> {
         }
         let Some((prev, old_key)) = found else {
             if kind == HitKind::KeepAlive {
-                return Ok(Some("no_session"));
+                return Ok(Some(DropReason::NoSession));
             }
             let s = new_session(vid, hit);
             self.put(&key, &s)?;
@@ -270,7 +259,7 @@ impl<'e> SessionTxn<'e> {
             return Ok(None);
         };
         if kind != HitKind::KeepAlive && prev.page_views >= cap {
-            return Ok(Some("page_view_cap"));
+            return Ok(Some(DropReason::PageViewCap));
         }
         let next = advance(&prev, hit, kind);
         if old_key != key {
@@ -300,14 +289,6 @@ pub fn session_key(site: &str, visitor_id: u64) -> Vec<u8> {
     k.extend_from_slice(site.as_bytes());
     k.extend_from_slice(&visitor_id.to_be_bytes());
     k
-}
-
-fn previous_day(day: &str) -> String {
-    chrono::NaiveDate::parse_from_str(day, "%Y%m%d")
-        .ok()
-        .and_then(|d| d.pred_opt())
-        .map(|d| d.format("%Y%m%d").to_string())
-        .unwrap_or_default()
 }
 
 /// A non-empty referrer, referrer name or UTM value that differs from the session's starts a
@@ -459,7 +440,7 @@ mod tests {
     }
 
     /// Run hits in one transaction each (as separate requests would) and collect all rows.
-    fn run(store: &SessionStore, hits: &[SessionHit]) -> (Vec<Row>, Vec<Option<&'static str>>) {
+    fn run(store: &SessionStore, hits: &[SessionHit]) -> (Vec<Row>, Vec<Option<DropReason>>) {
         let mut rows = Vec::new();
         let mut drops = Vec::new();
         for h in hits {
@@ -604,7 +585,7 @@ mod tests {
         // A ping without a session is dropped.
         let (_d, st) = store();
         let (rows, drops) = run(&st, &[hit(HitKind::KeepAlive, T0, "")]);
-        assert_eq!(drops, vec![Some("no_session")]);
+        assert_eq!(drops, vec![Some(DropReason::NoSession)]);
         assert!(rows.is_empty());
     }
 
@@ -679,7 +660,14 @@ mod tests {
                     &mut rows,
                 )
                 .unwrap();
-            assert_eq!(r, if i < 2 { None } else { Some("page_view_cap") });
+            assert_eq!(
+                r,
+                if i < 2 {
+                    None
+                } else {
+                    Some(DropReason::PageViewCap)
+                }
+            );
         }
         txn.commit().unwrap();
     }
@@ -707,14 +695,58 @@ mod tests {
             txn.visitor_id(SITE, "ua", "1.2.3.4", T0 + i * day).unwrap();
         }
         txn.commit().unwrap();
+        assert_eq!(st.salts.days().unwrap(), vec!["20260103", "20260104"]);
+    }
+
+    fn visitor_of(st: &SessionStore) -> u64 {
+        let mut txn = st.begin().unwrap();
+        let id = txn.visitor_id(SITE, "ua", "1.2.3.4", T0).unwrap();
+        txn.commit().unwrap();
+        id
+    }
+
+    #[test]
+    fn salts_survive_reopen_in_their_own_env() {
+        let (dir, st) = store();
+        let before = visitor_of(&st);
+        drop(st);
+        assert!(dir.path().join("salts/data.mdb").is_file());
+        let st = SessionStore::open(dir.path(), 1 << 26).unwrap();
+        assert_eq!(visitor_of(&st), before);
+    }
+
+    #[test]
+    fn salts_in_the_old_place_are_migrated() {
+        let (dir, st) = store();
+        // What an earlier build left: today's salt in the `salts` table of the state env.
+        let old_salt = [9u8; 16];
+        let wtxn = st.env.write_txn().unwrap();
+        st.env
+            .create_databases_and_commit(wtxn, |dbs, wtxn| -> heed::Result<_> {
+                let legacy = dbs.create_database::<Bytes, Bytes>(wtxn, Some("salts"))?;
+                legacy.put(wtxn, b"20260101", &old_salt)?;
+                Ok(CommitOrAbort::<_, ()>::Commit(()))
+            })
+            .unwrap();
+        drop(st);
+        std::fs::remove_dir_all(dir.path().join("salts")).unwrap();
+
+        let st = SessionStore::open(dir.path(), 1 << 26).unwrap();
+        let want = visitor_id(&old_salt, SITE, "ua", "1.2.3.4", "20260101");
+        assert_eq!(visitor_of(&st), want, "the visitor keeps its id");
+        assert_eq!(st.salts.days().unwrap(), vec!["20260101"]);
         let rtxn = st.env.read_txn().unwrap();
-        let days: Vec<String> = st
-            .salts
-            .iter(&rtxn)
+        let legacy = st
+            .env
+            .open_databases_and_commit(rtxn, |dbs, rtxn| -> heed::Result<_> {
+                let db = dbs.open_database::<Bytes, Bytes>(rtxn, Some("salts"))?;
+                Ok(CommitOrAbort::<_, ()>::Commit(db))
+            })
             .unwrap()
-            .map(|r| String::from_utf8(r.unwrap().0.to_vec()).unwrap())
-            .collect();
-        assert_eq!(days, vec!["20260103", "20260104"]);
+            .unwrap_commit()
+            .expect("the old table");
+        let rtxn = st.env.read_txn().unwrap();
+        assert!(legacy.is_empty(&rtxn).unwrap(), "the old copy is gone");
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! User-Agent and client-hint parsing (reference section 4) with the `ua-parser` crate over the
-//! uap-core rules, behind a cache. OWNER: helper "ua".
+//! uap-core rules, behind a cache.
 //!
 //! uap names families precisely ("Chrome Mobile iOS", "Mac OS X"); reports want the coarser
 //! Pirsch-style names ("Chrome", "Mac"), so the uap result is mapped, then client hints (which

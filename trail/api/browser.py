@@ -156,7 +156,7 @@ def hit_item(params: dict[str, list[str]]) -> dict[str, Any]:
     tags = {k[4:]: v[0] for k, v in params.items() if k.startswith("tag_") and len(k) > 4 and v}
     item: dict[str, Any] = {
         "url": collect.http_url(url[: collect.MAX_URL], "url"),
-        "title": query_value(params, "t")[: collect.MAX_TEXT],
+        "title": query_value(params, "t")[: collect.MAX_TITLE],
         "referrer": query_value(params, "ref")[: collect.MAX_URL],
         "screen_width": _screen(params, "w"),
         "screen_height": _screen(params, "h"),

@@ -29,6 +29,16 @@ def check(ctx: Context) -> tuple[bool, str]:
 
 @routes.get("/health")
 def health(ctx: Context, request: Any) -> Response:
+    """200 when all is well; 503 "degraded" when the meta store or the data dir is unusable, or
+    when this worker's WAL fsync or segment sealing is failing (acknowledged hits then rely on
+    the WAL alone, or are not yet durable): `storage` says what and since when."""
     ok, db = check(ctx)
-    body = {"status": "ok" if ok else "degraded", "db": db, "version": trail.__version__}
-    return json_response(body, 200 if ok else 503)
+    storage = ctx.engine.background_status()
+    healthy = ok and bool(storage["ok"])
+    body = {
+        "status": "ok" if healthy else "degraded",
+        "db": db,
+        "storage": storage,
+        "version": trail.__version__,
+    }
+    return json_response(body, 200 if healthy else 503)

@@ -35,6 +35,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import orjson
 
+from trail.core import LIMITS
 from trail.errors import FieldError
 from trail.services import ingest, ratelimit
 
@@ -45,9 +46,13 @@ if TYPE_CHECKING:
 log = logging.getLogger("trail.collect")
 
 MAX_COLLECT_BODY = 16 * 1024  # a page view is a few hundred bytes; anything bigger is abuse
-MAX_URL = 2048
-MAX_TEXT = 1024
-MAX_SCREEN = 100_000
+# The engine's limits (rust_core/src/validate.rs), which it enforces on every path; checking
+# them here too lets a bad field get its 400 before the website is looked up.
+MAX_URL = LIMITS["url"]
+MAX_HOSTNAME = LIMITS["hostname"]
+MAX_TITLE = LIMITS["title"]  # longer titles are cut, not refused
+MAX_SCREEN = LIMITS["screen"]
+MAX_TEXT = 1024  # other free text: UTM fields, ids, property names
 EVENT_KINDS = {
     "page_view": "hit",
     "close_tab": "session",
@@ -121,7 +126,10 @@ def parse_json_object(body: bytes | str) -> dict[str, Any]:
     return doc
 
 
-def _string(doc: dict[str, Any], name: str, required: bool = False, limit: int = MAX_TEXT) -> str:
+def _string(
+    doc: dict[str, Any], name: str, required: bool = False, limit: int | None = MAX_TEXT
+) -> str:
+    """A string field, stripped; longer than `limit` is refused (None: any length)."""
     value = doc.get(name)
     if value is None:
         if required:
@@ -131,7 +139,7 @@ def _string(doc: dict[str, Any], name: str, required: bool = False, limit: int =
         raise InvalidPayload(name, "must be a string")
     if required and not value.strip():
         raise InvalidPayload(name, "must not be empty")
-    if len(value) > limit:
+    if limit is not None and len(value) > limit:
         raise InvalidPayload(name, f"longer than {limit} characters")
     return value.strip()
 
@@ -148,9 +156,16 @@ def _screen(doc: dict[str, Any], name: str) -> int | None:
 
 
 def http_url(value: str, name: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    """An absolute http(s) URL, as the engine requires of a browser's page URL."""
+    try:
+        parts = urlsplit(value)
+        scheme, host = parts.scheme, parts.hostname
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        scheme, host = "", None
+    if scheme not in ("http", "https") or not host:
         raise InvalidPayload(name, "must be an absolute http(s) URL")
+    if len(host.rstrip(".")) > MAX_HOSTNAME:
+        raise InvalidPayload(name, f"hostname longer than {MAX_HOSTNAME} characters")
     return value
 
 
@@ -192,7 +207,7 @@ def parse_collect(doc: dict[str, Any]) -> Collect:
     item: dict[str, Any] = {
         "url": _with_utm(url, doc),
         "referrer": _string(doc, "referrer", limit=MAX_URL),
-        "title": _string(doc, "title"),
+        "title": _string(doc, "title", limit=None)[:MAX_TITLE],
         "screen_width": _screen(doc, "screen_width"),
         "screen_height": _screen(doc, "screen_height"),
     }

@@ -9,11 +9,14 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from trail.core import Engine
 from trail.datalists import load_bot_lists, load_ua_rules
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from trail.config import Config
     from trail.context import Context
-    from trail.core import Engine
     from trail.storage.meta import Site
 
 log = logging.getLogger("trail.ingest")
@@ -21,11 +24,8 @@ log = logging.getLogger("trail.ingest")
 KINDS = ("hit", "event", "session")
 
 
-def open_engine(ctx: Context) -> Engine:
+def open_engine(cfg: Config, data_dir: Path, worker_id: int) -> Engine:
     """The worker's engine over <data_dir>: session state, WAL, segment writer, data lists."""
-    from trail.core import Engine
-
-    cfg = ctx.config
     options = {
         "fsync_interval_ms": cfg.fsync_interval_ms,
         "strict_fsync": cfg.strict_fsync,
@@ -35,11 +35,11 @@ def open_engine(ctx: Context) -> Engine:
         "trusted_proxies": list(cfg.trusted_proxies),
         "page_view_cap": cfg.limits.page_view_cap,
         "max_batch": cfg.limits.max_batch,
+        "max_hit_age_days": cfg.limits.max_hit_age_days,
+        "max_hit_future_seconds": cfg.limits.max_hit_future_seconds,
     }
-    engine = Engine(
-        ctx.data_dir, ctx.worker_id, options, load_ua_rules(), load_bot_lists(cfg.blocked_ips)
-    )
-    log.info("engine open for worker %d", ctx.worker_id)
+    engine = Engine(data_dir, worker_id, options, load_ua_rules(), load_bot_lists(cfg.blocked_ips))
+    log.info("engine open for worker %d", worker_id)
     return engine
 
 

@@ -1,0 +1,296 @@
+//! The append path and the background thread that fsyncs and seals.
+
+use super::files::{next_generation, wal_path};
+use super::health::Task;
+use super::{Shared, State, Wal};
+use crate::errors::{CoreError, Result};
+use crate::segments::sync_dir;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+impl Shared {
+    /// Append one framed record to the current WAL and the buffer; returns the file to fsync in
+    /// strict mode.
+    pub(super) fn write_locked(&self, record: &[u8], rows: usize) -> Result<Option<Arc<File>>> {
+        let mut state = self.state.lock();
+        if state.closed {
+            return Err(CoreError::Storage("storage is closed".into()));
+        }
+        let wal = self.current_wal(&mut state)?;
+        let written = (&*wal.file).write_all(record);
+        if let Err(e) = written {
+            // Cut the partial record off so later records stay readable; if even that fails,
+            // retire the file (its good prefix is still sealed) and start a new generation.
+            if wal.file.set_len(wal.len).is_err() {
+                wal.broken = true;
+            }
+            return Err(CoreError::Storage(format!("WAL write failed: {e}")));
+        }
+        wal.len += record.len() as u64;
+        wal.records.extend_from_slice(record);
+        let file = Arc::clone(&wal.file);
+        state.buffered_rows += rows;
+        state.dirty = true;
+        if state.buffered_rows >= self.config.seal_rows && !state.seal_requested {
+            state.seal_requested = true;
+            self.wake.notify_one();
+        }
+        Ok(self.config.strict.then_some(file))
+    }
+
+    /// The WAL to append to, opening a new generation when there is none (or it broke).
+    fn current_wal<'a>(&self, state: &'a mut State) -> Result<&'a mut Wal> {
+        if state.current.as_ref().is_some_and(|w| w.broken) {
+            if let Some(broken) = state.current.take() {
+                state.retired.push(broken);
+            }
+        }
+        if state.current.is_none() {
+            let gen = next_generation(state.last_gen);
+            let path = wal_path(&self.wal_dir, self.config.worker_id, gen);
+            let file = OpenOptions::new()
+                .create_new(true)
+                .append(true)
+                .open(&path)?;
+            // In strict mode the new file's directory entry must be durable before the ack.
+            let dir_synced = self.config.strict && sync_dir(&self.wal_dir).is_ok();
+            state.last_gen = gen;
+            state.current = Some(Wal {
+                gen,
+                file: Arc::new(file),
+                len: 0,
+                records: Vec::new(),
+                dir_synced,
+                broken: false,
+            });
+        }
+        state
+            .current
+            .as_mut()
+            .ok_or_else(|| CoreError::Storage("no WAL".into()))
+    }
+
+    /// Background loop: fsync when due and dirty, seal when due and non-empty or requested.
+    pub(super) fn run(&self) {
+        let fsync_every = Duration::from_millis(self.config.fsync_interval_ms.max(1));
+        let seal_every = Duration::from_millis(self.config.seal_interval_ms.max(1));
+        let mut next_fsync = Instant::now() + fsync_every;
+        let mut next_seal = Instant::now() + seal_every;
+        loop {
+            let (sync_due, seal_due) = {
+                let mut state = self.state.lock();
+                loop {
+                    if state.stop {
+                        return;
+                    }
+                    let now = Instant::now();
+                    let has_rows = state.buffered_rows > 0 || state.retry_pending;
+                    let sync_due = state.dirty && now >= next_fsync;
+                    let seal_due = state.seal_requested || (has_rows && now >= next_seal);
+                    if now >= next_fsync {
+                        next_fsync = now + fsync_every;
+                    }
+                    if now >= next_seal {
+                        next_seal = now + seal_every;
+                    }
+                    if sync_due || seal_due {
+                        break (sync_due, seal_due);
+                    }
+                    let deadline = next_fsync.min(next_seal);
+                    self.wake.wait_until(&mut state, deadline);
+                }
+            };
+            if sync_due {
+                self.sync_current();
+            }
+            if seal_due {
+                // The outcome is recorded in `health` by seal_now itself.
+                let _ = self.seal_now();
+            }
+        }
+    }
+
+    /// fdatasync the current WAL outside the lock (appends keep going meanwhile).
+    fn sync_current(&self) {
+        let target = {
+            let mut state = self.state.lock();
+            state.dirty = false;
+            state
+                .current
+                .as_ref()
+                .map(|w| (w.gen, Arc::clone(&w.file), w.dir_synced))
+        };
+        let Some((gen, file, dir_synced)) = target else {
+            return;
+        };
+        let mut result = file.sync_data().map_err(CoreError::from);
+        if result.is_ok() && !dir_synced {
+            result = sync_dir(&self.wal_dir);
+        }
+        match result {
+            Ok(()) => {
+                let mut state = self.state.lock();
+                if let Some(wal) = state.current.as_mut().filter(|w| w.gen == gen) {
+                    wal.dir_synced = true;
+                }
+                drop(state);
+                self.record(Task::Fsync, Ok(()));
+            }
+            Err(e) => {
+                self.state.lock().dirty = true;
+                self.record(Task::Fsync, Err(&e));
+            }
+        }
+    }
+
+    /// Note the outcome of a background task in `health`.
+    pub(super) fn record(&self, task: Task, outcome: std::result::Result<(), &CoreError>) {
+        let worker = self.config.worker_id;
+        let mut health = self.health.lock();
+        match outcome {
+            Ok(()) => health.succeeded(worker, task),
+            Err(CoreError::Storage(message)) => health.failed(worker, task, message, now_ms()),
+            Err(e) => health.failed(worker, task, &e.to_string(), now_ms()),
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testkit::*;
+    use super::super::{Storage, StorageConfig};
+    use std::fs;
+    use std::path::Path;
+
+    #[test]
+    fn strict_mode_acknowledges_after_fsync() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage = Storage::open(StorageConfig {
+            strict: true,
+            ..config(dir.path(), 0)
+        })
+        .expect("open");
+        storage.append(&hit("s", DAY1)).expect("append");
+        {
+            let state = storage.shared.state.lock();
+            let wal = state.current.as_ref().expect("current");
+            assert!(
+                wal.dir_synced,
+                "a new WAL's directory entry is synced in strict mode"
+            );
+            assert_eq!(wal.file.metadata().expect("meta").len(), wal.len);
+        }
+        storage.abandon();
+        let storage = Storage::open(config(dir.path(), 0)).expect("reopen");
+        assert_eq!(counts(dir.path())[&key("page_views", "s", "2023-11-15")], 1);
+        storage.close().expect("close");
+    }
+
+    #[test]
+    fn background_thread_seals_on_interval_and_on_row_count() {
+        let cases = [
+            (
+                "interval",
+                StorageConfig {
+                    seal_interval_ms: 50,
+                    ..config(Path::new("."), 0)
+                },
+            ),
+            (
+                "row count",
+                StorageConfig {
+                    seal_rows: 5,
+                    ..config(Path::new("."), 0)
+                },
+            ),
+        ];
+        for (name, cfg) in cases {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let storage = Storage::open(StorageConfig {
+                data_dir: dir.path().to_path_buf(),
+                ..cfg
+            })
+            .expect("open");
+            storage.append(&hit("s", DAY1)).expect("append");
+            storage.append(&hit("s", DAY1)).expect("append");
+            let sealed = wait_for(|| {
+                counts(dir.path()).get(&key("page_views", "s", "2023-11-15")) == Some(&2)
+                    && wal_files(dir.path()).is_empty()
+            });
+            assert!(sealed, "{name}: rows sealed by the background thread");
+            assert_eq!(storage.background_status().errors, 0, "{name}");
+            storage.close().expect("close");
+        }
+    }
+
+    #[test]
+    fn background_thread_fsyncs_dirty_wal() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage = Storage::open(StorageConfig {
+            fsync_interval_ms: 10,
+            ..config(dir.path(), 0)
+        })
+        .expect("open");
+        storage.append(&hit("s", DAY1)).expect("append");
+        let synced = wait_for(|| {
+            let state = storage.shared.state.lock();
+            !state.dirty && state.current.as_ref().is_some_and(|w| w.dir_synced)
+        });
+        assert!(synced);
+        storage.close().expect("close");
+    }
+
+    #[test]
+    fn a_failing_background_seal_is_reported_until_it_works() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage = Storage::open(StorageConfig {
+            seal_interval_ms: 20,
+            ..config(dir.path(), 0)
+        })
+        .expect("open");
+        // A file where the page_views directory should be: every seal of a page view fails.
+        let blocker = dir.path().join("segments/page_views");
+        fs::write(&blocker, b"").expect("blocker");
+        storage.append(&hit("s", DAY1)).expect("append");
+        assert!(wait_for(|| storage.background_status().error.is_some()));
+        let status = storage.background_status();
+        let error = status.error.expect("error");
+        assert!(error.starts_with("segment seal failed: "), "{error}");
+        assert_eq!(status.last_error.as_deref(), Some(error.as_str()));
+        assert!(status.last_error_at_ms.is_some_and(|t| t > 0));
+        assert!(status.errors >= 1);
+
+        fs::remove_file(&blocker).expect("unblock");
+        assert!(wait_for(|| storage.background_status().error.is_none()));
+        assert_eq!(counts(dir.path())[&key("page_views", "s", "2023-11-15")], 1);
+        let status = storage.background_status();
+        assert_eq!(status.last_error.as_deref(), Some(error.as_str()));
+        storage.close().expect("close");
+    }
+
+    #[test]
+    fn a_failing_background_fsync_is_reported() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // Long enough that the first fsync comes after the directory is gone.
+        let storage = Storage::open(StorageConfig {
+            fsync_interval_ms: 300,
+            ..config(dir.path(), 0)
+        })
+        .expect("open");
+        // The WAL directory vanishes under a new WAL file: the file still takes writes, but
+        // making its directory entry durable fails, as it would on a broken disk.
+        storage.append(&hit("s", DAY1)).expect("append");
+        fs::remove_dir_all(dir.path().join("wal")).expect("remove wal dir");
+        assert!(wait_for(|| storage.background_status().error.is_some()));
+        let status = storage.background_status();
+        let error = status.error.expect("error");
+        assert!(error.starts_with("WAL fsync failed: "), "{error}");
+        storage.abandon();
+    }
+}

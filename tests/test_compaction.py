@@ -3,6 +3,7 @@ pending WAL generations left alone, tombstones applied, result cache invalidated
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import shutil
@@ -346,3 +347,140 @@ def test_result_cache_serves_closed_days_and_sees_new_files(data_dir: Path) -> N
     misses = cache.stats["uncacheable"]
     pirsch_stats.run(ctx, "total", {"id": [SITE], "from": [today], "to": [today]}, site)
     assert cache.stats["uncacheable"] == misses + 1
+
+
+# -- damaged data -------------------------------------------------------------------------------
+
+BAD = "bad-site"
+YEAR_0_MS = -62_167_219_200_000  # 0000-01-01T00:00:00Z
+YEAR_9999_MS = 253_402_300_799_000  # 9999-12-31T23:59:59Z
+
+
+def _stamped(ms: int) -> dict[str, pl.DataFrame]:
+    """The first session and page view row of _late_session with the time `ms`."""
+    rows = _late_session(datetime.combine(FIRST_DAY, datetime.min.time(), UTC))
+    t = pl.lit(ms, pl.Int64).cast(pl.Datetime("ms", "UTC"))
+    return {table: df.head(1).with_columns(time=t) for table, df in rows.items()}
+
+
+def _segment(data_dir: Path, site: str, day: str, name: str, frames: dict[str, Any]) -> None:
+    for table, df in frames.items():
+        d = data_dir / "segments" / table / f"site={site}" / f"day={day}"
+        d.mkdir(parents=True, exist_ok=True)
+        df.write_ipc(d / name)
+
+
+def _bad_site_reports(data_dir: Path) -> dict[str, Any]:
+    ctx = SimpleNamespace(data_dir=data_dir)
+    site = SimpleNamespace(id=BAD, timezone="UTC", group_by_title=False)
+    out = {}
+    for frm, to in ((FIRST_DAY.isoformat(),) * 2, ("0001-01-01", FIRST_DAY.isoformat())):
+        params = {"id": [BAD], "from": [frm], "to": [to]}
+        for name in ("total", "page", "session/list", "hours", "growth"):
+            out[f"{name} {frm}"] = pirsch_stats.run(ctx, name, params, site)
+    return out
+
+
+def test_damaged_rows_and_files_do_not_stop_the_round(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    g = Generator(page_views=600, days=2, seed=11, paths=20)
+    for i in range(2):
+        write_day(tmp_path, i, g.day(i))  # the good site, SITE
+    day, next_day = FIRST_DAY.isoformat(), (FIRST_DAY + timedelta(days=1)).isoformat()
+    t0 = datetime.combine(FIRST_DAY, datetime.min.time(), UTC) + timedelta(hours=5)
+    # The bad site: one real session, rows in year 0 and 9999 filed under that day, directories
+    # named after those years, and a segment nothing can read on the next day.
+    _segment(tmp_path, BAD, day, "w0-g1-0.arrow", _late_session(t0))
+    _segment(tmp_path, BAD, day, "w0-g1-1.arrow", _stamped(YEAR_0_MS))
+    _segment(tmp_path, BAD, day, "w0-g1-2.arrow", _stamped(YEAR_9999_MS))
+    _segment(tmp_path, BAD, "9999-12-31", "w0-g1-0.arrow", _stamped(YEAR_9999_MS))
+    _segment(tmp_path, BAD, "0000-01-01", "w0-g1-0.arrow", _stamped(YEAR_0_MS))
+    broken = tmp_path / "segments/page_views" / f"site={BAD}" / f"day={next_day}"
+    broken.mkdir(parents=True)
+    (broken / "w0-g1-0.arrow").write_bytes(b"ARROW1\x00\x00 cut short")
+
+    before = _bad_site_reports(tmp_path)  # rows outside their day are never read
+    assert before[f"total {day}"]["views"] == 2 and before["total 0001-01-01"]["sessions"] == 1
+    assert [s["visitor_id"] for s in before[f"session/list {day}"]] == ["77"]
+
+    with caplog.at_level(logging.WARNING, logger="trail.compaction"):
+        summary = compaction.run_round(tmp_path, now=AFTER, grace=0)
+    by = {(d.site, d.table, d.day): d for d in summary.dirs}
+    good = [d for d in summary.dirs if d.site == SITE]
+    assert len(good) >= 4 and all(d.action == "compacted" for d in good)
+    # Rows outside the directory's day are dropped (and counted); year 9999 is never closed and
+    # year 0 has no date: both left alone.
+    assert by[(BAD, "sessions", day)].action == "compacted"
+    assert by[(BAD, "sessions", day)].out_of_day == 2
+    assert not [k for k in by if k[2] not in (day, next_day) and k[0] == BAD]
+    # The unreadable segment: its directory failed, with the error, logged with its path.
+    failed = by[(BAD, "page_views", next_day)]
+    assert failed.action == "failed" and failed.error
+    assert summary.as_dict()["failed_dirs"] == 1
+    assert summary.as_dict()["failures"][0]["day"] == next_day
+    assert str(broken) in caplog.text
+    assert _bad_site_reports(tmp_path) == before
+
+    # Not tried again every round...
+    assert compaction.run_round(tmp_path, now=AFTER, grace=0).dirs == []
+    # ...until its files change.
+    (broken / "w0-g1-0.arrow").unlink()
+    late = _late_session(t0 + timedelta(days=1))
+    late["page_views"].write_ipc(broken / "w0-g2-0.arrow")
+    again = {
+        (d.site, d.table, d.day): d.action for d in compaction.run_round(tmp_path, now=AFTER).dirs
+    }
+    assert again == {(BAD, "page_views", next_day): "compacted"}
+
+
+def test_far_days_are_answered(tmp_path: Path) -> None:
+    """The admin aggregation of any date: a day that cannot close, one long gone."""
+    assert compaction.compact_day(tmp_path, date.max)["skipped"] == "day not closed yet"
+    assert compaction.compact_day(tmp_path, date.min)["compacted_dirs"] == 0
+
+
+def test_parts_from_before_day_checks_are_checked_once(tmp_path: Path) -> None:
+    """A part compacted before `day_only` existed: its times are read once; a part with rows
+    outside its day is rewritten without them."""
+    day = FIRST_DAY.isoformat()
+    t0 = datetime.combine(FIRST_DAY, datetime.min.time(), UTC) + timedelta(hours=5)
+    for site, extra in ((SITE, {}), (BAD, _stamped(YEAR_9999_MS))):
+        for table, df in _late_session(t0).items():
+            d = tmp_path / "segments" / table / f"site={site}" / f"day={day}"
+            d.mkdir(parents=True)
+            rows = pl.concat([df, extra[table]]) if extra else df
+            rows.write_parquet(d / "part-1.parquet")
+            Manifest(live=["part-1.parquet"]).write(d)
+    params = {"id": [BAD], "from": [day], "to": [day]}
+    ctx, bad = SimpleNamespace(data_dir=tmp_path), SimpleNamespace(id=BAD, timezone="UTC")
+    assert pirsch_stats.run(ctx, "total", params, bad)["views"] == 2  # the row is not read
+    round_ = compaction.run_round(tmp_path, now=AFTER, grace=0)
+    actions = {(d.site, d.table): d.action for d in round_.dirs}
+    assert actions[(BAD, "page_views")] == "compacted"  # rewritten
+    assert actions[(SITE, "page_views")] == "rolled_up"  # checked, then given its rollup
+    for site, part in ((SITE, "part-1.parquet"), (BAD, "part-2.parquet")):
+        d = tmp_path / "segments/page_views" / f"site={site}" / f"day={day}"
+        m = Manifest.read(d)
+        assert m.day_only and m.live == [part] and pl.read_parquet(d / part).height == 2
+    assert pirsch_stats.run(ctx, "total", params, bad)["views"] == 2
+    assert compaction.run_round(tmp_path, now=AFTER + 3600).dirs == []
+
+
+def test_part_checks_are_spread_over_rounds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(compaction, "CHECKS_PER_ROUND", 1)
+    t0 = datetime.combine(FIRST_DAY, datetime.min.time(), UTC) + timedelta(hours=5)
+    for site in (SITE, BAD):
+        d = tmp_path / "segments/requests" / f"site={site}" / f"day={FIRST_DAY.isoformat()}"
+        d.mkdir(parents=True)
+        rows = {c: [None] for c in TABLES["requests"]} | {"time": [t0], "path": ["/"]}
+        pl.DataFrame(rows, schema=TABLES["requests"]).write_parquet(d / "part-1.parquet")
+        Manifest(live=["part-1.parquet"]).write(d)
+    rounds = [compaction.run_round(tmp_path, now=AFTER).dirs for _ in range(3)]
+    assert [[(d.site, d.action) for d in r] for r in rounds] == [
+        [(BAD, "checked")],
+        [(SITE, "checked")],
+        [],
+    ]

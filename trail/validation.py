@@ -29,11 +29,11 @@ def normal_hostname(value: str) -> str:
 
 def is_hostname(value: str) -> bool:
     """A DNS host name of letters, digits and hyphens (after `normal_hostname`)."""
-    return bool(_HOSTNAME_RE.match(value))
+    return bool(_HOSTNAME_RE.fullmatch(value))
 
 
 def is_subdomain(value: str) -> bool:
-    return bool(_SUBDOMAIN_RE.match(value))
+    return bool(_SUBDOMAIN_RE.fullmatch(value))
 
 
 def is_timezone(name: str) -> bool:
@@ -47,4 +47,4 @@ def is_timezone(name: str) -> bool:
 
 def is_uuid(value: Any) -> TypeGuard[str]:
     """A UUID in its 36-character text form: the form of every site, account and user id."""
-    return isinstance(value, str) and bool(_UUID_RE.match(value))
+    return isinstance(value, str) and bool(_UUID_RE.fullmatch(value))

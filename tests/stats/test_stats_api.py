@@ -20,7 +20,7 @@ from tests.test_authz_matrix import registered_routes
 
 DAY = "2024-03-10"
 SPAN = {"from": DAY, "to": DAY}
-ISSUE_3 = [
+REPORT_NAMES = [
     "total", "visitor", "page", "page/entry", "page/exit", "event/page", "hostname", "referrer",
     "channel", "utm/source", "utm/medium", "utm/campaign", "utm/content", "utm/term", "os",
     "os/version", "browser", "browser/version", "country", "region", "city", "language",
@@ -105,15 +105,15 @@ def test_routes_and_shapes(server: TrailServer, site: str) -> None:
     assert report(server, site, "duration/session")[0]["average_time_spent_seconds"] == 9
 
 
-def test_every_issue_3_route_is_registered(server: TrailServer, site: str) -> None:
+def test_every_report_route_is_registered(server: TrailServer, site: str) -> None:
     # The real app's router holds exactly these statistics reads...
     routes = registered_routes()
     registered = {p for m, p in routes if m == "GET" and p.startswith("/api/v1/statistics")}
-    assert registered == {f"/api/v1/statistics/{n}" for n in ISSUE_3} | {"/api/v1/statistics"}
+    assert registered == {f"/api/v1/statistics/{n}" for n in REPORT_NAMES} | {"/api/v1/statistics"}
     # ...and the running server routes each of them to its handler, not to the catch-all.
     assert "no route" in pirsch_error(get(server, "/nope", id=site, **SPAN), 404)["error"][0]
     unrouted = []
-    for name in ["", *(f"/{n}" for n in ISSUE_3)]:
+    for name in ["", *(f"/{n}" for n in REPORT_NAMES)]:
         r = get(server, name, id=site, **SPAN)
         if r.status not in (200, 400) or b"no route" in r.body:
             unrouted.append(f"{name}: {r.status} {r.body[:120]!r}")

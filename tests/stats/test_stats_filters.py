@@ -40,16 +40,20 @@ def test_field_operators(params, field, expected) -> None:
     assert parse(**params).fields.get(field) == expected
 
 
-def test_defaults_and_swaps() -> None:
+def test_defaults_and_date_bounds() -> None:
     f = parse_filter(
-        {"id": ["s"], "from": ["2024-03-05"], "to": ["2024-03-01"], "limit": ["0"], "sort": [""]},
+        {"id": ["s"], "from": ["2024-03-01"], "to": ["2024-03-05"], "limit": ["0"], "sort": [""]},
         now=NOW,
     )
     assert (f.from_date, f.to_date) == (date(2024, 3, 1), date(2024, 3, 5))
     assert f.limit == 100 and f.offset == 0 and f.scale == "day" and f.sort is None
     assert f.tz.key == "UTC" and f.include_avg_time_on_page is False
-    # `to` is capped at tomorrow (NOW is 2024-03-10).
+    # Dates are moved into [1970-01-01, tomorrow] (NOW is 2024-03-10): no row can be outside.
     assert parse(to="2030-01-01").to_date == date(2024, 3, 11)
+    assert parse(**{"from": "9999-01-01", "to": "9999-12-31"}).from_date == date(2024, 3, 11)
+    far = parse(**{"from": "0001-01-01", "to": "0001-12-31"})
+    assert (far.from_date, far.to_date) == (date(1970, 1, 1), date(1970, 1, 1))
+    assert parse(**{"from": "0001-01-01"}).from_date == date(1970, 1, 1)
     assert parse(limit="5000").limit == 100
     assert parse(start="99999").start == 3600
     assert parse(include_avg_time_on_page="true").include_avg_time_on_page is True
@@ -104,6 +108,8 @@ def test_pairs_platform_and_misc() -> None:
         ({"tz": "Mars/Olympus"}, "tz"),
         ({"tz": "../../etc/passwd"}, "tz"),
         ({"from": "2024-13-01"}, "from"),
+        ({"from": "2024-03-06"}, "from"),  # after `to`: refused, not swapped
+        ({"from": "9999-12-31", "to": "0001-01-01"}, "from"),
         ({"to": "yesterday"}, "to"),
         ({"from_time": "25:00"}, "from_time"),
         ({"to_time": "1:5"}, "to_time"),
@@ -158,7 +164,10 @@ KEYS = st.sampled_from(
 )
 VALUES = st.one_of(
     st.text(max_size=30),
-    st.sampled_from(["!", "~", "^", "null", "!null", "0", "2024-02-30", "12:60"]),
+    st.sampled_from(
+        ["!", "~", "^", "null", "!null", "0", "2024-02-30", "12:60", "0001-01-01", "9999-12-31"]
+    ),
+    st.dates().map(date.isoformat),
 )
 
 
@@ -173,6 +182,8 @@ def test_parser_only_raises_filter_error(params) -> None:
         assert e.field and e.message
         return
     assert 1 <= f.limit <= 100 and f.offset >= 0
+    for day in (f.from_date, f.to_date):
+        assert day is None or date(1970, 1, 1) <= day <= date(2024, 3, 11)
     if f.from_date and f.to_date:
         assert f.from_date <= f.to_date
         f.window()

@@ -89,3 +89,22 @@ def test_scan_without_files_is_empty_with_schema(tmp_path) -> None:
         .height
         == 0
     )
+
+
+def test_rows_outside_their_day_directory_are_not_read(site: SiteData) -> None:
+    """A damaged segment may hold rows of another day (or year 0, or 9999): a scan reads only
+    the rows of each directory's own day, whatever the window."""
+    site.visit(1, 1, [("2024-03-10 10:00:00", "/in")])
+    site.write()
+    day = site.data_dir / "segments/page_views" / f"site={SITE}" / "day=2024-03-10"
+    row = pl.read_ipc(next(day.glob("*.arrow")))
+    for i, ms in enumerate([-62_167_219_200_000, 253_402_300_799_000, 1_710_115_200_000]):
+        t = pl.lit(ms, pl.Int64).cast(pl.Datetime("ms", "UTC"))  # year 0, 9999, 2024-03-11
+        row.with_columns(time=t, path=pl.lit(f"/bad{i}")).write_ipc(day / f"bad-{i}.arrow")
+    for start, end in [
+        ("2024-03-10 00:00:00", "2024-03-11 00:00:00"),
+        ("2024-03-09 12:00:00", "2024-03-12 00:00:00"),
+        ("1970-01-01 00:00:00", "2030-01-01 00:00:00"),
+    ]:
+        lf = scan(site.data_dir, "page_views", SITE, ts(start), ts(end), ["path", "time"])
+        assert lf.collect()["path"].to_list() == ["/in"], (start, end)

@@ -28,7 +28,6 @@ import ipaddress
 import logging
 import threading
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -38,6 +37,7 @@ import orjson
 from trail.core import LIMITS
 from trail.errors import FieldError
 from trail.services import ingest, ratelimit
+from trail.validation import is_uuid
 
 if TYPE_CHECKING:
     from trail.context import Context
@@ -228,14 +228,6 @@ def _event_fields(event_type: str, props: dict[str, Any]) -> dict[str, Any]:
         "event_meta": _scalars(props),
         "non_interactive": event_type in NON_INTERACTIVE,
     }
-
-
-def is_uuid(value: str) -> bool:
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True
 
 
 # -- sites and their hostnames --------------------------------------------------------------------

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from trail.errors import FieldError
-from trail.services.tinytrail_websites import purge_site_data
+from trail.storage import layout
 from trail.storage.cascade import Removed
 from trail.storage.meta import MetaStore, Site, random_alnum
 
@@ -61,20 +61,11 @@ def remove_files(ctx: Context, removed: Removed) -> None:
     folders of their themes and of deleted themes."""
     themes = Path(ctx.data_dir) / "themes"
     for site_id in removed.site_ids:
-        purge_site_data(ctx.data_dir, site_id)
+        layout.remove_site_data(ctx.data_dir, site_id)
         shutil.rmtree(themes / f"domain-{site_id}", ignore_errors=True)
         log.info("deleted the stored rows of site %s", site_id)
     for theme_id in removed.theme_ids:
         shutil.rmtree(themes / theme_id, ignore_errors=True)
-
-
-def stored_site_ids(data_dir: Path) -> set[str]:
-    """The ids of every site with rows on disk."""
-    return {
-        site_dir.name.removeprefix("site=")
-        for site_dir in (Path(data_dir) / "segments").glob("*/site=*")
-        if site_dir.is_dir()
-    }
 
 
 def sweep_deleted_sites(meta: MetaStore, data_dir: Path) -> list[str]:
@@ -83,10 +74,12 @@ def sweep_deleted_sites(meta: MetaStore, data_dir: Path) -> list[str]:
 
     The directories are listed before the sites are read, so a site created meanwhile (which
     has no rows yet when it first appears) is never mistaken for a deleted one."""
-    on_disk = stored_site_ids(data_dir)
+    on_disk = {
+        site_id for site_id in layout.stored_site_ids(data_dir) if layout.is_site_id(site_id)
+    }
     existing = {site.id for site in meta.all_sites()}
     gone = sorted(on_disk - existing)
     for site_id in gone:
-        purge_site_data(data_dir, site_id)
+        layout.remove_site_data(data_dir, site_id)
         log.info("removed the stored rows of deleted site %s", site_id)
     return gone

@@ -20,6 +20,7 @@ from trail.storage import tombstones
 
 # Far enough for "everything": 1970 .. 9999.
 _OPEN_START = 0
+_EPOCH_DAY = date(1970, 1, 2)  # local midnights before it may fall before 1970 UTC
 _OPEN_END = int(datetime(9999, 12, 31, tzinfo=UTC).timestamp() * 1000)
 
 # Report name (the path after /statistics/) -> (function(data_dir, filter, site), needs from/to).
@@ -150,7 +151,9 @@ DELETION_KINDS = tuple(tombstones.KIND_TABLES)
 
 
 def _instant(day: date, tz: ZoneInfo) -> int:
-    """Milliseconds of local midnight starting `day`; the far end of time past year 9999."""
+    """Milliseconds of local midnight starting `day`; the ends of time beyond 1970 and 9999."""
+    if day <= _EPOCH_DAY:
+        return _OPEN_START
     if day >= date.max:
         return _OPEN_END
     return int(datetime.combine(day, time(0), tz).astimezone(UTC).timestamp() * 1000)

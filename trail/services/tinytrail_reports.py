@@ -2,8 +2,10 @@
 
 Periods are local dates in the website's time zone, ending today:
 today, yesterday, 7d/30d/90d (the last N days including today), 12m (one year back + 1 day),
-ytd (since January 1), all (since the website's earliest stored day). `start_date`/`end_date`
-override the period (either alone: from that day to today / the 7 days ending that day).
+ytd (since January 1), all (since the website's earliest stored day, at most MAX_BUCKETS days
+back, so that its day series fits). `start_date`/`end_date` override the period (either alone:
+from that day to today / the 7 days ending that day); `start_date` after `end_date` is an error,
+and dates are moved into [1970-01-01, tomorrow] like the Pirsch filter's (trail.stats.filters).
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from trail.errors import FieldError
-from trail.stats.filters import Filter
-from trail.stats.scan import _SAFE_SITE
+from trail.stats.buckets import MAX_BUCKETS
+from trail.stats.filters import FIRST_DAY, Filter, clamp_day
 from trail.stats.tinytrail_reports import content_group_filter
+from trail.storage import layout
 from trail.storage.meta import Site
 
 PERIODS = ("yesterday", "today", "7d", "30d", "90d", "12m", "ytd", "all")
@@ -26,7 +29,6 @@ FORMATS = ("json", "csv")
 MAX_PER_PAGE = 500
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _INT = re.compile(r"^\d{1,9}$")
-_DAY_DIR = re.compile(r"^day=(\d{4}-\d{2}-\d{2})$")
 
 
 class QueryError(FieldError):
@@ -87,15 +89,14 @@ def _choice(name: str, value: str | None, choices: tuple[str, ...]) -> str | Non
 
 
 def earliest_day(data_dir: Path, site_id: str) -> date | None:
-    """The first UTC day with stored sessions or bot requests of a site."""
-    if not _SAFE_SITE.match(site_id):
-        return None
-    days = []
-    for table in ("sessions", "requests"):
-        site_dir = Path(data_dir) / "segments" / table / f"site={site_id}"
-        if site_dir.is_dir():
-            days += [m.group(1) for p in site_dir.iterdir() if (m := _DAY_DIR.match(p.name))]
-    return date.fromisoformat(min(days)) if days else None
+    """The first UTC day with stored sessions or bot requests of a site (from FIRST_DAY on)."""
+    days = [
+        d
+        for table in ("sessions", "requests")
+        for d in layout.site_days(data_dir, table, site_id)
+        if d >= FIRST_DAY
+    ]
+    return min(days, default=None)
 
 
 def minus_year(d: date) -> date:
@@ -116,7 +117,8 @@ def period_range(period: str, today: date, first: date | None) -> tuple[date, da
         return minus_year(today) + timedelta(days=1), today
     if period == "ytd":
         return today.replace(month=1, day=1), today
-    return min(first or today, today), today  # all
+    oldest = today - timedelta(days=MAX_BUCKETS - 1)
+    return max(min(first or today, today), oldest), today  # all
 
 
 def compare_range(compare: str, start: date, end: date) -> tuple[date, date]:
@@ -135,13 +137,14 @@ def parse_query(
     except Exception:  # noqa: BLE001  a bad stored zone must not break reports
         tz = ZoneInfo("UTC")
     today = (now or datetime.now(UTC)).astimezone(tz).date()
+    tomorrow = today + timedelta(days=1)
     period = _choice("period", _one(params, "period"), PERIODS) or "7d"
     start_date = _date("start_date", _one(params, "start_date"))
     end_date = _date("end_date", _one(params, "end_date"))
     if start_date or end_date:
-        end = end_date or today
-        start = start_date or end - timedelta(days=6)
-        if start > end:
+        end = clamp_day(end_date or today, tomorrow)
+        start = clamp_day(start_date or end - timedelta(days=6), tomorrow)
+        if start > end or (start_date and end_date and start_date > end_date):
             raise QueryError("start_date", "must not be after end_date")
     else:
         first = earliest_day(data_dir, site.id) if period == "all" else None

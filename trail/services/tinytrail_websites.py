@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import shutil
-from pathlib import Path
 from typing import Any
 
 from trail.errors import FieldError
@@ -19,7 +17,6 @@ from trail.validation import is_hostname, normal_hostname
 
 MAX_GROUPS = 100
 MAX_EXCLUDED = 1000
-TABLES = ("sessions", "page_views", "events", "requests")
 
 
 class WebsiteError(FieldError):
@@ -154,11 +151,3 @@ def update_website(meta: MetaStore, save: Any, site: Site, body: dict[str, Any])
     if "excluded_ips" in body:
         site.excluded_ips = parse_excluded_ips(body["excluded_ips"])
     return save(site)
-
-
-def purge_site_data(data_dir: Path, site_id: str) -> None:
-    """Remove a deleted site's stored rows (every table's `site=<id>` directory)."""
-    if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", site_id):
-        return
-    for table in TABLES:
-        shutil.rmtree(Path(data_dir) / "segments" / table / f"site={site_id}", ignore_errors=True)

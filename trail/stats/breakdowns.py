@@ -40,12 +40,10 @@ def _visitors_by(rows: Rows, columns: list[str]) -> pl.LazyFrame:
     if f.page_level and not f.event_level:
         pv = rows.page_views(["visitor_id", *columns])
         return pv.group_by(columns).agg(pl.col("visitor_id").n_unique().alias("visitors"))
-    if kernels.has_group_stats():
-        # Visitors are distinct ids of +1 rows (metrics.visitors): keep only those, then count
-        # per group without Polars' per-group hash sets.
-        live = rows.sessions(["visitor_id", "session_id", "sign", *columns])
-        return kernels.visitors_by(live.filter(m.present()), columns).lazy()
-    return rows.sessions(["visitor_id", "sign", *columns]).group_by(columns).agg(m.visitors())
+    # Visitors are distinct ids of +1 rows (metrics.visitors): keep only those, then count per
+    # group without Polars' per-group hash sets.
+    live = rows.sessions(["visitor_id", "session_id", "sign", *columns])
+    return kernels.visitors_by(live.filter(m.present()), columns).lazy()
 
 
 def _all_visitors(rows: Rows) -> pl.LazyFrame:
@@ -82,13 +80,10 @@ def referrer(data_dir: Path, f: Filter) -> list[dict[str, Any]]:
     # an example (the smallest value, so the answer does not depend on row order)
     example = pl.col(other).min()
     sess = _search(rows.sessions([*KEYS, *m.SESSION_COLUMNS, "referrer", "referrer_name"]), f, key)
-    if kernels.has_group_stats():
-        # The distinct counts in one kernel pass (see sources.metrics_by), the example apart.
-        inputs = sess.select(*KEYS, "sign", "page_views", "is_bounce", key)
-        counted = kernels.session_metrics_by(inputs, [key]).lazy()
-        lf = counted.join(sess.group_by(key).agg(example), on=key, how="left")
-    else:
-        lf = sess.group_by(key).agg(example, *m.session_metrics())
+    # The distinct counts in one kernel pass (see sources.metrics_by), the example apart.
+    inputs = sess.select(*KEYS, "sign", "page_views", "is_bounce", key)
+    counted = kernels.session_metrics_by(inputs, [key]).lazy()
+    lf = counted.join(sess.group_by(key).agg(example), on=key, how="left")
     lf = lf.filter(pl.col("visitors") > 0)
     df, total = pl.collect_all([lf, _all_visitors(rows)])
     df = df.with_columns(

@@ -2,6 +2,10 @@
 
 Rows are assigned to buckets by a binary search of their UTC time in the buckets' UTC start
 instants: much cheaper than converting every row's time to the local zone.
+
+A series report answers one value per bucket, empty ones included, so its size follows the
+window, not the data: it holds at most MAX_BUCKETS buckets (ten years of days), and a longer
+series is refused naming the parameter that starts the window.
 """
 
 from __future__ import annotations
@@ -10,6 +14,10 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import polars as pl
+
+from trail.stats.filters import FilterError
+
+MAX_BUCKETS = 3660
 
 
 def bucket_start(day: date, scale: str) -> date:
@@ -31,6 +39,32 @@ def bucket_starts(first: date, last: date, scale: str) -> list[date]:
         out.append(current)
         current = _next(current, scale)
     return out
+
+
+def bucket_count(first: date, last: date, scale: str) -> int:
+    """len(bucket_starts(first, last, scale)), without building them."""
+    if last < first:
+        return 0
+    a, b = bucket_start(first, scale), bucket_start(last, scale)
+    if scale == "week":
+        return (b - a).days // 7 + 1
+    if scale == "month":
+        return (b.year - a.year) * 12 + b.month - a.month + 1
+    if scale == "year":
+        return b.year - a.year + 1
+    return (b - a).days + 1
+
+
+def series_starts(first: date, last: date, scale: str, field: str = "from") -> list[date]:
+    """The bucket starts of a series report; FilterError naming `field` beyond MAX_BUCKETS."""
+    n = bucket_count(first, last, scale)
+    if n > MAX_BUCKETS:
+        raise FilterError(
+            field,
+            f"a series has at most {MAX_BUCKETS} buckets and {first.isoformat()} to "
+            f"{last.isoformat()} makes {n} {scale}s: choose a later {field}",
+        )
+    return bucket_starts(first, last, scale)
 
 
 def _next(day: date, scale: str) -> date:

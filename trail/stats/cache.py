@@ -2,9 +2,11 @@
 
 A result is cached only when every UTC day it reads has closed (ended more than the compaction
 delay ago, so it normally holds one compacted parquet per table). The key holds the report, the
-filter and a fingerprint of what was read: the mtime of each day directory of every table (a
+filter and a fingerprint of what was read: the mtime of each site directory (it changes when a
+day directory is added or removed) and of each of its day directories in the window (a
 directory's mtime changes whenever a file is added, renamed or removed in it: late segments,
-a compaction, a deletion of replaced files) and the site's tombstone file. Today is never cached.
+a compaction, a deletion of replaced files) of every table, and the site's tombstone file.
+Today is never cached.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from trail.stats.filters import Filter, FilterError
-from trail.storage.schema import TABLES
+from trail.storage import layout
 
 MAX_ENTRIES = 256
 # A day is "closed" for caching once it ended this long ago (matches compaction's default delay).
@@ -33,37 +35,42 @@ _entries: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
 stats = {"hits": 0, "misses": 0, "uncacheable": 0}
 
 
-def days_read(name: str, f: Filter) -> list[date] | None:
-    """The UTC days a report reads, or None if it cannot tell (then nothing is cached)."""
+def days_read(name: str, f: Filter) -> tuple[date, date] | None:
+    """The first and last UTC day a report reads, or None if it cannot tell (then nothing is
+    cached)."""
     try:
         start, end = f.window()
     except FilterError:
         return None
+    if end <= start:
+        return None
     if name == "growth" and f.from_date and f.to_date:
         length = (f.to_date - f.from_date).days + 1
         start -= timedelta(days=7 if length == 1 else length)
-    first, last = start.date(), (end - timedelta(milliseconds=1)).date()
-    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    return start.astimezone(UTC).date(), (end - timedelta(milliseconds=1)).astimezone(UTC).date()
+
+
+def _mtime(path: Path) -> int:
+    try:
+        return os.stat(path).st_mtime_ns
+    except FileNotFoundError:
+        return 0
 
 
 def _fingerprint(
-    data_dir: Path, site_id: str, days: list[date], now: float
+    data_dir: Path, site_id: str, days: tuple[date, date], now: float
 ) -> tuple[Any, ...] | None:
-    last_end = datetime.combine(days[-1] + timedelta(days=1), datetime.min.time(), UTC).timestamp()
-    if now < last_end + CLOSED_AFTER:
+    first, last = days
+    last_end = datetime.combine(last + timedelta(days=1), datetime.min.time(), UTC).timestamp()
+    if now < last_end + CLOSED_AFTER or not layout.is_site_id(site_id):
         return None
-    parts: list[Any] = []
-    for table in TABLES:
-        site_dir = f"{data_dir}/segments/{table}/site={site_id}"
-        for day in days:
-            try:
-                parts.append(os.stat(f"{site_dir}/day={day.isoformat()}").st_mtime_ns)
-            except FileNotFoundError:
-                parts.append(0)
-    try:
-        parts.append(os.stat(f"{data_dir}/tombstones/site={site_id}.json").st_mtime_ns)
-    except FileNotFoundError:
-        parts.append(0)
+    parts: list[int] = []
+    for table in layout.TABLES:
+        parts.append(_mtime(layout.site_dir(data_dir, table, site_id)))
+        for day in layout.site_days(data_dir, table, site_id):
+            if first <= day <= last:
+                parts.append(_mtime(layout.day_dir(data_dir, table, site_id, day)))
+    parts.append(_mtime(layout.tombstone_file(data_dir, site_id)))
     # A change in the same clock tick as the stat would leave the mtime unchanged: only trust
     # directories that have been quiet for a moment.
     if max(parts) > (now - 2) * 1e9:

@@ -3,6 +3,11 @@
 Values arrive percent-decoded as `dict[str, list[str]]` (repeated keys kept). Empty values mean
 "unset" (the Go SDK sends every parameter). Prefixes: `!` not equal, `~` contains
 (case-insensitive), `^` does not contain; "null" stands for the empty value.
+
+Dates: `from` after `to` is an error naming `from`. A date before FIRST_DAY or after tomorrow (in
+the filter's time zone) is moved to that end: no row can be there, and a far date would overflow
+the date arithmetic of reports (the previous window of growth, time zone conversions). Series
+reports have a bound of their own (trail.stats.buckets.MAX_BUCKETS).
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ MAX_LIMIT = 100
 MAX_START_SECONDS = 3600
 DEFAULT_START_SECONDS = 600
 SCALES = ("day", "week", "month", "year")
+# No stored row is older than the Unix epoch: ingest refuses hit times outside a sane window.
+FIRST_DAY = date(1970, 1, 1)
 PLATFORMS = ("desktop", "mobile", "unknown")
 METRIC_TYPES = ("integer", "float")
 
@@ -153,7 +160,7 @@ def parse_filter(
     from_date = _parse_date("from", one.get("from"))
     to_date = _parse_date("to", one.get("to"))
     if from_date and to_date and from_date > to_date:
-        from_date, to_date = to_date, from_date
+        raise FilterError("from", "must not be after to")
     metric_type = _parse_choice("custom_metric_type", one.get("custom_metric_type"), METRIC_TYPES)
     for a, b in (
         ("custom_metric_key", "custom_metric_type"),
@@ -161,15 +168,11 @@ def parse_filter(
     ):
         if a in one and b not in one:
             raise FilterError(b, f"required together with {a}")
-    tomorrow = (now or datetime.now(UTC)).astimezone(tz).date() + timedelta(days=1)
-    if to_date and to_date > tomorrow:
-        to_date = tomorrow
-    if from_date and from_date > tomorrow:
-        from_date = tomorrow
+    tomorrow = tomorrow_in(tz, now)
     return Filter(
         site_id=one.get("id", ""),
-        from_date=from_date,
-        to_date=to_date,
+        from_date=clamp_day(from_date, tomorrow) if from_date else None,
+        to_date=clamp_day(to_date, tomorrow) if to_date else None,
         from_time=_parse_clock("from_time", one.get("from_time")),
         to_time=_parse_clock("to_time", one.get("to_time")),
         tz=tz,
@@ -197,6 +200,16 @@ def parse_filter(
         ),
         search=one.get("search"),
     )
+
+
+def tomorrow_in(tz: ZoneInfo, now: datetime | None = None) -> date:
+    """The local date after today in `tz`: the last date a window may reach."""
+    return (now or datetime.now(UTC)).astimezone(tz).date() + timedelta(days=1)
+
+
+def clamp_day(day: date, tomorrow: date) -> date:
+    """`day` moved into [FIRST_DAY, tomorrow], the dates that can have rows."""
+    return min(max(day, FIRST_DAY), tomorrow)
 
 
 def _parse_tz(value: str | None, default: str) -> ZoneInfo:

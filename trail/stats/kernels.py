@@ -1,9 +1,8 @@
-"""Exact distinct counts over u64 ids, in Rust when the extension has the kernel.
+"""Exact distinct counts over u64 ids and per-group statistics, by the Rust kernels.
 
 Polars counts distinct u64 values with a hash table that falls out of cache at a few million
 random ids; the inputs here are concatenated per-day runs that are already sorted, which the
-Rust kernel (rust_core/src/kernels.rs) merges with a run-adaptive sort. numpy is the fallback
-for an extension built before the kernel existed; both are exact.
+Rust kernel (rust_core/src/kernels.rs) merges with a run-adaptive sort.
 """
 
 from __future__ import annotations
@@ -20,15 +19,7 @@ def distinct_count(arrays: list[np.ndarray]) -> int:
     if not parts:
         return 0
     values = parts[0] if len(parts) == 1 else np.concatenate(parts)
-    if core.distinct_u64 is not None:
-        return int(core.distinct_u64(values))
-    # np.unique hashes in numpy 2.x and is several times slower than sorting here.
-    ordered = np.sort(values)
-    return int(1 + np.count_nonzero(ordered[1:] != ordered[:-1]))
-
-
-def has_group_stats() -> bool:
-    return core.group_stats is not None
+    return int(core.distinct_u64(values))
 
 
 _NO_TIMES = np.zeros(0, dtype=np.int64)

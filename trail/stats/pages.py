@@ -42,7 +42,7 @@ def page(data_dir: Path, f: Filter, *, group_by_title: bool = False) -> list[dic
     rolled = None if group_by_title else rollup_pages.page_stats(rows)
     if rolled is not None:
         stats = rolled.lazy().filter(searched) if f.search else rolled.lazy()
-    elif not group_by_title and kernels.has_group_stats():
+    elif not group_by_title:
         stats = kernels.page_stats(pv).lazy()
     else:
         aggs = m.page_view_metrics()
@@ -183,12 +183,7 @@ def _entry_exit(data_dir: Path, f: Filter, kind: str) -> list[dict[str, Any]]:
         .filter(pl.col(count) > 0)
     )
     pv = rows.page_views([*m.PAGE_VIEW_COLUMNS, "path"])
-    if kernels.has_group_stats():
-        pages = (
-            kernels.page_stats(pv, with_title=False).lazy().select("path", "visitors", "sessions")
-        )
-    else:
-        pages = pv.group_by("path").agg(m.page_view_metrics()[:2])
+    pages = kernels.page_stats(pv, with_title=False).lazy().select("path", "visitors", "sessions")
     all_sessions = rollup_totals.totals_frame(rows.unfiltered(), ["sessions"])
     if all_sessions is None:
         all_sessions = rows.unfiltered().sessions(["sign"]).select(m.sessions())

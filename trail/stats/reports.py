@@ -5,6 +5,7 @@ Time-series and totals live here; page reports in `pages`, dimension breakdowns 
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -24,7 +25,7 @@ from trail.stats.breakdowns import (  # noqa: F401  (re-exported: one import for
     referrer,
     weekdays,
 )
-from trail.stats.buckets import bucket_index, bucket_label, bucket_starts
+from trail.stats.buckets import bucket_index, bucket_label, bucket_starts, series_starts
 from trail.stats.filters import Filter
 from trail.stats.pages import _page_filter_only as page_filter_only
 from trail.stats.pages import active, entry_pages, exit_pages, page  # noqa: F401
@@ -96,9 +97,9 @@ def total_for_rows(rows: Rows) -> dict[str, Any]:
 
 def visitor(data_dir: Path, f: Filter) -> list[dict[str, Any]]:
     """/statistics/visitor: one object per day/week/month/year bucket, empty buckets as zeros."""
-    rows = rows_for(data_dir, f)
     first, last = dates_of(f)
-    starts = bucket_starts(first, last, f.scale)
+    starts = series_starts(first, last, f.scale)
+    rows = rows_for(data_dir, f)
     rolled = rollup_totals.bucket_totals(rows, starts, f.tz)
     if rolled is not None:  # unfiltered, whole UTC days: from the per-day rollups
         by_bucket: dict[int, Any] = rolled
@@ -132,30 +133,35 @@ def session_duration(data_dir: Path, f: Filter) -> list[dict[str, Any]]:
     Per day: sum(duration * sign) / sum(sign) over sessions with a non-zero duration, rounded
     half to even; week/month/year buckets average their days that have a value.
     """
-    rows = rows_for(data_dir, f)
     first, last = dates_of(f)
+    starts = series_starts(first, last, f.scale)
     days = bucket_starts(first, last, "day")
+    rows = rows_for(data_dir, f)
     lf = rows.sessions(["sign", "duration_seconds", "time"]).filter(pl.col("duration_seconds") > 0)
     daily = lf.group_by(bucket_index(days, f.tz)).agg(
         m.duration_sum().alias("total"), m.sessions().alias("n")
     )
-    return _scaled_averages(f, daily.collect())
+    return _scaled_averages(f, daily.collect(), days, starts)
 
 
-def _scaled_averages(f: Filter, daily: pl.DataFrame, **extra: Any) -> list[dict[str, Any]]:
-    """Per-day averages total/n (rows: bucket, total, n) averaged over each scale bucket, rounded."""
-    first, last = dates_of(f)
-    days = bucket_starts(first, last, "day")
-    per_day = {r["bucket"]: r["total"] / r["n"] for r in daily.iter_rows(named=True) if r["n"] > 0}
-    starts = bucket_starts(first, last, f.scale)
+def _scaled_averages(
+    f: Filter, daily: pl.DataFrame, days: list[date], starts: list[date], **extra: Any
+) -> list[dict[str, Any]]:
+    """Per-day averages total/n (rows: bucket = index in `days`, total, n) averaged over each
+    scale bucket of `starts`, rounded."""
+    per_day = sorted(
+        (r["bucket"], r["total"] / r["n"]) for r in daily.iter_rows(named=True) if r["n"] > 0
+    )
+    values: list[list[float]] = [[] for _ in starts]
+    for j, value in per_day:
+        if 0 <= j < len(days):
+            values[bisect_right(starts, days[j]) - 1].append(value)
     out = []
-    for i, start in enumerate(starts):
-        end = starts[i + 1] if i + 1 < len(starts) else last + timedelta(days=1)
-        values = [per_day[j] for j, d in enumerate(days) if start <= d < end and j in per_day]
+    for start, got in zip(starts, values, strict=True):
         item: dict[str, Any] = {"day": None, "week": None, "month": None, "year": None}
         item[f.scale] = bucket_label(start)
         item.update(extra)
-        item["average_time_spent_seconds"] = round(sum(values) / len(values)) if values else 0
+        item["average_time_spent_seconds"] = round(sum(got) / len(got)) if got else 0
         out.append(item)
     return out
 
@@ -166,9 +172,10 @@ def page_duration(data_dir: Path, f: Filter) -> list[dict[str, Any]]:
     Time on page is the next view's duration in the session (zeros excluded), averaged per day
     and then over the days of each bucket, like the session duration.
     """
-    rows = rows_for(data_dir, f)
     first, last = dates_of(f)
+    starts = series_starts(first, last, f.scale)
     days = bucket_starts(first, last, "day")
+    rows = rows_for(data_dir, f)
     if f.page_level:
         # The page a time belongs to is the previous view's: pair views within sessions.
         pv = rows.page_views([*KEYS, "time", "duration_seconds", "path", "title"], with_paths=False)
@@ -188,7 +195,7 @@ def page_duration(data_dir: Path, f: Filter) -> list[dict[str, Any]]:
     )
     ff = f.fields.get("path")
     path = ff.eq[0] if ff is not None and len(ff.eq) == 1 and not ff.neq else ""
-    return _scaled_averages(f, daily.collect(), path=path)
+    return _scaled_averages(f, daily.collect(), days, starts, path=path)
 
 
 def unfiltered_visitors(rows: Rows) -> pl.LazyFrame:
@@ -255,6 +262,7 @@ def overview(data_dir: Path, f: Filter, now: datetime | None = None) -> dict[str
     if f.from_date is None or f.to_date is None:
         today = (now or datetime.now(UTC)).astimezone(f.tz).date()
         f = replace(f, from_date=today - timedelta(days=OVERVIEW_DAYS - 1), to_date=today)
+    series_starts(*dates_of(f), "day")  # a series too long for an answer fails before any scan
     t = total(data_dir, f)
     prev = total_for_rows(previous_rows(data_dir, f, now))
     visitors_growth = m.growth(t["visitors"], prev["visitors"])

@@ -17,7 +17,7 @@ import polars as pl
 
 from trail import core
 from trail.stats.sources import Rows
-from trail.storage import rollups
+from trail.storage import page_rollups, rollups
 
 
 def page_stats(rows: Rows) -> pl.DataFrame | None:
@@ -25,11 +25,9 @@ def page_stats(rows: Rows) -> pl.DataFrame | None:
     f = rows.f
     if not f.is_unfiltered or f.visitor_id is not None or f.session_id is not None:
         return None
-    if core.union_visitors is None:
-        return None
     days = rollups.whole_days(rows.start, rows.end)
     sessions = rollups.days_for(rows.data_dir, "sessions", f.site_id, rows.start, rows.end)
-    pages = rollups.days_for(rows.data_dir, "page_views", f.site_id, rows.start, rows.end)
+    pages = page_rollups.days_for(rows.data_dir, f.site_id, rows.start, rows.end)
     if days is None or sessions is None or pages is None:
         return None
     if not pages:

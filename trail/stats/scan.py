@@ -2,47 +2,58 @@
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
-from trail.storage import tombstones
-from trail.storage.daydir import list_day
+from trail.storage import layout, tombstones
+from trail.storage.daydir import read_day
 from trail.storage.schema import TABLES
-
-# Site ids are UUIDs; anything that could escape the segments directory is refused outright.
-_SAFE_SITE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 def utc_days(start: datetime, end: datetime) -> list[date]:
     """The UTC dates whose day directories may hold rows with start <= time < end."""
-    if end <= start:
+    span = _utc_span(start, end)
+    if span is None:
         return []
-    first = start.date()
-    last = (end - timedelta(milliseconds=1)).date()
+    first, last = span
     return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+def stored_days(
+    data_dir: Path, table: str, site_id: str, start: datetime, end: datetime
+) -> list[date]:
+    """utc_days, but only those with a directory: however long the window, only the days a site
+    has rows for are looked at."""
+    span = _utc_span(start, end)
+    if span is None:
+        return []
+    return [d for d in layout.site_days(data_dir, table, site_id) if span[0] <= d <= span[1]]
+
+
+def _utc_span(start: datetime, end: datetime) -> tuple[date, date] | None:
+    """The first and last UTC date of [start, end), None when it is empty."""
+    if end <= start:
+        return None
+    return start.astimezone(UTC).date(), (end - timedelta(milliseconds=1)).astimezone(UTC).date()
 
 
 def segment_files(
     data_dir: Path, table: str, site_id: str, days: list[date]
 ) -> tuple[list[str], list[str]]:
     """The existing (arrow, parquet) files of one site's table for the given UTC days."""
-    if not _SAFE_SITE.match(site_id):
+    if not layout.is_site_id(site_id):
         return [], []
-    site_dir = Path(data_dir) / "segments" / table / f"site={site_id}"
     arrow: list[str] = []
     parquet: list[str] = []
-    if not site_dir.is_dir():
-        return arrow, parquet
     for day in days:
         # Temp files being written are not named *.arrow, so a half-written segment is never read;
         # files a compacted parquet replaced are skipped (see trail.storage.daydir).
-        a, p = list_day(site_dir / f"day={day.isoformat()}")
-        arrow.extend(a)
-        parquet.extend(p)
+        listing = read_day(layout.day_dir(data_dir, table, site_id, day))
+        arrow.extend(listing.arrow)
+        parquet.extend(listing.parquet)
     return arrow, parquet
 
 
@@ -78,53 +89,69 @@ def scan(
     Only `columns` (default: all) are read; `time` is always available for the window predicate
     but is only kept when asked for. An empty frame with the schema when no file exists.
 
-    A day directory holds the rows of one UTC day, so days wholly inside the window need no
-    time predicate: only the first and last day of a window that does not start or end on a
-    UTC midnight are filtered by time (decoding and testing `time` was ~40 % of a 30-day scan).
+    A day directory holds the rows of one UTC day, and a row outside it (a damaged segment) is
+    never read: each day's files are read with the time predicate of that day and the window.
+    The compacted parts of days wholly inside the window that are known to hold only their
+    day's rows (trail.storage.daydir, `day_only`) need no time predicate at all, and are read
+    in one multi-file scan (decoding and testing `time` was ~40 % of a 30-day scan).
     """
     schema = TABLES[table]
     wanted = list(schema) if columns is None else list(dict.fromkeys(columns))
-    window = (pl.col("time") >= _lit_time(start)) & (pl.col("time") < _lit_time(end))
     stones = tombstones.relevant(tombstones.load(data_dir, site_id), table, _ms(start), _ms(end))
     keep = tombstones.keep_expr(stones)
-    parts: list[pl.LazyFrame] = []
-    for days, predicate in _day_groups(start, end, window):
-        if keep is not None:
-            predicate = keep if predicate is None else predicate & keep
-        read = wanted if predicate is None or "time" in wanted else [*wanted, "time"]
-        arrow, parquet = segment_files(data_dir, table, site_id, days)
-        files: list[pl.LazyFrame] = []
-        if arrow:
-            files.append(_columns(pl.scan_ipc(arrow), read, schema))
-        if parquet:
-            files.append(_columns(pl.scan_parquet(parquet), read, schema))
-        for frame in files:
-            parts.append((frame if predicate is None else frame.filter(predicate)).select(wanted))
-    if not parts:
+    reader = _Reader(wanted, schema, keep)
+    trusted: list[str] = []  # parquet files read without a time predicate, in day order
+    for day in stored_days(data_dir, table, site_id, start, end):
+        listing = read_day(layout.day_dir(data_dir, table, site_id, day))
+        lo = datetime(day.year, day.month, day.day, tzinfo=UTC)
+        hi = lo + timedelta(days=1)
+        inside = start <= lo and hi <= end
+        if listing.arrow:
+            reader.add(listing.arrow, [], _between(max(start, lo), min(end, hi)))
+        if inside and listing.day_only:
+            trusted.extend(listing.parquet)
+        elif listing.parquet:
+            reader.add([], trusted, None)
+            trusted = []
+            reader.add([], listing.parquet, _between(max(start, lo), min(end, hi)))
+    reader.add([], trusted, None)
+    if not reader.parts:
         return pl.LazyFrame(schema={c: schema[c] for c in wanted})
+    parts = reader.parts
     frame = parts[0] if len(parts) == 1 else pl.concat(parts, how="vertical_relaxed")
     return frame.cast({c: schema[c] for c in wanted})
 
 
-def _day_groups(
-    start: datetime, end: datetime, window: pl.Expr
-) -> list[tuple[list[date], pl.Expr | None]]:
-    """The window's UTC days in order, grouped by whether they need the time predicate."""
-    groups: list[tuple[list[date], pl.Expr | None]] = []
-    for day in utc_days(start, end):
-        lo = datetime(day.year, day.month, day.day, tzinfo=UTC)
-        inside = start <= lo and lo + timedelta(days=1) <= end
-        predicate = None if inside else window
-        if groups and (groups[-1][1] is None) == (predicate is None):
-            groups[-1][0].append(day)
-        else:
-            groups.append(([day], predicate))
-    return groups
+class _Reader:
+    """The lazy frames of a scan, one per group of files read with the same predicate."""
+
+    def __init__(self, wanted: list[str], schema: dict[str, Any], keep: pl.Expr | None) -> None:
+        self.wanted = wanted
+        self.schema = schema
+        self.keep = keep
+        self.parts: list[pl.LazyFrame] = []
+
+    def add(self, arrow: list[str], parquet: list[str], window: pl.Expr | None) -> None:
+        predicate = window
+        if self.keep is not None:
+            predicate = self.keep if predicate is None else predicate & self.keep
+        read = self.wanted if predicate is None or "time" in self.wanted else [*self.wanted, "time"]
+        files: list[pl.LazyFrame] = []
+        if arrow:
+            files.append(_columns(pl.scan_ipc(arrow), read, self.schema))
+        if parquet:
+            files.append(_columns(pl.scan_parquet(parquet), read, self.schema))
+        for frame in files:
+            filtered = frame if predicate is None else frame.filter(predicate)
+            self.parts.append(filtered.select(self.wanted))
 
 
 def _ms(value: datetime) -> int:
     return int(value.timestamp() * 1000)
 
 
-def _lit_time(value: datetime) -> pl.Expr:
-    return pl.lit(value).cast(pl.Datetime("ms", "UTC"))
+def _between(start: datetime, end: datetime) -> pl.Expr:
+    """start <= time < end (a literal from an integer: ~50x cheaper to build than from a datetime)."""
+    time_ms = pl.Datetime("ms", "UTC")
+    lo, hi = pl.lit(_ms(start)).cast(time_ms), pl.lit(_ms(end)).cast(time_ms)
+    return (pl.col("time") >= lo) & (pl.col("time") < hi)

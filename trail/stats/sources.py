@@ -141,8 +141,6 @@ def metrics_by(rows: Rows, keys: list[pl.Expr], columns: list[str]) -> pl.LazyFr
         return pv.join(sess.group_by(keys).agg(m.bounces()), on=names, how="left").with_columns(
             pl.col("bounces").fill_null(0)
         )
-    if not kernels.has_group_stats():
-        return rows.sessions([*m.SESSION_COLUMNS, *columns]).group_by(keys).agg(m.session_metrics())
     # One kernel pass: Polars' per-group hash sets for distinct visitors cost seconds on tens of
     # millions of session rows.
     names = [k.meta.output_name() for k in keys]

@@ -23,7 +23,7 @@ import polars as pl
 from trail.core import coarse_channel
 from trail.stats import metrics as m
 from trail.stats import reports
-from trail.stats.buckets import bucket_index, bucket_starts
+from trail.stats.buckets import bucket_index, series_starts
 from trail.stats.events import events as event_report
 from trail.stats.filters import FieldFilter, Filter
 from trail.stats.predicates import field_expr
@@ -372,7 +372,7 @@ def timeseries(
     """One value per local day of the range. `path` narrows page metrics to that path, and the
     session metrics to sessions that entered (landing, duration) or left (exits) there."""
     first, last = reports.dates_of(f)
-    days = bucket_starts(first, last, "day")
+    days = series_starts(first, last, "day", field="start_date")
     if metric in ("visits", "pageviews", "bounce_rate"):
         series = reports.visitor(data_dir, _with_field(f, "path", path))
         key = {"visits": "sessions", "pageviews": "views", "bounce_rate": "bounce_rate"}[metric]

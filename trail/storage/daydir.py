@@ -5,7 +5,7 @@ maintenance process compacted it, `part-<n>.parquet` files plus `compacted.json`
 
     {"live": ["part-3.parquet"],
      "replaced": {"w0-g17...-0.arrow": {"by": "part-3.parquet", "at": 1700000000.0}, ...},
-     "tombstones_at": 1700000000000}
+     "tombstones_at": 1700000000000, "day_only": true}
 
 Readers and the compactor agree on these rules, which make every moment consistent without a lock
 on the read side (the compactor writes the parquet first, then renames the manifest into place):
@@ -15,6 +15,10 @@ on the read side (the compactor writes the parquet first, then renames the manif
   parquet that exists in the same listing (a reader that listed before the parquet appeared
   still reads the inputs);
 - replaced files are deleted after a grace period, so a query that listed them can still open them.
+
+A row belongs to the UTC day of its directory. One outside it (a damaged segment) is never read:
+scans bound every day by its own day, except for live parquet files the manifest marks
+`day_only` (compaction dropped such rows, or checked the file's time statistics).
 """
 
 from __future__ import annotations
@@ -30,8 +34,7 @@ from typing import Any
 
 import orjson
 
-MANIFEST = "compacted.json"
-LOCK = ".compact.lock"
+from trail.storage.layout import LOCK, MANIFEST, temp_name
 
 
 @dataclass
@@ -42,6 +45,8 @@ class Manifest:
     tombstones_at: int = 0
     # Pre-aggregates of the live parquet (trail.storage.rollups), {} when there are none.
     rollup: dict[str, Any] = field(default_factory=dict)
+    # The live parquet holds only rows of the directory's UTC day.
+    day_only: bool = False
 
     @classmethod
     def read(cls, day_dir: Path) -> Manifest:
@@ -58,6 +63,7 @@ class Manifest:
             replaced=dict(raw.get("replaced", {})),
             tombstones_at=int(raw.get("tombstones_at", 0)),
             rollup=dict(raw.get("rollup") or {}),
+            day_only=bool(raw.get("day_only", False)),
         )
 
     def write(self, day_dir: Path) -> None:
@@ -68,12 +74,14 @@ class Manifest:
         }
         if self.rollup:
             body["rollup"] = self.rollup
+        if self.day_only:
+            body["day_only"] = True
         write_atomic(day_dir / MANIFEST, orjson.dumps(body))
 
 
 def write_atomic(path: Path, data: bytes) -> None:
     """Write `data` to `path` through a fsynced temp file and a rename, then fsync the directory."""
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = path.with_name(temp_name(path.name))
     with open(tmp, "wb") as f:
         f.write(data)
         f.flush()
@@ -126,31 +134,49 @@ def visible_files(names: list[str], manifest: Manifest) -> tuple[list[str], list
     return arrow, parquet
 
 
-# Listing cache: day dir -> (dir mtime_ns, (arrow paths, parquet paths)). A directory's mtime
-# changes whenever a file is added, renamed or removed in it; entries are only trusted when the
-# mtime is older than the filesystem's timestamp granularity, so a change in the same tick as
-# the listing is never missed.
-_listing_cache: dict[str, tuple[int, tuple[list[str], list[str]]]] = {}
+@dataclass(frozen=True)
+class Listing:
+    """What to read in one day directory: full paths, and whether the parquet files are known to
+    hold only rows of the directory's day (then a scan of the whole day needs no time test)."""
+
+    arrow: list[str]
+    parquet: list[str]
+    day_only: bool = False
+
+
+_EMPTY = Listing([], [], True)
+
+# Listing cache: day dir -> (dir mtime_ns, listing). A directory's mtime changes whenever a file
+# is added, renamed or removed in it; entries are only trusted when the mtime is older than the
+# filesystem's timestamp granularity, so a change in the same tick as the listing is never missed.
+_listing_cache: dict[str, tuple[int, Listing]] = {}
 _SETTLED_NS = 2_000_000_000
 
 
-def list_day(day_dir: Path) -> tuple[list[str], list[str]]:
-    """Full paths of the (arrow, parquet) files to read in one day directory."""
+def read_day(day_dir: Path) -> Listing:
+    """The files to read in one day directory (empty when it does not exist)."""
     key = str(day_dir)
     try:
         mtime = os.stat(key).st_mtime_ns
-    except FileNotFoundError:
+        cached = _listing_cache.get(key)
+        if cached is not None and cached[0] == mtime:
+            return cached[1]
+        names = os.listdir(key)
+    except (FileNotFoundError, NotADirectoryError):
         _listing_cache.pop(key, None)
-        return [], []
-    cached = _listing_cache.get(key)
-    if cached is not None and cached[0] == mtime:
-        return cached[1]
-    names = os.listdir(key)
+        return _EMPTY
     manifest = Manifest.read(day_dir) if MANIFEST in names else Manifest()
     arrow, parquet = visible_files(names, manifest)
-    result = ([f"{key}/{n}" for n in arrow], [f"{key}/{n}" for n in parquet])
+    day_only = manifest.day_only and parquet == manifest.live
+    result = Listing([f"{key}/{n}" for n in arrow], [f"{key}/{n}" for n in parquet], day_only)
     if time.time_ns() - mtime > _SETTLED_NS:
         if len(_listing_cache) > 50_000:
             _listing_cache.clear()
         _listing_cache[key] = (mtime, result)
     return result
+
+
+def list_day(day_dir: Path) -> tuple[list[str], list[str]]:
+    """Full paths of the (arrow, parquet) files to read in one day directory."""
+    listing = read_day(day_dir)
+    return listing.arrow, listing.parquet

@@ -32,20 +32,21 @@ from __future__ import annotations
 
 import logging
 import os
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
 
-from trail.storage import rollups
+from trail.storage import layout, rollups
 from trail.storage.daydir import MANIFEST, Manifest, visible_files
 
 log = logging.getLogger("trail.rollups")
 
 VERSION = 2
-DAY_MS = 86_400_000
+# The columns `build` reads.
+COLUMNS = ["time", "visitor_id", "session_id", "path", "title"]
 UNSETTLED = "unsettled"
 SCHEMA = {
     "path": pl.String,
@@ -59,11 +60,26 @@ SCHEMA = {
 _KEYS = ["visitor_id", "session_id"]
 
 
+def days_for(
+    data_dir: Path, site_id: str, start: datetime, end: datetime
+) -> list[rollups.DayRollup] | None:
+    """The page rollups of every UTC day of the window with page views (rollups.days_for)."""
+    return rollups.days_for(data_dir, "page_views", site_id, start, end, version=VERSION)
+
+
 def inputs(day_dir: Path, day: date) -> dict[str, str | None]:
     """The current inputs of the page rollup of `day_dir` (a page_views day directory):
     the sessions rollup id file of the same day and the previous day's page_views part."""
-    previous = day_dir.parent / f"day={(day - timedelta(days=1)).isoformat()}"
-    return {"ids_file": _sessions_ids_file(day_dir, day), "prev_part": _settled_part(previous)}
+    previous = _previous_dir(day_dir, day)
+    prev_part = _settled_part(previous) if previous is not None else ""
+    return {"ids_file": _sessions_ids_file(day_dir, day), "prev_part": prev_part}
+
+
+def _previous_dir(day_dir: Path, day: date) -> Path | None:
+    """The directory of the day before (None before the first day there is a date for)."""
+    if day == date.min:
+        return None
+    return day_dir.parent / layout.day_name(day - timedelta(days=1))
 
 
 def _sessions_dir(day_dir: Path) -> Path:
@@ -75,7 +91,7 @@ def _sessions_ids_file(day_dir: Path, day: date) -> str | None:
     sessions_dir = _sessions_dir(day_dir)
     if not (sessions_dir / MANIFEST).exists():
         return None
-    r = rollups.day_rollup(sessions_dir, day)
+    r = rollups.day_rollup(sessions_dir, day, rollups.VERSION)
     return Path(r.file).name if r is not None else None
 
 
@@ -92,9 +108,9 @@ def _settled_part(day_dir: Path) -> str:
 def build(df: pl.DataFrame, day_dir: Path, day: date, part: str) -> dict[str, Any]:
     """Write the page rollup of `part` (the final rows `df` of one day); its manifest entry."""
     entry: dict[str, Any] = {"version": VERSION, "part": part, "file": None, **inputs(day_dir, day)}
-    start = int(datetime.combine(day, datetime.min.time(), UTC).timestamp() * 1000)
+    start, end = layout.day_span_ms(day)
     t = pl.col("time").dt.epoch("ms")
-    rows = df.lazy().filter((t >= start) & (t < start + DAY_MS))
+    rows = df.lazy().filter((t >= start) & (t < end))
     pv = rows.select(*_KEYS, "path", "title", t.alias("ms")).collect()
     if pv.is_empty():
         entry["unusable"] = "no page views"
@@ -112,7 +128,7 @@ def build(df: pl.DataFrame, day_dir: Path, day: date, part: str) -> dict[str, An
         return entry
     pv = pv.with_columns(position=pl.Series(positions, dtype=pl.UInt32))
     table = _per_path(pv, _previous_pairs(day_dir, day, entry["prev_part"]))
-    name = rollups.file_name(part, "page_views")
+    name = layout.rollup_name(part, "page_views")
     visitors_name = name.replace(".parquet", "-visitors.parquet")
     _write(table.drop("deltas"), day_dir / name)
     _write(table.select(pl.col("deltas").explode()), day_dir / visitors_name)
@@ -121,7 +137,7 @@ def build(df: pl.DataFrame, day_dir: Path, day: date, part: str) -> dict[str, An
 
 
 def _write(df: pl.DataFrame, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = path.with_name(layout.temp_name(path.name))
     df.write_parquet(tmp, compression="zstd", compression_level=3, statistics=False)
     with open(tmp, "rb") as f:
         os.fsync(f.fileno())
@@ -158,9 +174,9 @@ def _previous_pairs(day_dir: Path, day: date, prev_part: str) -> pl.DataFrame:
     empty = pl.DataFrame(
         schema={"visitor_id": pl.UInt64, "session_id": pl.UInt32, "path": pl.String}
     )
-    if prev_part == "":
+    prev_dir = _previous_dir(day_dir, day)
+    if prev_part == "" or prev_dir is None:
         return empty
-    prev_dir = day_dir.parent / f"day={(day - timedelta(days=1)).isoformat()}"
     arrow, parquet = visible_files(os.listdir(prev_dir), Manifest.read(prev_dir))
     frames = [pl.scan_parquet(prev_dir / n) for n in parquet]
     frames += [pl.scan_ipc(prev_dir / n) for n in arrow]

@@ -13,7 +13,9 @@ closed day in memory, so it also writes, for the `sessions` table:
 
 For the `page_views` table, `rollup-<n>.parquet` holds one row per path of the day (views,
 sessions, the latest title and the day's visitors of the path as positions in the sessions
-rollup's id list); see trail.storage.page_rollups.
+rollup's id list); see trail.storage.page_rollups, which builds on this module (never the other
+way round). Reading a day's rollup (`day_rollup`, `days_for`) is the same for both kinds: the
+caller names the format version it can read.
 
 Exactness: the ids are exact, and the union over days is counted exactly (trail.stats.kernels),
 so every number is the one the rows give. A day's rollup is used only when it still describes
@@ -26,7 +28,6 @@ anything else reads rows as before.
 from __future__ import annotations
 
 import os
-import re
 import threading
 import time
 from collections import OrderedDict
@@ -38,26 +39,20 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from trail.storage import tombstones
+from trail.storage import layout, tombstones
 from trail.storage.daydir import MANIFEST, Manifest, visible_files
 
 VERSION = 3  # of the sessions rollup
-DAY_MS = 86_400_000
-TABLES = ("sessions", "page_views")
-# The columns `build` reads per table.
-COLUMNS = {
-    "sessions": [
-        "time",
-        "sign",
-        "visitor_id",
-        "page_views",
-        "is_bounce",
-        "duration_seconds",
-        "entry_path",
-    ],
-    "page_views": ["time", "visitor_id", "session_id", "path", "title"],
-}
-_SAFE_SITE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # as trail.stats.scan
+# The columns `build` reads.
+COLUMNS = [
+    "time",
+    "sign",
+    "visitor_id",
+    "page_views",
+    "is_bounce",
+    "duration_seconds",
+    "entry_path",
+]
 
 
 def files_of(entry: dict[str, Any]) -> list[str]:
@@ -65,36 +60,10 @@ def files_of(entry: dict[str, Any]) -> list[str]:
     return [str(entry[k]) for k in ("file", "visitors_file") if entry.get(k)]
 
 
-def version(table: str) -> int:
-    if table == "page_views":
-        from trail.storage import page_rollups
-
-        return page_rollups.VERSION
-    return VERSION
-
-
-def file_name(part: str, table: str = "sessions") -> str:
-    """`part-7.parquet` -> `rollup-7.u64` (not `.arrow`: readers take those for segments), or
-    `rollup-7.parquet` for page views (readers only take the `part-*.parquet` the manifest names)."""
-    name = part.replace("part-", "rollup-")
-    return name if table == "page_views" else name.replace(".parquet", ".u64")
-
-
-def _day_ms(day: date) -> tuple[int, int]:
-    start = int(datetime.combine(day, datetime.min.time(), UTC).timestamp() * 1000)
-    return start, start + DAY_MS
-
-
-def build(table: str, df: pl.DataFrame, day_dir: Path, day: date, part: str) -> dict[str, Any]:
-    """Write the rollup file of `part` (the final rows `df` of one day) and return its manifest
-    entry; {} for tables without rollups."""
-    if table not in TABLES:
-        return {}
-    if table == "page_views":
-        from trail.storage import page_rollups
-
-        return page_rollups.build(df, day_dir, day, part)
-    start, end = _day_ms(day)
+def build(df: pl.DataFrame, day_dir: Path, day: date, part: str) -> dict[str, Any]:
+    """Write the sessions rollup file of `part` (the final rows `df` of one day) and return its
+    manifest entry."""
+    start, end = layout.day_span_ms(day)
     t = pl.col("time").cast(pl.Int64)
     rows = df.lazy().filter((t >= start) & (t < end))
     sign = pl.col("sign").cast(pl.Int64)
@@ -114,8 +83,8 @@ def build(table: str, df: pl.DataFrame, day_dir: Path, day: date, part: str) -> 
             .filter(pl.col("bounces") != 0),
         ]
     )
-    name = file_name(part)
-    tmp = day_dir / f".{name}.tmp"
+    name = layout.rollup_name(part)
+    tmp = day_dir / layout.temp_name(name)
     with open(tmp, "wb") as f:
         f.write(ids["visitor_id"].to_numpy().astype("<u8").tobytes())
         f.flush()
@@ -176,22 +145,24 @@ class _IdsCache:
 _ids_cache = _IdsCache(int(os.environ.get("TRAIL_ROLLUP_CACHE_MB", "256")) * 1024 * 1024)
 
 
-# day dir -> (dir mtime_ns, rollup or None); trusted like trail.storage.daydir's listing cache.
-_cache: dict[str, tuple[int, DayRollup | None]] = {}
+# (day dir, version) -> (dir mtime_ns, rollup or None); trusted like trail.storage.daydir's
+# listing cache.
+_cache: dict[tuple[str, int], tuple[int, DayRollup | None]] = {}
 _SETTLED_NS = 2_000_000_000
 
 
-def day_rollup(day_dir: Path, day: date, table: str = "sessions") -> DayRollup | None:
-    """The usable rollup of one day directory, or None (see the module doc)."""
+def day_rollup(day_dir: Path, day: date, version: int = VERSION) -> DayRollup | None:
+    """The usable rollup of one day directory, made in format `version`, or None (see the
+    module doc)."""
     key = str(day_dir)
     try:
         mtime = os.stat(key).st_mtime_ns
-    except FileNotFoundError:
+        cached = _cache.get((key, version))
+        if cached is not None and cached[0] == mtime:
+            return cached[1]
+        names = os.listdir(key)
+    except (FileNotFoundError, NotADirectoryError):
         return None
-    cached = _cache.get(key)
-    if cached is not None and cached[0] == mtime:
-        return cached[1]
-    names = os.listdir(key)
     result = None
     if MANIFEST in names:
         manifest = Manifest.read(day_dir)
@@ -199,7 +170,7 @@ def day_rollup(day_dir: Path, day: date, table: str = "sessions") -> DayRollup |
         r = manifest.rollup
         if (
             not arrow
-            and r.get("version") == version(table)
+            and r.get("version") == version
             and parquet == [r.get("part")]
             and r.get("file")
             and all(n in names for n in files_of(r))
@@ -211,7 +182,7 @@ def day_rollup(day_dir: Path, day: date, table: str = "sessions") -> DayRollup |
     if time.time_ns() - mtime > _SETTLED_NS:
         if len(_cache) > 50_000:
             _cache.clear()
-        _cache[key] = (mtime, result)
+        _cache[(key, version)] = (mtime, result)
     return result
 
 
@@ -225,23 +196,27 @@ def whole_days(start: datetime, end: datetime) -> list[date] | None:
 
 
 def days_for(
-    data_dir: Path, table: str, site_id: str, start: datetime, end: datetime
+    data_dir: Path,
+    table: str,
+    site_id: str,
+    start: datetime,
+    end: datetime,
+    version: int = VERSION,
 ) -> list[DayRollup] | None:
-    """Rollups of every UTC day of the window, or None unless all of them are usable."""
-    days = whole_days(start, end)
-    if not days or not _SAFE_SITE.match(site_id):
+    """Rollups (in format `version`) of every UTC day of the window that has rows, or None
+    unless all of them are usable."""
+    if whole_days(start, end) is None or not layout.is_site_id(site_id):
         return None
-    site_dir = Path(data_dir) / "segments" / table / f"site={site_id}"
+    first, last = start.astimezone(UTC).date(), end.astimezone(UTC).date()
     stones = tombstones.load(Path(data_dir), site_id)
     out = []
-    for day in days:
-        day_dir = site_dir / f"day={day.isoformat()}"
-        if not day_dir.is_dir():
-            continue  # no rows that day: nothing to add
-        r = day_rollup(day_dir, day, table)
+    for day in layout.site_days(data_dir, table, site_id):  # days without a directory add nothing
+        if not first <= day < last:
+            continue
+        r = day_rollup(layout.day_dir(data_dir, table, site_id, day), day, version)
         if r is None:
             return None
-        lo, hi = _day_ms(day)
+        lo, hi = layout.day_span_ms(day)
         newest = max(
             (s.deleted_at_ms for s in tombstones.relevant(stones, table, lo, hi)), default=0
         )

@@ -1,7 +1,7 @@
 """Polars schemas of the segment tables, mirroring rust_core/src/rows.rs with `Dims` flattened.
 
-Files live at `<data_dir>/segments/<table>/site=<site_id>/day=<YYYY-MM-DD>/` as `*.arrow`
-(Arrow IPC, sealed by the writer) and, after compaction, `part-*.parquet`.
+Files live in day directories (trail.storage.layout) as `*.arrow` (Arrow IPC, sealed by the
+writer) and, after compaction, `part-*.parquet`.
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ REQUESTS: dict[str, pl.DataType] = {
     "bot_reason": pl.String(),
 }
 
-# Table name (the directory under `segments/`) -> schema.
+# Table name (the directory under `segments/`, trail.storage.layout.TABLES) -> schema.
 TABLES: dict[str, dict[str, pl.DataType]] = {
     "sessions": SESSIONS,
     "page_views": PAGE_VIEWS,

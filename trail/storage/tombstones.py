@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,10 +19,10 @@ from pathlib import Path
 import orjson
 import polars as pl
 
+from trail.storage import layout
 from trail.storage.daydir import write_atomic
 
-_SAFE_SITE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-ALL_TABLES = ("sessions", "page_views", "events", "requests")
+ALL_TABLES = layout.TABLES
 # Pirsch's `kind` -> the tables it deletes. "imported" statistics do not exist in trail.
 KIND_TABLES: dict[str, tuple[str, ...]] = {
     "": ALL_TABLES,
@@ -50,9 +49,7 @@ class Tombstone:
 
 
 def _path(data_dir: Path, site_id: str) -> Path | None:
-    if not _SAFE_SITE.match(site_id):
-        return None
-    return Path(data_dir) / "tombstones" / f"site={site_id}.json"
+    return layout.tombstone_file(data_dir, site_id) if layout.is_site_id(site_id) else None
 
 
 _cache: dict[str, tuple[int, list[Tombstone]]] = {}
@@ -63,15 +60,16 @@ def load(data_dir: Path, site_id: str) -> list[Tombstone]:
     path = _path(data_dir, site_id)
     if path is None:
         return []
+    key = str(path)
     try:
         mtime = os.stat(path).st_mtime_ns
-    except FileNotFoundError:
+        cached = _cache.get(key)
+        if cached is not None and cached[0] == mtime:
+            return cached[1]
+        raw = orjson.loads(path.read_bytes())
+    except FileNotFoundError:  # none, or the site's data were removed meanwhile
+        _cache.pop(key, None)
         return []
-    key = str(path)
-    cached = _cache.get(key)
-    if cached is not None and cached[0] == mtime:
-        return cached[1]
-    raw = orjson.loads(path.read_bytes())
     out = [
         Tombstone(tuple(r["tables"]), int(r["from"]), int(r["to"]), int(r["deleted_at"]))
         for r in raw

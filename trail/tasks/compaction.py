@@ -23,29 +23,37 @@ Rows deleted through tombstones (trail.storage.tombstones) are dropped while mer
 
 Segments whose write-ahead log file still exists are left alone: the WAL sealer may rewrite them
 on replay, which would duplicate rows already merged. They are merged by a later round.
+
+Rows outside the directory's UTC day (only a damaged segment has them; no scan reads them) are
+dropped while merging, and the manifest says so (`day_only`), so a scan of the whole day needs no
+time test. A part written before that is checked once: its times are read, and the flag is set
+or the part rewritten.
+
+One directory that cannot be compacted (an unreadable file, a full disk) is logged with the
+error and skipped; the round goes on with the others. It is tried again once its files change
+(or the process restarts), not every round.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import polars as pl
 import pyarrow.parquet as pq
 
-from trail.storage import page_rollups, rollups, tombstones
+from trail.storage import layout, page_rollups, rollups, tombstones
 from trail.storage.daydir import MANIFEST, Manifest, fsync_dir, locked, visible_files
 from trail.storage.schema import TABLES
 
 log = logging.getLogger("trail.compaction")
 
-DAY_MS = 86_400_000
 # Seconds after a UTC midnight before the closed day is compacted: the session timeout (a cancel
 # row of a state stamped 23:59 can be written until 00:29) plus the seal interval and a margin.
 # Rows that arrive even later are merged by the next round.
@@ -56,11 +64,10 @@ DEFAULT_INTERVAL = float(os.environ.get("TRAIL_COMPACTION_INTERVAL_S", "60"))
 # ~3x the compaction CPU (~10 s per 330k page views), paid once per closed day in the background.
 ZSTD_LEVEL = 15
 ROW_GROUP_ROWS = 131_072
-
-_DAY_DIR = re.compile(r"^day=(\d{4}-\d{2}-\d{2})$")
-_PART = re.compile(r"^part-(\d+)\.parquet$")
-_WAL = re.compile(r"^worker-(\d+)-(\d+)\.wal$")
-_SEGMENT_GEN = re.compile(r"^(w\d+-g\d+-)")
+# Parts compacted before `day_only` existed, checked per round (each reads one day's times): the
+# first rounds after an upgrade must not hold up the other maintenance tasks for long.
+CHECKS_PER_ROUND = 200
+UNCHECKED = "unchecked"
 
 # Sort keys per table: rows of one session together make the session-level columns long runs
 # (dictionary + RLE in Parquet), and time-ordered within a session.
@@ -72,18 +79,36 @@ SORT_KEYS: dict[str, list[str]] = {
 }
 
 
+class Rollup(NamedTuple):
+    """The pre-aggregate compaction writes next to a table's parts."""
+
+    version: int
+    columns: list[str]  # the columns `build` reads
+    build: Callable[[pl.DataFrame, Path, date, str], dict[str, Any]]
+
+
+ROLLUPS: dict[str, Rollup] = {
+    "sessions": Rollup(rollups.VERSION, rollups.COLUMNS, rollups.build),
+    "page_views": Rollup(page_rollups.VERSION, page_rollups.COLUMNS, page_rollups.build),
+}
+
+
 @dataclass
 class DirResult:
     table: str
     site: str
     day: str
-    action: str  # "compacted", "rolled_up" (rollup added to a compacted file), "skipped", "clean"
+    # "compacted", "rolled_up" (rollup added to a compacted file), "checked" (an older part was
+    # found to hold only rows of its day), "clean", or "failed" (see `error`)
+    action: str
     files_in: int = 0
     rows_in: int = 0
     rows_out: int = 0
     bytes_out: int = 0
     deferred: int = 0  # arrow files left for a later round (their WAL still exists)
     purged: int = 0
+    out_of_day: int = 0  # rows dropped because their time is not in the directory's day
+    error: str = ""
 
 
 @dataclass
@@ -92,7 +117,8 @@ class Summary:
 
     def as_dict(self) -> dict[str, Any]:
         done = [d for d in self.dirs if d.action == "compacted"]
-        return {
+        failed = [d for d in self.dirs if d.action == "failed"]
+        out: dict[str, Any] = {
             "compacted_dirs": len(done),
             "files_replaced": sum(d.files_in for d in done),
             "rows_in": sum(d.rows_in for d in done),
@@ -100,7 +126,14 @@ class Summary:
             "bytes_out": sum(d.bytes_out for d in done),
             "deferred_files": sum(d.deferred for d in self.dirs),
             "purged_files": sum(d.purged for d in self.dirs),
+            "out_of_day_rows": sum(d.out_of_day for d in self.dirs),
+            "failed_dirs": len(failed),
         }
+        if failed:
+            out["failures"] = [
+                {"table": d.table, "site": d.site, "day": d.day, "error": d.error} for d in failed
+            ]
+        return out
 
 
 # -- entry points -----------------------------------------------------------------------------
@@ -118,13 +151,14 @@ def compact_day(
     """Compact every table and site of one UTC day; returns counts (see Summary.as_dict).
 
     Without `force`, a day that has not closed `delay` seconds ago is left alone (reason given).
+    A directory that fails is tried even if it failed before, and reported under `failures`.
     """
     now = time.time() if now is None else now
     if not force and not day_closed(day, now, delay):
         return {"date": day.isoformat(), "skipped": "day not closed yet", **Summary().as_dict()}
     summary = Summary()
     for table, site, day_dir in _day_dirs(Path(data_dir), only_day=day):
-        summary.dirs.append(compact_dir(Path(data_dir), table, site, day_dir, now=now, grace=grace))
+        summary.dirs.append(_isolated(Path(data_dir), table, site, day_dir, now=now, grace=grace))
     return {"date": day.isoformat(), **summary.as_dict()}
 
 
@@ -138,26 +172,76 @@ def run_round(
     """One maintenance round over every closed day directory."""
     now = time.time() if now is None else now
     summary = Summary()
+    checks = 0
     for table, site, day_dir in _day_dirs(Path(data_dir)):
-        day = _day_of(day_dir)
-        if day is None or not day_closed(day, now, delay):
+        day = layout.day_of(day_dir.name)
+        if day is None or not day_closed(day, now, delay) or _still_broken(day_dir):
             continue
-        if not _needs_work(Path(data_dir), site, table, day_dir, now, grace):
+        try:
+            needed = _needs_work(Path(data_dir), site, table, day_dir, now, grace)
+        except Exception as e:  # noqa: BLE001  one directory must not stop the round
+            summary.dirs.append(_failed(table, site, day_dir, e))
             continue
-        summary.dirs.append(compact_dir(Path(data_dir), table, site, day_dir, now=now, grace=grace))
+        if needed == UNCHECKED:
+            checks += 1
+            needed = checks <= CHECKS_PER_ROUND
+        if needed:
+            summary.dirs.append(
+                _isolated(Path(data_dir), table, site, day_dir, now=now, grace=grace)
+            )
     return summary
 
 
 def maintenance_task(state: Any) -> None:
     """The maintenance Task body (trail.tasks.maintenance)."""
     summary = run_round(Path(state.config.data_dir)).as_dict()
-    if summary["compacted_dirs"] or summary["purged_files"]:
+    if summary["compacted_dirs"] or summary["purged_files"] or summary["failed_dirs"]:
         log.info("compaction: %s", summary)
 
 
 def day_closed(day: date, now: float, delay: float) -> bool:
+    if day == date.max:
+        return False  # its end is past what a date can say: never closed
     end = datetime.combine(day + timedelta(days=1), datetime.min.time(), UTC).timestamp()
     return now >= end + delay
+
+
+# -- failures ---------------------------------------------------------------------------------
+
+# Day directories whose compaction failed -> the directory's mtime then. A directory's mtime
+# changes when a file is added, renamed or removed in it, so it is tried again once something
+# there changed (a late segment, a file an operator replaced or removed).
+_broken: dict[str, int] = {}
+
+
+def _mtime(day_dir: Path) -> int:
+    try:
+        return os.stat(day_dir).st_mtime_ns
+    except OSError:
+        return -1
+
+
+def _still_broken(day_dir: Path) -> bool:
+    failed_at = _broken.get(str(day_dir))
+    return failed_at is not None and failed_at == _mtime(day_dir)
+
+
+def _failed(table: str, site: str, day_dir: Path, error: Exception) -> DirResult:
+    _broken[str(day_dir)] = _mtime(day_dir)
+    log.error("compaction of %s failed (skipped until its files change): %r", day_dir, error)
+    return DirResult(table, site, day_dir.name.removeprefix("day="), "failed", error=repr(error))
+
+
+def _isolated(
+    data_dir: Path, table: str, site: str, day_dir: Path, *, now: float, grace: float
+) -> DirResult:
+    """compact_dir, with a failure logged and returned instead of raised."""
+    try:
+        result = compact_dir(data_dir, table, site, day_dir, now=now, grace=grace)
+    except Exception as e:  # noqa: BLE001  one directory must not stop the round
+        return _failed(table, site, day_dir, e)
+    _broken.pop(str(day_dir), None)
+    return result
 
 
 # -- one directory ----------------------------------------------------------------------------
@@ -166,7 +250,10 @@ def day_closed(day: date, now: float, delay: float) -> bool:
 def compact_dir(
     data_dir: Path, table: str, site: str, day_dir: Path, *, now: float, grace: float
 ) -> DirResult:
-    result = DirResult(table, site, day_dir.name.removeprefix("day="), "clean")
+    day = layout.day_of(day_dir.name)
+    if day is None:
+        raise ValueError(f"{day_dir.name} is not a day directory")
+    result = DirResult(table, site, day.isoformat(), "clean")
     with locked(day_dir):
         manifest = Manifest.read(day_dir)
         result.purged = _purge(day_dir, manifest, now, grace)
@@ -176,32 +263,43 @@ def compact_dir(
         arrow, parquet = visible_files(names, manifest)
         ready = [n for n in arrow if not _is_pending(n, pending)]
         result.deferred = len(arrow) - len(ready)
-        stones = _stones_for(data_dir, site, table, day_dir)
+        stones = _stones_for(data_dir, site, table, day)
         newest_stone = max((s.deleted_at_ms for s in stones), default=0)
         stale_stones = newest_stone > manifest.tombstones_at
+        one_part = len(parquet) == 1 and not arrow
+        if one_part and not ready and not stale_stones and not manifest.day_only:
+            if _rows_in_day(day_dir / parquet[0], day):
+                manifest.day_only = True
+                manifest.write(day_dir)
+                result.action = "checked"
+            else:
+                stale_stones = True  # rewrite the part without the rows outside the day
         if not ready and not (parquet and (len(parquet) > 1 or stale_stones)):
-            if (
-                len(parquet) == 1
-                and not arrow
-                and _rollup_stale(table, day_dir, manifest, parquet[0])
-            ):
-                _add_rollup(table, day_dir, parquet[0], manifest)
+            if one_part and _rollup_stale(table, day_dir, manifest, parquet[0]):
+                _add_rollup(table, day_dir, day, parquet[0], manifest)
                 result.action = "rolled_up"
             return result
         inputs = parquet + ready
         df = _read(day_dir, table, ready, parquet)
         result.files_in, result.rows_in = len(inputs), df.height
+        df, result.out_of_day = _only_day(df, day)
+        if result.out_of_day:
+            log.warning(
+                "%s: dropped %d rows whose time is not in the directory's day",
+                day_dir,
+                result.out_of_day,
+            )
         keep = tombstones.keep_expr(stones)
         if keep is not None:
             df = df.filter(keep)
         if table == "sessions":
             df = collapse_sessions(df)
         df = df.sort(SORT_KEYS[table])
-        name = f"part-{_next_part(names)}.parquet"
+        name = layout.part_name(_next_part(names))
         result.bytes_out = _write_parquet(df, day_dir / name)
         result.rows_out = df.height
-        day = _day_of(day_dir)
-        rollup = rollups.build(table, df, day_dir, day, name) if day is not None else {}
+        kind = ROLLUPS.get(table)
+        rollup = kind.build(df, day_dir, day, name) if kind is not None else {}
         for old in rollups.files_of(manifest.rollup):  # they go with the files they described
             manifest.replaced[old] = {"by": name, "at": now}
         manifest.rollup = rollup
@@ -212,11 +310,31 @@ def compact_dir(
             manifest.replaced[n] = {"by": name, "at": now}
         manifest.live = [name]
         manifest.tombstones_at = max(manifest.tombstones_at, newest_stone)
+        manifest.day_only = True
         manifest.write(day_dir)
         result.action = "compacted"
         if grace <= 0:
             result.purged += _purge(day_dir, manifest, now, grace)
     return result
+
+
+def _time_ms() -> pl.Expr:
+    return pl.col("time").cast(pl.Int64)
+
+
+def _only_day(df: pl.DataFrame, day: date) -> tuple[pl.DataFrame, int]:
+    """The rows of `df` whose time is in the UTC `day`, and how many others were dropped."""
+    start, end = layout.day_span_ms(day)
+    kept = df.filter((_time_ms() >= start) & (_time_ms() < end))
+    return kept, df.height - kept.height
+
+
+def _rows_in_day(part: Path, day: date) -> bool:
+    """Whether every row of a compacted part has a time in the UTC `day`."""
+    start, end = layout.day_span_ms(day)
+    t = pl.scan_parquet(part).select(lo=_time_ms().min(), hi=_time_ms().max()).collect()
+    lo, hi = t.row(0)
+    return lo is None or (start <= lo and hi < end)
 
 
 def _read(day_dir: Path, table: str, arrow: list[str], parquet: list[str]) -> pl.DataFrame:
@@ -246,7 +364,7 @@ def _encodings(columns: list[str]) -> dict[str, str]:
 
 
 def _write_parquet(df: pl.DataFrame, path: Path) -> int:
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = path.with_name(layout.temp_name(path.name))
     encodings = _encodings(df.columns)
     pq.write_table(
         df.to_arrow(),
@@ -314,7 +432,11 @@ def _purge(day_dir: Path, manifest: Manifest, now: float, grace: float) -> int:
 def _remove_orphans(day_dir: Path, names: list[str], manifest: Manifest) -> None:
     """Parquet files and temp files an interrupted compaction left (never listed as live)."""
     for n in names:
-        orphan_part = _PART.match(n) and n not in manifest.live and n not in manifest.replaced
+        orphan_part = (
+            layout.part_number(n) is not None
+            and n not in manifest.live
+            and n not in manifest.replaced
+        )
         orphan_tmp = n.startswith((".part-", ".rollup-")) and n.endswith(".tmp")
         orphan_rollup = (
             n.startswith("rollup-")
@@ -329,55 +451,51 @@ def _remove_orphans(day_dir: Path, names: list[str], manifest: Manifest) -> None
 
 
 def _next_part(names: list[str]) -> int:
-    numbers = [int(m.group(1)) for n in names if (m := _PART.match(n))]
+    numbers = [n for name in names if (n := layout.part_number(name)) is not None]
     return max(numbers, default=0) + 1
 
 
 def pending_generations(data_dir: Path) -> set[str]:
     """Segment name prefixes (`w<worker>-g<gen>-`) whose WAL file still exists."""
     try:
-        names = os.listdir(Path(data_dir) / "wal")
+        names = os.listdir(layout.wal_dir(data_dir))
     except FileNotFoundError:
         return set()
-    return {f"w{m.group(1)}-g{m.group(2)}-" for n in names if (m := _WAL.match(n))}
+    return {layout.wal_generation_prefix(*w) for n in names if (w := layout.wal_file(n))}
 
 
 def _is_pending(name: str, pending: set[str]) -> bool:
-    m = _SEGMENT_GEN.match(name)
-    return m is not None and m.group(1) in pending
+    prefix = layout.segment_generation_prefix(name)
+    return prefix is not None and prefix in pending
 
 
-def _stones_for(data_dir: Path, site: str, table: str, day_dir: Path) -> list[tombstones.Tombstone]:
-    day = _day_of(day_dir)
-    if day is None:
-        return []
-    start = int(datetime.combine(day, datetime.min.time(), UTC).timestamp() * 1000)
-    return tombstones.relevant(tombstones.load(data_dir, site), table, start, start + DAY_MS)
+def _stones_for(data_dir: Path, site: str, table: str, day: date) -> list[tombstones.Tombstone]:
+    start, end = layout.day_span_ms(day)
+    return tombstones.relevant(tombstones.load(data_dir, site), table, start, end)
 
 
 def _rollup_stale(table: str, day_dir: Path, manifest: Manifest, part: str) -> bool:
     """A compacted file from before rollups existed (or an older rollup version), or a page
     rollup whose inputs (the sessions rollup, the previous day's part) have changed."""
-    if table not in rollups.TABLES:
+    kind = ROLLUPS.get(table)
+    if kind is None:
         return False
     r = manifest.rollup
-    if r.get("version") != rollups.version(table) or r.get("part") != part:
+    if r.get("version") != kind.version or r.get("part") != part:
         return True
-    if table == "page_views":
-        day = _day_of(day_dir)
-        current = page_rollups.inputs(day_dir, day) if day is not None else {}
+    day = layout.day_of(day_dir.name)
+    if table == "page_views" and day is not None:
+        current = page_rollups.inputs(day_dir, day)
         return any(r.get(k) != v for k, v in current.items())
     return False
 
 
-def _add_rollup(table: str, day_dir: Path, part: str, manifest: Manifest) -> None:
+def _add_rollup(table: str, day_dir: Path, day: date, part: str, manifest: Manifest) -> None:
     """Write the rollup of an already compacted file (the rows are final: no rewrite needed)."""
-    day = _day_of(day_dir)
-    if day is None:
-        return
-    df = pl.read_parquet(day_dir / part, columns=rollups.COLUMNS[table])
+    kind = ROLLUPS[table]
+    df = pl.read_parquet(day_dir / part, columns=kind.columns)
     old = rollups.files_of(manifest.rollup)
-    manifest.rollup = rollups.build(table, df, day_dir, day, part)
+    manifest.rollup = kind.build(df, day_dir, day, part)
     for name in set(old) - set(rollups.files_of(manifest.rollup)):
         manifest.replaced[name] = {"by": part, "at": time.time()}
     manifest.write(day_dir)
@@ -385,11 +503,15 @@ def _add_rollup(table: str, day_dir: Path, part: str, manifest: Manifest) -> Non
 
 def _needs_work(
     data_dir: Path, site: str, table: str, day_dir: Path, now: float, grace: float
-) -> bool:
-    """Cheap check before taking the lock: new segments, expired replaced files, new tombstones."""
+) -> bool | str:
+    """Cheap check before taking the lock: new segments, expired replaced files, new tombstones,
+    or (UNCHECKED) only a part not known to hold only rows of its day."""
+    day = layout.day_of(day_dir.name)
     try:
         names = os.listdir(day_dir)
     except FileNotFoundError:
+        return False
+    if day is None:
         return False
     if MANIFEST not in names:
         return any(n.endswith(".arrow") for n in names)
@@ -403,38 +525,26 @@ def _needs_work(
         return True
     if any(now - float(e.get("at", 0)) >= grace for e in manifest.replaced.values()):
         return True
-    stones = _stones_for(data_dir, site, table, day_dir)
-    return max((s.deleted_at_ms for s in stones), default=0) > manifest.tombstones_at
-
-
-def _day_of(day_dir: Path) -> date | None:
-    m = _DAY_DIR.match(day_dir.name)
-    if m is None:
-        return None
-    try:
-        return date.fromisoformat(m.group(1))
-    except ValueError:
-        return None
+    stones = _stones_for(data_dir, site, table, day)
+    if max((s.deleted_at_ms for s in stones), default=0) > manifest.tombstones_at:
+        return True
+    return UNCHECKED if len(parquet) == 1 and not arrow and not manifest.day_only else False
 
 
 def _day_dirs(data_dir: Path, only_day: date | None = None) -> list[tuple[str, str, Path]]:
+    """(table, site, day directory) of every site and day, or of one day."""
     out = []
-    root = data_dir / "segments"
-    wanted = f"day={only_day.isoformat()}" if only_day else None
     for table in TABLES:
-        tdir = root / table
-        if not tdir.is_dir():
-            continue
-        for site_dir in sorted(tdir.iterdir()):
-            if not site_dir.name.startswith("site="):
-                continue
-            site = site_dir.name.removeprefix("site=")
-            if wanted is not None:
-                d = site_dir / wanted
+        for site in layout.site_ids(data_dir, table):
+            if only_day is not None:
+                d = layout.day_dir(data_dir, table, site, only_day)
                 if d.is_dir():
                     out.append((table, site, d))
                 continue
-            for d in sorted(site_dir.iterdir()):
-                if d.is_dir() and _DAY_DIR.match(d.name):
-                    out.append((table, site, d))
+            site_dir = layout.site_dir(data_dir, table, site)
+            try:  # the site may be removed meanwhile
+                names = sorted(os.listdir(site_dir))
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            out += [(table, site, site_dir / n) for n in names if layout.is_day_name(n)]
     return out

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import re
 import signal
 import threading
 import time
@@ -82,9 +81,13 @@ def sweep_sessions(state: State) -> None:
 def recover_retired_wals(state: State) -> None:
     """Replay WAL files of worker ids no longer running (e.g. after --workers was lowered)."""
     from trail.core import StorageError, recover_wal
+    from trail.storage import layout
 
-    wal_dir = Path(state.config.data_dir) / "wal"
-    ids = {int(m.group(1)) for f in wal_dir.glob("worker-*-*.wal") if (m := WAL_NAME.match(f.name))}
+    try:
+        names = os.listdir(layout.wal_dir(state.config.data_dir))
+    except FileNotFoundError:
+        names = []
+    ids = {w[0] for n in names if (w := layout.wal_file(n)) is not None}
     for worker_id in sorted(i for i in ids if i >= state.config.workers):
         try:
             recover_wal(state.config.data_dir, worker_id)
@@ -95,7 +98,6 @@ def recover_retired_wals(state: State) -> None:
 
 SESSION_MAX_IDLE_MS = 2 * 3600 * 1000
 RATE_WINDOW_MAX_MS = 3600 * 1000
-WAL_NAME = re.compile(r"worker-(\d+)-\d+\.wal$")
 
 
 @dataclass

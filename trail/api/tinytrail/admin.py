@@ -40,10 +40,12 @@ def aggregate(ctx: Context, request: Any) -> Response:
     value = body.get("date")
     day = parse_day(value) if value is not None else datetime.now(UTC).date() - timedelta(days=1)
     summary = compaction.compact_day(ctx.data_dir, day)
-    skipped = summary.get("skipped") if isinstance(summary, dict) else None
-    message = (
-        f"Aggregation skipped for {day.isoformat()}: {skipped}"
-        if skipped
-        else f"Aggregation completed for {day.isoformat()}"
-    )
+    skipped = summary.get("skipped")
+    failed = summary.get("failed_dirs", 0)
+    if skipped:
+        message = f"Aggregation skipped for {day.isoformat()}: {skipped}"
+    elif failed:
+        message = f"Aggregation of {day.isoformat()} failed for {failed} directories (see failures)"
+    else:
+        message = f"Aggregation completed for {day.isoformat()}"
     return ok({"message": message, "summary": summary})

@@ -167,3 +167,17 @@ def test_admin_aggregation_of_any_day(server: TrailServer, site: str, day: str) 
     r = tinytrail(server, "/api/v1/admin/aggregate", {"date": day})
     assert r.status == 200, r.body
     assert r.json()["data"]["summary"]["failed_dirs"] == 0
+
+
+@pytest.mark.parametrize("timezone", ["Asia/Tokyo", "UTC", "America/Los_Angeles"])
+@pytest.mark.parametrize("window", [FAR_PAST, FAR_FUTURE, HUGE, ("0001-01-01", "")], ids=str)
+def test_deleting_statistics_of_any_window(
+    server: TrailServer, timezone: str, window: tuple[str, str]
+) -> None:
+    """DELETE /api/v1/statistics with far dates, in time zones east and west of UTC: never a 500
+    (local midnight of year 1 in Tokyo is before year 1 in UTC)."""
+    name = f"{timezone}-{window[0]}-{window[1] or 'open'}".lower().replace("/", "-")
+    site_id, _ = server.create_site(f"del-{name.replace('_', '-')}.example", timezone)
+    body = {"id": site_id, "kind": "all", "from": window[0], "to": window[1]}
+    r = timed(lambda: server.call("DELETE", "/api/v1/statistics", body, key=server.admin_key))
+    assert r.status == 200, r.body

@@ -1,6 +1,7 @@
 """Accounts (TinyTrail accounts, Pirsch organizations) and users: deleting them, in one place.
 
-Deleting an account removes its users, its sites with everything they own (their analytics
+Creating an account is the same record for both APIs (an organization is an account with an
+owner). Deleting an account removes its users, its sites with everything they own (their analytics
 rows included), its memberships, invitations and themes; deleting a user removes its key, its
 clients, memberships, invitations and preferences. Both APIs call these.
 """
@@ -21,6 +22,13 @@ if TYPE_CHECKING:
 def account_store(ctx: Context) -> AccountStore:
     """Accounts and users with their recoverable API keys."""
     return AccountStore(ctx.meta, ctx.data_dir)
+
+
+def create_account(ctx: Context, name: str, owner: User | None = None) -> Account:
+    """A TinyTrail account (no owner) or, with an `owner`, a Pirsch organization."""
+    return ctx.meta.create_account(
+        name, organization=owner is not None, user_id=owner.id if owner else None
+    )
 
 
 def delete_account(ctx: Context, account_id: str) -> Account:

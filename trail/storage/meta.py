@@ -100,8 +100,19 @@ class MetaStore:
 
     # -- accounts ----------------------------------------------------------------------------
 
-    def create_account(self, name: str = "") -> Account:
-        account = Account(id=str(uuid.uuid4()), name=name, def_time=now_rfc3339())
+    def create_account(
+        self, name: str = "", organization: bool = False, user_id: str | None = None
+    ) -> Account:
+        """A new account; `organization` ones (Pirsch organizations) have an owner `user_id`."""
+        stamp = now_rfc3339()
+        account = Account(
+            id=str(uuid.uuid4()),
+            name=name,
+            def_time=stamp,
+            mod_time=stamp if organization else "",
+            organization=organization,
+            user_id=user_id,
+        )
         self._accounts.put(account.id, dataclasses.asdict(account))
         return account
 

@@ -7,7 +7,6 @@ users with a matching email Viewers (MetaStore.create_user)."""
 from __future__ import annotations
 
 import dataclasses
-import uuid
 from typing import Any
 
 from robyn import Response
@@ -27,7 +26,7 @@ from trail.context import Context
 from trail.errors import ApiError, check_fields
 from trail.services import accounts
 from trail.storage.documents import records
-from trail.storage.meta import Account, Principal, now_rfc3339
+from trail.storage.meta import Account, Principal
 from trail.validation import is_hostname, normal_hostname
 
 routes = Routes()
@@ -77,16 +76,8 @@ def list_organizations(ctx: Context, request: Any) -> Response:
 def create_organization(ctx: Context, request: Any) -> Response:
     principal = _principal(ctx, request)
     name = _name(body_object(ctx, request))
-    stamp = now_rfc3339()
-    account = Account(
-        id=str(uuid.uuid4()),
-        name=name,
-        def_time=stamp,
-        mod_time=stamp,
-        organization=True,
-        user_id=principal.user.id if principal.user else None,
-    )
-    ctx.meta.save_account(account)
+    assert principal.user is not None  # _principal lets only users through
+    account = accounts.create_account(ctx, name, owner=principal.user)
     return json_response(_json(ctx, account, "Owner"))
 
 

@@ -38,7 +38,7 @@ def create_account(ctx: Context, request: Any) -> Response:
     name = optional_str(body, "name", 200)
     if not name:
         raise FieldError("name", "required: a non-empty string")
-    return ok(account_json(ctx.meta.create_account(name)), 201)
+    return ok(account_json(accounts.create_account(ctx, name)), 201)
 
 
 @routes.delete("/api/v1/accounts/:id")

@@ -484,3 +484,30 @@ def test_part_checks_are_spread_over_rounds(
         [(SITE, "checked")],
         [],
     ]
+
+
+def test_a_report_planned_before_compaction_deleted_its_files_is_planned_again(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A query lists a day's segment files; compaction (no grace period) replaces and deletes
+    them before they are read; the report plans again over the new parquet file and answers the
+    same numbers instead of failing."""
+    from trail.stats import cache, scan
+
+    monkeypatch.setattr(cache, "CLOSED_AFTER", 1e12)  # no answer from the result cache
+    params = {"id": [SITE], "from": [FIRST_DAY.isoformat()], "to": [FIRST_DAY.isoformat()]}
+    ctx = SimpleNamespace(data_dir=data_dir)
+    site = SimpleNamespace(id=SITE, timezone="UTC", group_by_title=False)
+    expected = pirsch_stats.run(ctx, "total", params, site)
+    listed = scan.read_day
+    compacted: list[dict[str, Any]] = []
+
+    def list_then_compact(day_dir: Path) -> Any:
+        listing = listed(day_dir)
+        if not compacted and listing.arrow:
+            compacted.append(compaction.compact_day(data_dir, FIRST_DAY, now=AFTER, grace=0))
+        return listing
+
+    monkeypatch.setattr(scan, "read_day", list_then_compact)
+    assert pirsch_stats.run(ctx, "total", params, site) == expected
+    assert compacted and compacted[0]["files_replaced"] > 0 and compacted[0]["purged_files"] > 0

@@ -7,7 +7,9 @@ from datetime import date
 import polars as pl
 from segment_rows import SITE, SiteData, ts
 
-from trail.stats.scan import scan, segment_files, utc_days
+from trail.stats.scan import scan, utc_days
+from trail.storage import layout
+from trail.storage.daydir import read_day
 from trail.storage.schema import SESSIONS, TABLES, empty_frame
 
 
@@ -36,8 +38,8 @@ def test_scan_prunes_days_and_filters_time(site: SiteData) -> None:
     site.visit(2, 1, [("2024-03-10 00:00:00", "/in"), ("2024-03-10 00:00:04", "/in2")])
     site.visit(3, 1, [("2024-03-11 00:00:00", "/next")])
     site.write()
-    arrow, parquet = segment_files(site.data_dir, "page_views", SITE, [date(2024, 3, 10)])
-    assert len(arrow) == 1 and parquet == []
+    listing = read_day(layout.day_dir(site.data_dir, "page_views", SITE, date(2024, 3, 10)))
+    assert len(listing.arrow) == 1 and listing.parquet == []
     lf = scan(
         site.data_dir,
         "page_views",

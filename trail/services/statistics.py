@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from trail.stats import events, goals, options, reports, sessions, tags
 from trail.stats.export import SECTIONS, export_zip
 from trail.stats.filters import Filter, FilterError, parse_filter
+from trail.stats.scan import replanned
 from trail.storage import tombstones
 
 # Far enough for "everything": 1970 .. 9999.
@@ -127,7 +128,8 @@ def run(ctx: Any, name: str, params: dict[str, list[str]], site: Any) -> Any:
     from trail.stats.cache import cached  # results over closed days (see trail.stats.cache)
 
     grouping = bool(getattr(site, "group_by_title", False))
-    return cached(name, Path(ctx.data_dir), f, lambda: fn(Path(ctx.data_dir), f, site), grouping)
+    data_dir = Path(ctx.data_dir)
+    return replanned(lambda: cached(name, data_dir, f, lambda: fn(data_dir, f, site), grouping))
 
 
 def export(ctx: Any, params: dict[str, list[str]], site: Any) -> bytes:

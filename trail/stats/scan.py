@@ -2,15 +2,36 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import polars as pl
 
 from trail.storage import layout, tombstones
 from trail.storage.daydir import read_day
 from trail.storage.schema import TABLES
+
+T = TypeVar("T")
+
+
+REPLAN_ATTEMPTS = 3
+
+
+def replanned(compute: Callable[[], T]) -> T:
+    """Run a query, planning it again when a file it listed was deleted before it was read.
+
+    Compaction deletes the files it replaced after a grace period (trail.tasks.compaction); a
+    query that outlives it (or runs with no grace at all) finds a listed file gone. Listing again
+    reads the new manifest, whose files hold the same rows."""
+    for attempt in range(REPLAN_ATTEMPTS):
+        try:
+            return compute()
+        except FileNotFoundError:
+            if attempt == REPLAN_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 def utc_days(start: datetime, end: datetime) -> list[date]:
@@ -38,23 +59,6 @@ def _utc_span(start: datetime, end: datetime) -> tuple[date, date] | None:
     if end <= start:
         return None
     return start.astimezone(UTC).date(), (end - timedelta(milliseconds=1)).astimezone(UTC).date()
-
-
-def segment_files(
-    data_dir: Path, table: str, site_id: str, days: list[date]
-) -> tuple[list[str], list[str]]:
-    """The existing (arrow, parquet) files of one site's table for the given UTC days."""
-    if not layout.is_site_id(site_id):
-        return [], []
-    arrow: list[str] = []
-    parquet: list[str] = []
-    for day in days:
-        # Temp files being written are not named *.arrow, so a half-written segment is never read;
-        # files a compacted parquet replaced are skipped (see trail.storage.daydir).
-        listing = read_day(layout.day_dir(data_dir, table, site_id, day))
-        arrow.extend(listing.arrow)
-        parquet.extend(listing.parquet)
-    return arrow, parquet
 
 
 def _columns(frame: pl.LazyFrame, read: list[str], schema: dict[str, Any]) -> pl.LazyFrame:

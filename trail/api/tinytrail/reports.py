@@ -18,6 +18,7 @@ from trail.api.tinytrail.websites import reachable_website
 from trail.errors import FieldError
 from trail.services.tinytrail_reports import ReportQuery, parse_query
 from trail.stats import tinytrail_reports as tr
+from trail.stats.scan import replanned
 from trail.storage.meta import Site
 from trail.validation import is_uuid
 
@@ -64,7 +65,7 @@ def get_report(ctx: Context, request: Any) -> Response:
         raise FieldError("website_id", "must be a UUID")
     site = reachable_website(ctx, principal, site_id.lower())
     q = parse_query(params, site, Path(ctx.data_dir))
-    data, columns, rows = REPORTS[name](Path(ctx.data_dir), q, site, params)
+    data, columns, rows = replanned(lambda: REPORTS[name](Path(ctx.data_dir), q, site, params))
     if q.format == "csv":
         return csv_response(name, columns, rows)
     return ok(data)

@@ -292,8 +292,6 @@ def ingest_browser(
     """Run one browser item through the hot path; InvalidPayload when the engine refuses a field."""
     from trail.core import InvalidInput
 
-    if ctx.engine is None:
-        raise RuntimeError("this worker has no ingest engine")
     if site.disable_scripts:
         # The owner switched the browser snippet off (Pirsch "disable scripts"): a silent drop.
         return Outcome(0, 1, {"scripts_disabled": 1})

@@ -97,9 +97,11 @@ class Stopper:
         )
 
 
-def watch_parent(stop: Stopper) -> None:
-    """Stop cleanly if the supervisor disappears (its children live in their own session)."""
-    parent = os.getppid()
+def watch_parent(parent: int) -> None:
+    """Stop cleanly if the supervisor `parent` disappears (its children live in their own
+    session). Started first thing, so a supervisor that dies while the worker is still opening
+    its stores is noticed too: the SIGTERM then finds the Stopper, or ends a worker that has
+    nothing open yet (its WAL, if any, replays on the next start)."""
 
     def loop() -> None:
         while os.getppid() == parent:
@@ -111,6 +113,7 @@ def watch_parent(stop: Stopper) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    watch_parent(os.getppid())
     args = parse_args(sys.argv[1:] if argv is None else argv)
     from trail.config import Config
 
@@ -145,7 +148,6 @@ def main(argv: list[str] | None = None) -> None:
     stop = Stopper(ctx)
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    watch_parent(stop)
     quiet_framework_logs(config.log_level)
     app = build_app(ctx, RobynConfig())
     _signal_ready_on_start(app, args.ready_fd, args.id)

@@ -128,6 +128,10 @@ def test_tags(shop: Path) -> None:
     ]
     with pytest.raises(FilterError):
         tags.tag_details(shop, q())
+    # Sorting by value: tags have no value column (the default order), tag details do.
+    assert tags.tags(shop, q(sort="value")) == tags.tags(shop, q())
+    by_value = tags.tag_details(shop, q(tag="author", sort="value", direction="desc"))
+    assert [r["value"] for r in by_value] == ["bob", "alice"]
 
 
 def test_hostname(shop: Path) -> None:

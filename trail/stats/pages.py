@@ -110,8 +110,9 @@ def _page_filter_only(f: Filter) -> pl.Expr:
 def sort_and_page(
     df: pl.DataFrame, f: Filter, allowed: tuple[str, ...], default: str, tie: str
 ) -> pl.DataFrame:
-    """Sort by `sort` (default visitors desc), ties by the primary field asc; then offset/limit."""
-    field = f.sort if f.sort in allowed else default
+    """Sort by `sort` (default visitors desc), ties by the primary field asc; then offset/limit.
+    A `sort` the report's rows do not have (`value` on /statistics/tags) sorts by the default."""
+    field = f.sort if f.sort in allowed and f.sort in df.columns else default
     descending = (f.direction or "desc") == "desc"
     by = [field] if field == tie else [field, tie]
     df = df.sort(by, descending=[descending] + [False] * (len(by) - 1), nulls_last=True)

@@ -118,14 +118,23 @@ def _target(body: dict[str, Any], key: str) -> float | int | None:
     return value
 
 
-def save_goal(ctx: Context, request: Any, update: bool = False) -> Response:
+def _definition(
+    ctx: Context, request: Any, validate: Any, id_required: bool = False
+) -> dict[str, Any]:
+    """The goal or funnel a write names: validated, its domain writable by the caller, with its
+    `id` when it updates one."""
     body = json_object(request, MAX_BODY)
     domain_id = _domain_id(body)
     _writer(ctx, request, domain_id)
-    goal = {**validate_goal(body), "domain_id": domain_id}
-    goal_id = _string(body, "id", required=update)
-    if goal_id:
-        goal["id"] = goal_id
+    definition = {**validate(body), "domain_id": domain_id}
+    definition_id = _string(body, "id", required=id_required)
+    if definition_id:
+        definition["id"] = definition_id
+    return definition
+
+
+def save_goal(ctx: Context, request: Any, update: bool = False) -> Response:
+    goal = _definition(ctx, request, validate_goal, id_required=update)
     try:
         return json_response(_store(ctx).save_goal(goal))
     except KeyError:
@@ -210,13 +219,7 @@ def validate_funnel(body: dict[str, Any]) -> dict[str, Any]:
 
 @routes.post("/api/v1/funnel")
 def save_funnel(ctx: Context, request: Any) -> Response:
-    body = json_object(request, MAX_BODY)
-    domain_id = _domain_id(body)
-    _writer(ctx, request, domain_id)
-    funnel = {**validate_funnel(body), "domain_id": domain_id}
-    funnel_id = _string(body, "id")
-    if funnel_id:
-        funnel["id"] = funnel_id
+    funnel = _definition(ctx, request, validate_funnel)
     try:
         return json_response(_store(ctx).save_funnel(funnel))
     except KeyError:

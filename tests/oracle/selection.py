@@ -3,12 +3,15 @@
 Two ways to count, as §5 "Which rows" says:
 
 - session reads (no page-level filter): the session rows (with their signs) whose `time` is in
-  the window. §1: visitors = distinct visitor_id, sessions = distinct (visitor_id, session_id),
-  views = sum(page_views*sign), bounces = sum(is_bounce*sign), and a group is kept only when
-  sum(sign) > 0. A session's states cancel pairwise, so views and bounces come from its final
-  state, on the day of that state, while every state shows its visitor and session ("a session
-  that crosses midnight counts as a visitor on both days; its views and bounces land on the day
-  of its final time").
+  the window. §1: visitors = distinct visitor_id, views = sum(page_views*sign), bounces =
+  sum(is_bounce*sign). A session's states cancel pairwise, so views and bounces come from its
+  final state, on the day of that state, while every state shows its visitor ("a session that
+  crosses midnight counts as a visitor on both days; its views and bounces land on the day of
+  its final time").
+  Deliberate difference from Pirsch (trail: stats/metrics.py): sessions = sum(sign), the
+  sessions whose final state lies in the window, counted there once like their views and
+  bounces; Pirsch counts distinct (visitor_id, session_id) among the rows and drops groups
+  with sum(sign) <= 0. trail keeps every group that shows a visitor.
 - page-view reads (a path, pattern or tag filter; page/hour/minute groupings): the page views
   in the window that match. visitors and sessions are distinct ids, views the number of rows,
   bounces the sessions among them that bounced (Pirsch: `uniqIf((visitor_id, session_id),
@@ -167,12 +170,12 @@ class Selection:
 
     @staticmethod
     def session_metrics(rows: list[dict[str, Any]]) -> dict[str, int] | None:
-        """§1 over session rows; None when the group has sum(sign) <= 0 (dropped)."""
-        if sum(r["sign"] for r in rows) <= 0:
+        """§1 over session rows (sessions: see the module's note); None without rows."""
+        if not rows:
             return None
         return {
             "visitors": len({r["visitor_id"] for r in rows}),
-            "sessions": len({key(r) for r in rows}),
+            "sessions": sum(r["sign"] for r in rows),
             "views": sum(r["page_views"] * r["sign"] for r in rows),
             "bounces": sum(int(r["is_bounce"]) * r["sign"] for r in rows),
         }
@@ -192,7 +195,7 @@ class Selection:
         return len({r["visitor_id"] for r in self.session_rows})
 
     def all_sessions(self) -> int:
-        return len({key(r) for r in self.session_rows})
+        return sum(r["sign"] for r in self.session_rows)
 
     def all_views(self) -> int:
         return sum(r["page_views"] * r["sign"] for r in self.session_rows)

@@ -328,7 +328,11 @@ def test_event_filters_select_whole_sessions(with_events: Path) -> None:
     # Sessions v1 and v3: 1 view each, not bounced; cr 2 of 4 visitors.
     assert (t["visitors"], t["sessions"], t["views"], t["bounces"], t["cr"]) == (2, 2, 2, 0, 0.5)
     assert reports.total(with_events, q(event="signup", meta_plan="pro"))["visitors"] == 1
-    assert reports.total(with_events, q(event="!signup"))["visitors"] == 1  # v4's download
+    # A negated name also passes sessions without events (Pirsch's LEFT JOIN): v2 and v4's
+    # download; with a metadata key required, v2 (no event, no metadata) does not pass.
+    assert reports.total(with_events, q(event="!signup"))["visitors"] == 2
+    assert reports.total(with_events, q(event="!signup", meta_plan="pro"))["visitors"] == 0
+    assert reports.total(with_events, q(event="!signup", meta_plan="!pro"))["visitors"] == 2
     all_ = reports.total(with_events, q())
     # No event filter: 4 visitors, 5 views, no bounce (v2 viewed 2 pages, the others fired events).
     assert (all_["visitors"], all_["views"], all_["bounces"]) == (4, 5, 0)

@@ -13,7 +13,7 @@ from trail.stats import metrics as m
 from trail.stats.buckets import hour_of_day
 from trail.stats.filters import Filter
 from trail.stats.pages import _unfiltered_totals, sort_and_page
-from trail.stats.sources import KEYS, Rows, metrics_by, rows_for
+from trail.stats.sources import Rows, custom_metrics, metrics_by, rows_for
 
 # Report name -> grouped columns (the last one is the primary field `search` looks at).
 DIMENSIONS: dict[str, list[str]] = {
@@ -37,7 +37,7 @@ DIMENSIONS: dict[str, list[str]] = {
 
 def _visitors_by(rows: Rows, columns: list[str]) -> pl.LazyFrame:
     f = rows.f
-    if f.page_level and not f.event_level:
+    if f.page_level:
         pv = rows.page_views(["visitor_id", *columns])
         return pv.group_by(columns).agg(pl.col("visitor_id").n_unique().alias("visitors"))
     # Visitors are distinct ids of +1 rows (metrics.visitors): keep only those, then count per
@@ -77,14 +77,12 @@ def referrer(data_dir: Path, f: Filter) -> list[dict[str, Any]]:
     rows = rows_for(data_dir, f)
     key = "referrer" if "referrer" in f.fields else "referrer_name"
     other = "referrer" if key == "referrer_name" else "referrer_name"
-    # an example (the smallest value, so the answer does not depend on row order)
-    example = pl.col(other).min()
-    sess = _search(rows.sessions([*KEYS, *m.SESSION_COLUMNS, "referrer", "referrer_name"]), f, key)
-    # The distinct counts in one kernel pass (see sources.metrics_by), the example apart.
-    inputs = sess.select(*KEYS, "sign", "page_views", "is_bounce", key)
-    counted = kernels.session_metrics_by(inputs, [key]).lazy()
-    lf = counted.join(sess.group_by(key).agg(example), on=key, how="left")
-    lf = lf.filter(pl.col("visitors") > 0)
+    counted = _search(metrics_by(rows, [pl.col(key)], [key]), f, key)
+    # an example (the smallest value, so the answer does not depend on row order), from the
+    # rows the counts come from
+    read = rows.page_views if f.page_level else rows.sessions
+    examples = _search(read([key, other]), f, key).group_by(key).agg(pl.col(other).min())
+    lf = counted.join(examples, on=key, how="left").filter(pl.col("visitors") > 0)
     df, total = pl.collect_all([lf, _all_visitors(rows)])
     df = df.with_columns(
         referrer_icon=pl.lit(""),
@@ -137,7 +135,7 @@ def platform(data_dir: Path, f: Filter) -> dict[str, Any]:
     """Desktop and mobile visitors; unknown = total minus both."""
     rows = rows_for(data_dir, f)
     live = m.present()
-    if f.page_level and not f.event_level:
+    if f.page_level:
         lf = rows.page_views(["visitor_id", "desktop", "mobile"]).with_columns(
             sign=pl.lit(1, pl.Int8)
         )
@@ -163,9 +161,18 @@ def platform(data_dir: Path, f: Filter) -> dict[str, Any]:
 
 
 def _filled(
-    df: pl.DataFrame, keys: list[str], grid: Sequence[tuple[int, ...]], all_visitors: int
+    df: pl.DataFrame,
+    keys: list[str],
+    grid: Sequence[tuple[int, ...]],
+    all_visitors: int,
+    custom: pl.DataFrame | None = None,
 ) -> list[dict[str, Any]]:
     got = {tuple(r[k] for k in keys): r for r in df.iter_rows(named=True)}
+    extra = (
+        {}
+        if custom is None
+        else {tuple(r[k] for k in keys): r for r in custom.iter_rows(named=True)}
+    )
     out = []
     for point in grid:
         r = got.get(point, {})
@@ -174,18 +181,33 @@ def _filled(
             item[k] = int(r.get(k) or 0)
         item["bounce_rate"] = m.rate(item["bounces"], item["sessions"])
         item["cr"] = m.rate(item["visitors"], all_visitors)
-        item["custom_metric_avg"] = 0.0
-        item["custom_metric_total"] = 0.0
+        c = extra.get(point, {})
+        item["custom_metric_avg"] = float(c.get("custom_metric_avg") or 0.0)
+        item["custom_metric_total"] = float(c.get("custom_metric_total") or 0.0)
         out.append(item)
     return out
 
 
 def hours(data_dir: Path, f: Filter) -> list[dict[str, Any]]:
     """Visitors by local hour, 0..23 all present."""
+    return _by_time(data_dir, f, [hour_of_day(f.tz).alias("hour")], [(h,) for h in range(24)])
+
+
+def _by_time(
+    data_dir: Path, f: Filter, keys: list[pl.Expr], grid: Sequence[tuple[int, ...]]
+) -> list[dict[str, Any]]:
+    """The core metrics of page views by local time parts (section 5: "page/hour/minute
+    grouping reads page views"), every point of `grid` present; cr against the range's
+    unfiltered visitors; custom metrics from the matching events of each time part."""
     rows = rows_for(data_dir, f)
-    lf = metrics_by(rows, [hour_of_day(f.tz).alias("hour")], ["time"])
-    df, all_v = pl.collect_all([lf, _all_visitors(rows)])
-    return _filled(df, ["hour"], [(h,) for h in range(24)], all_v["visitors"][0] or 0)
+    queries = [metrics_by(rows, keys, ["time"], views=True), _all_visitors(rows)]
+    custom = custom_metrics(rows, keys)
+    if custom is not None:
+        queries.append(custom)
+    frames = pl.collect_all(queries)
+    names = [k.meta.output_name() for k in keys]
+    all_visitors = frames[1]["visitors"][0] or 0
+    return _filled(frames[0], names, grid, all_visitors, frames[2] if custom is not None else None)
 
 
 def minutes(data_dir: Path, f: Filter) -> list[dict[str, Any]]:
@@ -205,32 +227,18 @@ def minutes(data_dir: Path, f: Filter) -> list[dict[str, Any]]:
         local = pl.col(column).dt.convert_time_zone(f.tz.key)
         return local.dt.minute().cast(pl.Int64).alias("minute")
 
-    # Minute grouping reads page views (section 5). A session's bounce goes to the minute it
-    # started: `start` is the same on all its rows, so cancelled +1/-1 pairs net out per minute.
-    pv = rows.page_views([*m.PAGE_VIEW_COLUMNS, "time"])
-    sess = rows.sessions([*KEYS, "sign", "is_bounce", "start"])
-    if f.page_level:
-        sess = sess.join(pv.select(KEYS).unique(), on=KEYS, how="semi")
-    lf = (
-        pv.group_by(minute("time"))
-        .agg(m.page_view_metrics())
-        .join(sess.group_by(minute("start")).agg(m.bounces()), on="minute", how="left")
-    )
-    df, all_v = pl.collect_all([lf, _all_visitors(rows)])
-    return _filled(df, ["minute"], [(i,) for i in range(60)], all_v["visitors"][0] or 0)
+    return _by_time(data_dir, f, [minute("time")], [(i,) for i in range(60)])
 
 
 def weekdays(data_dir: Path, f: Filter) -> list[dict[str, Any]]:
     """Visitors by local weekday (Monday = 0) and hour, 7 x 24 entries."""
-    rows = rows_for(data_dir, f)
     local = pl.col("time").dt.convert_time_zone(f.tz.key)
     keys = [
         (local.dt.weekday().cast(pl.Int64) - 1).alias("weekday"),
         local.dt.hour().cast(pl.Int64).alias("hour"),
     ]
-    df = metrics_by(rows, keys, ["time"]).collect()
     grid = [(d, h) for d in range(7) for h in range(24)]
-    out = _filled(df, ["weekday", "hour"], grid, 0)
+    out = _by_time(data_dir, f, keys, grid)
     return [
         {k: r[k] for k in ("weekday", "hour", "visitors", "views", "sessions", "bounces")}
         for r in out

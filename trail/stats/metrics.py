@@ -33,6 +33,13 @@ def visitors() -> pl.Expr:
 
 
 def sessions() -> pl.Expr:
+    """The sessions whose final state lies in the rows' window: each counts once, where its
+    views and bounces land.
+
+    Deliberately not Pirsch's distinct (visitor_id, session_id) of the rows with groups of
+    sum(sign) <= 0 dropped: there a session that crosses midnight counts on both days but its
+    views and bounces on one, so a day's bounce_rate can exceed 1 and the days of a range do not
+    add up to the range. Visitors keep Pirsch's rule (every state shows its visitor)."""
     return _SIGN.sum().alias("sessions")
 
 

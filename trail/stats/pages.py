@@ -12,7 +12,7 @@ from trail.stats import kernels, rollup_pages, rollup_totals
 from trail.stats import metrics as m
 from trail.stats.filters import Filter
 from trail.stats.predicates import field_expr, page_parts
-from trail.stats.sources import KEYS, Rows, rows_for
+from trail.stats.sources import KEYS, Rows, core, metrics_by, rows_for
 
 PAGE_SORTS = (
     "path", "title", "visitors", "views", "sessions", "bounces",
@@ -82,29 +82,53 @@ def _unfiltered_totals(rows: Rows) -> pl.LazyFrame:
     )
 
 
-def _time_on_page(rows: Rows, keys: list[str]) -> pl.LazyFrame:
-    # The next view may be on any page, so the path filter applies after the shift.
-    pv = rows.page_views([*KEYS, "time", "duration_seconds", "path", "title"], with_paths=False)
-    if rows.f.page_level:
-        # Only sessions with a matching view contribute: pair (sort) just those.
-        pv = pv.join(rows.page_views(KEYS).select(KEYS).unique(), on=KEYS, how="semi")
+def times_on_page(
+    rows: Rows, columns: tuple[str, ...] = (), *, search: bool = False
+) -> pl.LazyFrame:
+    """The matching page views (`search`: whose path also contains the search) with a non-zero
+    `time_on_page`: the next view's duration in the session, among the views of the window
+    (metrics.with_time_on_page). Zeros (exits, bounces) are left out."""
+    f = rows.f
+    # The next view may be of any page: pair all views of the sessions that have a matching one.
+    cols = [*KEYS, "time", "duration_seconds", "path", *columns]
+    pv = rows.page_views(cols, with_paths=False)
+    if f.page_level:
+        pv = pv.join(rows.page_keys(), on=KEYS, how="semi")
     pv = m.with_time_on_page(pv)
-    pv = pv.filter(_page_filter_only(rows.f))
+    return pv.filter(_page_filter_only(f, search) & (pl.col("time_on_page") > 0))
+
+
+def _time_on_page(rows: Rows, keys: list[str]) -> pl.LazyFrame:
+    """average_time_spent_seconds per `keys` (path, title) of the searched matching views."""
+    pv = times_on_page(rows, tuple(k for k in keys if k != "path"), search=True)
     return pv.group_by(keys).agg(
         m.average_seconds(pl.col("time_on_page")).alias("average_time_spent_seconds")
     )
 
 
-def _page_filter_only(f: Filter) -> pl.Expr:
+def _page_filter_only(f: Filter, search: bool) -> pl.Expr:
     parts = page_parts(f)
     if "path" in f.fields:
         parts.append(field_expr(pl.col("path"), f.fields["path"]))
-    if f.search:
+    if search and f.search:
         parts.append(pl.col("path").str.to_lowercase().str.contains(f.search.lower(), literal=True))
     expr = pl.lit(True)
     for p in parts:
         expr = expr & p
     return expr
+
+
+def latest(value: pl.Expr) -> pl.Expr:
+    """The value of the latest row (by `time`); rows of the same time: the greatest value, so
+    that the answer does not depend on the order rows were stored or compacted in."""
+    return value.sort_by(["time", value]).last()
+
+
+def live_states(sess: pl.LazyFrame) -> pl.LazyFrame:
+    """The live state of each session among session rows (with KEYS, sign, version): a +1 row
+    that no -1 row of the same version cancelled (compacted cancelled states have sign 0)."""
+    cancelled = sess.filter(pl.col("sign") < 0).select([*KEYS, "version"])
+    return sess.filter(pl.col("sign") > 0).join(cancelled, on=[*KEYS, "version"], how="anti")
 
 
 def sort_and_page(
@@ -126,13 +150,11 @@ def active(data_dir: Path, f: Filter, now: datetime | None = None) -> dict[str, 
     rows = Rows(Path(data_dir), f, end - timedelta(seconds=seconds + 1), end)
     pv = rows.page_views(["visitor_id", "path", "title", "time"])
     pages = pv.group_by("path").agg(
-        pl.col("title").get(pl.col("time").arg_max()).alias("title"),
+        latest(pl.col("title")).alias("title"),
         pl.col("visitor_id").n_unique().alias("visitors"),
     )
-    sess = rows.sessions(["visitor_id", "sign", "country_code"])
-    countries = sess.group_by("country_code").agg(m.visitors())
-    total_q = sess.select(m.visitors())
-    pages_df, countries_df, total_df = pl.collect_all([pages, countries, total_q])
+    countries = metrics_by(rows, [pl.col("country_code")], ["country_code"])
+    pages_df, countries_df, total_df = pl.collect_all([pages, countries, core(rows)])
     total_visitors = int(total_df["visitors"][0] or 0)
     pages_df = pages_df.sort(["visitors", "path"], descending=[True, False])
     countries_df = countries_df.filter(pl.col("visitors") > 0).sort(
@@ -166,24 +188,19 @@ def _entry_exit(data_dir: Path, f: Filter, kind: str) -> list[dict[str, Any]]:
     rows = rows_for(data_dir, f)
     count, rate_name = ("entries", "entry_rate") if kind == "entry" else ("exits", "exit_rate")
     path_col, title_col = f"{kind}_path", f"{kind}_title"
-    sess = rows.sessions(["sign", path_col, title_col, "time"], paths_on_entry=kind == "entry")
+    sess = rows.sessions([*KEYS, "sign", "version", path_col, title_col, "time"])
     if f.search:
         sess = sess.filter(
             pl.col(path_col).str.to_lowercase().str.contains(f.search.lower(), literal=True)
         )
     counts = (
-        sess.group_by(pl.col(path_col).alias("path"))
-        .agg(
-            # the title of the latest state with that path (deterministic, see kernels)
-            pl.col(title_col)
-            .filter(m.present())
-            .max_by(pl.col("time").filter(m.present()))
-            .alias("title"),
-            m.sessions().alias(count),
-        )
-        .filter(pl.col(count) > 0)
+        live_states(sess)
+        .group_by(pl.col(path_col).alias("path"))
+        .agg(latest(pl.col(title_col)).alias("title"), pl.len().cast(pl.Int64).alias(count))
     )
-    pv = rows.page_views([*m.PAGE_VIEW_COLUMNS, "path"])
+    # The listed pages' own totals: their views with the filter's page and entry/exit
+    # conditions left out (Pirsch counts the listed paths the same way).
+    pv = rows.without_pages().page_views([*m.PAGE_VIEW_COLUMNS, "path"])
     pages = kernels.page_stats(pv, with_title=False).lazy().select("path", "visitors", "sessions")
     all_sessions = rollup_totals.totals_frame(rows.unfiltered(), ["sessions"])
     if all_sessions is None:

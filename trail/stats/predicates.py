@@ -28,7 +28,8 @@ def field_expr(value: pl.Expr, ff: FieldFilter) -> pl.Expr:
 
 
 def dims_predicate(f: Filter, table: str, *, with_paths: bool = True) -> pl.Expr:
-    """Every condition of `f` that `table`'s own columns can answer.
+    """Every condition of `f` that `table`'s own columns can answer (without `with_paths`:
+    not the page-level ones, path, title, pattern and tags).
 
     Session-level conditions (dimensions, entry/exit path) are equal on the +1 and -1 rows of
     one state, so applying them before collapsing keeps or drops whole pairs: it is exact.
@@ -51,6 +52,8 @@ def dims_predicate(f: Filter, table: str, *, with_paths: bool = True) -> pl.Expr
         parts.extend(page_parts(f))
     if table == "events":
         parts.extend(_event_parts(f))
+        if with_paths:
+            parts.extend(page_parts(f, "event_meta_keys", "event_meta_values"))
     return _all(parts)
 
 
@@ -79,15 +82,40 @@ def pair_value(keys: str, values: str, key: str) -> pl.Expr:
     return pl.when(pl.col(keys).list.contains(key)).then(found).otherwise(pl.lit(""))
 
 
-def page_parts(f: Filter) -> list[pl.Expr]:
+def page_parts(f: Filter, keys: str = "tag_keys", values: str = "tag_values") -> list[pl.Expr]:
+    """Pattern and tag conditions (the `path` field is a column condition of dims_predicate).
+
+    On events (`keys`/`values` = the event metadata) the same conditions read the event's own
+    path and its metadata, which holds the page's tags (an event's metadata is its page's tags
+    overridden by the event's own meta; Pirsch reads tag filters on events the same way)."""
     parts = []
     if f.pattern and "path" not in f.fields:
         parts.append(pl.col("path").str.contains(f.pattern))
     if f.tag:
-        parts.append(pl.col("tag_keys").list.contains(f.tag))
+        parts.append(pl.col(keys).list.contains(f.tag))
     for key, ff in f.tags.items():
-        parts.append(field_expr(pair_value("tag_keys", "tag_values", key), ff))
+        parts.append(field_expr(pair_value(keys, values, key), ff))
     return parts
+
+
+def field_matches(ff: FieldFilter, value: str) -> bool:
+    """field_expr for one Python value."""
+    lowered = value.lower()
+    positives = [value == v for v in ff.eq] + [v in lowered for v in ff.contains]
+    if positives and not any(positives):
+        return False
+    return not (any(value == v for v in ff.neq) or any(v in lowered for v in ff.not_contains))
+
+
+def empty_event_matches(f: Filter) -> bool:
+    """Whether an event with an empty name and no metadata passes the event conditions.
+
+    A negated event name (`event=!x`) is answered like Pirsch's LEFT JOIN of events: a session
+    without any event in the window then reads as one such empty event."""
+    ff = f.fields.get("event_name")
+    if ff is None or not ff.neq or f.event_meta_key:
+        return False
+    return field_matches(ff, "") and all(field_matches(c, "") for c in f.meta.values())
 
 
 def _event_parts(f: Filter) -> list[pl.Expr]:

@@ -27,41 +27,14 @@ from trail.stats.breakdowns import (  # noqa: F401  (re-exported: one import for
 )
 from trail.stats.buckets import bucket_index, bucket_label, bucket_starts, series_starts
 from trail.stats.filters import Filter
-from trail.stats.pages import _page_filter_only as page_filter_only
-from trail.stats.pages import active, entry_pages, exit_pages, page  # noqa: F401
-from trail.stats.predicates import pair_value
-from trail.stats.sources import KEYS, Rows, metrics_by, rows_for
+from trail.stats.pages import active, entry_pages, exit_pages, page, times_on_page  # noqa: F401
+from trail.stats.sources import KEYS, Rows, core, custom_metrics, metrics_by, rows_for
 
 
 def _totals_query(rows: Rows) -> pl.LazyFrame:
     """One row: visitors, sessions, views, bounces for the filter (reads per section 5)."""
-    f = rows.f
-    if f.page_level and not f.event_level:
-        pv = rows.page_views(m.PAGE_VIEW_COLUMNS).select(m.page_view_metrics())
-        if f.tags or f.tag:
-            keys = rows.page_views(KEYS).select(KEYS).unique()
-            sess = rows.sessions(m.SESSION_COLUMNS + ["session_id"]).join(keys, on=KEYS, how="semi")
-        else:
-            sess = rows.sessions(m.SESSION_COLUMNS, paths_on_entry=True)
-        return pl.concat([pv, sess.select(m.bounces())], how="horizontal")
     rolled = rollup_totals.totals_frame(rows, ["visitors", "sessions", "views", "bounces"])
-    if rolled is not None:
-        return rolled
-    return rows.sessions(m.SESSION_COLUMNS).select(m.session_metrics())
-
-
-def _custom_metric_query(rows: Rows) -> pl.LazyFrame | None:
-    f = rows.f
-    if not (f.custom_metric_key and f.custom_metric_type and "event_name" in f.fields):
-        return None
-    dtype = pl.Int64 if f.custom_metric_type == "integer" else pl.Float64
-    value = pair_value("event_meta_keys", "event_meta_values", f.custom_metric_key)
-    ev = rows.events(["event_meta_keys", "event_meta_values"])
-    values = ev.select(value.cast(dtype, strict=False).alias("v"))
-    return values.select(
-        pl.col("v").mean().fill_null(0.0).cast(pl.Float64).alias("custom_metric_avg"),
-        pl.col("v").sum().cast(pl.Float64).alias("custom_metric_total"),
-    )
+    return rolled if rolled is not None else core(rows)
 
 
 def total(data_dir: Path, f: Filter) -> dict[str, Any]:
@@ -75,7 +48,7 @@ def total_for_rows(rows: Rows) -> dict[str, Any]:
     queries = [_totals_query(rows)]
     if not f.is_unfiltered:
         queries.append(unfiltered_visitors(rows))
-    custom = _custom_metric_query(rows)
+    custom = custom_metrics(rows)
     if custom is not None:
         queries.append(custom)
     frames = pl.collect_all(queries)
@@ -101,6 +74,7 @@ def visitor(data_dir: Path, f: Filter) -> list[dict[str, Any]]:
     starts = series_starts(first, last, f.scale)
     rows = rows_for(data_dir, f)
     rolled = rollup_totals.bucket_totals(rows, starts, f.tz)
+    custom: dict[int, Any] = {}
     if rolled is not None:  # unfiltered, whole UTC days: from the per-day rollups
         by_bucket: dict[int, Any] = rolled
         all_by_bucket = {i: r["visitors"] for i, r in rolled.items()}
@@ -109,9 +83,15 @@ def visitor(data_dir: Path, f: Filter) -> list[dict[str, Any]]:
         q = metrics_by(rows, [idx], ["time"])
         unfiltered = rows.unfiltered().sessions(["visitor_id", "sign", "time"])
         u = unfiltered.group_by(idx).agg(m.visitors().alias("all_visitors"))
-        got, all_v = pl.collect_all([q, u])
-        by_bucket = {r["bucket"]: r for r in got.iter_rows(named=True)}
-        all_by_bucket = dict(all_v.iter_rows())
+        queries = [q, u]
+        cm = custom_metrics(rows, [idx])
+        if cm is not None:
+            queries.append(cm)
+        frames = pl.collect_all(queries)
+        by_bucket = {r["bucket"]: r for r in frames[0].iter_rows(named=True)}
+        all_by_bucket = dict(frames[1].iter_rows())
+        if cm is not None:
+            custom = {r["bucket"]: r for r in frames[2].iter_rows(named=True)}
     out = []
     for i, start in enumerate(starts):
         r = by_bucket.get(i, {})
@@ -121,8 +101,9 @@ def visitor(data_dir: Path, f: Filter) -> list[dict[str, Any]]:
             item[k] = int(r.get(k) or 0)
         item["bounce_rate"] = m.rate(item["bounces"], item["sessions"])
         item["cr"] = m.rate(item["visitors"], all_by_bucket.get(i) or 0)
-        item["custom_metric_avg"] = 0.0
-        item["custom_metric_total"] = 0.0
+        c = custom.get(i, {})
+        item["custom_metric_avg"] = float(c.get("custom_metric_avg") or 0.0)
+        item["custom_metric_total"] = float(c.get("custom_metric_total") or 0.0)
         out.append(item)
     return out
 
@@ -176,26 +157,53 @@ def page_duration(data_dir: Path, f: Filter) -> list[dict[str, Any]]:
     starts = series_starts(first, last, f.scale)
     days = bucket_starts(first, last, "day")
     rows = rows_for(data_dir, f)
+    # A time belongs to the day of the view it was spent on.
+    day = bucket_index(days, f.tz)
     if f.page_level:
-        # The page a time belongs to is the previous view's: pair views within sessions.
-        pv = rows.page_views([*KEYS, "time", "duration_seconds", "path", "title"], with_paths=False)
-        # Only sessions with a matching view can contribute: pair (sort) just those.
-        pv = pv.join(rows.page_views(KEYS).select(KEYS).unique(), on=KEYS, how="semi")
-        pv = m.with_time_on_page(pv).filter(page_filter_only(f) & (pl.col("time_on_page") > 0))
-        spent, at = pl.col("time_on_page"), "time"
+        spent = times_on_page(rows).select(day, pl.col("time_on_page"))
     else:
-        # Every page: each non-zero duration is the time on the view before it, which happened
-        # `duration` seconds earlier; no per-session sort needed.
-        pv = rows.page_views(["time", "duration_seconds"]).filter(pl.col("duration_seconds") > 0)
-        before = pl.col("time") - pl.duration(seconds=pl.col("duration_seconds"))
-        pv = pv.with_columns(before.alias("viewed"))
-        spent, at = pl.col("duration_seconds").cast(pl.Int64), "viewed"
-    daily = pv.group_by(bucket_index(days, f.tz, at)).agg(
-        spent.sum().alias("total"), pl.len().alias("n")
+        spent = _time_on_any_page(rows, day)
+    daily = spent.group_by("bucket").agg(
+        pl.col("time_on_page").sum().alias("total"), pl.len().alias("n")
     )
     ff = f.fields.get("path")
     path = ff.eq[0] if ff is not None and len(ff.eq) == 1 and not ff.neq else ""
     return _scaled_averages(f, daily.collect(), days, starts, path=path)
+
+
+def _time_on_any_page(rows: Rows, day: pl.Expr) -> pl.LazyFrame:
+    """`bucket` (the local day) and `time_on_page` of every view with a time, no page condition.
+
+    Pairing each view with the next one needs a sort of all views by session and time. Without
+    a page condition most sessions need none: in a session that started in the window and whose
+    hits all lie in one local day, each non-zero duration of a view is the time spent on the
+    view before it, on that same day, so the durations are summed where they are. Only the
+    sessions that started before the window or span a local midnight are paired."""
+    sess = rows.sessions([*KEYS, "start", "time"])
+    started = pl.col("start").cast(pl.Datetime("ms", "UTC"))
+    spanning = (started < pl.lit(rows.start)) | (
+        local_day(rows, "start") != local_day(rows, "time")
+    )
+    paired = sess.filter(spanning).select(m.session_key()).unique()
+    views = rows.page_views([*KEYS, "time", "duration_seconds"]).with_columns(m.session_key())
+    pv, paired_keys = pl.collect_all([views, paired])
+    inside = pl.col("session_key").is_in(paired_keys["session_key"].implode())
+    simple = pv.lazy().filter(~inside & (pl.col("duration_seconds") > 0))
+    simple = simple.select(day, pl.col("duration_seconds").cast(pl.Int64).alias("time_on_page"))
+    exact = m.with_time_on_page(pv.lazy().filter(inside).drop("session_key"))
+    exact = exact.filter(pl.col("time_on_page") > 0).select(day, pl.col("time_on_page"))
+    return pl.concat([simple, exact])
+
+
+def local_day(rows: Rows, column: str) -> pl.Expr:
+    """The local date of a time column as a day number (days since the epoch in the filter's
+    zone), by arithmetic when the zone's offset is the same all window long."""
+    tz = rows.f.tz
+    offsets = {t.astimezone(tz).utcoffset() for t in (rows.start, rows.end)}
+    if len(offsets) == 1:
+        offset_ms = int(next(iter(offsets)).total_seconds() * 1000)  # type: ignore[union-attr]
+        return (pl.col(column).cast(pl.Int64) + offset_ms) // 86_400_000
+    return pl.col(column).dt.convert_time_zone(tz.key).dt.date().cast(pl.Int64)
 
 
 def unfiltered_visitors(rows: Rows) -> pl.LazyFrame:
@@ -207,7 +215,16 @@ def unfiltered_visitors(rows: Rows) -> pl.LazyFrame:
 
 
 def _time_spent(rows: Rows) -> pl.LazyFrame:
-    """The summed time behind time_spent_growth: session durations."""
+    """The summed time behind time_spent_growth: the matching events' durations under an event
+    name filter, else the time on the matching pages under a path filter, else the durations
+    of the sessions that pass (Pirsch's order: an event name first, then a path; pattern and
+    tags select sessions)."""
+    f = rows.f
+    if "event_name" in f.fields:
+        ev = rows.events(["duration_seconds"])
+        return ev.select(pl.col("duration_seconds").cast(pl.Int64).sum().alias("time_spent"))
+    if "path" in f.fields:
+        return times_on_page(rows).select(pl.col("time_on_page").sum().alias("time_spent"))
     rolled = rollup_totals.session_totals(rows)
     if rolled is not None:
         return pl.LazyFrame({"time_spent": [rolled["duration"]]})

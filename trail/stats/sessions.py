@@ -9,7 +9,8 @@ from typing import Any
 import polars as pl
 
 from trail.stats.filters import Filter, FilterError
-from trail.stats.sources import KEYS, rows_for
+from trail.stats.pages import live_states
+from trail.stats.sources import rows_for
 from trail.storage.schema import DIMS
 
 _DIMS = [c for c in DIMS if c != "hostname"]
@@ -30,11 +31,7 @@ def session_list(data_dir: Path, f: Filter) -> list[dict[str, Any]]:
     it (it then ended in another window: another day's rows hold its state).
     """
     rows = rows_for(data_dir, f)
-    sess = rows.sessions([*SESSION_FIELDS, "sign", "version"])
-    if f.page_level:
-        sess = sess.join(rows.page_views(KEYS).select(KEYS).unique(), on=KEYS, how="semi")
-    cancelled = sess.filter(pl.col("sign") < 0).select([*KEYS, "version"])
-    live = sess.filter(pl.col("sign") > 0).join(cancelled, on=[*KEYS, "version"], how="anti")
+    live = live_states(rows.sessions([*SESSION_FIELDS, "sign", "version"]))
     if f.search:
         needle = f.search.lower()
         live = live.filter(

@@ -1,16 +1,41 @@
-"""Which rows a report reads (reference section 5, "Which rows"), with the filter applied."""
+"""Which rows a report reads (reference section 5, "Which rows"), with the filter applied.
+
+The one place where a filter meets the tables. A filter's conditions are of four kinds, and
+each table answers them the same way in every report:
+
+- dimensions (country, browser, referrer, UTM, platform, ...): equal on every row of a session,
+  so they are plain row predicates on every table;
+- entry/exit path: conditions on the session: its entry page, and the exit page of its live
+  state (the final state, when that lies in the window);
+- page conditions (path, pattern, tags): a page view must match; a session (and every session
+  row) passes when it has a matching page view in the window; an event is tested on its own
+  path and its metadata (which holds its page's tags);
+- event conditions (name, metadata): an event must match; a session (with its page views) passes
+  when it has a matching event in the window ("filtering by an event returns the stats of whole
+  sessions that contain the event"); `event=!x` also passes sessions without events (Pirsch's
+  LEFT JOIN reads those as one empty event).
+
+This is Pirsch's treatment of page-level filters on session-level reports (join the sessions to
+the page views that match), applied to every report.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
 import polars as pl
 
 from trail.stats.filters import Filter
-from trail.stats.predicates import dims_predicate, field_expr, session_only_fields
+from trail.stats.predicates import (
+    dims_predicate,
+    empty_event_matches,
+    pair_value,
+    session_only_fields,
+)
 from trail.stats.scan import scan
+from trail.storage.schema import TABLES
 
 KEYS = ["visitor_id", "session_id"]
 
@@ -28,49 +53,83 @@ class Rows:
         """Same site and window, no other filter: the denominators of relative values and cr."""
         return Rows(self.data_dir, self.f.without_dims(), self.start, self.end)
 
-    def sessions(self, columns: list[str], *, paths_on_entry: bool = False) -> pl.LazyFrame:
-        """Session rows (uncollapsed, see metrics) matching the session-level filters.
+    def without_pages(self) -> Rows:
+        """Same window and filter without its page and entry/exit conditions (path, pattern,
+        tags, entry_path, exit_path): the page totals entry and exit pages list."""
+        fields = {
+            k: v for k, v in self.f.fields.items() if k not in ("path", "entry_path", "exit_path")
+        }
+        f = replace(self.f, fields=fields, pattern=None, tags={}, tag=None)
+        return Rows(self.data_dir, f, self.start, self.end)
 
-        With `paths_on_entry`, a path/pattern filter selects sessions by entry path: for bounced
-        sessions (only views of one path) that is the same as "sessions containing the page".
-        """
-        lf = self._scan("sessions", columns)
-        lf = lf.filter(dims_predicate(self.f, "sessions"))
-        if "exit_path" in self.f.fields:
-            # The exit path changes during a session: only sessions whose live state matches count,
-            # not visitors whose earlier, cancelled state had that exit.
-            lf = lf.join(self.live_keys(), on=KEYS, how="semi")
-        if paths_on_entry and "path" in self.f.fields:
-            lf = lf.filter(field_expr(pl.col("entry_path"), self.f.fields["path"]))
-        elif paths_on_entry and self.f.pattern:
-            lf = lf.filter(pl.col("entry_path").str.contains(self.f.pattern))
-        if self.f.event_level:
-            lf = lf.join(self.event_keys(), on=KEYS, how="semi")
-        return lf
+    # -- the three tables ----------------------------------------------------------------------
+
+    def sessions(self, columns: list[str]) -> pl.LazyFrame:
+        """Session rows (uncollapsed, see metrics) of the sessions that pass the filter."""
+        lf = self._scan("sessions", columns).filter(dims_predicate(self.f, "sessions"))
+        if self.f.page_level:
+            lf = lf.join(self.page_keys(), on=KEYS, how="semi")
+        return self._session_conditions(lf, events=True)
 
     def page_views(self, columns: list[str], *, with_paths: bool = True) -> pl.LazyFrame:
-        """Page-view rows matching the filter (paths, tags and dimensions)."""
+        """Page views that match (without `with_paths`: all page views of the sessions that
+        pass, whatever their page) of the sessions that pass the other conditions."""
         lf = self._scan("page_views", columns)
         lf = lf.filter(dims_predicate(self.f, "page_views", with_paths=with_paths))
-        if session_only_fields(self.f):
-            lf = lf.join(self.live_keys(), on=KEYS, how="semi")
-        if self.f.event_level:
-            lf = lf.join(self.event_keys(), on=KEYS, how="semi")
-        return lf
+        return self._session_conditions(lf, events=True)
+
+    def events(self, columns: list[str]) -> pl.LazyFrame:
+        """Events that match the event and page conditions (on the event's own path and
+        metadata), of sessions that pass the entry/exit conditions."""
+        lf = self._scan("events", columns).filter(dims_predicate(self.f, "events"))
+        return self._session_conditions(lf, events=False)
+
+    # -- sessions by condition -------------------------------------------------------------------
+
+    def page_keys(self) -> pl.LazyFrame:
+        """Sessions with a page view in the window that matches the page conditions."""
+        lf = self._scan("page_views", KEYS).filter(dims_predicate(self.f, "page_views"))
+        return lf.select(KEYS).unique()
+
+    def event_keys(self) -> pl.LazyFrame:
+        """Sessions with an event in the window that matches the event conditions."""
+        lf = self._scan("events", KEYS)
+        return lf.filter(dims_predicate(self.f, "events", with_paths=False)).select(KEYS).unique()
 
     def live_keys(self) -> pl.LazyFrame:
-        """(visitor_id, session_id) of sessions whose live state matches the session filters."""
+        """Sessions whose live state (in the window) matches the session-level conditions."""
         rows = self._scan("sessions", [*KEYS, "sign"]).filter(dims_predicate(self.f, "sessions"))
         rows = rows.group_by(KEYS).agg(pl.col("sign").cast(pl.Int64).sum())
         return rows.filter(pl.col("sign") > 0).select(KEYS)
 
-    def events(self, columns: list[str]) -> pl.LazyFrame:
-        lf = self._scan("events", columns)
-        return lf.filter(dims_predicate(self.f, "events"))
+    def bounced_keys(self) -> pl.LazyFrame:
+        """Sessions whose live state in the window bounced (no filter: callers join). The live
+        state is the +1 row no -1 row of the same version cancelled (a cancel row copies its
+        state, bounce included; compacted cancelled states have sign 0)."""
+        rows = scan(self.data_dir, "sessions", self.f.site_id, self.start, self.end,
+                    [*KEYS, "sign", "is_bounce", "version"]).filter(pl.col("is_bounce"))  # fmt: skip
+        cancelled = rows.filter(pl.col("sign") < 0).select(*KEYS, "version")
+        live = rows.filter(pl.col("sign") > 0).join(cancelled, on=[*KEYS, "version"], how="anti")
+        return live.select(KEYS)
 
-    def event_keys(self) -> pl.LazyFrame:
-        """Sessions that contain a matching event: an event filter selects whole sessions."""
-        return self.events(KEYS).select(KEYS).unique()
+    def _session_conditions(self, lf: pl.LazyFrame, *, events: bool) -> pl.LazyFrame:
+        """`lf` (rows with KEYS) limited to sessions passing entry/exit and event conditions."""
+        f = self.f
+        if "exit_path" in f.fields:
+            # The exit page changes during a session: its live state must match, not a state
+            # that a later one cancelled.
+            lf = lf.join(self.live_keys(), on=KEYS, how="semi")
+        elif "entry_path" in f.fields:
+            entry = self._scan("sessions", KEYS).filter(dims_predicate(f, "sessions"))
+            lf = lf.join(entry.select(KEYS).unique(), on=KEYS, how="semi")
+        if events and f.event_level:
+            if empty_event_matches(f):
+                every = scan(self.data_dir, "events", f.site_id, self.start, self.end, KEYS)
+                unmatched = every.unique().join(self.event_keys(), on=KEYS, how="anti")
+                lf = lf.join(unmatched, on=KEYS, how="anti")
+            else:
+                lf = lf.join(self.event_keys(), on=KEYS, how="semi")
+        return lf
 
     def _scan(self, table: str, columns: list[str]) -> pl.LazyFrame:
         return scan(
@@ -85,8 +144,6 @@ class Rows:
 
 def _needed(f: Filter, table: str, columns: list[str]) -> list[str]:
     """The asked-for columns plus those the filter reads."""
-    from trail.storage.schema import TABLES
-
     extra = [c for c in f.fields if c in TABLES[table]]
     if f.platform:
         extra += ["desktop", "mobile"]
@@ -94,20 +151,15 @@ def _needed(f: Filter, table: str, columns: list[str]) -> list[str]:
         extra.append("visitor_id")
     if f.session_id is not None and "session_id" in TABLES[table]:
         extra.append("session_id")
+    if table in ("page_views", "events") and f.pattern:
+        extra.append("path")
     if table == "page_views" and (f.tags or f.tag):
         extra += ["tag_keys", "tag_values"]
-    if table == "page_views" and f.pattern:
-        extra.append("path")
-    if table == "sessions" and (f.pattern or "path" in f.fields):
-        extra.append("entry_path")
-    if table != "requests" and (
-        f.event_level
-        or "exit_path" in f.fields
-        or (table == "page_views" and session_only_fields(f))
-    ):
-        extra += KEYS  # joined on
-    if table == "events" and (f.meta or f.event_meta_key):
+    if table == "events" and (f.meta or f.event_meta_key or f.tags or f.tag):
         extra += ["event_meta_keys", "event_meta_values"]
+    joined = f.event_level or session_only_fields(f) or (table == "sessions" and f.page_level)
+    if table != "requests" and joined:
+        extra += KEYS
     return list(dict.fromkeys([*columns, *extra]))
 
 
@@ -117,34 +169,92 @@ def rows_for(data_dir: Path, f: Filter) -> Rows:
     return Rows(Path(data_dir), f, start, end)
 
 
-def metrics_by(rows: Rows, keys: list[pl.Expr], columns: list[str]) -> pl.LazyFrame:
+def core(rows: Rows) -> pl.LazyFrame:
+    """One row: visitors, sessions, views, bounces for the filter (section 5 "Which rows").
+
+    Page conditions read page views: visitors and sessions are distinct ids, views the rows,
+    bounces the sessions among them whose live state bounced. Otherwise session rows
+    (trail.stats.metrics)."""
+    from trail.stats import metrics as m
+
+    if rows.f.page_level:
+        pv = rows.page_views(m.PAGE_VIEW_COLUMNS)
+        return pl.concat([pv.select(m.page_view_metrics()), _bounces(rows, pv, [])],
+                         how="horizontal")  # fmt: skip
+    return rows.sessions(m.SESSION_COLUMNS).select(m.session_metrics())
+
+
+def metrics_by(
+    rows: Rows, keys: list[pl.Expr], columns: list[str], *, views: bool = False
+) -> pl.LazyFrame:
     """visitors, views, sessions, bounces grouped by `keys` (expressions over `columns`).
 
-    Sessions answer unless the filter needs page views (path, pattern, tags); then visitors,
-    views and sessions come from page views and bounces from sessions by entry path.
-    """
+    Read like `core`; with `views` always from page views (the time-of-day groupings: a page
+    view's time, not its session's)."""
     from trail.stats import kernels
     from trail.stats import metrics as m
 
-    f = rows.f
-    if f.page_level and not f.event_level:
-        pv = (
-            rows.page_views([*m.PAGE_VIEW_COLUMNS, *columns])
-            .group_by(keys)
-            .agg(m.page_view_metrics())
-        )
-        sess = rows.sessions([*m.SESSION_COLUMNS, *columns], paths_on_entry=not (f.tags or f.tag))
-        if f.tags or f.tag:
-            sess = rows.sessions([*m.SESSION_COLUMNS, *columns, *KEYS])
-            sess = sess.join(rows.page_views(KEYS).select(KEYS).unique(), on=KEYS, how="semi")
-        names = [k.meta.output_name() for k in keys]
-        return pv.join(sess.group_by(keys).agg(m.bounces()), on=names, how="left").with_columns(
-            pl.col("bounces").fill_null(0)
-        )
+    names = [k.meta.output_name() for k in keys]
+    if rows.f.page_level or views:
+        pv = rows.page_views([*m.PAGE_VIEW_COLUMNS, *columns]).select(*keys, *KEYS).collect()
+        bounced = pv.join(rows.bounced_keys().collect(), on=KEYS, how="semi")
+        # the sessions among a group's views that bounced: its bounced views' distinct sessions
+        bounces = _view_counts(bounced, names).select(*names, pl.col("sessions").alias("bounces"))
+        counted = _view_counts(pv, names).join(bounces, on=names, how="left")
+        return counted.with_columns(pl.col("bounces").fill_null(0)).lazy()
     # One kernel pass: Polars' per-group hash sets for distinct visitors cost seconds on tens of
     # millions of session rows.
-    names = [k.meta.output_name() for k in keys]
     sess = rows.sessions([*KEYS, "sign", "page_views", "is_bounce", *columns]).select(
         *keys, *KEYS, "sign", "page_views", "is_bounce"
     )
     return kernels.session_metrics_by(sess, names).lazy()
+
+
+def _view_counts(pv: pl.DataFrame, names: list[str]) -> pl.DataFrame:
+    """visitors, sessions (distinct ids) and views (rows) per `names` group of page views, by
+    the counting kernel (see trail.stats.kernels: groups told apart by a 64-bit hash)."""
+    import numpy as np
+
+    from trail import core
+
+    counts = ("visitors", "sessions", "views")
+    if pv.is_empty():
+        return pv.select(names).with_columns(pl.lit(0, pl.Int64).alias(c) for c in counts)
+    key = pl.col(names[0]).hash() if len(names) == 1 else pl.struct(names).hash()
+    _keys, first, _last, views, visitors, sessions, *_ = core.group_stats(
+        np.ascontiguousarray(pv.select(key).to_series().to_numpy(), dtype=np.uint64),
+        np.ascontiguousarray(pv["visitor_id"].to_numpy(), dtype=np.uint64),
+        np.ascontiguousarray(pv["session_id"].to_numpy(), dtype=np.uint32),
+        np.zeros(0, dtype=np.int64),
+    )
+    return pv.select(names)[first].with_columns(
+        pl.Series(name, values, dtype=pl.Int64)
+        for name, values in zip(counts, (visitors, sessions, views), strict=True)
+    )
+
+
+def _bounces(rows: Rows, pv: pl.LazyFrame, names: list[str]) -> pl.LazyFrame:
+    """Per `names` group of the page views `pv`: the sessions among them that bounced."""
+    bounced = pv.join(rows.bounced_keys(), on=KEYS, how="semi").select(*names, *KEYS).unique()
+    count = pl.len().cast(pl.Int64).alias("bounces")
+    return bounced.group_by(names).agg(count) if names else bounced.select(count)
+
+
+def custom_metrics(rows: Rows, keys: list[pl.Expr] | None = None) -> pl.LazyFrame | None:
+    """custom_metric_avg and custom_metric_total over the matching events (per `keys`, which
+    read event columns such as `time`), or None without an event name, custom_metric_key and
+    custom_metric_type. Values that do not parse as the type are left out."""
+    f = rows.f
+    if not (f.custom_metric_key and f.custom_metric_type and "event_name" in f.fields):
+        return None
+    dtype = pl.Int64 if f.custom_metric_type == "integer" else pl.Float64
+    value = pair_value("event_meta_keys", "event_meta_values", f.custom_metric_key)
+    ev = rows.events(["event_meta_keys", "event_meta_values", "time"])
+    values = ev.select(*(keys or []), value.cast(dtype, strict=False).alias("v"))
+    aggs = [
+        pl.col("v").mean().fill_null(0.0).cast(pl.Float64).alias("custom_metric_avg"),
+        pl.col("v").sum().cast(pl.Float64).alias("custom_metric_total"),
+    ]
+    if keys:
+        return values.group_by([k.meta.output_name() for k in keys]).agg(aggs)
+    return values.select(aggs)

@@ -98,7 +98,7 @@ def _bot_counts() -> list[pl.Expr]:
 
 def average_session_seconds(rows: Rows) -> int:
     """Average duration of the sessions that lasted (Pirsch's definition, over the whole range)."""
-    lf = rows.sessions(["sign", "duration_seconds"], paths_on_entry=True)
+    lf = rows.sessions(["sign", "duration_seconds"])
     lf = lf.filter(pl.col("duration_seconds") > 0).select(m.duration_sum().alias("t"), m.sessions())
     r = lf.collect().row(0, named=True)
     return round((r["t"] or 0) / r["sessions"]) if r["sessions"] else 0

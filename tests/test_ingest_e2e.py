@@ -185,6 +185,29 @@ def test_single_hits_event_and_keep_alive_now(server: TrailServer) -> None:
     assert (total["visitors"], total["views"], total["sessions"], total["bounces"]) == (1, 1, 1, 1)
 
 
+def test_a_path_only_url_is_counted_under_the_site_hostname(server: TrailServer) -> None:
+    # Server SDKs send the path of the request they handle (Go's r.URL.String()): "/blog?x=1".
+    site, key = server.create_site("shop.example")
+    path_only = {"url": "/blog?x=1", "ip": "81.2.69.60", "user_agent": CHROME_WIN,
+                 "referrer": "/previous"}  # fmt: skip
+    absolute = {"url": "https://shop.example/about", "ip": "81.2.69.61", "user_agent": FIREFOX_MAC}
+    for body in (path_only, absolute):
+        assert server.call("POST", "/api/v1/hit", body, key=key).status == 200
+    today = time.strftime("%Y-%m-%d", time.gmtime())
+    span = {"from": today, "to": today}
+    hosts = wait_for(
+        lambda: server.stats("hostname", site, **span), lambda h: sum(r["views"] for r in h) >= 2
+    )
+    assert [(h["hostname"], h["visitors"], h["views"]) for h in hosts] == [("shop.example", 2, 2)]
+    assert server.stats("options/hostname", site, **span) == ["shop.example"]
+    assert sorted(p["path"] for p in server.stats("page", site, **span)) == ["/about", "/blog"]
+    # Its path-only referrer is the site itself: no referrer, as for the absolute hit.
+    referrers = server.stats("referrer", site, **span)
+    assert all(r["referrer"] == "" and r["referrer_name"] == "" for r in referrers), referrers
+    blog = server.stats("hostname", site, path="/blog", **span)
+    assert [(h["hostname"], h["views"]) for h in blog] == [("shop.example", 1)]
+
+
 @pytest.mark.parametrize(
     ("path", "body", "field"),
     [

@@ -32,17 +32,16 @@ impl UrlParts {
 /// Split a hit URL into hostname, decoded path and decoded query pairs. Never fails: a
 /// path-only URL ("/blog?x=1") keeps its path and query with an empty hostname, and anything
 /// unparseable gives hostname "" and path "/", because a hit must not be lost over its URL.
+/// A hit's URL goes through parse_hit_url, which puts an empty hostname on the site's.
 pub fn parse_url(url: &str) -> UrlParts {
     let url = url.trim();
-    let parsed = match Url::parse(url) {
-        Ok(u) => Some(u),
-        // Only a rooted path is worth rescuing; "foo bar" has no meaningful path.
-        Err(url::ParseError::RelativeUrlWithoutBase) if url.starts_with('/') => {
-            Url::parse("http://relative.invalid")
-                .ok()
-                .and_then(|b| b.join(url).ok())
-        }
-        Err(_) => None,
+    let parsed = if url.starts_with('/') {
+        // A request path as a server sees it (Go's `r.URL.String()`): all path, even when it
+        // starts with "//", which a URL parser would take for a host ("//x/y" is the path
+        // "//x/y", not host x). Only a rooted path is worth rescuing; "foo bar" has none.
+        Url::parse(&format!("http://relative.invalid{url}")).ok()
+    } else {
+        Url::parse(url).ok()
     };
     let Some(u) = parsed else {
         return UrlParts {
@@ -63,6 +62,20 @@ pub fn parse_url(url: &str) -> UrlParts {
         path: decoded_path(u.path()),
         query: u.query_pairs().into_owned().collect(),
     }
+}
+
+/// A hit's URL (parse_url) on the site it was sent for: a URL without a hostname, which is
+/// what server SDKs send ("/blog?x=1", the path of the request they handle), is on the
+/// site's hostname, so it is stored, filtered and allowed under that name.
+pub fn parse_hit_url(url: &str, site_hostname: &str) -> UrlParts {
+    let mut parts = parse_url(url);
+    if parts.hostname.is_empty() {
+        parts.hostname = site_hostname
+            .trim()
+            .trim_end_matches('.')
+            .to_ascii_lowercase();
+    }
+    parts
 }
 
 /// The path as the visitor saw it: percent-decoded (lossy on bad UTF-8), "/" when empty.
@@ -224,16 +237,50 @@ mod tests {
                 "/relative/path",
                 &[("utm_source", "x")],
             ),
+            ("/", "", "/", &[]),
+            ("/blog?x=1#top", "", "/blog", &[("x", "1")]),
+            // A path starting with "//" is a path (a server's request URI), not a host.
+            ("//", "", "//", &[]),
+            ("//evil.com/x?a=1", "", "//evil.com/x", &[("a", "1")]),
+            ("/caf%C3%A9/../x", "", "/x", &[]),
             ("not a url", "", "/", &[]),
             ("", "", "/", &[]),
             ("mailto:someone@example.com", "", "/", &[]),
-            ("//", "", "/", &[]),
         ];
         for (url, host, path, query) in cases {
             let got = parse_url(url);
             assert_eq!(got.hostname, *host, "{url}");
             assert_eq!(got.path, *path, "{url}");
             assert_eq!(got.query, q(query), "{url}");
+        }
+    }
+
+    #[test]
+    fn hit_urls_without_a_hostname_are_on_the_site() {
+        // (url, site hostname) -> (hostname, path)
+        let cases = [
+            ("/blog?x=1", "example.com", "example.com", "/blog"),
+            ("/", "Example.COM.", "example.com", "/"),
+            ("//evil.com/x", "example.com", "example.com", "//evil.com/x"),
+            // a keep-alive without a URL
+            ("", "example.com", "example.com", "/"),
+            // an absolute URL keeps its own hostname
+            (
+                "https://blog.example.com/p",
+                "example.com",
+                "blog.example.com",
+                "/p",
+            ),
+            ("https://other.org/", "example.com", "other.org", "/"),
+        ];
+        for (url, site, host, path) in cases {
+            let got = parse_hit_url(url, site);
+            assert_eq!(
+                (got.hostname.as_str(), got.path.as_str()),
+                (host, path),
+                "{url}"
+            );
+            assert_eq!(got.query, parse_url(url).query, "{url}");
         }
     }
 

@@ -433,7 +433,8 @@ fn distinct_u64(py: Python<'_>, values: PyBuffer<u64>) -> PyResult<u64> {
 
 /// Per-group rows, distinct visitors and distinct (visitor, session) pairs, with each group's
 /// first and latest row (see kernels::group_stats; `times` may be empty). Returns
-/// (keys, first, last, rows, visitors, sessions), one entry per group.
+/// (keys, first, last, rows, visitors, sessions), one entry per group, then
+/// (tie_groups, tie_rows): the rows sharing their group's greatest time, `last` included.
 #[pyfunction]
 #[allow(clippy::type_complexity)]
 fn group_stats(
@@ -442,7 +443,16 @@ fn group_stats(
     visitors: PyBuffer<u64>,
     sessions: PyBuffer<u32>,
     times: PyBuffer<i64>,
-) -> PyResult<(Vec<u64>, Vec<u64>, Vec<u64>, Vec<u64>, Vec<u64>, Vec<u64>)> {
+) -> PyResult<(
+    Vec<u64>,
+    Vec<u64>,
+    Vec<u64>,
+    Vec<u64>,
+    Vec<u64>,
+    Vec<u64>,
+    Vec<u64>,
+    Vec<u64>,
+)> {
     let (k, v, s, t) = (
         buffer_slice(&keys)?,
         buffer_slice(&visitors)?,
@@ -450,7 +460,16 @@ fn group_stats(
         buffer_slice(&times)?,
     );
     let g = py.detach(|| crate::kernels::group_stats(k, v, s, t));
-    Ok((g.keys, g.first, g.last, g.rows, g.visitors, g.sessions))
+    Ok((
+        g.keys,
+        g.first,
+        g.last,
+        g.rows,
+        g.visitors,
+        g.sessions,
+        g.tie_groups,
+        g.tie_rows,
+    ))
 }
 
 /// Session metrics per group (see kernels::session_metrics). Returns

@@ -53,11 +53,17 @@ pub struct GroupStats {
     /// The group key of each group, in order of first appearance.
     pub keys: Vec<u64>,
     pub first: Vec<u64>,
-    /// The row with the greatest time (the later row on a tie; the last row without times).
+    /// A row with the greatest time: the first such row in scan order (the last row without
+    /// times). Which of several rows sharing that time is "the latest" is the caller's rule
+    /// (e.g. the greatest title): `tie_groups`/`tie_rows` name them all.
     pub last: Vec<u64>,
     pub rows: Vec<u64>,
     pub visitors: Vec<u64>,
     pub sessions: Vec<u64>,
+    /// (group index, row) of every row that shares its group's greatest time with another
+    /// row, `last` included, ordered by group then row. Empty without times.
+    pub tie_groups: Vec<u64>,
+    pub tie_rows: Vec<u64>,
 }
 
 /// Group keys are already hashes (e.g. Polars' string hash): a pass-through hasher avoids
@@ -84,7 +90,8 @@ type FastMap = std::collections::HashMap<u64, u32, std::hash::BuildHasherDefault
 
 /// Groups rows by `keys` and counts, per group, rows, distinct visitors and distinct
 /// (visitor, session) pairs. Rows past the shortest input are ignored. Exact for any input.
-/// `times` (one per row, or empty) picks each group's latest row.
+/// `times` (one per row, or empty) picks each group's latest row and lists the rows tied for
+/// it, so the result does not depend on the order of rows that share a time.
 ///
 /// Fast path for how compacted page views are stored: sorted by (visitor, session) within
 /// each day. The input is cut into maximal runs where (visitor, session) does not decrease.
@@ -106,16 +113,20 @@ pub fn group_stats(keys: &[u64], visitors: &[u64], sessions: &[u32], times: &[i6
         times,
         sums: None,
     };
-    collect_groups(grouped(&rows))
+    let (groups, ties) = grouped(&rows);
+    let mut out = collect_groups(groups);
+    (out.tie_groups, out.tie_rows) = latest_ties(&out, &ties, rows.keys, times);
+    out
 }
 
-/// The groups of `rows`, in first-appearance order.
-fn grouped(rows: &Rows) -> Vec<Group> {
+/// The groups of `rows`, in first-appearance order, and the candidate ties for their latest
+/// row (see Counted::ties).
+fn grouped(rows: &Rows) -> (Vec<Group>, Vec<u64>) {
     let n = rows.keys.len();
     let multi = multi_run_visitors(rows.visitors, rows.sessions);
     if n < PARALLEL_MIN {
-        let (groups, aside) = count_groups(rows, 0..n, &multi);
-        return count_aside(groups, aside);
+        let c = count_groups(rows, 0..n, &multi);
+        return (count_aside(c.groups, c.aside), c.ties);
     }
     // Two threads over two contiguous halves, cut between two visitors: a visitor outside
     // `multi` has all its rows in one run, so in one half, and the halves count disjoint
@@ -124,7 +135,7 @@ fn grouped(rows: &Rows) -> Vec<Group> {
     while cut < n && rows.visitors[cut] == rows.visitors[cut - 1] {
         cut += 1;
     }
-    let ((low, mut aside), (high, high_aside)) = std::thread::scope(|scope| {
+    let (mut low, high) = std::thread::scope(|scope| {
         let upper = scope.spawn(|| count_groups(rows, cut..n, &multi));
         let low = count_groups(rows, 0..cut, &multi);
         let high = upper
@@ -132,8 +143,46 @@ fn grouped(rows: &Rows) -> Vec<Group> {
             .unwrap_or_else(|e| std::panic::resume_unwind(e));
         (low, high)
     });
-    aside.extend(high_aside);
-    count_aside(merge_groups(low, high, rows.times), aside)
+    low.aside.extend(high.aside);
+    low.ties.extend(high.ties);
+    let groups = merge_groups(low.groups, high.groups, rows.times, &mut low.ties);
+    (count_aside(groups, low.aside), low.ties)
+}
+
+/// The rows of each group that share its greatest time with another row (`last` included),
+/// as (group index, row) columns ordered by group then row. `candidates` are rows that had
+/// their group's greatest time so far when counted (a superset of the ties but `last`).
+fn latest_ties(
+    out: &GroupStats,
+    candidates: &[u64],
+    keys: &[u64],
+    times: &[i64],
+) -> (Vec<u64>, Vec<u64>) {
+    if candidates.is_empty() || times.is_empty() {
+        return (Vec::new(), Vec::new());
+    }
+    let index: FastMap = out
+        .keys
+        .iter()
+        .enumerate()
+        .map(|(g, &k)| (k, g as u32))
+        .collect();
+    let mut pairs: Vec<(u64, u64)> = Vec::new();
+    let mut tied = vec![false; out.keys.len()];
+    for &r in candidates {
+        let g = index[&keys[r as usize]] as usize;
+        let last = out.last[g];
+        if r != last && times[r as usize] == times[last as usize] {
+            pairs.push((g as u64, r));
+            tied[g] = true;
+        }
+    }
+    for (g, _) in tied.iter().enumerate().filter(|(_, &t)| t) {
+        pairs.push((g as u64, out.last[g]));
+    }
+    pairs.sort_unstable();
+    pairs.dedup();
+    pairs.into_iter().unzip()
 }
 
 #[derive(Clone, Copy)]
@@ -150,13 +199,20 @@ struct Rows<'a> {
 /// Rows of `multi` visitors, as (group key, visitor, session), counted by count_aside.
 type Aside = Vec<(u64, u64, u32)>;
 
+/// What count_groups found over a range of rows.
+struct Counted {
+    /// In first-appearance order.
+    groups: Vec<Group>,
+    /// The rows of visitors in `multi`, counted by count_aside.
+    aside: Aside,
+    /// Rows whose time equalled their group's greatest time so far (that row being `last`):
+    /// the candidates latest_ties checks against each group's final `last`.
+    ties: Vec<u64>,
+}
+
 /// group_stats over rows `range`, groups in first-appearance order; the rows of visitors in
 /// `multi` are returned apart instead of counted.
-fn count_groups(
-    rows: &Rows,
-    range: std::ops::Range<usize>,
-    multi: &FastSet,
-) -> (Vec<Group>, Aside) {
+fn count_groups(rows: &Rows, range: std::ops::Range<usize>, multi: &FastSet) -> Counted {
     let Rows {
         keys,
         visitors,
@@ -167,6 +223,7 @@ fn count_groups(
     let mut index = FastMap::default();
     let mut groups: Vec<Group> = Vec::new();
     let mut aside: Aside = Vec::new();
+    let mut ties: Vec<u64> = Vec::new();
     let mut current: Option<(u64, bool)> = None; // (visitor, is it in `multi`)
     let mut last_key: Option<(u64, usize)> = None;
     for i in range {
@@ -202,7 +259,14 @@ fn count_groups(
         };
         let group = &mut groups[g];
         match times.get(i) {
-            Some(&t) if group.rows > 0 && t < times[group.last as usize] => {}
+            Some(&t) if group.rows > 0 => {
+                let latest = times[group.last as usize];
+                if t > latest {
+                    group.last = i as u64;
+                } else if t == latest {
+                    ties.push(i as u64);
+                }
+            }
             _ => group.last = i as u64,
         }
         group.rows += 1;
@@ -220,7 +284,11 @@ fn count_groups(
         group.last_visitor = v;
         group.last_session = s;
     }
-    (groups, aside)
+    Counted {
+        groups,
+        aside,
+        ties,
+    }
 }
 
 /// Adds the set-aside rows' distinct visitors and sessions to their groups.
@@ -248,8 +316,14 @@ fn count_aside(mut groups: Vec<Group>, mut aside: Aside) -> Vec<Group> {
 }
 
 /// The groups of two halves as one list in first-appearance order: counts add up, the first
-/// row is the earlier one, the latest row the one with the greater time (the later on a tie).
-fn merge_groups(low: Vec<Group>, high: Vec<Group>, times: &[i64]) -> Vec<Group> {
+/// row is the earlier one, the latest row the one with the greater time (the earlier on a tie,
+/// the other one then joining `ties`).
+fn merge_groups(
+    low: Vec<Group>,
+    high: Vec<Group>,
+    times: &[i64],
+    ties: &mut Vec<u64>,
+) -> Vec<Group> {
     let mut index: FastMap = FastMap::default();
     let mut groups = low;
     for (g, group) in groups.iter().enumerate() {
@@ -262,12 +336,11 @@ fn merge_groups(low: Vec<Group>, high: Vec<Group>, times: &[i64]) -> Vec<Group> 
         };
         let group = &mut groups[g as usize];
         group.first = group.first.min(h.first);
-        let later = match (times.get(h.last as usize), times.get(group.last as usize)) {
-            (Some(th), Some(tg)) => (th, h.last) > (tg, group.last),
-            _ => h.last > group.last,
-        };
-        if later {
-            group.last = h.last;
+        match (times.get(h.last as usize), times.get(group.last as usize)) {
+            (Some(th), Some(tg)) if th > tg => group.last = h.last,
+            (Some(th), Some(tg)) if th == tg => ties.push(h.last),
+            (Some(_), Some(_)) => {}
+            _ => group.last = group.last.max(h.last),
         }
         group.rows += h.rows;
         group.visitors += h.visitors;
@@ -390,7 +463,7 @@ pub fn session_metrics(rows: &SessionRows) -> Result<SessionMetrics, String> {
     if lens.iter().any(|&l| l != n) {
         return Err("session columns differ in length".into());
     }
-    let groups = grouped(&Rows {
+    let (groups, _) = grouped(&Rows {
         keys: rows.keys,
         visitors: rows.visitors,
         sessions: rows.sessions,
@@ -571,10 +644,30 @@ mod tests {
                 sums: None,
             };
             let multi = multi_run_visitors(&visitors, &sessions);
-            let (groups, aside) = count_groups(&rows, 0..keys.len(), &multi);
-            let one = collect_groups(count_aside(groups, aside));
+            let c = count_groups(&rows, 0..keys.len(), &multi);
+            let mut one = collect_groups(count_aside(c.groups, c.aside));
+            (one.tie_groups, one.tie_rows) = latest_ties(&one, &c.ties, &keys, t);
             assert_eq!(group_stats(&keys, &visitors, &sessions, t), one);
             assert_eq!(one.keys.len(), 7);
+            assert_eq!(one.tie_rows.is_empty(), t.is_empty());
+        }
+        // The latest row and its ties, against a scan: the first row of the greatest time.
+        let got = group_stats(&keys, &visitors, &sessions, &times);
+        for (g, key) in got.keys.iter().enumerate() {
+            let rows: Vec<u64> = (0..keys.len() as u64)
+                .filter(|&i| keys[i as usize] == *key)
+                .collect();
+            let top = rows.iter().map(|&i| times[i as usize]).max().unwrap();
+            let tied: Vec<u64> = rows
+                .into_iter()
+                .filter(|&i| times[i as usize] == top)
+                .collect();
+            assert_eq!(got.last[g], tied[0]);
+            let listed: Vec<u64> = (0..got.tie_rows.len())
+                .filter(|&j| got.tie_groups[j] == g as u64)
+                .map(|j| got.tie_rows[j])
+                .collect();
+            assert_eq!(listed, if tied.len() > 1 { tied } else { vec![] });
         }
         type Sets = (
             std::collections::HashSet<u64>,
@@ -719,6 +812,7 @@ mod tests {
                 rows: want.3.to_vec(),
                 visitors: want.4.to_vec(),
                 sessions: want.5.to_vec(),
+                ..GroupStats::default()
             };
             assert_eq!(got, want, "{k:?} {v:?} {s:?}");
         }
@@ -747,16 +841,59 @@ mod tests {
 
     #[test]
     fn group_stats_latest_row_by_time() {
-        // group 1: times 5, 9, 9, 2 -> the later of the two 9s (row 2); group 2: one row.
+        // group 1: times 5, 9, 9, 2 -> the first of the two 9s (row 1), both listed as ties;
+        // group 2: one row, no tie.
         let got = group_stats(
             &[1, 1, 1, 2, 1],
             &[1, 2, 3, 4, 5],
             &[1; 5],
             &[5, 9, 9, 1, 2],
         );
-        assert_eq!(got.last, vec![2, 3]);
-        // too few times: ignored, the last row wins
-        assert_eq!(group_stats(&[1, 1], &[1, 2], &[1, 1], &[7]).last, vec![1]);
+        assert_eq!(got.last, vec![1, 3]);
+        assert_eq!((got.tie_groups, got.tie_rows), (vec![0, 0], vec![1, 2]));
+        // A later time ends a tie: 4, 4, 6 -> row 2 alone.
+        let got = group_stats(&[1, 1, 1], &[1, 2, 3], &[1; 3], &[4, 4, 6]);
+        assert_eq!(got.last, vec![2]);
+        assert!(got.tie_rows.is_empty());
+        // too few times: ignored, the last row wins, no ties
+        let got = group_stats(&[1, 1], &[1, 2], &[1, 1], &[7]);
+        assert_eq!(got.last, vec![1]);
+        assert!(got.tie_rows.is_empty());
+    }
+
+    #[test]
+    fn group_stats_ties_do_not_depend_on_row_order() {
+        // Two threads' worth of rows where every group ends on a tie; the same rows reversed
+        // name the same tied rows (by their original index), so a caller's tie rule (the
+        // greatest title) picks the same row whatever the order.
+        let mut next = xorshift(0x1234_5678_9ABC_DEF1);
+        let n = PARALLEL_MIN * 2 + 17;
+        let keys: Vec<u64> = (0..n).map(|_| next() % 11).collect();
+        let visitors: Vec<u64> = (0..n as u64).collect();
+        let sessions = vec![1u32; n];
+        let times: Vec<i64> = (0..n).map(|_| (next() % 1000) as i64).collect();
+        let tied = |keys: &[u64], times: &[i64], index: &dyn Fn(u64) -> u64| {
+            let got = group_stats(keys, &visitors, &sessions, times);
+            let mut out: Vec<(u64, u64)> = got
+                .tie_groups
+                .iter()
+                .zip(&got.tie_rows)
+                .map(|(&g, &r)| (got.keys[g as usize], index(r)))
+                .collect();
+            out.sort_unstable();
+            out
+        };
+        let forward = tied(&keys, &times, &|r| r);
+        let (rk, rt): (Vec<u64>, Vec<i64>) = keys
+            .iter()
+            .copied()
+            .zip(times.iter().copied())
+            .rev()
+            .unzip();
+        let backward = tied(&rk, &rt, &|r| (n - 1) as u64 - r);
+        assert_eq!(forward, backward);
+        let groups: std::collections::HashSet<u64> = forward.iter().map(|p| p.0).collect();
+        assert_eq!(groups.len(), 11); // ~n/11/1000 rows per time: every group ends on a tie
     }
 
     #[test]

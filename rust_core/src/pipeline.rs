@@ -10,7 +10,7 @@
 
 use crate::bots::{self, BotFilter};
 use crate::channel::channel;
-use crate::dims::{self, parse_url, truncate, UrlParts, Utm};
+use crate::dims::{self, parse_hit_url, truncate, UrlParts, Utm};
 use crate::drops::DropReason;
 use crate::errors::Result;
 use crate::geo::{Geo, Location};
@@ -211,7 +211,9 @@ impl<'a> Draft<'a> {
             Origin::Api => input.ip.unwrap_or(IpAddr::from([0, 0, 0, 0])),
             Origin::Browser { peer, headers } => ip_from_request(*peer, headers, &engine.trusted),
         };
-        let url = parse_url(item.url.as_deref().unwrap_or(""));
+        // A path-only URL (server SDKs) is on the site's hostname: allowed, filtered, stored
+        // and told apart from a referrer under that name.
+        let url = parse_hit_url(item.url.as_deref().unwrap_or(""), &site.hostname);
         let raw_referrer = item.referrer.clone().unwrap_or_default();
         let referrer = referrer::resolve(&raw_referrer, &url, &site.hostname);
         let utm = dims::utm(&url, &referrer.name);

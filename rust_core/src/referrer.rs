@@ -22,7 +22,8 @@ pub struct Referrer {
 
 /// The referrer of a hit: `ref`/`referer`/`referrer` query params override the header,
 /// `source`/`utm_source` only when the header is empty; a self-referrer (www-stripped host equal
-/// to the site's hostname) is dropped.
+/// to the site's hostname, or a path without a host, which is on the site as a path-only hit
+/// URL is: dims::parse_hit_url) is dropped.
 pub fn resolve(header: &str, url: &UrlParts, site_hostname: &str) -> Referrer {
     let raw = pick_raw(header, url);
     if raw.is_empty() {
@@ -36,6 +37,9 @@ pub fn resolve(header: &str, url: &UrlParts, site_hostname: &str) -> Referrer {
     } else {
         raw
     };
+    if raw.starts_with('/') && !raw.starts_with("//") {
+        return Referrer::default(); // "/previous-page": the site itself
+    }
     if raw
         .get(..ANDROID.len())
         .is_some_and(|p| p.eq_ignore_ascii_case(ANDROID))
@@ -575,6 +579,18 @@ mod tests {
                 Referrer::default(),
             ),
             ("https://mysite.com/?ref=8.8.8.8", "", Referrer::default()),
+            // A path without a host is on the site, like a path-only hit URL (and not the
+            // host "blog" that "http:///blog/post.html" would make of it).
+            ("/blog?x=1", "/previous", Referrer::default()),
+            ("/", "/blog/post.html", Referrer::default()),
+            ("/", "%2Fblog%2Fpost.html", Referrer::default()),
+            (
+                "https://mysite.com/?ref=%2Fpricing",
+                "",
+                Referrer::default(),
+            ),
+            // "//host" is a host without a scheme, as before.
+            ("/", "//google.com/", r("", "Google", "google.com")),
         ];
         for (url, header, want) in cases {
             assert_eq!(

@@ -25,9 +25,10 @@ def average_time_on_page(sel: Selection, path_ok: Any = None) -> dict[str, int]:
 
 
 def latest_title(rows: list[dict[str, Any]], column: str = "title") -> str:
-    """The title of the latest row (trail: "the latest view's"; Pirsch groups by path and, with
-    titles on, title). The generated traffic keeps one title per path."""
-    return max(rows, key=lambda r: r["time"])[column]
+    """The title of the latest row, rows of the same time: the greatest title (trail: "the
+    latest view's", ties broken by value so that row order does not matter; Pirsch groups by
+    path and, with titles on, title)."""
+    return max(rows, key=lambda r: (r["time"], r[column]))[column]
 
 
 def page(sel: Selection, now: int) -> Page:
@@ -140,8 +141,33 @@ def tags(sel: Selection, now: int) -> Page:
 
 
 def tag_details(sel: Selection, now: int) -> Page:
-    assert sel.q.tag, "tag/details needs `tag`"
-    return tag_rows(sel, sel.q.tag)
+    """With `tag`: per value of that tag (tag_rows). Without (the Go SDK's `Tags()`): per
+    (key, value) pair of every tag, same fields; `search` on the value; ordered by `sort`
+    (default visitors desc), ties by key then value ascending."""
+    if sel.q.tag:
+        return tag_rows(sel, sel.q.tag)
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for pv in sel.matching_views():
+        for k, v in zip(pv["tag_keys"], pv["tag_values"], strict=True):
+            groups[(k, v)].append(pv)
+    rows = []
+    for (k, v), pvs in groups.items():
+        if not searched(v, sel.q):
+            continue
+        visitors = len({pv["visitor_id"] for pv in pvs})
+        rows.append({
+            "key": k,
+            "value": v,
+            "visitors": visitors,
+            "views": len(pvs),
+            "relative_visitors": rate(visitors, sel.all_visitors()),
+            "relative_views": rate(len(pvs), sel.all_views()),
+        })  # fmt: skip
+    field = sel.q.sort if sel.q.sort in TAG_SORTS else "visitors"
+    ordered = sorted(rows, key=lambda r: (r["key"], r["value"]))
+    ordered.sort(key=lambda r: r[field], reverse=sel.q.direction != "asc")
+    order = tuple(dict.fromkeys((field, "key", "value")))
+    return Page(ordered[sel.q.offset : sel.q.offset + sel.q.limit], ordered, order)
 
 
 # -- active visitors -----------------------------------------------------------------------------

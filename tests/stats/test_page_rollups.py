@@ -170,6 +170,26 @@ def test_a_visitor_missing_from_the_sessions_rollup_leaves_no_page_rollup(
     assert compaction.run_round(tmp_path, now=AFTER, grace=0).dirs == []
 
 
+@pytest.mark.parametrize("titles", [("Alpha", "Beta"), ("Beta", "Alpha")])
+def test_latest_title_on_a_tie_is_the_greatest(tmp_path: Path, titles: tuple[str, str]) -> None:
+    # Two visitors view "/x" in the same second with different titles; compaction stores them
+    # by visitor, so the two cases hold the titles in opposite orders. Both give "Beta", from
+    # the rollups (the day's title_ms tie) and from the rows (the kernel).
+    data = SiteData(tmp_path)
+    data.visit(1, 1, [("2024-03-10 09:00:00", "/x"), ("2024-03-10 10:00:00", "/x")])
+    data.visit(2, 2, [("2024-03-10 10:00:00", "/x")])
+    pv = data.rows["page_views"]
+    pv[0]["title"], pv[1]["title"], pv[2]["title"] = "Zulu (older)", *titles
+    data.write()
+    compaction.run_round(tmp_path, now=AFTER, grace=0)
+    r = Manifest.read(_day_dir(tmp_path, "2024-03-10")).rollup
+    per_path = pl.read_parquet(_day_dir(tmp_path, "2024-03-10") / r["file"])
+    assert per_path.select("path", "title").rows() == [("/x", "Beta")]
+    for use_rollups in (True, False):
+        got = page_report(tmp_path, "2024-03-10", "2024-03-10", use_rollups=use_rollups)
+        assert [(p["path"], p["title"], p["views"]) for p in got] == [("/x", "Beta", 3)]
+
+
 @pytest.mark.parametrize("frm", ["2024-03-10", "2024-03-11"])
 def test_rollup_files_are_small_and_flat(frm: str) -> None:
     with site([(1, [(3000, "/"), (1500, "/a")], 0), (2, [(10, "/")], 0)]) as data_dir:

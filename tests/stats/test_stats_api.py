@@ -45,10 +45,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrailServer]:
 
 @pytest.fixture(scope="module")
 def site(server: TrailServer) -> str:
-    """A domain with one visitor: one session of "/" and, 9 s later, "/a"."""
+    """A domain with one visitor: one session of "/" and, 9 s later, "/a" (tagged author=jane)."""
     site_id, _ = server.create_site("stats-api.example")
     data = SiteData(server.data_dir, site_id)
-    data.visit(1, 1, [(f"{DAY} 10:00:00", "/"), (f"{DAY} 10:00:09", "/a")])
+    data.visit(
+        1, 1, [(f"{DAY} 10:00:00", "/"), (f"{DAY} 10:00:09", "/a")], tags={1: {"author": "jane"}}
+    )
     data.write()
     return site_id
 
@@ -125,6 +127,12 @@ def test_list_reports(server: TrailServer, site: str) -> None:
                  "session/list", "options/page"):  # fmt: skip
         assert isinstance(report(server, site, name), list), name
     assert report(server, site, "options/page") == ["/", "/a"]
+    # Without `tag` (the Go SDK's Tags() asks so): every key/value pair.
+    jane = {"key": "author", "value": "jane", "visitors": 1, "views": 1,
+            "relative_visitors": 1.0, "relative_views": 0.5}  # fmt: skip
+    assert report(server, site, "tag/details") == [jane]
+    assert report(server, site, "tag/details", tag="author") == [jane]
+    assert report(server, site, "tag/details", tag="kind") == []
     assert report(server, site, "session/list")[0]["visitor_id"] == "1"
 
 
@@ -137,7 +145,6 @@ ERRORS = [
     ("visitor", (), {"scale": "hour"}, "scale"),
     ("event/meta", (), {"event": "x"}, "event_meta_key"),
     ("event/page", (), {}, "event"),
-    ("tag/details", (), {}, "tag"),
     ("options/tag/value", (), {}, "tag"),
     ("session/details", (), {"visitor_id": "1"}, "session_id"),
     ("session/details", (), {"visitor_id": "x", "session_id": "1"}, "visitor_id"),

@@ -126,12 +126,58 @@ def test_tags(shop: Path) -> None:
     assert [r["value"] for r in tags.tag_details(shop, q(tag="author", tag_author="!bob"))] == [
         "alice"
     ]
-    with pytest.raises(FilterError):
-        tags.tag_details(shop, q())
+    # Without `tag` (the Go SDK's Tags()): every (key, value) pair, ties by key then value.
+    assert tags.tag_details(shop, q()) == [
+        {"key": "author", "value": "alice", "visitors": 1, "views": 1, "relative_visitors": 0.2,
+         "relative_views": 0.125},
+        {"key": "author", "value": "bob", "visitors": 1, "views": 1, "relative_visitors": 0.2,
+         "relative_views": 0.125},
+        {"key": "kind", "value": "post", "visitors": 1, "views": 1, "relative_visitors": 0.2,
+         "relative_views": 0.125},
+    ]  # fmt: skip
     # Sorting by value: tags have no value column (the default order), tag details do.
     assert tags.tags(shop, q(sort="value")) == tags.tags(shop, q())
     by_value = tags.tag_details(shop, q(tag="author", sort="value", direction="desc"))
     assert [r["value"] for r in by_value] == ["bob", "alice"]
+
+
+def test_tag_details_without_tag(site: SiteData) -> None:
+    # v1 views /a (author=zed) and /b (author=alice, kind=post); v2 views /c (author=alice);
+    # v3 views /d (kind=news) twice. 3 visitors, 5 views.
+    site.visit(
+        1,
+        1,
+        [(f"{DAY} 10:00:00", "/a"), (f"{DAY} 10:01:00", "/b")],
+        tags={0: {"author": "zed"}, 1: {"author": "alice", "kind": "post"}},
+    )
+    site.visit(2, 1, [(f"{DAY} 11:00:00", "/c")], tags={0: {"author": "alice"}})
+    site.visit(3, 1, [(f"{DAY} 12:00:00", "/d"), (f"{DAY} 12:01:00", "/d")],
+               tags={0: {"kind": "news"}, 1: {"kind": "news"}})  # fmt: skip
+    site.write()
+    d = site.data_dir
+
+    def pairs(**params: str) -> list[tuple[str, str, int, int]]:
+        return [(r["key"], r["value"], r["visitors"], r["views"])
+                for r in tags.tag_details(d, q(**params))]  # fmt: skip
+
+    # Visitors desc, ties by key then value: author/zed before kind/news and kind/post.
+    assert pairs() == [("author", "alice", 2, 2), ("author", "zed", 1, 1),
+                       ("kind", "news", 1, 2), ("kind", "post", 1, 1)]  # fmt: skip
+    row = tags.tag_details(d, q())[0]
+    assert row["relative_visitors"] == pytest.approx(2 / 3)
+    assert row["relative_views"] == pytest.approx(2 / 5)
+    assert [p[:2] for p in pairs(sort="views")] == [("author", "alice"), ("kind", "news"),
+                                                   ("author", "zed"), ("kind", "post")]  # fmt: skip
+    assert [p[:2] for p in pairs(sort="value", direction="asc")] == [
+        ("author", "alice"), ("kind", "news"), ("kind", "post"), ("author", "zed")]  # fmt: skip
+    assert [p[:2] for p in pairs(sort="key", direction="desc")] == [
+        ("kind", "news"), ("kind", "post"), ("author", "alice"), ("author", "zed")]  # fmt: skip
+    assert [p[:2] for p in pairs(search="E")] == [("author", "alice"), ("author", "zed"),
+                                                 ("kind", "news")]  # fmt: skip
+    assert pairs(offset="1", limit="2") == pairs()[1:3]
+    # A tag filter narrows the views, as with `tag`; with `tag` only its values remain.
+    assert pairs(tag_kind="post") == [("author", "alice", 1, 1), ("kind", "post", 1, 1)]
+    assert pairs(tag="kind") == [("kind", "news", 1, 2), ("kind", "post", 1, 1)]
 
 
 def test_hostname(shop: Path) -> None:

@@ -160,6 +160,51 @@ def test_page_stats_matches_polars(seed: int) -> None:
     assert got.equals(want)
 
 
+def _latest_titles(df: pl.DataFrame) -> dict[str, str]:
+    """Per path, the title of the greatest (time, title): the rule the kernel keeps."""
+    latest = df.sort("path", "time", "title").group_by("path").agg(pl.col("title").last())
+    return dict(latest.iter_rows())
+
+
+def test_page_stats_title_tie_does_not_depend_on_row_order() -> None:
+    # Two views of "/" in the same millisecond with different titles, stored in either order.
+    t = datetime(2024, 3, 1, 12, tzinfo=UTC)
+    rows = pl.DataFrame(
+        {
+            "visitor_id": pl.Series([1, 2, 3], dtype=pl.UInt64),
+            "session_id": pl.Series([1, 1, 1], dtype=pl.UInt32),
+            "path": ["/", "/", "/"],
+            "title": ["Older", "Beta", "Alpha"],
+            "time": [t - timedelta(seconds=1), t, t],
+        }
+    )
+    for order in ([0, 1, 2], [0, 2, 1], [2, 1, 0], [1, 2, 0]):
+        got = kernels.page_stats(rows[order].lazy())
+        assert got["title"].to_list() == ["Beta"], order
+        assert got["views"].to_list() == [3]
+
+
+@pytest.mark.parametrize("n", [500, 70_000])  # 70,000: over PARALLEL_MIN, two threads
+def test_page_stats_title_ties_match_the_rule(n: int) -> None:
+    # Few distinct times, so each path ends on a tie between several titles; any row order.
+    rng = np.random.default_rng(n)
+    df = pl.DataFrame(
+        {
+            "visitor_id": np.sort(rng.integers(0, n // 3, n)).astype(np.uint64),
+            "session_id": np.ones(n, dtype=np.uint32),
+            "path": rng.choice(["/", "/a", "/b"], n),
+            "title": rng.choice(["a", "b", "Z", "é", "ab", ""], n),
+            "time": pl.Series(rng.integers(0, 20, n) * 1000).cast(pl.Datetime("ms", "UTC")),
+        }
+    )
+    want = _latest_titles(df)
+    at_latest = df.filter(pl.col("time") == pl.col("time").max().over("path"))
+    assert at_latest.group_by("path").agg(pl.col("title").n_unique())["title"].min() > 1
+    for shuffled in (df, df.reverse(), df.sample(fraction=1.0, shuffle=True, seed=1)):
+        got = kernels.page_stats(shuffled.lazy())
+        assert dict(got.select("path", "title").iter_rows()) == want
+
+
 @pytest.mark.parametrize("columns", [["path"], ["path", "title"]])
 def test_visitors_by_matches_polars(columns: list[str]) -> None:
     df = _rows(9, 200, 4)

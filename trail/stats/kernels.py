@@ -27,8 +27,9 @@ _NO_TIMES = np.zeros(0, dtype=np.int64)
 
 def page_stats(pv: pl.LazyFrame, *, with_title: bool = True) -> pl.DataFrame:
     """Per path over page-view rows: visitors, sessions, views and the title of the latest view
-    (by `time`; the later row in scan order on a tie), like `group_by("path").agg(n_unique...,
-    title.max_by("time"))` but without Polars' per-group hash sets (seconds at 10M rows).
+    (the greatest `time`; of views sharing it, the greatest title, so the answer does not depend
+    on the order rows are read in), like `group_by("path").agg(n_unique..., title of the
+    max (time, title))` but without Polars' per-group hash sets (seconds at 10M rows).
     Groups are told apart by a 64-bit hash of the path; two paths would only merge on a hash
     collision (~1e-13 for thousands of paths)."""
     titles: list[str | pl.Expr] = (
@@ -45,7 +46,7 @@ def page_stats(pv: pl.LazyFrame, *, with_title: bool = True) -> pl.DataFrame:
     visitors = np.ascontiguousarray(df["visitor_id"].to_numpy(), dtype=np.uint64)
     sessions = np.ascontiguousarray(df["session_id"].to_numpy(), dtype=np.uint32)
     times = np.ascontiguousarray(df["ms"].to_numpy(), dtype=np.int64) if with_title else _NO_TIMES
-    _keys, first, last, rows, n_visitors, n_sessions = core.group_stats(
+    _keys, first, last, rows, n_visitors, n_sessions, tie_groups, tie_rows = core.group_stats(
         keys, visitors, sessions, times
     )
     out = pl.DataFrame(
@@ -56,7 +57,27 @@ def page_stats(pv: pl.LazyFrame, *, with_title: bool = True) -> pl.DataFrame:
             "views": pl.Series(rows, dtype=pl.Int64),
         }
     )
-    return out.with_columns(title=df["title"].gather(last)) if with_title else out
+    if not with_title:
+        return out
+    return out.with_columns(title=latest_titles(df["title"], last, tie_groups, tie_rows))
+
+
+def latest_titles(
+    titles: pl.Series, last: list[int], tie_groups: list[int], tie_rows: list[int]
+) -> pl.Series:
+    """The title of each group's latest row (`last`, from core.group_stats); where several rows
+    share a group's greatest time (`tie_groups`/`tie_rows`), the greatest of their titles."""
+    out = titles.gather(last)
+    if not tie_rows:
+        return out
+    tied = (
+        pl.DataFrame(
+            {"g": pl.Series(tie_groups, dtype=pl.UInt32), "title": titles.gather(tie_rows)}
+        )
+        .group_by("g")
+        .agg(pl.col("title").max())
+    )
+    return out.scatter(tied["g"], tied["title"])
 
 
 def visitors_by(lf: pl.LazyFrame, columns: list[str]) -> pl.DataFrame:
@@ -68,7 +89,7 @@ def visitors_by(lf: pl.LazyFrame, columns: list[str]) -> pl.DataFrame:
     df = lf.select(key.alias("key"), "visitor_id", "session_id", *columns).collect()
     if df.is_empty():
         return df.select(*columns).with_columns(visitors=pl.lit(0, pl.Int64)).clear()
-    _keys, first, _last, _rows, n_visitors, _sessions = core.group_stats(
+    _keys, first, _last, _rows, n_visitors, *_ = core.group_stats(
         np.ascontiguousarray(df["key"].to_numpy(), dtype=np.uint64),
         np.ascontiguousarray(df["visitor_id"].to_numpy(), dtype=np.uint64),
         np.ascontiguousarray(df["session_id"].to_numpy(), dtype=np.uint32),

@@ -3,7 +3,7 @@
 /statistics/page without a filter over whole UTC days: views and sessions add up over the
 days' rollups (minus the sessions carried across each midnight inside the window), visitors
 are counted exactly over the union of each path's per-day visitor lists (a Rust kernel), and
-the title is the latest one. Same numbers as reading the rows (tests/stats/test_stats_rollups.py
+the title is the latest one (the greatest of the titles sharing the latest time). Same numbers as reading the rows (tests/stats/test_stats_rollups.py
 compares them), without decoding 10M rows. Otherwise None, and the caller reads rows.
 """
 
@@ -76,7 +76,9 @@ def page_stats(rows: Rows) -> pl.DataFrame | None:
     except ValueError:
         return None  # a damaged rollup: the rows still answer
     summed = (
-        df.sort(["group", "title_ms"], maintain_order=True)
+        # The latest title: the greatest title_ms, of titles sharing it the greatest (as
+        # trail.stats.kernels.page_stats decides over rows), whatever order the days come in.
+        df.sort(["group", "title_ms", "title"], maintain_order=True)
         .group_by("group", maintain_order=True)
         .agg(
             pl.col("path").first(),

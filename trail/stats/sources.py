@@ -198,10 +198,10 @@ def metrics_by(
     if rows.f.page_level or views:
         pv = rows.page_views([*m.PAGE_VIEW_COLUMNS, *columns]).select(*keys, *KEYS).collect()
         bounced = pv.join(rows.bounced_keys().collect(), on=KEYS, how="semi")
-        # the sessions among a group's views that bounced: its bounced views' distinct sessions
+        # the sessions among a group's views that bounced: their distinct sessions
         bounces = _view_counts(bounced, names).select(*names, pl.col("sessions").alias("bounces"))
         counted = _view_counts(pv, names).join(bounces, on=names, how="left")
-        return counted.with_columns(pl.col("bounces").fill_null(0)).lazy()
+        return counted.with_columns(pl.col("bounces").fill_null(0).cast(pl.Int64)).lazy()
     # One kernel pass: Polars' per-group hash sets for distinct visitors cost seconds on tens of
     # millions of session rows.
     sess = rows.sessions([*KEYS, "sign", "page_views", "is_bounce", *columns]).select(

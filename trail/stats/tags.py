@@ -1,4 +1,4 @@
-"""Tag reports: tag keys (/statistics/tags) and one tag's values (/statistics/tag/details).
+"""Tag reports: tag keys (/statistics/tags) and tag values (/statistics/tag/details).
 
 Tags live on page views as parallel key/value lists; a view counts once for each of its tags.
 Relative values divide by the unfiltered visitors and views of the period.
@@ -12,8 +12,8 @@ from typing import Any
 import polars as pl
 
 from trail.stats import metrics as m
-from trail.stats.filters import Filter, FilterError
-from trail.stats.pages import _unfiltered_totals, sort_and_page
+from trail.stats.filters import Filter
+from trail.stats.pages import _unfiltered_totals
 from trail.stats.sources import Rows, rows_for
 
 TAG_SORTS = ("key", "value", "visitors", "views", "relative_visitors", "relative_views")
@@ -41,8 +41,19 @@ def _by(rows: Rows, keys: list[str], pairs: pl.LazyFrame) -> list[dict[str, Any]
         relative_visitors=m.rate_expr(pl.col("visitors"), t["visitors"] or 0),
         relative_views=m.rate_expr(pl.col("views"), t["views"] or 0),
     )
-    df = sort_and_page(df, f, TAG_SORTS, "visitors", keys[-1])
+    df = _sort_and_page(df, f, keys)
     return df.select(*keys, "visitors", "views", "relative_visitors", "relative_views").to_dicts()
+
+
+def _sort_and_page(df: pl.DataFrame, f: Filter, keys: list[str]) -> pl.DataFrame:
+    """By `sort` (one of TAG_SORTS the rows have, else visitors; desc unless `direction=asc`),
+    ties by the `keys` ascending (key, then value); then offset/limit. With one key (or one
+    tag's values) this is trail.stats.pages.sort_and_page's order."""
+    field = f.sort if f.sort in TAG_SORTS and f.sort in df.columns else "visitors"
+    descending = (f.direction or "desc") == "desc"
+    by = [field, *(k for k in keys if k != field)]
+    df = df.sort(by, descending=[descending] + [False] * (len(by) - 1), nulls_last=True)
+    return df.slice(f.offset, f.limit)
 
 
 def tags(data_dir: Path, f: Filter) -> list[dict[str, Any]]:
@@ -52,9 +63,12 @@ def tags(data_dir: Path, f: Filter) -> list[dict[str, Any]]:
 
 
 def tag_details(data_dir: Path, f: Filter) -> list[dict[str, Any]]:
-    """/statistics/tag/details: visitors and views per value of the tag named by `tag`."""
-    if not f.tag:
-        raise FilterError("tag", "required: the tag key to break down")
+    """/statistics/tag/details: visitors and views per value of the tag named by `tag`; without
+    `tag`, per (key, value) pair of every tag (the Pirsch Go SDK's `Tags()` asks so). Rows have
+    `key` and `value` either way, ordered by `sort` (default visitors desc), ties by key then
+    value ascending; `search` matches the value."""
     rows = rows_for(data_dir, f)
-    pairs = _tag_pairs(rows).filter(pl.col("key") == f.tag)
+    pairs = _tag_pairs(rows)
+    if f.tag:
+        pairs = pairs.filter(pl.col("key") == f.tag)
     return _by(rows, ["key", "value"], pairs)

@@ -10,9 +10,9 @@ also writes `rollup-<n>.parquet` next to `part-<n>.parquet`, one row per path:
   most one UTC midnight (the session state machine ends a session 24 h after its start, see
   rust_core/src/session.rs), so over a window of days the distinct sessions of a path are the
   sum of `sessions` minus the `carried` of every day but the first;
-- `title`, `title_ms`: the title of the day's latest view of the path and its time (on a tie,
-  the later row of the compacted file, as when the rows are read), so the window's title is the
-  one with the greatest title_ms;
+- `title`, `title_ms`: the title of the day's latest view of the path and its time (of views
+  sharing that time, the greatest title, as when the rows are read: trail.stats.kernels), so
+  the window's title is the greatest (title_ms, title);
 - `visitors`: how many distinct visitors viewed the path that day. The visitors themselves are
   in `rollup-<n>-visitors.parquet`, one flat column for all paths in the order of the first
   file: ascending positions in the day's sessions rollup id list (trail.storage.rollups),
@@ -44,7 +44,8 @@ from trail.storage.daydir import MANIFEST, Manifest, visible_files
 
 log = logging.getLogger("trail.rollups")
 
-VERSION = 2
+# 3: the title of views sharing the latest time is the greatest, not the later row's.
+VERSION = 3
 # The columns `build` reads.
 COLUMNS = ["time", "visitor_id", "session_id", "path", "title"]
 UNSETTLED = "unsettled"
@@ -147,8 +148,8 @@ def _write(df: pl.DataFrame, path: Path) -> None:
 def _per_path(pv: pl.DataFrame, previous: pl.DataFrame) -> pl.DataFrame:
     pairs = pv.select(*_KEYS, "path").unique()
     carried = pairs.join(previous, on=[*_KEYS, "path"], how="semi").group_by("path").len("carried")
-    # The latest view; on a tie the later row in the file, as the kernel reading rows decides.
-    ordered = pv.sort(["path", "ms"], maintain_order=True)
+    # The latest view; on a tie the greatest title, as the kernel reading rows decides.
+    ordered = pv.sort(["path", "ms", "title"], maintain_order=True)
     latest = ordered.group_by("path", maintain_order=True).last()
     positions = pv.select("path", "position").unique().sort(["path", "position"])
     deltas = positions.with_columns(

@@ -216,3 +216,79 @@ fn an_event_gets_its_name_duration_and_metadata() {
     assert_eq!(p.hit.time, NOW);
     e.storage.close().expect("close");
 }
+
+#[test]
+fn a_path_only_url_is_on_the_site_hostname() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let e = engine(dir.path());
+    let prepared = |e: &Engine, item: serde_json::Value| {
+        let hits = valid(HitKind::PageView, Source::Api, item);
+        let rules = e.rules_for(&site());
+        e.prepare(Draft::new(
+            e,
+            &site(),
+            &rules,
+            HitKind::PageView,
+            &hits[0],
+            &Origin::Api,
+        ))
+    };
+    // What a server SDK sends from a handler: the request's path and query.
+    let item = json!({"url": "/blog?x=1", "ip": "81.2.69.1", "user_agent": HUMAN,
+                      "referrer": "/previous"});
+    let p = prepared(&e, item.clone());
+    assert_eq!(p.drop, None);
+    assert_eq!(p.hit.dims.hostname, "example.com");
+    assert_eq!(p.hit.request.hostname, "example.com");
+    assert_eq!(
+        (p.hit.path.as_str(), p.hit.request.path.as_str()),
+        ("/blog", "/blog")
+    );
+    // The referrer is the site itself, as "https://example.com/previous" would be.
+    assert_eq!(
+        (
+            p.hit.dims.referrer.as_str(),
+            p.hit.dims.referrer_name.as_str()
+        ),
+        ("", "")
+    );
+    let absolute = json!({"url": "https://example.com/blog?x=1", "ip": "81.2.69.1",
+                          "user_agent": HUMAN, "referrer": "https://example.com/previous"});
+    let a = prepared(&e, absolute);
+    assert_eq!(
+        (
+            &a.hit.dims.hostname,
+            &a.hit.dims.referrer,
+            &a.hit.dims.channel
+        ),
+        (
+            &p.hit.dims.hostname,
+            &p.hit.dims.referrer,
+            &p.hit.dims.channel
+        )
+    );
+    // The site's rules see it under the site's hostname: allowed by the hostname list (with
+    // an alternative domain too), refused by a hostname filter on the site's own name.
+    let alternatives = ["example.com".to_string(), "alt.example".to_string()];
+    e.set_rules(
+        "site-a",
+        crate::rules::build(1, &alternatives, &[]).expect("rules"),
+    );
+    assert_eq!(prepared(&e, item.clone()).drop, None);
+    let own = [("hostname".to_string(), "example.com".to_string())];
+    e.set_rules(
+        "site-a",
+        crate::rules::build(2, &alternatives, &own).expect("rules"),
+    );
+    assert_eq!(
+        prepared(&e, item.clone()).drop,
+        Some(DropReason::FilterHostname)
+    );
+    // Stored through the whole pipeline under the site's hostname.
+    e.set_rules(
+        "site-a",
+        crate::rules::build(3, &alternatives, &[]).expect("rules"),
+    );
+    assert_eq!(outcome(&e, HitKind::PageView, &Origin::Api, item), None);
+    e.storage.close().expect("close");
+}

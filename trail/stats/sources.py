@@ -196,8 +196,11 @@ def metrics_by(
 
     names = [k.meta.output_name() for k in keys]
     if rows.f.page_level or views:
-        pv = rows.page_views([*m.PAGE_VIEW_COLUMNS, *columns]).select(*keys, *KEYS).collect()
-        bounced = pv.join(rows.bounced_keys().collect(), on=KEYS, how="semi")
+        pv, bounced_keys = pl.collect_all([
+            rows.page_views([*m.PAGE_VIEW_COLUMNS, *columns]).select(*keys, *KEYS),
+            rows.bounced_keys().select(m.session_key()),
+        ])  # fmt: skip
+        bounced = pv.filter(m.session_key().is_in(bounced_keys["session_key"].implode()))
         # the sessions among a group's views that bounced: their distinct sessions
         bounces = _view_counts(bounced, names).select(*names, pl.col("sessions").alias("bounces"))
         counted = _view_counts(pv, names).join(bounces, on=names, how="left")

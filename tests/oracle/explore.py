@@ -1,28 +1,45 @@
 """Run many generated examples against a fresh server and tally the disagreements by class.
 
-    .venv/bin/python -m tests.oracle.explore [examples] [seed]
+    .venv/bin/python -m tests.oracle.explore [examples] [seed] [--compacted]
 
 A class is (endpoint, the kinds of filter in the query, the answer's field that differs); for
 each class the smallest example seen (fewest hits) is printed with its diff and its traffic.
-This is for finding and triaging disagreements; differential.py is the test (run by name: not in `make test` until trail agrees).
+With --compacted every example is also compared after the server compacted its closed days
+(tests.oracle.harness); a difference it shows there that the same query did not show on the
+fresh rows is tallied under the phase "compacted" (the same difference again is not counted
+twice). As in test_differential.py, one example in four also asks every endpoint without a filter
+over whole closed UTC days (the rollup path once compacted). This is for finding and triaging
+disagreements; test_differential.py is the test (in `make test`).
+
+EXCLUDE=tag,pattern,...: leave these filter parameters out (prefixes), to look for
+disagreements other than the ones already known.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
+import statistics
 import sys
-import tempfile
+import time
 from collections import defaultdict
-from pathlib import Path
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
-from tests.oracle.harness import SERVER_ENV, Diff, Oracle, describe, render
+from tests.oracle.harness import (
+    COMPACTED,
+    FRESH,
+    Diff,
+    Oracle,
+    closed_days,
+    describe,
+    only_after_compaction,
+    render,
+)
 from tests.oracle.traffic import filter_params, traffic
-from tests.server import TrailServer
 
 SCALARS = ("from", "to", "id", "limit", "offset", "sort", "direction", "tz", "scale", "start",
            "include_avg_time_on_page", "visitor_id", "session_id")  # fmt: skip
@@ -48,42 +65,66 @@ def field_of(problem: str) -> str:
     return re.sub(r"\[\d+\]", "", path).strip(".") or "."
 
 
-def main() -> None:
-    examples = int(sys.argv[1]) if len(sys.argv) > 1 else 50
-    seed = int(sys.argv[2]) if len(sys.argv) > 2 else 0
-    classes: dict[tuple[str, str, str], list[tuple[int, Diff, str]]] = defaultdict(list)
-    with tempfile.TemporaryDirectory() as tmp:
-        data = Path(tmp) / "data"
-        data.mkdir()
-        server = TrailServer(data, workers=2, env=dict(SERVER_ENV)).start()
-        oracle = Oracle(server)
-        count = [0]
+def tallied(diffs: list[Diff]) -> list[Diff]:
+    """The fresh differences, and those after compaction that are not the same."""
+    return [d for d in diffs if d.phase != COMPACTED] + only_after_compaction(diffs)
 
-        @settings(max_examples=examples, deadline=None, database=None, derandomize=seed == 0,
-                  suppress_health_check=list(HealthCheck), phases=["generate"])  # fmt: skip
-        @given(data=st.data())
-        def run(data: Any) -> None:
-            generated = data.draw(traffic())
-            loaded = oracle.load(generated)
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        prog="tests.oracle.explore", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("examples", nargs="?", type=int, default=50)
+    parser.add_argument("seed", nargs="?", type=int, default=0, help="0: derandomized")
+    parser.add_argument("--compacted", action="store_true",
+                        help="also compare after the server compacted the example's days")  # fmt: skip
+    args = parser.parse_args()
+    phases = (FRESH, COMPACTED) if args.compacted else (FRESH,)
+    Class = tuple[str, str, str, str]  # phase, endpoint, filter kinds, fields
+    classes: dict[Class, list[tuple[int, Diff, str]]] = defaultdict(list)
+    oracle = Oracle.start()
+    seconds: list[float] = []  # per example
+
+    @settings(max_examples=args.examples, deadline=None, database=None,
+              derandomize=args.seed == 0, suppress_health_check=list(HealthCheck),
+              phases=[Phase.generate])  # fmt: skip
+    @given(data=st.data())
+    def run(data: Any) -> None:
+        started = time.perf_counter()
+        generated = data.draw(traffic())
+        loaded = oracle.load(generated)
+        try:
             site = data.draw(st.sampled_from(loaded.traffic.sites))
             params = data.draw(filter_params(loaded.traffic, site))
-            # EXCLUDE=tag,pattern,...: leave these filter parameters out (prefixes), to look
-            # for disagreements other than the ones already known.
             for prefix in [p for p in os.environ.get("EXCLUDE", "").split(",") if p]:
                 params = {k: v for k, v in params.items() if not k.startswith(prefix)}
-            count[0] += 1
-            for diff in oracle.compare(loaded, site.key, params):
-                fields = sorted({field_of(p) for p in diff.problems})
-                cls = (diff.endpoint, filter_kinds(diff.params), ",".join(fields[:3]))
-                classes[cls].append((len(loaded.traffic.hits), diff, describe(loaded.traffic)))
-
-        try:
-            run()
+            checks = [oracle.check(loaded, site.key, params)]
+            if data.draw(st.integers(0, 3)) == 3:
+                days = data.draw(closed_days(loaded.traffic, params))
+                checks.append(oracle.check(loaded, site.key, days))
+            diffs = oracle.examine(checks, phases)
         finally:
-            server.stop()
-    print(f"{count[0]} examples, {len(classes)} classes of disagreement\n")
+            oracle.unload([loaded])
+        seconds.append(time.perf_counter() - started)
+        if len(seconds) % 100 == 0:  # progress, for long runs
+            print(f"{len(seconds)} examples, {len(classes)} classes so far", file=sys.stderr,
+                  flush=True)  # fmt: skip
+        for diff in tallied(diffs):
+            fields = sorted({field_of(p) for p in diff.problems})
+            cls = (diff.phase, diff.endpoint, filter_kinds(diff.params), ",".join(fields[:3]))
+            classes[cls].append((len(loaded.traffic.hits), diff, describe(loaded.traffic)))
+
+    if args.seed:
+        run = seed(args.seed)(run)
+    try:
+        run()
+    finally:
+        oracle.stop()
+    median = statistics.median(seconds) if seconds else 0.0
+    print(f"{len(seconds)} examples ({median:.2f} s each, median), {len(classes)} classes of "
+          f"disagreement ({'+'.join(phases)})\n")  # fmt: skip
     for cls, seen in sorted(classes.items(), key=lambda kv: (-len(kv[1]), kv[0])):
-        print(f"{len(seen):4d}  {cls[0]:22} filter={cls[1]:30} fields={cls[2]}")
+        print(f"{len(seen):4d}  {cls[0]:9} {cls[1]:22} filter={cls[2]:30} fields={cls[3]}")
     print()
     for cls, seen in sorted(classes.items()):
         n, diff, traffic_text = min(seen, key=lambda s: s[0])

@@ -1,41 +1,108 @@
 """Generated traffic through a real trail server, every statistics endpoint against the model.
 
-    oracle = Oracle(server)                     # a started tests.server.TrailServer
-    loaded = oracle.load(traffic)               # fresh sites, hits sent, rows visible
-    diffs = oracle.compare(loaded, "site0", params)
+    oracle = Oracle.start()                     # a real server (data on tmpfs when there is one)
+    [loaded] = oracle.load_all([traffic])       # fresh sites, hits sent, rows sealed
+    check = oracle.check(loaded, "site0", params)
+    diffs = oracle.run([check], FRESH)          # rows still in Arrow segments, no rollups
+    diffs += oracle.compact([loaded])           # the server compacts every closed day: parts
+    diffs += oracle.run([check], COMPACTED)     #   + rollups; the same queries again
+    oracle.unload([loaded])                     # the sites (and their files) deleted
     print(render(diffs))
 
 Numbers must be equal (floats to 1e-9). Lists whose order the API leaves open among ties
 (`reports.Page`) may order tied rows either way, also across the page boundary. Session ids
 are the server's own: they are mapped to the model's through the unfiltered session list.
+
+Two states of the same rows are compared: FRESH, right after the rows are sealed (every closed
+day is Arrow segments only), and COMPACTED, after the server merged every closed UTC day of the
+example's sites into one Parquet part with its rollups (trail.tasks.compaction, through the
+admin endpoint `POST /api/v1/admin/aggregate`). Today (UTC) is never closed: it stays segments,
+so a range reaching today reads both kinds. The server never compacts on its own (its
+maintenance round is pushed out of reach), so FRESH really is uncompacted.
+
+Waiting is deterministic: rows are on disk once no `wal/worker-*.wal` file is left (the sealer
+deletes a generation's WAL file after writing its segments, and a new one is opened only by the
+next append); a day is compacted once its manifest lists one live part, no segment besides it,
+and current rollups.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import tempfile
 import time
 import urllib.parse
 import uuid
 from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
+
+from hypothesis import strategies as st
 
 from tests.oracle import model
 from tests.oracle.reports import Page
 from tests.oracle.sessions import Tables, ingest
 from tests.oracle.traffic import Site, Traffic
 from tests.server import TrailServer
+from trail.storage import layout, page_rollups, rollups
+from trail.storage.daydir import Manifest, visible_files
 
 GEO_DB = Path(__file__).resolve().parents[2] / "rust_core" / "tests" / "data" / "geo-test.mmdb"
-# A server for the oracle: rows sealed every 200 ms, the GeoIP test fixture for countries.
-SERVER_ENV = {"TRAIL_SEAL_INTERVAL_MS": "200", "TRAIL_GEOIP_DB": str(GEO_DB)}
+SERVER_ENV = {
+    # Rows sealed every 50 ms: the harness waits for the WAL to empty, not for a fixed time.
+    "TRAIL_SEAL_INTERVAL_MS": "50",
+    # The GeoIP test fixture, for countries.
+    "TRAIL_GEOIP_DB": str(GEO_DB),
+    # A UTC day is closed (compactable, and its results cacheable) right at midnight...
+    "TRAIL_COMPACTION_DELAY_S": "0",
+    # ...but compacted only when the harness asks: the maintenance round runs once at start
+    # (nothing to do) and then not for 30 years.
+    "TRAIL_COMPACTION_INTERVAL_S": str(30 * 365 * 86400),
+    # The admin endpoint that compacts a day is rate limited to 60/min per key by default.
+    "TRAIL_RATE_LIMIT_API": "0",
+}
 ENDPOINTS = [e for e in model.REPORTS]
+# Model reports that read `now` (active visitors, growth of today, overview's default range):
+# answered per query; every other answer is computed once and used for both states.
+CLOCK = frozenset({"active", "growth", "overview"})
+FRESH, COMPACTED = "fresh", "compacted"
+PHASES = (FRESH, COMPACTED)
 BATCH = {"page_view": "/api/v1/hit/batch", "event": "/api/v1/event/batch",
          "keep_alive": "/api/v1/session/batch"}  # fmt: skip
 TOLERANCE = 1e-9
+# Queries in flight at once (the server runs 2 workers).
+THREADS = int(os.environ.get("TRAIL_ORACLE_THREADS", "6"))
+# The server's files on tmpfs when it has room: fsync costs nothing there (compaction fsyncs
+# every file it writes; ~3x faster). TRAIL_ORACLE_TMPFS="" keeps them in the temp directory.
+TMPFS = os.environ.get("TRAIL_ORACLE_TMPFS", "/dev/shm")
+TMPFS_MIN_FREE = 256 << 20
+
+
+# Query parameters that are not filters (trail.stats.filters `is_unfiltered`): a query with only
+# these, over whole UTC days that are all compacted, is answered from the rollups where a report
+# can (unfiltered totals and the denominators of relative values, the page report).
+NOT_FILTERS = ("scale", "sort", "direction", "limit", "offset", "include_avg_time_on_page",
+               "start", "search")  # fmt: skip
+
+
+@st.composite
+def closed_days(
+    draw: st.DrawFn, traffic: Traffic, params: dict[str, list[str]]
+) -> dict[str, list[str]]:
+    """An unfiltered query (the paging and sorting of `params` kept) over whole UTC days that
+    have closed: after compaction, the rollup path of the reports that have one. A generated
+    filter takes it rarely (it needs a UTC window, no filter at all, and no rows of today)."""
+    today = datetime.fromtimestamp(traffic.now / 1000, UTC).date()
+    first = today - timedelta(days=draw(st.integers(1, 8)))
+    last = first + timedelta(days=draw(st.integers(0, (today - first).days - 1)))
+    kept = {k: v for k, v in params.items() if k in NOT_FILTERS}
+    return {**kept, "tz": ["UTC"], "from": [first.isoformat()], "to": [last.isoformat()]}
 
 
 class SessionsSwept(Exception):
@@ -62,45 +129,139 @@ class Diff:
     endpoint: str
     params: dict[str, list[str]]
     problems: list[str]
+    phase: str = FRESH
+
+    def same_as(self, other: Diff) -> bool:
+        """The same disagreement (another state of the rows)."""
+        key = (self.endpoint, self.params, self.problems)
+        return key == (other.endpoint, other.params, other.problems)
+
+
+@dataclass
+class Query:
+    """One endpoint with its full query, and the model's answer when it does not read `now`."""
+
+    endpoint: str
+    params: dict[str, list[str]]
+    want: Any = None
+    answered: bool = False
+
+
+@dataclass
+class Check:
+    """Every endpoint (or some) of one filter on one site of a loaded traffic."""
+
+    loaded: Loaded
+    site_key: str
+    queries: list[Query]
+
+    @property
+    def tables(self) -> Tables:
+        return self.loaded.tables.for_site(self.site_key)
 
 
 class Oracle:
-    def __init__(self, server: TrailServer) -> None:
+    def __init__(self, server: TrailServer, threads: int = THREADS) -> None:
         self.server = server
+        self.pool = ThreadPoolExecutor(max_workers=max(1, threads))
+        self.owned: Path | None = None  # a data directory `start` made, removed by `stop`
+        self.keep_log: Path | None = None  # where `stop` copies the server's log
+
+    # -- the server ----------------------------------------------------------------------------
+
+    @classmethod
+    def start(cls, base: Path | None = None, threads: int = THREADS) -> Oracle:
+        """A server for the oracle: 2 workers, SERVER_ENV, its data in a new directory on tmpfs
+        (with 256 MiB free; an example's sites are deleted after it, so a run stays below 1 MiB)
+        or under `base` (else the system's temp directory)."""
+        root = base
+        if TMPFS and os.access(TMPFS, os.W_OK) and shutil.disk_usage(TMPFS).free >= TMPFS_MIN_FREE:
+            root = Path(TMPFS)
+        owned = Path(tempfile.mkdtemp(prefix="trail-oracle-", dir=root))
+        data = owned / "data"
+        data.mkdir()
+        oracle = cls(TrailServer(data, workers=2, env=dict(SERVER_ENV)).start(), threads)
+        oracle.owned, oracle.keep_log = owned, base
+        return oracle
+
+    def stop(self) -> None:
+        """Stop the server; remove the data directory `start` made (its log is copied to
+        `base` first)."""
+        self.pool.shutdown(wait=True)
+        try:
+            self.server.stop()
+        finally:
+            if self.owned is not None:
+                if self.keep_log is not None and self.keep_log != self.owned.parent:
+                    for log in self.owned.glob("server-*.log"):
+                        shutil.copy(log, self.keep_log / log.name)
+                shutil.rmtree(self.owned, ignore_errors=True)
 
     # -- loading -----------------------------------------------------------------------------
 
     def load(self, traffic: Traffic, attempts: int = 3) -> Loaded:
-        """Fresh sites for `traffic` (renamed to unique hostnames), its hits sent in order, and
-        the rows visible. Retried with new sites if a session sweep ran meanwhile."""
+        """`load_all` of one traffic."""
+        return self.load_all([traffic], attempts)[0]
+
+    def load_all(self, traffics: list[Traffic], attempts: int = 3) -> list[Loaded]:
+        """Fresh sites for each traffic (renamed to unique hostnames), its hits sent in order,
+        and the rows sealed. Retried with new sites if a session sweep ran meanwhile."""
         for attempt in range(attempts):
             try:
-                return self._load(traffic)
+                return self._load(traffics)
             except SessionsSwept:
                 if attempt == attempts - 1:
                     raise
         raise AssertionError("unreachable")
 
-    def _load(self, traffic: Traffic) -> Loaded:
-        traffic = renamed(traffic, uuid.uuid4().hex[:10])
+    def _load(self, traffics: list[Traffic]) -> list[Loaded]:
         log = self.server.data_dir.parent / f"server-{self.server.port}.log"
         log_size = log.stat().st_size if log.exists() else 0
-        site_ids, keys = {}, {}
-        for site in traffic.sites:
-            site_ids[site.key], keys[site.key] = self.server.create_site(
-                site.hostname, site.timezone
-            )
-        for kind, site_key, bodies in batches(traffic.hits):
-            r = self.server.call("POST", BATCH[kind], bodies, key=keys[site_key])
-            assert r.status == 200, (kind, r.status, r.body[:300])
+        out = []
+        for traffic in traffics:
+            traffic = renamed(traffic, uuid.uuid4().hex[:10])
+            site_ids, keys = {}, {}
+            for site in traffic.sites:
+                site_ids[site.key], keys[site.key] = self.server.create_site(
+                    site.hostname, site.timezone
+                )
+            out.append(Loaded(traffic, site_ids, ingest(traffic.hits)))
+            for kind, site_key, bodies in batches(traffic.hits):
+                r = self.server.call("POST", BATCH[kind], bodies, key=keys[site_key])
+                assert r.status == 200, (kind, r.status, r.body[:300])
+        self.wait_sealed()  # (also gives a sweep that ran meanwhile the time to log it)
         if log.exists() and "swept" in log.read_bytes()[log_size:].decode("utf-8", "replace"):
+            self.unload(out)
             raise SessionsSwept()
-        tables = ingest(traffic.hits)
-        loaded = Loaded(traffic, site_ids, tables)
-        for site in traffic.sites:
-            self._wait_visible(loaded, site)
-            self._map_sessions(loaded, site)
-        return loaded
+        for loaded in out:
+            for site in loaded.traffic.sites:
+                self._map_sessions(loaded, site)
+        return out
+
+    def wait_sealed(self, timeout: float = 20) -> None:
+        """Until every row the server acknowledged is in a segment: no WAL file left."""
+        wal = layout.wal_dir(self.server.data_dir)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                left = [n for n in os.listdir(wal) if layout.wal_file(n) is not None]
+            except FileNotFoundError:
+                left = []
+            if not left:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"rows not sealed after {timeout} s: {left} in {wal}")
+            time.sleep(0.005)
+
+    def unload(self, loaded: list[Loaded]) -> None:
+        """Delete the sites (their rows go with them): the next compaction visits only the
+        directories of its own example."""
+        for one in loaded:
+            for site_id in one.site_ids.values():
+                r = self.server.call(
+                    "DELETE", f"/api/v1/domain?id={site_id}", key=self.server.admin_key
+                )
+                assert r.status in (200, 204), (r.status, r.body[:300])
 
     def _full_range(self, loaded: Loaded, site: Site) -> dict[str, list[str]]:
         tz = ZoneInfo(site.timezone)
@@ -108,27 +269,6 @@ class Oracle:
         start = datetime.fromtimestamp(first / 1000, UTC).astimezone(tz).date()
         today = datetime.now(UTC).astimezone(tz).date()
         return {"from": [(start - timedelta(days=1)).isoformat()], "to": [today.isoformat()]}
-
-    def _wait_visible(self, loaded: Loaded, site: Site, timeout: float = 20) -> None:
-        """Until the unfiltered totals and event count of the whole range are the model's; then
-        one more seal interval, for rows (keep-alives) that change neither."""
-        span = self._full_range(loaded, site)
-        tables = loaded.tables.for_site(site.key)
-        want_total = model.answer(tables, site.timezone, "total", span, now_ms())
-        want = (want_total["visitors"], want_total["sessions"], want_total["views"],
-                len([e for e in tables.events]))  # fmt: skip
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            total = self.get("total", loaded.site_ids[site.key], span)
-            events = self.get("events", loaded.site_ids[site.key], span)
-            if not isinstance(total, dict) or not isinstance(events, list):
-                break
-            got = (total["visitors"], total["sessions"], total["views"],
-                   sum(e["count"] for e in events))  # fmt: skip
-            if got == want:
-                break
-            time.sleep(0.2)
-        time.sleep(0.6)
 
     def _map_sessions(self, loaded: Loaded, site: Site) -> None:
         """Server session ids -> the model's, by start time (every session starts on its own
@@ -181,6 +321,63 @@ class Oracle:
             body = r.body.decode("utf-8", "replace")
         return body if r.status == 200 else {"status": r.status, "body": body}
 
+    def check(
+        self,
+        loaded: Loaded,
+        site_key: str,
+        params: dict[str, list[str]],
+        endpoints: list[str] | None = None,
+    ) -> Check:
+        """Every endpoint (or `endpoints`) with `params`, the model's answers computed once."""
+        site = loaded.site(site_key)
+        tables = loaded.tables.for_site(site_key)
+        queries = []
+        for endpoint in endpoints or ENDPOINTS:
+            query = Query(endpoint, self.required(endpoint, loaded, site_key, params))
+            if endpoint not in CLOCK:
+                query.want = model.answer(tables, site.timezone, endpoint, query.params, now_ms())
+                query.answered = True
+            queries.append(query)
+        return Check(loaded, site_key, queries)
+
+    def run(self, checks: list[Check], phase: str = FRESH) -> list[Diff]:
+        """The server's answers to every query of `checks`, several in flight at once, each
+        against the model's; the differences in query order."""
+        futures: list[Future[Diff | None]] = []
+        diffs = []
+        for c in checks:
+            if c.loaded.identity_problems:
+                diffs.append(
+                    Diff("(visitor identity)", {}, list(c.loaded.identity_problems), phase)
+                )
+            futures += [self.pool.submit(self._one, c, q, phase) for q in c.queries]
+        return diffs + [d for f in futures if (d := f.result()) is not None]
+
+    def _one(self, check: Check, query: Query, phase: str) -> Diff | None:
+        loaded, site_key = check.loaded, check.site_key
+        now = now_ms()
+        got = self.get(query.endpoint, loaded.site_ids[site_key],
+                       server_params(query.params, loaded, site_key))  # fmt: skip
+        want = query.want
+        if not query.answered:
+            tz = loaded.site(site_key).timezone
+            want = model.answer(check.tables, tz, query.endpoint, query.params, now)
+        got = self.to_model_ids(query.endpoint, got, loaded, site_key)
+        if query.endpoint == "overview" and isinstance(got, dict):
+            got.pop("member", None)
+        problems = compare_answer(want, got)
+        return Diff(query.endpoint, query.params, problems, phase) if problems else None
+
+    def examine(self, checks: list[Check], phases: tuple[str, ...] = PHASES) -> list[Diff]:
+        """`checks` on the rows as loaded (FRESH), then after the server compacted their closed
+        days (COMPACTED): every difference of either state."""
+        diffs = self.run(checks, FRESH) if FRESH in phases else []
+        if COMPACTED in phases:
+            loaded = list({id(c.loaded): c.loaded for c in checks}.values())
+            diffs += self.compact(loaded)
+            diffs += self.run(checks, COMPACTED)
+        return diffs
+
     def compare(
         self,
         loaded: Loaded,
@@ -188,26 +385,78 @@ class Oracle:
         params: dict[str, list[str]],
         endpoints: list[str] | None = None,
     ) -> list[Diff]:
-        """Every endpoint (or `endpoints`) with `params` on the server and in the model."""
-        site = loaded.site(site_key)
-        tables = loaded.tables.for_site(site_key)
-        diffs = []
-        if loaded.identity_problems:
-            diffs.append(Diff("(visitor identity)", {}, list(loaded.identity_problems)))
-        for endpoint in endpoints or ENDPOINTS:
-            query = self.required(endpoint, loaded, site_key, params)
-            now = now_ms()
-            got = self.get(
-                endpoint, loaded.site_ids[site_key], server_params(query, loaded, site_key)
-            )
-            want = model.answer(tables, site.timezone, endpoint, query, now)
-            got = self.to_model_ids(endpoint, got, loaded, site_key)
-            if endpoint == "overview" and isinstance(got, dict):
-                got.pop("member", None)
-            problems = compare_answer(want, got)
+        """Every endpoint (or `endpoints`) with `params` on the server and in the model, the
+        rows as they are now."""
+        return self.run([self.check(loaded, site_key, params, endpoints)])
+
+    # -- compaction --------------------------------------------------------------------------
+
+    def compact(self, loaded: list[Loaded], rounds: int = 3) -> list[Diff]:
+        """Have the server compact every closed UTC day the sites of `loaded` have rows in,
+        oldest first (a day's page rollup counts the sessions carried over from the part of the
+        day before), and wait until each of their day directories is settled: one live part,
+        no segment besides it, current rollups. A day still unsettled is asked again (at most
+        `rounds` times in all); what stays unsettled, or an answer that is not a success, is
+        returned as a "(compaction)" Diff."""
+        site_ids = [i for one in loaded for i in one.site_ids.values()]
+        problems: list[str] = []
+        todo = sorted({day for _, _, day, _ in self.closed_dirs(site_ids)})
+        for _ in range(rounds):
+            for day in todo:
+                problems += self.aggregate(day)
             if problems:
-                diffs.append(Diff(endpoint, query, problems))
-        return diffs
+                break
+            waiting = self.unsettled(site_ids)
+            todo = sorted({day for day, _ in waiting})
+            if not todo:
+                return []
+            time.sleep(0.05)  # e.g. a segment whose WAL was still being deleted: deferred
+        problems += [f"{day}: {what}" for day, what in self.unsettled(site_ids)]
+        return [Diff("(compaction)", {}, problems, COMPACTED)] if problems else []
+
+    def aggregate(self, day: date) -> list[str]:
+        """`POST /api/v1/admin/aggregate` for one UTC day: what went wrong, if anything."""
+        r = self.server.call("POST", "/api/v1/admin/aggregate", {"date": day.isoformat()},
+                             **{"X-API-KEY": str(self.server.admin_key)})  # fmt: skip
+        try:
+            summary = r.json()["data"]["summary"]
+        except (ValueError, KeyError, TypeError):
+            return [f"{day}: aggregate answered {r.status} {r.body[:300]!r}"]
+        if r.status != 200 or summary.get("skipped") or summary.get("failed_dirs"):
+            return [f"{day}: aggregate answered {r.status} {short(summary)}"]
+        return []
+
+    def closed_dirs(self, site_ids: list[str]) -> list[tuple[str, str, date, Path]]:
+        """(table, site id, day, directory) of every day directory of these sites whose UTC
+        day has closed (before today)."""
+        today = datetime.now(UTC).date()
+        out = []
+        for table in layout.TABLES:
+            for site_id in site_ids:
+                site_dir = layout.site_dir(self.server.data_dir, table, site_id)
+                try:
+                    names = os.listdir(site_dir)
+                except FileNotFoundError:
+                    continue
+                for name in names:
+                    day = layout.day_of(name)
+                    if day is not None and day < today:
+                        out.append((table, site_id, day, site_dir / name))
+        return out
+
+    def unsettled(self, site_ids: list[str]) -> list[tuple[date, str]]:
+        """The closed day directories of these sites that compaction has not settled yet, as
+        (day, what is missing)."""
+        out = []
+        for table, site_id, day, day_dir in self.closed_dirs(site_ids):
+            manifest = Manifest.read(day_dir)
+            arrow, parquet = visible_files(os.listdir(day_dir), manifest)
+            where = f"{table}/site={site_id}"
+            if arrow or len(parquet) != 1:
+                out.append((day, f"{where}: segments {arrow}, parts {parquet}"))
+            elif rollup_stale(table, day_dir, day, manifest, parquet[0]):
+                out.append((day, f"{where}: rollup {short(manifest.rollup)} not current"))
+        return out
 
     @staticmethod
     def required(
@@ -220,11 +469,11 @@ class Oracle:
             names = Counter(e["event_name"] for e in tables.events)
             q["event"] = [names.most_common(1)[0][0] if names else "signup"]
         if endpoint == "event/meta" and not q.get("event_meta_key"):
-            keys = Counter(k for e in tables.events for k in e["event_meta_keys"])
-            q["event_meta_key"] = [keys.most_common(1)[0][0] if keys else "plan"]
+            meta_keys = Counter(k for e in tables.events for k in e["event_meta_keys"])
+            q["event_meta_key"] = [meta_keys.most_common(1)[0][0] if meta_keys else "plan"]
         if endpoint in ("tag/details", "options/tag/value") and not q.get("tag"):
-            keys = Counter(k for pv in tables.page_views for k in pv["tag_keys"])
-            q["tag"] = [keys.most_common(1)[0][0] if keys else "author"]
+            tag_keys = Counter(k for pv in tables.page_views for k in pv["tag_keys"])
+            q["tag"] = [tag_keys.most_common(1)[0][0] if tag_keys else "author"]
         if endpoint == "session/details":
             # The latest session the filter lists, else any: its page views and events.
             listed = model.answer(tables, loaded.site(site_key).timezone, "session/list",
@@ -264,6 +513,22 @@ def server_params(
     if server_key is None:
         return query
     return {**query, "visitor_id": [server_key[0]], "session_id": [str(server_key[1])]}
+
+
+def rollup_stale(table: str, day_dir: Path, day: date, manifest: Manifest, part: str) -> bool:
+    """Whether the rollup of a compacted day is missing or out of date, by the rule the
+    compactor rebuilds it by (trail.tasks.compaction `_rollup_stale`): it must describe the live
+    part, and a page rollup's inputs (the day's sessions rollup, the previous day's page_views
+    part) must be the current ones, or the query side does not use it."""
+    version = {"sessions": rollups.VERSION, "page_views": page_rollups.VERSION}.get(table)
+    if version is None:
+        return False
+    r = manifest.rollup
+    if r.get("version") != version or r.get("part") != part:
+        return True
+    if table == "page_views":
+        return any(r.get(k) != v for k, v in page_rollups.inputs(day_dir, day).items())
+    return False
 
 
 def now_ms() -> int:
@@ -385,11 +650,28 @@ def short(value: Any, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def only_after_compaction(diffs: list[Diff]) -> list[Diff]:
+    """The COMPACTED differences that the same query did not show FRESH (new or other)."""
+    fresh = [d for d in diffs if d.phase == FRESH]
+    return [d for d in diffs
+            if d.phase == COMPACTED and not any(d.same_as(f) for f in fresh)]  # fmt: skip
+
+
+def report(diffs: list[Diff], max_lines: int = 80) -> str:
+    """`render` of the FRESH differences and of the COMPACTED ones that are not the same."""
+    fresh = [d for d in diffs if d.phase != COMPACTED]
+    after = only_after_compaction(diffs)
+    same = len([d for d in diffs if d.phase == COMPACTED]) - len(after)
+    note = [f"({same} more, after compaction, the same as fresh)"] if same else []
+    return "\n".join([render(fresh + after, max_lines), *note])
+
+
 def render(diffs: list[Diff], max_lines: int = 80) -> str:
     lines = []
     for d in diffs:
         query = urllib.parse.urlencode([(k, v) for k, vs in d.params.items() for v in vs])
-        lines.append(f"/api/v1/statistics/{d.endpoint}?{query}")
+        what = d.endpoint if d.endpoint.startswith("(") else f"/api/v1/statistics/{d.endpoint}"
+        lines.append(f"[{d.phase}] {what}" + (f"?{query}" if query else ""))
         lines += [f"    {p}" for p in d.problems[:12]]
         if len(d.problems) > 12:
             lines.append(f"    ... {len(d.problems) - 12} more")

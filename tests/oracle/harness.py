@@ -471,7 +471,9 @@ class Oracle:
         if endpoint == "event/meta" and not q.get("event_meta_key"):
             meta_keys = Counter(k for e in tables.events for k in e["event_meta_keys"])
             q["event_meta_key"] = [meta_keys.most_common(1)[0][0] if meta_keys else "plan"]
-        if endpoint in ("tag/details", "options/tag/value") and not q.get("tag"):
+        # tag/details answers every key/value pair without a tag (the Go SDK's Tags()): it is
+        # asked as the filter has it, with or without one.
+        if endpoint == "options/tag/value" and not q.get("tag"):
             tag_keys = Counter(k for pv in tables.page_views for k in pv["tag_keys"])
             q["tag"] = [tag_keys.most_common(1)[0][0] if tag_keys else "author"]
         if endpoint == "session/details":

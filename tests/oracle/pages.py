@@ -150,7 +150,7 @@ def tag_details(sel: Selection, now: int) -> Page:
     for pv in sel.matching_views():
         for k, v in zip(pv["tag_keys"], pv["tag_values"], strict=True):
             groups[(k, v)].append(pv)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for (k, v), pvs in groups.items():
         if not searched(v, sel.q):
             continue
@@ -181,7 +181,7 @@ def active(sel: Selection, now: int) -> dict[str, Any]:
     views: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for pv in part.matching_views():
         views[pv["path"]].append(pv)
-    stats = [
+    stats: list[dict[str, Any]] = [
         {"path": p, "title": latest_title(v), "visitors": len({pv["visitor_id"] for pv in v})}
         for p, v in views.items()
     ]

@@ -7,7 +7,7 @@ the endpoint answers. Lists whose order the API defines only up to ties come bac
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Any
@@ -132,7 +132,7 @@ def visitor(sel: Selection, now: int) -> list[dict[str, Any]]:
 
 
 def by_time(
-    sel: Selection, part: Callable[[int], tuple[int, ...]], grid: list[tuple[int, ...]]
+    sel: Selection, part: Callable[[int], tuple[int, ...]], grid: Sequence[tuple[int, ...]]
 ) -> dict[tuple[int, ...], dict[str, Any]]:
     """§5 "page/hour/minute grouping reads page views": core metrics of the matching page views
     per local time part, every grid point present, plus custom metrics of the matching events

@@ -457,7 +457,11 @@ def test_custom_metric() -> None:
     hits = [pv("10:00:00", "/", V1), ev("10:00:05", "buy", "/", V1, event_meta={"amount": "12"}),
             pv("11:00:00", "/", V2), ev("11:00:05", "buy", "/", V2, event_meta={"amount": "abc"}),
             ev("11:00:09", "buy", "/", V2, event_meta={"amount": "3"})]  # fmt: skip
-    metric = {"event": "buy", "custom_metric_key": "amount", "custom_metric_type": "integer"}
+    metric: dict[str, Any] = {
+        "event": "buy",
+        "custom_metric_key": "amount",
+        "custom_metric_type": "integer",
+    }
     got = ask(hits, "total", **metric)
     assert (got["custom_metric_avg"], got["custom_metric_total"]) == (7.5, 15.0)  # "abc" skipped
     hours = ask(hits, "hours", **metric)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 import urllib.parse
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import polars as pl
@@ -181,3 +182,21 @@ def test_deleting_statistics_of_any_window(
     body = {"id": site_id, "kind": "all", "from": window[0], "to": window[1]}
     r = timed(lambda: server.call("DELETE", "/api/v1/statistics", body, key=server.admin_key))
     assert r.status == 200, r.body
+
+
+def test_fixed_offset_only_when_the_zone_keeps_it_all_window_long() -> None:
+    """Hours and local days are epoch arithmetic only when no offset change falls inside the
+    window: a January-to-January window in Berlin holds the summer's +02:00 in between."""
+    from zoneinfo import ZoneInfo as Zone
+
+    from trail.stats.buckets import fixed_offset_ms
+
+    def at(day: str) -> datetime:
+        return datetime.fromisoformat(f"{day}T00:00:00+00:00")
+
+    berlin, kolkata = Zone("Europe/Berlin"), Zone("Asia/Kolkata")
+    assert fixed_offset_ms(berlin, at("2026-01-01"), at("2026-01-31")) == 3_600_000
+    assert fixed_offset_ms(berlin, at("2026-01-01"), at("2027-01-31")) is None
+    assert fixed_offset_ms(berlin, at("2026-03-20"), at("2026-04-02")) is None
+    assert fixed_offset_ms(kolkata, at("2020-01-01"), at("2026-12-31")) == 19_800_000
+    assert fixed_offset_ms(Zone("UTC"), at("2016-01-01"), at("2026-12-31")) == 0

@@ -10,7 +10,7 @@ import polars as pl
 
 from trail.stats import kernels, rollup_totals
 from trail.stats import metrics as m
-from trail.stats.buckets import hour_of_day
+from trail.stats.buckets import fixed_offset_ms, hour_of_day
 from trail.stats.filters import Filter
 from trail.stats.pages import _unfiltered_totals, sort_and_page
 from trail.stats.sources import Rows, custom_metrics, metrics_by, rows_for
@@ -190,7 +190,12 @@ def _filled(
 
 def hours(data_dir: Path, f: Filter) -> list[dict[str, Any]]:
     """Visitors by local hour, 0..23 all present."""
-    return _by_time(data_dir, f, [hour_of_day(f.tz).alias("hour")], [(h,) for h in range(24)])
+    shift = fixed_offset_ms(f.tz, *f.window())
+    if shift is not None:
+        hour = (pl.col("time").cast(pl.Int64) + shift) // 3_600_000 % 24
+    else:
+        hour = hour_of_day(f.tz)
+    return _by_time(data_dir, f, [hour.alias("hour")], [(h,) for h in range(24)])
 
 
 def _by_time(

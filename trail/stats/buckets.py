@@ -95,3 +95,18 @@ def bucket_label(day: date) -> str:
 def hour_of_day(tz: ZoneInfo, column: str = "time") -> pl.Expr:
     """Local hour 0..23 of each row."""
     return pl.col(column).dt.convert_time_zone(tz.key).dt.hour().cast(pl.Int64)
+
+
+def fixed_offset_ms(tz: ZoneInfo, start: datetime, end: datetime) -> int | None:
+    """The zone's UTC offset in ms when it is the same all over [start, end], checked
+    once a day (no zone changes its offset for less than a day), else None. Local times are
+    then plain arithmetic on the epoch, much cheaper than a per-row zone conversion."""
+    offsets = set()
+    at = start
+    while at < end + timedelta(days=1):
+        offsets.add(min(at, end).astimezone(tz).utcoffset())
+        if len(offsets) > 1:
+            return None
+        at += timedelta(days=1)
+    offset = next(iter(offsets))
+    return None if offset is None else int(offset.total_seconds() * 1000)

@@ -25,7 +25,13 @@ from trail.stats.breakdowns import (  # noqa: F401  (re-exported: one import for
     referrer,
     weekdays,
 )
-from trail.stats.buckets import bucket_index, bucket_label, bucket_starts, series_starts
+from trail.stats.buckets import (
+    bucket_index,
+    bucket_label,
+    bucket_starts,
+    fixed_offset_ms,
+    series_starts,
+)
 from trail.stats.filters import Filter
 from trail.stats.pages import active, entry_pages, exit_pages, page, times_on_page  # noqa: F401
 from trail.stats.sources import KEYS, Rows, core, custom_metrics, metrics_by, rows_for
@@ -197,11 +203,11 @@ def _time_on_any_page(rows: Rows, day: pl.Expr) -> pl.LazyFrame:
 
 def local_day(rows: Rows, column: str) -> pl.Expr:
     """The local date of a time column as a day number (days since the epoch in the filter's
-    zone), by arithmetic when the zone's offset is the same all window long."""
+    zone), by arithmetic when the zone's offset is the same all window long. Rows of a session
+    that began before the window (`start`) may lie outside it: they are compared, not used."""
     tz = rows.f.tz
-    offsets = {t.astimezone(tz).utcoffset() for t in (rows.start, rows.end)}
-    if len(offsets) == 1:
-        offset_ms = int(next(iter(offsets)).total_seconds() * 1000)  # type: ignore[union-attr]
+    offset_ms = fixed_offset_ms(tz, rows.start, rows.end)
+    if offset_ms is not None:
         return (pl.col(column).cast(pl.Int64) + offset_ms) // 86_400_000
     return pl.col(column).dt.convert_time_zone(tz.key).dt.date().cast(pl.Int64)
 

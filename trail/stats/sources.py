@@ -107,7 +107,8 @@ class Rows:
         state is the +1 row no -1 row of the same version cancelled (a cancel row copies its
         state, bounce included; compacted cancelled states have sign 0)."""
         rows = scan(self.data_dir, "sessions", self.f.site_id, self.start, self.end,
-                    [*KEYS, "sign", "is_bounce", "version"]).filter(pl.col("is_bounce"))  # fmt: skip
+                    [*KEYS, "sign", "is_bounce", "version"])  # fmt: skip
+        rows = rows.filter(pl.col("is_bounce") & (pl.col("sign") != 0))
         cancelled = rows.filter(pl.col("sign") < 0).select(*KEYS, "version")
         live = rows.filter(pl.col("sign") > 0).join(cancelled, on=[*KEYS, "version"], how="anti")
         return live.select(KEYS)
@@ -223,7 +224,10 @@ def _view_counts(pv: pl.DataFrame, names: list[str]) -> pl.DataFrame:
     counts = ("visitors", "sessions", "views")
     if pv.is_empty():
         return pv.select(names).with_columns(pl.lit(0, pl.Int64).alias(c) for c in counts)
-    key = pl.col(names[0]).hash() if len(names) == 1 else pl.struct(names).hash()
+    if len(names) == 1 and pv.schema[names[0]].is_integer():
+        key = pl.col(names[0]).cast(pl.UInt64)  # a small number (an hour, a bucket) is its key
+    else:
+        key = pl.col(names[0]).hash() if len(names) == 1 else pl.struct(names).hash()
     _keys, first, _last, views, visitors, sessions, *_ = core.group_stats(
         np.ascontiguousarray(pv.select(key).to_series().to_numpy(), dtype=np.uint64),
         np.ascontiguousarray(pv["visitor_id"].to_numpy(), dtype=np.uint64),

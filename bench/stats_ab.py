@@ -1,0 +1,49 @@
+"""Report timings over data kept by bench.stats_bench (`--keep`), for A/B runs of two trees.
+
+    POLARS_MAX_THREADS=2 .venv/bin/python -m bench.stats_ab /tmp/trail-stats-1m 7 hours,weekdays
+
+Prints one line per report: its name and the median of `repeat` runs in ms (after one warm-up),
+with the same window and parameters as bench.stats_bench. Run it alternately from two checkouts
+(PYTHONPATH=<checkout>) over the same data to compare a change with its parent.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+from types import SimpleNamespace
+
+from bench.stats_gen import FIRST_DAY, SITE
+from trail.services import statistics as stats
+from trail.stats import cache
+
+EXTRA = {
+    "event/meta": {"event": ["signup"], "event_meta_key": ["plan"]},
+    "event/page": {"event": ["signup"]},
+    "tag/details": {"tag": ["author"]},
+}
+
+
+def main() -> None:
+    out, repeat, names = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3].split(",")
+    cache.CLOSED_AFTER = float("inf")  # measure the query work, not the result cache
+    ctx = SimpleNamespace(data_dir=out)
+    site = SimpleNamespace(id=SITE, timezone="UTC", group_by_title=False)
+    last = FIRST_DAY + timedelta(days=29)
+    params = {"id": [SITE], "from": [FIRST_DAY.isoformat()], "to": [last.isoformat()]}
+    for name in names:
+        p = {**params, **EXTRA.get(name, {})}
+        stats.run(ctx, name, p, site)
+        times = []
+        for _ in range(repeat):
+            started = time.perf_counter()
+            stats.run(ctx, name, p, site)
+            times.append((time.perf_counter() - started) * 1000)
+        print(f"{name}\t{statistics.median(times):.1f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

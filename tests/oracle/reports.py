@@ -58,18 +58,9 @@ def growth(current: float, previous: float) -> float:
 
 def total(sel: Selection, now: int) -> dict[str, Any]:
     """§5 total: visitors, views, sessions, bounces, bounce_rate; cr; custom metrics."""
-    m = sel.core() or ZERO
     avg, tot = sel.custom_metric()
-    return {
-        "visitors": m["visitors"],
-        "views": m["views"],
-        "sessions": m["sessions"],
-        "bounces": m["bounces"],
-        "bounce_rate": rate(m["bounces"], m["sessions"]),
-        "cr": rate(m["visitors"], sel.all_visitors()),
-        "custom_metric_avg": avg,
-        "custom_metric_total": tot,
-    }
+    m = {**(sel.core() or ZERO), "custom_metric_avg": avg, "custom_metric_total": tot}
+    return series_item(m, sel.all_visitors())
 
 
 def bucket_start(day: date, scale: str) -> date:
@@ -152,6 +143,7 @@ def by_time(
 
 
 def series_item(m: dict[str, Any], all_visitors: int) -> dict[str, Any]:
+    """The core metrics with bounce_rate and cr, and the custom metrics (total and series)."""
     return {
         "visitors": m["visitors"],
         "views": m["views"],

@@ -129,3 +129,26 @@ def session_metrics_by(lf: pl.LazyFrame, columns: list[str]) -> pl.DataFrame:
         pl.Series(name, values, dtype=pl.Int64)
         for name, values in zip(counts, metrics, strict=True)
     )
+
+
+def view_counts(pv: pl.DataFrame, names: list[str]) -> pl.DataFrame:
+    """visitors, sessions (distinct ids) and views (rows) per `names` group of page views, by
+    the counting kernel; small integer groups (an hour) are their own key, others are told
+    apart by a 64-bit hash (see page_stats)."""
+    counts = ("visitors", "sessions", "views")
+    if pv.is_empty():
+        return pv.select(names).with_columns(pl.lit(0, pl.Int64).alias(c) for c in counts)
+    if len(names) == 1 and pv.schema[names[0]].is_integer():
+        key = pl.col(names[0]).cast(pl.UInt64)
+    else:
+        key = pl.col(names[0]).hash() if len(names) == 1 else pl.struct(names).hash()
+    _keys, first, _last, views, visitors, sessions, *_ = core.group_stats(
+        np.ascontiguousarray(pv.select(key).to_series().to_numpy(), dtype=np.uint64),
+        np.ascontiguousarray(pv["visitor_id"].to_numpy(), dtype=np.uint64),
+        np.ascontiguousarray(pv["session_id"].to_numpy(), dtype=np.uint32),
+        _NO_TIMES,
+    )
+    return pv.select(names)[first].with_columns(
+        pl.Series(name, values, dtype=pl.Int64)
+        for name, values in zip(counts, (visitors, sessions, views), strict=True)
+    )

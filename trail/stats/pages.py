@@ -12,7 +12,7 @@ from trail.stats import kernels, rollup_pages, rollup_totals
 from trail.stats import metrics as m
 from trail.stats.filters import Filter
 from trail.stats.predicates import field_expr, page_parts
-from trail.stats.sources import KEYS, Rows, core, metrics_by, rows_for
+from trail.stats.sources import KEYS, Rows, core, live_states, metrics_by, rows_for
 
 PAGE_SORTS = (
     "path", "title", "visitors", "views", "sessions", "bounces",
@@ -122,13 +122,6 @@ def latest(value: pl.Expr) -> pl.Expr:
     """The value of the latest row (by `time`); rows of the same time: the greatest value, so
     that the answer does not depend on the order rows were stored or compacted in."""
     return value.sort_by(["time", value]).last()
-
-
-def live_states(sess: pl.LazyFrame) -> pl.LazyFrame:
-    """The live state of each session among session rows (with KEYS, sign, version): a +1 row
-    that no -1 row of the same version cancelled (compacted cancelled states have sign 0)."""
-    cancelled = sess.filter(pl.col("sign") < 0).select([*KEYS, "version"])
-    return sess.filter(pl.col("sign") > 0).join(cancelled, on=[*KEYS, "version"], how="anti")
 
 
 def sort_and_page(

@@ -9,8 +9,7 @@ from typing import Any
 import polars as pl
 
 from trail.stats.filters import Filter, FilterError
-from trail.stats.pages import live_states
-from trail.stats.sources import rows_for
+from trail.stats.sources import live_states, rows_for
 from trail.storage.schema import DIMS
 
 _DIMS = [c for c in DIMS if c != "hostname"]

@@ -103,15 +103,11 @@ class Rows:
         return rows.filter(pl.col("sign") > 0).select(KEYS)
 
     def bounced_keys(self) -> pl.LazyFrame:
-        """Sessions whose live state in the window bounced (no filter: callers join). The live
-        state is the +1 row no -1 row of the same version cancelled (a cancel row copies its
-        state, bounce included; compacted cancelled states have sign 0)."""
+        """Sessions whose live state in the window bounced (no filter: callers join; a cancel
+        row copies its state, bounce included)."""
         rows = scan(self.data_dir, "sessions", self.f.site_id, self.start, self.end,
                     [*KEYS, "sign", "is_bounce", "version"])  # fmt: skip
-        rows = rows.filter(pl.col("is_bounce") & (pl.col("sign") != 0))
-        cancelled = rows.filter(pl.col("sign") < 0).select(*KEYS, "version")
-        live = rows.filter(pl.col("sign") > 0).join(cancelled, on=[*KEYS, "version"], how="anti")
-        return live.select(KEYS)
+        return live_states(rows.filter(pl.col("is_bounce") & (pl.col("sign") != 0))).select(KEYS)
 
     def _session_conditions(self, lf: pl.LazyFrame, *, events: bool) -> pl.LazyFrame:
         """`lf` (rows with KEYS) limited to sessions passing entry/exit and event conditions."""
@@ -164,6 +160,13 @@ def _needed(f: Filter, table: str, columns: list[str]) -> list[str]:
     return list(dict.fromkeys([*columns, *extra]))
 
 
+def live_states(sess: pl.LazyFrame) -> pl.LazyFrame:
+    """The live state of each session among session rows (with KEYS, sign, version): a +1 row
+    that no -1 row of the same version cancelled (compacted cancelled states have sign 0)."""
+    cancelled = sess.filter(pl.col("sign") < 0).select([*KEYS, "version"])
+    return sess.filter(pl.col("sign") > 0).join(cancelled, on=[*KEYS, "version"], how="anti")
+
+
 def rows_for(data_dir: Path, f: Filter) -> Rows:
     """The rows of the filter's local-date range."""
     start, end = f.window()
@@ -180,7 +183,7 @@ def core(rows: Rows) -> pl.LazyFrame:
 
     if rows.f.page_level:
         pv = rows.page_views(m.PAGE_VIEW_COLUMNS)
-        return pl.concat([pv.select(m.page_view_metrics()), _bounces(rows, pv, [])],
+        return pl.concat([pv.select(m.page_view_metrics()), _bounces(rows, pv)],
                          how="horizontal")  # fmt: skip
     return rows.sessions(m.SESSION_COLUMNS).select(m.session_metrics())
 
@@ -203,8 +206,10 @@ def metrics_by(
         ])  # fmt: skip
         bounced = pv.filter(m.session_key().is_in(bounced_keys["session_key"].implode()))
         # the sessions among a group's views that bounced: their distinct sessions
-        bounces = _view_counts(bounced, names).select(*names, pl.col("sessions").alias("bounces"))
-        counted = _view_counts(pv, names).join(bounces, on=names, how="left")
+        bounces = kernels.view_counts(bounced, names).select(
+            *names, pl.col("sessions").alias("bounces")
+        )
+        counted = kernels.view_counts(pv, names).join(bounces, on=names, how="left")
         return counted.with_columns(pl.col("bounces").fill_null(0).cast(pl.Int64)).lazy()
     # One kernel pass: Polars' per-group hash sets for distinct visitors cost seconds on tens of
     # millions of session rows.
@@ -214,37 +219,12 @@ def metrics_by(
     return kernels.session_metrics_by(sess, names).lazy()
 
 
-def _view_counts(pv: pl.DataFrame, names: list[str]) -> pl.DataFrame:
-    """visitors, sessions (distinct ids) and views (rows) per `names` group of page views, by
-    the counting kernel (see trail.stats.kernels: groups told apart by a 64-bit hash)."""
-    import numpy as np
+def _bounces(rows: Rows, pv: pl.LazyFrame) -> pl.LazyFrame:
+    """One row, `bounces`: the sessions among the page views `pv` whose live state bounced."""
+    from trail.stats import metrics as m
 
-    from trail import core
-
-    counts = ("visitors", "sessions", "views")
-    if pv.is_empty():
-        return pv.select(names).with_columns(pl.lit(0, pl.Int64).alias(c) for c in counts)
-    if len(names) == 1 and pv.schema[names[0]].is_integer():
-        key = pl.col(names[0]).cast(pl.UInt64)  # a small number (an hour, a bucket) is its key
-    else:
-        key = pl.col(names[0]).hash() if len(names) == 1 else pl.struct(names).hash()
-    _keys, first, _last, views, visitors, sessions, *_ = core.group_stats(
-        np.ascontiguousarray(pv.select(key).to_series().to_numpy(), dtype=np.uint64),
-        np.ascontiguousarray(pv["visitor_id"].to_numpy(), dtype=np.uint64),
-        np.ascontiguousarray(pv["session_id"].to_numpy(), dtype=np.uint32),
-        np.zeros(0, dtype=np.int64),
-    )
-    return pv.select(names)[first].with_columns(
-        pl.Series(name, values, dtype=pl.Int64)
-        for name, values in zip(counts, (visitors, sessions, views), strict=True)
-    )
-
-
-def _bounces(rows: Rows, pv: pl.LazyFrame, names: list[str]) -> pl.LazyFrame:
-    """Per `names` group of the page views `pv`: the sessions among them that bounced."""
-    bounced = pv.join(rows.bounced_keys(), on=KEYS, how="semi").select(*names, *KEYS).unique()
-    count = pl.len().cast(pl.Int64).alias("bounces")
-    return bounced.group_by(names).agg(count) if names else bounced.select(count)
+    bounced = pv.join(rows.bounced_keys(), on=KEYS, how="semi")
+    return bounced.select(m.session_key().n_unique().cast(pl.Int64).alias("bounces"))
 
 
 def custom_metrics(rows: Rows, keys: list[pl.Expr] | None = None) -> pl.LazyFrame | None:

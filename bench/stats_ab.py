@@ -2,8 +2,9 @@
 
     POLARS_MAX_THREADS=2 .venv/bin/python -m bench.stats_ab /tmp/trail-stats-1m 7 hours,weekdays
 
-Prints one line per report: its name and the median of `repeat` runs in ms (after one warm-up),
-with the same window and parameters as bench.stats_bench. Run it alternately from two checkouts
+Prints one line per report: its name, the median of `repeat` runs in ms (after one warm-up) and
+the median CPU time of those runs in ms (all threads; steadier than the wall time when other
+jobs share the machine), with the same window and parameters as bench.stats_bench. Run it alternately from two checkouts
 (PYTHONPATH=<checkout>) over the same data to compare a change with its parent.
 """
 
@@ -37,12 +38,13 @@ def main() -> None:
     for name in names:
         p = {**params, **EXTRA.get(name, {})}
         stats.run(ctx, name, p, site)
-        times = []
+        times, cpu = [], []
         for _ in range(repeat):
-            started = time.perf_counter()
+            started, used = time.perf_counter(), time.process_time()
             stats.run(ctx, name, p, site)
             times.append((time.perf_counter() - started) * 1000)
-        print(f"{name}\t{statistics.median(times):.1f}", flush=True)
+            cpu.append((time.process_time() - used) * 1000)
+        print(f"{name}\t{statistics.median(times):.1f}\t{statistics.median(cpu):.1f}", flush=True)
 
 
 if __name__ == "__main__":

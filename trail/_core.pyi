@@ -17,6 +17,7 @@ __all__ = [
     "group_stats",
     "recover_wal",
     "session_metrics",
+    "times_on_page",
     "union_visitors",
 ]
 __version__: str
@@ -95,6 +96,7 @@ def group_stats(
 ) -> tuple[
     list[int], list[int], list[int], list[int], list[int], list[int], list[int], list[int]
 ]: ...
+def times_on_page(visitors: Any, sessions: Any, times: Any, durations: Any) -> bytes: ...
 def session_metrics(
     keys: Any, visitors: Any, sessions: Any, signs: Any, page_views: Any, bounces: Any
 ) -> tuple[list[int], list[int], list[int], list[int], list[int], list[int]]: ...

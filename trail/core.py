@@ -13,6 +13,7 @@ from trail._core import (
     group_stats,
     recover_wal,
     session_metrics,
+    times_on_page,
     union_visitors,
 )
 
@@ -29,5 +30,6 @@ __all__ = [
     "group_stats",
     "recover_wal",
     "session_metrics",
+    "times_on_page",
     "union_visitors",
 ]

@@ -431,6 +431,31 @@ fn distinct_u64(py: Python<'_>, values: PyBuffer<u64>) -> PyResult<u64> {
     Ok(py.detach(|| crate::kernels::distinct_count(values)))
 }
 
+/// The time spent on each page view, the next view's duration in its session (see
+/// kernels::times_on_page): one native-endian uint32 per row, as bytes (numpy.frombuffer).
+#[pyfunction]
+fn times_on_page<'py>(
+    py: Python<'py>,
+    visitors: PyBuffer<u64>,
+    sessions: PyBuffer<u32>,
+    times: PyBuffer<i64>,
+    durations: PyBuffer<u32>,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let (v, s, t, d) = (
+        buffer_slice(&visitors)?,
+        buffer_slice(&sessions)?,
+        buffer_slice(&times)?,
+        buffer_slice(&durations)?,
+    );
+    let out = py.detach(|| crate::kernels::times_on_page(v, s, t, d));
+    PyBytes::new_with(py, out.len() * 4, |buf| {
+        for (chunk, v) in buf.chunks_exact_mut(4).zip(&out) {
+            chunk.copy_from_slice(&v.to_ne_bytes());
+        }
+        Ok(())
+    })
+}
+
 /// Per-group rows, distinct visitors and distinct (visitor, session) pairs, with each group's
 /// first and latest row (see kernels::group_stats; `times` may be empty). Returns
 /// (keys, first, last, rows, visitors, sessions), one entry per group, then
@@ -536,6 +561,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(client_ip, m)?)?;
     m.add_function(wrap_pyfunction!(distinct_u64, m)?)?;
     m.add_function(wrap_pyfunction!(group_stats, m)?)?;
+    m.add_function(wrap_pyfunction!(times_on_page, m)?)?;
     m.add_function(wrap_pyfunction!(union_visitors, m)?)?;
     m.add_function(wrap_pyfunction!(session_metrics, m)?)?;
     m.add_function(wrap_pyfunction!(coarse_channel, m)?)?;

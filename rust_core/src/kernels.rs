@@ -579,9 +579,223 @@ pub struct ListsOf<'a> {
     pub groups: &'a [u32],
 }
 
+/// The time spent on each page view: the duration of the next view of the same (visitor,
+/// session) in time order (the duration a view carries is the time since the session's
+/// previous activity), 0 for a session's last view. Views with equal times keep their input
+/// order, so the answer is that of a stable sort by (visitor, session, time) pairing
+/// neighbours. Rows past the shortest input are ignored.
+///
+/// Without sorting the views for how compacted parts are stored (sorted by visitor, session,
+/// time within a day): the input is cut into blocks, maximal stretches of one session's rows.
+/// A session with one block whose times do not decrease pairs neighbours where they are. The
+/// rows of the rest (sessions across midnight, fresh segments written as hits arrive) are set
+/// aside and paired by sorting them.
+pub fn times_on_page(
+    visitors: &[u64],
+    sessions: &[u32],
+    times: &[i64],
+    durations: &[u32],
+) -> Vec<u32> {
+    let n = visitors
+        .len()
+        .min(sessions.len())
+        .min(times.len())
+        .min(durations.len());
+    let key = |i: usize| (visitors[i], sessions[i]);
+    let blocks: Vec<usize> = (0..n).filter(|&i| i == 0 || key(i) != key(i - 1)).collect();
+    let split = repeated(blocks.iter().map(|&b| key(b)).collect());
+    let mut out = vec![0u32; n];
+    let mut aside: Vec<usize> = Vec::new();
+    for (j, &start) in blocks.iter().enumerate() {
+        let end = blocks.get(j + 1).copied().unwrap_or(n);
+        let ordered = times[start..end].windows(2).all(|w| w[0] <= w[1]);
+        // A hash collision only sends a session to the exact path below.
+        if !ordered || split.contains(&pair_hash(key(start))) {
+            aside.extend(start..end);
+            continue;
+        }
+        out[start..end - 1].copy_from_slice(&durations[start + 1..end]);
+    }
+    aside.sort_unstable_by_key(|&i| (visitors[i], sessions[i], times[i], i));
+    for (j, &i) in aside.iter().enumerate() {
+        if let Some(&next) = aside.get(j + 1) {
+            if key(next) == key(i) {
+                out[i] = durations[next];
+            }
+        }
+    }
+    out
+}
+
+/// The pair_hash of every key that occurs more than once. The block keys of compacted days
+/// are a few sorted runs (one a day), which the (run-adaptive) stable sort merges; two threads
+/// sort a half each, and the halves are merged while looking for repeats.
+fn repeated(mut keys: Vec<(u64, u32)>) -> FastSet {
+    let mut out = FastSet::default();
+    if keys.len() < PARALLEL_MIN {
+        keys.sort();
+        out.extend(
+            keys.windows(2)
+                .filter(|w| w[0] == w[1])
+                .map(|w| pair_hash(w[0])),
+        );
+        return out;
+    }
+    let middle = keys.len() / 2;
+    let (low, high) = keys.split_at_mut(middle);
+    std::thread::scope(|scope| {
+        let upper = scope.spawn(|| high.sort());
+        low.sort();
+        upper
+            .join()
+            .unwrap_or_else(|e| std::panic::resume_unwind(e));
+    });
+    let (mut i, mut j) = (0, 0);
+    let mut last = None;
+    while i < low.len() || j < high.len() {
+        let next = if j == high.len() || (i < low.len() && low[i] <= high[j]) {
+            i += 1;
+            low[i - 1]
+        } else {
+            j += 1;
+            high[j - 1]
+        };
+        if last == Some(next) {
+            out.insert(pair_hash(next));
+        }
+        last = Some(next);
+    }
+    out
+}
+
+fn pair_hash((visitor, session): (u64, u32)) -> u64 {
+    visitor ^ u64::from(session).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Stable sort by (visitor, session, time), neighbours paired: the definition.
+    fn times_on_page_by_sorting(v: &[u64], s: &[u32], t: &[i64], d: &[u32]) -> Vec<u32> {
+        let mut rows: Vec<usize> = (0..v.len()).collect();
+        rows.sort_by_key(|&i| (v[i], s[i], t[i]));
+        let mut out = vec![0; v.len()];
+        for w in rows.windows(2) {
+            if (v[w[0]], s[w[0]]) == (v[w[1]], s[w[1]]) {
+                out[w[0]] = d[w[1]];
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn times_on_page_table() {
+        // (visitors, sessions, times, durations) -> time on page per row
+        type Case = (
+            &'static [u64],
+            &'static [u32],
+            &'static [i64],
+            &'static [u32],
+            &'static [u32],
+        );
+        let cases: &[Case] = &[
+            (&[], &[], &[], &[], &[]),
+            (&[1], &[1], &[5], &[0], &[0]),
+            // one session in order, then another
+            (
+                &[1, 1, 1, 2],
+                &[1, 1, 1, 1],
+                &[0, 10, 30, 0],
+                &[0, 10, 20, 0],
+                &[10, 20, 0, 0],
+            ),
+            // two sessions of one visitor interleaved with another visitor
+            (
+                &[1, 2, 1, 2, 1],
+                &[1, 1, 2, 1, 1],
+                &[0, 0, 5, 7, 9],
+                &[0, 0, 0, 7, 9],
+                &[9, 7, 0, 0, 0],
+            ),
+            // a view older than the one before it: paired by time
+            (
+                &[1, 1, 1],
+                &[1, 1, 1],
+                &[20, 0, 10],
+                &[10, 0, 10],
+                &[0, 10, 10],
+            ),
+            // equal times keep the input order
+            (&[1, 1, 1], &[1, 1, 1], &[0, 5, 5], &[0, 3, 4], &[3, 4, 0]),
+        ];
+        for &(v, s, t, d, want) in cases {
+            assert_eq!(times_on_page(v, s, t, d), want, "{v:?} {s:?} {t:?} {d:?}");
+        }
+    }
+
+    #[test]
+    fn times_on_page_two_threads_equal_sorting() {
+        // past PARALLEL_MIN rows: the repeats are found by two threads
+        let n = PARALLEL_MIN * 2 + 17;
+        let v: Vec<u64> = (0..n).map(|i| (i as u64 * 7919) % 5003).collect();
+        let s: Vec<u32> = (0..n).map(|i| (i % 3) as u32).collect();
+        let t: Vec<i64> = (0..n).map(|i| (i as i64 * 31) % 1000).collect();
+        let d: Vec<u32> = (0..n).map(|i| (i % 97) as u32).collect();
+        assert_eq!(
+            times_on_page(&v, &s, &t, &d),
+            times_on_page_by_sorting(&v, &s, &t, &d)
+        );
+        let mut rows: Vec<_> = (0..n).map(|i| (v[i], s[i], t[i], d[i])).collect();
+        rows.sort();
+        let (v, s): (Vec<u64>, Vec<u32>) = rows.iter().map(|r| (r.0, r.1)).unzip();
+        let (t, d): (Vec<i64>, Vec<u32>) = rows.iter().map(|r| (r.2, r.3)).unzip();
+        assert_eq!(
+            times_on_page(&v, &s, &t, &d),
+            times_on_page_by_sorting(&v, &s, &t, &d)
+        );
+    }
+
+    #[test]
+    fn times_on_page_equals_sorting_for_random_rows() {
+        let mut seed = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = move |m: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % m
+        };
+        for round in 0..300 {
+            let n = (next(60) + 1) as usize;
+            let shuffle = round % 3 == 0;
+            let mut v = Vec::new();
+            let (mut s, mut t, mut d) = (Vec::new(), Vec::new(), Vec::new());
+            for i in 0..n {
+                v.push(next(4));
+                s.push(next(2) as u32);
+                // mostly increasing times with ties; some rows out of order
+                t.push(if shuffle {
+                    next(20) as i64
+                } else {
+                    (i as i64) / 2
+                });
+                d.push(next(100) as u32);
+            }
+            if round % 3 == 1 {
+                // as compacted parts store them: sorted by (visitor, session, time)
+                let mut rows: Vec<_> = (0..n).map(|i| (v[i], s[i], t[i], d[i])).collect();
+                rows.sort();
+                v = rows.iter().map(|r| r.0).collect();
+                s = rows.iter().map(|r| r.1).collect();
+                t = rows.iter().map(|r| r.2).collect();
+                d = rows.iter().map(|r| r.3).collect();
+            }
+            assert_eq!(
+                times_on_page(&v, &s, &t, &d),
+                times_on_page_by_sorting(&v, &s, &t, &d)
+            );
+        }
+    }
 
     #[test]
     fn distinct_counts_table() {

@@ -236,15 +236,20 @@ def minutes(data_dir: Path, f: Filter) -> list[dict[str, Any]]:
 
 
 def weekdays(data_dir: Path, f: Filter) -> list[dict[str, Any]]:
-    """Visitors by local weekday (Monday = 0) and hour, 7 x 24 entries."""
-    local = pl.col("time").dt.convert_time_zone(f.tz.key)
-    keys = [
-        (local.dt.weekday().cast(pl.Int64) - 1).alias("weekday"),
-        local.dt.hour().cast(pl.Int64).alias("hour"),
-    ]
-    grid = [(d, h) for d in range(7) for h in range(24)]
-    out = _by_time(data_dir, f, keys, grid)
+    """Visitors by local weekday (Monday = 0) and hour, 7 x 24 entries.
+
+    Grouped by one small integer, the hour of the week (weekday * 24 + hour), which the
+    counting kernel takes as its own key; with one offset all window long it is arithmetic on
+    the epoch (1970-01-01 was a Thursday, weekday 3: hour h of the epoch is slot (h + 72) % 168)."""
+    shift = fixed_offset_ms(f.tz, *f.window())
+    if shift is not None:
+        slot = ((pl.col("time").cast(pl.Int64) + shift) // 3_600_000 + 72) % 168
+    else:
+        local = pl.col("time").dt.convert_time_zone(f.tz.key)
+        slot = (local.dt.weekday().cast(pl.Int64) - 1) * 24 + local.dt.hour().cast(pl.Int64)
+    out = _by_time(data_dir, f, [slot.alias("slot")], [(s,) for s in range(7 * 24)])
     return [
-        {k: r[k] for k in ("weekday", "hour", "visitors", "views", "sessions", "bounces")}
+        {"weekday": r["slot"] // 24, "hour": r["slot"] % 24,
+         **{k: r[k] for k in ("visitors", "views", "sessions", "bounces")}}
         for r in out
-    ]
+    ]  # fmt: skip

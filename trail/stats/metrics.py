@@ -81,16 +81,6 @@ def duration_sum() -> pl.Expr:
     return (pl.col("duration_seconds").cast(pl.Int64) * _SIGN).sum()
 
 
-def with_time_on_page(page_views: pl.LazyFrame) -> pl.LazyFrame:
-    """Adds `time_on_page`: the duration_seconds of the next view of the same session (0 for the
-    last one). Reads visitor_id, session_id, time, duration_seconds."""
-    key = session_key()
-    ordered = page_views.with_columns(key).sort(["session_key", "time"])
-    same_session = pl.col("session_key") == pl.col("session_key").shift(-1)
-    nxt = pl.when(same_session).then(pl.col("duration_seconds").shift(-1)).otherwise(0)
-    return ordered.with_columns(nxt.fill_null(0).cast(pl.Int64).alias("time_on_page"))
-
-
 def average_seconds(value: pl.Expr) -> pl.Expr:
     """round(avg) of the non-zero values (zeros are exits and bounces), banker's rounding."""
     nonzero = value.filter(value > 0)

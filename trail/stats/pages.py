@@ -87,14 +87,14 @@ def times_on_page(
 ) -> pl.LazyFrame:
     """The matching page views (`search`: whose path also contains the search) with a non-zero
     `time_on_page`: the next view's duration in the session, among the views of the window
-    (metrics.with_time_on_page). Zeros (exits, bounces) are left out."""
+    (kernels.with_time_on_page). Zeros (exits, bounces) are left out."""
     f = rows.f
     # The next view may be of any page: pair all views of the sessions that have a matching one.
-    cols = [*KEYS, "time", "duration_seconds", "path", *columns]
-    pv = rows.page_views(cols, with_paths=False)
+    paths = ["path"] if f.page_level or search else []
+    pv = rows.page_views([*KEYS, "time", "duration_seconds", *paths, *columns], with_paths=False)
     if f.page_level:
         pv = pv.join(rows.page_keys(), on=KEYS, how="semi")
-    pv = m.with_time_on_page(pv)
+    pv = kernels.with_time_on_page(pv.collect()).lazy()
     return pv.filter(_page_filter_only(f, search) & (pl.col("time_on_page") > 0))
 
 

@@ -29,12 +29,11 @@ from trail.stats.buckets import (
     bucket_index,
     bucket_label,
     bucket_starts,
-    fixed_offset_ms,
     series_starts,
 )
 from trail.stats.filters import Filter
 from trail.stats.pages import active, entry_pages, exit_pages, page, times_on_page  # noqa: F401
-from trail.stats.sources import KEYS, Rows, core, custom_metrics, metrics_by, rows_for
+from trail.stats.sources import Rows, core, custom_metrics, metrics_by, rows_for
 
 
 def _totals_query(rows: Rows) -> pl.LazyFrame:
@@ -165,51 +164,13 @@ def page_duration(data_dir: Path, f: Filter) -> list[dict[str, Any]]:
     rows = rows_for(data_dir, f)
     # A time belongs to the day of the view it was spent on.
     day = bucket_index(days, f.tz)
-    if f.page_level:
-        spent = times_on_page(rows).select(day, pl.col("time_on_page"))
-    else:
-        spent = _time_on_any_page(rows, day)
+    spent = times_on_page(rows).select(day, pl.col("time_on_page"))
     daily = spent.group_by("bucket").agg(
         pl.col("time_on_page").sum().alias("total"), pl.len().alias("n")
     )
     ff = f.fields.get("path")
     path = ff.eq[0] if ff is not None and len(ff.eq) == 1 and not ff.neq else ""
     return _scaled_averages(f, daily.collect(), days, starts, path=path)
-
-
-def _time_on_any_page(rows: Rows, day: pl.Expr) -> pl.LazyFrame:
-    """`bucket` (the local day) and `time_on_page` of every view with a time, no page condition.
-
-    Pairing each view with the next one needs a sort of all views by session and time. Without
-    a page condition most sessions need none: in a session that started in the window and whose
-    hits all lie in one local day, each non-zero duration of a view is the time spent on the
-    view before it, on that same day, so the durations are summed where they are. Only the
-    sessions that started before the window or span a local midnight are paired."""
-    sess = rows.sessions([*KEYS, "start", "time"])
-    started = pl.col("start").cast(pl.Datetime("ms", "UTC"))
-    spanning = (started < pl.lit(rows.start)) | (
-        local_day(rows, "start") != local_day(rows, "time")
-    )
-    paired = sess.filter(spanning).select(m.session_key()).unique()
-    views = rows.page_views([*KEYS, "time", "duration_seconds"]).with_columns(m.session_key())
-    pv, paired_keys = pl.collect_all([views, paired])
-    inside = pl.col("session_key").is_in(paired_keys["session_key"].implode())
-    simple = pv.lazy().filter(~inside & (pl.col("duration_seconds") > 0))
-    simple = simple.select(day, pl.col("duration_seconds").cast(pl.Int64).alias("time_on_page"))
-    exact = m.with_time_on_page(pv.lazy().filter(inside).drop("session_key"))
-    exact = exact.filter(pl.col("time_on_page") > 0).select(day, pl.col("time_on_page"))
-    return pl.concat([simple, exact])
-
-
-def local_day(rows: Rows, column: str) -> pl.Expr:
-    """The local date of a time column as a day number (days since the epoch in the filter's
-    zone), by arithmetic when the zone's offset is the same all window long. Rows of a session
-    that began before the window (`start`) may lie outside it: they are compared, not used."""
-    tz = rows.f.tz
-    offset_ms = fixed_offset_ms(tz, rows.start, rows.end)
-    if offset_ms is not None:
-        return (pl.col(column).cast(pl.Int64) + offset_ms) // 86_400_000
-    return pl.col(column).dt.convert_time_zone(tz.key).dt.date().cast(pl.Int64)
 
 
 def unfiltered_visitors(rows: Rows) -> pl.LazyFrame:

@@ -17,6 +17,7 @@ __all__ = [
     "group_stats",
     "recover_wal",
     "session_metrics",
+    "time_on_page_by_bucket",
     "times_on_page",
     "union_visitors",
 ]
@@ -96,6 +97,9 @@ def group_stats(
 ) -> tuple[
     list[int], list[int], list[int], list[int], list[int], list[int], list[int], list[int]
 ]: ...
+def time_on_page_by_bucket(
+    visitors: Any, sessions: Any, times: Any, durations: Any, breaks: list[int]
+) -> tuple[list[int], list[int]]: ...
 def times_on_page(visitors: Any, sessions: Any, times: Any, durations: Any) -> bytes: ...
 def session_metrics(
     keys: Any, visitors: Any, sessions: Any, signs: Any, page_views: Any, bounces: Any

@@ -13,6 +13,7 @@ from trail._core import (
     group_stats,
     recover_wal,
     session_metrics,
+    time_on_page_by_bucket,
     times_on_page,
     union_visitors,
 )
@@ -30,6 +31,7 @@ __all__ = [
     "group_stats",
     "recover_wal",
     "session_metrics",
+    "time_on_page_by_bucket",
     "times_on_page",
     "union_visitors",
 ]

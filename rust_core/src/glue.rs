@@ -456,6 +456,29 @@ fn times_on_page<'py>(
     })
 }
 
+/// times_on_page summed per bucket of `breaks` (ascending ms; see
+/// kernels::time_on_page_by_bucket). Returns (total seconds, views with a time) per bucket.
+#[pyfunction]
+fn time_on_page_by_bucket(
+    py: Python<'_>,
+    visitors: PyBuffer<u64>,
+    sessions: PyBuffer<u32>,
+    times: PyBuffer<i64>,
+    durations: PyBuffer<u32>,
+    breaks: Vec<i64>,
+) -> PyResult<(Vec<u64>, Vec<u64>)> {
+    let (v, s, t, d) = (
+        buffer_slice(&visitors)?,
+        buffer_slice(&sessions)?,
+        buffer_slice(&times)?,
+        buffer_slice(&durations)?,
+    );
+    if !breaks.is_sorted() {
+        return Err(PyValueError::new_err("breaks must be ascending"));
+    }
+    Ok(py.detach(|| crate::kernels::time_on_page_by_bucket(v, s, t, d, &breaks)))
+}
+
 /// Per-group rows, distinct visitors and distinct (visitor, session) pairs, with each group's
 /// first and latest row (see kernels::group_stats; `times` may be empty). Returns
 /// (keys, first, last, rows, visitors, sessions), one entry per group, then
@@ -562,6 +585,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(distinct_u64, m)?)?;
     m.add_function(wrap_pyfunction!(group_stats, m)?)?;
     m.add_function(wrap_pyfunction!(times_on_page, m)?)?;
+    m.add_function(wrap_pyfunction!(time_on_page_by_bucket, m)?)?;
     m.add_function(wrap_pyfunction!(union_visitors, m)?)?;
     m.add_function(wrap_pyfunction!(session_metrics, m)?)?;
     m.add_function(wrap_pyfunction!(coarse_channel, m)?)?;

@@ -603,19 +603,41 @@ pub fn times_on_page(
         .min(durations.len());
     let key = |i: usize| (visitors[i], sessions[i]);
     let blocks: Vec<usize> = (0..n).filter(|&i| i == 0 || key(i) != key(i - 1)).collect();
-    let split = repeated(blocks.iter().map(|&b| key(b)).collect());
+    let keys: Vec<(u64, u32)> = blocks.iter().map(|&b| key(b)).collect();
+    let split = in_parts(keys.len(), |part, parts| repeated(&keys, part, parts));
     let mut out = vec![0u32; n];
-    let mut aside: Vec<usize> = Vec::new();
-    for (j, &start) in blocks.iter().enumerate() {
-        let end = blocks.get(j + 1).copied().unwrap_or(n);
-        let ordered = times[start..end].windows(2).all(|w| w[0] <= w[1]);
-        // A hash collision only sends a session to the exact path below.
-        if !ordered || split.contains(&pair_hash(key(start))) {
-            aside.extend(start..end);
-            continue;
+    // Pairs within the blocks that need no sorting, in two halves of the rows cut between
+    // two blocks; the rows of the other blocks are set aside.
+    let pair_blocks = |range: std::ops::Range<usize>, out: &mut [u32], base: usize| {
+        let mut aside = Vec::new();
+        for j in range {
+            let (start, end) = (blocks[j], blocks.get(j + 1).copied().unwrap_or(n));
+            let ordered = times[start..end].windows(2).all(|w| w[0] <= w[1]);
+            // A hash collision only sends a session to the exact path below.
+            if !ordered || split.contains(&pair_hash(keys[j])) {
+                aside.extend(start..end);
+                continue;
+            }
+            out[start - base..end - 1 - base].copy_from_slice(&durations[start + 1..end]);
         }
-        out[start..end - 1].copy_from_slice(&durations[start + 1..end]);
-    }
+        aside
+    };
+    let mut aside = if blocks.len() < 2 || n < PARALLEL_MIN {
+        pair_blocks(0..blocks.len(), &mut out, 0)
+    } else {
+        let middle = blocks.len() / 2;
+        let (low, high) = out.split_at_mut(blocks[middle]);
+        std::thread::scope(|scope| {
+            let upper = scope.spawn(|| pair_blocks(middle..blocks.len(), high, blocks[middle]));
+            let mut aside = pair_blocks(0..middle, low, 0);
+            aside.extend(
+                upper
+                    .join()
+                    .unwrap_or_else(|e| std::panic::resume_unwind(e)),
+            );
+            aside
+        })
+    };
     aside.sort_unstable_by_key(|&i| (visitors[i], sessions[i], times[i], i));
     for (j, &i) in aside.iter().enumerate() {
         if let Some(&next) = aside.get(j + 1) {
@@ -627,45 +649,89 @@ pub fn times_on_page(
     out
 }
 
-/// The pair_hash of every key that occurs more than once. The block keys of compacted days
-/// are a few sorted runs (one a day), which the (run-adaptive) stable sort merges; two threads
-/// sort a half each, and the halves are merged while looking for repeats.
-fn repeated(mut keys: Vec<(u64, u32)>) -> FastSet {
-    let mut out = FastSet::default();
-    if keys.len() < PARALLEL_MIN {
-        keys.sort();
-        out.extend(
-            keys.windows(2)
-                .filter(|w| w[0] == w[1])
-                .map(|w| pair_hash(w[0])),
-        );
-        return out;
+/// `work(part, parts)` for each part of `len` items, one thread a part (one part when few),
+/// the sets it returns joined.
+fn in_parts(len: usize, work: impl Fn(u64, u64) -> FastSet + Sync) -> FastSet {
+    if len < PARALLEL_MIN {
+        return work(0, 1);
     }
-    let middle = keys.len() / 2;
-    let (low, high) = keys.split_at_mut(middle);
     std::thread::scope(|scope| {
-        let upper = scope.spawn(|| high.sort());
-        low.sort();
-        upper
-            .join()
-            .unwrap_or_else(|e| std::panic::resume_unwind(e));
-    });
-    let (mut i, mut j) = (0, 0);
-    let mut last = None;
-    while i < low.len() || j < high.len() {
-        let next = if j == high.len() || (i < low.len() && low[i] <= high[j]) {
-            i += 1;
-            low[i - 1]
-        } else {
-            j += 1;
-            high[j - 1]
-        };
-        if last == Some(next) {
-            out.insert(pair_hash(next));
+        let upper = scope.spawn(|| work(1, 2));
+        let mut out = work(0, 2);
+        out.extend(
+            upper
+                .join()
+                .unwrap_or_else(|e| std::panic::resume_unwind(e)),
+        );
+        out
+    })
+}
+
+/// The pair_hash of every key that occurs more than once, among the keys of part `part` of
+/// `parts` (a power of two; parts split the keys by hash). A bitmap of ~16 bits per key finds
+/// the keys whose bit was already set (the repeats, and ~6 % others whose bits collide): only
+/// the keys among those are sorted to tell them apart, not all of them.
+fn repeated(keys: &[(u64, u32)], part: u64, parts: u64) -> FastSet {
+    let spread = |k: (u64, u32)| pair_hash(k).wrapping_mul(0xD6E8_FEB8_6659_FD93);
+    let mine = |m: u64| m & (parts - 1) == part;
+    let bits = (keys.len() * 16 / parts as usize)
+        .next_power_of_two()
+        .max(64);
+    let shift = 64 - bits.trailing_zeros();
+    let mut seen = vec![0u64; bits / 64];
+    let mut maybe = FastSet::default();
+    for &k in keys {
+        let m = spread(k);
+        if !mine(m) {
+            continue;
         }
-        last = Some(next);
+        let bit = (m >> shift) as usize;
+        let (word, mask) = (bit / 64, 1u64 << (bit % 64));
+        if seen[word] & mask != 0 {
+            maybe.insert(pair_hash(k));
+        } else {
+            seen[word] |= mask;
+        }
     }
-    out
+    if maybe.is_empty() {
+        return maybe;
+    }
+    let mut candidates: Vec<(u64, u32)> = keys
+        .iter()
+        .copied()
+        .filter(|&k| maybe.contains(&pair_hash(k)))
+        .collect();
+    candidates.sort_unstable();
+    candidates
+        .windows(2)
+        .filter(|w| w[0] == w[1])
+        .map(|w| pair_hash(w[0]))
+        .collect()
+}
+
+/// times_on_page summed per bucket: a view's time goes to the bucket of the view's own time,
+/// the last of `breaks` (ascending bucket starts, ms) at or before it; views before the first
+/// break are left out. Returns (total seconds, views with a non-zero time) per bucket.
+pub fn time_on_page_by_bucket(
+    visitors: &[u64],
+    sessions: &[u32],
+    times: &[i64],
+    durations: &[u32],
+    breaks: &[i64],
+) -> (Vec<u64>, Vec<u64>) {
+    let spent = times_on_page(visitors, sessions, times, durations);
+    let (mut totals, mut counts) = (vec![0u64; breaks.len()], vec![0u64; breaks.len()]);
+    for (i, &seconds) in spent.iter().enumerate() {
+        if seconds == 0 {
+            continue;
+        }
+        let after = breaks.partition_point(|&b| b <= times[i]);
+        if after > 0 {
+            totals[after - 1] += u64::from(seconds);
+            counts[after - 1] += 1;
+        }
+    }
+    (totals, counts)
 }
 
 fn pair_hash((visitor, session): (u64, u32)) -> u64 {
@@ -735,8 +801,48 @@ mod tests {
     }
 
     #[test]
-    fn times_on_page_two_threads_equal_sorting() {
-        // past PARALLEL_MIN rows: the repeats are found by two threads
+    fn time_on_page_by_bucket_table() {
+        // one session: views at 0, 10, 30 (next durations 10, 20); another at 25, 40 (15)
+        let v = [1, 1, 2, 1, 2];
+        let s = [1, 1, 1, 1, 1];
+        let t = [0, 10, 25, 30, 40];
+        let d = [0, 10, 0, 20, 15];
+        // buckets [5, 20), [20, ...): the view at 0 is before the first break
+        assert_eq!(
+            time_on_page_by_bucket(&v, &s, &t, &d, &[5, 20]),
+            (vec![20, 15], vec![1, 1])
+        );
+        assert_eq!(
+            time_on_page_by_bucket(&v, &s, &t, &d, &[0]),
+            (vec![45], vec![3])
+        );
+        assert_eq!(
+            time_on_page_by_bucket(&v, &s, &t, &d, &[]),
+            (vec![], vec![])
+        );
+    }
+
+    #[test]
+    fn repeated_finds_exactly_the_repeats() {
+        let keys: Vec<(u64, u32)> = (0..100_000u64)
+            .map(|i| (i * 2_654_435_761, (i % 7) as u32))
+            .collect();
+        let mut with_repeats = keys.clone();
+        with_repeats.extend([keys[5], keys[99_999], keys[5]]);
+        let want: FastSet = [pair_hash(keys[5]), pair_hash(keys[99_999])]
+            .into_iter()
+            .collect();
+        for parts in [1, 2, 4] {
+            let found: FastSet = (0..parts)
+                .flat_map(|part| repeated(&with_repeats, part, parts))
+                .collect();
+            assert_eq!(found, want, "{parts} parts");
+            assert!((0..parts).all(|part| repeated(&keys, part, parts).is_empty()));
+        }
+    }
+
+    #[test]
+    fn times_on_page_many_rows_equal_sorting() {
         let n = PARALLEL_MIN * 2 + 17;
         let v: Vec<u64> = (0..n).map(|i| (i as u64 * 7919) % 5003).collect();
         let s: Vec<u32> = (0..n).map(|i| (i % 3) as u32).collect();

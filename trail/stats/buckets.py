@@ -77,12 +77,16 @@ def _next(day: date, scale: str) -> date:
     return day + timedelta(days=1)
 
 
-def bucket_index(starts: list[date], tz: ZoneInfo, column: str = "time") -> pl.Expr:
-    """Expression `bucket`: the index in `starts` of the bucket holding each row's time."""
-    instants = [
+def bucket_breaks(starts: list[date], tz: ZoneInfo) -> list[int]:
+    """The instant (ms) each bucket of `starts` begins: local midnight in `tz`."""
+    return [
         int(datetime.combine(d, time(0), tz).astimezone(UTC).timestamp() * 1000) for d in starts
     ]
-    breaks = pl.Series("breaks", instants, dtype=pl.Int64)
+
+
+def bucket_index(starts: list[date], tz: ZoneInfo, column: str = "time") -> pl.Expr:
+    """Expression `bucket`: the index in `starts` of the bucket holding each row's time."""
+    breaks = pl.Series("breaks", bucket_breaks(starts, tz), dtype=pl.Int64)
     pos = pl.lit(breaks).search_sorted(pl.col(column).cast(pl.Int64), side="right")
     return (pos.cast(pl.Int64) - 1).alias("bucket")
 

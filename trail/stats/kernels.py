@@ -154,6 +154,16 @@ def view_counts(pv: pl.DataFrame, names: list[str]) -> pl.DataFrame:
     )
 
 
+def _pairing_arrays(pv: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """visitor_id, session_id, time (ms) and duration_seconds as the kernels take them."""
+    return (
+        np.ascontiguousarray(pv["visitor_id"].to_numpy(), dtype=np.uint64),
+        np.ascontiguousarray(pv["session_id"].to_numpy(), dtype=np.uint32),
+        np.ascontiguousarray(pv["time"].dt.epoch("ms").to_numpy(), dtype=np.int64),
+        np.ascontiguousarray(pv["duration_seconds"].to_numpy(), dtype=np.uint32),
+    )
+
+
 def with_time_on_page(pv: pl.DataFrame) -> pl.DataFrame:
     """`pv` (page views with visitor_id, session_id, time, duration_seconds) with `time_on_page`:
     the duration of the next view of the same session in time order, 0 for its last view
@@ -161,11 +171,19 @@ def with_time_on_page(pv: pl.DataFrame) -> pl.DataFrame:
     sort every view by session and time."""
     if pv.is_empty():
         return pv.with_columns(pl.lit(0, pl.Int64).alias("time_on_page"))
-    spent = core.times_on_page(
-        np.ascontiguousarray(pv["visitor_id"].to_numpy(), dtype=np.uint64),
-        np.ascontiguousarray(pv["session_id"].to_numpy(), dtype=np.uint32),
-        np.ascontiguousarray(pv["time"].dt.epoch("ms").to_numpy(), dtype=np.int64),
-        np.ascontiguousarray(pv["duration_seconds"].to_numpy(), dtype=np.uint32),
-    )
+    spent = core.times_on_page(*_pairing_arrays(pv))
     seconds = pl.Series("time_on_page", np.frombuffer(spent, dtype=np.uint32), dtype=pl.UInt32)
     return pv.with_columns(seconds.cast(pl.Int64))
+
+
+def time_on_page_by_bucket(pv: pl.DataFrame, breaks: list[int]) -> pl.DataFrame:
+    """`bucket` (index in `breaks`, ascending ms), `total` (seconds) and `n` (views with a
+    non-zero time): with_time_on_page summed by the bucket of each view's own time, in the
+    kernel, without a per-view column."""
+    if pv.is_empty() or not breaks:
+        return pl.DataFrame(schema={"bucket": pl.Int64, "total": pl.Int64, "n": pl.Int64})
+    totals, counts = core.time_on_page_by_bucket(*_pairing_arrays(pv), breaks)
+    return pl.DataFrame(
+        {"bucket": range(len(breaks)), "total": totals, "n": counts},
+        schema={"bucket": pl.Int64, "total": pl.Int64, "n": pl.Int64},
+    )

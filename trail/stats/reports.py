@@ -13,8 +13,8 @@ from typing import Any
 
 import polars as pl
 
+from trail.stats import kernels, rollup_totals
 from trail.stats import metrics as m
-from trail.stats import rollup_totals
 from trail.stats.breakdowns import (  # noqa: F401  (re-exported: one import for every report)
     DIMENSIONS,
     dimension,
@@ -26,6 +26,7 @@ from trail.stats.breakdowns import (  # noqa: F401  (re-exported: one import for
     weekdays,
 )
 from trail.stats.buckets import (
+    bucket_breaks,
     bucket_index,
     bucket_label,
     bucket_starts,
@@ -33,7 +34,7 @@ from trail.stats.buckets import (
 )
 from trail.stats.filters import Filter
 from trail.stats.pages import active, entry_pages, exit_pages, page, times_on_page  # noqa: F401
-from trail.stats.sources import Rows, core, custom_metrics, metrics_by, rows_for
+from trail.stats.sources import KEYS, Rows, core, custom_metrics, metrics_by, rows_for
 
 
 def _totals_query(rows: Rows) -> pl.LazyFrame:
@@ -163,11 +164,15 @@ def page_duration(data_dir: Path, f: Filter) -> list[dict[str, Any]]:
     days = bucket_starts(first, last, "day")
     rows = rows_for(data_dir, f)
     # A time belongs to the day of the view it was spent on.
-    day = bucket_index(days, f.tz)
-    spent = times_on_page(rows).select(day, pl.col("time_on_page"))
-    daily = spent.group_by("bucket").agg(
-        pl.col("time_on_page").sum().alias("total"), pl.len().alias("n")
-    )
+    if f.page_level:
+        spent = times_on_page(rows).select(bucket_index(days, f.tz), pl.col("time_on_page"))
+        daily = spent.group_by("bucket").agg(
+            pl.col("time_on_page").sum().alias("total"), pl.len().alias("n")
+        )
+    else:
+        # Every view of the passing sessions counts: summed per day by the kernel as it pairs.
+        pv = rows.page_views([*KEYS, "time", "duration_seconds"], with_paths=False)
+        daily = kernels.time_on_page_by_bucket(pv.collect(), bucket_breaks(days, f.tz)).lazy()
     ff = f.fields.get("path")
     path = ff.eq[0] if ff is not None and len(ff.eq) == 1 and not ff.neq else ""
     return _scaled_averages(f, daily.collect(), days, starts, path=path)

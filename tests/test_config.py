@@ -78,6 +78,13 @@ CASES = [
     ("toml", 'port = "8000"\n', "port"),
     ("toml", "workers = true\n", "workers"),
     ("toml", "port = \n", "config"),
+    ("env", {"TRAIL_SESSION_LIFETIME_S": "0"}, "session_lifetime_s"),
+    ("env", {"TRAIL_PASSWORD_LINK_LIFETIME_S": "99999999"}, "password_link_lifetime_s"),
+    ("env", {"TRAIL_RATE_LIMIT_SIGNIN_IP": "ten"}, "rate_limit_signin_ip"),
+    ("env", {"TRAIL_RATE_LIMIT_SIGNIN_ACCOUNT": "5/0"}, "rate_limit_signin_account"),
+    ("env", {"TRAIL_COOKIE_SECURE": "sometimes"}, "cookie_secure (TRAIL_COOKIE_SECURE)"),
+    ("env", {"TRAIL_PUBLIC_URL": "trail.example.com"}, "public_url"),
+    ("toml", 'public_url = "https://trail.example.com/?x=1"\n', "public_url"),
 ]
 
 
@@ -134,3 +141,10 @@ def test_cli_prints_the_setting_and_exits_2(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert done.stderr.strip().startswith("trail: config: port: 70000 is out of range")
+
+
+def test_public_url_is_kept_without_its_trailing_slash(tmp_path: Path) -> None:
+    env = {"TRAIL_PUBLIC_URL": "https://trail.example.com/analytics/"}
+    config = load(env=env, flags={"data_dir": str(tmp_path)})
+    assert config.public_url == "https://trail.example.com/analytics"
+    assert load(env={}, flags={"data_dir": str(tmp_path)}).public_url == ""

@@ -15,7 +15,7 @@ from trail.services import statistics
 
 
 def all_routes() -> list[Route]:
-    tables = [health.routes, *app.PIRSCH, *app.TINYTRAIL, app.fallback]
+    tables = [health.routes, *app.PIRSCH, *app.TINYTRAIL, *app.DASHBOARD, app.fallback]
     return [route for table in tables for route in table.table]
 
 

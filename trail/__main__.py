@@ -1,4 +1,5 @@
-"""The `trail` command: `trail serve ...` and `trail admin create-user ...`."""
+"""The `trail` command: `trail serve ...`, `trail admin create-user ...` and
+`trail admin set-password ...`."""
 
 from __future__ import annotations
 
@@ -54,6 +55,23 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--account", help="account id (default: the admins' account, or a new one)")
     create.add_argument("--email")
     create.add_argument("--json", action="store_true", help='print {"id", "api_key"} as JSON')
+
+    password = admin.add_parser(
+        "set-password",
+        help="set a user's dashboard password (revokes its sessions), or make a one-time link",
+    )
+    password.add_argument("--config", help="TOML config file (for data_dir, public_url)")
+    password.add_argument("--data-dir", dest="data_dir")
+    password.add_argument("--user", help="the user's id or email (default: the first admin)")
+    password.add_argument("--email", help="also make this the email the user signs in with")
+    how = password.add_mutually_exclusive_group()
+    how.add_argument(
+        "--password-stdin", action="store_true", help="read the password from stdin's first line"
+    )
+    how.add_argument(
+        "--link", action="store_true", help="print a one-time set-password link instead"
+    )
+    password.add_argument("--json", action="store_true", help="print the outcome as JSON")
     return parser
 
 
@@ -104,11 +122,94 @@ def cmd_create_user(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fail(message: str) -> int:
+    print(f"trail: admin: {message}", file=sys.stderr)
+    return 1
+
+
+def _read_password(args: argparse.Namespace) -> str | None:
+    """The new password from stdin's first line, or asked twice on the terminal."""
+    import getpass
+
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    if not sys.stdin.isatty():
+        return None
+    first = getpass.getpass("New password: ")
+    return first if getpass.getpass("Repeat it: ") == first else ""
+
+
+def _users_named(meta: Any, ref: str | None) -> list[Any]:
+    """The users `--user` names: an id, an email, or (None) the first admin."""
+    from trail.services import signin
+    from trail.validation import is_uuid
+
+    if ref is None:
+        user_id = signin.store(meta).first_admin_id() or ""
+    elif is_uuid(ref):
+        user_id = ref.lower()
+    else:
+        return list(meta.users_by_email(ref))
+    user = meta.get_user(user_id)
+    return [user] if user is not None else []
+
+
+def _set_password(meta: Any, config: Any, args: argparse.Namespace) -> dict[str, Any] | str:
+    """Do what `trail admin set-password` was asked; the outcome, or the problem as text."""
+    from datetime import UTC, datetime
+
+    from trail.services import signin
+
+    users = _users_named(meta, args.user)
+    if len(users) != 1:
+        return f"{len(users)} users match {args.user or 'the first admin'}"
+    user = users[0]
+    if args.link:
+        if args.email is not None:
+            signin.set_email(meta, user.id, args.email)
+        link, expires = signin.create_link(meta, config, user.id)
+        stamp = datetime.fromtimestamp(expires, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return {"id": user.id, "link": link, "expires_at": stamp}
+    password = _read_password(args)
+    if password is None:
+        return "no terminal to ask on: use --password-stdin or --link"
+    if password == "":
+        return "no password given, or the two differ"
+    revoked = signin.set_password(meta, user.id, password, args.email)
+    email = args.email.lower() if args.email else user.email
+    return {"id": user.id, "email": email, "revoked_sessions": revoked}
+
+
+def cmd_set_password(args: argparse.Namespace) -> int:
+    from trail.errors import FieldError
+    from trail.storage.meta import MetaStore
+
+    config = load(args.config, flags={"data_dir": args.data_dir})
+    meta = MetaStore.open(Path(config.data_dir) / "meta")
+    try:
+        out = _set_password(meta, config, args)
+    except FieldError as e:
+        out = f"{'--email' if e.field == 'email' else e.field}: {e.problem}"
+    except KeyError as e:
+        out = "--email: already in use" if e.args == ("email",) else "the user is gone"
+    finally:
+        meta.close()
+    if isinstance(out, str):
+        return _fail(out)
+    if args.json:
+        print(orjson.dumps(out).decode())
+    else:
+        print("\n".join(f"{k}: {v}" for k, v in out.items()))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "serve":
             code = cmd_serve(args)
+        elif args.admin_command == "set-password":
+            code = cmd_set_password(args)
         else:
             code = cmd_create_user(args)
     except ConfigError as e:

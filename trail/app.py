@@ -11,6 +11,8 @@ from typing import Any
 from robyn import Robyn
 
 from trail.api import browser, health
+from trail.api.dashboard import pages
+from trail.api.dashboard import session as dashboard_session
 from trail.api.pirsch import (
     billing,
     client,
@@ -71,6 +73,8 @@ TINYTRAIL = (
     reports.routes,
     admin.routes,
 )
+# Sign-in sessions and the dashboard's pages (errors in Pirsch's format, like the API they use).
+DASHBOARD = (dashboard_session.routes, pages.routes)
 
 fallback = Routes()
 
@@ -91,5 +95,7 @@ def build_app(ctx: Context, robyn_config: Any = None) -> Robyn:
         mount(app, ctx, routes, pirsch_errors.render)
     for routes in TINYTRAIL:
         mount(app, ctx, routes, tinytrail_errors.render)
+    for routes in DASHBOARD:
+        mount(app, ctx, routes, pirsch_errors.render)
     mount(app, ctx, fallback, pirsch_errors.render)
     return app

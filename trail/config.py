@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 
@@ -72,6 +73,18 @@ class Config:
     # access key: the price of not reading LMDB on every hit. 0 = read every time.
     rules_cache_ms: int = 2000
     access_key_cache_ms: int = 2000
+    # Dashboard sign-in (trail/services/signin.py): how long a session lasts, how long a
+    # set-password link works, sign-in attempts per client IP and per account (email).
+    session_lifetime_s: int = 14 * 86400
+    password_link_lifetime_s: int = 86400
+    rate_limit_signin_ip: str = "30/600"
+    rate_limit_signin_account: str = "10/600"
+    # true: the session cookie is always Secure; false: only when the request came over https
+    # (X-Forwarded-Proto from a trusted proxy).
+    cookie_secure: bool = False
+    # Where people reach trail (e.g. https://trail.example.com), for the set-password links it
+    # prints and as an accepted Origin; "" = http://<host>:<port>.
+    public_url: str = ""
 
     @property
     def data_path(self) -> Path:
@@ -114,6 +127,12 @@ _TYPES: dict[str, type] = {
     "smtp_starttls": bool,
     "rules_cache_ms": int,
     "access_key_cache_ms": int,
+    "session_lifetime_s": int,
+    "password_link_lifetime_s": int,
+    "rate_limit_signin_ip": str,
+    "rate_limit_signin_account": str,
+    "cookie_secure": bool,
+    "public_url": str,
 }
 _LIMIT_TYPES: dict[str, type] = {
     "max_body_bytes": int,
@@ -228,6 +247,8 @@ def validate(config: Config, create_data_dir: bool = True) -> Config:
     _check_range("smtp_port", config.smtp_port, 1, 65535)
     _check_range("rules_cache_ms", config.rules_cache_ms, 0, 3_600_000)
     _check_range("access_key_cache_ms", config.access_key_cache_ms, 0, 3_600_000)
+    _check_range("session_lifetime_s", config.session_lifetime_s, 1, 366 * 86400)
+    _check_range("password_link_lifetime_s", config.password_link_lifetime_s, 1, 30 * 86400)
     if config.smtp_host and "@" not in config.smtp_from:
         raise ConfigError("smtp_from", f"{config.smtp_from!r} is not an email address")
     _check_range("limits.max_body_bytes", config.limits.max_body_bytes, 1024, 1 << 30)
@@ -235,7 +256,12 @@ def validate(config: Config, create_data_dir: bool = True) -> Config:
     _check_range("limits.page_view_cap", config.limits.page_view_cap, 1, 1_000_000)
     _check_range("limits.max_hit_age_days", config.limits.max_hit_age_days, 1, 36_500)
     _check_range("limits.max_hit_future_seconds", config.limits.max_hit_future_seconds, 0, 86_400)
-    for name in ("rate_limit_collect", "rate_limit_api"):
+    for name in (
+        "rate_limit_collect",
+        "rate_limit_api",
+        "rate_limit_signin_ip",
+        "rate_limit_signin_account",
+    ):
         parse_rate(name, getattr(config, name))
     if config.log_level.lower() not in LOG_LEVELS:
         raise ConfigError(
@@ -255,6 +281,7 @@ def validate(config: Config, create_data_dir: bool = True) -> Config:
         data_dir=data_dir,
         geoip_db=geoip,
         log_level=config.log_level.lower(),
+        public_url=_check_public_url(config.public_url),
         trusted_proxies=tuple(p.strip() for p in config.trusted_proxies),
         blocked_ips=tuple(p.strip() for p in config.blocked_ips),
     )
@@ -288,6 +315,22 @@ def _check_host(host: str) -> str:
         raise ConfigError(
             "host", f"{host!r} is not an IP address to bind (e.g. 127.0.0.1, 0.0.0.0, ::)"
         ) from None
+
+
+def _check_public_url(url: str) -> str:
+    """The URL without its trailing slash: empty, or http(s) without query or fragment."""
+    if not url.strip():
+        return ""
+    try:
+        parts = urlsplit(url.strip())
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+    except ValueError:
+        ok = False
+    if not ok or parts.query or parts.fragment:
+        raise ConfigError(
+            "public_url", f"{url!r} is not an http(s) URL like https://trail.example.com"
+        )
+    return url.strip().rstrip("/")
 
 
 def _check_geoip(path: str) -> str:

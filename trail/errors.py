@@ -54,11 +54,16 @@ def check_fields(errors: dict[str, str], what: str) -> None:
 
 
 class RateLimited(ApiError):
-    """429 with the seconds to wait (rendered as `Retry-After`)."""
+    """429 with the seconds to wait (rendered as `Retry-After`); `problem` says which limit."""
 
-    def __init__(self, retry_after: int) -> None:
-        message = f"rate limit exceeded, retry in {retry_after} s"
-        super().__init__(429, message, headers={"retry-after": str(retry_after)})
+    def __init__(
+        self,
+        retry_after: int,
+        problem: str = "rate limit exceeded",
+        validation: dict[str, str] | None = None,
+    ) -> None:
+        message = f"{problem}, retry in {retry_after} s"
+        super().__init__(429, message, validation, headers={"retry-after": str(retry_after)})
         self.retry_after = retry_after
 
 

@@ -198,7 +198,8 @@ def check_port_free(config: Config) -> None:
 
 
 def run_bootstrap(config: Config) -> dict[str, str]:
-    """Run `trail.bootstrap` in a child; returns its report ({"admin_id", "api_key"} on first start)."""
+    """Run `trail.bootstrap` in a child; returns its report (the admin's id, API key and
+    set-password link on the first start)."""
     argv = [sys.executable, "-m", "trail.bootstrap", "--config-json", config.to_json()]
     done = subprocess.run(argv, check=False, capture_output=True, timeout=120)
     if done.returncode != 0:
@@ -215,4 +216,10 @@ def serve(config: Config) -> int:
     if report.get("api_key"):
         print(f"trail: created admin user {report['admin_id']}", flush=True)
         print(f"trail: admin API key (shown once, keep it safe): {report['api_key']}", flush=True)
+    if report.get("password_link"):
+        print(
+            "trail: set the admin's dashboard password (the link works once, until "
+            f"{report['link_expires_at']}): {report['password_link']}",
+            flush=True,
+        )
     return Supervisor(config).run()

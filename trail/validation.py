@@ -1,4 +1,5 @@
-"""One definition of each rule for names a user types: host names, subdomains, time zones, ids.
+"""One definition of each rule for names a user types: host names, subdomains, time zones, ids,
+email addresses.
 
 Every API and service checks these through here, so Pirsch domains, TinyTrail websites,
 alternative domains, custom domains and auto-join hosts agree on what a host name is.
@@ -17,6 +18,9 @@ _SUBDOMAIN_RE = re.compile(rf"^{_LABEL}$")
 _UUID_RE = re.compile(
     r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE
 )
+
+# An email address as people type it; nothing is sent to check it.
+EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
 
 HOSTNAME_PROBLEM = "must be a host name like example.com (no scheme, port or path)"
 SUBDOMAIN_PROBLEM = "must be 1-63 letters, digits or hyphens"
@@ -48,3 +52,8 @@ def is_timezone(name: str) -> bool:
 def is_uuid(value: Any) -> TypeGuard[str]:
     """A UUID in its 36-character text form: the form of every site, account and user id."""
     return isinstance(value, str) and bool(_UUID_RE.fullmatch(value))
+
+
+def is_email(value: Any) -> TypeGuard[str]:
+    """An email address (local part @ host name), as users and invitations carry them."""
+    return isinstance(value, str) and bool(EMAIL_RE.match(value))

@@ -1,7 +1,8 @@
 """Fixed-window rate limits shared by every worker (counters live in the engine's state env).
 
 Buckets are named after the settings that size them: `collect` (TinyTrail collection, keyed by
-client IP) and `api` (protected routes, keyed by API key). `check_rate` is the one call routes
+client IP), `api` (protected routes, keyed by API key), `signin_ip` and `signin_account`
+(dashboard sign-in attempts, keyed by client IP and by email). `check_rate` is the one call routes
 make; it answers None (go ahead) or the seconds for the `Retry-After` header.
 """
 
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("trail.ratelimit")
 
-BUCKETS = ("collect", "api")
+BUCKETS = ("collect", "api", "signin_ip", "signin_account")
 
 
 def limit_for(ctx: Context, bucket: str) -> tuple[int, int] | None:

@@ -6,9 +6,10 @@ through `keys`, `tokens` and `client_ids`; preferences list site ids. Every sub-
 env is scanned, declared or not, so a kind added later goes with its site without a change here.
 
 What points at a deleted thing goes with it when it belongs to it (a site's goals, a user's
-memberships and personal themes, an organization's invitations) and forgets it otherwise (the
-field becomes null, the id leaves the list): a site made by a deleted user stays in its account,
-a site client keeps working for its site. One write transaction does it all.
+memberships, password, dashboard sessions and personal themes, an organization's invitations)
+and forgets it otherwise (the field becomes null, the id leaves the list): a site made by a
+deleted user stays in its account, a site client keeps working for its site. One write
+transaction does it all.
 """
 
 from __future__ import annotations
@@ -29,10 +30,13 @@ KEYED_BY = {
     "users": "users",
     "user_keys": "users",
     "prefs": "users",
+    "passwords": "users",
     "sites": "sites",
     "clients": "clients",
     "themes": "themes",
 }
+# Kinds whose records belong to the user in their `user_id`: they go with it.
+USER_OWNED = ("members", "web_sessions", "password_links")
 _DELETE = object()
 
 
@@ -153,7 +157,7 @@ def _fate(kind: str, key: str, value: Any, d: _Doomed) -> Any:
     if (
         (kind == "keys" and _hit(value.get("id"), d.users | d.clients))
         or (kind == "tokens" and _hit(value.get("client"), d.clients))
-        or (kind == "members" and _hit(value.get("user_id"), d.users))
+        or (kind in USER_OWNED and _hit(value.get("user_id"), d.users))
         or (kind == "invitations" and _hit(value.get("email"), d.emails))
         or _points_at(value, d.sites, d.accounts)
     ):

@@ -224,23 +224,38 @@ class MetaStore:
             self._settings.put("admin_user", user.id, txn)
         return user, key
 
-    def set_user_email(self, user_id: str, email: str | None) -> User | None:
+    def set_user_email(
+        self, user_id: str, email: str | None, txn: Txn | None = None
+    ) -> User | None:
         """Change a user's email (compared without case); KeyError("email") when another user
-        has it, None when there is no such user."""
-        with self.tables.write() as txn:
-            rec = self._users.get(user_id, txn)
-            if rec is None:
-                return None
-            wanted = (email or "").lower()
-            if wanted and any(
-                (u.get("email") or "").lower() == wanted
-                for k, u in self._users.scan(txn)
-                if k != user_id
-            ):
-                raise KeyError("email")
-            rec = {**rec, "email": email}
-            self._users.put(user_id, rec, txn)
+        has it, None when there is no such user. `txn`: a write transaction to do it in."""
+        if txn is None:
+            with self.tables.write() as own:
+                return self.set_user_email(user_id, email, own)
+        rec = self._users.get(user_id, txn)
+        if rec is None:
+            return None
+        wanted = (email or "").lower()
+        if wanted and any(
+            (u.get("email") or "").lower() == wanted
+            for k, u in self._users.scan(txn)
+            if k != user_id
+        ):
+            raise KeyError("email")
+        rec = {**rec, "email": email}
+        self._users.put(user_id, rec, txn)
         return User(**rec)
+
+    def users_by_email(self, email: str) -> list[User]:
+        """The users with this email (compared without case), oldest first: one, unless
+        `trail admin create-user` was given the same email twice."""
+        wanted = email.strip().lower()
+        found = [
+            User(**rec)
+            for _, rec in self._users.scan()
+            if wanted and (rec.get("email") or "").lower() == wanted
+        ]
+        return _oldest_first(found)
 
     def get_prefs(self, user_id: str) -> dict[str, Any]:
         """The preferences a user has set ({} for none; defaults are the API's)."""
@@ -438,12 +453,7 @@ class MetaStore:
         with self.tables.read() as txn:
             ref = self._keys.get(digest, txn)
             if ref is not None and ref["kind"] == "user":
-                user = self._users.get(ref["id"], txn)
-                return (
-                    Principal("user", User(**user), None, self._memberships(txn, ref["id"]))
-                    if user
-                    else None
-                )
+                return self.user_principal(ref["id"], txn)
             if ref is not None:
                 client = self._clients.get(ref["id"], txn)
                 return self._client_principal(txn, "access_key", client)
@@ -452,6 +462,16 @@ class MetaStore:
                 return None
             client = self._clients.get(token["client"], txn)
             return self._client_principal(txn, "client", client)
+
+    def user_principal(self, user_id: str, txn: Txn | None = None) -> Principal | None:
+        """The principal of a user acting for itself (its API key, its dashboard session)."""
+        if txn is None:
+            with self.tables.read() as own:
+                return self.user_principal(user_id, own)
+        user = self._users.get(user_id, txn)
+        if user is None:
+            return None
+        return Principal("user", User(**user), None, self._memberships(txn, user_id))
 
     def _client_principal(
         self, txn: Txn, kind: str, rec: dict[str, Any] | None

@@ -38,6 +38,8 @@ KINDS = (
     "traffic_alerts",
     # user preferences by user id
     "prefs",
+    # SignInStore: password hashes by user id, dashboard sessions and set-password links by digest
+    "passwords", "web_sessions", "password_links",
 )  # fmt: skip
 
 

@@ -33,9 +33,14 @@ class Task:
 
 
 def purge_tokens(state: Any) -> None:
+    from trail.storage.signins import SignInStore
+
     removed = state.meta.purge_expired_tokens()
     if removed:
         log.info("purged %d expired oauth tokens", removed)
+    removed = SignInStore(state.meta).purge_expired()
+    if removed:
+        log.info("purged %d expired dashboard sessions and set-password links", removed)
 
 
 def sweep_deleted_sites(state: Any) -> None:

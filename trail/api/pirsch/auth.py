@@ -1,8 +1,10 @@
 """Who is calling the Pirsch API, and what they may reach.
 
 Credentials: `Authorization: Bearer` (a user key, an oauth token, or for ingestion a `pa_` access
-key / domain client) or `X-API-KEY` (a user key). Sites out of the caller's reach answer 404, so
-nobody learns they exist; a missing scope or role answers 403.
+key / domain client) or `X-API-KEY` (a user key); without either, the dashboard's session cookie
+(trail.api.session_cookie: the same user principal as the user's key, with CSRF checks on
+writes). Sites out of the caller's reach answer 404, so nobody learns they exist; a missing
+scope or role answers 403.
 
 Two families of management routes differ in a way clients can see, and both are kept: the access
 routes (domains, alternatives, members, snippets, views, themes, ...) answer a missing id with 400
@@ -19,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from robyn import Response
 
 from trail.api.http import empty, query_params, query_value
+from trail.api.session_cookie import cookie_principal
 from trail.errors import ApiError
 from trail.storage.documents import Record, Records
 from trail.storage.meta import MEMBER_ROLES, WRITE_ONLY_SCOPES, Principal, Site
@@ -38,7 +41,8 @@ def _bearer(request: Any) -> str | None:
 
 
 def authenticate(ctx: Context, request: Any) -> Principal:
-    """The caller behind `Authorization: Bearer ...` or `X-API-KEY`; 401 otherwise."""
+    """The caller behind `Authorization: Bearer ...`, `X-API-KEY` or the session cookie; 401
+    otherwise."""
     credential = _bearer(request)
     if credential is None:
         api_key = request.headers.get("x-api-key")
@@ -47,6 +51,9 @@ def authenticate(ctx: Context, request: Any) -> Principal:
             if principal is not None and principal.kind == "user":
                 return principal
             raise ApiError(401, "invalid API key")
+        principal = cookie_principal(ctx, request)
+        if principal is not None:
+            return principal
         raise ApiError(401, "missing credentials: send Authorization: Bearer <token>")
     if not credential:
         raise ApiError(401, "empty bearer token")

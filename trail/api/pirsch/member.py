@@ -7,7 +7,6 @@ matches accepts one and becomes a Viewer. trail sends no email for this: users a
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from robyn import Response
@@ -19,10 +18,10 @@ from trail.context import Context
 from trail.errors import ApiError, check_fields
 from trail.storage.documents import records
 from trail.storage.meta import Account, Principal, User
+from trail.validation import EMAIL_RE
 
 routes = Routes()
 
-EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
 MAX_EMAILS = 50
 INVITE_ROLES = {"viewer": "Viewer", "admin": "Admin"}
 

@@ -1,7 +1,8 @@
 """Pirsch `/api/v1/user...`: the calling user, its preferences and dashboard toggles.
 
-Self-hosted trail users authenticate with API keys, so there are no passwords, no news feed and
-no affiliate rewards: those answer a fixed empty result or a 400 that says so."""
+Self-hosted trail has no news feed and no affiliate rewards: those answer a fixed empty result.
+The dashboard password is changed with trail's own `PUT /api/v1/user/password`; Pirsch's
+`POST` form (with `confirm_password`) answers a 400 that points there."""
 
 from __future__ import annotations
 
@@ -10,11 +11,13 @@ from typing import Any
 from robyn import Response
 
 from trail.api.http import body_object, empty, json_response, string_field
-from trail.api.pirsch.auth import caller
+from trail.api.pirsch.auth import authenticate, caller
 from trail.api.pirsch.member import EMAIL_RE
 from trail.api.routing import Routes
+from trail.api.session_cookie import cookie_token, uses_cookie
 from trail.context import Context
 from trail.errors import ApiError, FieldError, check_fields
+from trail.services import signin
 from trail.storage.meta import Principal, User
 
 routes = Routes()
@@ -159,9 +162,26 @@ def no_passwords(ctx: Context, request: Any) -> Response:
     caller(ctx, request, user_only=True)
     raise ApiError(
         400,
-        "trail users sign in with API keys: there is no password to change",
-        {"password": "not available in self-hosted trail"},
+        "trail users authenticate with API keys; change the dashboard password with "
+        "PUT /api/v1/user/password",
+        {"password": "not available in self-hosted trail: use PUT /api/v1/user/password"},
     )
+
+
+@routes.route("put", "/api/v1/user/password", offload=True)
+def change_password(ctx: Context, request: Any) -> Response:
+    """{current_password, password}: the current password is needed when the user has one.
+    Revokes the user's other dashboard sessions (all of them with an API key); answers how many
+    (`revoked_sessions`)."""
+    principal = authenticate(ctx, request)
+    if principal.kind != "user" or principal.user is None:
+        raise ApiError(403, "changing a password needs the user's API key or a signed-in session")
+    body = body_object(ctx, request)
+    keep = cookie_token(request) if uses_cookie(request) else None
+    revoked = signin.change_password(
+        ctx, principal.user, body.get("current_password"), body.get("password"), keep
+    )
+    return json_response({"revoked_sessions": revoked})
 
 
 def _change(ctx: Context, request: Any, fn: Any) -> Response:

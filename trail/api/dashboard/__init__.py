@@ -1,0 +1,1 @@
+"""The dashboard's own routes: sign-in sessions (`session.py`) and its pages (`pages.py`)."""

@@ -8,7 +8,6 @@ Chromium and its driver come from Debian (`apt-get install chromium chromium-dri
 from __future__ import annotations
 
 import http.server
-import shutil
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -17,33 +16,16 @@ from typing import Any, ClassVar
 
 import pytest
 from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
+from tests.browser import start_chromium
 from tests.server import TrailServer, free_port
 from tests.test_ingest_e2e import wait_for
 
 SITE_DIR = Path(__file__).parent / "site"
 # Headless Chromium says "HeadlessChrome" in its UA, which trail rightly drops as a bot; the
 # visitor here is a person using desktop Chrome.
-CHROME_UA = (
-    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "Chrome/126.0.0.0 Safari/537.36"
-)
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-    "--window-size=1280,800",
-    f"--user-agent={CHROME_UA}",
-]
 
 
 class SiteHandler(http.server.SimpleHTTPRequestHandler):
@@ -106,16 +88,7 @@ def test_site(trail: TrailServer) -> Iterator[tuple[str, str]]:
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[webdriver.Chrome]:
-    chromium = shutil.which("chromium")
-    driver_path = shutil.which("chromedriver")
-    assert chromium and driver_path, "install Debian's chromium and chromium-driver (see .ci/run)"
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}")
-    driver = webdriver.Chrome(service=Service(executable_path=driver_path), options=options)
-    driver.set_page_load_timeout(30)
+    driver = start_chromium(tmp_path_factory.mktemp("chromium-profile"))
     yield driver
     driver.quit()
 

@@ -1,10 +1,11 @@
 """The dashboard's pages: `GET /` sends a signed-out visitor to `/signin` and a signed-in user to
-`/sites`; the sign-in page, the page a set-password link opens, the sites page (a placeholder
-until the dashboard is built) and their assets.
+`/sites`; the sign-in page, the page a set-password link opens, the sites page, a site's
+dashboard (`/sites/<domain id>`) and their assets.
 
-The files live in trail/static/dashboard/ and are read once per worker. A page names its assets
-as `{{auth.js}}`, served as `/assets/auth.<hash of the content>.js` and cached for a year; pages
-are never cached. The Content-Security-Policy lets a page load and call nothing but trail itself.
+The files live in trail/static/dashboard/ (vendored libraries in its vendor/) and are read once
+per worker. A page names its assets by their path there, as `{{auth.js}}` or
+`{{vendor/uPlot.min.css}}`, served as `/assets/auth.<hash of the content>.js` and cached for a
+year; pages are never cached. The Content-Security-Policy lets a page load and call nothing but trail itself.
 """
 
 from __future__ import annotations
@@ -54,12 +55,12 @@ class Bundle:
 def bundle() -> Bundle:
     assets: dict[str, tuple[bytes, str]] = {}
     urls: dict[str, str] = {}
-    for path in sorted(STATIC.iterdir()):
+    for path in sorted(STATIC.rglob("*")):
         if path.suffix in ASSET_TYPES:
             content = path.read_bytes()
             name = f"{path.stem}.{hashlib.sha256(content).hexdigest()[:12]}{path.suffix}"
             assets[name] = (content, ASSET_TYPES[path.suffix])
-            urls["{{" + path.name + "}}"] = "/assets/" + name
+            urls["{{" + path.relative_to(STATIC).as_posix() + "}}"] = "/assets/" + name
     pages = {}
     for path in sorted(STATIC.glob("*.html")):
         text = path.read_text()
@@ -108,6 +109,14 @@ def sites_page(ctx: Context, request: Any) -> Response:
     if live_session(ctx, request) is None:
         return redirect("/signin", _stale_cookie(ctx, request))
     return page("sites")
+
+
+@routes.get("/sites/:domain_id")
+def site_page(ctx: Context, request: Any) -> Response:
+    """A site's dashboard; the page asks the API for the domain (and shows its 404)."""
+    if live_session(ctx, request) is None:
+        return redirect("/signin", _stale_cookie(ctx, request))
+    return page("site")
 
 
 @routes.get("/assets/:name")

@@ -1,4 +1,4 @@
-// trail's sign-in, set-password and sites pages: forms go to the API as JSON, and the API's
+// trail's sign-in and set-password pages: forms go to the API as JSON, and the API's
 // errors ({"validation": {field: problem}, "error": [message]}) are shown next to the fields.
 "use strict";
 (function () {
@@ -104,30 +104,5 @@
       }
       return answer;
     });
-  }
-
-  const sitesPage = slot("sites-page");
-  if (sitesPage) {
-    (async () => {
-      const session = await call("GET", "/api/v1/auth/session");
-      if (session.status === 401) return location.replace("/signin");
-      slot("who").textContent = (session.data.user || {}).email || "";
-      slot("sign-out").addEventListener("click", async () => {
-        await call("DELETE", "/api/v1/auth/session", undefined, session.data.csrf_token);
-        location.replace("/signin");
-      });
-      const sites = await call("GET", "/api/v1/domain");
-      const list = slot("sites");
-      for (const site of Array.isArray(sites.data) ? sites.data : []) {
-        const item = document.createElement("li");
-        item.textContent = site.display_name || site.hostname;
-        list.append(item);
-      }
-      if (!list.children.length) {
-        const item = document.createElement("li");
-        item.textContent = "No sites yet.";
-        list.append(item);
-      }
-    })();
   }
 })();

@@ -1,0 +1,46 @@
+"""Debian's headless chromium driven by chromedriver, as every browser test starts it."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+
+CHROME_UA = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/126.0.0.0 Safari/537.36"
+)
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--window-size=1280,800",
+    f"--user-agent={CHROME_UA}",
+]
+
+
+def start_chromium(
+    profile: Path, *extra_flags: str, console_logs: bool = False
+) -> webdriver.Chrome:
+    """A headless chromium with its own profile dir; `console_logs` keeps the page's console
+    for `driver.get_log("browser")`."""
+    chromium, driver_path = shutil.which("chromium"), shutil.which("chromedriver")
+    assert chromium and driver_path, "install Debian's chromium and chromium-driver (see .ci/run)"
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in [*CHROMIUM_FLAGS, *extra_flags]:
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={profile}")
+    if console_logs:
+        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(executable_path=driver_path), options=options)
+    driver.set_page_load_timeout(30)
+    return driver

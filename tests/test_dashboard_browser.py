@@ -161,7 +161,7 @@ def test_dashboard_numbers_filters_and_url(
     screenshots(browser, tmp_path / "screenshots", "dashboard-filtered")
 
     # Removing the chip goes back to the whole site.
-    browser.find_element(By.CSS_SELECTOR, "#filters button").click()
+    browser.find_element(By.CSS_SELECTOR, "#filters .chip-remove").click()
     loaded(browser, 1)
     WebDriverWait(browser, 10).until(lambda d: "referrer_name" not in d.current_url)
     WebDriverWait(browser, 10).until(lambda d: stat(d, "visitors")[0] == total["visitors"])

@@ -295,6 +295,13 @@ def test_export_zip(server: TrailServer, shop: tuple[str, str]) -> None:
     z = zipfile.ZipFile(io.BytesIO(r.body))
     assert sorted(z.namelist()) == ["events.csv", "pages.csv"]
     assert z.read("pages.csv").decode().splitlines()[0].startswith("path,title,visitors")
+    # Sections named like filters (os, platform, country, ...) are flags, not filters.
+    r = get(server, "/api/v1/statistics", id=site, platform="true", os="1", **SPAN)
+    assert r.status == 200, r.body
+    z = zipfile.ZipFile(io.BytesIO(r.body))
+    assert sorted(z.namelist()) == ["os.csv", "platform.csv"]
+    platforms = z.read("platform.csv").decode().splitlines()
+    assert len(platforms) == 2 and int(platforms[1].split(",")[0]) > 0, platforms
     r = get(server, "/api/v1/statistics", id=site, pages="true", **{"from": "bad", "to": DAY})
     assert r.status == 400 and "from" in r.json()["validation"]
 

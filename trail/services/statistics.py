@@ -133,8 +133,9 @@ def run(ctx: Any, name: str, params: dict[str, list[str]], site: Any) -> Any:
 
 
 def export(ctx: Any, params: dict[str, list[str]], site: Any) -> bytes:
-    """The zip of CSV files for the sections flagged `true` or `1`."""
-    f = parse(params, site, True)
+    """The zip of CSV files for the sections flagged `true` or `1`. Section names such as `os`
+    or `country` are flags here, not filters: they are left out of the filter."""
+    f = parse({k: v for k, v in params.items() if k not in SECTIONS}, site, True)
     chosen = [
         s for s in SECTIONS
         if any(v.strip().lower() in ("true", "1") for v in params.get(s, []))

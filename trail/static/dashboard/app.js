@@ -102,5 +102,43 @@
       svg("polyline", { points: points.join(" ") }));
   }
 
+  // -- light and dark ----------------------------------------------------------------------------
+  // The page follows the system's colour scheme until the toggle picks the other one; that choice
+  // is kept in localStorage ("trail-theme"), and picking the system's scheme again forgets it.
+  const THEME_KEY = "trail-theme";
+  const system = matchMedia("(prefers-color-scheme: dark)");
+  let choice = null; // "light", "dark" or null: the system's
+  try { choice = localStorage.getItem(THEME_KEY); } catch (e) { /* storage off */ }
+  const dark = () => (choice || (system.matches ? "dark" : "light")) === "dark";
+
+  function applyTheme() {
+    if (choice === "dark" || choice === "light") document.documentElement.dataset.theme = choice;
+    else delete document.documentElement.dataset.theme;
+    document.getElementById("theme")?.setAttribute("aria-pressed", String(dark()));
+    document.dispatchEvent(new Event("trail:theme"));
+  }
+
+  function toggleTheme() {
+    const next = dark() ? "light" : "dark";
+    choice = next === (system.matches ? "dark" : "light") ? null : next;
+    try {
+      if (choice) localStorage.setItem(THEME_KEY, choice);
+      else localStorage.removeItem(THEME_KEY);
+    } catch (e) { /* storage off: the choice lasts for this page */ }
+    applyTheme();
+  }
+
+  function themeToggle() {
+    const bar = document.querySelector(".bar");
+    if (!bar || document.getElementById("theme")) return;
+    bar.insertBefore(el("button", { type: "button", id: "theme", className: "quiet",
+      "aria-pressed": String(dark()), onclick: toggleTheme }, "Dark mode"), document.getElementById("sign-out"));
+  }
+
+  applyTheme();
+  system.addEventListener("change", applyTheme);
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", themeToggle);
+  else themeToggle();
+
   window.trail = { call, get, start, el, svg, sparkline, today, addDays, daysBetween, format };
 })();

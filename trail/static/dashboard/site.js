@@ -1,8 +1,8 @@
-// A site's dashboard: top stats, the main chart and the panels, each read from
-// /api/v1/statistics/* with the same filter language as any API client. The URL holds the whole
-// state (range, filters, metric, panel tabs); every change pushes a new URL and reloads what
-// depends on it. Panels load in parallel and each shows its own data or error. When everything
-// has settled the page sets performance.mark("ready") and <body data-loaded="n">.
+// A site's dashboard: the state in the URL, the controls, filter chips, live visitors, top stats
+// and the main chart. The panels (site-panels.js) and the export and saved views (site-views.js)
+// register loaders with window.trail.dash; render() runs them all in parallel, each showing its own
+// data or error. When everything has settled the page sets performance.mark("ready") and
+// <body data-loaded="n">.
 "use strict";
 (function () {
   const { get, start, el, today, addDays, daysBetween, format } = window.trail;
@@ -14,84 +14,58 @@
     ["30d", "Last 30 days"], ["month", "This month"], ["lastmonth", "Last month"],
     ["year", "This year"], ["custom", "Custom"],
   ];
-  // Filter parameters of the API that a dashboard URL may carry, with their names on chips.
+  const COMPARES = [["previous", "Previous period"], ["year", "Previous year"]];
+  const SCALES = [["day", "Days"], ["week", "Weeks"], ["month", "Months"]];
+  // Filter parameters of the API that a dashboard URL may carry, with their names on chips;
+  // tag_<key> and meta_<key> too.
   const FILTERS = {
     path: "Page", entry_path: "Entry page", exit_path: "Exit page", hostname: "Hostname",
-    referrer: "Referrer", referrer_name: "Referrer", channel: "Channel",
+    referrer: "Referrer URL", referrer_name: "Referrer", channel: "Channel",
     utm_source: "UTM source", utm_medium: "UTM medium", utm_campaign: "UTM campaign",
     utm_content: "UTM content", utm_term: "UTM term", country: "Country", region: "Region",
     city: "City", language: "Language", os: "OS", os_version: "OS version",
     browser: "Browser", browser_version: "Browser version", platform: "Platform",
     screen_class: "Screen", event: "Event",
   };
-  const OPERATORS = { "!": "is not", "~": "contains", "^": "does not contain" };
+  // The filter language's operators: a prefix on each value.
+  const OPERATORS = [["", "is"], ["!", "is not"], ["~", "contains"], ["^", "does not contain"]];
+  const isFilter = (k) => k in FILTERS || /^(tag|meta)_./.test(k);
+  const filterName = (k) => FILTERS[k] || (k.startsWith("tag_") ? "Tag " : "Event meta ") + k.slice(k.indexOf("_") + 1);
   const METRICS = [
     ["visitors", "Visitors", format.number], ["views", "Views", format.number],
     ["sessions", "Sessions", format.number], ["bounce_rate", "Bounce rate", format.percent],
     ["duration", "Session duration", format.duration],
     ["views_per_visit", "Views per visit", format.decimal],
   ];
-  const regionNames = new Intl.DisplayNames(undefined, { type: "region" });
-  const languageNames = new Intl.DisplayNames(undefined, { type: "language" });
-  const named = (names) => (code) => {
-    try { return names.of(code.toUpperCase()) || code; } catch (e) { return code; }
-  };
-  const country = named(regionNames);
-  const language = (code) => {
-    try { return languageNames.of(code) || code; } catch (e) { return code; }
-  };
-  const direct = (v) => v || "Direct / none";
-  const unknown = (v) => v || "Unknown";
+  const CR = ["cr", "Conversion rate", format.percent];
+  const ACTIVE_REFRESH_MS = 30000;
 
-  // A tab: the report, the row's key and label, the filter a click adds, the number shown.
-  const tab = (id, label, report, key, filter, extra) =>
-    ({ id, label, report, key, filter, value: "visitors", text: unknown, ...extra });
-  const PANELS = [
-    { id: "pages", title: "Pages", tabs: [
-      tab("top", "Top pages", "page", "path", "path"),
-      tab("entry", "Entry pages", "page/entry", "path", "entry_path", { value: "entries", unit: "entries" }),
-      tab("exit", "Exit pages", "page/exit", "path", "exit_path", { value: "exits", unit: "exits" }),
-    ] },
-    { id: "sources", title: "Sources", tabs: [
-      tab("referrers", "Referrers", "referrer", "referrer_name", "referrer_name", { text: direct }),
-      tab("channels", "Channels", "channel", "channel", "channel"),
-      ...["source", "medium", "campaign", "content", "term"].map((p) =>
-        tab(p, "UTM " + p, "utm/" + p, "utm_" + p, "utm_" + p)),
-    ] },
-    { id: "locations", title: "Locations", tabs: [
-      tab("countries", "Countries", "country", "country_code", "country", { text: (v) => v ? country(v) : "Unknown" }),
-      tab("regions", "Regions", "region", "region", "region"),
-      tab("cities", "Cities", "city", "city", "city"),
-    ] },
-    { id: "devices", title: "Devices", tabs: [
-      tab("platforms", "Platforms", "platform", "platform", "platform"),
-      tab("browsers", "Browsers", "browser", "browser", "browser"),
-      tab("os", "Operating systems", "os", "os", "os"),
-      tab("screens", "Screens", "screen", "screen_class", "screen_class"),
-    ] },
-    { id: "languages", title: "Languages", tabs: [
-      tab("languages", "Languages", "language", "language", "language", { text: (v) => v ? language(v) : "Unknown" }),
-    ] },
-    { id: "events", title: "Events", tabs: [
-      tab("events", "Events", "events", "name", "event", { value: "count", unit: "times" }),
-    ] },
-  ];
-
-  let site = null;
-  let generation = 0;
-  let chart = null;
+  const dash = {
+    site: null, goals: [], funnels: [], loaders: [], tabbed: [], generation: 0,
+    FILTERS, OPERATORS, isFilter, filterName, RANGES,
+  };
+  window.trail.dash = dash;
+  let chart = null, chartArgs = null;
 
   // -- state <-> URL ---------------------------------------------------------------------------
 
+  const pick = (value, choices, fallback) => choices.some(([c]) => c === value) ? value : fallback;
+
   function state() {
     const q = new URLSearchParams(location.search);
-    const filters = [...q].filter(([k]) => k in FILTERS);
-    const tabs = Object.fromEntries(PANELS.map((p) => [p.id, q.get(p.id) || p.tabs[0].id]));
+    const tabs = Object.fromEntries(dash.tabbed.map((p) =>
+      [p.id, p.tabs.some((t) => t.id === q.get(p.id)) ? q.get(p.id) : p.tabs[0].id]));
+    const goal = q.get("goal") || "";
+    const metric = pick(q.get("metric"), [...METRICS, CR], "visitors");
     return {
-      range: RANGES.some(([r]) => r === q.get("range")) ? q.get("range") : "30d",
+      range: pick(q.get("range"), RANGES, "30d"),
       from: q.get("from") || "", to: q.get("to") || "",
-      metric: METRICS.some(([m]) => m === q.get("metric")) ? q.get("metric") : "visitors",
-      filters, tabs,
+      compare: pick(q.get("compare"), COMPARES, "previous"),
+      scale: pick(q.get("scale"), SCALES, "day"),
+      metric: metric === "cr" && !goal ? "visitors" : metric,
+      goal, funnel: q.get("funnel") || "", tags: q.get("tags") || "",
+      filters: [...q].filter(([k]) => isFilter(k)),
+      tabs, // panel id -> its tab
     };
   }
 
@@ -100,17 +74,48 @@
     const q = new URLSearchParams();
     if (s.range !== "30d") q.set("range", s.range);
     if (s.range === "custom") { q.set("from", s.from); q.set("to", s.to); }
-    if (s.metric !== "visitors") q.set("metric", s.metric);
-    for (const p of PANELS) if (s.tabs[p.id] !== p.tabs[0].id) q.set(p.id, s.tabs[p.id]);
+    if (s.compare !== "previous") q.set("compare", s.compare);
+    if (s.scale !== "day") q.set("scale", s.scale);
+    if (s.metric !== "visitors" && (s.metric !== "cr" || s.goal)) q.set("metric", s.metric);
+    if (s.goal) q.set("goal", s.goal);
+    if (s.funnel) q.set("funnel", s.funnel);
+    if (s.tags) q.set("tags", s.tags);
+    for (const p of dash.tabbed) if (s.tabs[p.id] !== p.tabs[0].id) q.set(p.id, s.tabs[p.id]);
     for (const [k, v] of s.filters) q.append(k, v);
     const search = q.toString();
     history.pushState(null, "", location.pathname + (search ? "?" + search : ""));
     render();
   }
 
-  /** The window of a preset in the site's time zone, and the one just before it. */
+  /** Filter pairs grouped into chips: one per parameter and operator, with its values. */
+  function chipsOf(filters) {
+    const chips = [];
+    for (const [key, raw] of filters) {
+      const op = raw && "!~^".includes(raw[0]) ? raw[0] : "";
+      let chip = chips.find((c) => c.key === key && c.op === op);
+      if (!chip) chips.push(chip = { key, op, values: [] });
+      chip.values.push(op ? raw.slice(1) : raw);
+    }
+    return chips;
+  }
+  const pairsOf = (chips) => chips.flatMap((c) => c.values.map((v) => [c.key, c.op + v]));
+
+  /** The selected goal's conditions as API filters (as the goals report applies them). */
+  function goalPairs(s) {
+    const goal = dash.goals.find((g) => g.id === s.goal);
+    if (!goal) return [];
+    const pairs = [];
+    if (goal.pattern) pairs.push(["pattern", goal.pattern]);
+    if (goal.event_name) pairs.push(["event", goal.event_name]);
+    if (goal.event_name && goal.event_meta_key && goal.event_meta_value != null) {
+      pairs.push(["meta_" + goal.event_meta_key, goal.event_meta_value]);
+    }
+    return pairs;
+  }
+
+  /** The window of a preset in the site's time zone, and the one it is compared with. */
   function period(s) {
-    const now = today(site.timezone);
+    const now = today(dash.site.timezone);
     const month = now.slice(0, 8) + "01";
     const windows = {
       today: [now, now], yesterday: [addDays(now, -1), addDays(now, -1)],
@@ -122,59 +127,184 @@
     if (!/^\d{4}-\d{2}-\d{2}$/.test(from) || !/^\d{4}-\d{2}-\d{2}$/.test(to) || from > to) {
       [from, to] = windows["30d"];
     }
+    if (s.compare === "year") return { from, to, prevFrom: lastYear(from), prevTo: lastYear(to) };
     const days = daysBetween(from, to) + 1;
     return { from, to, prevFrom: addDays(from, -days), prevTo: addDays(from, -1) };
   }
 
-  function url(report, p, filters, extra) {
-    const q = new URLSearchParams({ id: site.id, from: p.from, to: p.to, tz: site.timezone, ...extra });
-    for (const [k, v] of filters) q.append(k, v);
-    return `/api/v1/statistics/${report}?${q}`;
+  /** The same date a year before (29 February becomes the 28th). */
+  function lastYear(day) {
+    const d = new Date(day + "T00:00:00Z");
+    d.setUTCFullYear(d.getUTCFullYear() - 1);
+    return d.getUTCDate() === Number(day.slice(8)) ? d.toISOString().slice(0, 10) : addDays(d.toISOString().slice(0, 10), -1);
   }
+
+  /** The query of a statistics request over window `p` with the view's filters (and goal). */
+  function query(p, s, extra) {
+    const q = new URLSearchParams({ id: dash.site.id, from: p.from, to: p.to, tz: dash.site.timezone, ...extra });
+    for (const [k, v] of [...s.filters, ...goalPairs(s)]) q.append(k, v);
+    return q;
+  }
+  const url = (report, p, s, extra) => `/api/v1/statistics/${report}?${query(p, s, extra)}`;
 
   // -- controls --------------------------------------------------------------------------------
 
+  function options(select, choices) {
+    select.append(...choices.map(([v, label]) => el("option", { value: v }, label)));
+  }
+
   function setupControls() {
-    const range = slot("range");
-    range.append(...RANGES.map(([v, label]) => el("option", { value: v }, label)));
-    range.addEventListener("change", () => {
-      const s = state();
-      const p = period(s);
-      navigate({ range: range.value, from: p.from, to: p.to });
+    options(slot("range"), RANGES);
+    options(slot("compare"), COMPARES);
+    options(slot("scale"), SCALES);
+    slot("range").addEventListener("change", () => {
+      const p = period(state());
+      navigate({ range: slot("range").value, from: p.from, to: p.to });
     });
+    slot("compare").addEventListener("change", () => navigate({ compare: slot("compare").value }));
+    slot("scale").addEventListener("change", () => navigate({ scale: slot("scale").value }));
     for (const id of ["from", "to"]) {
       slot(id).addEventListener("change", () => {
         const from = slot("from").value, to = slot("to").value;
         if (from && to && from <= to) navigate({ range: "custom", from, to });
       });
     }
+    setupFilterForm();
     window.addEventListener("popstate", render);
+    document.addEventListener("trail:theme", () => chartArgs && drawChart(...chartArgs));
   }
 
   function showControls(s, p) {
     slot("range").value = s.range;
+    slot("compare").value = s.compare;
+    slot("scale").value = s.scale;
+    slot("scale").disabled = p.from === p.to;
     slot("custom").hidden = s.range !== "custom";
     slot("from").value = p.from;
     slot("to").value = p.to;
     const dates = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeZone: "UTC" });
-    const day = (d) => dates.format(new Date(d + "T00:00:00Z"));
-    slot("period").textContent = `${p.from === p.to ? day(p.from) : day(p.from) + " – " + day(p.to)}` +
-      ` (${site.timezone}), compared with ${day(p.prevFrom)} – ${day(p.prevTo)}`;
-    const chips = s.filters.map(([k, v], i) => {
-      const op = OPERATORS[v[0]];
-      const value = op ? v.slice(1) : v;
-      const text = `${FILTERS[k]} ${op || "is"} ${value}`;
-      return el("li", { className: "chip" }, el("span", {}, text),
-        el("button", { type: "button", "aria-label": "Remove filter: " + text,
-          onclick: () => navigate({ filters: s.filters.filter((_, j) => j !== i) }) }, "×"));
+    const span = (a, b) => a === b ? dates.format(new Date(a + "T00:00:00Z"))
+      : dates.formatRange(new Date(a + "T00:00:00Z"), new Date(b + "T00:00:00Z"));
+    slot("period").textContent = `${span(p.from, p.to)} (${dash.site.timezone}), compared with ${span(p.prevFrom, p.prevTo)}`;
+    showChips(s);
+  }
+
+  // -- filter chips and the filter form --------------------------------------------------------
+
+  function chipText(c) {
+    const op = OPERATORS.find(([o]) => o === c.op)[1];
+    return `${filterName(c.key)} ${op} ${c.values.join(c.op === "" || c.op === "~" ? " or " : ", ")}`;
+  }
+
+  function showChips(s) {
+    const chips = chipsOf(s.filters);
+    const items = chips.map((c, i) => {
+      const text = chipText(c);
+      return el("li", { className: "chip" },
+        el("button", { type: "button", className: "chip-edit", "aria-label": "Edit filter: " + text,
+          onclick: (e) => openFilterForm(i, e.currentTarget) }, text),
+        el("button", { type: "button", className: "chip-remove", "aria-label": "Remove filter: " + text,
+          onclick: () => navigate({ filters: pairsOf(chips.filter((_, j) => j !== i)) }) }, "×"));
     });
-    slot("filters").replaceChildren(...chips);
+    const goal = dash.goals.find((g) => g.id === s.goal);
+    if (goal) {
+      items.push(el("li", { className: "chip goal" }, el("span", {}, "Goal: " + goal.name),
+        el("button", { type: "button", className: "chip-remove", "aria-label": "Remove goal: " + goal.name,
+          onclick: () => navigate({ goal: "", metric: s.metric === "cr" ? "visitors" : s.metric }) }, "×")));
+    }
+    items.push(el("li", {}, el("button", { type: "button", id: "add-filter", className: "quiet",
+      onclick: (e) => openFilterForm(-1, e.currentTarget) }, "+ Filter")));
+    slot("filters").replaceChildren(...items);
+  }
+
+  let formChip = -1, formOpener = null;
+
+  function setupFilterForm() {
+    const keys = slot("filter-key");
+    options(keys, Object.entries(FILTERS).sort((a, b) => a[1].localeCompare(b[1])));
+    options(slot("filter-op"), OPERATORS);
+    keys.addEventListener("change", () => limitOperators());
+    slot("filter-form").addEventListener("submit", (e) => {
+      e.preventDefault();
+      const values = slot("filter-values").value.split("\n").map((v) => v.trim()).filter(Boolean);
+      if (!values.length) {
+        slot("filter-values-error").textContent = "Enter at least one value.";
+        slot("filter-values").setAttribute("aria-invalid", "true");
+        slot("filter-values").focus();
+        return;
+      }
+      const chips = chipsOf(state().filters);
+      const chip = { key: keys.value, op: slot("filter-op").value, values };
+      if (formChip >= 0) chips[formChip] = chip; else chips.push(chip);
+      closeFilterForm(false);
+      navigate({ filters: pairsOf(chips) });
+      slot("add-filter")?.focus();
+    });
+    slot("filter-cancel").addEventListener("click", () => closeFilterForm(true));
+    slot("filter-form").addEventListener("keydown", (e) => { if (e.key === "Escape") closeFilterForm(true); });
+  }
+
+  /** Platforms take "is" and "is not" only (the API's rule). */
+  function limitOperators() {
+    const platform = slot("filter-key").value === "platform";
+    for (const o of slot("filter-op").options) o.disabled = platform && (o.value === "~" || o.value === "^");
+    if (slot("filter-op").selectedOptions[0]?.disabled) slot("filter-op").value = "";
+  }
+
+  function openFilterForm(index, opener) {
+    const chip = chipsOf(state().filters)[index];
+    formChip = index;
+    formOpener = opener;
+    const keys = slot("filter-key");
+    if (chip && !FILTERS[chip.key]) keys.append(el("option", { value: chip.key }, filterName(chip.key)));
+    keys.value = chip ? chip.key : "path";
+    keys.disabled = !!chip;
+    slot("filter-op").value = chip ? chip.op : "";
+    limitOperators();
+    slot("filter-values").value = chip ? chip.values.join("\n") : "";
+    slot("filter-values").removeAttribute("aria-invalid");
+    slot("filter-values-error").textContent = "";
+    slot("filter-legend").textContent = chip ? "Edit filter: " + chipText(chip) : "Add a filter";
+    slot("filter-form").hidden = false;
+    (chip ? slot("filter-op") : keys).focus();
+  }
+
+  function closeFilterForm(refocus) {
+    slot("filter-form").hidden = true;
+    if (refocus && formOpener && formOpener.isConnected) formOpener.focus();
   }
 
   function addFilter(key, value) {
-    const s = state();
-    const filters = s.filters.filter(([k]) => k !== key);
+    const filters = state().filters.filter(([k]) => k !== key);
     navigate({ filters: [...filters, [key, value]] });
+  }
+
+  // -- live visitors ---------------------------------------------------------------------------
+
+  let activeTimer = 0;
+
+  async function loadActive(s) {
+    const box = slot("active");
+    const q = query({ from: "", to: "" }, s);
+    q.delete("from");
+    q.delete("to");
+    try {
+      const answer = await get("/api/v1/statistics/active?" + q);
+      box.replaceChildren(el("span", { className: "dot", "aria-hidden": "true" }),
+        num(answer.visitors, format.number(answer.visitors)), " ",
+        answer.visitors === 1 ? "visitor now" : "visitors now");
+      box.title = "Visitors in the last minutes, refreshed every 30 seconds";
+    } catch (e) {
+      box.replaceChildren("Live visitors unavailable: " + e.message);
+      throw e;
+    }
+  }
+
+  function scheduleActive() {
+    clearInterval(activeTimer);
+    activeTimer = setInterval(() => {
+      if (document.visibilityState === "visible") loadActive(state()).catch(() => {});
+    }, ACTIVE_REFRESH_MS);
   }
 
   // -- top stats and chart ---------------------------------------------------------------------
@@ -182,24 +312,27 @@
   function num(value, text) {
     return el("span", { className: "num", "data-value": String(value) }, text);
   }
+  dash.num = num;
 
-  /** Session duration over a window: the days' averages weighted by their sessions. */
-  function meanDuration(durations, series) {
-    const sessions = new Map(series.map((r) => [r.day, r.sessions]));
+  const bucket = (r, scale) => r[scale] || r.day || r.week || r.month;
+
+  /** Session duration over a window: the buckets' averages weighted by their sessions. */
+  function meanDuration(durations, series, scale) {
+    const sessions = new Map(series.map((r) => [bucket(r, scale), r.sessions]));
     let sum = 0, weight = 0;
     for (const d of durations) {
-      const w = sessions.get(d.day) || 0;
+      const w = sessions.get(bucket(d, scale)) || 0;
       sum += d.average_time_spent_seconds * w;
       weight += w;
     }
     return weight ? sum / weight : 0;
   }
 
-  function summary(total, durations, series) {
+  function summary(total, durations, series, scale) {
     return {
       visitors: total.visitors, views: total.views, sessions: total.sessions,
-      bounce_rate: total.bounce_rate, duration: meanDuration(durations, series),
-      views_per_visit: total.sessions ? total.views / total.sessions : 0,
+      bounce_rate: total.bounce_rate, duration: meanDuration(durations, series, scale),
+      views_per_visit: total.sessions ? total.views / total.sessions : 0, cr: total.cr,
     };
   }
 
@@ -207,26 +340,33 @@
     const box = slot("top-stats");
     box.setAttribute("aria-busy", "true");
     const prev = { from: p.prevFrom, to: p.prevTo };
+    const scale = { scale: p.from === p.to ? "day" : s.scale };
     const [now, before, series, durations, prevSeries, prevDurations] = await Promise.all([
-      get(url("total", p, s.filters)), get(url("total", prev, s.filters)),
-      get(url("visitor", p, s.filters)), get(url("duration/session", p, s.filters)),
-      get(url("visitor", prev, s.filters)), get(url("duration/session", prev, s.filters)),
-    ]).catch((e) => { if (gen === generation) failTop(e); throw e; });
-    if (gen !== generation) return;
-    const cur = summary(now, durations, series);
-    const old = summary(before, prevDurations, prevSeries);
-    box.replaceChildren(...METRICS.map(([key, label, fmt]) => {
+      get(url("total", p, s)), get(url("total", prev, s)),
+      get(url("visitor", p, s, scale)), get(url("duration/session", p, s, scale)),
+      get(url("visitor", prev, s, scale)), get(url("duration/session", prev, s, scale)),
+    ]).catch((e) => { if (gen === dash.generation) failTop(e); throw e; });
+    if (gen !== dash.generation) return;
+    const cur = summary(now, durations, series, scale.scale);
+    const old = summary(before, prevDurations, prevSeries, scale.scale);
+    const shown = s.goal && goalPairs(s).length ? [...METRICS, CR] : METRICS;
+    box.replaceChildren(...shown.map(([key, label, fmt]) => {
       const change = old[key] ? (cur[key] - old[key]) / old[key] : null;
       const better = key === "bounce_rate" ? change < 0 : change > 0;
       return el("li", {}, el("button", {
         type: "button", className: "stat", id: "stat-" + key, "aria-pressed": String(s.metric === key),
         onclick: () => navigate({ metric: key }),
       }, el("span", { className: "label" }, label), num(cur[key], fmt(cur[key])),
-      el("span", { className: "change " + (change === null || change === 0 ? "" : better ? "up" : "down") },
-        change === null ? "–" : (change > 0 ? "+" : "") + format.percent(change))));
+      el("span", { className: "change " + (change === null || change === 0 ? "" : better ? "up" : "down"),
+        title: "Change against " + (s.compare === "year" ? "the previous year" : "the previous period") },
+      change === null ? "–" : (change > 0 ? "+" : "") + format.percent(change))));
     }));
     box.removeAttribute("aria-busy");
-    await drawChart(s, p, series, durations, gen);
+    const single = p.from === p.to;
+    const hours = single ? await get(url("hours", p, s)) : null;
+    if (gen !== dash.generation) return;
+    chartArgs = [s, p, series, durations, hours];
+    drawChart(...chartArgs);
   }
 
   function failTop(e) {
@@ -234,162 +374,91 @@
     slot("top-stats").removeAttribute("aria-busy");
   }
 
-  async function drawChart(s, p, series, durations, gen) {
-    const [, label] = METRICS.find(([m]) => m === s.metric);
-    const single = p.from === p.to;
+  function ratio(r, metric) {
+    if (metric === "views_per_visit") return r.sessions ? r.views / r.sessions : 0;
+    return r[metric] ?? 0;
+  }
+
+  function drawChart(s, p, series, durations, hours) {
+    const [, label, fmt] = [...METRICS, CR].find(([m]) => m === s.metric);
+    const scale = hours ? "hour" : s.scale;
     let xs, ys;
-    if (single) {
-      const hours = await get(url("hours", p, s.filters));
-      if (gen !== generation) return;
+    if (hours) {
       xs = hours.map((h) => h.hour);
-      ys = hours.map((h) => s.metric === "views_per_visit" ? (h.sessions ? h.views / h.sessions : 0)
-        : s.metric === "duration" ? null : h[s.metric]);
+      ys = hours.map((h) => s.metric === "duration" ? null : ratio(h, s.metric));
     } else {
-      const byDay = new Map(durations.map((d) => [d.day, d.average_time_spent_seconds]));
-      xs = series.map((r) => Date.parse(r.day) / 1000);
-      ys = series.map((r) => s.metric === "duration" ? byDay.get(r.day) ?? 0
-        : s.metric === "views_per_visit" ? (r.sessions ? r.views / r.sessions : 0) : r[s.metric]);
+      const byBucket = new Map(durations.map((d) => [bucket(d, scale), d.average_time_spent_seconds]));
+      xs = series.map((r) => Date.parse(bucket(r, scale)) / 1000);
+      ys = series.map((r) => s.metric === "duration" ? byBucket.get(bucket(r, scale)) ?? 0 : ratio(r, s.metric));
     }
     const box = slot("chart");
-    box.setAttribute("aria-label", `${label} ${single ? "by hour" : "by day"}`);
+    box.setAttribute("aria-label", `${label} by ${scale}`);
+    box.dataset.points = String(xs.length);
     slot("chart-title").textContent = label;
     if (chart) chart.destroy();
     const css = getComputedStyle(document.documentElement);
     const fg = css.getPropertyValue("--fg").trim(), line = css.getPropertyValue("--line").trim();
     const accent = css.getPropertyValue("--accent").trim();
     const axis = { stroke: fg, grid: { stroke: line, width: 1 }, ticks: { stroke: line } };
-    const fmt = METRICS.find(([m]) => m === s.metric)[2];
     chart = new window.uPlot({
       width: Math.max(280, box.clientWidth), height: 240, legend: { show: false },
       tzDate: (ts) => window.uPlot.tzDate(new Date(ts * 1000), "Etc/UTC"),
-      scales: { x: { time: !single }, y: { range: (u, lo, hi) => [0, Math.max(hi, 1) * 1.1] } },
-      axes: [{ ...axis, values: single ? (u, v) => v.map((h) => h + ":00") : undefined },
+      scales: { x: { time: !hours }, y: { range: (u, lo, hi) => [0, Math.max(hi, 1) * 1.1] } },
+      axes: [{ ...axis, values: hours ? (u, v) => v.map((h) => h + ":00") : undefined },
         { ...axis, size: 60, values: (u, v) => v.map(fmt) }],
       series: [{}, { label, stroke: accent, width: 2, fill: accent + "22", points: { show: xs.length < 60 } }],
     }, [xs, ys], box);
   }
 
-  // -- panels ----------------------------------------------------------------------------------
-
-  function platformRows(answer) {
-    return ["desktop", "mobile", "unknown"].map((k) => ({
-      platform: k, visitors: answer["platform_" + k] || 0,
-    })).filter((r) => r.visitors > 0).sort((a, b) => b.visitors - a.visitors);
-  }
-
-  function rowsView(t, rows, active) {
-    if (!rows.length) return el("p", { className: "empty" }, "No data for this period.");
-    const max = Math.max(1, ...rows.map((r) => r[t.value] || 0));
-    return el("ol", { className: "rows" }, rows.map((r) => {
-      const key = r[t.key] ?? "";
-      const value = r[t.value] || 0;
-      const bar = el("span", { className: "fill" });
-      bar.style.width = (100 * value / max).toFixed(1) + "%";
-      const inner = [bar, el("span", { className: "name", title: String(key) }, t.text(key)),
-        num(value, format.number(value))];
-      const filterable = key !== "" && !active;
-      return el("li", {}, filterable ? el("button", {
-        type: "button", className: "row", "data-key": String(key),
-        "aria-label": `${t.text(key)}: ${format.number(value)} ${t.unit || "visitors"}. Filter by it`,
-        onclick: () => addFilter(t.filter, String(key)),
-      }, inner) : el("span", { className: "row" }, inner));
-    }));
-  }
-
-  async function loadPanel(panel, s, p, gen) {
-    const body = slot("panel-" + panel.id);
-    const t = panel.tabs.find((x) => x.id === s.tabs[panel.id]) || panel.tabs[0];
-    body.setAttribute("aria-busy", "true");
-    try {
-      const answer = await get(url(t.report, p, s.filters, t.report === "platform" ? {} : { limit: "10" }));
-      if (gen !== generation) return;
-      const rows = t.report === "platform" ? platformRows(answer) : answer;
-      const active = s.filters.some(([k]) => k === t.filter);
-      body.replaceChildren(rowsView(t, rows, active));
-    } catch (e) {
-      if (gen === generation) {
-        body.replaceChildren(el("p", { className: "error" }, "Could not load: " + e.message + " "),
-          el("button", { type: "button", onclick: () => loadPanel(panel, state(), p, generation) }, "Retry"));
-      }
-      throw e;
-    } finally {
-      body.removeAttribute("aria-busy");
-    }
-  }
-
-  async function loadWeekdays(s, p, gen) {
-    const body = slot("panel-times");
-    const rows = await get(url("weekdays", p, s.filters));
-    if (gen !== generation) return;
-    const cells = new Map(rows.map((r) => [r.weekday * 24 + r.hour, r.visitors]));
-    const max = Math.max(1, ...cells.values());
-    const days = [...Array(7)].map((_, i) => new Intl.DateTimeFormat(undefined, { weekday: "short", timeZone: "UTC" })
-      .format(new Date(Date.UTC(2024, 0, 1 + i)))); // 2024-01-01 was a Monday, the API's weekday 0
-    const head = el("tr", {}, el("th", {}), [...Array(24)].map((_, h) =>
-      el("th", { scope: "col" }, h % 6 ? "" : String(h))));
-    const lines = days.map((d, w) => el("tr", {}, el("th", { scope: "row" }, d),
-      [...Array(24)].map((_, h) => {
-        const v = cells.get(w * 24 + h) || 0;
-        const cell = el("td", { title: `${d} ${h}:00: ${format.number(v)} visitors` },
-          el("span", { className: "sr-only" }, format.number(v)));
-        cell.style.setProperty("--v", (v / max).toFixed(3));
-        return cell;
-      })));
-    body.replaceChildren(el("table", { className: "heat" },
-      el("caption", { className: "sr-only" }, "Visitors by weekday and hour"), head, lines));
-  }
-
-  function buildPanels() {
-    const box = slot("panels");
-    for (const panel of PANELS) {
-      const tabs = panel.tabs.length > 1 ? el("div", { className: "tabs", role: "group", "aria-label": panel.title },
-        panel.tabs.map((t) => el("button", { type: "button", "data-tab": t.id,
-          onclick: () => navigate({ tabs: { ...state().tabs, [panel.id]: t.id } }) }, t.label))) : null;
-      box.append(el("section", { className: "card panel", "aria-labelledby": "title-" + panel.id },
-        el("h2", { id: "title-" + panel.id }, panel.title), tabs,
-        el("div", { id: "panel-" + panel.id, className: "panel-body" })));
-    }
-    box.append(el("section", { className: "card panel wide", "aria-labelledby": "title-times" },
-      el("h2", { id: "title-times" }, "Hours and weekdays"),
-      el("div", { id: "panel-times", className: "panel-body" })));
-  }
+  // -- rendering -------------------------------------------------------------------------------
 
   function render() {
     const s = state();
     const p = period(s);
-    const gen = ++generation;
+    const gen = ++dash.generation;
     document.body.dataset.loading = String(gen);
     showControls(s, p);
-    for (const panel of PANELS) {
-      document.querySelectorAll(`#panels [aria-label="${panel.title}"] button`).forEach((b) =>
-        b.setAttribute("aria-pressed", String(b.dataset.tab === s.tabs[panel.id])));
-    }
-    const tasks = [loadTop(s, p, gen), loadWeekdays(s, p, gen), ...PANELS.map((panel) => loadPanel(panel, s, p, gen))];
+    const tasks = [loadActive(s), loadTop(s, p, gen), ...dash.loaders.map((load) => load(s, p, gen))];
     Promise.allSettled(tasks).then((results) => {
-      if (gen !== generation) return;
+      if (gen !== dash.generation) return;
       document.body.dataset.failed = String(results.filter((r) => r.status === "rejected").length);
       document.body.dataset.loaded = String(gen);
       performance.mark("ready");
     });
+    scheduleActive();
   }
 
-  (async () => {
+  Object.assign(dash, { state, navigate, period, query, url, addFilter, chipsOf, pairsOf, render });
+
+  async function boot() {
     if (!(await start())) return;
     const found = await get("/api/v1/domain?" + new URLSearchParams({ id: siteId })).catch(() => []);
-    site = found[0];
-    if (!site) {
+    dash.site = found[0];
+    if (!dash.site) {
       slot("site-name").textContent = "Site not found";
       const box = slot("site-error");
       box.textContent = "No site with this id is visible to you.";
       box.hidden = false;
       return;
     }
+    const site = dash.site;
     slot("site-name").textContent = site.display_name || site.hostname;
     document.title = `${site.display_name || site.hostname} · trail`;
+    // Goals and funnels are definitions the panels and the goal filter need; either may fail alone.
+    const [goals, funnels] = await Promise.all([
+      get("/api/v1/goal?" + new URLSearchParams({ id: site.id })).catch(() => []),
+      get("/api/v1/funnel?" + new URLSearchParams({ id: site.id })).catch(() => []),
+    ]);
+    dash.goals = goals;
+    dash.funnels = funnels;
     setupControls();
-    buildPanels();
+    document.dispatchEvent(new Event("trail:site"));
     new ResizeObserver(() => chart && chart.setSize({ width: Math.max(280, slot("chart").clientWidth), height: 240 }))
       .observe(slot("chart"));
+    document.addEventListener("visibilitychange", () => {
+      if (document.visibilityState === "visible") loadActive(state()).catch(() => {});
+    });
     render();
-  })();
+  }
+  document.addEventListener("DOMContentLoaded", boot);
 })();

@@ -1,0 +1,31 @@
+// A shared dashboard (/share/<domain id> of a public site, /share/<domain id>/<access code>):
+// the server serves the site dashboard page with the site (and the link's code) in
+// <meta name="trail-share"> and this script between app.js and the dashboard's scripts. Nobody
+// signs in: the domain comes from the page, every statistics read carries the access code (the
+// API's `access` parameter), and anything else (writes, saved views, other sites) is refused
+// here without a request, so the page stays read-only and shows one site.
+"use strict";
+(function () {
+  const shared = JSON.parse(document.querySelector('meta[name="trail-share"]').content);
+  const t = window.trail;
+  const fetchJson = t.call;
+  const readable = /^\/api\/v1\/(statistics(\/|\?)|goal\?|funnel\?)/;
+  const refused = { ok: false, status: 403, data: { error: ["This shared dashboard is read-only."] } };
+  const withAccess = (url) => !shared.access ? url
+    : url + (url.includes("?") ? "&" : "?") + "access=" + encodeURIComponent(shared.access);
+
+  async function call(method, url, body) {
+    if (method === "GET" && url.startsWith("/api/v1/domain?")) {
+      const id = new URLSearchParams(url.split("?")[1]).get("id");
+      return { ok: true, status: 200, data: id === shared.site.id ? [shared.site] : [] };
+    }
+    if (method !== "GET" || !readable.test(url)) return refused;
+    return fetchJson(method, withAccess(url), body);
+  }
+  async function get(url) {
+    const answer = await call("GET", url);
+    if (!answer.ok) throw new Error((answer.data.error || [])[0] || "HTTP " + answer.status);
+    return answer.data;
+  }
+  Object.assign(t, { call, get, start: async () => ({ shared: true }), shared });
+})();

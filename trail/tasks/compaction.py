@@ -294,7 +294,9 @@ def compact_dir(
             df = df.filter(keep)
         if table == "sessions":
             df = collapse_sessions(df)
-        df = df.sort(SORT_KEYS[table])
+        # Stable: rows of one session sharing a time keep the order they were written in, the
+        # order time on page pairs them in (trail.stats.kernels.with_time_on_page).
+        df = df.sort(SORT_KEYS[table], maintain_order=True)
         name = layout.part_name(_next_part(names))
         result.bytes_out = _write_parquet(df, day_dir / name)
         result.rows_out = df.height

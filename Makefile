@@ -8,6 +8,13 @@ STAMP := $(VENV)/.stamp
 # it from pyproject.toml, `make install` installs from it.
 LOCK := requirements.lock
 UV_VERSION := 0.13.9
+# axe-core, the accessibility checker tests/test_accessibility_browser.py injects into the pages:
+# the released npm tarball, checked against its sha256, licence MPL-2.0. Only axe.min.js and its
+# LICENSE are unpacked, under .venv (ignored by git); trail never serves it. docs/dashboard.md
+# says how to update it.
+AXE_VERSION := 4.14.1
+AXE_SHA256 := e6b0ce02b84d892e2e33e403485e7f3d6c29e2be6df65daf44d89ba564139745
+AXE := $(VENV)/share/axe-core-$(AXE_VERSION)/axe.min.js
 RUST_SRC := $(shell find rust_core/src -name '*.rs') rust_core/Cargo.toml Cargo.toml
 export PYO3_PYTHON := $(abspath $(PY))
 
@@ -15,7 +22,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 DATA ?= ./data
 
-.PHONY: help install lock serve test test-rust test-py bench lint fmt clean
+.PHONY: help install lock serve test test-rust test-py axe bench lint fmt clean
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -49,8 +56,18 @@ test: install test-rust test-py ## cargo test + pytest
 test-rust:
 	cargo test --release -p trail_core -q
 
-test-py: install
+test-py: install $(AXE)
 	$(VENV)/bin/pytest -q
+
+axe: $(AXE) ## download axe-core (pinned, sha256-checked) for the accessibility test
+
+$(AXE):
+	@mkdir -p $(@D)
+	curl -fsSL --retry 3 -o $(@D)/axe-core.tgz https://registry.npmjs.org/axe-core/-/axe-core-$(AXE_VERSION).tgz
+	echo "$(AXE_SHA256)  $(@D)/axe-core.tgz" | sha256sum -c --quiet -
+	tar -xzf $(@D)/axe-core.tgz -C $(@D) --strip-components=1 package/axe.min.js package/LICENSE
+	rm $(@D)/axe-core.tgz
+	touch $@
 
 bench: install ## peak-rate and latency benchmarks, writes bench/RESULTS.md
 	$(PY) bench/run.py

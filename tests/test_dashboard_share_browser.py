@@ -278,27 +278,55 @@ def test_settings_change_the_site_through_the_api(
     no_errors(browser, server, answers_4xx=True)
 
 
-def test_a_viewer_cannot_open_settings(server: TrailServer, sites: dict[str, str]) -> None:
-    site = sites["public"]
-    viewer = create_user(server.data_dir, "viewer@share.test")["api_key"]
-    r = server.call(
-        "POST",
-        "/api/v1/member",
-        {"id": site, "emails": ["viewer@share.test"]},
-        key=server.admin_key,
-    )
+def signed_in_viewer(server: TrailServer, site: str, email: str) -> str:
+    """A new user made a Viewer of `site` (invited, accepted) and signed in: its cookie
+    (`trail_session=...`)."""
+    viewer = create_user(server.data_dir, email)["api_key"]
+    r = server.call("POST", "/api/v1/member", {"id": site, "emails": [email]}, key=server.admin_key)
     assert r.status == 200, r.body
     invitation = server.call("GET", "/api/v1/invitation", key=viewer).json()[0]
     r = server.call("POST", "/api/v1/invitation", {"id": invitation["id"]}, key=viewer)
     assert r.status == 200, r.body
     r = server.call("PUT", "/api/v1/user/password", {"password": "viewer pass 1"}, key=viewer)
     assert r.status == 200, r.body
-    cookie = (
-        sign_in(server, "viewer@share.test", "viewer pass 1").headers["set-cookie"].split(";")[0]
-    )
+    return sign_in(server, email, "viewer pass 1").headers["set-cookie"].split(";")[0]
+
+
+def test_a_viewer_cannot_open_settings(server: TrailServer, sites: dict[str, str]) -> None:
+    site = sites["public"]
+    cookie = signed_in_viewer(server, site, "viewer@share.test")
     assert send(server, "GET", f"/sites/{site}", Cookie=cookie).status == 200
     r = send(server, "GET", f"/sites/{site}/settings", Cookie=cookie)
     assert r.status == 403 and b"Admin role" in r.body
     r = send(server, "GET", f"/sites/{sites['private']}/settings", Cookie=cookie)
     assert r.status == 404  # a site out of the viewer's reach
     assert send(server, "GET", f"/sites/{site}/settings").status == 303  # signed out
+
+
+def test_the_settings_link_is_for_admins_and_owners_only(
+    server: TrailServer, sites: dict[str, str], browser: webdriver.Chrome
+) -> None:
+    site = sites["public"]
+    browser.get(f"{server.url}/sites/{site}")  # signed in as the owner by the settings test
+    if "/signin" in browser.current_url:
+        fill(browser, email="owner@share.test", password="settings pass 1")
+        at(browser, "/sites")
+        browser.get(f"{server.url}/sites/{site}")
+    ready(browser)
+    link = shown(browser, "settings-link")
+    assert link.get_attribute("href") == f"{server.url}/sites/{site}/settings"
+    link.click()
+    at(browser, f"/sites/{site}/settings")
+
+    browser.get(f"{server.url}/share/{site}")
+    ready(browser)
+    assert not browser.find_elements(By.ID, "settings-link")
+
+    cookie = signed_in_viewer(server, site, "viewer2@share.test")
+    name, _, value = cookie.partition("=")
+    browser.delete_all_cookies()
+    browser.add_cookie({"name": name, "value": value, "path": "/", "httpOnly": True})
+    browser.get(f"{server.url}/sites/{site}")
+    ready(browser)
+    assert shown(browser, "who").text == "viewer2@share.test"
+    assert not browser.find_element(By.ID, "settings-link").is_displayed()

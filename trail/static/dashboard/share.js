@@ -28,4 +28,8 @@
     return answer.data;
   }
   Object.assign(t, { call, get, start: async () => ({ shared: true }), shared });
+  // No way to the site's settings from a shared dashboard.
+  const removeSettings = () => document.getElementById("settings-link")?.remove();
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", removeSettings);
+  else removeSettings();
 })();

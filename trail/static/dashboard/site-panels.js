@@ -56,17 +56,20 @@
 
   // -- shared views ----------------------------------------------------------------------------
 
-  /** Rows with a bar each; `action(row)` makes a row a button, `label(row)` names it. */
-  function barRows(rows, { value, text, action, label, pressed }) {
+  /** Rows with a bar each; `action(row)` makes a row a button. A row's accessible name is its
+   * visible text and number followed by `more(row, clickable)`, read by screen readers only
+   * (the unit and what a click does), so the name starts with what the row shows. */
+  function barRows(rows, { value, text, action, more, pressed }) {
     if (!rows.length) return el("p", { className: "empty" }, "No data for this period.");
     const max = Math.max(1, ...rows.map(value));
     return el("ol", { className: "rows" }, rows.map((r) => {
       const bar = el("span", { className: "fill" });
       bar.style.width = (100 * value(r) / max).toFixed(1) + "%";
-      const inner = [bar, el("span", { className: "name", title: text(r) }, text(r)),
-        dash.num(value(r), format.number(value(r)))];
       const click = action && action(r);
-      return el("li", {}, click ? el("button", { type: "button", className: "row", "aria-label": label(r),
+      const inner = [bar, el("span", { className: "name", title: text(r) }, text(r)),
+        el("span", { className: "sr-only" }, ": "), dash.num(value(r), format.number(value(r))),
+        el("span", { className: "sr-only" }, " " + more(r, !!click))];
+      return el("li", {}, click ? el("button", { type: "button", className: "row",
         "aria-pressed": pressed ? String(pressed(r)) : undefined, onclick: click }, inner)
         : el("span", { className: "row" }, inner));
     }));
@@ -118,7 +121,7 @@
       const view = barRows(rows, {
         value: (r) => r[t.value] || 0, text: (r) => t.text(key(r)),
         action: (r) => key(r) !== "" && !active && (() => dash.addFilter(t.filter, key(r))),
-        label: (r) => `${t.text(key(r))}: ${format.number(r[t.value] || 0)} ${t.unit || "visitors"}. Filter by it`,
+        more: (r, click) => (t.unit || "visitors") + (click ? ". Filter by it" : ""),
       });
       view.querySelectorAll?.(".row").forEach((row, i) => row.setAttribute("data-key", key(rows[i])));
       slot("panel-" + panel.id).replaceChildren(view);
@@ -133,8 +136,9 @@
       const max = Math.max(1, ...cells.values());
       const days = [...Array(7)].map((_, i) => new Intl.DateTimeFormat(undefined, { weekday: "short", timeZone: "UTC" })
         .format(new Date(Date.UTC(2024, 0, 1 + i)))); // 2024-01-01 was a Monday, the API's weekday 0
-      const head = el("tr", {}, el("th", {}), [...Array(24)].map((_, h) =>
-        el("th", { scope: "col" }, h % 6 ? "" : String(h))));
+      // Every column has its hour as a header; only every sixth is shown.
+      const head = el("tr", {}, el("th", { scope: "col" }, el("span", { className: "sr-only" }, "Weekday")), [...Array(24)].map((_, h) =>
+        el("th", { scope: "col" }, h % 6 ? el("span", { className: "sr-only" }, String(h)) : String(h))));
       const lines = days.map((d, w) => el("tr", {}, el("th", { scope: "row" }, d),
         [...Array(24)].map((_, h) => {
           const v = cells.get(w * 24 + h) || 0;
@@ -165,8 +169,7 @@
         action: (r) => () => dash.navigate({ goal: s.goal === r.page_goal.id ? "" : r.page_goal.id,
           metric: s.metric === "cr" ? "visitors" : s.metric }),
         pressed: (r) => s.goal === r.page_goal.id,
-        label: (r) => `${r.page_goal.name}: ${format.number(r.stats.visitors)} visitors, conversion rate ` +
-          `${format.percent(r.stats.cr)}. ${s.goal === r.page_goal.id ? "Clear the goal" : "Select the goal"}`,
+        more: (r) => "visitors. " + (s.goal === r.page_goal.id ? "Clear the goal" : "Select the goal"),
       });
       view.querySelectorAll?.(".row").forEach((row, i) => row.setAttribute("data-goal", rows[i].page_goal.id));
       slot("panel-goals").replaceChildren(view);
@@ -211,7 +214,7 @@
         slot("panel-tags").replaceChildren(barRows(rows, {
           value: (r) => r.visitors, text: (r) => r.key,
           action: (r) => () => dash.navigate({ tags: r.key }),
-          label: (r) => `${r.key}: ${format.number(r.visitors)} visitors. Show its values`,
+          more: () => "visitors. Show its values",
         }));
         return;
       }
@@ -222,7 +225,7 @@
       slot("panel-tags").replaceChildren(el("p", { className: "hint" }, "Values of the tag " + s.tags), barRows(rows, {
         value: (r) => r.visitors, text: (r) => unknown(r.value),
         action: (r) => r.value && !active && (() => dash.addFilter(key, r.value)),
-        label: (r) => `${s.tags} ${r.value}: ${format.number(r.visitors)} visitors. Filter by it`,
+        more: (r, click) => "visitors" + (click ? ". Filter by it" : ""),
       }));
     });
   }

@@ -443,6 +443,13 @@
     }
     const site = dash.site;
     slot("site-name").textContent = site.display_name || site.hostname;
+    // Settings are for the site's Admins and Owners, never on a shared dashboard.
+    const settings = slot("settings-link");
+    if (settings && !window.trail.shared && ["Admin", "Owner"].includes(site.user_role)) {
+      settings.href = `/sites/${encodeURIComponent(site.id)}/settings`;
+      settings.setAttribute("aria-label", `Settings of ${site.display_name || site.hostname}`);
+      settings.hidden = false;
+    }
     document.title = `${site.display_name || site.hostname} · trail`;
     // Goals and funnels are definitions the panels and the goal filter need; either may fail alone.
     const [goals, funnels] = await Promise.all([

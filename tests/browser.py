@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+
+from tests.server import TrailServer
 
 CHROME_UA = (
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -44,3 +48,20 @@ def start_chromium(
     driver = webdriver.Chrome(service=Service(executable_path=driver_path), options=options)
     driver.set_page_load_timeout(30)
     return driver
+
+
+def one_worker_server(factory: pytest.TempPathFactory, name: str) -> Iterator[TrailServer]:
+    """A module's server for browser tests: one worker, segments sealed every 200 ms."""
+    data = factory.mktemp(name) / "data"
+    s = TrailServer(data, workers=1, env={"TRAIL_SEAL_INTERVAL_MS": "200"}).start()
+    try:
+        yield s
+    finally:
+        assert s.stop() == 0
+
+
+def en_chromium(factory: pytest.TempPathFactory) -> Iterator[webdriver.Chrome]:
+    """A module's browser for the dashboard tests: en-US (numbers as 1,234), console kept."""
+    driver = start_chromium(factory.mktemp("chromium-profile"), "--lang=en-US", console_logs=True)
+    yield driver
+    driver.quit()

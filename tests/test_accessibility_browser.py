@@ -18,7 +18,7 @@ from selenium import webdriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.browser import CHROME_UA, start_chromium
+from tests.browser import CHROME_UA, one_worker_server, start_chromium
 from tests.server import TrailServer
 from tests.test_dashboard_browser import api, loaded, send_scenario
 from tests.test_signin import LINK_LINE, fresh_ip, printed, send
@@ -49,12 +49,7 @@ def axe_source() -> str:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrailServer]:
-    data = tmp_path_factory.mktemp("accessibility") / "data"
-    s = TrailServer(data, workers=1, env={"TRAIL_SEAL_INTERVAL_MS": "200"}).start()
-    try:
-        yield s
-    finally:
-        assert s.stop() == 0
+    yield from one_worker_server(tmp_path_factory, "accessibility")
 
 
 @pytest.fixture(scope="module")

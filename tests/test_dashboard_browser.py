@@ -16,7 +16,7 @@ from selenium import webdriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.browser import start_chromium
+from tests.browser import en_chromium, one_worker_server
 from tests.server import TrailServer
 from tests.test_signin import LINK_LINE, printed
 from tests.test_signin_browser import at, fill, shown
@@ -36,22 +36,12 @@ SCENARIO = [
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrailServer]:
-    data = tmp_path_factory.mktemp("dashboard-browser") / "data"
-    s = TrailServer(data, workers=1, env={"TRAIL_SEAL_INTERVAL_MS": "200"}).start()
-    try:
-        yield s
-    finally:
-        assert s.stop() == 0
+    yield from one_worker_server(tmp_path_factory, "dashboard-browser")
 
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[webdriver.Chrome]:
-    # numbers as 1,234
-    driver = start_chromium(
-        tmp_path_factory.mktemp("chromium-profile"), "--lang=en-US", console_logs=True
-    )
-    yield driver
-    driver.quit()
+    yield from en_chromium(tmp_path_factory)
 
 
 def send_scenario(server: TrailServer, key: str) -> None:

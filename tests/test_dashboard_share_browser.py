@@ -18,7 +18,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.access_fixtures import create_user
-from tests.browser import start_chromium
+from tests.browser import en_chromium, one_worker_server
 from tests.server import TrailServer
 from tests.test_dashboard_browser import SCENARIO, UA, api, screenshots, stat
 from tests.test_signin import LINK_LINE, printed, send, sign_in
@@ -33,21 +33,12 @@ except ImportError:  # pragma: no cover
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrailServer]:
-    data = tmp_path_factory.mktemp("dashboard-share") / "data"
-    s = TrailServer(data, workers=1, env={"TRAIL_SEAL_INTERVAL_MS": "200"}).start()
-    try:
-        yield s
-    finally:
-        assert s.stop() == 0
+    yield from one_worker_server(tmp_path_factory, "dashboard-share")
 
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[webdriver.Chrome]:
-    driver = start_chromium(
-        tmp_path_factory.mktemp("chromium-profile"), "--lang=en-US", console_logs=True
-    )
-    yield driver
-    driver.quit()
+    yield from en_chromium(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.server import TrailServer
 
@@ -65,3 +67,13 @@ def en_chromium(factory: pytest.TempPathFactory) -> Iterator[webdriver.Chrome]:
     driver = start_chromium(factory.mktemp("chromium-profile"), "--lang=en-US", console_logs=True)
     yield driver
     driver.quit()
+
+
+def wait(
+    driver: webdriver.Chrome, timeout: float = 10, poll_frequency: float = 0.5
+) -> WebDriverWait:
+    """WebDriverWait that also tries again when an element it read was replaced meanwhile (the
+    dashboard renders panels anew as their data arrives)."""
+    return WebDriverWait(
+        driver, timeout, poll_frequency, ignored_exceptions=(StaleElementReferenceException,)
+    )

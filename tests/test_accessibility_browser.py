@@ -16,9 +16,8 @@ from typing import Any
 import pytest
 from selenium import webdriver
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.browser import CHROME_UA, one_worker_server, start_chromium
+from tests.browser import CHROME_UA, one_worker_server, start_chromium, wait
 from tests.server import TrailServer
 from tests.test_dashboard_browser import api, loaded, send_scenario
 from tests.test_signin import LINK_LINE, fresh_ip, printed, send
@@ -141,7 +140,7 @@ def test_signin_page(
     audit(browser, axe_source, "/signin", colours)
     # With the errors the form shows.
     fill(browser, email=EMAIL, password="wrong password")
-    WebDriverWait(browser, 10).until(lambda d: d.find_element(By.ID, "form-error").is_displayed())
+    wait(browser, 10).until(lambda d: d.find_element(By.ID, "form-error").is_displayed())
     audit(browser, axe_source, "/signin with an error", colours)
     browser.get(server.url + "/set-password")
     audit(browser, axe_source, "/set-password", colours)
@@ -153,15 +152,15 @@ def test_sites_page(
 ) -> None:
     scheme(browser, colours)
     signed_in(browser, server)
-    WebDriverWait(browser, 10).until(
+    wait(browser, 10).until(
         lambda d: d.find_element(By.CSS_SELECTOR, "#sites .today").get_attribute("data-value")
     )
-    WebDriverWait(browser, 10).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#sites svg"))
+    wait(browser, 10).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#sites svg"))
     audit(browser, axe_source, "/sites", colours)
     # With a new site's snippet and its waiting status.
     browser.find_element(By.ID, "hostname").send_keys(f"{colours}.audit.example")
     browser.find_element(By.CSS_SELECTOR, "#add-site button[type=submit]").click()
-    WebDriverWait(browser, 10).until(lambda d: d.find_element(By.ID, "snippet").is_displayed())
+    wait(browser, 10).until(lambda d: d.find_element(By.ID, "snippet").is_displayed())
     audit(browser, axe_source, "/sites with a new site's snippet", colours)
 
 
@@ -175,13 +174,11 @@ def test_site_dashboard(
     loaded(browser)
     audit(browser, axe_source, "/sites/<id>", colours)
     browser.find_element(By.ID, "add-filter").click()
-    WebDriverWait(browser, 10).until(lambda d: d.find_element(By.ID, "filter-form").is_displayed())
+    wait(browser, 10).until(lambda d: d.find_element(By.ID, "filter-form").is_displayed())
     audit(browser, axe_source, "/sites/<id> with the filter form", colours)
     browser.find_element(By.ID, "filter-cancel").click()
     browser.find_element(By.CSS_SELECTOR, "#panel-sessions .session").click()
-    WebDriverWait(browser, 10).until(
-        lambda d: d.find_elements(By.CSS_SELECTOR, "#journey-body .journey li")
-    )
+    wait(browser, 10).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#journey-body .journey li"))
     audit(browser, axe_source, "/sites/<id> with a session's journey", colours)
     assert shown(browser, "settings-link").get_attribute("href").endswith(f"/sites/{site}/settings")
 
@@ -193,7 +190,7 @@ def test_settings_page(
     scheme(browser, colours)
     signed_in(browser, server)
     browser.get(f"{server.url}/sites/{site}/settings")
-    WebDriverWait(browser, 10).until(lambda d: body_attribute(d, "data-ready"))
+    wait(browser, 10).until(lambda d: body_attribute(d, "data-ready"))
     audit(browser, axe_source, "/sites/<id>/settings", colours)
     # With a new client's secret and a field's error.
     browser.find_element(By.ID, "clients-add-description").send_keys("audit")
@@ -206,7 +203,7 @@ def test_settings_page(
     audit(browser, axe_source, "/sites/<id>/settings with a secret and an error", colours)
     # A saved form, in the scheme the toggle picks against the system's.
     browser.find_element(By.CSS_SELECTOR, "#general-timezone button[type=submit]").click()
-    WebDriverWait(browser, 10).until(
+    wait(browser, 10).until(
         lambda d: d.find_element(By.CSS_SELECTOR, "#general-timezone .saved").text == "Saved."
     )
     browser.find_element(By.ID, "theme").click()

@@ -14,9 +14,8 @@ from typing import Any
 import pytest
 from selenium import webdriver
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.browser import en_chromium, one_worker_server
+from tests.browser import en_chromium, one_worker_server, wait
 from tests.server import TrailServer
 from tests.test_signin import LINK_LINE, printed
 from tests.test_signin_browser import at, fill, shown
@@ -69,7 +68,7 @@ def api(server: TrailServer, report: str, site: str, **params: str) -> Any:
 
 def loaded(driver: webdriver.Chrome, after: int = 0) -> int:
     """Waits for the dashboard's ready mark after generation `after`; the generation."""
-    WebDriverWait(driver, 20).until(
+    wait(driver, 20).until(
         lambda d: int(d.find_element(By.TAG_NAME, "body").get_attribute("data-loaded") or 0) > after
     )
     assert driver.execute_script("return performance.getEntriesByName('ready').length") >= 1
@@ -107,7 +106,7 @@ def test_dashboard_numbers_filters_and_url(
     )
     at(browser, "/sites")
     link = browser.find_element(By.LINK_TEXT, "shop.example")
-    WebDriverWait(browser, 10).until(
+    wait(browser, 10).until(
         lambda d: d.find_element(By.CSS_SELECTOR, "#sites .today").get_attribute("data-value")
     )
     screenshots(browser, tmp_path / "screenshots", "sites")
@@ -153,8 +152,8 @@ def test_dashboard_numbers_filters_and_url(
     # Removing the chip goes back to the whole site.
     browser.find_element(By.CSS_SELECTOR, "#filters .chip-remove").click()
     loaded(browser, 1)
-    WebDriverWait(browser, 10).until(lambda d: "referrer_name" not in d.current_url)
-    WebDriverWait(browser, 10).until(lambda d: stat(d, "visitors")[0] == total["visitors"])
+    wait(browser, 10).until(lambda d: "referrer_name" not in d.current_url)
+    wait(browser, 10).until(lambda d: stat(d, "visitors")[0] == total["visitors"])
     logged = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert not logged, logged
 
@@ -189,7 +188,7 @@ def test_add_site_shows_snippet_and_first_hit(
     key = r.json()["client_secret"]
     hit = {"url": "https://blog.example/", "ip": "81.2.69.99", "user_agent": UA.format(v=120)}
     assert server.call("POST", "/api/v1/hit", hit, key=key).status == 200
-    WebDriverWait(browser, 20).until(
+    wait(browser, 20).until(
         lambda d: d.find_element(By.ID, "first-hit").get_attribute("class") == "arrived"
     )
     assert "arrived" in shown(browser, "first-hit").text

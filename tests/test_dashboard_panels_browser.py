@@ -18,9 +18,9 @@ import pytest
 from selenium import webdriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
-from selenium.webdriver.support.ui import Select, WebDriverWait
+from selenium.webdriver.support.ui import Select
 
-from tests.browser import en_chromium, one_worker_server
+from tests.browser import en_chromium, one_worker_server, wait
 from tests.server import TrailServer
 from tests.test_dashboard_browser import UA, api, loaded, screenshots, stat
 from tests.test_signin import LINK_LINE, printed
@@ -128,17 +128,20 @@ def test_live_visitors_and_refresh(
     open_dashboard(browser, server, site)
 
     def figure(d: webdriver.Chrome) -> str | None:
-        return d.find_element(By.CSS_SELECTOR, "#active .num").get_attribute("data-value")
+        # Read in one script: the figure's element is replaced whenever the page reads again.
+        return d.execute_script("return document.querySelector('#active .num')?.dataset.value")
 
-    def same_as_api(d: webdriver.Chrome) -> bool:
-        # A visitor can leave the active window between the page's read and the API's: when
-        # they differ, the page is asked to read again.
-        if figure(d) == str(api(server, "active", site)["visitors"]):
+    def shows(d: webdriver.Chrome, want: int) -> bool:
+        # When the page differs (a visitor can leave the active window between the page's read
+        # and the API's), it is asked to read again, as when it becomes visible.
+        if figure(d) == str(want):
             return True
         d.execute_script("document.dispatchEvent(new Event('visibilitychange'))")
         return False
 
-    WebDriverWait(browser, 10, poll_frequency=0.5).until(same_as_api)
+    wait(browser, 15, poll_frequency=0.5).until(
+        lambda d: shows(d, api(server, "active", site)["visitors"])
+    )
     before = api(server, "active", site)["visitors"]
     assert before >= 2  # visitors 8 and 9, and 7 when its event is stamped on arrival
     # A new visitor arrives; the page asks again when it becomes visible (and every 30 s).
@@ -151,8 +154,7 @@ def test_live_visitors_and_refresh(
     hit = {"url": "https://panels.example/", "ip": "81.2.69.50", "user_agent": UA.format(v=99)}
     assert server.call("POST", "/api/v1/hit", hit, key=r.json()["client_secret"]).status == 200
     wait_for(lambda: api(server, "active", site), lambda a: a["visitors"] == before + 1)
-    browser.execute_script("document.dispatchEvent(new Event('visibilitychange'))")
-    WebDriverWait(browser, 10).until(lambda d: figure(d) == str(before + 1))
+    wait(browser, 15, poll_frequency=0.5).until(lambda d: shows(d, before + 1))
 
 
 def test_compare_and_scale_in_url(
@@ -229,7 +231,7 @@ def test_filter_chips_every_operator(
     assert not browser.find_element(By.ID, "filter-form").is_displayed()
     browser.find_element(By.CSS_SELECTOR, "#filters .chip-remove").click()
     loaded(browser, gen)
-    WebDriverWait(browser, 10).until(lambda d: "referrer_name" not in d.current_url)
+    wait(browser, 10).until(lambda d: "referrer_name" not in d.current_url)
 
 
 def window() -> str:
@@ -310,8 +312,8 @@ def test_session_journey(
     )
     button.click()
     dialog = browser.find_element(By.ID, "journey")
-    WebDriverWait(browser, 10).until(lambda d: dialog.get_attribute("open") is not None)
-    WebDriverWait(browser, 10).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#journey-body li"))
+    wait(browser, 10).until(lambda d: dialog.get_attribute("open") is not None)
+    wait(browser, 10).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#journey-body li"))
     details = api(
         server,
         "session/details",
@@ -327,7 +329,7 @@ def test_session_journey(
     assert paths == expected and "/pricing" in paths and "signup" in paths
     screenshots(browser, tmp_path / "screenshots", "dashboard-journey")
     browser.find_element(By.ID, "journey-close").click()
-    WebDriverWait(browser, 10).until(lambda d: dialog.get_attribute("open") is None)
+    wait(browser, 10).until(lambda d: dialog.get_attribute("open") is None)
     assert browser.switch_to.active_element == button  # the focus goes back to the row
 
 
@@ -362,14 +364,14 @@ def test_saved_view_round_trip(server: TrailServer, browser: webdriver.Chrome, s
     browser.find_element(By.CSS_SELECTOR, ".saved-views summary").click()
     browser.find_element(By.ID, "view-name").send_keys("Not Google")
     browser.find_element(By.CSS_SELECTOR, "#view-form button[type=submit]").click()
-    WebDriverWait(browser, 10).until(lambda d: "Saved" in d.find_element(By.ID, "view-status").text)
+    wait(browser, 10).until(lambda d: "Saved" in d.find_element(By.ID, "view-status").text)
     views = server.call("GET", f"/api/v1/view?domain_id={site}", key=server.admin_key).json()
     assert [(v["name"], v["referrer_name"], v["period"], v["compare"]) for v in views] == [
         ("Not Google", ["!Google"], 7, "year")
     ]
     gen = open_dashboard(browser, server, site)
     browser.find_element(By.CSS_SELECTOR, ".saved-views summary").click()
-    apply = WebDriverWait(browser, 10).until(
+    apply = wait(browser, 10).until(
         lambda d: d.find_element(By.CSS_SELECTOR, "#views li[data-view] button")
     )
     apply.click()
@@ -378,9 +380,7 @@ def test_saved_view_round_trip(server: TrailServer, browser: webdriver.Chrome, s
     browser.find_element(
         By.CSS_SELECTOR, "#views li[data-view] button[aria-label^='Delete']"
     ).click()
-    WebDriverWait(browser, 10).until(
-        lambda d: "Deleted" in d.find_element(By.ID, "view-status").text
-    )
+    wait(browser, 10).until(lambda d: "Deleted" in d.find_element(By.ID, "view-status").text)
     assert server.call("GET", f"/api/v1/view?domain_id={site}", key=server.admin_key).json() == []
 
 

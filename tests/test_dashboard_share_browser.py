@@ -15,10 +15,9 @@ from pathlib import Path
 import pytest
 from selenium import webdriver
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.access_fixtures import create_user
-from tests.browser import en_chromium, one_worker_server
+from tests.browser import en_chromium, one_worker_server, wait
 from tests.server import TrailServer
 from tests.test_dashboard_browser import SCENARIO, UA, api, screenshots, stat
 from tests.test_signin import LINK_LINE, printed, send, sign_in
@@ -77,7 +76,7 @@ def send_scenario(server: TrailServer, key: str, host: str) -> None:
 
 def ready(driver: webdriver.Chrome, after: int = 0) -> int:
     """Waits for the dashboard's ready mark after generation `after`, every part loaded."""
-    WebDriverWait(driver, 20).until(
+    wait(driver, 20).until(
         lambda d: int(d.find_element(By.TAG_NAME, "body").get_attribute("data-loaded") or 0) > after
     )
     body = driver.find_element(By.TAG_NAME, "body")
@@ -205,7 +204,7 @@ def submit(driver: webdriver.Chrome, form: str, **fields: str) -> None:
 
 
 def saved(driver: webdriver.Chrome, form: str) -> None:
-    WebDriverWait(driver, 10).until(
+    wait(driver, 10).until(
         lambda d: d.find_element(By.CSS_SELECTOR, f"#{form} .saved").text == "Saved."
     )
 
@@ -218,7 +217,7 @@ def test_settings_change_the_site_through_the_api(
     fill(browser, email="owner@share.test", password="settings pass 1", confirm="settings pass 1")
     at(browser, "/sites")
     browser.get(f"{server.url}/sites/{site}/settings")
-    WebDriverWait(browser, 10).until(
+    wait(browser, 10).until(
         lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready")
     )
     assert shown(browser, "site-name").text == "Settings of private.example"
@@ -233,25 +232,19 @@ def test_settings_change_the_site_through_the_api(
     assert (domain["hostname"], domain["timezone"]) == ("renamed.example", "Europe/Berlin")
 
     browser.find_element(By.ID, "general-public").click()
-    WebDriverWait(browser, 10).until(
-        lambda d: f"/share/{site}" in d.find_element(By.ID, "share-link").text
-    )
+    wait(browser, 10).until(lambda d: f"/share/{site}" in d.find_element(By.ID, "share-link").text)
     assert server.call("GET", f"/api/v1/domain?id={site}", key=server.admin_key).json()[0]["public"]
     browser.find_element(By.ID, "general-public").click()
-    WebDriverWait(browser, 10).until(
-        lambda d: "Only members" in d.find_element(By.ID, "share-link").text
-    )
+    wait(browser, 10).until(lambda d: "Only members" in d.find_element(By.ID, "share-link").text)
 
     submit(browser, "goals-add", name="Pricing", path_pattern="/pricing")
-    WebDriverWait(browser, 10).until(lambda d: "Pricing" in d.find_element(By.ID, "goals").text)
+    wait(browser, 10).until(lambda d: "Pricing" in d.find_element(By.ID, "goals").text)
     submit(browser, "filters-add", type="ip", filter="not an ip")
     assert field_error(browser, "filters-add", "filter")
     submit(browser, "filters-add", type="ip", filter="10.0.0.1")
-    WebDriverWait(browser, 10).until(
-        lambda d: "ip: 10.0.0.1" in d.find_element(By.ID, "filters").text
-    )
+    wait(browser, 10).until(lambda d: "ip: 10.0.0.1" in d.find_element(By.ID, "filters").text)
     submit(browser, "links-add", description="board")
-    WebDriverWait(browser, 10).until(lambda d: "board" in d.find_element(By.ID, "links").text)
+    wait(browser, 10).until(lambda d: "board" in d.find_element(By.ID, "links").text)
     link = browser.find_element(By.CSS_SELECTOR, "#links .records a").get_attribute("href")
     assert link.startswith(f"{server.url}/share/{site}/")
     submit(browser, "clients-add", description="server")
@@ -260,7 +253,7 @@ def test_settings_change_the_site_through_the_api(
     browser.find_element(By.ID, "funnels-add-step0-value").send_keys("/")
     browser.find_element(By.ID, "funnels-add-step1-value").send_keys("/pricing")
     browser.find_element(By.CSS_SELECTOR, "#funnels-add button[type=submit]").click()
-    WebDriverWait(browser, 10).until(lambda d: "Buy" in d.find_element(By.ID, "funnels").text)
+    wait(browser, 10).until(lambda d: "Buy" in d.find_element(By.ID, "funnels").text)
     screenshots(browser, tmp_path / "screenshots", "settings")
 
     submit(browser, "general-delete", confirm="wrong")

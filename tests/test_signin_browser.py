@@ -10,9 +10,8 @@ import pytest
 from selenium import webdriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
-from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.browser import start_chromium
+from tests.browser import start_chromium, wait
 from tests.server import TrailServer
 from tests.test_signin import LINK_LINE, printed
 
@@ -35,7 +34,7 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[webdriver.Chro
 
 def shown(driver: webdriver.Chrome, element_id: str) -> WebElement:
     """The element once it is visible with some text."""
-    WebDriverWait(driver, 10).until(
+    wait(driver, 10).until(
         lambda d: (
             d.find_element(By.ID, element_id).is_displayed()
             and d.find_element(By.ID, element_id).text.strip()
@@ -45,7 +44,7 @@ def shown(driver: webdriver.Chrome, element_id: str) -> WebElement:
 
 
 def at(driver: webdriver.Chrome, path: str) -> None:
-    WebDriverWait(driver, 10).until(lambda d: re.search(f"^[^#]*{path}$", d.current_url))
+    wait(driver, 10).until(lambda d: re.search(f"^[^#]*{path}$", d.current_url))
 
 
 def fill(driver: webdriver.Chrome, **fields: str) -> None:

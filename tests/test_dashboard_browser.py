@@ -43,11 +43,11 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[webdriver.Chro
     yield from en_chromium(tmp_path_factory)
 
 
-def send_scenario(server: TrailServer, key: str) -> None:
+def send_scenario(server: TrailServer, key: str, host: str = "shop.example") -> None:
     now = datetime.now(UTC).replace(microsecond=0)
     hits = [
         {
-            "url": "https://shop.example" + path,
+            "url": f"https://{host}{path}",
             "ip": f"81.2.69.{n}",
             "user_agent": UA.format(v=110 + n),
             "referrer": referrer,

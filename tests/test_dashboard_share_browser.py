@@ -19,7 +19,7 @@ from selenium.webdriver.common.by import By
 from tests.access_fixtures import create_user
 from tests.browser import en_chromium, one_worker_server, wait
 from tests.server import TrailServer
-from tests.test_dashboard_browser import SCENARIO, UA, api, screenshots, stat
+from tests.test_dashboard_browser import api, screenshots, send_scenario, stat
 from tests.test_signin import LINK_LINE, printed, send, sign_in
 from tests.test_signin_browser import at, fill, shown
 from tests.test_stats_e2e import wait_for
@@ -55,23 +55,6 @@ def sites(server: TrailServer) -> dict[str, str]:
     )
     assert r.status == 200 and r.json()["public"] is True, r.body
     return out
-
-
-def send_scenario(server: TrailServer, key: str, host: str) -> None:
-    """The known scenario of tests/test_dashboard_browser.py, on `host`."""
-    now = datetime.now(UTC).replace(microsecond=0)
-    hits = [
-        {
-            "url": f"https://{host}{path}",
-            "ip": f"81.2.69.{n}",
-            "user_agent": UA.format(v=110 + n),
-            "referrer": referrer,
-            "time": (now - timedelta(minutes=30 - i)).isoformat().replace("+00:00", "Z"),
-        }
-        for i, (n, path, referrer) in enumerate(SCENARIO)
-    ]
-    r = server.call("POST", "/api/v1/hit/batch", hits, key=key)
-    assert r.status == 200, r.body
 
 
 def ready(driver: webdriver.Chrome, after: int = 0) -> int:

@@ -30,26 +30,17 @@ def page(data_dir: Path, f: Filter, *, group_by_title: bool = False) -> list[dic
     pv = rows.page_views([*m.PAGE_VIEW_COLUMNS, "path", "title", "time"])
     if f.search:
         pv = pv.filter(searched)
-    # A bounced session only viewed its entry page, so bounces per page = bounced sessions by entry.
-    b = rollup_totals.entry_bounces(rows)
-    if b is None:
-        b = (
-            rows.sessions(["entry_path", "is_bounce", "sign"])
-            .filter(pl.col("is_bounce"))  # the others add 0; read fewer rows
-            .group_by(pl.col("entry_path").alias("path"))
-            .agg(m.bounces())
-        )
     rolled = None if group_by_title else rollup_pages.page_stats(rows)
     if rolled is not None:
         stats = rolled.lazy().filter(searched) if f.search else rolled.lazy()
-    elif not group_by_title:
-        stats = kernels.page_stats(pv).lazy()
     else:
-        aggs = m.page_view_metrics()
         if not group_by_title:
-            aggs.append(pl.col("title").max_by("time").alias("title"))  # the latest view's
-        stats = pv.group_by(keys).agg(aggs)
-    stats = stats.join(b, on="path", how="left").with_columns(pl.col("bounces").fill_null(0))
+            stats = kernels.page_stats(pv).lazy()
+        else:
+            stats = pv.group_by(keys).agg(m.page_view_metrics())
+        stats = stats.join(page_bounces(rows, pv), on="path", how="left").with_columns(
+            pl.col("bounces").fill_null(0)
+        )
     queries = [stats, _unfiltered_totals(rows)]
     if f.include_avg_time_on_page:
         queries.append(_time_on_page(rows, keys))
@@ -96,6 +87,40 @@ def times_on_page(
         pv = pv.join(rows.page_keys(), on=KEYS, how="semi")
     pv = kernels.with_time_on_page(pv.collect()).lazy()
     return pv.filter(_page_filter_only(f, search) & (pl.col("time_on_page") > 0))
+
+
+def page_bounces(rows: Rows, pv: pl.LazyFrame) -> pl.LazyFrame:
+    """`path`, `bounces`: per path, the sessions among its views `pv` (those that pass the
+    filter) whose final state in the window bounced (§5 page: "sessions containing the page
+    that bounced").
+
+    A bounced session whose final state has one page view viewed only its entry page, at its
+    start: it counts for its entry path when it started in the window. The others (reloads, a
+    start before the window, or a view moved to another page by an event or a keep-alive) are
+    looked up among the views. Over session rows, a state and the row that cancels it share
+    their time and columns, so each group below sums to the final state alone."""
+    start_ms = int(rows.start.timestamp() * 1000)
+    sess = rows.sessions([*KEYS, "entry_path", "page_views", "start", "is_bounce", "sign"])
+    sess = sess.filter(pl.col("is_bounce"))  # the others add 0
+    single = (pl.col("page_views") == 1) & (pl.col("start").dt.epoch("ms") >= start_ms)
+    by_entry = sess.filter(single).group_by(pl.col("entry_path").alias("path")).agg(m.bounces())
+    others = (
+        sess.filter(~single)
+        .group_by(KEYS)
+        .agg(pl.col("sign").cast(pl.Int64).sum())
+        .filter(pl.col("sign") > 0)
+        .select(KEYS)
+    )
+    looked_up = (
+        pv.join(others, on=KEYS, how="semi")
+        .group_by("path")
+        .agg(m.session_key().n_unique().cast(pl.Int64).alias("bounces"))
+    )
+    return (
+        pl.concat([by_entry.select("path", "bounces"), looked_up])
+        .group_by("path")
+        .agg(pl.col("bounces").sum())
+    )
 
 
 def _time_on_page(rows: Rows, keys: list[str]) -> pl.LazyFrame:

@@ -86,7 +86,7 @@ def visitor(data_dir: Path, f: Filter) -> list[dict[str, Any]]:
         all_by_bucket = {i: r["visitors"] for i, r in rolled.items()}
     else:
         idx = bucket_index(starts, f.tz)
-        q = metrics_by(rows, [idx], ["time"])
+        q = metrics_by(rows, [idx], ["time"], windows=True)
         unfiltered = rows.unfiltered().sessions(["visitor_id", "sign", "time"])
         u = unfiltered.group_by(idx).agg(m.visitors().alias("all_visitors"))
         queries = [q, u]

@@ -1,10 +1,12 @@
 """Per-path page statistics from the page rollups (trail.storage.page_rollups), when they apply.
 
 /statistics/page without a filter over whole UTC days: views and sessions add up over the
-days' rollups (minus the sessions carried across each midnight inside the window), visitors
-are counted exactly over the union of each path's per-day visitor lists (a Rust kernel), and
-the title is the latest one (the greatest of the titles sharing the latest time). Same numbers as reading the rows (tests/stats/test_stats_rollups.py
-compares them), without decoding 10M rows. Otherwise None, and the caller reads rows.
+days' rollups (minus the sessions carried across each midnight inside the window), bounces add
+up (plus the bounces carried across each midnight inside the window), visitors are counted
+exactly over the union of each path's per-day visitor lists (a Rust kernel), and the title is
+the latest one (the greatest of the titles sharing the latest time). Same numbers as reading
+the rows (tests/stats/test_stats_rollups.py compares them), without decoding 10M rows.
+Otherwise None, and the caller reads rows.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from trail.storage import page_rollups, rollups
 
 
 def page_stats(rows: Rows) -> pl.DataFrame | None:
-    """`path`, `visitors`, `sessions`, `views`, `title` per path of the window, or None."""
+    """`path`, `visitors`, `sessions`, `views`, `bounces`, `title` per path of the window, or
+    None."""
     f = rows.f
     if not f.is_unfiltered or f.visitor_id is not None or f.session_id is not None:
         return None
@@ -35,6 +38,10 @@ def page_stats(rows: Rows) -> pl.DataFrame | None:
     ids_of = {d.day: d for d in sessions}
     part_of = {d.day: str(d.entry.get("part")) for d in pages}
     first = days[0]
+    if any(d.day != first and d.day not in part_of for d in sessions):
+        # a day with sessions but no page views: its sessions that bounced after viewing a
+        # page the day before are in no page rollup (rare: keep-alives past midnight)
+        return None
     for d in pages:
         ids = ids_of.get(d.day)
         if ids is None or d.entry.get("ids_file") != Path(ids.file).name:
@@ -48,11 +55,17 @@ def page_stats(rows: Rows) -> pl.DataFrame | None:
     per_path = pl.scan_parquet(files, include_file_paths="src").with_columns(
         day=pl.col("src").replace_strict(day_of, return_dtype=pl.UInt32)
     )
-    # Sessions carried into the window's first day from before it are counted there once.
-    carried = pl.when(pl.col("day") == 0).then(0).otherwise(pl.col("carried"))
-    if pages[0].day != first:  # the first day had no page views: nothing carried from it
-        carried = pl.col("carried")
-    per_path = per_path.with_columns(carried=carried.cast(pl.UInt32))
+
+    # Sessions carried into the window's first day from before it are counted there once, and
+    # the bounces of sessions that viewed a page only the day before the window are not its.
+    def after_first(column: str) -> pl.Expr:
+        if pages[0].day != first:  # the first day had no page views: nothing carried from it
+            return pl.col(column)
+        return pl.when(pl.col("day") == 0).then(0).otherwise(pl.col(column)).cast(pl.UInt32)
+
+    per_path = per_path.with_columns(
+        carried=after_first("carried"), bounces_carried=after_first("bounces_carried")
+    )
     visitor_files = [str(Path(d.file).parent / d.entry["visitors_file"]) for d in pages]
     try:
         df, deltas = pl.collect_all([per_path, pl.scan_parquet(visitor_files)])
@@ -86,16 +99,22 @@ def page_stats(rows: Rows) -> pl.DataFrame | None:
                 pl.col("sessions").cast(pl.Int64).sum() - pl.col("carried").cast(pl.Int64).sum()
             ).alias("sessions"),
             pl.col("views").cast(pl.Int64).sum().alias("views"),
+            (
+                pl.col("bounces").cast(pl.Int64).sum()
+                + pl.col("bounces_carried").cast(pl.Int64).sum()
+            ).alias("bounces"),
             pl.col("title").last(),
         )
+        # a path with only the bounces of sessions that viewed it the day before the window
+        .filter(pl.col("views") > 0)
     )
     counts = pl.Series("visitors", visitors, dtype=pl.Int64)
     return summed.with_columns(visitors=counts.gather(summed["group"])).select(
-        "path", "visitors", "sessions", "views", "title"
+        "path", "visitors", "sessions", "views", "bounces", "title"
     )
 
 
 def _empty() -> pl.DataFrame:
     schema = {"path": pl.String, "visitors": pl.Int64, "sessions": pl.Int64,
-              "views": pl.Int64, "title": pl.String}  # fmt: skip
+              "views": pl.Int64, "bounces": pl.Int64, "title": pl.String}  # fmt: skip
     return pl.DataFrame(schema=schema)

@@ -66,24 +66,6 @@ def bucket_totals(rows: Rows, starts: list[date], tz: ZoneInfo) -> dict[int, dic
     return out
 
 
-def entry_bounces(rows: Rows) -> pl.LazyFrame | None:
-    """`path`, `bounces`: bounced sessions by entry path over the window, or None."""
-    f = rows.f
-    if not f.is_unfiltered or f.visitor_id is not None or f.session_id is not None:
-        return None
-    days = rollups.days_for(rows.data_dir, "sessions", f.site_id, rows.start, rows.end)
-    if days is None:
-        return None
-    sums: dict[str, int] = {}
-    for d in days:
-        for path, n in d.bounces_by_entry.items():
-            sums[path] = sums.get(path, 0) + n
-    return pl.LazyFrame(
-        {"path": list(sums), "bounces": list(sums.values())},
-        schema={"path": pl.String, "bounces": pl.Int64},
-    )
-
-
 def totals_frame(rows: Rows, columns: list[str]) -> pl.LazyFrame | None:
     """One row with `columns` of session_totals, or None (see there)."""
     t = session_totals(rows)

@@ -102,12 +102,13 @@ class Rows:
         rows = rows.group_by(KEYS).agg(pl.col("sign").cast(pl.Int64).sum())
         return rows.filter(pl.col("sign") > 0).select(KEYS)
 
-    def bounced_keys(self) -> pl.LazyFrame:
-        """Sessions whose live state in the window bounced (no filter: callers join; a cancel
-        row copies its state, bounce included)."""
+    def bounced_keys(self, columns: tuple[str, ...] = ()) -> pl.LazyFrame:
+        """Sessions whose live state in the window bounced, with `columns` of that state (no
+        filter: callers join; a cancel row copies its state, bounce included)."""
         rows = scan(self.data_dir, "sessions", self.f.site_id, self.start, self.end,
-                    [*KEYS, "sign", "is_bounce", "version"])  # fmt: skip
-        return live_states(rows.filter(pl.col("is_bounce") & (pl.col("sign") != 0))).select(KEYS)
+                    [*KEYS, "sign", "is_bounce", "version", *columns])  # fmt: skip
+        live = live_states(rows.filter(pl.col("is_bounce") & (pl.col("sign") != 0)))
+        return live.select(*KEYS, *columns)
 
     def _session_conditions(self, lf: pl.LazyFrame, *, events: bool) -> pl.LazyFrame:
         """`lf` (rows with KEYS) limited to sessions passing entry/exit and event conditions."""
@@ -189,22 +190,35 @@ def core(rows: Rows) -> pl.LazyFrame:
 
 
 def metrics_by(
-    rows: Rows, keys: list[pl.Expr], columns: list[str], *, views: bool = False
+    rows: Rows,
+    keys: list[pl.Expr],
+    columns: list[str],
+    *,
+    views: bool = False,
+    windows: bool = False,
 ) -> pl.LazyFrame:
     """visitors, views, sessions, bounces grouped by `keys` (expressions over `columns`).
 
     Read like `core`; with `views` always from page views (the time-of-day groupings: a page
-    view's time, not its session's)."""
+    view's time, not its session's). With `windows`, `keys` are time buckets (over `time`) that
+    each count as a window of their own (the visitor report's days, weeks...): read from page
+    views, a session's bounce counts among the views of the bucket that holds its live state,
+    as if each bucket were asked alone."""
     from trail.stats import kernels
     from trail.stats import metrics as m
 
     names = [k.meta.output_name() for k in keys]
     if rows.f.page_level or views:
+        # with `windows`, the bucket of each bounced session's live state
+        live = rows.bounced_keys(("time",) if windows else ())
         pv, bounced_keys = pl.collect_all([
             rows.page_views([*m.PAGE_VIEW_COLUMNS, *columns]).select(*keys, *KEYS),
-            rows.bounced_keys().select(m.session_key()),
+            live.select(*keys, *KEYS) if windows else live.select(m.session_key()),
         ])  # fmt: skip
-        bounced = pv.filter(m.session_key().is_in(bounced_keys["session_key"].implode()))
+        if windows:  # the views of a bounced session in the bucket of its live state
+            bounced = pv.join(bounced_keys, on=[*names, *KEYS], how="semi")
+        else:
+            bounced = pv.filter(m.session_key().is_in(bounced_keys["session_key"].implode()))
         # the sessions among a group's views that bounced: their distinct sessions
         bounces = kernels.view_counts(bounced, names).select(
             *names, pl.col("sessions").alias("bounces")

@@ -13,6 +13,12 @@ also writes `rollup-<n>.parquet` next to `part-<n>.parquet`, one row per path:
 - `title`, `title_ms`: the title of the day's latest view of the path and its time (of views
   sharing that time, the greatest title, as when the rows are read: trail.stats.kernels), so
   the window's title is the greatest (title_ms, title);
+- `bounces`: how many of those sessions bounced with their final state on that day (the
+  day's session rows of a session sum is_bounce * sign to 1: a state and the row that cancels it
+  share their time), and `bounces_carried`: how many sessions that bounced with their final
+  state on that day viewed the path the day before but not on the day. A page's bounces over a
+  window of days are the sessions among its views in the window whose final state in the window
+  bounced: the sum of `bounces` plus the `bounces_carried` of every day but the first;
 - `visitors`: how many distinct visitors viewed the path that day. The visitors themselves are
   in `rollup-<n>-visitors.parquet`, one flat column for all paths in the order of the first
   file: ascending positions in the day's sessions rollup id list (trail.storage.rollups),
@@ -45,7 +51,8 @@ from trail.storage.daydir import MANIFEST, Manifest, visible_files
 log = logging.getLogger("trail.rollups")
 
 # 3: the title of views sharing the latest time is the greatest, not the later row's.
-VERSION = 3
+# 4: bounces and bounces_carried.
+VERSION = 4
 # The columns `build` reads.
 COLUMNS = ["time", "visitor_id", "session_id", "path", "title"]
 UNSETTLED = "unsettled"
@@ -54,6 +61,8 @@ SCHEMA = {
     "views": pl.UInt32,
     "sessions": pl.UInt32,
     "carried": pl.UInt32,
+    "bounces": pl.UInt32,
+    "bounces_carried": pl.UInt32,
     "title": pl.String,
     "title_ms": pl.Int64,
     "visitors": pl.UInt32,
@@ -128,11 +137,13 @@ def build(df: pl.DataFrame, day_dir: Path, day: date, part: str) -> dict[str, An
         log.warning("page rollup not written for %s: %s", day_dir, entry["unusable"])
         return entry
     pv = pv.with_columns(position=pl.Series(positions, dtype=pl.UInt32))
-    table = _per_path(pv, _previous_pairs(day_dir, day, entry["prev_part"]))
+    previous = _previous_pairs(day_dir, day, entry["prev_part"])
+    table = _per_path(pv, previous, _bounced(day_dir, day))
     name = layout.rollup_name(part, "page_views")
     visitors_name = name.replace(".parquet", "-visitors.parquet")
     _write(table.drop("deltas"), day_dir / name)
-    _write(table.select(pl.col("deltas").explode()), day_dir / visitors_name)
+    # (a path without views that day has no deltas: explode gives it a null, dropped)
+    _write(table.select(pl.col("deltas").explode()).drop_nulls(), day_dir / visitors_name)
     entry["file"], entry["visitors_file"] = name, visitors_name
     return entry
 
@@ -145,9 +156,16 @@ def _write(df: pl.DataFrame, path: Path) -> None:
     tmp.replace(path)
 
 
-def _per_path(pv: pl.DataFrame, previous: pl.DataFrame) -> pl.DataFrame:
+def _per_path(pv: pl.DataFrame, previous: pl.DataFrame, bounced: pl.DataFrame) -> pl.DataFrame:
     pairs = pv.select(*_KEYS, "path").unique()
     carried = pairs.join(previous, on=[*_KEYS, "path"], how="semi").group_by("path").len("carried")
+    bounces = pairs.join(bounced, on=_KEYS, how="semi").group_by("path").len("bounces")
+    bounces_carried = (
+        previous.join(bounced, on=_KEYS, how="semi")
+        .join(pairs, on=[*_KEYS, "path"], how="anti")
+        .group_by("path")
+        .len("bounces_carried")
+    )
     # The latest view; on a tie the greatest title, as the kernel reading rows decides.
     ordered = pv.sort(["path", "ms", "title"], maintain_order=True)
     latest = ordered.group_by("path", maintain_order=True).last()
@@ -162,12 +180,44 @@ def _per_path(pv: pl.DataFrame, previous: pl.DataFrame) -> pl.DataFrame:
         .agg(pl.len().alias("views"))
         .join(pairs.group_by("path").len("sessions"), on="path")
         .join(carried, on="path", how="left")
-        .join(latest.select("path", "title", pl.col("ms").alias("title_ms")), on="path")
-        .join(deltas.group_by("path").agg(pl.col("delta").alias("deltas")), on="path")
-        .with_columns(pl.col("carried").fill_null(0), visitors=pl.col("deltas").list.len())
+        .join(bounces, on="path", how="left")
+        # a path viewed only the day before still gets a row: its views and sessions are 0
+        .join(bounces_carried, on="path", how="full", coalesce=True)
+        .join(latest.select("path", "title", pl.col("ms").alias("title_ms")), on="path", how="left")
+        .join(deltas.group_by("path").agg(pl.col("delta").alias("deltas")), on="path", how="left")
+        .with_columns(
+            pl.col("views", "sessions", "carried", "bounces", "bounces_carried").fill_null(0),
+            pl.col("deltas").fill_null(pl.lit([], dtype=pl.List(pl.UInt32))),
+        )
+        .with_columns(visitors=pl.col("deltas").list.len())
         .sort("path")
         .select(*[pl.col(c).cast(t) for c, t in SCHEMA.items()], "deltas")
     )
+
+
+def _bounced(day_dir: Path, day: date) -> pl.DataFrame:
+    """(visitor_id, session_id) of the sessions whose final state lies on `day` and bounced:
+    their session rows of the day sum is_bounce * sign to 1 (a state and the row that cancels
+    it share their time, so only the final state is left)."""
+    sessions_dir = _sessions_dir(day_dir)
+    arrow, parquet = visible_files(os.listdir(sessions_dir), Manifest.read(sessions_dir))
+    frames = [pl.scan_parquet(sessions_dir / n) for n in parquet]
+    frames += [pl.scan_ipc(sessions_dir / n) for n in arrow]
+    empty = pl.DataFrame(schema={"visitor_id": pl.UInt64, "session_id": pl.UInt32})
+    if not frames:
+        return empty
+    start, end = layout.day_span_ms(day)
+    t = pl.col("time").cast(pl.Int64)
+    cols = ["time", *_KEYS, "sign", "is_bounce"]
+    rows = pl.concat([f.select(cols) for f in frames]).filter((t >= start) & (t < end))
+    bounced = (
+        rows.filter(pl.col("is_bounce"))
+        .group_by(_KEYS)
+        .agg(pl.col("sign").cast(pl.Int64).sum().alias("n"))
+        .filter(pl.col("n") > 0)
+        .select(pl.col(c).cast(t) for c, t in empty.schema.items())
+    )
+    return bounced.collect()
 
 
 def _previous_pairs(day_dir: Path, day: date, prev_part: str) -> pl.DataFrame:

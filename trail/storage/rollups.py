@@ -5,8 +5,7 @@ decoding `visitor_id` and counting distinct values. Compaction already holds the
 closed day in memory, so it also writes, for the `sessions` table:
 
 - into the manifest (`compacted.json`, key "rollup"): the day's sums over live states
-  (sessions, views, bounces, duration), the number of distinct visitors, and the bounces per
-  entry path (`bounces_by_entry`, non-zero sums only; what /statistics/page adds per path);
+  (sessions, views, bounces, duration) and the number of distinct visitors;
 - `rollup-<n>.u64`: the sorted distinct `visitor_id` of the day's rows with sign >= 0 as raw little-endian
   u64 (no header: reading is one `numpy.fromfile`; ~1 id per visitor and day, ~2.7 B per page
   view at the benchmark's 1.2 sessions per visitor and day).
@@ -67,7 +66,7 @@ def build(df: pl.DataFrame, day_dir: Path, day: date, part: str) -> dict[str, An
     t = pl.col("time").cast(pl.Int64)
     rows = df.lazy().filter((t >= start) & (t < end))
     sign = pl.col("sign").cast(pl.Int64)
-    sums, ids, by_entry = pl.collect_all(
+    sums, ids = pl.collect_all(
         [
             rows.select(
                 sessions=sign.sum(),
@@ -76,11 +75,6 @@ def build(df: pl.DataFrame, day_dir: Path, day: date, part: str) -> dict[str, An
                 duration=(pl.col("duration_seconds").cast(pl.Int64) * sign).sum(),
             ),
             rows.filter(pl.col("sign") >= 0).select(pl.col("visitor_id").unique().sort()),
-            # A null entry path never matches a page in the report's join: left out.
-            rows.filter(pl.col("is_bounce") & pl.col("entry_path").is_not_null())
-            .group_by("entry_path")
-            .agg((pl.col("is_bounce").cast(pl.Int64) * sign).sum().alias("bounces"))
-            .filter(pl.col("bounces") != 0),
         ]
     )
     name = layout.rollup_name(part)
@@ -93,7 +87,6 @@ def build(df: pl.DataFrame, day_dir: Path, day: date, part: str) -> dict[str, An
     entry: dict[str, Any] = {"version": VERSION, "part": part, "file": name}
     entry.update({k: int(v or 0) for k, v in sums.row(0, named=True).items()})
     entry["visitors"] = ids.height
-    entry["bounces_by_entry"] = dict(by_entry.iter_rows())
     return entry
 
 
@@ -102,7 +95,6 @@ class DayRollup:
     day: date
     file: str  # the rollup file: the visitor ids for sessions, a parquet for page views
     sums: dict[str, int]
-    bounces_by_entry: dict[str, int]
     entry: dict[str, Any]  # the manifest's rollup entry as written
 
     def visitor_ids(self) -> np.ndarray:
@@ -177,8 +169,7 @@ def day_rollup(day_dir: Path, day: date, version: int = VERSION) -> DayRollup | 
         ):
             sums = {k: int(v) for k, v in r.items() if isinstance(v, int)}
             sums["tombstones_at"] = manifest.tombstones_at
-            by_entry = {str(k): int(v) for k, v in (r.get("bounces_by_entry") or {}).items()}
-            result = DayRollup(day, f"{key}/{r['file']}", sums, by_entry, r)
+            result = DayRollup(day, f"{key}/{r['file']}", sums, r)
     if time.time_ns() - mtime > _SETTLED_NS:
         if len(_cache) > 50_000:
             _cache.clear()

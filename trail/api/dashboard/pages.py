@@ -4,16 +4,25 @@ dashboard (`/sites/<domain id>`), its settings (`/sites/<domain id>/settings`), 
 dashboards (`/share/<domain id>` for a public site, `/share/<domain id>/<access link code>`) and
 their assets.
 
-The files live in trail/static/dashboard/ (vendored libraries in its vendor/) and are read once
-per worker. A page names its assets by their path there, as `{{auth.js}}` or
-`{{vendor/uPlot.min.css}}`, served as `/assets/auth.<hash of the content>.js` and cached for a
-year; pages are never cached. Pages and assets are compressed once per worker (gzip, and brotli
+The files live in trail/static/dashboard/ (vendored libraries in its vendor/, the parts pages share
+in its partials/) and are read once per worker. A page takes in a partial with `{{> head.html}}`
+(the file partials/head.html, itself free to include others) and names its assets by their path,
+as `{{auth.js}}` or `{{vendor/uPlot.min.css}}`, served as `/assets/auth.<hash of the content>.js`
+and cached for a year; a name that matches no file stops the worker at start. Pages are never
+cached. Pages and assets are compressed once per worker (gzip, and brotli
 when the `brotli` package is installed) and sent compressed when `Accept-Encoding` allows. The
 Content-Security-Policy lets a page load and call nothing but trail itself.
+
+A shared dashboard shows the domain's theme (its base theme's settings under the domain's own):
+the colours as CSS custom properties that share.js sets, and the logos and favicon through
+`/share-theme/<domain id>/<file>`, which serves only files trail stores itself (uploaded theme
+files, `data:` images); a URL of another host is never fetched, by trail or by the browser.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
 import gzip
 import hashlib
@@ -23,13 +32,18 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, quote
 
 from robyn import Response
 
+from trail.api.http import query_params, query_value
+from trail.api.pirsch.theme import FILES as THEME_FILES
+from trail.api.pirsch.theme import MAX_FILE_BYTES, SIGNATURES
 from trail.api.routing import Routes
 from trail.api.session_cookie import clear_cookie, cookie_token, live_session
 from trail.context import Context
 from trail.errors import not_found
+from trail.storage.documents import records
 from trail.storage.meta import MEMBER_ROLES, Site
 
 try:  # optional: gzip alone when it is missing
@@ -40,9 +54,13 @@ except ImportError:  # pragma: no cover - depends on the environment
 routes = Routes()
 
 STATIC = Path(__file__).resolve().parents[2] / "static" / "dashboard"
+PARTIALS = STATIC / "partials"
+INCLUDE = re.compile(r"\{\{>\s*([\w.-]+)\s*\}\}")
+MARKER = re.compile(r"\{\{.*?\}\}")
 ASSET_TYPES = {
     ".css": "text/css; charset=utf-8",
     ".js": "text/javascript; charset=utf-8",
+    ".json": "application/json",
     ".svg": "image/svg+xml",
 }
 CSP = (
@@ -57,12 +75,13 @@ PAGE_HEADERS = {
     "referrer-policy": "no-referrer",
 }
 ASSET_CACHE = "public, max-age=31536000, immutable"
-# A shared dashboard's header: no account, no sign-out, no link to other sites.
-SHARED_HEADER = (
-    '<header class="bar"><span class="brand">trail</span>'
-    '<span class="who">Shared dashboard (read-only)</span></header>'
-)
 HEADER = re.compile(r'<header class="bar">.*?</header>', re.DOTALL)
+ICON = re.compile(r'<link rel="icon"[^>]*>')
+# A domain theme's colours (`<name>` for the light scheme, `<name>_dark` for the dark one) and the
+# custom properties of dashboard.css they set; hex colours only, anything else is left out.
+THEME_COLOURS = {"accent": "--accent", "background": "--bg", "card": "--card", "text": "--fg"}
+HEX_COLOUR = re.compile(r"^#(?:[0-9a-fA-F]{3,4}|[0-9a-fA-F]{6}|[0-9a-fA-F]{8})$")
+THEME_FILE_URL = "/api/v1/theme/file?"
 
 # An encoding -> the content in it ("identity" always present).
 Encoded = dict[str, bytes]
@@ -115,6 +134,31 @@ class Bundle:
     urls: dict[str, str]  # "auth.js" -> "/assets/auth.<hash>.js"
 
 
+def expand(text: str, where: str, depth: int = 0) -> str:
+    """`text` with each `{{> name}}` replaced by partials/<name> (expanded in turn)."""
+
+    def partial(found: re.Match[str]) -> str:
+        path = PARTIALS / found.group(1)
+        if depth >= 4 or not path.is_file():
+            raise ValueError(
+                f"{where}: no partial {found.group(1)!r} (or includes nested too deep)"
+            )
+        return expand(path.read_text().rstrip("\n"), found.group(1), depth + 1)
+
+    return INCLUDE.sub(partial, text)
+
+
+def render(text: str, where: str, urls: dict[str, str]) -> str:
+    """A page's text: partials taken in, asset names turned into their URLs."""
+    text = expand(text, where)
+    for file, url in urls.items():
+        text = text.replace("{{" + file + "}}", url)
+    left = MARKER.search(text)
+    if left:
+        raise ValueError(f"{where}: {left.group(0)} names no asset or partial")
+    return text
+
+
 @functools.cache
 def bundle() -> Bundle:
     assets: dict[str, tuple[Encoded, str]] = {}
@@ -127,10 +171,7 @@ def bundle() -> Bundle:
             urls[path.relative_to(STATIC).as_posix()] = "/assets/" + name
     pages = {}
     for path in sorted(STATIC.glob("*.html")):
-        text = path.read_text()
-        for file, url in urls.items():
-            text = text.replace("{{" + file + "}}", url)
-        pages[path.stem] = text.encode()
+        pages[path.stem] = render(path.read_text(), path.name, urls).encode()
     return Bundle(pages, {k: encode(v) for k, v in pages.items()}, assets, urls)
 
 
@@ -216,11 +257,103 @@ def settings_page(ctx: Context, request: Any) -> Response:
     return page(request, "settings")
 
 
-def shared_page(request: Any, site: Site, access: str) -> Response:
+# -- shared dashboards -------------------------------------------------------------------------
+
+
+def theme_settings(ctx: Context, site: Site) -> dict[str, Any]:
+    """The settings a site's dashboards show: its base theme's, under its own (an empty value of
+    its own leaves the base theme's)."""
+    base: dict[str, Any] = {}
+    if site.theme_id:
+        base = (records(ctx.meta, "themes").get(site.theme_id) or {}).get("settings") or {}
+    own = {k: v for k, v in site.theme_settings.items() if v not in ("", None)}
+    return {**base, **own}
+
+
+def theme_file(ctx: Context, site: Site, settings: dict[str, Any], name: str) -> bytes | None:
+    """The image a theme setting (`logo_light`, `logo_dark`, `favicon`) holds, if trail has it:
+    a file uploaded for the site or for its base theme, or a `data:` URL. Anything else (a URL
+    of another host) is None: trail never fetches it and the page never links it."""
+    value = settings.get(name)
+    content: bytes | None = None
+    if not isinstance(value, str):
+        return None
+    if value.startswith("data:"):
+        head, _, payload = value.partition(",")
+        if head.endswith(";base64") and len(payload) <= MAX_FILE_BYTES * 4 // 3 + 4:
+            try:
+                content = base64.b64decode(payload, validate=True)
+            except (binascii.Error, ValueError):
+                return None
+    elif value.startswith(THEME_FILE_URL):
+        query = parse_qs(value[len(THEME_FILE_URL) :])
+        file = (query.get("file") or [""])[0]
+        owner = None
+        if query.get("domain_id") == [site.id]:
+            owner = f"domain-{site.id}"
+        elif site.theme_id and query.get("theme_id") == [site.theme_id]:
+            owner = site.theme_id
+        path = Path(ctx.data_dir) / "themes" / str(owner) / file
+        if owner and file in THEME_FILES and path.is_file():
+            content = path.read_bytes()
+    if not content or len(content) > MAX_FILE_BYTES:
+        return None
+    return content if any(content.startswith(sig) for sig in SIGNATURES) else None
+
+
+def shared_theme(ctx: Context, site: Site, access: str) -> dict[str, Any]:
+    """What share.js applies: custom properties per colour scheme and the logos' URLs."""
+    settings = theme_settings(ctx, site)
+    out: dict[str, Any] = {"light": {}, "dark": {}}
+    for scheme, suffix in (("light", ""), ("dark", "_dark")):
+        for name, prop in THEME_COLOURS.items():
+            value = settings.get(name + suffix)
+            if isinstance(value, str) and HEX_COLOUR.match(value.strip()):
+                out[scheme][prop] = value.strip()
+        if "--accent" in out[scheme]:
+            out[scheme]["--on-accent"] = readable_on(out[scheme]["--accent"])
+    query = "?access=" + quote(access, safe="") if access else ""
+    for name in THEME_FILES:
+        if theme_file(ctx, site, settings, name) is not None:
+            out[name] = f"/share-theme/{quote(site.id, safe='')}/{name}{query}"
+    return out
+
+
+def readable_on(colour: str) -> str:
+    """Black or white, whichever reads better on `colour` (WCAG contrast)."""
+    digits = colour.lstrip("#")
+    if len(digits) in (3, 4):
+        digits = "".join(c * 2 for c in digits)
+
+    def linear(c: int) -> float:
+        v = c / 255
+        return v / 12.92 if v <= 0.03928 else ((v + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (linear(int(digits[i : i + 2], 16)) for i in (0, 2, 4))
+    luminance = 0.2126 * r + 0.7152 * g + 0.0722 * b
+    return "#000" if (luminance + 0.05) / 0.05 >= 1.05 / (luminance + 0.05) else "#fff"
+
+
+def shared_header(site: Site, theme: dict[str, Any]) -> str:
+    """A shared dashboard's header: no account, no sign-out, no link to other sites; the
+    theme's logo instead of trail's name."""
+    logo = theme.get("logo_light") or theme.get("logo_dark")
+    brand = "trail"
+    if logo:
+        name = html.escape(site.display_name or site.hostname)
+        brand = f'<img id="share-logo" class="logo" src="{html.escape(logo)}" alt="{name}">'
+    return (
+        f'<header class="bar"><span class="brand">{brand}</span>'
+        '<span class="who">Shared dashboard (read-only)</span></header>'
+    )
+
+
+def shared_page(ctx: Context, request: Any, site: Site, access: str) -> Response:
     """The site dashboard page, read-only for `site` alone: the header shows no account and links
-    nowhere, <meta name="trail-share"> holds the site (anonymous callers cannot list domains)
-    and the access code, and share.js, loaded after app.js, makes the page's API calls the
-    anonymous reads the statistics API accepts for a public site or an access link."""
+    nowhere, <meta name="trail-share"> holds the site (anonymous callers cannot list domains),
+    the access code and the theme, and share.js, loaded after app.js, makes the page's API calls
+    the anonymous reads the statistics API accepts for a public site or an access link."""
+    theme = shared_theme(ctx, site, access)
     shared = {
         "site": {
             "id": site.id,
@@ -231,15 +364,30 @@ def shared_page(request: Any, site: Site, access: str) -> Response:
             "user_role": "Viewer",
         },
         "access": access,
+        "theme": theme,
     }
     urls = bundle().urls
     app = f'<script defer src="{urls["app.js"]}"></script>'
     text = bundle().pages["site"].decode()
-    text = HEADER.sub(SHARED_HEADER, text, count=1)
+    text = HEADER.sub(lambda _: shared_header(site, theme), text, count=1)
     text = text.replace(app, f'{app}\n<script defer src="{urls["share.js"]}"></script>', 1)
+    if theme.get("favicon"):
+        icon = f'<link rel="icon" href="{html.escape(theme["favicon"])}">'
+        text = ICON.sub(lambda _: icon, text, count=1)
     meta = f'<meta name="trail-share" content="{html.escape(json.dumps(shared))}">'
-    text = text.replace("</head>", meta + "\n</head>", 1)
+    css = f'<link rel="stylesheet" href="{urls["share.css"]}">'
+    text = text.replace("</head>", f"{css}\n{meta}\n</head>", 1)
     return _html(request, encode(text.encode(), 6), None)
+
+
+def shared_site(ctx: Context, domain_id: str, access: str) -> Site | None:
+    """The site `domain_id` when it may be read without signing in: public, or `access` is a
+    live access link of it."""
+    if access:
+        site = ctx.meta.site_for_link(access)
+        return site if site is not None and site.id == domain_id else None
+    site = ctx.meta.get_site(domain_id)
+    return site if site is not None and site.public else None
 
 
 NOT_SHARED = ("Dashboard not found", "This dashboard is not shared, or the link has expired.")
@@ -248,10 +396,10 @@ NOT_SHARED = ("Dashboard not found", "This dashboard is not shared, or the link 
 @routes.get("/share/:domain_id")
 def public_dashboard(ctx: Context, request: Any) -> Response:
     """A public site's dashboard, for anyone; 404 for every other site."""
-    site = ctx.meta.get_site(str(request.path_params.get("domain_id", "")))
-    if site is None or not site.public:
+    site = shared_site(ctx, str(request.path_params.get("domain_id", "")), "")
+    if site is None:
         return notice(request, 404, *NOT_SHARED)
-    return shared_page(request, site, "")
+    return shared_page(ctx, request, site, "")
 
 
 @routes.get("/share/:domain_id/:code")
@@ -259,10 +407,32 @@ def access_link_dashboard(ctx: Context, request: Any) -> Response:
     """The dashboard an access link opens, until its `valid_until`; 404 for another site's,
     an unknown or an expired link."""
     code = str(request.path_params.get("code", ""))
-    site = ctx.meta.site_for_link(code) if code else None
-    if site is None or site.id != request.path_params.get("domain_id"):
+    site = shared_site(ctx, str(request.path_params.get("domain_id", "")), code) if code else None
+    if site is None:
         return notice(request, 404, *NOT_SHARED)
-    return shared_page(request, site, code)
+    return shared_page(ctx, request, site, code)
+
+
+@routes.get("/share-theme/:domain_id/:file")
+def shared_theme_file(ctx: Context, request: Any) -> Response:
+    """A shared dashboard's logo or favicon (`logo_light`, `logo_dark`, `favicon`), for whoever
+    may read the dashboard (`?access=<code>` for an access link); 404 otherwise."""
+    access = query_value(query_params(request), "access")
+    site = shared_site(ctx, str(request.path_params.get("domain_id", "")), access)
+    name = str(request.path_params.get("file", ""))
+    content = None
+    if site is not None and name in THEME_FILES:
+        content = theme_file(ctx, site, theme_settings(ctx, site), name)
+    if content is None:
+        raise not_found("theme file")
+    kind = next(m for sig, m in SIGNATURES.items() if content.startswith(sig))
+    headers = {
+        "content-type": kind,
+        "cache-control": "no-store",
+        "content-security-policy": "default-src 'none'",
+        "x-content-type-options": "nosniff",
+    }
+    return Response(200, headers, content)
 
 
 @routes.get("/assets/:name")

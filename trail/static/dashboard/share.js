@@ -1,9 +1,11 @@
 // A shared dashboard (/share/<domain id> of a public site, /share/<domain id>/<access code>):
-// the server serves the site dashboard page with the site (and the link's code) in
-// <meta name="trail-share"> and this script between app.js and the dashboard's scripts. Nobody
+// the server serves the site dashboard page with the site, the link's code and the domain's theme
+// in <meta name="trail-share"> and this script between app.js and the dashboard's scripts. Nobody
 // signs in: the domain comes from the page, every statistics read carries the access code (the
 // API's `access` parameter), and anything else (writes, saved views, other sites) is refused
-// here without a request, so the page stays read-only and shows one site.
+// here without a request, so the page stays read-only and shows one site. The theme's colours
+// become the page's custom properties for the scheme shown (light or dark, as app.js picks it),
+// and the logo follows the scheme when the theme has one for each.
 "use strict";
 (function () {
   const shared = JSON.parse(document.querySelector('meta[name="trail-share"]').content);
@@ -28,8 +30,28 @@
     return answer.data;
   }
   Object.assign(t, { call, get, start: async () => ({ shared: true }), shared });
+
+  // -- the domain's theme ------------------------------------------------------------------------
+  const theme = shared.theme || { light: {}, dark: {} };
+  const root = document.documentElement;
+  const system = matchMedia("(prefers-color-scheme: dark)");
+  const dark = () => root.dataset.theme === "dark" || (root.dataset.theme !== "light" && system.matches);
+  function applyTheme() {
+    const shown = dark() ? theme.dark : theme.light;
+    for (const prop of new Set([...Object.keys(theme.light), ...Object.keys(theme.dark)])) {
+      if (shown[prop]) root.style.setProperty(prop, shown[prop]);
+      else root.style.removeProperty(prop);
+    }
+    const logo = document.getElementById("share-logo");
+    const src = dark() ? theme.logo_dark || theme.logo_light : theme.logo_light || theme.logo_dark;
+    if (logo && src && logo.getAttribute("src") !== src) logo.src = src;
+  }
+  applyTheme();
+  // app.js announces every change of scheme (the toggle, the system's) before the chart redraws.
+  document.addEventListener("trail:theme", applyTheme);
+
   // No way to the site's settings from a shared dashboard.
-  const removeSettings = () => document.getElementById("settings-link")?.remove();
-  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", removeSettings);
-  else removeSettings();
+  const ready = () => { document.getElementById("settings-link")?.remove(); applyTheme(); };
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", ready);
+  else ready();
 })();

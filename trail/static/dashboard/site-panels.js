@@ -1,7 +1,8 @@
-// The site dashboard's panels: breakdowns with tabs (pages, sources, locations, devices,
-// languages, events), hours x weekdays, goals, funnels, tags and the sessions list with one
-// session's journey in a dialog. Each panel is a loader registered with window.trail.dash: it
-// reads its report and shows its rows, "no data" or its own error with a retry button.
+// The site dashboard's panels: breakdowns with tabs (pages, sources, locations with the world
+// map of site-map.js, devices, languages, events with their metadata), hours x weekdays, goals,
+// funnels, tags and the sessions list, 20 at a time, with one session's journey in a dialog.
+// Each panel is a loader registered with window.trail.dash: it reads its report and shows its
+// rows, "no data" or its own error with a retry button.
 "use strict";
 (function () {
   const { get, el, format } = window.trail;
@@ -35,7 +36,7 @@
         tab(p, "UTM " + p, "utm/" + p, "utm_" + p, "utm_" + p)),
     ] },
     { id: "locations", title: "Locations", tabs: [
-      tab("countries", "Countries", "country", "country_code", "country", { text: (v) => v ? country(v) : "Unknown" }),
+      tab("countries", "Countries", "country", "country_code", "country", { text: (v) => v ? country(v) : "Unknown", map: true }),
       tab("regions", "Regions", "region", "region", "region"),
       tab("cities", "Cities", "city", "city", "city"),
     ] },
@@ -113,9 +114,12 @@
     document.querySelectorAll(`#tabs-${panel.id} button`).forEach((b) =>
       b.setAttribute("aria-pressed", String(b.dataset.tab === t.id)));
     return settle(panel.id, gen, async () => {
-      const answer = await get(dash.url(t.report, p, s, t.report === "platform" ? {} : { limit: "10" }));
+      // The map shows every country, the list the first 10.
+      const limit = t.map ? "300" : "10";
+      const answer = await get(dash.url(t.report, p, s, t.report === "platform" ? {} : { limit }));
       if (gen !== dash.generation) return;
-      const rows = t.report === "platform" ? platformRows(answer) : answer;
+      const all = t.report === "platform" ? platformRows(answer) : answer;
+      const rows = all.slice(0, 10);
       const active = s.filters.some(([k]) => k === t.filter);
       const key = (r) => String(r[t.key] ?? "");
       const view = barRows(rows, {
@@ -124,8 +128,68 @@
         more: (r, click) => (t.unit || "visitors") + (click ? ". Filter by it" : ""),
       });
       view.querySelectorAll?.(".row").forEach((row, i) => row.setAttribute("data-key", key(rows[i])));
-      slot("panel-" + panel.id).replaceChildren(view);
+      const map = t.map && window.trail.worldMap
+        ? await window.trail.worldMap(all, (code) => !active && (() => dash.addFilter(t.filter, code))) : null;
+      if (t.report === "events") await eventMeta(view, rows, s, p, gen);
+      if (gen !== dash.generation) return;
+      slot("panel-" + panel.id).replaceChildren(...(map ? [map, view] : [view]));
     });
+  }
+
+  // -- event metadata --------------------------------------------------------------------------
+  // An event with metadata has a "Metadata" button that shows its keys and each key's values
+  // (/statistics/event/meta); a value filters the dashboard by the event and meta_<key>=value.
+  // Which events are open outlasts a render (a filter, another range).
+
+  const openEvents = new Set();
+
+  async function eventMeta(view, rows, s, p, gen) {
+    const items = view.querySelectorAll?.(":scope > li") || [];
+    const opened = [];
+    rows.forEach((r, i) => {
+      if (!(r.meta_keys || []).length) return;
+      const li = items[i];
+      const box = el("div", { className: "event-meta", id: "event-meta-" + i, hidden: true });
+      const toggle = el("button", { type: "button", className: "quiet meta-toggle", "aria-expanded": "false",
+        "aria-controls": box.id, "data-event": r.name }, "Metadata", el("span", { className: "sr-only" }, " of " + r.name));
+      const show = async (open) => {
+        toggle.setAttribute("aria-expanded", String(open));
+        box.hidden = !open;
+        if (open) openEvents.add(r.name); else openEvents.delete(r.name);
+        if (open) await fillMeta(box, r, s, p, gen);
+      };
+      toggle.addEventListener("click", () => show(box.hidden).catch(() => {}));
+      view.classList.add("with-meta");
+      li.append(toggle, box);
+      if (openEvents.has(r.name)) opened.push(show(true));
+    });
+    await Promise.all(opened);
+  }
+
+  async function fillMeta(box, r, s, p, gen) {
+    box.setAttribute("aria-busy", "true");
+    try {
+      const lists = await Promise.all(r.meta_keys.map((k) =>
+        get(dash.url("event/meta", p, s, { event: r.name, event_meta_key: k, limit: "10" }))));
+      if (gen !== dash.generation) return;
+      box.replaceChildren(...r.meta_keys.flatMap((k, i) => {
+        const key = "meta_" + k;
+        const active = s.filters.some(([f]) => f === key);
+        const values = barRows(lists[i], {
+          value: (m) => m.count, text: (m) => unknown(m.meta_value),
+          action: (m) => m.meta_value && !active && (() => dash.navigate({
+            filters: [...s.filters.filter(([f]) => f !== "event" && f !== key), ["event", r.name], [key, m.meta_value]] })),
+          more: (m, click) => "times" + (click ? ". Filter by it" : ""),
+        });
+        values.querySelectorAll?.(".row").forEach((row, j) => row.setAttribute("data-meta", `${k}=${lists[i][j].meta_value}`));
+        return [el("h3", {}, k), values];
+      }));
+    } catch (e) {
+      if (gen !== dash.generation) return;
+      box.replaceChildren(el("p", { className: "error" }, "Could not load the metadata: " + e.message));
+    } finally {
+      box.removeAttribute("aria-busy");
+    }
   }
 
   async function loadWeekdays(s, p, gen) {
@@ -236,26 +300,61 @@
   const time = (iso) => times.format(new Date(iso));
   let opener = null;
 
+  const SESSIONS_PAGE = 20;
+
+  /** The sessions of `offset` on (a page of them, and whether more follow: one more is asked). */
+  async function sessionPage(s, p, offset) {
+    const rows = await get(dash.url("session/list", p, s, { offset: String(offset), limit: String(SESSIONS_PAGE + 1) }));
+    return [rows.slice(0, SESSIONS_PAGE), rows.length > SESSIONS_PAGE];
+  }
+
+  function sessionItem(r, p) {
+    const where = [r.country_code ? country(r.country_code) : "", r.browser, r.os].filter(Boolean).join(" · ");
+    const pages = `${format.number(r.page_views)} ${r.page_views === 1 ? "page" : "pages"}`;
+    const path = r.entry_path === r.exit_path ? r.entry_path : `${r.entry_path} → ${r.exit_path}`;
+    return el("li", {}, el("button", {
+      type: "button", className: "session", "data-session": `${r.visitor_id}:${r.session_id}`,
+      "aria-haspopup": "dialog",
+      onclick: (e) => openJourney(r, p, e.currentTarget),
+    }, el("span", { className: "when" }, time(r.start)), el("span", { className: "name" }, path),
+    el("span", { className: "meta" }, [pages, format.duration(r.duration_seconds), direct(r.referrer_name), where].join(" · "))));
+  }
+
   function loadSessions(s, p, gen) {
     times = new Intl.DateTimeFormat(undefined, { dateStyle: "short", timeStyle: "short", timeZone: dash.site.timezone });
     return settle("sessions", gen, async () => {
-      const rows = await get(dash.url("session/list", p, s, { limit: "20" }));
+      const [rows, more] = await sessionPage(s, p, 0);
       if (gen !== dash.generation) return;
       if (!rows.length) {
         slot("panel-sessions").replaceChildren(el("p", { className: "empty" }, "No sessions in this period."));
         return;
       }
-      slot("panel-sessions").replaceChildren(el("ol", { className: "sessions" }, rows.map((r) => {
-        const where = [r.country_code ? country(r.country_code) : "", r.browser, r.os].filter(Boolean).join(" · ");
-        const pages = `${format.number(r.page_views)} ${r.page_views === 1 ? "page" : "pages"}`;
-        const path = r.entry_path === r.exit_path ? r.entry_path : `${r.entry_path} → ${r.exit_path}`;
-        return el("li", {}, el("button", {
-          type: "button", className: "session", "data-session": `${r.visitor_id}:${r.session_id}`,
-          "aria-haspopup": "dialog",
-          onclick: (e) => openJourney(r, p, e.currentTarget),
-        }, el("span", { className: "when" }, time(r.start)), el("span", { className: "name" }, path),
-        el("span", { className: "meta" }, [pages, format.duration(r.duration_seconds), direct(r.referrer_name), where].join(" · "))));
-      })));
+      // "More sessions" adds the next 20 (offset and limit of session/list) and moves the focus
+      // to the first of them.
+      const list = el("ol", { className: "sessions" }, rows.map((r) => sessionItem(r, p)));
+      const status = el("p", { className: "hint", role: "status" });
+      const button = el("button", { type: "button", id: "more-sessions", className: "quiet", hidden: !more }, "More sessions");
+      const count = () => { status.textContent = `${format.number(list.children.length)} sessions shown`; };
+      button.addEventListener("click", async () => {
+        button.disabled = true;
+        list.setAttribute("aria-busy", "true");
+        try {
+          const [next, further] = await sessionPage(s, p, list.children.length);
+          if (gen !== dash.generation) return;
+          const items = next.map((r) => sessionItem(r, p));
+          list.append(...items);
+          button.hidden = !further;
+          count();
+          items[0]?.querySelector("button").focus();
+        } catch (e) {
+          status.textContent = "Could not load more sessions: " + e.message;
+        } finally {
+          button.disabled = false;
+          list.removeAttribute("aria-busy");
+        }
+      });
+      count();
+      slot("panel-sessions").replaceChildren(list, el("div", { className: "more" }, button, status));
     });
   }
 

@@ -1,5 +1,5 @@
 // A site's dashboard: the state in the URL, the controls, filter chips, live visitors, top stats
-// and the main chart. The panels (site-panels.js) and the export and saved views (site-views.js)
+// and the main chart (with the comparison window as a dashed line). The panels (site-panels.js) and the export and saved views (site-views.js)
 // register loaders with window.trail.dash; render() runs them all in parallel, each showing its own
 // data or error. When everything has settled the page sets performance.mark("ready") and
 // <body data-loaded="n">.
@@ -174,6 +174,11 @@
     document.addEventListener("trail:theme", () => chartArgs && drawChart(...chartArgs));
   }
 
+  const dates = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeZone: "UTC" });
+  /** Days "YYYY-MM-DD" a to b, as the browser's locale writes a date range. */
+  const span = (a, b) => a === b ? dates.format(new Date(a + "T00:00:00Z"))
+    : dates.formatRange(new Date(a + "T00:00:00Z"), new Date(b + "T00:00:00Z"));
+
   function showControls(s, p) {
     slot("range").value = s.range;
     slot("compare").value = s.compare;
@@ -182,9 +187,6 @@
     slot("custom").hidden = s.range !== "custom";
     slot("from").value = p.from;
     slot("to").value = p.to;
-    const dates = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeZone: "UTC" });
-    const span = (a, b) => a === b ? dates.format(new Date(a + "T00:00:00Z"))
-      : dates.formatRange(new Date(a + "T00:00:00Z"), new Date(b + "T00:00:00Z"));
     slot("period").textContent = `${span(p.from, p.to)} (${dash.site.timezone}), compared with ${span(p.prevFrom, p.prevTo)}`;
     showChips(s);
   }
@@ -362,10 +364,12 @@
       change === null ? "–" : (change > 0 ? "+" : "") + format.percent(change))));
     }));
     box.removeAttribute("aria-busy");
+    // A one-day range is charted by hour, and so is the day it is compared with.
     const single = p.from === p.to;
-    const hours = single ? await get(url("hours", p, s)) : null;
+    const [hours, prevHours] = single
+      ? await Promise.all([get(url("hours", p, s)), get(url("hours", prev, s))]) : [null, null];
     if (gen !== dash.generation) return;
-    chartArgs = [s, p, series, durations, hours];
+    chartArgs = [s, p, { series, durations, hours }, { series: prevSeries, durations: prevDurations, hours: prevHours }];
     drawChart(...chartArgs);
   }
 
@@ -379,21 +383,34 @@
     return r[metric] ?? 0;
   }
 
-  function drawChart(s, p, series, durations, hours) {
-    const [, label, fmt] = [...METRICS, CR].find(([m]) => m === s.metric);
-    const scale = hours ? "hour" : s.scale;
-    let xs, ys;
+  /** The metric's points of one window: its buckets (or hours) as x, the values as y. */
+  function points(metric, scale, { series, durations, hours }) {
     if (hours) {
-      xs = hours.map((h) => h.hour);
-      ys = hours.map((h) => s.metric === "duration" ? null : ratio(h, s.metric));
-    } else {
-      const byBucket = new Map(durations.map((d) => [bucket(d, scale), d.average_time_spent_seconds]));
-      xs = series.map((r) => Date.parse(bucket(r, scale)) / 1000);
-      ys = series.map((r) => s.metric === "duration" ? byBucket.get(bucket(r, scale)) ?? 0 : ratio(r, s.metric));
+      return [hours.map((h) => h.hour), hours.map((h) => metric === "duration" ? null : ratio(h, metric))];
     }
+    const byBucket = new Map(durations.map((d) => [bucket(d, scale), d.average_time_spent_seconds]));
+    return [series.map((r) => Date.parse(bucket(r, scale)) / 1000),
+      series.map((r) => metric === "duration" ? byBucket.get(bucket(r, scale)) ?? 0 : ratio(r, metric))];
+  }
+
+  /** The chart of the current window, and the comparison window's values as a dashed line
+   * aligned by position (its first bucket under the current window's first). */
+  function drawChart(s, p, current, previous) {
+    const [, label, fmt] = [...METRICS, CR].find(([m]) => m === s.metric);
+    const hours = !!current.hours;
+    const scale = hours ? "hour" : s.scale;
+    const [xs, ys] = points(s.metric, scale, current);
+    const before = points(s.metric, scale, previous)[1];
+    const cmp = xs.map((_, i) => before[i] ?? null);
+    const compared = s.compare === "year" ? "Previous year" : "Previous period";
     const box = slot("chart");
     box.setAttribute("aria-label", `${label} by ${scale}`);
     box.dataset.points = String(xs.length);
+    slot("chart-legend").replaceChildren(
+      el("li", { className: "current" }, el("span", { className: "swatch", "aria-hidden": "true" }),
+        `${label}, ${span(p.from, p.to)}`, el("span", { className: "sr-only" }, " (solid line)")),
+      el("li", { className: "compared" }, el("span", { className: "swatch", "aria-hidden": "true" }),
+        `${compared}, ${span(p.prevFrom, p.prevTo)}`, el("span", { className: "sr-only" }, " (dashed line)")));
     slot("chart-title").textContent = label;
     if (chart) chart.destroy();
     const css = getComputedStyle(document.documentElement);
@@ -406,8 +423,10 @@
       scales: { x: { time: !hours }, y: { range: (u, lo, hi) => [0, Math.max(hi, 1) * 1.1] } },
       axes: [{ ...axis, values: hours ? (u, v) => v.map((h) => h + ":00") : undefined },
         { ...axis, size: 60, values: (u, v) => v.map(fmt) }],
-      series: [{}, { label, stroke: accent, width: 2, fill: accent + "22", points: { show: xs.length < 60 } }],
-    }, [xs, ys], box);
+      series: [{}, { label, stroke: accent, width: 2, fill: accent + "22", points: { show: xs.length < 60 } },
+        { label: compared, stroke: fg + "99", width: 1.5, dash: [6, 4], points: { show: false } }],
+    }, [xs, ys, cmp], box);
+    dash.chart = chart; // its data is what the browser tests compare with the API
   }
 
   // -- rendering -------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 // The sites page: every domain the user can see (GET /api/v1/domain) with visitors today and a
-// 30-day sparkline, and a form that adds a site and shows how to send it hits.
+// 30-day sparkline, and a form that adds a site and shows how to send it hits (snippet.js).
 "use strict";
 (function () {
   const { call, get, start, el, sparkline, today, addDays, format } = window.trail;
@@ -79,22 +79,7 @@
   }
 
   function showSnippet(site) {
-    const origin = location.origin;
-    slot("snippet-host").textContent = site.hostname;
-    slot("snippet-tracker").textContent =
-      `<script defer data-id="${site.id}" src="${origin}/js/tracker.js"></script>`;
-    slot("snippet-sdk").textContent = [
-      `import { Pirsch } from "pirsch-sdk";`,
-      ``,
-      `const client = new Pirsch({`,
-      `  baseUrl: "${origin}",`,
-      `  hostname: "${site.hostname}",`,
-      `  clientId: "<client id>",`,
-      `  clientSecret: "<client secret>",`,
-      `});`,
-      `// for each page request your server answers:`,
-      `await client.hit(client.hitFromRequest(request));`,
-    ].join("\n");
+    window.trail.snippets.render(slot("snippet-body"), site, "snippet", 4);
     slot("snippet-open").href = "/sites/" + encodeURIComponent(site.id);
     slot("snippet").hidden = false;
     waitForFirstHit(site);

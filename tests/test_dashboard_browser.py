@@ -121,6 +121,9 @@ def test_dashboard_numbers_filters_and_url(
     top = browser.find_element(By.CSS_SELECTOR, "#panel-sources .row")
     assert top.get_attribute("data-key") == referrers[0]["referrer_name"] == "Google"
     assert top.find_element(By.CSS_SELECTOR, ".num").text == str(referrers[0]["visitors"]) == "4"
+    # No DB-IP database here (and no GeoIP at all): no credit under the locations panel.
+    assert browser.find_elements(By.CSS_SELECTOR, "#panel-locations .rows, #panel-locations .empty")
+    assert not browser.find_elements(By.CSS_SELECTOR, "#panel-locations .attribution")
     screenshots(browser, tmp_path / "screenshots", "dashboard")
     loads = browser.execute_script(
         "return performance.getEntriesByType('resource').map(e => e.name)"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import re
+import shutil
 import urllib.parse
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -28,6 +29,7 @@ from tests.test_dashboard_browser import UA, api, loaded, screenshots, stat
 from tests.test_signin import LINK_LINE, printed
 from tests.test_signin_browser import at, fill
 from tests.test_stats_e2e import wait_for
+from trail import geoip
 
 ROOT = Path(__file__).resolve().parents[1]
 MMDB = ROOT / "rust_core" / "tests" / "data" / "geo-test.mmdb"
@@ -75,7 +77,11 @@ def hit(ip: str, when: datetime, path: str = "/") -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrailServer]:
     data = tmp_path_factory.mktemp("dashboard-more") / "data"
-    env = {"TRAIL_SEAL_INTERVAL_MS": "200", "TRAIL_GEOIP_DB": str(MMDB)}
+    # The test database where `trail geoip update` puts DB-IP's: used without `geoip_db`, and
+    # credited under the locations panel.
+    geoip.db_path(data).parent.mkdir(parents=True)
+    shutil.copy(MMDB, geoip.db_path(data))
+    env = {"TRAIL_SEAL_INTERVAL_MS": "200"}
     s = TrailServer(data, workers=1, env=env).start()
     try:
         yield s
@@ -151,6 +157,11 @@ def test_world_map(
     unpainted = browser.find_elements(By.CSS_SELECTOR, "#panel-locations .world path:not(.on)")
     assert len(unpainted) > 150  # every other country of the atlas, without visitors
     assert "26 visitors" in browser.find_element(By.CSS_SELECTOR, ".map-scale").text
+    # DB-IP's database is credited, with its licence.
+    credit = browser.find_element(By.CSS_SELECTOR, "#panel-locations .attribution")
+    assert credit.text == "IP geolocation by DB-IP (CC BY 4.0)"
+    links = [a.get_attribute("href") for a in credit.find_elements(By.TAG_NAME, "a")]
+    assert links == ["https://db-ip.com/", "https://creativecommons.org/licenses/by/4.0/"]
     # The list beside the map is the API's first 10 rows.
     rows = browser.find_elements(By.CSS_SELECTOR, "#panel-locations .row")
     assert [r.get_attribute("data-key") for r in rows] == [r["country_code"] for r in countries]

@@ -12,6 +12,10 @@ import orjson
 
 from trail import __version__
 from trail.config import LOG_LEVELS, ConfigError, load
+from trail.data_commands import add_commands as add_data_commands
+from trail.data_commands import run as run_data_command
+from trail.geoip import add_commands as add_geoip_commands
+from trail.geoip import run_command as run_geoip_command
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--link", action="store_true", help="print a one-time set-password link instead"
     )
     password.add_argument("--json", action="store_true", help="print the outcome as JSON")
+    add_geoip_commands(commands)
+    add_data_commands(commands)
     return parser
 
 
@@ -208,6 +214,10 @@ def main(argv: list[str] | None = None) -> None:
     try:
         if args.command == "serve":
             code = cmd_serve(args)
+        elif args.command == "geoip":
+            code = run_geoip_command(args)
+        elif args.command in ("export", "import"):
+            code = run_data_command(args) or 0
         elif args.admin_command == "set-password":
             code = cmd_set_password(args)
         else:

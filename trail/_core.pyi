@@ -15,6 +15,7 @@ __all__ = [
     "coarse_channel",
     "distinct_u64",
     "group_stats",
+    "mmdb_check",
     "recover_wal",
     "session_metrics",
     "time_on_page_by_bucket",
@@ -63,6 +64,9 @@ class Engine:
         headers: list[tuple[str, str]],
         now: int | None = None,
     ) -> dict[str, Any]: ...
+    def reload_geoip(self, path: str) -> None:
+        """Swap in the GeoIP database at `path`; hits in flight finish on the old one.
+        Raises ConfigError (the old database stays) when it is not a readable MaxMind DB."""
     def rules_version(self, site_id: str) -> int | None: ...
     def set_rules(
         self, site_id: str, version: int, hostnames: list[str], filters: list[tuple[str, str]]
@@ -89,6 +93,9 @@ class SessionState:
 
 def recover_wal(data_dir: str | PathLike[str], worker_id: int) -> None: ...
 def client_ip(peer: str, headers: list[tuple[str, str]], trusted_proxies: list[str]) -> str: ...
+def mmdb_check(path: str, probes: list[str]) -> dict[str, Any]:
+    """Open, verify and probe a MaxMind DB: {"database_type", "build_epoch", "ip_version",
+    "node_count", "locations": [(country_code, region, city) per probe]}; ConfigError if bad."""
 
 # Statistics kernels (rust_core/src/kernels.rs); trail.core sets them to None on older builds.
 def distinct_u64(values: Any) -> int: ...

@@ -53,6 +53,9 @@ class Config:
     seal_interval_ms: int = 1000
     seal_rows: int = 50_000
     geoip_db: str | None = None
+    # Monthly refresh of the DB-IP database `trail geoip update` put in <data_dir>/geoip (the
+    # maintenance process, trail/geoip.py). None = on when that file exists and geoip_db is unset.
+    geoip_auto_update: bool | None = None
     trusted_proxies: tuple[str, ...] = ()
     # IPs and CIDR ranges whose hits are dropped on every site (reason "ip_blocked").
     blocked_ips: tuple[str, ...] = ()
@@ -113,6 +116,7 @@ _TYPES: dict[str, type] = {
     "seal_interval_ms": int,
     "seal_rows": int,
     "geoip_db": str,
+    "geoip_auto_update": bool,
     "trusted_proxies": list,
     "blocked_ips": list,
     "polars_threads": int,

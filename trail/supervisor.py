@@ -222,4 +222,8 @@ def serve(config: Config) -> int:
             f"{report['link_expires_at']}): {report['password_link']}",
             flush=True,
         )
+    from trail.geoip import startup_note
+
+    if note := startup_note(config):
+        say(note)
     return Supervisor(config).run()

@@ -135,21 +135,26 @@ def main(argv: list[str] | None = None) -> None:
     ]
     from robyn.argument_parser import Config as RobynConfig
 
+    from trail.api.dashboard import pages
     from trail.app import build_app
     from trail.context import Context
+    from trail.geoip import Reloader
     from trail.services.ingest import open_engine
     from trail.storage.meta import MetaStore
 
     data_dir = Path(config.data_dir)
     meta = MetaStore.open(data_dir / "meta")
     # A stop signal before the engine is open kills the worker: its WAL replays on the next start.
+    geoip = Reloader(config)  # before the engine opens geoip_db: a change after it is seen
     engine = open_engine(config, data_dir, args.id)
+    geoip.start(engine)  # the downloaded database (without geoip_db), and any newer file later
     ctx = Context(config=config, meta=meta, engine=engine, data_dir=data_dir, worker_id=args.id)
     stop = Stopper(ctx)
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     quiet_framework_logs(config.log_level)
     app = build_app(ctx, RobynConfig())
+    pages.prepare()
     _signal_ready_on_start(app, args.ready_fd, args.id)
     log.info("worker %d serving on %s:%d", args.id, config.host, config.port)
     app.start(host=config.host, port=config.port, _check_port=False)

@@ -1,11 +1,13 @@
 //! GeoIP from a MaxMind-format .mmdb (optional).
 //!
-//! Users supply the database (GeoLite2-City, DB-IP City Lite, ...); without one every lookup
-//! is an empty Location. A lookup never fails: a broken record is treated as "no match",
-//! because a missing country is better than a dropped hit.
+//! Users supply the database (GeoLite2-City, DB-IP City Lite, ...) or let `trail geoip update`
+//! download DB-IP's; without one every lookup is an empty Location. A lookup never fails: a
+//! broken record is treated as "no match", because a missing country is better than a dropped hit.
+//! `reload` swaps in a new database while lookups go on (they finish on the old one).
 
 use crate::errors::{CoreError, Result};
 use maxminddb::Reader;
+use parking_lot::RwLock;
 use serde::Deserialize;
 use std::net::IpAddr;
 
@@ -18,7 +20,17 @@ pub struct Location {
 }
 
 pub struct Geo {
-    reader: Option<Reader<Vec<u8>>>,
+    reader: RwLock<Option<Reader<Vec<u8>>>>,
+}
+
+/// What `check` found in a database file: its metadata and the locations of the probes.
+#[derive(Clone, Debug)]
+pub struct DbInfo {
+    pub database_type: String,
+    pub build_epoch: u64,
+    pub ip_version: u16,
+    pub node_count: u32,
+    pub locations: Vec<Location>,
 }
 
 // Only the fields trail stores; decoding these instead of the full City record skips every
@@ -65,43 +77,80 @@ impl Geo {
     pub fn open(path: Option<&str>) -> Result<Geo> {
         let reader = match path {
             None => None,
-            Some(p) => Some(
-                Reader::open_readfile(p)
-                    .map_err(|e| CoreError::Config(format!("GeoIP database {p}: {e}")))?,
-            ),
+            Some(p) => Some(read(p)?),
         };
-        Ok(Geo { reader })
+        Ok(Geo {
+            reader: RwLock::new(reader),
+        })
     }
 
     /// A Geo without a database.
     pub fn disabled() -> Geo {
-        Geo { reader: None }
+        Geo {
+            reader: RwLock::new(None),
+        }
     }
 
     pub fn is_enabled(&self) -> bool {
-        self.reader.is_some()
+        self.reader.read().is_some()
+    }
+
+    /// Replace the database with the one at `path`. The file is read before the swap, so
+    /// lookups go on meanwhile; on error the current database stays.
+    pub fn reload(&self, path: &str) -> Result<()> {
+        let new = read(path)?;
+        let old = self.reader.write().replace(new);
+        drop(old); // freed after the lock is released
+        Ok(())
     }
 
     pub fn lookup(&self, ip: IpAddr) -> Location {
-        let Some(reader) = &self.reader else {
+        let guard = self.reader.read();
+        let Some(reader) = guard.as_ref() else {
             return Location::default();
         };
-        // IPv6 in an IPv4-only database, or a corrupt record: no location, never an error.
-        let Ok(result) = reader.lookup(ip) else {
-            return Location::default();
-        };
-        let Ok(Some(rec)) = result.decode::<Record>() else {
-            return Location::default();
-        };
-        Location {
-            country_code: rec
-                .country
-                .and_then(|c| c.iso_code)
-                .unwrap_or_default()
-                .to_ascii_lowercase(),
-            region: english(rec.subdivisions.as_ref().and_then(|s| s.first())),
-            city: english(rec.city.as_ref()),
-        }
+        lookup_in(reader, ip)
+    }
+}
+
+fn read(path: &str) -> Result<Reader<Vec<u8>>> {
+    Reader::open_readfile(path)
+        .map_err(|e| CoreError::Config(format!("GeoIP database {path}: {e}")))
+}
+
+/// Open the database at `path`, verify its whole structure (search tree, data section) and look
+/// up `probes`: the check of a downloaded file before it replaces the one in use.
+pub fn check(path: &str, probes: &[IpAddr]) -> Result<DbInfo> {
+    let reader = read(path)?;
+    reader
+        .verify()
+        .map_err(|e| CoreError::Config(format!("GeoIP database {path}: {e}")))?;
+    let m = reader.metadata();
+    Ok(DbInfo {
+        database_type: m.database_type.clone(),
+        build_epoch: m.build_epoch,
+        ip_version: m.ip_version,
+        node_count: m.node_count,
+        locations: probes.iter().map(|ip| lookup_in(&reader, *ip)).collect(),
+    })
+}
+
+fn lookup_in(reader: &Reader<Vec<u8>>, ip: IpAddr) -> Location {
+    // IPv6 in an IPv4-only database, or a corrupt record: no location, never an error.
+    let Ok(result) = reader.lookup(ip) else {
+        return Location::default();
+    };
+    let Ok(Some(rec)) = result.decode::<Record>() else {
+        return Location::default();
+    };
+    Location {
+        country_code: rec
+            .country
+            .and_then(|c| c.iso_code)
+            .unwrap_or_default()
+            .to_ascii_lowercase(),
+        region: english(rec.subdivisions.as_ref().and_then(|s| s.first())),
+        city: english(rec.city.as_ref()),
     }
 }
 
@@ -137,6 +186,69 @@ mod tests {
             let ip: IpAddr = ip.parse().expect("test ip");
             assert_eq!(geo.lookup(ip), want, "{ip}");
         }
+    }
+
+    #[test]
+    fn reload_swaps_the_database_and_keeps_it_on_error() {
+        let geo = Geo::disabled();
+        let london: IpAddr = "81.2.69.142".parse().expect("ip");
+        assert_eq!(geo.lookup(london), Location::default());
+        geo.reload(FIXTURE).expect("fixture reloads");
+        assert!(geo.is_enabled());
+        assert_eq!(geo.lookup(london), loc("gb", "England", "London"));
+        assert!(matches!(
+            geo.reload("/nonexistent/x.mmdb"),
+            Err(CoreError::Config(_))
+        ));
+        assert_eq!(geo.lookup(london), loc("gb", "England", "London"));
+    }
+
+    #[test]
+    fn lookups_go_on_during_reloads() {
+        let geo = Geo::open(Some(FIXTURE)).expect("fixture opens");
+        let london: IpAddr = "81.2.69.142".parse().expect("ip");
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                for _ in 0..50 {
+                    geo.reload(FIXTURE).expect("reload");
+                }
+            });
+            for _ in 0..2000 {
+                assert_eq!(geo.lookup(london).country_code, "gb");
+            }
+        });
+    }
+
+    #[test]
+    fn check_verifies_and_probes() {
+        let probes: Vec<IpAddr> = ["81.2.69.142", "8.8.8.8"]
+            .iter()
+            .map(|ip| ip.parse().expect("ip"))
+            .collect();
+        let info = check(FIXTURE, &probes).expect("fixture checks");
+        assert_eq!(info.database_type, "GeoLite2-City");
+        assert_eq!(info.ip_version, 6);
+        assert!(info.node_count > 0 && info.build_epoch > 0);
+        assert_eq!(
+            info.locations,
+            vec![loc("gb", "England", "London"), Location::default()]
+        );
+        // A cut-off file (the metadata is at the end) and garbage are refused.
+        let bytes = std::fs::read(FIXTURE).expect("read fixture");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cut = dir.path().join("cut.mmdb");
+        std::fs::write(&cut, &bytes[..bytes.len() / 2]).expect("write");
+        let cut = cut.to_str().expect("utf8");
+        assert!(matches!(check(cut, &probes), Err(CoreError::Config(_))));
+        // A damaged search tree behind intact metadata is caught by the verification.
+        let mut damaged = bytes.clone();
+        for b in damaged.iter_mut().take(64) {
+            *b = 0xff;
+        }
+        let bad = dir.path().join("bad.mmdb");
+        std::fs::write(&bad, &damaged).expect("write");
+        let bad = bad.to_str().expect("utf8");
+        assert!(matches!(check(bad, &probes), Err(CoreError::Config(_))));
     }
 
     #[test]

@@ -287,6 +287,12 @@ impl Engine {
         Ok(())
     }
 
+    /// Swap in the GeoIP database at `path` while hits go on (they finish on the old one).
+    /// Raises ConfigError when the file is not a readable MaxMind DB; the old one then stays.
+    fn reload_geoip(&self, py: Python<'_>, path: &str) -> PyResult<()> {
+        Ok(py.detach(|| self.inner.geo.reload(path))?)
+    }
+
     /// The version of a site's rules this worker holds, or None if never set.
     fn rules_version(&self, site_id: &str) -> Option<u64> {
         self.inner.rules_version(site_id)
@@ -394,6 +400,37 @@ fn client_ip(
 #[pyfunction]
 fn coarse_channel(channel: &str) -> &'static str {
     crate::channel::coarse_channel(channel)
+}
+
+/// Open, fully verify and probe the MaxMind DB at `path` (see geo::check): a dict with
+/// database_type, build_epoch, ip_version, node_count and `locations`, one
+/// (country_code, region, city) per probe. Raises ConfigError naming the problem.
+#[pyfunction]
+fn mmdb_check<'py>(
+    py: Python<'py>,
+    path: &str,
+    probes: Vec<String>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let ips = probes
+        .iter()
+        .map(|p| {
+            p.parse::<IpAddr>()
+                .map_err(|_| PyValueError::new_err(format!("bad IP address {p:?}")))
+        })
+        .collect::<PyResult<Vec<IpAddr>>>()?;
+    let info = py.detach(|| crate::geo::check(path, &ips))?;
+    let d = PyDict::new(py);
+    d.set_item("database_type", info.database_type)?;
+    d.set_item("build_epoch", info.build_epoch)?;
+    d.set_item("ip_version", info.ip_version)?;
+    d.set_item("node_count", info.node_count)?;
+    let locations: Vec<(String, String, String)> = info
+        .locations
+        .into_iter()
+        .map(|l| (l.country_code, l.region, l.city))
+        .collect();
+    d.set_item("locations", locations)?;
+    Ok(d)
 }
 
 /// Replay the WAL a worker id left behind into segments, e.g. after `--workers` was lowered.
@@ -582,6 +619,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<SessionState>()?;
     m.add_function(wrap_pyfunction!(recover_wal, m)?)?;
     m.add_function(wrap_pyfunction!(client_ip, m)?)?;
+    m.add_function(wrap_pyfunction!(mmdb_check, m)?)?;
     m.add_function(wrap_pyfunction!(distinct_u64, m)?)?;
     m.add_function(wrap_pyfunction!(group_stats, m)?)?;
     m.add_function(wrap_pyfunction!(times_on_page, m)?)?;

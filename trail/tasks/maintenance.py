@@ -55,7 +55,16 @@ def compact_segments(state: Any) -> None:
     compaction.maintenance_task(state)
 
 
+def refresh_geoip(state: Any) -> None:
+    """The monthly DB-IP download when geoip_auto_update is on, in a thread of its own (a slow
+    download holds up no other task); failures are logged there and retried a day later."""
+    from trail import geoip
+
+    geoip.refresh_in_background(state.config)
+
+
 def default_tasks() -> list[Task]:
+    from trail.geoip import REFRESH_INTERVAL
     from trail.tasks import notifications
     from trail.tasks.compaction import DEFAULT_INTERVAL
 
@@ -64,6 +73,7 @@ def default_tasks() -> list[Task]:
         Task("sweep_deleted_sites", DELETED_SITES_INTERVAL, sweep_deleted_sites),
         Task("compaction", DEFAULT_INTERVAL, compact_segments),
         Task("recover_retired_wals", 3600.0, recover_retired_wals),
+        Task("refresh_geoip", REFRESH_INTERVAL, refresh_geoip),
         # Not at start: a restart must not cut sessions that a batch import is still writing.
         Task("sweep_sessions", 300.0, sweep_sessions, next_at=time.monotonic() + 300.0),
         *notifications.tasks(Task),

@@ -29,6 +29,7 @@ import hashlib
 import html
 import json
 import re
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -159,8 +160,24 @@ def render(text: str, where: str, urls: dict[str, str]) -> str:
     return text
 
 
-@functools.cache
+_bundle_lock = threading.Lock()
+
+
 def bundle() -> Bundle:
+    """The pages and assets, built once per process (brotli at quality 11: about a second of
+    CPU, so workers build it in the background as they start, see `prepare`)."""
+    with _bundle_lock:
+        return _build_bundle()
+
+
+def prepare() -> None:
+    """Build the bundle on a background thread, so the first page request does not wait for
+    the compression of every asset."""
+    threading.Thread(target=bundle, name="dashboard-assets", daemon=True).start()
+
+
+@functools.cache
+def _build_bundle() -> Bundle:
     assets: dict[str, tuple[Encoded, str]] = {}
     urls: dict[str, str] = {}
     for path in sorted(STATIC.rglob("*")):
@@ -236,7 +253,26 @@ def site_page(ctx: Context, request: Any) -> Response:
     """A site's dashboard; the page asks the API for the domain (and shows its 404)."""
     if live_session(ctx, request) is None:
         return redirect("/signin", _stale_cookie(ctx, request))
+    if geoip_credit(ctx):
+        return _html(request, _credited_site_page(), None)
     return page(request, "site")
+
+
+GEOIP_META = '<meta name="trail-geoip" content="DB-IP">'
+
+
+def geoip_credit(ctx: Context) -> bool:
+    """Whether locations come from DB-IP's database (CC BY 4.0): the site dashboard then credits
+    it under the locations panel (site-panels.js reads <meta name="trail-geoip">)."""
+    from trail import geoip
+
+    return geoip.attribution(ctx.config) is not None
+
+
+@functools.cache
+def _credited_site_page() -> Encoded:
+    text = bundle().pages["site"].decode().replace("</head>", GEOIP_META + "\n</head>", 1)
+    return encode(text.encode())
 
 
 @routes.get("/sites/:domain_id/settings")
@@ -376,7 +412,8 @@ def shared_page(ctx: Context, request: Any, site: Site, access: str) -> Response
         text = ICON.sub(lambda _: icon, text, count=1)
     meta = f'<meta name="trail-share" content="{html.escape(json.dumps(shared))}">'
     css = f'<link rel="stylesheet" href="{urls["share.css"]}">'
-    text = text.replace("</head>", f"{css}\n{meta}\n</head>", 1)
+    credit = GEOIP_META + "\n" if geoip_credit(ctx) else ""
+    text = text.replace("</head>", f"{css}\n{meta}\n{credit}</head>", 1)
     return _html(request, encode(text.encode(), 6), None)
 
 

@@ -132,7 +132,12 @@
         ? await window.trail.worldMap(all, (code) => !active && (() => dash.addFilter(t.filter, code))) : null;
       if (t.report === "events") await eventMeta(view, rows, s, p, gen);
       if (gen !== dash.generation) return;
-      slot("panel-" + panel.id).replaceChildren(...(map ? [map, view] : [view]));
+      const credit = panel.id === "locations" && document.querySelector('meta[name="trail-geoip"]')
+        ? [el("p", { className: "hint attribution" }, "IP geolocation by ",
+          el("a", { href: "https://db-ip.com", rel: "noopener" }, "DB-IP"), " (",
+          el("a", { href: "https://creativecommons.org/licenses/by/4.0/", rel: "license noopener" }, "CC BY 4.0"), ")")]
+        : [];
+      slot("panel-" + panel.id).replaceChildren(...(map ? [map, view] : [view]), ...credit);
     });
   }
 

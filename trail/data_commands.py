@@ -1,0 +1,60 @@
+"""The arguments of `trail export` and `trail import trail` (docs/export.md), kept apart from the
+work (trail.export, trail.importers.trail_export) so that building the `trail` parser imports
+neither Polars nor the storage layer."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+FORMATS = ("parquet", "csv")  # trail.export.FORMATS
+
+
+def add_commands(commands: Any) -> None:
+    """`trail export ...` and `trail import trail ...` on the subcommands of `trail`."""
+    p = commands.add_parser(
+        "export",
+        help="export a site's raw rows (Parquet or CSV) with a manifest",
+        description="Write the page views, sessions and events of a site's local dates "
+        "FROM..TO into OUT, one file per table plus manifest.json (docs/export.md). "
+        "Works while the server runs.",
+    )
+    p.add_argument("--config", help="TOML config file (for data_dir)")
+    p.add_argument("--data-dir", dest="data_dir")
+    p.add_argument("--site", required=True, help="the site's id (or its hostname, if unique)")
+    p.add_argument("--from", dest="from_date", required=True, metavar="YYYY-MM-DD")
+    p.add_argument("--to", dest="to_date", required=True, metavar="YYYY-MM-DD")
+    p.add_argument("--format", choices=FORMATS, default="parquet")
+    p.add_argument("--out", required=True, help="directory to write (new or empty)")
+    p.add_argument("--force", action="store_true", help="write into a directory that is not empty")
+    p.add_argument("--json", action="store_true", help="print the manifest as JSON at the end")
+
+    kinds = commands.add_parser("import", help="import rows into a site").add_subparsers(
+        dest="import_kind", required=True
+    )
+    i = kinds.add_parser(
+        "trail",
+        help="import an export of trail (a directory or zip) into a site",
+        description="Import the rows of a `trail export` (or of GET /api/v1/export) into an "
+        "existing site, with their visitor and session ids, so every report answers as it did "
+        "in the source. Re-importing replaces the sessions it brings (docs/export.md). Works "
+        "while the server runs.",
+    )
+    i.add_argument("--config", help="TOML config file (for data_dir)")
+    i.add_argument("--data-dir", dest="data_dir")
+    i.add_argument("--site", required=True, help="the target site's id (or unique hostname)")
+    i.add_argument("--json", action="store_true", help="print the summary as JSON")
+    i.add_argument("source", help="the export directory or zip file")
+
+
+def run(args: argparse.Namespace) -> int | None:
+    """The exit code of `trail export` or `trail import ...`; None for any other command."""
+    if args.command == "export":
+        from trail.export import cmd_export
+
+        return cmd_export(args)
+    if args.command == "import":
+        from trail.importers.trail_export import cmd_import
+
+        return cmd_import(args)
+    return None

@@ -4,7 +4,8 @@
 
 A class is (endpoint, the kinds of filter in the query, the answer's field that differs); for
 each class the smallest example seen (fewest hits) is printed with its diff and its traffic.
-With --compacted every example is also compared after the server compacted its closed days
+Each new class is also printed to stderr when first seen, and an
+interrupted run (Ctrl-C) still prints its summary. With --compacted every example is also compared after the server compacted its closed days
 (tests.oracle.harness); a difference it shows there that the same query did not show on the
 fresh rows is tallied under the phase "compacted" (the same difference again is not counted
 twice). As in test_differential.py, one example in four also asks every endpoint without a filter
@@ -112,12 +113,17 @@ def main() -> None:
         for diff in tallied(diffs):
             fields = sorted({field_of(p) for p in diff.problems})
             cls = (diff.phase, diff.endpoint, filter_kinds(diff.params), ",".join(fields[:3]))
+            if cls not in classes:  # at once: a long run may be stopped before its summary
+                print(f"new class {cls}:\n{render([diff], max_lines=20)}\n"
+                      f"{describe(loaded.traffic)}", file=sys.stderr, flush=True)  # fmt: skip
             classes[cls].append((len(loaded.traffic.hits), diff, describe(loaded.traffic)))
 
     if args.seed:
         run = seed(args.seed)(run)
     try:
         run()
+    except KeyboardInterrupt:  # stopped: the summary of the examples run so far
+        print("interrupted", file=sys.stderr)
     finally:
         oracle.stop()
     median = statistics.median(seconds) if seconds else 0.0

@@ -14,11 +14,14 @@ __all__ = [
     "client_ip",
     "coarse_channel",
     "distinct_u64",
+    "group_counts",
     "group_stats",
     "mmdb_check",
     "recover_wal",
     "session_metrics",
     "time_on_page_by_bucket",
+    "time_on_page_by_bucket_chunks",
+    "time_part_counts",
     "times_on_page",
     "union_visitors",
 ]
@@ -104,8 +107,29 @@ def group_stats(
 ) -> tuple[
     list[int], list[int], list[int], list[int], list[int], list[int], list[int], list[int]
 ]: ...
+def group_counts(
+    keys: Any, visitors: Any, sessions: Any, flag_visitors: Any, flag_sessions: Any
+) -> tuple[list[int], list[int], list[int], list[int], list[int], list[int]]: ...
+def time_part_counts(
+    times: Any,
+    visitors: Any,
+    sessions: Any,
+    flag_visitors: Any,
+    flag_sessions: Any,
+    shift: int,
+    unit: int,
+    add: int,
+    modulus: int,
+) -> tuple[list[int], list[int], list[int], list[int], list[int], list[int]]: ...
 def time_on_page_by_bucket(
     visitors: Any, sessions: Any, times: Any, durations: Any, breaks: list[int]
+) -> tuple[list[int], list[int]]: ...
+def time_on_page_by_bucket_chunks(
+    visitors: list[Any],
+    sessions: list[Any],
+    times: list[Any],
+    durations: list[Any],
+    breaks: list[int],
 ) -> tuple[list[int], list[int]]: ...
 def times_on_page(visitors: Any, sessions: Any, times: Any, durations: Any) -> bytes: ...
 def session_metrics(

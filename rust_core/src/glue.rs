@@ -557,6 +557,111 @@ fn group_stats(
     ))
 }
 
+/// time_on_page_by_bucket over rows in chunks (see kernels::time_on_page_by_bucket_chunks):
+/// chunk `c` is `visitors[c]`, `sessions[c]`, `times[c]`, `durations[c]`, e.g. zero-copy views
+/// of the chunks of Polars columns (immutable buffers the caller holds for the call).
+/// ValueError when the lists or a chunk's columns differ in length.
+#[pyfunction]
+fn time_on_page_by_bucket_chunks(
+    py: Python<'_>,
+    visitors: Vec<PyBuffer<u64>>,
+    sessions: Vec<PyBuffer<u32>>,
+    times: Vec<PyBuffer<i64>>,
+    durations: Vec<PyBuffer<u32>>,
+    breaks: Vec<i64>,
+) -> PyResult<(Vec<u64>, Vec<u64>)> {
+    let n = visitors.len();
+    if [sessions.len(), times.len(), durations.len()] != [n; 3] {
+        return Err(PyValueError::new_err("column chunk lists differ in length"));
+    }
+    if !breaks.is_sorted() {
+        return Err(PyValueError::new_err("breaks must be ascending"));
+    }
+    let mut chunks = Vec::with_capacity(n);
+    for c in 0..n {
+        let chunk = crate::kernels::ViewChunk {
+            visitors: buffer_slice(&visitors[c])?,
+            sessions: buffer_slice(&sessions[c])?,
+            times: buffer_slice(&times[c])?,
+            durations: buffer_slice(&durations[c])?,
+        };
+        let len = chunk.visitors.len();
+        if [
+            chunk.sessions.len(),
+            chunk.times.len(),
+            chunk.durations.len(),
+        ] != [len; 3]
+        {
+            return Err(PyValueError::new_err("a chunk's columns differ in length"));
+        }
+        chunks.push(chunk);
+    }
+    Ok(py.detach(|| crate::kernels::time_on_page_by_bucket_chunks(&chunks, &breaks)))
+}
+
+/// Per-group rows, distinct visitors, distinct (visitor, session) pairs and distinct pairs among
+/// the flagged ones (`flag_visitors[j]`, `flag_sessions[j]`), see kernels::group_counts.
+/// Returns (keys, first, rows, visitors, sessions, flagged), one entry per group.
+#[pyfunction]
+#[allow(clippy::type_complexity)]
+fn group_counts(
+    py: Python<'_>,
+    keys: PyBuffer<u64>,
+    visitors: PyBuffer<u64>,
+    sessions: PyBuffer<u32>,
+    flag_visitors: PyBuffer<u64>,
+    flag_sessions: PyBuffer<u32>,
+) -> PyResult<(Vec<u64>, Vec<u64>, Vec<u64>, Vec<u64>, Vec<u64>, Vec<u64>)> {
+    let (k, v, s) = (
+        buffer_slice(&keys)?,
+        buffer_slice(&visitors)?,
+        buffer_slice(&sessions)?,
+    );
+    let (fv, fs) = (buffer_slice(&flag_visitors)?, buffer_slice(&flag_sessions)?);
+    if fv.len() != fs.len() {
+        return Err(PyValueError::new_err("flagged columns differ in length"));
+    }
+    let g = py.detach(|| {
+        let flagged: crate::kernels::PairSet = fv.iter().copied().zip(fs.iter().copied()).collect();
+        crate::kernels::group_counts(k, v, s, &flagged)
+    });
+    Ok((g.keys, g.first, g.rows, g.visitors, g.sessions, g.flagged))
+}
+
+/// group_counts over the keys of a local time part of `times` (see kernels::TimePart):
+/// the same tuple, the keys being the parts' values. ValueError on a bad unit or modulus.
+#[pyfunction]
+#[allow(clippy::type_complexity, clippy::too_many_arguments)]
+fn time_part_counts(
+    py: Python<'_>,
+    times: PyBuffer<i64>,
+    visitors: PyBuffer<u64>,
+    sessions: PyBuffer<u32>,
+    flag_visitors: PyBuffer<u64>,
+    flag_sessions: PyBuffer<u32>,
+    shift: i64,
+    unit: i64,
+    add: i64,
+    modulus: i64,
+) -> PyResult<(Vec<u64>, Vec<u64>, Vec<u64>, Vec<u64>, Vec<u64>, Vec<u64>)> {
+    let (t, v, s) = (
+        buffer_slice(&times)?,
+        buffer_slice(&visitors)?,
+        buffer_slice(&sessions)?,
+    );
+    let (fv, fs) = (buffer_slice(&flag_visitors)?, buffer_slice(&flag_sessions)?);
+    if fv.len() != fs.len() {
+        return Err(PyValueError::new_err("flagged columns differ in length"));
+    }
+    let part =
+        crate::kernels::TimePart::new(shift, unit, add, modulus).map_err(PyValueError::new_err)?;
+    let g = py.detach(|| {
+        let flagged: crate::kernels::PairSet = fv.iter().copied().zip(fs.iter().copied()).collect();
+        crate::kernels::time_part_counts(t, part, v, s, &flagged)
+    });
+    Ok((g.keys, g.first, g.rows, g.visitors, g.sessions, g.flagged))
+}
+
 /// Session metrics per group (see kernels::session_metrics). Returns
 /// (keys, first, visitors, sessions, views, bounces); ValueError when lengths differ.
 #[pyfunction]
@@ -622,8 +727,11 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(mmdb_check, m)?)?;
     m.add_function(wrap_pyfunction!(distinct_u64, m)?)?;
     m.add_function(wrap_pyfunction!(group_stats, m)?)?;
+    m.add_function(wrap_pyfunction!(group_counts, m)?)?;
+    m.add_function(wrap_pyfunction!(time_part_counts, m)?)?;
     m.add_function(wrap_pyfunction!(times_on_page, m)?)?;
     m.add_function(wrap_pyfunction!(time_on_page_by_bucket, m)?)?;
+    m.add_function(wrap_pyfunction!(time_on_page_by_bucket_chunks, m)?)?;
     m.add_function(wrap_pyfunction!(union_visitors, m)?)?;
     m.add_function(wrap_pyfunction!(session_metrics, m)?)?;
     m.add_function(wrap_pyfunction!(coarse_channel, m)?)?;

@@ -6,6 +6,8 @@
 //! O(n log runs) and distinct values are adjacent afterwards. Correctness never depends on the
 //! runs being sorted; only the speed does.
 
+use std::ops::Range;
+
 /// Number of distinct values.
 pub fn distinct_count(values: &[u64]) -> u64 {
     // Equal values fall in the same half, so the two halves are counted apart, one per thread
@@ -64,6 +66,9 @@ pub struct GroupStats {
     /// row, `last` included, ordered by group then row. Empty without times.
     pub tie_groups: Vec<u64>,
     pub tie_rows: Vec<u64>,
+    /// The distinct (visitor, session) pairs of the `flagged` set (group_counts; empty from
+    /// group_stats).
+    pub flagged: Vec<u64>,
 }
 
 /// Group keys are already hashes (e.g. Polars' string hash): a pass-through hasher avoids
@@ -108,25 +113,217 @@ pub fn group_stats(keys: &[u64], visitors: &[u64], sessions: &[u32], times: &[i6
     };
     let rows = Rows {
         keys: &keys[..n],
+        part: None,
         visitors: &visitors[..n],
         sessions: &sessions[..n],
         times,
         sums: None,
+        flagged: None,
     };
     let (groups, ties) = grouped(&rows);
     let mut out = collect_groups(groups);
     (out.tie_groups, out.tie_rows) = latest_ties(&out, &ties, rows.keys, times);
+    out.flagged.clear();
     out
 }
+
+/// A set of (visitor, session) pairs.
+pub type PairSet = std::collections::HashSet<(u64, u32), std::hash::BuildHasherDefault<PairHasher>>;
+
+/// group_stats without times, and per group the distinct (visitor, session) pairs that are in
+/// `flagged` (e.g. the sessions that bounced) among its rows: the `flagged` column.
+pub fn group_counts(
+    keys: &[u64],
+    visitors: &[u64],
+    sessions: &[u32],
+    flagged: &PairSet,
+) -> GroupStats {
+    let n = keys.len().min(visitors.len()).min(sessions.len());
+    let rows = Rows {
+        keys: &keys[..n],
+        part: None,
+        visitors: &visitors[..n],
+        sessions: &sessions[..n],
+        times: &[],
+        sums: None,
+        flagged: (!flagged.is_empty()).then_some(flagged),
+    };
+    let (groups, _) = grouped(&rows);
+    collect_groups(groups)
+}
+
+/// group_counts with each row's key `part` of its time (ms), computed as the rows are read.
+pub fn time_part_counts(
+    times: &[i64],
+    part: TimePart,
+    visitors: &[u64],
+    sessions: &[u32],
+    flagged: &PairSet,
+) -> GroupStats {
+    let n = times.len().min(visitors.len()).min(sessions.len());
+    let rows = Rows {
+        keys: &[],
+        part: Some(part),
+        visitors: &visitors[..n],
+        sessions: &sessions[..n],
+        times: &times[..n],
+        sums: None,
+        flagged: (!flagged.is_empty()).then_some(flagged),
+    };
+    let (groups, _) = grouped(&rows);
+    collect_groups(groups)
+}
+
+/// A local time part of epoch milliseconds as arithmetic (for a zone that keeps one UTC offset
+/// over the rows): ((ms + shift) div unit + add) mod modulus, rounding down (Python's // and
+/// %, as Polars computes them).
+#[derive(Clone, Copy, Debug)]
+pub struct TimePart {
+    shift: i64,
+    unit: i64,
+    add: i64,
+    modulus: i64,
+    per_unit: f64,
+    per_modulus: f64,
+}
+
+impl TimePart {
+    /// Errors on a unit or modulus below 1.
+    pub fn new(shift: i64, unit: i64, add: i64, modulus: i64) -> Result<TimePart, String> {
+        if unit < 1 || modulus < 1 {
+            return Err("unit and modulus must be positive".into());
+        }
+        Ok(TimePart {
+            shift,
+            unit,
+            add,
+            modulus,
+            per_unit: 1.0 / unit as f64,
+            per_modulus: 1.0 / modulus as f64,
+        })
+    }
+
+    /// The part of `ms`, in 0..modulus.
+    #[inline]
+    pub fn key(&self, ms: i64) -> u64 {
+        let whole = floor_div(ms.saturating_add(self.shift), self.unit, self.per_unit);
+        let whole = whole.saturating_add(self.add);
+        if whole.unsigned_abs() >= 1 << 52 {
+            return whole.rem_euclid(self.modulus) as u64;
+        }
+        (whole - floor_div(whole, self.modulus, self.per_modulus) * self.modulus) as u64
+    }
+
+    /// `key` of each of `times` into `out` (as long), in a loop without branches where the
+    /// values allow: times from the epoch to 2^52 ms past it (after the shift), `add` not
+    /// negative.
+    fn keys_into(&self, times: &[i64], out: &mut [u64]) {
+        // Fast where 0 <= ms + shift < 2^52 (then, with unit >= 2 and 0 <= add < 2^51, also
+        // 0 <= whole < 2^52: near_div's range); a chunk with another time is done again.
+        let fast = (0..1 << 51).contains(&self.add)
+            && self.unit >= 2
+            && self.shift.unsigned_abs() < 1 << 60;
+        if fast {
+            let mut outside = 0u64;
+            for (o, &t) in out.iter_mut().zip(times) {
+                let x = t.wrapping_add(self.shift);
+                outside |= (x as u64) >> 52; // not 0 when x < 0 or x >= 2^52
+                let x = x & ((1 << 52) - 1); // in near_div's range whatever it was
+                let whole = near_div(x, self.unit, self.per_unit) + self.add;
+                *o =
+                    (whole - near_div(whole, self.modulus, self.per_modulus) * self.modulus) as u64;
+            }
+            if outside == 0 {
+                return;
+            }
+        }
+        for (o, &t) in out.iter_mut().zip(times) {
+            *o = self.key(t);
+        }
+    }
+
+    /// The greatest key.
+    fn top(&self) -> Option<u64> {
+        Some((self.modulus - 1) as u64)
+    }
+}
+
+/// x div d for 0 <= x < 2^52 (d > 0): the estimate of floor_div, off by at most one there,
+/// corrected without a branch.
+#[inline(always)]
+fn near_div(x: i64, d: i64, per_d: f64) -> i64 {
+    debug_assert!((0..1 << 52).contains(&x) && per_d <= 1.0);
+    // SAFETY: 0 <= x * per_d < 2^52 (per_d = 1 / d <= 1, rounded): finite and an i64.
+    let q = unsafe { (x as f64 * per_d).to_int_unchecked::<i64>() };
+    let r = x - q * d;
+    q + i64::from(r >= d) - i64::from(r < 0)
+}
+
+/// x div d rounding down (d > 0), from an estimate by a multiplication with `per_d` = 1 / d:
+/// a division instruction costs more than the rest of a row's work. Below 2^52 the estimate
+/// (truncated: f64::floor is a library call on baseline x86-64) is off by at most two and
+/// corrected exactly; larger values divide.
+#[inline]
+fn floor_div(x: i64, d: i64, per_d: f64) -> i64 {
+    if x.unsigned_abs() >= 1 << 52 {
+        return x.div_euclid(d);
+    }
+    let mut q = (x as f64 * per_d) as i64;
+    let mut r = x - q * d;
+    while r < 0 {
+        q -= 1;
+        r += d;
+    }
+    while r >= d {
+        q += 1;
+        r -= d;
+    }
+    q
+}
+
+/// Hashes a (visitor, session) pair (pair_hash, spread): visitor ids are already hashes.
+#[derive(Default)]
+pub struct PairHasher(u64);
+
+impl std::hash::Hasher for PairHasher {
+    fn finish(&self) -> u64 {
+        self.0.wrapping_mul(0xD6E8_FEB8_6659_FD93)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 ^= v;
+    }
+    fn write_u32(&mut self, v: u32) {
+        self.0 ^= u64::from(v).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+/// Rows whose time part keys count_groups computes at a time.
+const KEY_CHUNK: usize = 2048;
+
+/// Group keys below this many are indexed directly (hours, weekday hours, minutes), not hashed.
+const DENSE_KEYS: u64 = 1 << 16;
 
 /// The groups of `rows`, in first-appearance order, and the candidate ties for their latest
 /// row (see Counted::ties).
 fn grouped(rows: &Rows) -> (Vec<Group>, Vec<u64>) {
-    let n = rows.keys.len();
+    let n = rows.len();
     let multi = multi_run_visitors(rows.visitors, rows.sessions);
+    let flagged = rows.flagged;
+    // Without sums and times (views by a key), the loop with fewer branches.
+    let plain = rows.sums.is_none() && rows.times.is_empty();
+    let count_groups = if plain || rows.part.is_some() || rows.flagged.is_some() {
+        count_plain
+    } else {
+        count_groups
+    };
     if n < PARALLEL_MIN {
         let c = count_groups(rows, 0..n, &multi);
-        return (count_aside(c.groups, c.aside), c.ties);
+        return (count_aside(c.groups, c.aside, flagged), c.ties);
     }
     // Two threads over two contiguous halves, cut between two visitors: a visitor outside
     // `multi` has all its rows in one run, so in one half, and the halves count disjoint
@@ -145,8 +342,13 @@ fn grouped(rows: &Rows) -> (Vec<Group>, Vec<u64>) {
     });
     low.aside.extend(high.aside);
     low.ties.extend(high.ties);
-    let groups = merge_groups(low.groups, high.groups, rows.times, &mut low.ties);
-    (count_aside(groups, low.aside), low.ties)
+    let times = if rows.part.is_some() {
+        &[][..]
+    } else {
+        rows.times
+    };
+    let groups = merge_groups(low.groups, high.groups, times, &mut low.ties);
+    (count_aside(groups, low.aside, flagged), low.ties)
 }
 
 /// The rows of each group that share its greatest time with another row (`last` included),
@@ -187,13 +389,17 @@ fn latest_ties(
 
 #[derive(Clone, Copy)]
 struct Rows<'a> {
+    /// One key per row; or, with `part`, none: the keys are `part` of the row's `times`.
     keys: &'a [u64],
+    part: Option<TimePart>,
     visitors: &'a [u64],
     sessions: &'a [u32],
     times: &'a [i64],
     /// Session rows: (sign, page_views, is_bounce) to add up weighted by sign; rows with a
     /// negative sign then count in the sums only.
     sums: Option<(&'a [i8], &'a [u32], &'a [u8])>,
+    /// Pairs whose distinct sessions each group also counts apart (Group::flagged).
+    flagged: Option<&'a PairSet>,
 }
 
 /// Rows of `multi` visitors, as (group key, visitor, session), counted by count_aside.
@@ -210,6 +416,12 @@ struct Counted {
     ties: Vec<u64>,
 }
 
+impl Rows<'_> {
+    fn len(&self) -> usize {
+        self.visitors.len()
+    }
+}
+
 /// group_stats over rows `range`, groups in first-appearance order; the rows of visitors in
 /// `multi` are returned apart instead of counted.
 fn count_groups(rows: &Rows, range: std::ops::Range<usize>, multi: &FastSet) -> Counted {
@@ -219,7 +431,10 @@ fn count_groups(rows: &Rows, range: std::ops::Range<usize>, multi: &FastSet) -> 
         sessions,
         times,
         sums,
+        ..
     } = *rows;
+    // (rows with a part or flagged pairs are count_plain's)
+    debug_assert!(rows.part.is_none() && rows.flagged.is_none());
     let mut index = FastMap::default();
     let mut groups: Vec<Group> = Vec::new();
     let mut aside: Aside = Vec::new();
@@ -227,14 +442,15 @@ fn count_groups(rows: &Rows, range: std::ops::Range<usize>, multi: &FastSet) -> 
     let mut current: Option<(u64, bool)> = None; // (visitor, is it in `multi`)
     let mut last_key: Option<(u64, usize)> = None;
     for i in range {
+        let key = keys[i];
         let g = match last_key {
-            Some((k, g)) if k == keys[i] => g,
+            Some((k, g)) if k == key => g,
             _ => {
-                let g = *index.entry(keys[i]).or_insert_with(|| {
-                    groups.push(Group::new(keys[i], i as u64));
+                let g = *index.entry(key).or_insert_with(|| {
+                    groups.push(Group::new(key, i as u64));
                     (groups.len() - 1) as u32
                 }) as usize;
-                last_key = Some((keys[i], g));
+                last_key = Some((key, g));
                 g
             }
         };
@@ -271,7 +487,7 @@ fn count_groups(rows: &Rows, range: std::ops::Range<usize>, multi: &FastSet) -> 
         }
         group.rows += 1;
         if in_multi {
-            aside.push((keys[i], v, s));
+            aside.push((key, v, s));
             continue;
         }
         if !group.seen || group.last_visitor != v {
@@ -291,8 +507,115 @@ fn count_groups(rows: &Rows, range: std::ops::Range<usize>, multi: &FastSet) -> 
     }
 }
 
+/// count_groups for rows without sums and times (page views by a key): the same counts,
+/// with the data-dependent branches of a row turned into arithmetic (a row's visitor and
+/// session are new to its group about as often as not), small keys indexed without the
+/// last-key shortcut, and `multi` looked up only for visitors a small bitmap names.
+fn count_plain(rows: &Rows, range: std::ops::Range<usize>, multi: &FastSet) -> Counted {
+    let Rows {
+        visitors,
+        sessions,
+        sums,
+        flagged,
+        ..
+    } = *rows;
+    debug_assert!(sums.is_none());
+    let top = match rows.part {
+        Some(part) => part.top(),
+        None => rows.keys[range.clone()].iter().max().copied(),
+    };
+    let dense = match top {
+        Some(top) if top < DENSE_KEYS => top as usize + 1,
+        _ => 0,
+    };
+    let mut slots = vec![u32::MAX; dense];
+    let mut index = FastMap::default();
+    let mut groups: Vec<Group> = Vec::new();
+    let mut aside: Aside = Vec::new();
+    let mut last_key: Option<(u64, usize)> = None;
+    const FILTER_BITS: u32 = 18;
+    let filter_bit =
+        |v: u64| (v.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - FILTER_BITS)) as usize;
+    let mut filter = vec![0u64; (1 << FILTER_BITS) / 64];
+    for &v in multi {
+        let b = filter_bit(v);
+        filter[b / 64] |= 1 << (b % 64);
+    }
+    let mut pair: Option<((u64, u32), bool)> = None; // (visitor, session), is it flagged
+    let mut buf = vec![0u64; if rows.part.is_some() { KEY_CHUNK } else { 0 }];
+    let mut at = range.start;
+    while at < range.end {
+        let end = (at + KEY_CHUNK).min(range.end);
+        let chunk: &[u64] = match rows.part {
+            Some(part) => {
+                part.keys_into(&rows.times[at..end], &mut buf[..end - at]);
+                &buf[..end - at]
+            }
+            None => &rows.keys[at..end],
+        };
+        for i in at..end {
+            let key = chunk[i - at];
+            let g = if dense > 0 {
+                let slot = &mut slots[key as usize];
+                if *slot == u32::MAX {
+                    groups.push(Group::new(key, i as u64));
+                    *slot = (groups.len() - 1) as u32;
+                }
+                *slot as usize
+            } else {
+                match last_key {
+                    Some((k, g)) if k == key => g,
+                    _ => {
+                        let g = *index.entry(key).or_insert_with(|| {
+                            groups.push(Group::new(key, i as u64));
+                            (groups.len() - 1) as u32
+                        }) as usize;
+                        last_key = Some((key, g));
+                        g
+                    }
+                }
+            };
+            let (v, s) = (visitors[i], sessions[i]);
+            let group = &mut groups[g];
+            group.last = i as u64;
+            group.rows += 1;
+            let b = filter_bit(v);
+            if filter[b / 64] & (1 << (b % 64)) != 0 && multi.contains(&v) {
+                aside.push((key, v, s));
+                continue;
+            }
+            let new_visitor = !group.seen | (group.last_visitor != v);
+            let new_session = new_visitor | (group.last_session != s);
+            group.visitors += u64::from(new_visitor);
+            group.sessions += u64::from(new_session);
+            if let Some(set) = flagged {
+                if new_session {
+                    let is_flagged = match pair {
+                        Some((p, f)) if p == (v, s) => f,
+                        _ => {
+                            let f = set.contains(&(v, s));
+                            pair = Some(((v, s), f));
+                            f
+                        }
+                    };
+                    group.flagged += u64::from(is_flagged);
+                }
+            }
+            group.seen = true;
+            group.last_visitor = v;
+            group.last_session = s;
+        }
+        at = end;
+    }
+    Counted {
+        groups,
+        aside,
+        ties: Vec::new(),
+    }
+}
+
 /// Adds the set-aside rows' distinct visitors and sessions to their groups.
-fn count_aside(mut groups: Vec<Group>, mut aside: Aside) -> Vec<Group> {
+fn count_aside(mut groups: Vec<Group>, mut aside: Aside, flagged: Option<&PairSet>) -> Vec<Group> {
     if aside.is_empty() {
         return groups;
     }
@@ -310,6 +633,7 @@ fn count_aside(mut groups: Vec<Group>, mut aside: Aside) -> Vec<Group> {
         }
         if prev != Some(*t) {
             group.sessions += 1;
+            group.flagged += u64::from(flagged.is_some_and(|f| f.contains(&(t.1, t.2))));
         }
     }
     groups
@@ -348,6 +672,7 @@ fn merge_groups(
         group.sign_sum += h.sign_sum;
         group.views += h.views;
         group.bounces += h.bounces;
+        group.flagged += h.flagged;
     }
     groups.sort_unstable_by_key(|g| g.first);
     groups
@@ -362,6 +687,7 @@ fn collect_groups(groups: Vec<Group>) -> GroupStats {
         out.rows.push(g.rows);
         out.visitors.push(g.visitors);
         out.sessions.push(g.sessions);
+        out.flagged.push(g.flagged);
     }
     out
 }
@@ -374,6 +700,7 @@ struct Group {
     rows: u64,
     visitors: u64,
     sessions: u64,
+    flagged: u64,
     // Sums weighted by sign (session rows only).
     sign_sum: i64,
     views: i64,
@@ -393,6 +720,7 @@ impl Group {
             rows: 0,
             visitors: 0,
             sessions: 0,
+            flagged: 0,
             sign_sum: 0,
             views: 0,
             bounces: 0,
@@ -407,22 +735,44 @@ type FastSet = std::collections::HashSet<u64, std::hash::BuildHasherDefault<Pass
 
 /// Visitors with rows in more than one run (see group_stats).
 fn multi_run_visitors(visitors: &[u64], sessions: &[u32]) -> FastSet {
-    // One entry per (run, visitor): each run is sorted, so the list is a series of sorted runs.
-    let mut seen: Vec<u64> = Vec::new();
-    for i in 0..visitors.len() {
-        let new_run = i == 0 || (visitors[i], sessions[i]) < (visitors[i - 1], sessions[i - 1]);
-        if new_run || visitors[i] != visitors[i - 1] {
-            seen.push(visitors[i]);
+    // The first row of each (run, visitor): a visitor in several runs has several. Visitor ids
+    // are per-day hashes, so few do; `repeats` finds them without sorting every visitor.
+    let n = visitors.len().min(sessions.len());
+    let deal = |range: std::ops::Range<usize>| {
+        let mut dealt = Dealt::new(n / 4, range.len() / 4);
+        for i in range.clone() {
+            let new_run =
+                i == range.start || (visitors[i], sessions[i]) < (visitors[i - 1], sessions[i - 1]);
+            if new_run || visitors[i] != visitors[i - 1] {
+                dealt.add(visitors[i], i);
+            }
         }
+        dealt
+    };
+    // Two halves cut between two visitors: the first row of the upper half starts an entry
+    // either way.
+    let mut cut = n / 2;
+    while cut > 0 && cut < n && visitors[cut] == visitors[cut - 1] {
+        cut += 1;
     }
-    seen.sort(); // run-adaptive: merges the sorted runs
-    let mut multi = FastSet::default();
-    for w in seen.windows(2) {
-        if w[0] == w[1] {
-            multi.insert(w[0]);
-        }
-    }
-    multi
+    let dealt = if n < PARALLEL_MIN {
+        vec![deal(0..n)]
+    } else {
+        std::thread::scope(|scope| {
+            let upper = scope.spawn(|| deal(cut..n));
+            let low = deal(0..cut);
+            vec![
+                low,
+                upper
+                    .join()
+                    .unwrap_or_else(|e| std::panic::resume_unwind(e)),
+            ]
+        })
+    };
+    repeats(&dealt, |i| visitors[i])
+        .into_iter()
+        .map(|(v, _)| v)
+        .collect()
 }
 
 /// Session metrics per group over session rows (see trail.stats.metrics): visitors are the
@@ -465,10 +815,12 @@ pub fn session_metrics(rows: &SessionRows) -> Result<SessionMetrics, String> {
     }
     let (groups, _) = grouped(&Rows {
         keys: rows.keys,
+        part: None,
         visitors: rows.visitors,
         sessions: rows.sessions,
         times: &[],
         sums: Some((rows.signs, rows.page_views, rows.bounces)),
+        flagged: None,
     });
     let mut out = SessionMetrics::default();
     for g in groups {
@@ -604,7 +956,14 @@ pub fn times_on_page(
     let key = |i: usize| (visitors[i], sessions[i]);
     let blocks: Vec<usize> = (0..n).filter(|&i| i == 0 || key(i) != key(i - 1)).collect();
     let keys: Vec<(u64, u32)> = blocks.iter().map(|&b| key(b)).collect();
-    let split = in_parts(keys.len(), |part, parts| repeated(&keys, part, parts));
+    let mut dealt = Dealt::new(keys.len(), keys.len());
+    for (j, &k) in keys.iter().enumerate() {
+        dealt.add(pair_hash(k), j);
+    }
+    let split: FastSet = repeats(&[dealt], |j| keys[j])
+        .into_iter()
+        .map(|(k, _)| pair_hash(k))
+        .collect();
     let mut out = vec![0u32; n];
     // Pairs within the blocks that need no sorting, in two halves of the rows cut between
     // two blocks; the rows of the other blocks are set aside.
@@ -649,15 +1008,108 @@ pub fn times_on_page(
     out
 }
 
-/// `work(part, parts)` for each part of `len` items, one thread a part (one part when few),
-/// the sets it returns joined.
-fn in_parts(len: usize, work: impl Fn(u64, u64) -> FastSet + Sync) -> FastSet {
-    if len < PARALLEL_MIN {
-        return work(0, 1);
+/// Bits of a spread hash that pick a shard within a part (see Dealt).
+const SHARD_BITS: u32 = 6;
+
+/// Keys dealt by hash into shards, for `repeats`: positions of keys in `parts` parts (1 or 2:
+/// one thread each) of 2^SHARD_BITS shards, each entry one u64 (8 bytes a key: these lists
+/// are as long as the rows have blocks): the 24 hash bits below the shard's, then the
+/// position (below 2^40).
+struct Dealt {
+    parts: usize,
+    shards: Vec<Vec<u64>>,
+}
+
+/// Bits of a Dealt entry that hold the position.
+const POSITION_BITS: u32 = 40;
+
+impl Dealt {
+    /// For `total` keys dealt over all lists (two parts from PARALLEL_MIN, else one), about
+    /// `here` of them into this one.
+    fn new(total: usize, here: usize) -> Dealt {
+        let parts = if total < PARALLEL_MIN { 1 } else { 2 };
+        let n = parts << SHARD_BITS;
+        Dealt {
+            parts,
+            shards: (0..n).map(|_| Vec::with_capacity(here / n + 16)).collect(),
+        }
+    }
+
+    fn add(&mut self, hash: u64, position: usize) {
+        debug_assert!((position as u64) < 1 << POSITION_BITS);
+        let m = hash.wrapping_mul(0xD6E8_FEB8_6659_FD93);
+        let part = (m as usize) & (self.parts - 1);
+        let shard = (m >> (64 - SHARD_BITS)) as usize;
+        let below = (m << SHARD_BITS) >> POSITION_BITS << POSITION_BITS;
+        self.shards[(part << SHARD_BITS) | shard].push(below | position as u64);
+    }
+}
+
+/// Every (key(position), position) dealt (into any of `dealt`, all with as many parts) whose
+/// key was dealt more than once, ordered by key then position within each part. Equal keys
+/// must have equal hashes; otherwise the hash does not matter for the answer (a collision
+/// costs time only). One thread per part.
+///
+/// Without sorting every key: a shard is small enough for its bitmap (64-128 bits per key) to
+/// stay in cache; a key whose bit another key of its shard also set is a candidate (the
+/// repeats, and ~1.5 % others), and only the candidates are sorted to tell them apart.
+fn repeats<K: Copy + Ord + Send>(
+    dealt: &[Dealt],
+    key: impl Fn(usize) -> K + Sync,
+) -> Vec<(K, usize)> {
+    let parts = dealt.first().map_or(1, |d| d.parts);
+    let work = |part: usize| {
+        let mut candidates: Vec<(K, usize)> = Vec::new();
+        // Per 64 bits, two words: the bits set, and the bits set more than once.
+        let mut words: Vec<u64> = Vec::new();
+        for shard in (part << SHARD_BITS)..((part + 1) << SHARD_BITS) {
+            let entries = || dealt.iter().flat_map(|d| d.shards[shard].iter().copied());
+            let len: usize = dealt.iter().map(|d| d.shards[shard].len()).sum();
+            // (at most the 24 hash bits an entry holds)
+            let bits = (len * 64)
+                .next_power_of_two()
+                .clamp(64, 1 << (64 - POSITION_BITS));
+            let shift = 64 - bits.trailing_zeros();
+            let at = |e: u64| {
+                let bit = (e >> shift) as usize;
+                (bit / 64 * 2, 1u64 << (bit % 64))
+            };
+            words.clear();
+            words.resize(bits / 64 * 2, 0);
+            for e in entries() {
+                let (w, mask) = at(e);
+                words[w + 1] |= words[w] & mask;
+                words[w] |= mask;
+            }
+            for e in entries() {
+                let (w, mask) = at(e);
+                if words[w + 1] & mask != 0 {
+                    let i = (e & ((1 << POSITION_BITS) - 1)) as usize;
+                    candidates.push((key(i), i));
+                }
+            }
+        }
+        candidates.sort_unstable();
+        let mut out = Vec::new();
+        let mut j = 0;
+        while j < candidates.len() {
+            let mut end = j + 1;
+            while end < candidates.len() && candidates[end].0 == candidates[j].0 {
+                end += 1;
+            }
+            if end - j > 1 {
+                out.extend_from_slice(&candidates[j..end]);
+            }
+            j = end;
+        }
+        out
+    };
+    if parts == 1 {
+        return work(0);
     }
     std::thread::scope(|scope| {
-        let upper = scope.spawn(|| work(1, 2));
-        let mut out = work(0, 2);
+        let upper = scope.spawn(|| work(1));
+        let mut out = work(0);
         out.extend(
             upper
                 .join()
@@ -665,48 +1117,6 @@ fn in_parts(len: usize, work: impl Fn(u64, u64) -> FastSet + Sync) -> FastSet {
         );
         out
     })
-}
-
-/// The pair_hash of every key that occurs more than once, among the keys of part `part` of
-/// `parts` (a power of two; parts split the keys by hash). A bitmap of ~16 bits per key finds
-/// the keys whose bit was already set (the repeats, and ~6 % others whose bits collide): only
-/// the keys among those are sorted to tell them apart, not all of them.
-fn repeated(keys: &[(u64, u32)], part: u64, parts: u64) -> FastSet {
-    let spread = |k: (u64, u32)| pair_hash(k).wrapping_mul(0xD6E8_FEB8_6659_FD93);
-    let mine = |m: u64| m & (parts - 1) == part;
-    let bits = (keys.len() * 16 / parts as usize)
-        .next_power_of_two()
-        .max(64);
-    let shift = 64 - bits.trailing_zeros();
-    let mut seen = vec![0u64; bits / 64];
-    let mut maybe = FastSet::default();
-    for &k in keys {
-        let m = spread(k);
-        if !mine(m) {
-            continue;
-        }
-        let bit = (m >> shift) as usize;
-        let (word, mask) = (bit / 64, 1u64 << (bit % 64));
-        if seen[word] & mask != 0 {
-            maybe.insert(pair_hash(k));
-        } else {
-            seen[word] |= mask;
-        }
-    }
-    if maybe.is_empty() {
-        return maybe;
-    }
-    let mut candidates: Vec<(u64, u32)> = keys
-        .iter()
-        .copied()
-        .filter(|&k| maybe.contains(&pair_hash(k)))
-        .collect();
-    candidates.sort_unstable();
-    candidates
-        .windows(2)
-        .filter(|w| w[0] == w[1])
-        .map(|w| pair_hash(w[0]))
-        .collect()
 }
 
 /// times_on_page summed per bucket: a view's time goes to the bucket of the view's own time,
@@ -718,21 +1128,236 @@ pub fn time_on_page_by_bucket(
     times: &[i64],
     durations: &[u32],
     breaks: &[i64],
-) -> (Vec<u64>, Vec<u64>) {
-    let spent = times_on_page(visitors, sessions, times, durations);
-    let (mut totals, mut counts) = (vec![0u64; breaks.len()], vec![0u64; breaks.len()]);
-    for (i, &seconds) in spent.iter().enumerate() {
-        if seconds == 0 {
-            continue;
+) -> BucketSums {
+    let chunk = ViewChunk {
+        visitors,
+        sessions,
+        times,
+        durations,
+    };
+    time_on_page_by_bucket_chunks(&[chunk], breaks)
+}
+
+/// Page-view columns, one chunk of rows: e.g. one per file a scan read, so that the caller
+/// need not copy them into one array first. Rows past the shortest column are ignored.
+#[derive(Clone, Copy, Debug)]
+pub struct ViewChunk<'a> {
+    pub visitors: &'a [u64],
+    pub sessions: &'a [u32],
+    pub times: &'a [i64],
+    pub durations: &'a [u32],
+}
+
+impl ViewChunk<'_> {
+    fn len(&self) -> usize {
+        self.visitors
+            .len()
+            .min(self.sessions.len())
+            .min(self.times.len())
+            .min(self.durations.len())
+    }
+
+    fn key(&self, i: usize) -> (u64, u32) {
+        (self.visitors[i], self.sessions[i])
+    }
+
+    /// The end of the block (rows of one session) that starts at `start`, within `until`.
+    fn block_end(&self, start: usize, until: usize) -> usize {
+        let k = self.key(start);
+        (start + 1..until)
+            .find(|&i| self.key(i) != k)
+            .unwrap_or(until)
+    }
+}
+
+/// time_on_page_by_bucket over rows given in chunks, read in order as if they were one.
+///
+/// The blocks of times_on_page (within a chunk), summed as they are found (two threads over
+/// two halves of the rows, each with its own sums), without a per-view column: a block's times
+/// do not decrease, so its views' buckets are found by moving forward from the first one's.
+/// The blocks of sessions found in several blocks afterwards are taken out of the sums again
+/// and paired with the set-aside rows, by sorting.
+pub fn time_on_page_by_bucket_chunks(chunks: &[ViewChunk], breaks: &[i64]) -> BucketSums {
+    let nb = breaks.len();
+    let mut offsets = vec![0usize; chunks.len() + 1];
+    for (c, chunk) in chunks.iter().enumerate() {
+        offsets[c + 1] = offsets[c] + chunk.len();
+    }
+    let n = offsets[chunks.len()];
+    if nb == 0 || n == 0 {
+        return (vec![0; nb], vec![0; nb]);
+    }
+    // A row's position over all chunks -> (chunk, row in it).
+    let locate = |g: usize| {
+        let c = offsets.partition_point(|&o| o <= g) - 1;
+        (c, g - offsets[c])
+    };
+    let key = |g: usize| {
+        let (c, i) = locate(g);
+        chunks[c].key(i)
+    };
+    let ordered = |t: &[i64]| t.windows(2).all(|w| w[0] <= w[1]);
+    // The index of the first break after `t`; `hint`, the last answer, is often right again (a
+    // chunk of a day's rows lies in one or two buckets).
+    let after = |t: i64, hint: &mut usize| {
+        let b = *hint;
+        if !((b == 0 || breaks[b - 1] <= t) && (b == nb || t < breaks[b])) {
+            *hint = breaks.partition_point(|&x| x <= t);
         }
-        let after = breaks.partition_point(|&b| b <= times[i]);
-        if after > 0 {
-            totals[after - 1] += u64::from(seconds);
-            counts[after - 1] += 1;
+        *hint
+    };
+    // Adds (`undo`: takes out) the time on page of the rows of a block whose times do not
+    // decrease: row i gets the next row's duration, in the bucket of its own time.
+    let add_block = |sums: &mut BucketSums,
+                     ch: &ViewChunk,
+                     rows: Range<usize>,
+                     undo: bool,
+                     hint: &mut usize| {
+        if rows.len() < 2 {
+            return;
+        }
+        let mut b = after(ch.times[rows.start], hint);
+        for i in rows.start..rows.end - 1 {
+            while b < nb && breaks[b] <= ch.times[i] {
+                b += 1;
+            }
+            let seconds = u64::from(ch.durations[i + 1]);
+            if seconds > 0 && b > 0 {
+                if undo {
+                    sums.0[b - 1] -= seconds;
+                    sums.1[b - 1] -= 1;
+                } else {
+                    sums.0[b - 1] += seconds;
+                    sums.1[b - 1] += 1;
+                }
+            }
+        }
+    };
+    // Some rows (ranges of chunks): their blocks' starts dealt for `repeats`, their sums, and
+    // the rows of blocks not in time order, as (visitor, session, time, duration, position).
+    // One pass over the rows: a row of the same block as the previous one pairs with it; a
+    // block found out of time order takes its pairs out again and is set aside whole.
+    let pass = |pieces: &[(usize, Range<usize>)]| {
+        let rows: usize = pieces.iter().map(|p| p.1.len()).sum();
+        let mut sums: BucketSums = (vec![0; nb], vec![0; nb]);
+        let mut starts = Dealt::new(n / 3, rows / 2);
+        let mut aside: Vec<AsideView> = Vec::new();
+        let mut hint = 0;
+        for (c, range) in pieces {
+            if range.is_empty() {
+                continue;
+            }
+            let (ch, base) = (&chunks[*c], offsets[*c]);
+            let (v, s) = (&ch.visitors[..range.end], &ch.sessions[..range.end]);
+            let (t, d) = (&ch.times[..range.end], &ch.durations[..range.end]);
+            let (mut start, mut ordered_so_far) = (range.start, true);
+            let mut b = after(t[start], &mut hint); // the first break after the previous row
+            starts.add(pair_hash((v[start], s[start])), base + start);
+            for i in range.start + 1..range.end {
+                if (v[i], s[i]) != (v[i - 1], s[i - 1]) {
+                    if !ordered_so_far {
+                        aside.extend((start..i).map(|r| aside_view(ch, r, base)));
+                    }
+                    (start, ordered_so_far) = (i, true);
+                    b = after(t[i], &mut hint);
+                    starts.add(pair_hash((v[i], s[i])), base + i);
+                    continue;
+                }
+                if !ordered_so_far {
+                    continue;
+                }
+                if t[i] < t[i - 1] {
+                    add_block(&mut sums, ch, start..i, true, &mut hint);
+                    ordered_so_far = false;
+                    continue;
+                }
+                // row i - 1 gets row i's duration, in the bucket of its own time
+                while b < nb && breaks[b] <= t[i - 1] {
+                    b += 1;
+                }
+                let seconds = u64::from(d[i]);
+                if seconds > 0 && b > 0 {
+                    sums.0[b - 1] += seconds;
+                    sums.1[b - 1] += 1;
+                }
+            }
+            if !ordered_so_far {
+                aside.extend((start..range.end).map(|r| aside_view(ch, r, base)));
+            }
+        }
+        (sums, starts, aside)
+    };
+    let whole: Vec<(usize, Range<usize>)> =
+        (0..chunks.len()).map(|c| (c, 0..chunks[c].len())).collect();
+    let (mut sums, starts, mut aside) = if n < PARALLEL_MIN {
+        let (sums, starts, aside) = pass(&whole);
+        (sums, vec![starts], aside)
+    } else {
+        // Two halves of the rows, cut between two blocks of a chunk.
+        let (c, mut cut) = locate(n / 2);
+        let ch = &chunks[c];
+        while cut > 0 && cut < ch.len() && ch.key(cut) == ch.key(cut - 1) {
+            cut += 1;
+        }
+        let mut low = whole[..c].to_vec();
+        low.push((c, 0..cut));
+        let mut high = vec![(c, cut..ch.len())];
+        high.extend_from_slice(&whole[c + 1..]);
+        std::thread::scope(|scope| {
+            let upper = scope.spawn(|| pass(&high));
+            let (mut sums, low_starts, mut aside) = pass(&low);
+            let (high, high_starts, high_aside) = upper
+                .join()
+                .unwrap_or_else(|e| std::panic::resume_unwind(e));
+            for b in 0..nb {
+                sums.0[b] += high.0[b];
+                sums.1[b] += high.1[b];
+            }
+            aside.extend(high_aside);
+            (sums, vec![low_starts, high_starts], aside)
+        })
+    };
+    // Sessions in several blocks pair across them: out of the sums, into the set-aside rows.
+    let mut hint = 0;
+    for (_, start) in repeats(&starts, key) {
+        let (c, i) = locate(start);
+        let ch = &chunks[c];
+        let end = ch.block_end(i, ch.len());
+        if ordered(&ch.times[i..end]) {
+            add_block(&mut sums, ch, i..end, true, &mut hint);
+            aside.extend((i..end).map(|r| aside_view(ch, r, offsets[c])));
+        } // else it is aside already
+    }
+    // The set-aside rows in (visitor, session, time, input order): neighbours pair.
+    aside.sort_unstable_by_key(|&(v, s, t, _, g)| (v, s, t, g));
+    for w in aside.windows(2) {
+        let ((v, s, t, _, _), (nv, ns, _, seconds, _)) = (w[0], w[1]);
+        if (v, s) == (nv, ns) {
+            let b = breaks.partition_point(|&x| x <= t);
+            if seconds > 0 && b > 0 {
+                sums.0[b - 1] += u64::from(seconds);
+                sums.1[b - 1] += 1;
+            }
         }
     }
-    (totals, counts)
+    sums
 }
+
+/// A set-aside page view: (visitor, session, time, duration, position over all chunks).
+type AsideView = (u64, u32, i64, u32, usize);
+
+fn aside_view(ch: &ViewChunk, i: usize, base: usize) -> AsideView {
+    (
+        ch.visitors[i],
+        ch.sessions[i],
+        ch.times[i],
+        ch.durations[i],
+        base + i,
+    )
+}
+
+/// Total seconds and views with a time, per bucket.
+type BucketSums = (Vec<u64>, Vec<u64>);
 
 fn pair_hash((visitor, session): (u64, u32)) -> u64 {
     visitor ^ u64::from(session).wrapping_mul(0x9E37_79B9_7F4A_7C15)
@@ -822,6 +1447,92 @@ mod tests {
         );
     }
 
+    /// time_on_page_by_bucket by its definition: times_on_page by sorting, summed per bucket.
+    fn by_bucket_by_sorting(
+        v: &[u64],
+        s: &[u32],
+        t: &[i64],
+        d: &[u32],
+        breaks: &[i64],
+    ) -> (Vec<u64>, Vec<u64>) {
+        let spent = times_on_page_by_sorting(v, s, t, d);
+        let (mut totals, mut counts) = (vec![0u64; breaks.len()], vec![0u64; breaks.len()]);
+        for (i, &seconds) in spent.iter().enumerate() {
+            let after = breaks.partition_point(|&b| b <= t[i]);
+            if seconds > 0 && after > 0 {
+                totals[after - 1] += u64::from(seconds);
+                counts[after - 1] += 1;
+            }
+        }
+        (totals, counts)
+    }
+
+    #[test]
+    fn time_on_page_by_bucket_equals_sorting() {
+        let mut next = xorshift(0x5DEE_CE66_D1CE_4E5B);
+        for round in 0..400 {
+            // small inputs, and two runs' worth of rows for the two-thread path
+            let n = if round % 50 == 0 {
+                PARALLEL_MIN * 2 + (next() % 100) as usize
+            } else {
+                (next() % 80) as usize
+            };
+            let visitors = 1 + next() % 12;
+            let mut rows: Vec<(u64, u32, i64, u32)> = (0..n)
+                .map(|i| {
+                    let t = if round % 4 == 0 {
+                        (next() % 40) as i64
+                    } else {
+                        (i as i64) / 3 + (next() % 3) as i64
+                    };
+                    let v = next() % visitors;
+                    (v, (next() % 2) as u32, t, (next() % 5) as u32)
+                })
+                .collect();
+            if round % 4 != 0 {
+                // sorted runs, like compacted days; a session may span two runs
+                let cut = rows.len() / 2;
+                rows[..cut].sort();
+                rows[cut..].sort();
+            }
+            let v: Vec<u64> = rows.iter().map(|r| r.0).collect();
+            let s: Vec<u32> = rows.iter().map(|r| r.1).collect();
+            let t: Vec<i64> = rows.iter().map(|r| r.2).collect();
+            let d: Vec<u32> = rows.iter().map(|r| r.3).collect();
+            let top = (n as i64) / 3 + 3;
+            let mut breaks: Vec<i64> = (0..(next() % 6))
+                .map(|_| (next() % top as u64) as i64)
+                .collect();
+            breaks.sort_unstable();
+            let want = by_bucket_by_sorting(&v, &s, &t, &d, &breaks);
+            assert_eq!(
+                time_on_page_by_bucket(&v, &s, &t, &d, &breaks),
+                want,
+                "round {round}"
+            );
+            // the same rows in chunks (cut anywhere, also inside a session's rows; some empty)
+            let mut cuts: Vec<usize> = (0..next() % 5)
+                .map(|_| (next() % (n as u64 + 1)) as usize)
+                .collect();
+            cuts.extend([0, n]);
+            cuts.sort_unstable();
+            let chunks: Vec<ViewChunk> = cuts
+                .windows(2)
+                .map(|w| ViewChunk {
+                    visitors: &v[w[0]..w[1]],
+                    sessions: &s[w[0]..w[1]],
+                    times: &t[w[0]..w[1]],
+                    durations: &d[w[0]..w[1]],
+                })
+                .collect();
+            assert_eq!(
+                time_on_page_by_bucket_chunks(&chunks, &breaks),
+                want,
+                "round {round} {cuts:?}"
+            );
+        }
+    }
+
     #[test]
     fn repeated_finds_exactly_the_repeats() {
         let keys: Vec<(u64, u32)> = (0..100_000u64)
@@ -829,15 +1540,28 @@ mod tests {
             .collect();
         let mut with_repeats = keys.clone();
         with_repeats.extend([keys[5], keys[99_999], keys[5]]);
-        let want: FastSet = [pair_hash(keys[5]), pair_hash(keys[99_999])]
-            .into_iter()
-            .collect();
-        for parts in [1, 2, 4] {
-            let found: FastSet = (0..parts)
-                .flat_map(|part| repeated(&with_repeats, part, parts))
-                .collect();
-            assert_eq!(found, want, "{parts} parts");
-            assert!((0..parts).all(|part| repeated(&keys, part, parts).is_empty()));
+        let mut want = vec![(keys[5], 5), (keys[5], 100_000), (keys[5], 100_002)];
+        want.extend([(keys[99_999], 99_999), (keys[99_999], 100_001)]);
+        want.sort_unstable();
+        // one or two parts, the keys dealt into one or three lists, any hash
+        let hashes: [&dyn Fn((u64, u32)) -> u64; 2] = [&pair_hash, &|_| 7];
+        for expected in [10, PARALLEL_MIN] {
+            for lists in [1, 3] {
+                for hash in hashes {
+                    let found_in = |keys: &[(u64, u32)]| {
+                        let mut dealt: Vec<Dealt> =
+                            (0..lists).map(|_| Dealt::new(expected, 10)).collect();
+                        for (i, &k) in keys.iter().enumerate() {
+                            dealt[i % lists].add(hash(k), i);
+                        }
+                        let mut found = repeats(&dealt, |i| keys[i]);
+                        found.sort_unstable();
+                        found
+                    };
+                    assert_eq!(found_in(&with_repeats), want, "{expected} {lists}");
+                    assert!(found_in(&keys).is_empty());
+                }
+            }
         }
     }
 
@@ -958,15 +1682,18 @@ mod tests {
         for t in [&times[..], &[][..]] {
             let rows = Rows {
                 keys: &keys,
+                part: None,
                 visitors: &visitors,
                 sessions: &sessions,
                 times: t,
                 sums: None,
+                flagged: None,
             };
             let multi = multi_run_visitors(&visitors, &sessions);
             let c = count_groups(&rows, 0..keys.len(), &multi);
-            let mut one = collect_groups(count_aside(c.groups, c.aside));
+            let mut one = collect_groups(count_aside(c.groups, c.aside, None));
             (one.tie_groups, one.tie_rows) = latest_ties(&one, &c.ties, &keys, t);
+            one.flagged.clear();
             assert_eq!(group_stats(&keys, &visitors, &sessions, t), one);
             assert_eq!(one.keys.len(), 7);
             assert_eq!(one.tie_rows.is_empty(), t.is_empty());
@@ -1156,6 +1883,139 @@ mod tests {
             assert_eq!(got.last[g], *rows.last().unwrap() as u64);
             assert_eq!(got.visitors[g], v.len() as u64);
             assert_eq!(got.sessions[g], s.len() as u64);
+        }
+    }
+
+    #[test]
+    fn time_parts_round_down() {
+        let key = |shift, unit, add, modulus, ms| {
+            TimePart::new(shift, unit, add, modulus).unwrap().key(ms)
+        };
+        // hours of the day with a +1 h shift; minute of the hour with 30 minutes added; times
+        // before the epoch round down like Python
+        let hour = 3_600_000;
+        for (ms, want) in [
+            (0, 1),
+            (hour - 1, 1),
+            (23 * hour, 0),
+            (-1, 0),
+            (-hour - 1, 23),
+        ] {
+            assert_eq!(key(hour, hour, 0, 24, ms), want, "{ms}");
+        }
+        assert_eq!(key(0, 60_000, 30, 60, 60_000 * 45), 15);
+        assert_eq!(key(0, 1000, 0, 60, -1), 59);
+        assert!(TimePart::new(0, 0, 0, 24).is_err());
+        assert!(TimePart::new(0, 1, 0, 0).is_err());
+        // against division, around multiples of the unit and far from the epoch
+        let mut next = xorshift(0x1357_9BDF_2468_ACE0);
+        for (unit, modulus, add) in [(hour, 24, 0), (hour, 168, 72), (60_000, 60, 7), (7, 5, -3)] {
+            let part = TimePart::new(-5 * hour, unit, add, modulus).unwrap();
+            for _ in 0..20_000 {
+                let base = (next() % 4_000_000_000_000) as i64 - 1_000_000_000_000;
+                let ms = base - base.rem_euclid(unit) + (next() % 3) as i64 - 1;
+                let want = ((ms - 5 * hour).div_euclid(unit) + add).rem_euclid(modulus) as u64;
+                assert_eq!(part.key(ms), want, "{ms} {unit}");
+            }
+            // a chunk at a time, with and without times outside the fast range
+            let mut times: Vec<i64> = (0..3000).map(|_| (next() % (1 << 45)) as i64).collect();
+            let mut out = vec![0u64; times.len()];
+            for outlier in [None, Some(-1), Some(1 << 53), Some(i64::MAX)] {
+                if let Some(t) = outlier {
+                    times[1234] = t;
+                }
+                part.keys_into(&times, &mut out);
+                let want: Vec<u64> = times.iter().map(|&t| part.key(t)).collect();
+                assert_eq!(out, want, "{outlier:?}");
+            }
+            for ms in [i64::MIN, i64::MAX, 1 << 53, -(1 << 53)] {
+                let want = (ms
+                    .saturating_add(-5 * hour)
+                    .div_euclid(unit)
+                    .saturating_add(add))
+                .rem_euclid(modulus) as u64;
+                assert_eq!(part.key(ms), want, "{ms}");
+            }
+        }
+    }
+
+    #[test]
+    fn time_part_counts_equal_given_keys() {
+        let mut next = xorshift(0x2468_1357_ACE0_BDF9);
+        for n in [50, PARALLEL_MIN * 2 + 5] {
+            let mut rows: Vec<(u64, u32, i64)> = (0..n)
+                .map(|_| {
+                    (
+                        next() % 5_000,
+                        (next() % 2) as u32,
+                        (next() % 1_000_000_000) as i64,
+                    )
+                })
+                .collect();
+            let cut = n / 3;
+            rows[..cut].sort();
+            rows[cut..].sort();
+            let v: Vec<u64> = rows.iter().map(|r| r.0).collect();
+            let s: Vec<u32> = rows.iter().map(|r| r.1).collect();
+            let t: Vec<i64> = rows.iter().map(|r| r.2).collect();
+            let part = TimePart::new(3_600_000, 3_600_000, 72, 168).unwrap();
+            let keys: Vec<u64> = t.iter().map(|&ms| part.key(ms)).collect();
+            let flagged: PairSet = rows.iter().step_by(7).map(|r| (r.0, r.1)).collect();
+            assert_eq!(
+                time_part_counts(&t, part, &v, &s, &flagged),
+                group_counts(&keys, &v, &s, &flagged)
+            );
+        }
+    }
+
+    #[test]
+    fn group_counts_match_hash_sets() {
+        // Sorted per-day runs (some visitors in several), small keys (indexed) and large ones
+        // (hashed), one thread and two, some pairs flagged.
+        let mut next = xorshift(0x0DDB_1A5E_5BAD_5EED);
+        for (runs, per_run, key_range) in [(3, 500, 24), (4, 30_000, 168), (4, 30_000, 1 << 40)] {
+            let (mut keys, mut visitors, mut sessions) = (vec![], vec![], vec![]);
+            for _ in 0..runs {
+                let mut run: Vec<(u64, u32)> = (0..per_run)
+                    .map(|_| (next() % 9_000, (next() % 3) as u32))
+                    .collect();
+                run.sort();
+                for (v, s) in run {
+                    keys.push(next() % key_range);
+                    visitors.push(v);
+                    sessions.push(s);
+                }
+            }
+            let flagged: PairSet = (0..keys.len())
+                .filter(|i| i % 11 == 0)
+                .map(|i| (visitors[i], sessions[i]))
+                .collect();
+            let got = group_counts(&keys, &visitors, &sessions, &flagged);
+            let mut truth: std::collections::HashMap<
+                u64,
+                [std::collections::HashSet<(u64, u32)>; 3],
+            > = Default::default();
+            let mut rows: std::collections::HashMap<u64, u64> = Default::default();
+            for i in 0..keys.len() {
+                let e = truth.entry(keys[i]).or_default();
+                e[0].insert((visitors[i], 0));
+                e[1].insert((visitors[i], sessions[i]));
+                if flagged.contains(&(visitors[i], sessions[i])) {
+                    e[2].insert((visitors[i], sessions[i]));
+                }
+                *rows.entry(keys[i]).or_default() += 1;
+            }
+            assert_eq!(got.keys.len(), truth.len());
+            for (g, key) in got.keys.iter().enumerate() {
+                let t = &truth[key];
+                assert_eq!(got.rows[g], rows[key]);
+                assert_eq!(got.visitors[g], t[0].len() as u64);
+                assert_eq!(got.sessions[g], t[1].len() as u64);
+                assert_eq!(got.flagged[g], t[2].len() as u64);
+                assert_eq!(keys[got.first[g] as usize], *key);
+            }
+            let plain = group_stats(&keys, &visitors, &sessions, &[]);
+            assert_eq!((plain.keys, plain.sessions), (got.keys, got.sessions));
         }
     }
 

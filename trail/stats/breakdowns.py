@@ -10,7 +10,7 @@ import polars as pl
 
 from trail.stats import kernels, rollup_totals
 from trail.stats import metrics as m
-from trail.stats.buckets import fixed_offset_ms, hour_of_day
+from trail.stats.buckets import TimePart, fixed_offset_ms, hour_of_day
 from trail.stats.filters import Filter
 from trail.stats.pages import _unfiltered_totals, sort_and_page
 from trail.stats.sources import Rows, custom_metrics, metrics_by, rows_for
@@ -191,21 +191,22 @@ def _filled(
 def hours(data_dir: Path, f: Filter) -> list[dict[str, Any]]:
     """Visitors by local hour, 0..23 all present."""
     shift = fixed_offset_ms(f.tz, *f.window())
+    grid = [(h,) for h in range(24)]
     if shift is not None:
-        hour = (pl.col("time").cast(pl.Int64) + shift) // 3_600_000 % 24
-    else:
-        hour = hour_of_day(f.tz)
-    return _by_time(data_dir, f, [hour.alias("hour")], [(h,) for h in range(24)])
+        return _by_time(data_dir, f, TimePart("hour", shift, 3_600_000, 0, 24), grid)
+    return _by_time(data_dir, f, hour_of_day(f.tz).alias("hour"), grid)
 
 
 def _by_time(
-    data_dir: Path, f: Filter, keys: list[pl.Expr], grid: Sequence[tuple[int, ...]]
+    data_dir: Path, f: Filter, key: pl.Expr | TimePart, grid: Sequence[tuple[int, ...]]
 ) -> list[dict[str, Any]]:
-    """The core metrics of page views by local time parts (section 5: "page/hour/minute
+    """The core metrics of page views by a local time part (section 5: "page/hour/minute
     grouping reads page views"), every point of `grid` present; cr against the range's
     unfiltered visitors; custom metrics from the matching events of each time part."""
     rows = rows_for(data_dir, f)
-    queries = [metrics_by(rows, keys, ["time"], views=True), _all_visitors(rows)]
+    part = key if isinstance(key, TimePart) else None
+    keys = [key.expr() if isinstance(key, TimePart) else key]
+    queries = [metrics_by(rows, keys, ["time"], views=True, part=part), _all_visitors(rows)]
     custom = custom_metrics(rows, keys)
     if custom is not None:
         queries.append(custom)
@@ -223,16 +224,13 @@ def minutes(data_dir: Path, f: Filter) -> list[dict[str, Any]]:
         for t in (rows.start, rows.end)
     }
 
-    def minute(column: str) -> pl.Expr:
-        if len(offsets) == 1:
-            # The zone's offset has the same minutes all window long (DST moves whole hours):
-            # plain arithmetic on the epoch is much cheaper than a per-row zone conversion.
-            total = pl.col(column).cast(pl.Int64) // 60_000 + next(iter(offsets))
-            return (total % 60).cast(pl.Int64).alias("minute")
-        local = pl.col(column).dt.convert_time_zone(f.tz.key)
-        return local.dt.minute().cast(pl.Int64).alias("minute")
-
-    return _by_time(data_dir, f, [minute("time")], [(i,) for i in range(60)])
+    grid = [(i,) for i in range(60)]
+    if len(offsets) == 1:
+        # The zone's offset has the same minutes all window long (DST moves whole hours):
+        # plain arithmetic on the epoch is much cheaper than a per-row zone conversion.
+        return _by_time(data_dir, f, TimePart("minute", 0, 60_000, next(iter(offsets)), 60), grid)
+    local = pl.col("time").dt.convert_time_zone(f.tz.key)
+    return _by_time(data_dir, f, local.dt.minute().cast(pl.Int64).alias("minute"), grid)
 
 
 def weekdays(data_dir: Path, f: Filter) -> list[dict[str, Any]]:
@@ -242,12 +240,14 @@ def weekdays(data_dir: Path, f: Filter) -> list[dict[str, Any]]:
     counting kernel takes as its own key; with one offset all window long it is arithmetic on
     the epoch (1970-01-01 was a Thursday, weekday 3: hour h of the epoch is slot (h + 72) % 168)."""
     shift = fixed_offset_ms(f.tz, *f.window())
+    slot: pl.Expr | TimePart
     if shift is not None:
-        slot = ((pl.col("time").cast(pl.Int64) + shift) // 3_600_000 + 72) % 168
+        slot = TimePart("slot", shift, 3_600_000, 72, 168)
     else:
         local = pl.col("time").dt.convert_time_zone(f.tz.key)
-        slot = (local.dt.weekday().cast(pl.Int64) - 1) * 24 + local.dt.hour().cast(pl.Int64)
-    out = _by_time(data_dir, f, [slot.alias("slot")], [(s,) for s in range(7 * 24)])
+        hour = (local.dt.weekday().cast(pl.Int64) - 1) * 24 + local.dt.hour().cast(pl.Int64)
+        slot = hour.alias("slot")
+    out = _by_time(data_dir, f, slot, [(s,) for s in range(7 * 24)])
     return [
         {"weekday": r["slot"] // 24, "hour": r["slot"] % 24,
          **{k: r[k] for k in ("visitors", "views", "sessions", "bounces")}}

@@ -10,6 +10,7 @@ series is refused naming the parameter that starts the window.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -114,3 +115,20 @@ def fixed_offset_ms(tz: ZoneInfo, start: datetime, end: datetime) -> int | None:
         at += timedelta(days=1)
     offset = next(iter(offsets))
     return None if offset is None else int(offset.total_seconds() * 1000)
+
+
+@dataclass(frozen=True)
+class TimePart:
+    """A local time part as arithmetic on the epoch (zones that keep one offset over the
+    window): ((ms + shift) // unit + add) % modulus, rounding down; e.g. the hour of the day
+    with `shift` the zone's offset, or the hour of the week (1970-01-01 was a Thursday)."""
+
+    name: str
+    shift: int
+    unit: int
+    add: int
+    modulus: int
+
+    def expr(self, column: str = "time") -> pl.Expr:
+        ms = pl.col(column).cast(pl.Int64)
+        return (((ms + self.shift) // self.unit + self.add) % self.modulus).alias(self.name)

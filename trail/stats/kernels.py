@@ -11,6 +11,7 @@ import numpy as np
 import polars as pl
 
 from trail import core
+from trail.stats.buckets import TimePart
 
 
 def distinct_count(arrays: list[np.ndarray]) -> int:
@@ -131,26 +132,70 @@ def session_metrics_by(lf: pl.LazyFrame, columns: list[str]) -> pl.DataFrame:
     )
 
 
-def view_counts(pv: pl.DataFrame, names: list[str]) -> pl.DataFrame:
+def view_counts(
+    pv: pl.DataFrame, names: list[str], *, flagged: pl.DataFrame | None = None
+) -> pl.DataFrame:
     """visitors, sessions (distinct ids) and views (rows) per `names` group of page views, by
     the counting kernel; small integer groups (an hour) are their own key, others are told
-    apart by a 64-bit hash (see page_stats)."""
-    counts = ("visitors", "sessions", "views")
+    apart by a 64-bit hash (see page_stats). With `flagged` (visitor_id, session_id of some
+    sessions), also `flagged`: how many of those sessions each group's views hold."""
+    counts = ("visitors", "sessions", "views", *(("flagged",) if flagged is not None else ()))
     if pv.is_empty():
         return pv.select(names).with_columns(pl.lit(0, pl.Int64).alias(c) for c in counts)
     if len(names) == 1 and pv.schema[names[0]].is_integer():
-        key = pl.col(names[0]).cast(pl.UInt64)
+        # its own key: an integer column read as u64 (a reinterpretation, not a conversion)
+        key = pv[names[0]].cast(pl.Int64).to_numpy().view(np.uint64)
     else:
-        key = pl.col(names[0]).hash() if len(names) == 1 else pl.struct(names).hash()
-    _keys, first, _last, views, visitors, sessions, *_ = core.group_stats(
-        np.ascontiguousarray(pv.select(key).to_series().to_numpy(), dtype=np.uint64),
+        hashed = pl.col(names[0]).hash() if len(names) == 1 else pl.struct(names).hash()
+        key = pv.select(hashed).to_series().to_numpy()
+    visitors = np.ascontiguousarray(pv["visitor_id"].to_numpy(), dtype=np.uint64)
+    sessions = np.ascontiguousarray(pv["session_id"].to_numpy(), dtype=np.uint32)
+    key = np.ascontiguousarray(key, dtype=np.uint64)
+    if flagged is None:
+        _keys, first, _last, views, n_visitors, n_sessions, *_ = core.group_stats(
+            key, visitors, sessions, _NO_TIMES
+        )
+        values: tuple[list[int], ...] = (n_visitors, n_sessions, views)
+    else:
+        _keys, first, views, n_visitors, n_sessions, n_flagged = core.group_counts(
+            key,
+            visitors,
+            sessions,
+            np.ascontiguousarray(flagged["visitor_id"].to_numpy(), dtype=np.uint64),
+            np.ascontiguousarray(flagged["session_id"].to_numpy(), dtype=np.uint32),
+        )
+        values = (n_visitors, n_sessions, views, n_flagged)
+    return pv.select(names)[first].with_columns(
+        pl.Series(name, v, dtype=pl.Int64) for name, v in zip(counts, values, strict=True)
+    )
+
+
+# No flagged sessions (view_counts, time_part_counts).
+NO_FLAGS = pl.DataFrame(schema={"visitor_id": pl.UInt64, "session_id": pl.UInt32})
+
+
+def time_part_counts(pv: pl.DataFrame, part: TimePart, flagged: pl.DataFrame) -> pl.DataFrame:
+    """view_counts by a time part of each view's `time` (pv: visitor_id, session_id, time),
+    computed by the kernel from the epoch milliseconds; `flagged` as there."""
+    names = [part.name]
+    counts = ("visitors", "sessions", "views", "flagged")
+    if pv.is_empty():
+        return pl.DataFrame(schema={part.name: pl.Int64, **dict.fromkeys(counts, pl.Int64)})
+    keys, _first, views, visitors, sessions, n_flagged = core.time_part_counts(
+        np.ascontiguousarray(pv["time"].dt.epoch("ms").to_numpy(), dtype=np.int64),
         np.ascontiguousarray(pv["visitor_id"].to_numpy(), dtype=np.uint64),
         np.ascontiguousarray(pv["session_id"].to_numpy(), dtype=np.uint32),
-        _NO_TIMES,
+        np.ascontiguousarray(flagged["visitor_id"].to_numpy(), dtype=np.uint64),
+        np.ascontiguousarray(flagged["session_id"].to_numpy(), dtype=np.uint32),
+        part.shift,
+        part.unit,
+        part.add,
+        part.modulus,
     )
-    return pv.select(names)[first].with_columns(
-        pl.Series(name, values, dtype=pl.Int64)
-        for name, values in zip(counts, (visitors, sessions, views), strict=True)
+    values = (visitors, sessions, views, n_flagged)
+    return pl.DataFrame(
+        {names[0]: pl.Series(keys, dtype=pl.Int64)}
+        | {c: pl.Series(v, dtype=pl.Int64) for c, v in zip(counts, values, strict=True)}
     )
 
 
@@ -161,6 +206,28 @@ def _pairing_arrays(pv: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarra
         np.ascontiguousarray(pv["session_id"].to_numpy(), dtype=np.uint32),
         np.ascontiguousarray(pv["time"].dt.epoch("ms").to_numpy(), dtype=np.int64),
         np.ascontiguousarray(pv["duration_seconds"].to_numpy(), dtype=np.uint32),
+    )
+
+
+_Chunks = list[np.ndarray]
+
+
+def _pairing_chunks(pv: pl.DataFrame) -> tuple[_Chunks, _Chunks, _Chunks, _Chunks]:
+    """_pairing_arrays as lists of per-chunk arrays (one chunk per file a scan read): views of
+    Polars' buffers, not a copy of 10M rows per column into one array."""
+    cols = pv.select("visitor_id", "session_id", pl.col("time").dt.epoch("ms"), "duration_seconds")
+    lengths = {tuple(len(c) for c in cols[name].get_chunks()) for name in cols.columns}
+    if len(lengths) > 1:  # columns chunked differently: one chunk each
+        cols = cols.rechunk()
+
+    def chunks(name: str, dtype: type) -> _Chunks:
+        return [np.ascontiguousarray(c.to_numpy(), dtype=dtype) for c in cols[name].get_chunks()]
+
+    return (
+        chunks("visitor_id", np.uint64),
+        chunks("session_id", np.uint32),
+        chunks("time", np.int64),
+        chunks("duration_seconds", np.uint32),
     )
 
 
@@ -182,7 +249,7 @@ def time_on_page_by_bucket(pv: pl.DataFrame, breaks: list[int]) -> pl.DataFrame:
     kernel, without a per-view column."""
     if pv.is_empty() or not breaks:
         return pl.DataFrame(schema={"bucket": pl.Int64, "total": pl.Int64, "n": pl.Int64})
-    totals, counts = core.time_on_page_by_bucket(*_pairing_arrays(pv), breaks)
+    totals, counts = core.time_on_page_by_bucket_chunks(*_pairing_chunks(pv), breaks)
     return pl.DataFrame(
         {"bucket": range(len(breaks)), "total": totals, "n": counts},
         schema={"bucket": pl.Int64, "total": pl.Int64, "n": pl.Int64},

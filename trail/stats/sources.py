@@ -27,6 +27,7 @@ from pathlib import Path
 
 import polars as pl
 
+from trail.stats.buckets import TimePart
 from trail.stats.filters import Filter
 from trail.stats.predicates import (
     dims_predicate,
@@ -35,6 +36,7 @@ from trail.stats.predicates import (
     session_only_fields,
 )
 from trail.stats.scan import scan
+from trail.storage import tombstones
 from trail.storage.schema import TABLES
 
 KEYS = ["visitor_id", "session_id"]
@@ -196,6 +198,7 @@ def metrics_by(
     *,
     views: bool = False,
     windows: bool = False,
+    part: TimePart | None = None,
 ) -> pl.LazyFrame:
     """visitors, views, sessions, bounces grouped by `keys` (expressions over `columns`).
 
@@ -203,11 +206,14 @@ def metrics_by(
     view's time, not its session's). With `windows`, `keys` are time buckets (over `time`) that
     each count as a window of their own (the visitor report's days, weeks...): read from page
     views, a session's bounce counts among the views of the bucket that holds its live state,
-    as if each bucket were asked alone."""
+    as if each bucket were asked alone. `part`, when given, is `keys` (one) as arithmetic, which
+    the counting kernel then computes itself."""
     from trail.stats import kernels
     from trail.stats import metrics as m
 
     names = [k.meta.output_name() for k in keys]
+    if views and starts_hold_views(rows, columns):
+        return _by_view_time(rows, keys, names, part)
     if rows.f.page_level or views:
         # with `windows`, the bucket of each bounced session's live state
         live = rows.bounced_keys(("time",) if windows else ())
@@ -231,6 +237,87 @@ def metrics_by(
         *keys, *KEYS, "sign", "page_views", "is_bounce"
     )
     return kernels.session_metrics_by(sess, names).lazy()
+
+
+def starts_hold_views(rows: Rows, columns: list[str]) -> bool:
+    """Whether a bounced session with one page view can be counted at its `start` for groupings
+    of the views' `time` (`columns`): no page condition (a session that passes passes with its
+    view, whose dimensions are the session's) and no deletion in the window (which could have
+    removed the view but kept the session's final state)."""
+    if columns != ["time"] or rows.f.page_level:
+        return False
+    start, end = int(rows.start.timestamp() * 1000), int(rows.end.timestamp() * 1000)
+    stones = tombstones.load(rows.data_dir, rows.f.site_id)
+    return not any(tombstones.relevant(stones, t, start, end) for t in ("sessions", "page_views"))
+
+
+def _by_view_time(
+    rows: Rows, keys: list[pl.Expr], names: list[str], part: TimePart | None
+) -> pl.LazyFrame:
+    """metrics_by of the views' `time` parts (hours, weekdays, minutes) where starts_hold_views.
+
+    Visitors, sessions and views: the counting kernel over the page views that pass. Bounces of
+    a group: the sessions among its views whose final state in the window bounced. A session
+    with one page view has that view at its start (the state machine writes the first view
+    with the session's start time, its visitor, session and dimensions), so those are counted
+    by their state's `start`, in the window; only the others (reloads) are looked up among the
+    views, by the kernel (their keys are read only when there are any). Over session rows, a
+    state and the row that cancels it share their time and columns, so per session the rows
+    kept below sum `sign` to 1 exactly when its final state lies in the window and bounced
+    with one page view (or, for the lookup, with more).
+
+    Session rows are listed before page views: a worker seals a batch's session rows before
+    its page views, so a view-less state of a batch being sealed is only read when that
+    sealing outlasts the planning of both scans."""
+    from trail.stats import kernels
+    from trail.stats import metrics as m
+
+    bounced = rows.sessions(["sign", "is_bounce", "page_views", "start"]).filter(
+        pl.col("is_bounce") & (pl.col("sign") != 0)  # the others add 0
+    )
+    start_ms = pl.col("start").dt.epoch("ms")
+    first, after = int(rows.start.timestamp() * 1000), int(rows.end.timestamp() * 1000)
+    one = (pl.col("page_views") == 1) & (start_ms >= first) & (start_ms < after)
+    sign = pl.col("sign").cast(pl.Int64)
+    # per group of the start (the time of the one view): those with one view, and whether
+    # any row is of a state with more
+    single_q = (
+        bounced.select(pl.col("start").alias("time"), "sign", "page_views", one.alias("one"))
+        .group_by(keys)
+        .agg(
+            sign.filter(pl.col("one")).sum().alias("single"),
+            (pl.col("page_views") > 1).sum().alias("more"),
+        )
+    )
+    pv_q = rows.page_views([*m.PAGE_VIEW_COLUMNS, "time"])
+    pv_q = pv_q.select(*KEYS, "time") if part is not None else pv_q.select(*keys, *KEYS)
+    pv, single = pl.collect_all([pv_q, single_q])
+    reloaded = kernels.NO_FLAGS
+    if single["more"].sum():
+        reloaded = (
+            rows.sessions([*KEYS, "sign", "is_bounce", "page_views"])
+            .filter(pl.col("is_bounce") & (pl.col("sign") != 0) & (pl.col("page_views") > 1))
+            .group_by(KEYS)
+            .agg(sign.sum())
+            .filter(pl.col("sign") > 0)
+            .select(KEYS)
+            .collect()
+        )
+    if part is not None:
+        counted = kernels.time_part_counts(pv, part, reloaded)
+    else:
+        counted = kernels.view_counts(pv, names, flagged=reloaded)
+    return (
+        counted.join(single.select(*names, "single"), on=names, how="left")
+        .select(
+            *names,
+            "visitors",
+            "sessions",
+            "views",
+            (pl.col("flagged") + pl.col("single").fill_null(0)).cast(pl.Int64).alias("bounces"),
+        )
+        .lazy()
+    )
 
 
 def _bounces(rows: Rows, pv: pl.LazyFrame) -> pl.LazyFrame:

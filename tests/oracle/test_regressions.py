@@ -103,3 +103,43 @@ def test_bounced_sessions_that_viewed_more_than_their_entry(oracle: Oracle) -> N
         ("hours", {"tz": ["UTC"], "from": [d], "to": [after]}),
         ("hours", {"tz": ["UTC"], "from": [after], "to": [after]}),
     ])  # fmt: skip
+
+
+def test_page_and_event_conditions_hold_inside_each_bucket(oracle: Oracle) -> None:
+    """Under a page or event condition, the visitor report and the session duration count a
+    session in a day only when the condition holds inside that day: each bucket is asked as a
+    window of its own. A session whose tagged view and event are before midnight and whose
+    final state a keep-alive moved past it passes on neither day; a session with its event after
+    midnight passes on that day, with no views; `event=!…` lets the day without the event pass."""
+    now = int(datetime.now(UTC).timestamp() * 1000)
+    today = datetime.fromtimestamp(now / 1000, UTC).date()
+    day = today - timedelta(days=3)
+    midnight = utc_midnight(day) + 24 * 60 * MINUTE
+    site = Site("site0", "site0.oracle.test", "UTC")
+    crossing, late, inside = (
+        Visitor(0, 0, 10, 0, 0),
+        Visitor(1, 1, 20, 1, 1),
+        Visitor(2, 2, 30, 2, 2),
+    )
+    hits = [
+        make_hit("page_view", midnight - 20 * MINUTE, site, crossing, "/", tags={"ab": "a"}),
+        make_hit("event", midnight - 18 * MINUTE, site, crossing, "/", follow_up=True,
+                 event_name="download", tags={"ab": "a"}),
+        make_hit("keep_alive", midnight + 3 * MINUTE, site, crossing, "/", follow_up=True),
+        make_hit("page_view", midnight - 10 * MINUTE, site, late, "/docs"),
+        make_hit("page_view", midnight - 9 * MINUTE, site, late, "/blog", follow_up=True),
+        make_hit("event", midnight + 5 * MINUTE, site, late, "/blog", follow_up=True,
+                 event_name="download"),
+        make_hit("page_view", midnight + 60 * MINUTE, site, inside, "/", tags={"ab": "b"}),
+        make_hit("page_view", midnight + 62 * MINUTE, site, inside, "/docs", follow_up=True),
+    ]  # fmt: skip
+    traffic = Traffic([site], hits, now)
+    d, after = day.isoformat(), (day + timedelta(days=1)).isoformat()
+    both = {"tz": ["UTC"], "from": [d], "to": [after]}
+    queries = []
+    for condition in ({"tag": ["ab"]}, {"event": ["download"]}, {"event": ["!download"]},
+                      {"path": ["/docs"]}, {"tag_ab": ["a"]}):  # fmt: skip
+        for endpoint in ("visitor", "duration/session"):
+            queries.append((endpoint, {**both, **condition}))
+    queries.append(("duration/session", {**both, "tag": ["ab"], "scale": ["week"]}))
+    agree(oracle, traffic, queries)

@@ -86,7 +86,7 @@ def visitor(data_dir: Path, f: Filter) -> list[dict[str, Any]]:
         all_by_bucket = {i: r["visitors"] for i, r in rolled.items()}
     else:
         idx = bucket_index(starts, f.tz)
-        q = metrics_by(rows, [idx], ["time"], windows=True)
+        q = metrics_by(rows.by_bucket(idx), [idx], ["time"], windows=True)
         unfiltered = rows.unfiltered().sessions(["visitor_id", "sign", "time"])
         u = unfiltered.group_by(idx).agg(m.visitors().alias("all_visitors"))
         queries = [q, u]
@@ -123,7 +123,8 @@ def session_duration(data_dir: Path, f: Filter) -> list[dict[str, Any]]:
     first, last = dates_of(f)
     starts = series_starts(first, last, f.scale)
     days = bucket_starts(first, last, "day")
-    rows = rows_for(data_dir, f)
+    # a day counts the sessions that pass inside it (page and event conditions): Rows.by_bucket
+    rows = rows_for(data_dir, f).by_bucket(bucket_index(days, f.tz))
     lf = rows.sessions(["sign", "duration_seconds", "time"]).filter(pl.col("duration_seconds") > 0)
     daily = lf.group_by(bucket_index(days, f.tz)).agg(
         m.duration_sum().alias("total"), m.sessions().alias("n")
@@ -246,11 +247,17 @@ def dates_of(f: Filter) -> tuple[date, date]:
 OVERVIEW_DAYS = 7
 
 
-def overview(data_dir: Path, f: Filter, now: datetime | None = None) -> dict[str, Any]:
-    """/statistics/overview: totals, growth and the daily series (default: the last 7 days)."""
+def overview_filter(f: Filter, now: datetime | None = None) -> Filter:
+    """The filter of /statistics/overview: its dates default to the last 7 days."""
     if f.from_date is None or f.to_date is None:
         today = (now or datetime.now(UTC)).astimezone(f.tz).date()
         f = replace(f, from_date=today - timedelta(days=OVERVIEW_DAYS - 1), to_date=today)
+    return f
+
+
+def overview(data_dir: Path, f: Filter, now: datetime | None = None) -> dict[str, Any]:
+    """/statistics/overview: totals, growth and the daily series (default: the last 7 days)."""
+    f = overview_filter(f, now)
     series_starts(*dates_of(f), "day")  # a series too long for an answer fails before any scan
     t = total(data_dir, f)
     prev = total_for_rows(previous_rows(data_dir, f, now))

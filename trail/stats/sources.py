@@ -40,20 +40,34 @@ from trail.storage import tombstones
 from trail.storage.schema import TABLES
 
 KEYS = ["visitor_id", "session_id"]
+WINDOW = "_window"  # the bucket column of Rows.by_bucket
 
 
 @dataclass(frozen=True)
 class Rows:
-    """One site, one UTC window, one filter: the lazy row sets reports start from."""
+    """One site, one UTC window, one filter: the lazy row sets reports start from.
+
+    With `bucket` (an expression over `time`, see by_bucket), each bucket is a window of its
+    own for the page and event conditions: a row passes when its session has a matching page
+    view (event) in the row's bucket, as if that bucket were asked alone."""
 
     data_dir: Path
     f: Filter
     start: datetime
     end: datetime
+    bucket: pl.Expr | None = None
 
     def unfiltered(self) -> Rows:
         """Same site and window, no other filter: the denominators of relative values and cr."""
         return Rows(self.data_dir, self.f.without_dims(), self.start, self.end)
+
+    def by_bucket(self, bucket: pl.Expr) -> Rows:
+        """The same rows with page and event conditions held inside each bucket of `bucket`
+        (an expression over `time`): the visitor report's days, weeks... and the session
+        duration's days, each read as a window of its own (section 5, "visitor")."""
+        if not (self.f.page_level or self.f.event_level):
+            return self
+        return replace(self, bucket=bucket.alias(WINDOW))
 
     def without_pages(self) -> Rows:
         """Same window and filter without its page and entry/exit conditions (path, pattern,
@@ -68,35 +82,38 @@ class Rows:
 
     def sessions(self, columns: list[str]) -> pl.LazyFrame:
         """Session rows (uncollapsed, see metrics) of the sessions that pass the filter."""
-        lf = self._scan("sessions", columns).filter(dims_predicate(self.f, "sessions"))
+        lf = self._keyed("sessions", columns).filter(dims_predicate(self.f, "sessions"))
         if self.f.page_level:
-            lf = lf.join(self.page_keys(), on=KEYS, how="semi")
-        return self._session_conditions(lf, events=True)
+            lf = lf.join(self.page_keys(), on=self._on, how="semi")
+        return self._only(self._session_conditions(lf, events=True), columns)
 
     def page_views(self, columns: list[str], *, with_paths: bool = True) -> pl.LazyFrame:
         """Page views that match (without `with_paths`: all page views of the sessions that
         pass, whatever their page) of the sessions that pass the other conditions."""
-        lf = self._scan("page_views", columns)
+        lf = self._keyed("page_views", columns)
         lf = lf.filter(dims_predicate(self.f, "page_views", with_paths=with_paths))
-        return self._session_conditions(lf, events=True)
+        return self._only(self._session_conditions(lf, events=True), columns)
 
     def events(self, columns: list[str]) -> pl.LazyFrame:
         """Events that match the event and page conditions (on the event's own path and
         metadata), of sessions that pass the entry/exit conditions."""
-        lf = self._scan("events", columns).filter(dims_predicate(self.f, "events"))
-        return self._session_conditions(lf, events=False)
+        lf = self._keyed("events", columns).filter(dims_predicate(self.f, "events"))
+        return self._only(self._session_conditions(lf, events=False), columns)
 
     # -- sessions by condition -------------------------------------------------------------------
 
     def page_keys(self) -> pl.LazyFrame:
-        """Sessions with a page view in the window that matches the page conditions."""
-        lf = self._scan("page_views", KEYS).filter(dims_predicate(self.f, "page_views"))
-        return lf.select(KEYS).unique()
+        """Sessions with a page view in the window (with `bucket`: their buckets holding one)
+        that matches the page conditions."""
+        lf = self._keyed("page_views", KEYS).filter(dims_predicate(self.f, "page_views"))
+        return lf.select(self._on).unique()
 
     def event_keys(self) -> pl.LazyFrame:
-        """Sessions with an event in the window that matches the event conditions."""
-        lf = self._scan("events", KEYS)
-        return lf.filter(dims_predicate(self.f, "events", with_paths=False)).select(KEYS).unique()
+        """Sessions with an event in the window (with `bucket`: their buckets holding one) that
+        matches the event conditions."""
+        lf = self._keyed("events", KEYS)
+        lf = lf.filter(dims_predicate(self.f, "events", with_paths=False))
+        return lf.select(self._on).unique()
 
     def live_keys(self) -> pl.LazyFrame:
         """Sessions whose live state (in the window) matches the session-level conditions."""
@@ -123,13 +140,32 @@ class Rows:
             entry = self._scan("sessions", KEYS).filter(dims_predicate(f, "sessions"))
             lf = lf.join(entry.select(KEYS).unique(), on=KEYS, how="semi")
         if events and f.event_level:
+            on = self._on
             if empty_event_matches(f):
-                every = scan(self.data_dir, "events", f.site_id, self.start, self.end, KEYS)
-                unmatched = every.unique().join(self.event_keys(), on=KEYS, how="anti")
-                lf = lf.join(unmatched, on=KEYS, how="anti")
+                every = scan(self.data_dir, "events", f.site_id, self.start, self.end,
+                             [*KEYS, "time"] if self.bucket is not None else KEYS)  # fmt: skip
+                if self.bucket is not None:
+                    every = every.with_columns(self.bucket)
+                unmatched = every.select(on).unique().join(self.event_keys(), on=on, how="anti")
+                lf = lf.join(unmatched, on=on, how="anti")
             else:
-                lf = lf.join(self.event_keys(), on=KEYS, how="semi")
+                lf = lf.join(self.event_keys(), on=on, how="semi")
         return lf
+
+    @property
+    def _on(self) -> list[str]:
+        """What page and event conditions join on: the session, and with `bucket` its bucket."""
+        return KEYS if self.bucket is None else [WINDOW, *KEYS]
+
+    def _keyed(self, table: str, columns: list[str]) -> pl.LazyFrame:
+        """_scan, with the `bucket` column when there is one."""
+        if self.bucket is None:
+            return self._scan(table, columns)
+        return self._scan(table, [*columns, "time"]).with_columns(self.bucket)
+
+    def _only(self, lf: pl.LazyFrame, columns: list[str]) -> pl.LazyFrame:
+        """Without the `bucket` column (and `time`, if it was read for it)."""
+        return lf if self.bucket is None else lf.drop(WINDOW, *({"time"} - set(columns)))
 
     def _scan(self, table: str, columns: list[str]) -> pl.LazyFrame:
         return scan(

@@ -1,10 +1,11 @@
 // A site's settings, one section per management endpoint of the API (the same calls an SDK
-// makes): general (hostname, time zone, subdomain, live window, the domain's switches, delete),
-// the theme of shared dashboards, the snippet, access keys and clients, members and invitations,
-// goals, funnels, traffic filters, alternative domains, access links, webhooks, email reports and
-// traffic alerts. A record whose type the API can update has an Edit button that opens its form
-// filled in. A 400's `validation` shows next to the field it names, the message in the form's
-// alert box. The server only serves this page to Admins and Owners of the site.
+// makes): general (hostname, time zone, subdomain, live window, custom domain, metadata, the
+// domain's switches, delete), the theme of shared dashboards, themes, the snippet, access keys
+// and clients, members and invitations, goals, funnels, traffic filters, alternative domains,
+// access links, webhooks, email reports and traffic alerts. A record whose type the API can
+// update has an Edit button that opens its form filled in. A 400's `validation` shows next to
+// the field it names, the message in the form's alert box. The server only serves this page to
+// Admins and Owners of the site.
 "use strict";
 (function () {
   const { call, get, start, el } = window.trail;
@@ -32,6 +33,8 @@
       control = el("select", props, ...options.map(([v, label]) => el("option", { value: v, selected: v === f.value }, label)));
     } else if (f.type === "file") {
       control = el("input", { ...props, type: "file", accept: f.accept });
+    } else if (f.type === "textarea") {
+      control = el("textarea", { ...props, rows: f.rows || 4, value: f.value ?? "", placeholder: f.placeholder, spellcheck: false });
     } else {
       control = el("input", { ...props, type: f.type || "text", value: f.value ?? "", placeholder: f.placeholder, autocomplete: "off" });
     }
@@ -40,7 +43,7 @@
 
   function values(form) {
     const out = {};
-    for (const c of form.querySelectorAll("input[name], select[name]")) {
+    for (const c of form.querySelectorAll("input[name], select[name], textarea[name]")) {
       if (c.closest(".step") || c.type === "file") continue;
       out[c.name] = c.type === "checkbox" ? c.checked : c.value.trim();
     }
@@ -114,10 +117,10 @@
   }
 
   /** The records of `url` as a list, each with a delete button (`remove(rec)` -> [url, body?], or
-   * null for none)
+   * null for none, asked again when the button is pressed; `listed(recs)` after each reading)
    * and, with `edit` ({fields(rec), send(values, form, rec), extra?(rec), locate?}), an Edit
    * button that turns the row into the record's form; one row of a list is edited at a time. */
-  function records({ prefix, label, url, describe, remove, extra, edit }) {
+  function records({ prefix, label, url, describe, remove, extra, edit, listed }) {
     const ul = el("ul", { className: "records", id: prefix + "-list", "aria-label": label });
     const status = el("p", { className: "saved", role: "status", id: prefix + "-status" });
     let recs = [];
@@ -133,6 +136,7 @@
       }
       if (!recs.some((r) => r.id === editing)) editing = null;
       render();
+      if (listed) listed(recs);
     }
 
     function close(rec) {
@@ -158,10 +162,9 @@
       const title = typeof name[0] === "string" ? name[0] : name[0].textContent;
       if (edit && rec.id === editing) return editor(rec, title);
       const failure = el("span", { className: "error", role: "alert", hidden: true });
-      const removal = remove(rec);
-      const del = removal && el("button", { type: "button", className: "inline danger", "aria-label": `Delete ${title}`,
+      const del = remove(rec) && el("button", { type: "button", className: "inline danger", "aria-label": `Delete ${title}`,
         onclick: async () => {
-          const [target, body] = removal;
+          const [target, body] = remove(rec);
           const answer = await call("DELETE", target, body);
           if (answer.ok) return refresh();
           failure.textContent = failed(answer);
@@ -246,6 +249,16 @@
         "Save subdomain", (v) => post("/api/v1/domain/subdomain", { subdomain: v.subdomain }), saveSite),
       form("general-active", [{ name: "time", label: "Live visitors window (seconds)", type: "number", value: site.active_visitors_seconds, hint: "A visitor counts as live this long after the last page view: 60 to 86400." }],
         "Save window", (v) => post("/api/v1/domain/active", { time: /^\d+$/.test(v.time) ? Number(v.time) : v.time }), saveSite),
+      form("general-custom", [{ name: "hostname", label: "Custom domain", value: site.custom_domain || "", placeholder: "stats.example.com",
+        hint: "A host name of your own that finds this site (GET /api/v1/domain?domain=...); one site per custom domain. Empty removes it." }],
+      "Save custom domain", (v) => post("/api/v1/domain/custom", { hostname: v.hostname }), saveSite),
+      form("general-metadata", [{ name: "metadata", label: "Metadata (a JSON object)", type: "textarea", full: true,
+        value: JSON.stringify(site.metadata || {}, null, 2), hint: "Kept for your own tools; trail does not read it." }],
+      "Save metadata", (v) => {
+        let metadata;
+        try { metadata = JSON.parse(v.metadata || "{}"); } catch (e) { return problem("metadata", "not valid JSON: " + e.message); }
+        return post("/api/v1/domain/metadata", { metadata });
+      }, saveSite),
       publicBox,
       toggle("group_by_title", "Group pages by title as well as path", "Pages with the same path but other titles are listed apart.",
         () => !!site.group_by_title, () => post("/api/v1/domain/title", {})),
@@ -272,11 +285,13 @@
   const IMAGE_TYPES = "image/png,image/jpeg,image/gif,image/webp,image/x-icon,.ico";
   const THEME_FILE = "/api/v1/theme/file?";
 
-  /** POST /api/v1/domain/theme as multipart: the JSON in `data`, each image named after its
-   * setting (logo_light.png), the way the API tells files apart. */
-  async function upload(node) {
+  /** POST `url` (/api/v1/domain/theme, /api/v1/theme) with `json`: as multipart when the form
+   * `node` has images chosen (the JSON in `data`, each image named after its setting,
+   * logo_light.png, the way the API tells files apart), else as JSON, or with `needFile` as the
+   * problem that no image was chosen. */
+  async function upload(node, url, json, needFile) {
     const data = new FormData();
-    data.append("data", JSON.stringify({ domain_id: site.id }));
+    data.append("data", JSON.stringify(json));
     let chosen = 0;
     for (const input of node.querySelectorAll("input[type=file]")) {
       const file = input.files[0];
@@ -284,9 +299,9 @@
       chosen++;
       data.append(input.name, file, input.name + ((/\.[a-z0-9]+$/i.exec(file.name) || [".png"])[0].toLowerCase()));
     }
-    if (!chosen) return problem("logo_light", "choose an image first");
+    if (!chosen) return needFile ? problem("logo_light", "choose an image first") : call("POST", url, json);
     try {
-      const r = await fetch("/api/v1/domain/theme", { method: "POST", body: data, credentials: "same-origin", headers: { "X-CSRF-Token": csrf } });
+      const r = await fetch(url, { method: "POST", body: data, credentials: "same-origin", headers: { "X-CSRF-Token": csrf } });
       return { ok: r.ok, status: r.status, data: (await r.json().catch(() => null)) ?? {} };
     } catch (e) {
       return { ok: false, status: 0, data: { error: ["Cannot reach trail."] } };
@@ -317,27 +332,60 @@
       current.replaceChildren(...items);
       if (!items.length) current.append(el("li", {}, "No images of the site's own."));
     }
-    const colourFields = COLOURS.flatMap(([key, label, light, dark]) => [["", "light", light], ["_dark", "dark", dark]].map(([suffix, scheme, own]) =>
-      ({ name: key + suffix, label: `${label}, ${scheme}`, value: settings()[key + suffix] || "", placeholder: own })));
     body.append(base,
       el("h3", {}, "Colours"),
-      form("theme-colours", colourFields, "Save colours", (v) => {
-        const bad = Object.entries(v).find(([, value]) => value && !HEX.test(value));
-        return bad ? problem(bad[0], "a hex colour like #1a5fb4, or empty") : post("/api/v1/domain/theme", { settings: v });
+      form("theme-colours", colourFields(settings()), "Save colours", (v) => {
+        const bad = badColour(v);
+        return bad ? problem(bad, "a hex colour like #1a5fb4, or empty") : post("/api/v1/domain/theme", { settings: v });
       }, (a) => { site = a.data; }),
       el("h3", {}, "Logos and favicon"),
       el("p", { className: "hint" }, "PNG, JPEG, GIF, WebP or ICO, at most 1 MB each. The logo takes the place of trail's name in the shared dashboard's header."),
       current,
       form("theme-files", IMAGES.map(([name, label]) => ({ name, label, type: "file", accept: IMAGE_TYPES })), "Upload",
-        (v, node) => upload(node), async (a, node) => { site = a.data; node.reset(); showImages(); }));
+        (v, node) => upload(node, "/api/v1/domain/theme", { domain_id: site.id }, true), async (a, node) => { site = a.data; node.reset(); showImages(); }));
     showImages();
-    get("/api/v1/theme" + q({ include_organizations: "true" })).catch(() => []).then((themes) => {
+    // The themes section lists the themes and hands them over each time it reads them.
+    showBase = (themes) => {
       const options = [["", "None"], ...themes.map((t) => [t.id, t.name || t.id])];
       if (site.theme_id && !themes.some((t) => t.id === site.theme_id)) options.push([site.theme_id, "The theme it has now"]);
-      base.append(form("theme-base", [{ name: "theme_id", label: "Base theme", type: "select", value: site.theme_id || "", options,
-        hint: "A theme of yours or of an organization (/api/v1/theme)." }], "Save base theme",
+      base.replaceChildren(form("theme-base", [{ name: "theme_id", label: "Base theme", type: "select", value: site.theme_id || "", options,
+        hint: "One of the themes below, yours or an organization's." }], "Save base theme",
       (v) => call("PUT", "/api/v1/domain/theme", { domain_id: site.id, theme_id: v.theme_id || null }), reloadSite));
+    };
+  }
+
+  /** The colour settings as fields, filled with `values`' (a theme's or the domain's settings). */
+  const colourFields = (values) => COLOURS.flatMap(([key, label, light, dark]) => [["", "light", light], ["_dark", "dark", dark]].map(([suffix, scheme, own]) =>
+    ({ name: key + suffix, label: `${label}, ${scheme}`, value: values[key + suffix] || "", placeholder: own })));
+  const badColour = (v) => COLOURS.flatMap(([k]) => [k, k + "_dark"]).find((k) => v[k] && !HEX.test(v[k]));
+  let showBase = () => {};
+
+  /** Themes (/api/v1/theme): the user's and its organizations', each a name, colours and images;
+   * listed, created, edited and deleted here, and offered as the site's base theme. */
+  function themes() {
+    const keep = field("themes", { name: "keep", type: "checkbox", label: "When deleting a theme, copy its settings into the sites that use it" });
+    const fields = (t = {}) => [{ name: "name", label: "Name", value: t.name, full: true }, ...colourFields(t.settings || {}),
+      ...IMAGES.map(([name, label]) => ({ name, label: t.id ? `${label} (replaces the theme's)` : label, type: "file", accept: IMAGE_TYPES }))];
+    const send = (v, node, t) => {
+      const bad = badColour(v);
+      if (bad) return problem(bad, "a hex colour like #1a5fb4, or empty");
+      const settings = Object.fromEntries(COLOURS.flatMap(([k]) => [k, k + "_dark"]).map((k) => [k, v[k]]));
+      return upload(node, "/api/v1/theme", { ...(t ? { id: t.id } : {}), name: v.name, settings });
+    };
+    const imagesOf = (t) => IMAGES.filter(([k]) => (t.settings || {})[k]).map(([, label]) => label.toLowerCase());
+    const body = collection("themes", "Themes", ["A theme is a name, colours and images a site's shared dashboards can take as their base (above). Colours are hex values for each colour scheme; empty keeps trail's own."], {
+      label: "Themes", url: "/api/v1/theme" + q({ include_organizations: "true" }),
+      describe: (t) => [t.name || "(no name)", t.organization_id ? " · an organization's" : "",
+        imagesOf(t).length ? ` · ${imagesOf(t).join(", ")}` : ""],
+      remove: (t) => ["/api/v1/theme" + q({ id: t.id, keep_settings: String(keep.querySelector("input").checked) })],
+      edit: { fields, send: (v, node, t) => send(v, node, t) },
+      // Deleting a theme takes it from the sites that had it: the site is read again.
+      listed: (recs) => reloadSite().catch(() => {}).then(() => showBase(recs)),
+      add: "Create theme",
+      fields: fields(),
+      send: (v, node) => send(v, node, null),
     });
+    body.querySelector("#themes-list").after(keep);
   }
 
   // -- snippet ---------------------------------------------------------------------------------
@@ -657,7 +705,7 @@
     slot("site-name").textContent = `Settings of ${name}`;
     document.title = `Settings · ${name} · trail`;
     slot("back").href = "/sites/" + encodeURIComponent(site.id);
-    for (const build of [general, theme, snippet, clients, members, goals, funnels, trafficFilters, alternatives, accessLinks, webhooks, reports, alerts]) {
+    for (const build of [general, theme, themes, snippet, clients, members, goals, funnels, trafficFilters, alternatives, accessLinks, webhooks, reports, alerts]) {
       build();
     }
     document.body.dataset.ready = "1";

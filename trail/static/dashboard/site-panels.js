@@ -20,12 +20,16 @@
   const direct = (v) => v || "Direct / none";
   const unknown = (v) => v || "Unknown";
 
-  // A tab: the report, the row's key and label, the filter a click adds, the number shown.
+  // A tab: the report, the row's key and label, the filter a click adds, the number shown;
+  // extra: params (more of the report's query), detail(row) (a figure after the number), also
+  // (row -> the other filters a click sets, a version's browser), name(row) (the row's text).
   const tab = (id, label, report, key, filter, extra) =>
     ({ id, label, report, key, filter, value: "visitors", text: unknown, ...extra });
+  const version = (name, v) => name ? `${name} ${v || "(unknown version)"}` : "Unknown";
   const PANELS = [
     { id: "pages", title: "Pages", tabs: [
-      tab("top", "Top pages", "page", "path", "path"),
+      tab("top", "Top pages", "page", "path", "path", { params: { include_avg_time_on_page: "true" },
+        detail: (r) => format.duration(r.average_time_spent_seconds) + " on the page" }),
       tab("entry", "Entry pages", "page/entry", "path", "entry_path", { value: "entries", unit: "entries" }),
       tab("exit", "Exit pages", "page/exit", "path", "exit_path", { value: "exits", unit: "exits" }),
     ] },
@@ -43,7 +47,11 @@
     { id: "devices", title: "Devices", tabs: [
       tab("platforms", "Platforms", "platform", "platform", "platform"),
       tab("browsers", "Browsers", "browser", "browser", "browser"),
+      tab("browser-versions", "Browser versions", "browser/version", "browser_version", "browser_version",
+        { name: (r) => version(r.browser, r.browser_version), also: (r) => [["browser", r.browser]] }),
       tab("os", "Operating systems", "os", "os", "os"),
+      tab("os-versions", "OS versions", "os/version", "os_version", "os_version",
+        { name: (r) => version(r.os, r.os_version), also: (r) => [["os", r.os]] }),
       tab("screens", "Screens", "screen", "screen_class", "screen_class"),
     ] },
     { id: "languages", title: "Languages", tabs: [
@@ -60,7 +68,7 @@
   /** Rows with a bar each; `action(row)` makes a row a button. A row's accessible name is its
    * visible text and number followed by `more(row, clickable)`, read by screen readers only
    * (the unit and what a click does), so the name starts with what the row shows. */
-  function barRows(rows, { value, text, action, more, pressed }) {
+  function barRows(rows, { value, text, action, more, pressed, detail }) {
     if (!rows.length) return el("p", { className: "empty" }, "No data for this period.");
     const max = Math.max(1, ...rows.map(value));
     return el("ol", { className: "rows" }, rows.map((r) => {
@@ -69,7 +77,8 @@
       const click = action && action(r);
       const inner = [bar, el("span", { className: "name", title: text(r) }, text(r)),
         el("span", { className: "sr-only" }, ": "), dash.num(value(r), format.number(value(r))),
-        el("span", { className: "sr-only" }, " " + more(r, !!click))];
+        el("span", { className: "sr-only" }, " " + more(r, !!click)),
+        detail ? el("span", { className: "detail" }, el("span", { className: "sr-only" }, ", "), detail(r)) : null];
       return el("li", {}, click ? el("button", { type: "button", className: "row",
         "aria-pressed": pressed ? String(pressed(r)) : undefined, onclick: click }, inner)
         : el("span", { className: "row" }, inner));
@@ -116,15 +125,15 @@
     return settle(panel.id, gen, async () => {
       // The map shows every country, the list the first 10.
       const limit = t.map ? "300" : "10";
-      const answer = await get(dash.url(t.report, p, s, t.report === "platform" ? {} : { limit }));
+      const answer = await get(dash.url(t.report, p, s, t.report === "platform" ? {} : { limit, ...t.params }));
       if (gen !== dash.generation) return;
       const all = t.report === "platform" ? platformRows(answer) : answer;
       const rows = all.slice(0, 10);
       const active = s.filters.some(([k]) => k === t.filter);
       const key = (r) => String(r[t.key] ?? "");
       const view = barRows(rows, {
-        value: (r) => r[t.value] || 0, text: (r) => t.text(key(r)),
-        action: (r) => key(r) !== "" && !active && (() => dash.addFilter(t.filter, key(r))),
+        value: (r) => r[t.value] || 0, text: (r) => t.name ? t.name(r) : t.text(key(r)), detail: t.detail,
+        action: (r) => key(r) !== "" && !active && (() => filterBy([[t.filter, key(r)], ...(t.also ? t.also(r) : [])], s)),
         more: (r, click) => (t.unit || "visitors") + (click ? ". Filter by it" : ""),
       });
       view.querySelectorAll?.(".row").forEach((row, i) => row.setAttribute("data-key", key(rows[i])));
@@ -139,6 +148,12 @@
         : [];
       slot("panel-" + panel.id).replaceChildren(...(map ? [map, view] : [view]), ...credit);
     });
+  }
+
+  /** Sets the "is" filters `pairs`, replacing the view's filters on their parameters. */
+  function filterBy(pairs, s) {
+    const keys = new Set(pairs.map(([k]) => k));
+    dash.navigate({ filters: [...s.filters.filter(([k]) => !keys.has(k)), ...pairs] });
   }
 
   // -- event metadata --------------------------------------------------------------------------

@@ -32,7 +32,8 @@
 
   /** The view's body for the current state; `left` gets the filters a view cannot hold. */
   function viewBody(name, s, p, left) {
-    const body = { domain_id: dash.site.id, name, compare: s.compare };
+    // A view without a comparison has none (null), as Pirsch's views.
+    const body = { domain_id: dash.site.id, name, compare: s.compare === "off" ? null : s.compare };
     if (ROLLING[s.range]) body.period = ROLLING[s.range];
     else { body.from = p.from; body.to = p.to; }
     for (const [key, value] of s.filters) {
@@ -53,7 +54,7 @@
     for (const key of VIEW_FIELDS) for (const value of v[key] || []) filters.push([key, value]);
     (v.tag_key || []).forEach((k, i) => filters.push(["tag_" + k, (v.tag_value || [])[i] ?? ""]));
     (v.event_meta_key || []).forEach((k, i) => filters.push(["meta_" + k, (v.event_meta_value || [])[i] ?? ""]));
-    const change = { filters, compare: v.compare === "year" ? "year" : "previous" };
+    const change = { filters, compare: v.compare ? (v.compare === "year" ? "year" : "previous") : "off" };
     const range = Object.keys(ROLLING).find((r) => ROLLING[r] === v.period);
     if (range) change.range = range;
     else if (v.from && v.to) Object.assign(change, { range: "custom", from: v.from, to: v.to });

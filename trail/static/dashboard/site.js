@@ -1,8 +1,8 @@
 // A site's dashboard: the state in the URL, the controls, filter chips, live visitors, top stats
-// and the main chart (with the comparison window as a dashed line). The panels (site-panels.js) and the export and saved views (site-views.js)
-// register loaders with window.trail.dash; render() runs them all in parallel, each showing its own
-// data or error. When everything has settled the page sets performance.mark("ready") and
-// <body data-loaded="n">.
+// and the main chart (with the comparison window, unless it is off, as a dashed line). The panels
+// (site-panels.js) and the export and saved views (site-views.js) register loaders with
+// window.trail.dash; render() runs them all in parallel, each showing its own data or error. When
+// everything has settled the page sets performance.mark("ready") and <body data-loaded="n">.
 "use strict";
 (function () {
   const { get, start, el, today, addDays, daysBetween, format } = window.trail;
@@ -14,7 +14,7 @@
     ["30d", "Last 30 days"], ["month", "This month"], ["lastmonth", "Last month"],
     ["year", "This year"], ["custom", "Custom"],
   ];
-  const COMPARES = [["previous", "Previous period"], ["year", "Previous year"]];
+  const COMPARES = [["previous", "Previous period"], ["year", "Previous year"], ["off", "No comparison"]];
   const SCALES = [["day", "Days"], ["week", "Weeks"], ["month", "Months"]];
   // Filter parameters of the API that a dashboard URL may carry, with their names on chips;
   // tag_<key> and meta_<key> too.
@@ -113,7 +113,8 @@
     return pairs;
   }
 
-  /** The window of a preset in the site's time zone, and the one it is compared with. */
+  /** The window of a preset in the site's time zone, and the one it is compared with (none when
+   * the comparison is off). */
   function period(s) {
     const now = today(dash.site.timezone);
     const month = now.slice(0, 8) + "01";
@@ -127,6 +128,7 @@
     if (!/^\d{4}-\d{2}-\d{2}$/.test(from) || !/^\d{4}-\d{2}-\d{2}$/.test(to) || from > to) {
       [from, to] = windows["30d"];
     }
+    if (s.compare === "off") return { from, to, prevFrom: null, prevTo: null };
     if (s.compare === "year") return { from, to, prevFrom: lastYear(from), prevTo: lastYear(to) };
     const days = daysBetween(from, to) + 1;
     return { from, to, prevFrom: addDays(from, -days), prevTo: addDays(from, -1) };
@@ -187,7 +189,8 @@
     slot("custom").hidden = s.range !== "custom";
     slot("from").value = p.from;
     slot("to").value = p.to;
-    slot("period").textContent = `${span(p.from, p.to)} (${dash.site.timezone}), compared with ${span(p.prevFrom, p.prevTo)}`;
+    slot("period").textContent = `${span(p.from, p.to)} (${dash.site.timezone})` +
+      (p.prevFrom ? `, compared with ${span(p.prevFrom, p.prevTo)}` : "");
     showChips(s);
   }
 
@@ -338,38 +341,46 @@
     };
   }
 
+  /** The top stats' and the chart's figures of window `w`: its total, its buckets and their
+   * session durations, and its hours for a one-day range (charted by hour, as is the day it is
+   * compared with). */
+  async function figures(w, s, scale) {
+    const [total, series, durations, hours] = await Promise.all([
+      get(url("total", w, s)), get(url("visitor", w, s, scale)), get(url("duration/session", w, s, scale)),
+      w.from === w.to ? get(url("hours", w, s)) : null,
+    ]);
+    return { total, series, durations, hours, summary: summary(total, durations, series, scale.scale) };
+  }
+
+  const COMPARED = { previous: "the previous period", year: "the previous year" };
+
+  /** A top stat's change against the comparison window: nothing when the comparison is off, "–"
+   * when the window had none of it. */
+  function changeOf(key, cur, old, compare) {
+    if (!old) return null;
+    const change = old[key] ? (cur[key] - old[key]) / old[key] : null;
+    const better = key === "bounce_rate" ? change < 0 : change > 0;
+    return el("span", { className: "change " + (change === null || change === 0 ? "" : better ? "up" : "down"),
+      title: "Change against " + COMPARED[compare], "data-value": change === null ? "" : String(change) },
+    change === null ? "–" : (change > 0 ? "+" : "") + format.percent(change));
+  }
+
   async function loadTop(s, p, gen) {
     const box = slot("top-stats");
     box.setAttribute("aria-busy", "true");
-    const prev = { from: p.prevFrom, to: p.prevTo };
     const scale = { scale: p.from === p.to ? "day" : s.scale };
-    const [now, before, series, durations, prevSeries, prevDurations] = await Promise.all([
-      get(url("total", p, s)), get(url("total", prev, s)),
-      get(url("visitor", p, s, scale)), get(url("duration/session", p, s, scale)),
-      get(url("visitor", prev, s, scale)), get(url("duration/session", prev, s, scale)),
+    const [current, previous] = await Promise.all([figures(p, s, scale),
+      p.prevFrom ? figures({ from: p.prevFrom, to: p.prevTo }, s, scale) : null,
     ]).catch((e) => { if (gen === dash.generation) failTop(e); throw e; });
     if (gen !== dash.generation) return;
-    const cur = summary(now, durations, series, scale.scale);
-    const old = summary(before, prevDurations, prevSeries, scale.scale);
+    const cur = current.summary, old = previous && previous.summary;
     const shown = s.goal && goalPairs(s).length ? [...METRICS, CR] : METRICS;
-    box.replaceChildren(...shown.map(([key, label, fmt]) => {
-      const change = old[key] ? (cur[key] - old[key]) / old[key] : null;
-      const better = key === "bounce_rate" ? change < 0 : change > 0;
-      return el("li", {}, el("button", {
-        type: "button", className: "stat", id: "stat-" + key, "aria-pressed": String(s.metric === key),
-        onclick: () => navigate({ metric: key }),
-      }, el("span", { className: "label" }, label), num(cur[key], fmt(cur[key])),
-      el("span", { className: "change " + (change === null || change === 0 ? "" : better ? "up" : "down"),
-        title: "Change against " + (s.compare === "year" ? "the previous year" : "the previous period") },
-      change === null ? "–" : (change > 0 ? "+" : "") + format.percent(change))));
-    }));
+    box.replaceChildren(...shown.map(([key, label, fmt]) => el("li", {}, el("button", {
+      type: "button", className: "stat", id: "stat-" + key, "aria-pressed": String(s.metric === key),
+      onclick: () => navigate({ metric: key }),
+    }, el("span", { className: "label" }, label), num(cur[key], fmt(cur[key])), changeOf(key, cur, old, s.compare)))));
     box.removeAttribute("aria-busy");
-    // A one-day range is charted by hour, and so is the day it is compared with.
-    const single = p.from === p.to;
-    const [hours, prevHours] = single
-      ? await Promise.all([get(url("hours", p, s)), get(url("hours", prev, s))]) : [null, null];
-    if (gen !== dash.generation) return;
-    chartArgs = [s, p, { series, durations, hours }, { series: prevSeries, durations: prevDurations, hours: prevHours }];
+    chartArgs = [s, p, current, previous];
     drawChart(...chartArgs);
   }
 
@@ -393,14 +404,14 @@
       series.map((r) => metric === "duration" ? byBucket.get(bucket(r, scale)) ?? 0 : ratio(r, metric))];
   }
 
-  /** The chart of the current window, and the comparison window's values as a dashed line
-   * aligned by position (its first bucket under the current window's first). */
+  /** The chart of the current window, and the comparison window's values (when there is one) as
+   * a dashed line aligned by position (its first bucket under the current window's first). */
   function drawChart(s, p, current, previous) {
     const [, label, fmt] = [...METRICS, CR].find(([m]) => m === s.metric);
     const hours = !!current.hours;
     const scale = hours ? "hour" : s.scale;
     const [xs, ys] = points(s.metric, scale, current);
-    const before = points(s.metric, scale, previous)[1];
+    const before = previous ? points(s.metric, scale, previous)[1] : [];
     const cmp = xs.map((_, i) => before[i] ?? null);
     const compared = s.compare === "year" ? "Previous year" : "Previous period";
     const box = slot("chart");
@@ -409,8 +420,8 @@
     slot("chart-legend").replaceChildren(
       el("li", { className: "current" }, el("span", { className: "swatch", "aria-hidden": "true" }),
         `${label}, ${span(p.from, p.to)}`, el("span", { className: "sr-only" }, " (solid line)")),
-      el("li", { className: "compared" }, el("span", { className: "swatch", "aria-hidden": "true" }),
-        `${compared}, ${span(p.prevFrom, p.prevTo)}`, el("span", { className: "sr-only" }, " (dashed line)")));
+      ...(previous ? [el("li", { className: "compared" }, el("span", { className: "swatch", "aria-hidden": "true" }),
+        `${compared}, ${span(p.prevFrom, p.prevTo)}`, el("span", { className: "sr-only" }, " (dashed line)"))] : []));
     slot("chart-title").textContent = label;
     if (chart) chart.destroy();
     const css = getComputedStyle(document.documentElement);
@@ -424,8 +435,8 @@
       axes: [{ ...axis, values: hours ? (u, v) => v.map((h) => h + ":00") : undefined },
         { ...axis, size: 60, values: (u, v) => v.map(fmt) }],
       series: [{}, { label, stroke: accent, width: 2, fill: accent + "22", points: { show: xs.length < 60 } },
-        { label: compared, stroke: fg + "99", width: 1.5, dash: [6, 4], points: { show: false } }],
-    }, [xs, ys, cmp], box);
+        ...(previous ? [{ label: compared, stroke: fg + "99", width: 1.5, dash: [6, 4], points: { show: false } }] : [])],
+    }, previous ? [xs, ys, cmp] : [xs, ys], box);
     dash.chart = chart; // its data is what the browser tests compare with the API
   }
 

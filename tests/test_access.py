@@ -321,7 +321,6 @@ def test_user_toggles_and_self_hosted_answers(w: World) -> None:
     for method, path in (
         ("POST", "/api/v1/google/import"),
         ("GET", "/api/v1/google/import/profile"),
-        ("GET", "/api/v1/import"),
     ):
         r = w.call(method, path, {"domain_id": w.site_b} if method == "POST" else None, who="owner")
         assert r.status == 400 and "not available in self-hosted trail" in r.json()["error"][0]

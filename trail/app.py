@@ -19,6 +19,7 @@ from trail.api.pirsch import (
     email_report,
     export,
     goal,
+    imports,
     ingest,
     member,
     organization,
@@ -65,6 +66,7 @@ PIRSCH = (
     email_report.routes,
     traffic_alert.routes,
     short_link.routes,
+    imports.routes,
     unavailable.routes,
 )
 TINYTRAIL = (

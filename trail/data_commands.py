@@ -24,7 +24,13 @@ def add_commands(commands: Any) -> None:
     p.add_argument("--site", required=True, help="the site's id (or its hostname, if unique)")
     p.add_argument("--from", dest="from_date", required=True, metavar="YYYY-MM-DD")
     p.add_argument("--to", dest="to_date", required=True, metavar="YYYY-MM-DD")
-    p.add_argument("--format", choices=FORMATS, default="parquet")
+    p.add_argument(
+        "--format",
+        choices=(*FORMATS, "plausible"),
+        default="parquet",
+        help="parquet or csv: the raw rows; plausible: daily aggregates as Plausible CE's CSV "
+        "export (docs/import.md)",
+    )
     p.add_argument("--out", required=True, help="directory to write (new or empty)")
     p.add_argument("--force", action="store_true", help="write into a directory that is not empty")
     p.add_argument("--json", action="store_true", help="print the manifest as JSON at the end")
@@ -45,6 +51,36 @@ def add_commands(commands: Any) -> None:
     i.add_argument("--site", required=True, help="the target site's id (or unique hostname)")
     i.add_argument("--json", action="store_true", help="print the summary as JSON")
     i.add_argument("source", help="the export directory or zip file")
+    g = kinds.add_parser(
+        "goatcounter",
+        help="import a GoatCounter CSV export (.csv or .csv.gz) into a site",
+        description="Import the page views and events of a GoatCounter CSV export (format "
+        "version 2) as real rows with their own times: every report works on them. Bot rows "
+        "are skipped. Re-importing replaces what an earlier import of the same rows brought "
+        "(docs/import.md). Works while the server runs.",
+    )
+    g.add_argument("--config", help="TOML config file (for data_dir)")
+    g.add_argument("--data-dir", dest="data_dir")
+    g.add_argument("--site", required=True, help="the target site's id (or unique hostname)")
+    g.add_argument("--json", action="store_true", help="print the summary as JSON")
+    g.add_argument("source", help="the export: a .csv or .csv.gz file")
+    for kind, what in (
+        ("plausible", "Plausible CE's CSV export"),
+        ("fathom", "Fathom's CSV export"),
+    ):
+        a = kinds.add_parser(
+            kind,
+            help=f"import {what} (a zip) as a site's imported daily statistics",
+            description=f"Check {what} (a zip) completely, then replace the site's imported "
+            "statistics of the days it covers with its daily aggregates (docs/import.md). "
+            "Shows a progress bar on stderr. Works while the server runs; running it again "
+            "leaves the same rows.",
+        )
+        a.add_argument("--config", help="TOML config file (for data_dir)")
+        a.add_argument("--data-dir", dest="data_dir")
+        a.add_argument("--site", required=True, help="the target site's id (or unique hostname)")
+        a.add_argument("--json", action="store_true", help="print the summary as JSON")
+        a.add_argument("file", help="the export's zip file")
 
 
 def run(args: argparse.Namespace) -> int | None:
@@ -53,6 +89,14 @@ def run(args: argparse.Namespace) -> int | None:
         from trail.export import cmd_export
 
         return cmd_export(args)
+    if args.command == "import" and args.import_kind in ("plausible", "fathom"):
+        from trail.importers.commands import cmd_import as cmd_import_statistics
+
+        return cmd_import_statistics(args)
+    if args.command == "import" and args.import_kind == "goatcounter":
+        from trail.importers.goatcounter import cmd_import as goatcounter_import
+
+        return goatcounter_import(args)
     if args.command == "import":
         from trail.importers.trail_export import cmd_import
 

@@ -519,6 +519,15 @@ def find_site(meta: Any, ref: str) -> Any:
     raise ExportError("site", f"unknown site {ref}")
 
 
+def lookup_site(config: Any, ref: str) -> Any:
+    """find_site in the meta store of the config's data directory (opened and closed here)."""
+    meta = open_meta(config)
+    try:
+        return find_site(meta, ref)
+    finally:
+        meta.close()
+
+
 def open_meta(config: Any) -> Any:
     """The meta store of an existing data directory (never creates one)."""
     from trail.storage.meta import MetaStore
@@ -561,11 +570,11 @@ def cmd_export(args: argparse.Namespace) -> int:
         last = parse_date("to", args.to_date)
         if first > last:
             raise ExportError("from", "must not be after --to")
-        meta = open_meta(config)
-        try:
-            site = SiteInfo.of(find_site(meta, args.site))
-        finally:
-            meta.close()
+        site = SiteInfo.of(lookup_site(config, args.site))
+        if args.format == "plausible":
+            from trail import export_plausible
+
+            return export_plausible.cmd_plausible(args, config, site, first, last)
         progress = Progress("export", 0)
         result = export(
             config.data_dir, site, first, last, args.format, out,

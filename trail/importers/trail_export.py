@@ -49,9 +49,8 @@ from trail.export import (
     columns_of,
     csv_schema,
     file_name,
-    find_site,
     from_csv_frame,
-    open_meta,
+    lookup_site,
     schema_of,
 )
 from trail.storage import layout, rollups, tombstones
@@ -413,32 +412,64 @@ def import_export(
         checked = check(source, data_dir, site_id)
         summary = Summary(source.site, site_id, dict(source.manifest.get("range") or {}))
         summary.rows = checked.rows
-        if progress is None:
-            progress = Progress("import", 0, io.StringIO())
-        progress.steps = max(sum(len(d) for d in checked.days.values()), 1)
-        try:
-            for table in TABLE_ORDER:
-                stems = [s for s in FILES if FILES[s] == table]
-                for day in checked.days[table]:
-                    lo, hi = layout.day_span_ms(day)
-                    t_ms = pl.col("time").cast(pl.Int64)
-                    frames = [source.frames[s].filter((t_ms >= lo) & (t_ms < hi)) for s in stems]
-                    rows = pl.concat(pl.collect_all(frames))
-                    done = write_day(data_dir, table, site_id, day, rows)
-                    summary.days += 1
-                    summary.replaced_rows += done.replaced
-                    summary.kept_rows += done.kept
-                    summary.bytes_out += done.bytes_out
-                    progress.step(f"{table} {day}", done.rows_in, summary.bytes_out)
-        finally:
-            progress.close()
-    every = [d for days in checked.days.values() for d in days]
-    if every:
-        summary.rollups_rebuilt = refresh_page_rollups(
-            data_dir, site_id, min(every), max(every) + timedelta(days=1)
-        )
+        written = write_tables(data_dir, site_id, source.frames, checked.days, progress)
+    summary.days = written.days
+    summary.replaced_rows = written.replaced
+    summary.kept_rows = written.kept
+    summary.bytes_out = written.bytes_out
+    summary.rollups_rebuilt = written.rollups_rebuilt
     summary.seconds = time.monotonic() - began
     return summary
+
+
+@dataclass
+class Written:
+    """What write_tables did."""
+
+    days: int = 0  # day directories written
+    replaced: int = 0
+    kept: int = 0
+    bytes_out: int = 0
+    rollups_rebuilt: int = 0
+
+
+def write_tables(
+    data_dir: Path,
+    site_id: str,
+    frames: dict[str, pl.LazyFrame],
+    days: dict[str, list[date]],
+    progress: Progress | None = None,
+) -> Written:
+    """Write checked rows (export file stem -> rows with the stored columns; `days`: the UTC
+    days of each stored table, as `check` finds them) into the site, day by day, replacing the
+    stored rows of the sessions they bring; then refresh the page rollups they touched. Also
+    the writing half of the importers of other tools' data (trail.importers)."""
+    written = Written()
+    if progress is None:
+        progress = Progress("import", 0, io.StringIO())
+    progress.steps = max(sum(len(d) for d in days.values()), 1)
+    t_ms = pl.col("time").cast(pl.Int64)
+    try:
+        for table in TABLE_ORDER:
+            stems = [s for s in FILES if FILES[s] == table and s in frames]
+            for day in days.get(table, []):
+                lo, hi = layout.day_span_ms(day)
+                parts = [frames[s].filter((t_ms >= lo) & (t_ms < hi)) for s in stems]
+                rows = pl.concat(pl.collect_all(parts))
+                done = write_day(data_dir, table, site_id, day, rows)
+                written.days += 1
+                written.replaced += done.replaced
+                written.kept += done.kept
+                written.bytes_out += done.bytes_out
+                progress.step(f"{table} {day}", done.rows_in, written.bytes_out)
+    finally:
+        progress.close()
+    every = [d for table_days in days.values() for d in table_days]
+    if every:
+        written.rollups_rebuilt = refresh_page_rollups(
+            data_dir, site_id, min(every), max(every) + timedelta(days=1)
+        )
+    return written
 
 
 # -- the command --------------------------------------------------------------------------------
@@ -449,11 +480,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
     config = load(args.config, flags={"data_dir": args.data_dir}, create_data_dir=False)
     try:
-        meta = open_meta(config)
-        try:
-            site = find_site(meta, args.site)
-        finally:
-            meta.close()
+        site = lookup_site(config, args.site)
         summary = import_export(config.data_dir, site.id, Path(args.source), Progress("import", 0))
     except ExportError as e:
         return cli_error("import", e)

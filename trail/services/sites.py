@@ -13,10 +13,10 @@ import dataclasses
 import logging
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from trail.errors import FieldError
-from trail.storage import layout
+from trail.storage import imported, layout
 from trail.storage.cascade import Removed
 from trail.storage.meta import MetaStore, Site, random_alnum
 
@@ -25,6 +25,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("trail.sites")
 SUBDOMAIN_ATTEMPTS = 5
+
+
+def domain_record(ctx: Context, site: Site, user_role: str = "Owner") -> dict[str, Any]:
+    """The Pirsch domain object of a site, with whether it holds imported statistics."""
+    has_imported = imported.has_any(ctx.data_dir, site.id)
+    return site.to_pirsch(user_role, imported_statistics=has_imported)
 
 
 def create_site(ctx: Context, site: Site) -> Site:

@@ -13,10 +13,13 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from trail.stats import events, goals, options, reports, sessions, tags
+import orjson
+
+from trail.stats import events, goals, imported, options, reports, sessions, tags
 from trail.stats.export import SECTIONS, export_zip
 from trail.stats.filters import Filter, FilterError, parse_filter
 from trail.stats.scan import replanned
+from trail.storage import imported as imported_rows
 from trail.storage import tombstones
 
 # Far enough for "everything": 1970 .. 9999.
@@ -76,7 +79,8 @@ ContextReport = Callable[[Any, Filter, Any, dict[str, list[str]]], Any]
 def _goals(ctx: Any, f: Filter, site: Any, params: dict[str, list[str]]) -> Any:
     from trail.storage.goals import goal_store
 
-    return goals.goal_stats(Path(ctx.data_dir), f, goal_store(ctx.meta).list_goals(site.id))
+    data_dir, found = Path(ctx.data_dir), goal_store(ctx.meta).list_goals(site.id)
+    return _cached("goals", data_dir, f, lambda: goals.goal_stats(data_dir, f, found), found)
 
 
 def _funnel(ctx: Any, f: Filter, site: Any, params: dict[str, list[str]]) -> Any:
@@ -85,11 +89,22 @@ def _funnel(ctx: Any, f: Filter, site: Any, params: dict[str, list[str]]) -> Any
     definition = goal_store(ctx.meta).get_funnel(goals.require_funnel_id(params))
     if definition is None or definition.get("domain_id") != site.id:
         raise FilterError("funnel_id", "no such funnel for this domain")
-    return goals.funnel(Path(ctx.data_dir), f, definition)
+    data_dir = Path(ctx.data_dir)
+    return _cached("funnel", data_dir, f, lambda: goals.funnel(data_dir, f, definition), definition)
+
+
+def _cached(name: str, data_dir: Path, f: Filter, compute: Callable[[], Any], stored: Any) -> Any:
+    """A report over the result cache, keyed also by the definitions it read as stored (every
+    field, ids and modification times included: the answer repeats them)."""
+    from trail.stats.cache import cached
+
+    key = orjson.dumps(stored, option=orjson.OPT_SORT_KEYS)
+    return replanned(lambda: cached(name, data_dir, f, compute, key))
 
 
 def _overview(ctx: Any, f: Filter, site: Any, params: dict[str, list[str]]) -> Any:
-    out = reports.overview(Path(ctx.data_dir), f)
+    data_dir, f = Path(ctx.data_dir), reports.overview_filter(f)
+    out = imported.overview(data_dir, f, reports.overview(data_dir, f))
     out["member"] = ctx.meta.count_users(getattr(site, "account_id", None))
     return out
 
@@ -129,7 +144,11 @@ def run(ctx: Any, name: str, params: dict[str, list[str]], site: Any) -> Any:
 
     grouping = bool(getattr(site, "group_by_title", False))
     data_dir = Path(ctx.data_dir)
-    return replanned(lambda: cached(name, data_dir, f, lambda: fn(data_dir, f, site), grouping))
+
+    def compute() -> Any:  # the collected answer plus imported statistics (trail.stats.imported)
+        return imported.report(name, data_dir, f, lambda g: fn(data_dir, g, site), titles=grouping)
+
+    return replanned(lambda: cached(name, data_dir, f, compute, grouping))
 
 
 def export(ctx: Any, params: dict[str, list[str]], site: Any) -> bytes:
@@ -151,6 +170,7 @@ def export(ctx: Any, params: dict[str, list[str]], site: Any) -> bytes:
 # -- DELETE /api/v1/statistics ----------------------------------------------------------------
 
 DELETION_KINDS = tuple(tombstones.KIND_TABLES)
+IMPORTED_KINDS = ("", "imported")
 
 
 def _instant(day: date, tz: ZoneInfo) -> int:
@@ -165,11 +185,14 @@ def _instant(day: date, tz: ZoneInfo) -> int:
 def delete(ctx: Any, site: Any, kind: str, first: date | None, last: date | None) -> None:
     """Delete a site's rows of `kind` between two local dates (None = open end).
 
-    Recorded as a tombstone (trail.storage.tombstones) before the caller answers: queries stop
-    seeing the rows at once and compaction removes them from the files of closed days (Pirsch,
-    too, deletes asynchronously). Rows of the range sealed later (a WAL replay after a crash)
-    stay deleted.
+    Collected rows: recorded as a tombstone (trail.storage.tombstones) before the caller answers:
+    queries stop seeing the rows at once and compaction removes them from the files of closed
+    days (Pirsch, too, deletes asynchronously). Rows of the range sealed later (a WAL replay
+    after a crash) stay deleted. Imported statistics (kind "" or "imported"; "all" is Pirsch's
+    "collected statistics, excluding imported ones") are removed from their files at once.
     """
+    if kind in IMPORTED_KINDS:
+        imported_rows.delete(ctx.data_dir, site.id, first, last)
     try:
         tz = ZoneInfo(getattr(site, "timezone", "") or "UTC")
     except (ZoneInfoNotFoundError, ValueError):

@@ -5,7 +5,9 @@ delay ago, so it normally holds one compacted parquet per table). The key holds 
 filter and a fingerprint of what was read: the mtime of each site directory (it changes when a
 day directory is added or removed) and of each of its day directories in the window (a
 directory's mtime changes whenever a file is added, renamed or removed in it: late segments,
-a compaction, a deletion of replaced files) of every table, and the site's tombstone file.
+a compaction, a deletion of replaced files) of every table, the site's tombstone file, the
+manifest of its imported statistics (mtime and generation: every import and every deletion of
+imported rows changes them); and whatever else the caller names that the result depends on.
 Today is never cached.
 """
 
@@ -22,12 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from trail.stats.filters import Filter, FilterError
-from trail.storage import layout
+from trail.storage import imported, layout
 
 MAX_ENTRIES = 256
 # A day is "closed" for caching once it ended this long ago (matches compaction's default delay).
 CLOSED_AFTER = float(os.environ.get("TRAIL_COMPACTION_DELAY_S", "2400"))
-# Reports whose result depends on the clock or on meta records, never cached.
+# Reports whose result depends on the clock, never cached. (Those that read meta records, goals
+# and funnel, pass the records they read as part of the key: trail.services.statistics.)
 UNCACHED = frozenset({"active"})
 
 _lock = threading.Lock()
@@ -71,11 +74,12 @@ def _fingerprint(
             if first <= day <= last:
                 parts.append(_mtime(layout.day_dir(data_dir, table, site_id, day)))
     parts.append(_mtime(layout.tombstone_file(data_dir, site_id)))
+    parts.append(_mtime(layout.imported_dir(data_dir, site_id) / imported.MANIFEST))
     # A change in the same clock tick as the stat would leave the mtime unchanged: only trust
     # directories that have been quiet for a moment.
     if max(parts) > (now - 2) * 1e9:
         return None
-    return tuple(parts)
+    return (*parts, imported.fingerprint(data_dir, site_id))
 
 
 def cached(name: str, data_dir: Path, f: Filter, compute: Callable[[], Any], *extra: Any) -> Any:

@@ -6,6 +6,7 @@
         rollup-<n>.*             pre-aggregates of the part (trail.storage.rollups, page_rollups)
         compacted.json           the manifest: which files to read (trail.storage.daydir)
     <data_dir>/tombstones/site=<site id>.json    deleted ranges (trail.storage.tombstones)
+    <data_dir>/imported/site=<site id>/          imported daily aggregates (trail.storage.imported)
     <data_dir>/wal/worker-<n>-<gen>.wal         rows not sealed yet, every site mixed
 
 Every path of a site is built here, from a site id that passed `is_site_id`: it becomes a
@@ -26,6 +27,7 @@ TABLES = ("sessions", "page_views", "events", "requests")
 DAY_MS = 86_400_000
 SEGMENTS = "segments"
 TOMBSTONES = "tombstones"
+IMPORTED = "imported"
 WAL = "wal"
 MANIFEST = "compacted.json"
 LOCK = ".compact.lock"
@@ -112,17 +114,22 @@ def site_days(data_dir: Path | str, table: str, site_id: str) -> list[date]:
 
 def site_ids(data_dir: Path | str, table: str) -> list[str]:
     """The ids of the sites with a directory in `table`, in order."""
+    return _site_ids_in(table_dir(data_dir, table))
+
+
+def stored_site_ids(data_dir: Path | str) -> set[str]:
+    """The ids of every site with rows on disk, in any table or among the imported statistics."""
+    parents = [table_dir(data_dir, t) for t in _tables_on_disk(data_dir)]
+    return {site for parent in [*parents, imported_root(data_dir)] for site in _site_ids_in(parent)}
+
+
+def _site_ids_in(parent: Path) -> list[str]:
     try:
-        names = os.listdir(table_dir(data_dir, table))
+        names = os.listdir(parent)
     except FileNotFoundError:
         return []
     ids = (n.removeprefix("site=") for n in names if n.startswith("site="))
     return sorted(i for i in ids if is_site_id(i))
-
-
-def stored_site_ids(data_dir: Path | str) -> set[str]:
-    """The ids of every site with rows on disk, in any table."""
-    return {site for table in _tables_on_disk(data_dir) for site in site_ids(data_dir, table)}
 
 
 def _tables_on_disk(data_dir: Path | str) -> list[str]:
@@ -191,12 +198,25 @@ def tombstone_file(data_dir: Path | str, site_id: str) -> Path:
     return Path(data_dir) / TOMBSTONES / f"site={_checked(site_id)}.json"
 
 
+# -- imported statistics ----------------------------------------------------------------------
+
+
+def imported_root(data_dir: Path | str) -> Path:
+    return Path(data_dir) / IMPORTED
+
+
+def imported_dir(data_dir: Path | str, site_id: str) -> Path:
+    """`imported/site=<id>`; SiteIdError for an id that fails `is_site_id`."""
+    return imported_root(data_dir) / f"site={_checked(site_id)}"
+
+
 # -- removing a site --------------------------------------------------------------------------
 
 
 def remove_site_data(data_dir: Path | str, site_id: str) -> None:
     """Remove every stored file of a site: each table's `site=<id>` directory (all days, their
-    segments, compacted parts, rollups and manifests) and its tombstones.
+    segments, compacted parts, rollups and manifests), its imported statistics and its
+    tombstones.
 
     Each directory is first renamed out of the way, so readers and the compactor stop seeing
     it at once, then deleted. Rows of the site still in a WAL are sealed into a new directory
@@ -204,11 +224,11 @@ def remove_site_data(data_dir: Path | str, site_id: str) -> None:
     SiteIdError for an id that fails `is_site_id`.
     """
     _checked(site_id)
-    for table in _tables_on_disk(data_dir):
-        parent = table_dir(data_dir, table)
+    parents = [table_dir(data_dir, table) for table in _tables_on_disk(data_dir)]
+    for parent in [*parents, imported_root(data_dir)]:
         doomed = parent / f"{_REMOVED}site={site_id}-{uuid.uuid4().hex}"
         try:
-            os.rename(site_dir(data_dir, table, site_id), doomed)
+            os.rename(parent / f"site={site_id}", doomed)
         except FileNotFoundError:
             pass
         # Also what an interrupted removal left behind.

@@ -104,8 +104,11 @@ class Site:
     def_time: str = ""
     mod_time: str = ""
 
-    def to_pirsch(self, user_role: str = "Owner") -> dict[str, Any]:
-        """The domain object of the Pirsch API."""
+    def to_pirsch(
+        self, user_role: str = "Owner", *, imported_statistics: bool = False
+    ) -> dict[str, Any]:
+        """The domain object of the Pirsch API (`imported_statistics`: the site holds imported
+        statistics, trail.services.sites.domain_record looks it up)."""
 
         def text_values(settings: dict[str, Any]) -> dict[str, str]:
             # The SDKs decode settings as a map of strings (the Go SDK's KeyValue fails on any
@@ -131,7 +134,7 @@ class Site:
             "active_visitors_seconds": self.active_visitors_seconds,
             "disable_scripts": self.disable_scripts,
             "statistics_start": None,
-            "imported_statistics": False,
+            "imported_statistics": imported_statistics,
             "metadata": self.metadata,
             "theme_id": self.theme_id or "",
             "theme": {},

@@ -35,7 +35,7 @@ KINDS = (
     # access links by code; the access model's and the per-site documents by id
     "links", "alternatives", "filters", "members", "invitations", "snippets", "views", "themes",
     "goals", "funnels", "webhooks", "webhook_outbox", "email_reports", "short_links",
-    "traffic_alerts",
+    "traffic_alerts", "import_jobs",
     # user preferences by user id
     "prefs",
     # SignInStore: password hashes by user id, dashboard sessions and set-password links by digest

@@ -23,7 +23,8 @@ from trail.storage import layout
 from trail.storage.daydir import write_atomic
 
 ALL_TABLES = layout.TABLES
-# Pirsch's `kind` -> the tables it deletes. "imported" statistics do not exist in trail.
+# Pirsch's `kind` -> the collected tables it deletes. Imported statistics are not rows of these
+# tables: kinds "" and "imported" delete them too (trail.storage.imported), "all" does not.
 KIND_TABLES: dict[str, tuple[str, ...]] = {
     "": ALL_TABLES,
     "all": ALL_TABLES,

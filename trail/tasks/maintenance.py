@@ -22,6 +22,8 @@ from typing import Any
 log = logging.getLogger("trail.maintenance")
 # How often the rows of deleted sites that reached the disk after their deletion are removed.
 DELETED_SITES_INTERVAL = float(os.environ.get("TRAIL_DELETED_SITES_INTERVAL_S", "30"))
+# How often queued import jobs are looked for (they run in a thread of their own).
+IMPORT_JOBS_INTERVAL = float(os.environ.get("TRAIL_IMPORT_JOBS_INTERVAL_S", "2"))
 
 
 @dataclass
@@ -63,6 +65,15 @@ def refresh_geoip(state: Any) -> None:
     geoip.refresh_in_background(state.config)
 
 
+def run_import_jobs(state: Any) -> None:
+    """Start the import jobs' thread when jobs wait (trail.services.imports)."""
+    from trail.services.imports import Runner
+
+    if state.imports is None:
+        state.imports = Runner()
+    state.imports.poke(state.meta, Path(state.config.data_dir))
+
+
 def default_tasks() -> list[Task]:
     from trail.geoip import REFRESH_INTERVAL
     from trail.tasks import notifications
@@ -74,6 +85,7 @@ def default_tasks() -> list[Task]:
         Task("compaction", DEFAULT_INTERVAL, compact_segments),
         Task("recover_retired_wals", 3600.0, recover_retired_wals),
         Task("refresh_geoip", REFRESH_INTERVAL, refresh_geoip),
+        Task("import_jobs", IMPORT_JOBS_INTERVAL, run_import_jobs),
         # Not at start: a restart must not cut sessions that a batch import is still writing.
         Task("sweep_sessions", 300.0, sweep_sessions, next_at=time.monotonic() + 300.0),
         *notifications.tasks(Task),
@@ -120,6 +132,7 @@ class State:
     config: Any
     meta: Any
     _sessions: Any = None
+    imports: Any = None  # the import jobs' runner, made on first use
 
     def session_state(self) -> Any:
         """The shared session/rate-limit state env, opened on first use (heed, via _core)."""

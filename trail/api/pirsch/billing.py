@@ -14,6 +14,7 @@ from trail.api.http import json_response, query_params, query_value
 from trail.api.pirsch.auth import authenticate
 from trail.api.routing import Routes
 from trail.errors import ApiError
+from trail.services.sites import domain_record
 
 routes = Routes()
 
@@ -36,7 +37,7 @@ def usage(ctx: Context, request: Any) -> Response:
     params = query_params(request)
     first, last = period(query_value(params, "from"), query_value(params, "to"))
     rows: list[dict[str, Any]] = [
-        {"domain": s.to_pirsch(), "page_views": page_views(ctx, s, first, last)}
+        {"domain": domain_record(ctx, s), "page_views": page_views(ctx, s, first, last)}
         for s in ctx.meta.list_sites_for(principal)
     ]
     if len(rows) > MAX_LISTED:

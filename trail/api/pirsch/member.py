@@ -16,6 +16,7 @@ from trail.api.pirsch.auth import authorize_site, caller, id_in_query, require_r
 from trail.api.routing import Routes
 from trail.context import Context
 from trail.errors import ApiError, check_fields
+from trail.services.sites import domain_record
 from trail.storage.documents import records
 from trail.storage.meta import Account, Principal, User
 from trail.validation import EMAIL_RE
@@ -186,7 +187,7 @@ def _invitation_json(ctx: Context, rec: dict[str, Any]) -> dict[str, Any]:
     account = ctx.meta.get_account(rec["organization_id"]) if rec.get("organization_id") else None
     return {
         **rec,
-        "domain": site.to_pirsch("Viewer") if site else None,
+        "domain": domain_record(ctx, site, "Viewer") if site else None,
         "organization": {"id": account.id, "name": account.name} if account else None,
     }
 

@@ -25,6 +25,7 @@ from trail.api.routing import Routes
 from trail.context import Context
 from trail.errors import ApiError, check_fields
 from trail.services import accounts
+from trail.services.sites import domain_record
 from trail.storage.documents import records
 from trail.storage.meta import Account, Principal
 from trail.validation import is_hostname, normal_hostname
@@ -123,7 +124,7 @@ def list_org_domains(ctx: Context, request: Any) -> Response:
         (s for s in ctx.meta.all_sites() if s.account_id == account.id),
         key=lambda s: (s.def_time, s.id),
     )
-    return json_response([s.to_pirsch() for s in sites])
+    return json_response([domain_record(ctx, s) for s in sites])
 
 
 @routes.post("/api/v1/organization/domain")
@@ -136,7 +137,7 @@ def add_org_domain(ctx: Context, request: Any) -> Response:
         raise ApiError(400, "domain_id is required", {"domain_id": "required"})
     site = authorize_site(ctx, request, str(body["domain_id"]), "domains", write=True, role="Owner")
     updated = ctx.meta.update_site(site.id, {"account_id": account.id})
-    return json_response(updated.to_pirsch() if updated else {})
+    return json_response(domain_record(ctx, updated) if updated else {})
 
 
 @routes.delete("/api/v1/organization/domain")

@@ -26,6 +26,7 @@ from trail.api.pirsch.member import organization
 from trail.api.routing import Routes
 from trail.context import Context
 from trail.errors import ApiError, check_fields
+from trail.services.sites import domain_record
 from trail.storage.documents import Records, records
 from trail.storage.meta import Principal, Site
 
@@ -299,4 +300,4 @@ def save_domain_theme(ctx: Context, request: Any) -> Response:
     check_fields(errors, "theme")
     _store_files(ctx, f"domain-{site.id}", files, settings, f"domain_id={site.id}")
     updated = ctx.meta.update_site(site.id, {"theme_settings": settings})
-    return json_response(updated.to_pirsch() if updated else {})
+    return json_response(domain_record(ctx, updated) if updated else {})

@@ -27,14 +27,6 @@ def google_import(ctx: Context, request: Any) -> None:
     _unavailable(ctx, request, "Google Analytics import")
 
 
-@routes.get("/api/v1/import")
-@routes.delete("/api/v1/import")
-@routes.post("/api/v1/import/plausible")
-@routes.post("/api/v1/import/fathom")
-def import_statistics(ctx: Context, request: Any) -> None:
-    _unavailable(ctx, request, "importing statistics")
-
-
 @routes.post("/api/v1/domain/gsc")
 @routes.delete("/api/v1/domain/gsc")
 def search_console(ctx: Context, request: Any) -> None:

@@ -25,6 +25,7 @@ from trail.api.routing import Routes
 from trail.context import Context
 from trail.errors import ApiError, check_fields
 from trail.services import sites
+from trail.services.sites import domain_record
 from trail.storage.meta import Site, random_alnum
 from trail.validation import (
     HOSTNAME_PROBLEM,
@@ -44,7 +45,7 @@ def list_domains(ctx: Context, request: Any) -> Response:
     access = query_value(params, "access")
     if access and not (request.headers.get("authorization") or request.headers.get("x-api-key")):
         site = ctx.meta.site_for_link(access)
-        return json_response([site.to_pirsch("Viewer")] if site else [])
+        return json_response([domain_record(ctx, site, "Viewer")] if site else [])
     # The SDKs look up their domain with a statistics client; access keys are write-only.
     principal = authenticate(ctx, request)
     if (
@@ -70,7 +71,7 @@ def list_domains(ctx: Context, request: Any) -> Response:
             for s in sites
             if any(search in v.lower() for v in (s.hostname, s.subdomain, s.display_name))
         ]
-    return json_response([s.to_pirsch(principal.site_role(s) or "Viewer") for s in sites])
+    return json_response([domain_record(ctx, s, principal.site_role(s) or "Viewer") for s in sites])
 
 
 @routes.post("/api/v1/domain")

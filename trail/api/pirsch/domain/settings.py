@@ -15,6 +15,7 @@ from trail.api.pirsch.auth import caller, site_in_body
 from trail.api.routing import Routes
 from trail.context import Context
 from trail.errors import ApiError, FieldError, check_fields
+from trail.services.sites import domain_record
 from trail.storage.meta import Site
 from trail.validation import (
     HOSTNAME_MAX,
@@ -48,7 +49,7 @@ def _save(ctx: Context, site: Site, fields: dict[str, Any]) -> Response:
         ) from None
     if updated is None:
         raise ApiError(404, "domain not found")
-    return json_response(updated.to_pirsch())
+    return json_response(domain_record(ctx, updated))
 
 
 def _toggle(ctx: Context, request: Any, attr: str) -> Response:

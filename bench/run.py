@@ -7,9 +7,12 @@ Parts (fresh temporary data dirs, servers started and stopped here):
   3. mixed traffic with locust (FastHttpUser) at half of the /hit peak: p50/p99;
   4. worker RSS before and after the load;
   5. acknowledged vs counted hits from /api/v1/statistics/total per part;
-  6. if a target is missed: perf + py-spy profiles of the workers under load.
+  6. if a target is missed: perf + py-spy profiles of the workers under load;
+  7. the browser paths (`POST /api/v1/collect` as tracker.js sends it, `GET /api/v1/hit?code=` as
+     pa.js sends it) against `/hit` and the bare route, in alternating rounds, with the server
+     CPU per request of each (`--browser` runs only this part and rewrites only its section).
 
-    .venv/bin/python bench/run.py [--quick] [--no-profile] [--out bench/RESULTS.md]
+    .venv/bin/python bench/run.py [--quick] [--no-profile] [--browser] [--out bench/RESULTS.md]
 """
 
 from __future__ import annotations
@@ -45,6 +48,14 @@ TARGET_RATIO = 0.6
 TARGET_BATCH_HPS = 50_000
 TARGET_P99_MS = 10.0
 BATCH_SIZE = 500
+# The browser paths, against /hit and the bare route in the same run (issue 14).
+TARGET_BROWSER_OF_HIT = 0.9
+TARGET_HIT_OF_BARE = 0.75
+# Browser requests carry the visitor's IP in X-Forwarded-For, and wrk's ~1,200 visitors each send
+# more than the default collect limit (10 per 10 s): the limit stays on (its check is part of the
+# cost) but high enough never to answer 429.
+SERVER_ENV = {"TRAIL_TRUSTED_PROXIES": "127.0.0.1", "TRAIL_RATE_LIMIT_COLLECT": "4000000000/10"}
+BROWSER_SECTION = "## 7. Browser ingestion"
 
 COMMANDS: list[str] = []  # every load command as run, for RESULTS.md
 
@@ -145,10 +156,16 @@ class Trail:
         self.proc: subprocess.Popen[str] | None = None
 
     def start(self) -> None:
-        COMMANDS.append(shlex.join(self.argv))
+        env_text = " ".join(f"{k}={v}" for k, v in SERVER_ENV.items())
+        COMMANDS.append(f"{env_text} {shlex.join(self.argv)}")
         with self.log_path.open("w") as err:  # the child keeps its own copy of the descriptor
             self.proc = subprocess.Popen(
-                self.argv, stdout=subprocess.PIPE, stderr=err, text=True, cwd=ROOT
+                self.argv,
+                stdout=subprocess.PIPE,
+                stderr=err,
+                text=True,
+                cwd=ROOT,
+                env={**os.environ, **SERVER_ENV},
             )
         listening = threading.Event()
 
@@ -189,6 +206,13 @@ class Trail:
         if status != 200:
             raise SystemExit(f"creating an access key failed: {status} {body[:300]!r}")
         return site_id, json.loads(body)["client_secret"]
+
+    def identification_code(self, site_id: str) -> str:
+        """The site's code for the Pirsch browser SDK (pa.js)."""
+        status, body = http("GET", f"{self.base}/api/v1/domain?id={site_id}", token=self.admin_key)
+        if status != 200:
+            raise SystemExit(f"reading the domain failed: {status} {body[:300]!r}")
+        return str(json.loads(body)[0]["identification_code"])
 
     def total(self, site_id: str) -> dict[str, Any]:
         today = datetime.now(UTC).date()
@@ -312,7 +336,9 @@ class Wrk:
         key: str = "none",
         mode: str = "hit",
         record: bool = True,
+        site: dict[str, str] | None = None,
     ) -> dict[str, Any]:
+        """One wrk run; `site` holds BENCH_SITE_ID / BENCH_CODE for the browser modes."""
         self.seed += 1
         env = {
             **os.environ,
@@ -321,6 +347,7 @@ class Wrk:
             "BENCH_MODE": mode,
             "BENCH_SEED": str(self.seed),
             "BENCH_BATCH": str(BATCH_SIZE),
+            **(site or {}),
         }
         argv = [
             "wrk",
@@ -335,6 +362,7 @@ class Wrk:
         ]
         if record:
             shown = f"BENCH_LISTS={self.lists} BENCH_KEY={'pa_...' if key != 'none' else 'none'} BENCH_MODE={mode}"
+            shown += "".join(f" {k}=<{k[6:].lower()}>" for k in site or {})
             cmd = f"{shown} {shlex.join(argv)}"
             if cmd not in COMMANDS:
                 COMMANDS.append(cmd)
@@ -450,6 +478,85 @@ def part_batch(
         "slack": slack,
         "rounds": rounds,
         "seconds": seconds,
+    }
+
+
+def part_browser(
+    wrk: Wrk,
+    trail: Trail,
+    bare: Bare,
+    sites: dict[str, tuple[str, str]],
+    conns: int,
+    rounds: int,
+    seconds: float,
+) -> dict[str, Any]:
+    """Page views by every route that takes them, in rounds that rotate the order: `/hit` with an
+    access key, `/collect` as tracker.js sends it, `GET /hit?code=` as pa.js sends it, and the bare
+    route. Rates and server CPU per request compare within one round set on a shared machine."""
+    targets: dict[str, tuple[str, str, str, dict[str, str]]] = {
+        "hit": (f"{trail.base}/api/v1/hit", "hit", sites["hit"][1], {}),
+        "collect": (
+            f"{trail.base}/api/v1/collect",
+            "collect",
+            "none",
+            {"BENCH_SITE_ID": sites["collect"][0]},
+        ),
+        "pirsch_browser": (
+            f"{trail.base}/api/v1/hit",
+            "pirsch_browser",
+            "none",
+            {"BENCH_CODE": trail.identification_code(sites["pirsch_browser"][0])},
+        ),
+        "bare": (f"http://127.0.0.1:{bare.port}/api/v1/hit", "hit", "none", {}),
+    }
+    names = list(targets)
+    acked = dict.fromkeys(names, 0)
+    for name, (url, mode, key, site) in targets.items():  # warm-up, counted as acknowledged
+        acked[name] += wrk.run(url, conns, 2, key, mode=mode, record=False, site=site)["ok"]
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+    for i in range(rounds):
+        for name in names[i % len(names) :] + names[: i % len(names)]:
+            url, mode, key, site = targets[name]
+            pids = bare.pids() if name == "bare" else trail.worker_pids()
+            cpu0 = cpu_seconds(pids)
+            r = wrk.run(url, conns, seconds, key, mode=mode, site=site)
+            used = cpu_seconds(pids) - cpu0
+            r["cpu_us_per_req"] = used / max(1, r["requests"]) * 1e6
+            r["load"] = os.getloadavg()[0]
+            acked[name] += r["ok"]
+            runs[name].append(r)
+        log(
+            f"browser round {i + 1}: " + ", ".join(f"{n} {runs[n][-1]['rps']:.0f}/s" for n in names)
+        )
+    rows = {}
+    for name, rs in runs.items():
+        rps = [r["rps"] for r in rs]
+        cpu = [r["cpu_us_per_req"] for r in rs]
+        rows[name] = {
+            "rps": statistics.median(rps),
+            "rps_range": (min(rps), max(rps)),
+            "cpu_us": statistics.median(cpu),
+            "cpu_range": (min(cpu), max(cpu)),
+            "p50_ms": statistics.median(r["p50_us"] for r in rs) / 1000,
+            "p99_ms": statistics.median(r["p99_us"] for r in rs) / 1000,
+            "errors": sum(
+                r["status"] + r["connect"] + r["read"] + r["write"] + r["timeout"] for r in rs
+            ),
+        }
+    # Ratios per round (the rounds' neighbours share the machine's load), then their median.
+    ratios = {
+        f"{a}/{b}": statistics.median(x["rps"] / y["rps"] for x, y in zip(runs[a], runs[b]))
+        for a, b in (("collect", "hit"), ("pirsch_browser", "hit"), ("hit", "bare"))
+    }
+    loads = [r["load"] for rs in runs.values() for r in rs]
+    return {
+        "rows": rows,
+        "ratios": ratios,
+        "acked": acked,
+        "conns": conns,
+        "rounds": rounds,
+        "seconds": seconds,
+        "load": (min(loads), max(loads)),
     }
 
 
@@ -953,8 +1060,114 @@ def write_results(out: Path, r: dict[str, Any]) -> None:
         lines += r.get("profile_notes", [])
         for prof in r["profiles"]:
             lines += profile_section(prof)
+    if r.get("browser"):
+        lines += ["", *browser_section(r)]
     lines += ["", "## Commands", "", "```"] + COMMANDS + ["```", ""]
     out.write_text("\n".join(lines))
+
+
+def browser_section(r: dict[str, Any]) -> list[str]:
+    """Section 7: the browser paths against /hit and the bare route, with its own commands."""
+    b, m = r["browser"], r["machine"]
+    rows, ratios = b["rows"], b["ratios"]
+    labels = {
+        "hit": "trail `POST /api/v1/hit` (access key)",
+        "collect": "trail `POST /api/v1/collect` (tracker.js)",
+        "pirsch_browser": "trail `GET /api/v1/hit?code=` (pa.js)",
+        "bare": "bare Robyn route",
+    }
+    collect_of_hit, pab_of_hit = ratios["collect/hit"], ratios["pirsch_browser/hit"]
+    lines = [
+        BROWSER_SECTION,
+        "",
+        (
+            f"Written by `.venv/bin/python bench/run.py {' '.join(r['args'])}` on {m['date']}. wrk, "
+            f"{WRK_THREADS} threads, {b['conns']} connections, {b['rounds']} rounds of "
+            f"{b['seconds']:g} s per route, the order rotated every round; medians with min-max. "
+            "The same visitors' page views (traffic.py lists) as an API body, as tracker.js's "
+            "text/plain body and as pa.js's query string; browser requests carry the visitor's "
+            "IP in X-Forwarded-For (127.0.0.1 trusted), its User-Agent, Accept-Language and "
+            f"Origin. 1-minute load average during the rounds: {b['load'][0]:.1f}-{b['load'][1]:.1f} "
+            f"on {m['nproc']} cores, shared with other jobs: the rates move with it, the ratios "
+            "within a round and the CPU per request much less."
+        ),
+        "",
+        "| route | req/s | server CPU µs/request | p50 / p99 ms | errors |",
+        "|---|---|---|---|---|",
+    ]
+    for name, label in labels.items():
+        row = rows[name]
+        lo, hi = row["rps_range"]
+        clo, chi = row["cpu_range"]
+        lines.append(
+            f"| {label} | {row['rps']:,.0f} ({lo:,.0f}-{hi:,.0f}) | {row['cpu_us']:.0f} "
+            f"({clo:.0f}-{chi:.0f}) | {row['p50_ms']:.1f} / {row['p99_ms']:.1f} | {row['errors']} |"
+        )
+    lines += [
+        "",
+        "| target | measured (median of per-round ratios) | |",
+        "|---|---|---|",
+        (
+            f"| `/collect` >= {TARGET_BROWSER_OF_HIT}x `/hit` | {collect_of_hit:.2f}x | "
+            f"{verdict(collect_of_hit >= TARGET_BROWSER_OF_HIT)} |"
+        ),
+        (
+            f"| `GET /hit?code=` >= {TARGET_BROWSER_OF_HIT}x `/hit` | {pab_of_hit:.2f}x | "
+            f"{verdict(pab_of_hit >= TARGET_BROWSER_OF_HIT)} |"
+        ),
+        (
+            f"| `/hit` >= {TARGET_HIT_OF_BARE}x the bare route | {ratios['hit/bare']:.2f}x | "
+            f"{verdict(ratios['hit/bare'] >= TARGET_HIT_OF_BARE)} |"
+        ),
+        "",
+        (
+            "Server CPU per request = utime+stime of the server processes (all threads, from "
+            "/proc/<pid>/stat) over the round / requests answered."
+        ),
+    ]
+    if b.get("commands"):
+        lines += ["", "Commands:", "", "```", *b["commands"], "```"]
+    if "verify" in b:
+        lines += ["", "| route | acknowledged | counted views | |", "|---|---|---|---|"]
+        for name, v in b["verify"].items():
+            lines.append(
+                f"| {name} | {v['acked']:,} | {v['views']:,} (<= +{v['slack']:,} in flight) | "
+                f"{'ok' if v['ok'] else '**MISMATCH**'} |"
+            )
+    return lines
+
+
+def run_browser(
+    results: dict[str, Any],
+    wrk: Wrk,
+    trail: Trail,
+    bare: Bare,
+    sites: dict[str, tuple[str, str]],
+    conns: int,
+    rounds: int,
+    seconds: float,
+) -> None:
+    """Part 7 into results["browser"], with acknowledged vs counted views per browser route."""
+    b = part_browser(wrk, trail, bare, sites, conns, rounds, seconds)
+    slack = conns * (rounds + 1)
+    b["verify"] = {
+        name: verify(trail, sites[name][0], b["acked"][name], slack)
+        for name in ("collect", "pirsch_browser")
+    }
+    results["browser"] = b
+
+
+def replace_section(path: Path, section: list[str]) -> None:
+    """Put `section` (starting with its "## " heading) into the file at `path` in place of the
+    section of the same heading, or before "## Commands" / at the end."""
+    old = path.read_text().splitlines() if path.exists() else []
+    heading = section[0]
+    if heading in old:
+        start = old.index(heading)
+        end = next((i for i in range(start + 1, len(old)) if old[i].startswith("## ")), len(old))
+    else:
+        start = end = old.index("## Commands") if "## Commands" in old else len(old)
+    path.write_text("\n".join([*old[:start], *section, "", *old[end:]]).rstrip("\n") + "\n")
 
 
 def profile_section(p: dict[str, Any]) -> list[str]:
@@ -1014,6 +1227,11 @@ def main() -> None:
     parser.add_argument(
         "--profile", action="store_true", help="profile even if the targets are met"
     )
+    parser.add_argument(
+        "--browser",
+        action="store_true",
+        help="only the browser-path comparison; rewrites only its section of --out",
+    )
     parser.add_argument("--out", default=str(BENCH / "RESULTS.md"))
     parser.add_argument(
         "--max-wait", type=float, default=180, help="seconds to wait for load average < 1.5"
@@ -1042,11 +1260,19 @@ def main() -> None:
         log(f"starting trail on :{trail.port} and the bare app on :{bare.port} (data in {tmp})")
         trail.start()
         bare.start()
-        sites = {name: trail.site(f"bench-{name}") for name in ("hit", "batch", "mixed")}
+        names = ("hit", "batch", "mixed", "collect", "pirsch_browser")
+        sites = {name: trail.site(f"bench-{name.replace('_', '-')}") for name in names}
         results["rss_before"] = rss(trail.worker_pids())
         conns = [16] if args.quick else [4, 16, 64]
         rounds, seconds = (2, 3) if args.quick else (3, 5)
+        if args.browser:
+            run_browser(results, wrk, trail, bare, sites, 16, 4 if args.quick else 6, seconds)
+            results["browser"]["commands"] = list(COMMANDS)
+            replace_section(Path(args.out), browser_section(results))
+            log(f"wrote {BROWSER_SECTION!r} into {args.out}")
+            return
         results["hit"] = part_hit(wrk, trail, bare, sites["hit"][1], conns, rounds, seconds)
+        run_browser(results, wrk, trail, bare, sites, 16, 2 if args.quick else 3, seconds)
         bare.stop()
         results["batch"] = part_batch(
             wrk, trail, sites["batch"][1], [2, 4] if not args.quick else [4], rounds, seconds + 1
@@ -1111,6 +1337,8 @@ def main() -> None:
     finally:
         bare.stop()
         trail.stop()
+        if args.browser:
+            shutil.rmtree(tmp / "data", ignore_errors=True)
     results["elapsed"] = time.monotonic() - started
     write_results(Path(args.out), results)
     (tmp / "results.json").write_text(json.dumps(results, indent=1, default=str))

@@ -16,6 +16,7 @@ __all__ = [
     "distinct_u64",
     "group_counts",
     "group_stats",
+    "imported_dims",
     "mmdb_check",
     "recover_wal",
     "session_metrics",
@@ -67,6 +68,29 @@ class Engine:
         headers: list[tuple[str, str]],
         now: int | None = None,
     ) -> dict[str, Any]: ...
+    def browser(
+        self,
+        route: str,
+        body: bytes,
+        query: list[tuple[str, list[str]]],
+        peer: str,
+        headers: list[tuple[str, str]],
+        origin: str,
+        stamp: int,
+        now: int | None = None,
+    ) -> tuple[str, str, str, str, int]:
+        """A browser route's request (collect, pirsch_hit, pirsch_event) from rate limit to
+        stored rows: (outcome, cors, field or site key, message, retry-after seconds); outcome
+        "lookup_id" / "lookup_code" asks for `put_browser_site` first."""
+    def put_browser_site(
+        self,
+        kind: str,
+        key: str,
+        site: tuple[str, str, bool, list[str]] | None,
+        stamp: int,
+    ) -> None:
+        """Remember (id, hostname, scripts_disabled, CORS hostnames) for a website id or
+        identification code (`kind` "id" / "code") as of the meta store's `stamp`."""
     def reload_geoip(self, path: str) -> None:
         """Swap in the GeoIP database at `path`; hits in flight finish on the old one.
         Raises ConfigError (the old database stays) when it is not a readable MaxMind DB."""
@@ -139,3 +163,13 @@ def union_visitors(
     ids: Any, id_offsets: Any, deltas: Any, lens: Any, days: Any, groups: Any, n_groups: int
 ) -> list[int]: ...
 def coarse_channel(channel: str) -> str: ...
+def imported_dims(
+    site_hostname: str,
+    rows: list[tuple[str, str, str, str, str, str, str, int]],
+    ua_rules: dict[str, list[tuple[str, str | None, str | None, str | None, str | None]]]
+    | None = None,
+) -> dict[str, list[Any]]:
+    """Session dimensions of imported rows, one per (referrer, utm_source, user_agent, browser,
+    browser_version, os, os_version, screen_width): a dict of columns (referrer, referrer_name,
+    channel, utm_source, browser, browser_version, os, os_version, screen_class, desktop,
+    mobile, screen_width). Without `ua_rules` no User-Agent is parsed."""

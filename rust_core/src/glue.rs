@@ -1,11 +1,14 @@
 //! PyO3 surface, kept thin: convert arguments, release the GIL, call plain Rust, map errors.
 
 use crate::bots::{BotFilter, BotLists};
+use crate::browser::{Answer, BrowserSite, Cors, Directory, Refusal, Route, SiteKey};
 use crate::errors::CoreError;
 use crate::geo::Geo;
 use crate::hit::{parse_items, Headers, HitKind};
+use crate::imported::{Derived, Recorded};
 use crate::ip::TrustedProxies;
 use crate::pipeline::{Engine as CoreEngine, Origin, SiteCtx, Summary};
+use crate::ratelimit::RateCount;
 use crate::session::{SessionStore, SESSION_TIMEOUT_MS};
 use crate::ua::{UaParser, UaRules};
 use crate::validate::{Checker, Source, TimeWindow, LIMITS};
@@ -143,7 +146,14 @@ pub struct Engine {
     inner: CoreEngine,
     max_batch: usize,
     window: TimeWindow,
+    /// The browser routes' sites (filled by the Python side on a miss).
+    browser_sites: Directory,
+    /// The per-IP limit of the browser routes: (requests, window ms); None = off.
+    collect_limit: Option<(u32, i64)>,
 }
+
+/// What `Engine.browser` answers: (outcome, cors, field or site key, message, retry-after s).
+type BrowserReply = (&'static str, &'static str, String, String, i64);
 
 #[pymethods]
 impl Engine {
@@ -173,6 +183,7 @@ impl Engine {
         let ua_cache: usize = opt(options, "ua_cache_size", 10_000)?;
         let map_size: usize = opt(options, "state_map_size", STATE_MAP_SIZE)?;
         let max_batch: usize = opt(options, "max_batch", 1000)?;
+        let collect_limit: Option<(u32, i64)> = opt(options, "rate_limit_collect", None)?;
         let window = TimeWindow::new(
             opt(options, "max_hit_age_days", 365)?,
             opt(options, "max_hit_future_seconds", 300)?,
@@ -194,6 +205,8 @@ impl Engine {
             inner,
             max_batch,
             window,
+            browser_sites: Directory::default(),
+            collect_limit,
         })
     }
 
@@ -273,6 +286,80 @@ impl Engine {
         summary_dict(py, &summary)
     }
 
+    /// A request of a browser route (`collect`, `pirsch_hit`, `pirsch_event`) from rate limit to
+    /// stored rows in one call (see browser.rs). `query` is the query string as the HTTP layer
+    /// split it, `peer` the socket address, `stamp` the meta store's last transaction id.
+    /// Answers (outcome, cors, text, message, retry_after): outcome "accepted", "silent",
+    /// "invalid" (text = field), "not_found", "limited" (retry_after in s), "not_browser", or
+    /// "lookup_id" / "lookup_code" (text = the key: `put_browser_site` it, then ask again); cors
+    /// "allowed", "denied" or "any_site" (allowed if the Origin is any site's host).
+    #[pyo3(signature = (route, body, query, peer, headers, origin, stamp, now=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn browser(
+        &self,
+        py: Python<'_>,
+        route: &str,
+        body: &[u8],
+        query: Vec<(String, Vec<String>)>,
+        peer: &str,
+        headers: Vec<(String, String)>,
+        origin: &str,
+        stamp: u64,
+        now: Option<i64>,
+    ) -> PyResult<BrowserReply> {
+        let route = match route {
+            "collect" => Route::Collect,
+            "pirsch_hit" => Route::PirschHit,
+            "pirsch_event" => Route::PirschEvent,
+            other => return Err(PyValueError::new_err(format!("unknown route {other:?}"))),
+        };
+        let headers = Headers(
+            headers
+                .into_iter()
+                .map(|(k, v)| (k.to_ascii_lowercase(), v))
+                .collect(),
+        );
+        let peer = crate::browser::peer_address(peer);
+        let checker = self.checker(Source::Browser, false, now);
+        let reply = py.detach(|| -> Result<BrowserReply, CoreError> {
+            let request = crate::browser::Request {
+                route,
+                body,
+                query: &query,
+                origin,
+            };
+            let find = |key: &SiteKey| self.browser_sites.find(key, stamp);
+            let answer = crate::browser::judge(&request, find);
+            self.browser_reply(answer, &checker, peer, &headers)
+        })?;
+        Ok(reply)
+    }
+
+    /// Remember the site a browser request's key names (None: no such site) as of `stamp`.
+    /// `site` is (id, hostname, scripts_disabled, CORS hostnames: bare, empty = any).
+    #[pyo3(signature = (kind, key, site, stamp))]
+    fn put_browser_site(
+        &self,
+        kind: &str,
+        key: String,
+        site: Option<(String, String, bool, Vec<String>)>,
+        stamp: u64,
+    ) -> PyResult<()> {
+        let key = match kind {
+            "id" => SiteKey::Id(key),
+            "code" => SiteKey::Code(key),
+            other => return Err(PyValueError::new_err(format!("unknown site key {other:?}"))),
+        };
+        let site = site.map(|(id, hostname, scripts_disabled, hostnames)| BrowserSite {
+            id,
+            hostname,
+            scripts_disabled,
+            hostnames,
+        });
+        self.browser_sites.put(key, site, stamp);
+        Ok(())
+    }
+
     /// Seal buffered rows into segment files now (tests and shutdown); returns rows sealed.
     fn seal(&self, py: Python<'_>) -> PyResult<usize> {
         Ok(py.detach(|| self.inner.storage.seal())?)
@@ -334,6 +421,74 @@ impl Engine {
 }
 
 impl Engine {
+    /// Store what a browser request's answer carries, and say how it ended. Every request but
+    /// a lookup is counted against the per-IP limit first, which then answers before anything
+    /// else; a stored item is counted in the pipeline's own transaction.
+    fn browser_reply(
+        &self,
+        answer: Answer,
+        checker: &Checker,
+        peer: IpAddr,
+        headers: &Headers,
+    ) -> Result<BrowserReply, CoreError> {
+        let rate = self.collect_limit.map(|(limit, window_ms)| {
+            let ip = crate::ip::ip_from_request(peer, headers, &self.inner.trusted);
+            RateCount {
+                key: crate::browser::rate_key(&ip.to_string()),
+                limit,
+                window_ms,
+                now: checker.now,
+            }
+        });
+        let answer = match answer {
+            Answer::Lookup(_) | Answer::NotBrowser => return Ok(plain_reply(answer)),
+            Answer::Ingest {
+                site,
+                kind,
+                mut item,
+                cors,
+            } if !site.scripts_disabled => {
+                item.user_agent = headers.get("user-agent").map(str::to_string);
+                match checker.check(kind, *item, 0) {
+                    Ok(hit) => {
+                        let ctx = SiteCtx {
+                            id: site.id.clone(),
+                            hostname: site.hostname.clone(),
+                        };
+                        let origin = Origin::Browser { peer, headers };
+                        let (summary, wait) = self.inner.ingest_counted(
+                            &ctx,
+                            kind,
+                            &[hit],
+                            &origin,
+                            rate.as_ref(),
+                        )?;
+                        let outcome = match (wait, summary.accepted) {
+                            (1.., _) => return Ok(limited_reply(wait)),
+                            (_, 0) => "silent",
+                            _ => "accepted",
+                        };
+                        return Ok((outcome, cors_name(cors), String::new(), String::new(), 0));
+                    }
+                    Err(CoreError::Invalid { field, message }) => Answer::Refused {
+                        refusal: Refusal { field, message },
+                        cors,
+                    },
+                    Err(e) => return Err(e),
+                }
+            }
+            other => other,
+        };
+        if let Some(rate) = &rate {
+            let (key, limit, window_ms, now) = (&rate.key, rate.limit, rate.window_ms, rate.now);
+            let wait = crate::ratelimit::check(&self.inner.sessions, key, limit, window_ms, now)?;
+            if wait > 0 {
+                return Ok(limited_reply(wait));
+            }
+        }
+        Ok(plain_reply(answer))
+    }
+
     fn checker(&self, source: Source, batch: bool, now: Option<i64>) -> Checker {
         Checker {
             source,
@@ -342,6 +497,42 @@ impl Engine {
             now: now.unwrap_or_else(now_ms),
             window: self.window,
         }
+    }
+}
+
+/// The reply of an answer that stores nothing (an `Ingest` here is one the site's owner
+/// switched off: Pirsch's "disable scripts").
+fn plain_reply(answer: Answer) -> BrowserReply {
+    let none = String::new;
+    match answer {
+        Answer::Lookup(SiteKey::Id(key)) => ("lookup_id", "denied", key, none(), 0),
+        Answer::Lookup(SiteKey::Code(key)) => ("lookup_code", "denied", key, none(), 0),
+        Answer::NotBrowser => ("not_browser", "denied", none(), none(), 0),
+        Answer::Refused { refusal, cors } => (
+            "invalid",
+            cors_name(cors),
+            refusal.field,
+            refusal.message,
+            0,
+        ),
+        Answer::NotFound { cors } => ("not_found", cors_name(cors), none(), none(), 0),
+        Answer::Silent { cors } | Answer::Ingest { cors, .. } => {
+            ("silent", cors_name(cors), none(), none(), 0)
+        }
+    }
+}
+
+/// 429: the seconds to wait, rounded up.
+fn limited_reply(wait_ms: i64) -> BrowserReply {
+    let seconds = ((wait_ms + 999) / 1000).max(1);
+    ("limited", "any_site", String::new(), String::new(), seconds)
+}
+
+fn cors_name(cors: Cors) -> &'static str {
+    match cors {
+        Cors::Allowed => "allowed",
+        Cors::Denied => "denied",
+        Cors::AnySite => "any_site",
     }
 }
 
@@ -394,6 +585,78 @@ fn client_ip(
             .collect(),
     );
     Ok(crate::ip::ip_from_request(peer, &headers, &trusted(trusted_proxies)?).to_string())
+}
+
+/// (referrer, utm_source, user_agent, browser, browser_version, os, os_version, width).
+type RecordedRow = (String, String, String, String, String, String, String, i64);
+
+/// Session dimensions of imported rows (imported::derive), one per (referrer, utm_source,
+/// user_agent, browser, browser_version, os, os_version, screen_width) tuple, as a dict of
+/// columns named like the stored ones. `ua_rules` None: no User-Agent is parsed.
+#[pyfunction]
+#[pyo3(signature = (site_hostname, rows, ua_rules=None))]
+fn imported_dims<'py>(
+    py: Python<'py>,
+    site_hostname: &str,
+    rows: Vec<RecordedRow>,
+    ua_rules: Option<&Bound<'py, PyDict>>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let parser = match ua_rules {
+        Some(d) => Some(UaParser::new(&self::ua_rules(d)?, 0)?),
+        None => None,
+    };
+    let derived: Vec<Derived> = py.detach(|| {
+        rows.into_iter()
+            .map(
+                |(
+                    referrer,
+                    utm_source,
+                    user_agent,
+                    browser,
+                    browser_version,
+                    os,
+                    os_version,
+                    width,
+                )| {
+                    let r = Recorded {
+                        referrer,
+                        utm_source,
+                        user_agent,
+                        browser,
+                        browser_version,
+                        os,
+                        os_version,
+                        width,
+                    };
+                    crate::imported::derive(parser.as_ref(), site_hostname, &r)
+                },
+            )
+            .collect()
+    });
+    let out = PyDict::new(py);
+    let text = |f: fn(&Derived) -> &str| derived.iter().map(f).collect::<Vec<&str>>();
+    out.set_item("referrer", text(|d| &d.referrer))?;
+    out.set_item("referrer_name", text(|d| &d.referrer_name))?;
+    out.set_item("channel", text(|d| &d.channel))?;
+    out.set_item("utm_source", text(|d| &d.utm_source))?;
+    out.set_item("browser", text(|d| &d.ua.browser))?;
+    out.set_item("browser_version", text(|d| &d.ua.browser_version))?;
+    out.set_item("os", text(|d| &d.ua.os))?;
+    out.set_item("os_version", text(|d| &d.ua.os_version))?;
+    out.set_item("screen_class", text(|d| &d.screen_class))?;
+    out.set_item(
+        "desktop",
+        derived.iter().map(|d| d.ua.desktop).collect::<Vec<bool>>(),
+    )?;
+    out.set_item(
+        "mobile",
+        derived.iter().map(|d| d.ua.mobile).collect::<Vec<bool>>(),
+    )?;
+    out.set_item(
+        "screen_width",
+        derived.iter().map(|d| d.screen_width).collect::<Vec<u32>>(),
+    )?;
+    Ok(out)
 }
 
 /// TinyTrail's coarse channel for a stored GA4-style channel (one table, in channel.rs).
@@ -735,6 +998,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(union_visitors, m)?)?;
     m.add_function(wrap_pyfunction!(session_metrics, m)?)?;
     m.add_function(wrap_pyfunction!(coarse_channel, m)?)?;
+    m.add_function(wrap_pyfunction!(imported_dims, m)?)?;
     let limits = PyDict::new(py);
     for (name, value) in LIMITS {
         limits.set_item(name, value)?;

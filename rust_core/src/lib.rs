@@ -2,6 +2,7 @@
 //! the logic lives in plain-Rust modules, the PyO3 surface in `glue`.
 
 pub mod bots;
+pub mod browser;
 pub mod channel;
 pub mod dims;
 pub mod drops;
@@ -9,6 +10,7 @@ pub mod errors;
 pub mod fingerprint;
 pub mod geo;
 pub mod hit;
+pub mod imported;
 pub mod ip;
 pub mod kernels;
 pub mod pipeline;

@@ -16,6 +16,7 @@ use crate::errors::Result;
 use crate::geo::{Geo, Location};
 use crate::hit::{ClientHints, Headers, HitInput, HitKind};
 use crate::ip::{ip_from_request, TrustedProxies};
+use crate::ratelimit::RateCount;
 use crate::referrer::{self, Referrer};
 use crate::rows::{Dims, RequestRow, SiteRows};
 use crate::rules::SiteRules;
@@ -117,6 +118,20 @@ impl Engine {
         hits: &[ValidHit],
         origin: &Origin,
     ) -> Result<Summary> {
+        Ok(self.ingest_counted(site, kind, hits, origin, None)?.0)
+    }
+
+    /// `ingest`, first counting the request against `rate` in the same LMDB transaction (one
+    /// commit per request): over the limit, nothing is stored and the milliseconds to wait
+    /// come back; else 0.
+    pub fn ingest_counted(
+        &self,
+        site: &SiteCtx,
+        kind: HitKind,
+        hits: &[ValidHit],
+        origin: &Origin,
+        rate: Option<&RateCount>,
+    ) -> Result<(Summary, i64)> {
         let rules = self.rules_for(site);
         let prepared: Vec<Prepared> = hits
             .iter()
@@ -125,6 +140,13 @@ impl Engine {
         let mut rows = Vec::with_capacity(prepared.len() * 4);
         let mut summary = Summary::default();
         let mut txn = self.sessions.begin()?;
+        if let Some(rate) = rate {
+            let wait = txn.count_rate(rate)?;
+            if wait > 0 {
+                txn.commit()?;
+                return Ok((summary, wait));
+            }
+        }
         for p in &prepared {
             let reason = match p.drop {
                 Some(r) => Some(r),
@@ -154,7 +176,7 @@ impl Engine {
                 *drops.entry(*r).or_default() += *n as u64;
             }
         }
-        Ok(summary)
+        Ok((summary, 0))
     }
 
     /// The rules version this engine holds for a site (None: never set).

@@ -5,25 +5,49 @@
 
 use crate::errors::Result;
 use crate::session::SessionStore;
+use heed::RwTxn;
+
+/// One request to count: its key, the limit and window, and its time.
+#[derive(Clone, Debug)]
+pub struct RateCount {
+    pub key: String,
+    pub limit: u32,
+    pub window_ms: i64,
+    pub now: i64,
+}
 
 /// Count one request for `key`; returns 0 when allowed, else milliseconds until the window ends.
 pub fn check(store: &SessionStore, key: &str, limit: u32, window_ms: i64, now: i64) -> Result<i64> {
+    let mut txn = store.env.write_txn()?;
+    let wait = count(store, &mut txn, key, limit, window_ms, now)?;
+    txn.commit()?;
+    Ok(wait)
+}
+
+/// `check` inside a write transaction the caller commits (with the hits of the same request,
+/// so that a request costs one commit).
+pub fn count(
+    store: &SessionStore,
+    txn: &mut RwTxn,
+    key: &str,
+    limit: u32,
+    window_ms: i64,
+    now: i64,
+) -> Result<i64> {
     let window_ms = window_ms.max(1);
     let window = now.div_euclid(window_ms);
     let mut k = Vec::with_capacity(key.len() + 9);
     k.extend_from_slice(&window.to_be_bytes());
     k.push(0);
     k.extend_from_slice(key.as_bytes());
-    let mut txn = store.env.write_txn()?;
     let count = store
         .limits
-        .get(&txn, &k)?
+        .get(txn, &k)?
         .and_then(|v| v.try_into().ok())
         .map(u32::from_be_bytes)
         .unwrap_or(0)
         .saturating_add(1);
-    store.limits.put(&mut txn, &k, &count.to_be_bytes())?;
-    txn.commit()?;
+    store.limits.put(txn, &k, &count.to_be_bytes())?;
     if count > limit {
         return Ok((window + 1) * window_ms - now);
     }

@@ -12,6 +12,7 @@ use crate::drops::DropReason;
 use crate::errors::Result;
 use crate::fingerprint::{day_key, visitor_id};
 use crate::hit::HitKind;
+use crate::ratelimit::RateCount;
 use crate::rows::{Dims, EventRow, PageViewRow, RequestRow, Row, SessionRow};
 use crate::salts::{Legacy, Salt, Salts};
 use heed::types::Bytes;
@@ -145,6 +146,13 @@ pub struct SessionTxn<'e> {
 impl<'e> SessionTxn<'e> {
     pub fn commit(self) -> Result<()> {
         Ok(self.txn.commit()?)
+    }
+
+    /// Count one request against a rate limit in this transaction (see ratelimit.rs): 0, or
+    /// milliseconds until the window ends.
+    pub fn count_rate(&mut self, rate: &RateCount) -> Result<i64> {
+        let (key, limit, window_ms, now) = (&rate.key, rate.limit, rate.window_ms, rate.now);
+        crate::ratelimit::count(self.store, &mut self.txn, key, limit, window_ms, now)
     }
 
     /// The salt of a UTC day (`YYYYMMDD`), created on first use when `create`.

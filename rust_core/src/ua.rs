@@ -126,6 +126,28 @@ impl UaParser {
     }
 }
 
+/// Browser and OS names another tool recorded ("Chrome" "86.0.4240", "macOS" "10.15.7"),
+/// mapped to the names and major.minor versions reports group by, as a parsed UA's are.
+pub fn named(browser: &str, browser_version: &str, os: &str, os_version: &str) -> UaInfo {
+    let mut parts = browser_version.trim().split('.');
+    let (b_major, b_minor) = (parts.next(), parts.next());
+    let mut parts = os_version.trim().split('.');
+    let (o_major, o_minor) = (parts.next(), parts.next());
+    let (os, os_version) = os_name(os.trim(), o_major, o_minor);
+    let mut info = UaInfo {
+        browser: browser_name(browser.trim()).into_owned(),
+        browser_version: major_minor(b_major, b_minor),
+        os: os.into_owned(),
+        os_version,
+        ..UaInfo::default()
+    };
+    if info.browser.is_empty() {
+        info.browser_version.clear();
+    }
+    set_platform(&mut info, &ClientHints::default());
+    info
+}
+
 fn truncate(s: &str, max: usize) -> &str {
     if s.len() <= max {
         return s;

@@ -26,26 +26,25 @@ Pirsch (`pirsch_routes`, errors in Pirsch's format):
 CORS: the Origin is echoed (with credentials) when its host is one of the website's hostnames or
 alternative domains (`api/cors.py`); error answers carry the same CORS headers so the page's
 script can read them. Both families share the per-IP collect rate limit.
+
+Each request is one engine call (`collect.judge`): the handlers only render its verdict.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from robyn import Response
 
 from trail.api.cors import cors_headers, origin_of, preflight_headers
-from trail.api.http import query_params, query_value
+from trail.api.http import query_value
 from trail.api.routing import Routes
 from trail.errors import ApiError, FieldError, RateLimited, not_found
 from trail.services import collect
 
 if TYPE_CHECKING:
     from trail.context import Context
-    from trail.storage.meta import Site
 
 collect_routes = Routes()
 pirsch_routes = Routes()
@@ -63,32 +62,39 @@ TRACKER_HEADERS = {
 _tracker: bytes | None = None
 
 
-@contextmanager
-def answering_with(headers: dict[str, str]) -> Iterator[None]:
-    """Errors raised inside carry `headers` (CORS), so the page's script can read them."""
-    try:
-        yield
-    except ApiError as e:
-        e.headers = {**headers, **e.headers}
-        raise
+def _judge(
+    ctx: Context,
+    request: Any,
+    route: str,
+    origin: str,
+    query: list[tuple[str, list[str]]] | None = None,
+) -> collect.Verdict:
+    headers = request.headers.to_dict()
+    return collect.judge(ctx, route, request.body, query or [], request.ip_addr, headers, origin)
 
 
-def _check_rate(ctx: Context, request: Any, methods: str) -> None:
-    """429 when the client is over the collect limit; checked before any site lookup."""
-    peer = collect.peer_address(request.ip_addr)
-    wait = collect.retry_after(ctx, collect.client_ip(ctx, peer, request.headers.to_dict()))
-    if wait is not None:
-        origin = origin_of(request)
-        error = RateLimited(wait)
-        error.message = f"too many requests, retry in {wait} s"
-        error.headers.update(cors_headers(origin, collect.KNOWN_HOSTS.allows(ctx, origin), methods))
-        raise error
+def _cors(ctx: Context, origin: str, verdict: collect.Verdict, methods: str) -> dict[str, str]:
+    """The answer's CORS headers; before a site is known (429, a body that names none), the
+    Origin is allowed when it is any website's."""
+    if verdict.cors == "any_site":
+        return cors_headers(origin, collect.KNOWN_HOSTS.allows(ctx, origin), methods)
+    return cors_headers(origin, verdict.cors == "allowed", methods)
 
 
-def _ingest(ctx: Context, request: Any, site: Site, kind: str, item: dict[str, Any]) -> Any:
-    headers = [(k.lower(), v) for k, v in request.headers.to_dict().items()]
-    peer = collect.peer_address(request.ip_addr)
-    return collect.ingest_browser(ctx, site, kind, item, peer, headers)
+def _refuse(verdict: collect.Verdict, cors: dict[str, str], invalid: type[FieldError]) -> None:
+    """Raise the error answer of a refused request, carrying `cors`, so the page can read it."""
+    error: ApiError
+    if verdict.outcome == "limited":
+        error = RateLimited(verdict.retry_after)
+        error.message = f"too many requests, retry in {verdict.retry_after} s"
+    elif verdict.outcome == "invalid":
+        error = invalid(verdict.field, verdict.message)
+    elif verdict.outcome == "not_found":
+        error = not_found("domain")
+    else:
+        return
+    error.headers = {**cors, **error.headers}
+    raise error
 
 
 def _preflight(ctx: Context, request: Any, methods: str) -> Response:
@@ -107,19 +113,11 @@ def collect_preflight(ctx: Context, request: Any) -> Response:
 
 @collect_routes.post("/api/v1/collect")
 def post_collect(ctx: Context, request: Any) -> Response:
-    _check_rate(ctx, request, COLLECT_METHODS)
     origin = origin_of(request)
-    with answering_with(
-        cors_headers(origin, collect.KNOWN_HOSTS.allows(ctx, origin), COLLECT_METHODS)
-    ):
-        payload = collect.parse_collect(collect.parse_json_object(request.body))
-    site = collect.find_website(ctx, payload.website_id)
-    cors = cors_headers(origin, collect.origin_allowed_for(ctx, site, origin), COLLECT_METHODS)
-    if site is None:
-        return Response(204, cors, b"")
-    with answering_with(cors):
-        outcome = _ingest(ctx, request, site, payload.kind, payload.item)
-    if outcome.silent_drop:
+    verdict = _judge(ctx, request, "collect", origin)
+    cors = _cors(ctx, origin, verdict, COLLECT_METHODS)
+    _refuse(verdict, cors, collect.InvalidPayload)
+    if verdict.outcome != "accepted":
         return Response(204, cors, b"")
     return Response(202, {**cors, "content-type": "application/json"}, b'{"status":"accepted"}')
 
@@ -167,42 +165,23 @@ def hit_item(params: dict[str, list[str]]) -> dict[str, Any]:
 
 @pirsch_routes.get("/api/v1/hit")
 def get_hit(ctx: Context, request: Any) -> Response:
-    _check_rate(ctx, request, HIT_METHODS)
-    params = query_params(request)
-    code = query_value(params, "code")
-    site = collect.find_by_code(ctx, code)
     origin = origin_of(request)
-    cors = cors_headers(origin, collect.origin_allowed_for(ctx, site, origin), HIT_METHODS)
-    with answering_with(cors):
-        if not code:
-            raise FieldError("code", "is required")
-        if site is None:
-            raise not_found("domain")
-        _ingest(ctx, request, site, "hit", hit_item(params))
+    query = list(request.query_params.to_dict().items())
+    verdict = _judge(ctx, request, "pirsch_hit", origin, query)
+    cors = _cors(ctx, origin, verdict, HIT_METHODS)
+    _refuse(verdict, cors, FieldError)
     return Response(200, cors, b"")
 
 
 def post_event(ctx: Context, request: Any) -> Response | None:
     """A browser event carrying `identification_code` (no API key); None if the body has no code,
     so the caller answers as an authenticated route would (401)."""
-    try:
-        doc = collect.parse_json_object(request.body)
-    except FieldError:
-        return None
-    code = doc.get("identification_code")
-    if not isinstance(code, str) or not code.strip():
-        return None
-    _check_rate(ctx, request, EVENT_METHODS)
     origin = origin_of(request)
-    site = collect.find_by_code(ctx, code.strip())
-    cors = cors_headers(origin, collect.origin_allowed_for(ctx, site, origin), EVENT_METHODS)
-    with answering_with(cors):
-        if site is None:
-            raise not_found("domain")
-        item = {k: doc[k] for k in collect.BROWSER_ITEM_FIELDS if doc.get(k) is not None}
-        if not isinstance(item.get("event_name"), str) or not item["event_name"].strip():
-            raise FieldError("event_name", "is required")
-        _ingest(ctx, request, site, "event", item)
+    verdict = _judge(ctx, request, "pirsch_event", origin)
+    if verdict.outcome == "not_browser":
+        return None
+    cors = _cors(ctx, origin, verdict, EVENT_METHODS)
+    _refuse(verdict, cors, FieldError)
     return Response(200, cors, b"")
 
 

@@ -1,14 +1,21 @@
 """Browser collection: TinyTrail `/api/v1/collect` and the Pirsch browser SDK, over the same engine.
 
-The spec's 10-step pipeline: here, in Python, (1) find the website (unknown -> a silent drop),
-validate the payload once and keep the engine's copy of the site's rules current
-(`ingest.sync_rules`: hostnames and alternative domains, traffic filters, the website's
-excluded IPs/CIDR ranges). Then one `Engine.ingest_browser` call in Rust: (2) the client IP from
-the socket peer (proxy headers only from trusted proxies) and the UA, client hints and
-Accept-Language from the headers, (3) UA parsing, (4) UTM from the URL, (5) the channel, (6) the
-keyed visitor hash, (7) excluded IPs, (8) bot checks (browser header checks included), (10) the
-session machine and the stored rows. (9) Content groups are matched against paths at query time
-by the reports (one definition, and editing a group re-labels old data too).
+Each request is one `Engine.browser` call in Rust (rust_core/src/browser.rs), which runs the
+spec's 10-step pipeline: the per-IP rate limit, the payload's fields (a 400 names the field),
+(1) the website from the engine's site directory (unknown -> a silent drop) and whether the
+Origin may read the answer, (2) the client IP from the socket peer (proxy headers only from
+trusted proxies) and the UA, client hints and Accept-Language from the headers, (3) UA parsing,
+(4) UTM from the URL, (5) the channel, (6) the keyed visitor hash, (7) excluded IPs, (8) bot
+checks (browser header checks included), (10) the session machine and the stored rows. (9)
+Content groups are matched against paths at query time by the reports (one definition, and
+editing a group re-labels old data too).
+
+Python keeps the sites: on a directory miss (`judge`) it looks the site up in the meta store,
+hands the engine the site and its rules (`ingest.sync_rules`: hostnames and alternative domains,
+traffic filters, excluded IPs/CIDR ranges), and asks again. The directory is valid for one meta
+store transaction id, so any change to any site reaches the next request. The parsers below
+(`parse_collect`, `api/browser.py: hit_item`) are the same rules in Python: the reference the
+engine's parsers are tested against.
 
 Event types map onto the Pirsch kinds the engine knows:
 - page_view -> a page view ("hit");
@@ -36,7 +43,7 @@ import orjson
 
 from trail.core import LIMITS
 from trail.errors import FieldError
-from trail.services import ingest, ratelimit
+from trail.services import ingest
 from trail.validation import is_uuid
 
 if TYPE_CHECKING:
@@ -95,16 +102,16 @@ class Collect:
 
 
 @dataclass
-class Outcome:
-    """What the engine did: accepted rows, or a drop with its reasons."""
+class Verdict:
+    """How the engine answered a browser request (see `Engine.browser` in trail/_core.pyi):
+    `outcome` "accepted", "silent", "invalid" (`field`, `message`), "not_found", "limited"
+    (`retry_after` s) or "not_browser"; `cors` "allowed", "denied" or "any_site"."""
 
-    accepted: int
-    dropped: int
-    reasons: dict[str, int]
-
-    @property
-    def silent_drop(self) -> bool:
-        return self.accepted == 0
+    outcome: str
+    cors: str
+    field: str
+    message: str
+    retry_after: int
 
 
 # -- validation (once, at the edge) --------------------------------------------------------------
@@ -191,7 +198,8 @@ def _scalars(props: dict[str, Any], skip: tuple[str, ...] = ()) -> dict[str, Any
 
 
 def parse_collect(doc: dict[str, Any]) -> Collect:
-    """Validate a TinyTrail collect body into an engine item; InvalidPayload names the field."""
+    """Validate a TinyTrail collect body into an engine item; InvalidPayload names the field.
+    The engine's own parser (browser.rs) serves requests; this one is its reference."""
     website_id = _string(doc, "website_id", required=True, limit=64)
     event_type = _string(doc, "event_type", required=True, limit=64)
     if event_type not in EVENT_KINDS:
@@ -281,31 +289,45 @@ def bare_host(host: str) -> str:
 # -- the engine call ------------------------------------------------------------------------------
 
 
-def ingest_browser(
+def judge(
     ctx: Context,
-    site: Site,
-    kind: str,
-    item: dict[str, Any],
-    peer: str,
-    headers: list[tuple[str, str]],
-) -> Outcome:
-    """Run one browser item through the hot path; InvalidPayload when the engine refuses a field."""
-    from trail.core import InvalidInput
-
-    if site.disable_scripts:
-        # The owner switched the browser snippet off (Pirsch "disable scripts"): a silent drop.
-        return Outcome(0, 1, {"scripts_disabled": 1})
-    ingest.sync_rules(ctx, site)
-    try:
-        summary = ctx.engine.ingest_browser(
-            site.id, site.hostname, kind, orjson.dumps(item), peer, headers
+    route: str,
+    body: bytes | str,
+    query: list[tuple[str, list[str]]],
+    peer: str | None,
+    headers: dict[str, str],
+    origin: str,
+) -> Verdict:
+    """One browser request (`route`: collect, pirsch_hit, pirsch_event) through the engine, from
+    rate limit to stored rows; a site the engine does not know yet is looked up here first."""
+    raw = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else body
+    pairs = list(headers.items())
+    stamp = meta_stamp(ctx)
+    for _ in range(3):  # one lookup, then the engine knows the site (or that there is none)
+        outcome, cors, text, message, retry = ctx.engine.browser(
+            route, raw, query, peer or "", pairs, origin, stamp
         )
-    except InvalidInput as e:
-        name, message = e.args
-        raise InvalidPayload(str(name), str(message)) from None
-    return Outcome(
-        int(summary["accepted"]), int(summary["dropped"]), dict(summary.get("reasons", {}))
-    )
+        if not outcome.startswith("lookup_"):
+            return Verdict(outcome, cors, text, message, retry)
+        remember_site(ctx, outcome.removeprefix("lookup_"), text, stamp)
+    raise RuntimeError(f"the engine asked for site {text!r} again")
+
+
+def meta_stamp(ctx: Context) -> int:
+    """The meta store's last write transaction: it moves with every change to a site."""
+    return int(ctx.meta.env.info()["last_txnid"])
+
+
+def remember_site(ctx: Context, kind: str, key: str, stamp: int) -> None:
+    """Hand the engine the site a website id or identification `key` names (or that none does),
+    with its current rules."""
+    site = find_website(ctx, key) if kind == "id" else find_by_code(ctx, key)
+    entry = None
+    if site is not None:
+        ingest.sync_rules(ctx, site, force=True)
+        hosts = site_hostnames(ctx, site) or []
+        entry = (site.id, site.hostname, bool(site.disable_scripts), hosts)
+    ctx.engine.put_browser_site(kind, key, entry, stamp)
 
 
 def peer_address(raw: str | None) -> str:
@@ -385,11 +407,3 @@ class KnownHosts:
 
 
 KNOWN_HOSTS = KnownHosts()
-
-
-# -- rate limiting -------------------------------------------------------------------------------
-
-
-def retry_after(ctx: Context, ip: str) -> int | None:
-    """Seconds to wait when `ip` is over the collect limit, else None (shared by all workers)."""
-    return ratelimit.check_rate(ctx, "collect", ip)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from trail.config import parse_rate
 from trail.core import Engine
 from trail.datalists import load_bot_lists, load_ua_rules
 
@@ -37,6 +38,8 @@ def open_engine(cfg: Config, data_dir: Path, worker_id: int) -> Engine:
         "max_batch": cfg.limits.max_batch,
         "max_hit_age_days": cfg.limits.max_hit_age_days,
         "max_hit_future_seconds": cfg.limits.max_hit_future_seconds,
+        # The browser routes' per-IP limit, counted by the engine (browser.rs).
+        "rate_limit_collect": parse_rate("rate_limit_collect", cfg.rate_limit_collect),
     }
     engine = Engine(data_dir, worker_id, options, load_ua_rules(), load_bot_lists(cfg.blocked_ips))
     log.info("engine open for worker %d", worker_id)
@@ -46,16 +49,17 @@ def open_engine(cfg: Config, data_dir: Path, worker_id: int) -> Engine:
 _rules_checked: dict[str, float] = {}
 
 
-def sync_rules(ctx: Context, site: Site) -> None:
+def sync_rules(ctx: Context, site: Site, force: bool = False) -> None:
     """Hand the site's current hostnames and traffic filters to this worker's engine.
 
     The version is a hash of the rules themselves, so any change anywhere (alternative domains,
     filters, excluded IPs, settings) reaches every worker within the `rules_cache_ms` setting
-    without bookkeeping. A filter the engine cannot parse was refused when it was saved.
+    without bookkeeping; `force` checks now (the browser routes, on a change to the meta
+    store). A filter the engine cannot parse was refused when it was saved.
     """
     now = time.monotonic()
     engine = ctx.engine
-    if _rules_checked.get(site.id, 0.0) > now:
+    if not force and _rules_checked.get(site.id, 0.0) > now:
         return
     hostnames, filters = ctx.meta.site_rules(site)
     digest = hashlib.blake2b(orjson.dumps([hostnames, filters]), digest_size=8).digest()

@@ -1,8 +1,9 @@
 """Fixed-window rate limits shared by every worker (counters live in the engine's state env).
 
-Buckets are named after the settings that size them: `collect` (TinyTrail collection, keyed by
-client IP), `api` (protected routes, keyed by API key), `signin_ip` and `signin_account`
-(dashboard sign-in attempts, keyed by client IP and by email). `check_rate` is the one call routes
+Buckets are named after the settings that size them: `collect` (the browser routes, keyed by
+client IP; the engine counts it inside `Engine.browser`, rust_core/src/browser.rs), `api`
+(protected routes, keyed by API key), `signin_ip` and `signin_account` (dashboard sign-in
+attempts, keyed by client IP and by email). `check_rate` is the one call routes
 make; it answers None (go ahead) or the seconds for the `Retry-After` header.
 """
 

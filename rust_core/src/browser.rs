@@ -1,0 +1,704 @@
+//! What browsers send without an API key, judged in one pass: tracker.js's `POST /api/v1/collect`
+//! body, pa.js's `GET /api/v1/hit?code=...` query and a `POST /api/v1/event` carrying an
+//! `identification_code`. Each route's steps run in the order the HTTP API answers them (the
+//! request's own fields, the site, the site's CORS), and end in an `Answer`: an item for the
+//! pipeline or the reason there is none. The glue then runs validate.rs and the pipeline on the
+//! item, as for the Pirsch API, and counts the request against the per-IP limit, which comes
+//! before any other answer (in the pipeline's transaction when the item is stored).
+//!
+//! Sites are found in a `Directory` the Python side fills on a miss (`Answer::Lookup`) and empties
+//! whenever the meta store changed (its `stamp`), so a request never sees an outdated site.
+//! The Python reference of these rules is trail/services/collect.py (`parse_collect`) and
+//! trail/api/browser.py (`hit_item`); tests compare the two on generated bodies.
+
+use crate::hit::{HitInput, HitKind};
+use crate::validate::{MAX_HOSTNAME, MAX_SCREEN, MAX_TAGS, MAX_TITLE, MAX_URL};
+use parking_lot::RwLock;
+use serde_json::{Map, Value};
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// A collect body is a few hundred bytes; anything bigger is abuse.
+pub const MAX_COLLECT_BODY: usize = 16 * 1024;
+/// Other free text: UTM fields, ids, property names.
+const MAX_TEXT: usize = 1024;
+const MAX_CODE: usize = 64;
+/// Site keys remembered as unknown before the directory starts over (random ids from a client).
+const MAX_ENTRIES: usize = 4096;
+
+const EVENT_TYPES: [&str; 7] = [
+    "page_view",
+    "close_tab",
+    "scroll_25",
+    "scroll_50",
+    "scroll_75",
+    "outbound_link",
+    "custom",
+];
+const UTM_FIELDS: [&str; 3] = ["utm_source", "utm_medium", "utm_campaign"];
+/// Fields a browser may set in a Pirsch browser-SDK body; the rest (ip, user_agent, client hints,
+/// disable_bot_filter) come from the request itself, never from an unauthenticated body.
+const BROWSER_ITEM_FIELDS: [&str; 10] = [
+    "url",
+    "title",
+    "referrer",
+    "screen_width",
+    "screen_height",
+    "tags",
+    "event_name",
+    "event_duration",
+    "event_meta",
+    "non_interactive",
+];
+
+/// The browser-facing routes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Route {
+    Collect,
+    PirschHit,
+    PirschEvent,
+}
+
+/// How a request names its site.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum SiteKey {
+    Id(String),
+    Code(String),
+}
+
+/// What the browser routes need of a site.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct BrowserSite {
+    pub id: String,
+    pub hostname: String,
+    /// The owner switched the browser snippet off: hits are dropped silently.
+    pub scripts_disabled: bool,
+    /// Bare hostnames an Origin may have to read the answers; empty = any.
+    pub hostnames: Vec<String>,
+}
+
+/// Sites by id and by identification code, as of the meta store's `stamp`.
+#[derive(Default)]
+pub struct Directory {
+    inner: RwLock<Entries>,
+}
+
+#[derive(Default)]
+struct Entries {
+    stamp: u64,
+    /// None: looked up, no such site.
+    sites: HashMap<SiteKey, Option<Arc<BrowserSite>>>,
+}
+
+/// A directory answer: the site, no such site, or "not known yet".
+pub enum Found {
+    Site(Arc<BrowserSite>),
+    Unknown,
+    Miss,
+}
+
+impl Directory {
+    pub fn find(&self, key: &SiteKey, stamp: u64) -> Found {
+        let entries = self.inner.read();
+        if entries.stamp != stamp {
+            return Found::Miss;
+        }
+        match entries.sites.get(key) {
+            Some(Some(site)) => Found::Site(site.clone()),
+            Some(None) => Found::Unknown,
+            None => Found::Miss,
+        }
+    }
+
+    /// Remember what `key` names as of `stamp`; a newer stamp forgets everything older.
+    pub fn put(&self, key: SiteKey, site: Option<BrowserSite>, stamp: u64) {
+        let mut entries = self.inner.write();
+        if entries.stamp != stamp || entries.sites.len() >= MAX_ENTRIES {
+            entries.sites.clear();
+            entries.stamp = stamp;
+        }
+        entries.sites.insert(key, site.map(Arc::new));
+    }
+}
+
+/// Whether the page's script may read the answer (the `Origin` is one of the site's hosts).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cors {
+    Allowed,
+    Denied,
+    /// No site is known yet: allowed when the Origin is one of any site's hosts (a set the
+    /// Python side keeps, since only error answers need it).
+    AnySite,
+}
+
+/// A field the client must fix.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    pub field: String,
+    pub message: String,
+}
+
+fn refuse(field: &str, message: impl Into<String>) -> Refusal {
+    Refusal {
+        field: field.to_string(),
+        message: message.into(),
+    }
+}
+
+/// How a browser request ends, before validate.rs and the pipeline see its item.
+#[derive(Debug)]
+pub enum Answer {
+    /// The directory does not know this key at the current stamp: look it up and ask again.
+    Lookup(SiteKey),
+    /// Not a browser request after all (a `POST /event` without a usable code): the
+    /// authenticated route answers it.
+    NotBrowser,
+    /// 400 naming the field.
+    Refused { refusal: Refusal, cors: Cors },
+    /// The identification code names no site (Pirsch answers 404).
+    NotFound { cors: Cors },
+    /// Nothing to record, and nothing the client should learn (an unknown website id).
+    Silent { cors: Cors },
+    /// An item for the pipeline.
+    Ingest {
+        site: Arc<BrowserSite>,
+        kind: HitKind,
+        item: Box<HitInput>,
+        cors: Cors,
+    },
+}
+
+/// One browser request as it arrived.
+pub struct Request<'a> {
+    pub route: Route,
+    pub body: &'a [u8],
+    /// The query string as the HTTP layer split it (names and values still percent-encoded
+    /// as Python's `query_params` receives them; they are decoded here once more, the same way).
+    pub query: &'a [(String, Vec<String>)],
+    pub origin: &'a str,
+}
+
+/// Judge a request; `find` looks a site up.
+pub fn judge(req: &Request, find: impl Fn(&SiteKey) -> Found) -> Answer {
+    let answer = match req.route {
+        Route::Collect => judge_collect(req, find),
+        Route::PirschHit => judge_pirsch_hit(req, find),
+        Route::PirschEvent => judge_pirsch_event(req, find),
+    };
+    answer.unwrap_or_else(|early| early)
+}
+
+/// The site `key` names (None: no key, or no such site); Err(Lookup) while not known yet.
+fn site_of(
+    key: Option<SiteKey>,
+    find: &impl Fn(&SiteKey) -> Found,
+) -> Result<Option<Arc<BrowserSite>>, Answer> {
+    let Some(key) = key else { return Ok(None) };
+    match find(&key) {
+        Found::Site(site) => Ok(Some(site)),
+        Found::Unknown => Ok(None),
+        Found::Miss => Err(Answer::Lookup(key)),
+    }
+}
+
+fn judge_collect(req: &Request, find: impl Fn(&SiteKey) -> Found) -> Result<Answer, Answer> {
+    let parsed = parse_collect(req.body);
+    let key = match &parsed {
+        Ok(c) if is_uuid(&c.website_id) => Some(SiteKey::Id(c.website_id.clone())),
+        _ => None,
+    };
+    let site = site_of(key, &find)?;
+    let collect = match parsed {
+        Ok(c) => c,
+        Err(refusal) => {
+            return Ok(Answer::Refused {
+                refusal,
+                cors: Cors::AnySite,
+            })
+        }
+    };
+    let Some(site) = site else {
+        return Ok(Answer::Silent { cors: Cors::Denied });
+    };
+    let cors = cors_for(&site, req.origin);
+    Ok(Answer::Ingest {
+        site,
+        kind: collect.kind,
+        item: Box::new(collect.item),
+        cors,
+    })
+}
+
+fn judge_pirsch_hit(req: &Request, find: impl Fn(&SiteKey) -> Found) -> Result<Answer, Answer> {
+    let params = decode_query(req.query);
+    let code = query_value(&params, "code");
+    let key = code_key(code);
+    let site = site_of(key, &find)?;
+    let cors = site
+        .as_ref()
+        .map_or(Cors::Denied, |s| cors_for(s, req.origin));
+    if code.is_empty() {
+        let refusal = refuse("code", "is required");
+        return Ok(Answer::Refused { refusal, cors });
+    }
+    let Some(site) = site else {
+        return Ok(Answer::NotFound { cors });
+    };
+    match hit_item(&params) {
+        Ok(item) => Ok(Answer::Ingest {
+            site,
+            kind: HitKind::PageView,
+            item: Box::new(item),
+            cors,
+        }),
+        Err(refusal) => Ok(Answer::Refused { refusal, cors }),
+    }
+}
+
+fn judge_pirsch_event(req: &Request, find: impl Fn(&SiteKey) -> Found) -> Result<Answer, Answer> {
+    let Ok(doc) = json_object(req.body) else {
+        return Ok(Answer::NotBrowser);
+    };
+    let code = match doc.get("identification_code") {
+        Some(Value::String(s)) if !s.trim().is_empty() => s.trim(),
+        _ => return Ok(Answer::NotBrowser),
+    };
+    let key = code_key(code);
+    let site = site_of(key, &find)?;
+    let cors = site
+        .as_ref()
+        .map_or(Cors::Denied, |s| cors_for(s, req.origin));
+    let Some(site) = site else {
+        return Ok(Answer::NotFound { cors });
+    };
+    let fields: Map<String, Value> = BROWSER_ITEM_FIELDS
+        .iter()
+        .filter_map(|k| match doc.get(*k) {
+            None | Some(Value::Null) => None,
+            Some(v) => Some((k.to_string(), v.clone())),
+        })
+        .collect();
+    if !matches!(fields.get("event_name"), Some(Value::String(s)) if !s.trim().is_empty()) {
+        let refusal = refuse("event_name", "is required");
+        return Ok(Answer::Refused { refusal, cors });
+    }
+    match serde_path_to_error::deserialize::<_, HitInput>(Value::Object(fields)) {
+        Ok(item) => Ok(Answer::Ingest {
+            site,
+            kind: HitKind::Event,
+            item: Box::new(item),
+            cors,
+        }),
+        Err(e) => {
+            let field = e.path().to_string();
+            let refusal = refuse(&field, e.into_inner().to_string());
+            Ok(Answer::Refused { refusal, cors })
+        }
+    }
+}
+
+fn code_key(code: &str) -> Option<SiteKey> {
+    let ok = !code.is_empty() && code.chars().count() <= MAX_CODE;
+    ok.then(|| SiteKey::Code(code.to_string()))
+}
+
+/// A website id: a UUID in its 36-character text form.
+pub fn is_uuid(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 36
+        && b.iter().enumerate().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => *c == b'-',
+            _ => c.is_ascii_hexdigit(),
+        })
+}
+
+// -- CORS ------------------------------------------------------------------------------------
+
+/// The bare hostname of an Origin ("https://www.shop.test:8080" -> "shop.test"), "" if none.
+pub fn origin_host(origin: &str) -> String {
+    match split_url(origin.trim()) {
+        Some((scheme, host)) if matches!(scheme.as_str(), "http" | "https") && !host.is_empty() => {
+            bare_host(&host)
+        }
+        _ => String::new(),
+    }
+}
+
+pub fn bare_host(host: &str) -> String {
+    let host = host.trim().to_lowercase();
+    let host = host.trim_end_matches('.');
+    host.strip_prefix("www.").unwrap_or(host).to_string()
+}
+
+/// An Origin may read a site's answers when its host is one of the site's (port ignored).
+pub fn cors_for(site: &BrowserSite, origin: &str) -> Cors {
+    let host = origin_host(origin);
+    let allowed = !host.is_empty() && (site.hostnames.is_empty() || site.hostnames.contains(&host));
+    if allowed {
+        Cors::Allowed
+    } else {
+        Cors::Denied
+    }
+}
+
+/// (lowercase scheme, lowercase hostname) of an absolute URL, read the way Python's `urlsplit`
+/// reads it: scheme up to the first ':', netloc after "//" up to '/', '?' or '#', host after
+/// the last '@', without the port and the IPv6 brackets. None when the netloc is malformed.
+fn split_url(url: &str) -> Option<(String, String)> {
+    let (scheme, rest) = url.split_once(':')?;
+    let scheme_ok = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    if !scheme_ok {
+        return Some((String::new(), String::new()));
+    }
+    let scheme = scheme.to_ascii_lowercase();
+    let Some(after) = rest.strip_prefix("//") else {
+        return Some((scheme, String::new()));
+    };
+    let netloc = after.split(['/', '?', '#']).next().unwrap_or("");
+    let host_port = netloc.rsplit_once('@').map_or(netloc, |(_, h)| h);
+    let host = if let Some(v6) = host_port.strip_prefix('[') {
+        v6.split_once(']')?.0
+    } else {
+        if host_port.contains(']') {
+            return None;
+        }
+        host_port.split(':').next().unwrap_or("")
+    };
+    Some((scheme, host.to_lowercase()))
+}
+
+// -- fields ----------------------------------------------------------------------------------
+
+/// The body as a JSON object, the way every browser route reads it.
+fn json_object(body: &[u8]) -> Result<Map<String, Value>, Refusal> {
+    if body.len() > MAX_COLLECT_BODY {
+        return Err(refuse(
+            "body",
+            format!("larger than {MAX_COLLECT_BODY} bytes"),
+        ));
+    }
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(refuse("body", "a JSON object is required"));
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(refuse("body", "must be a JSON object")),
+        Err(e) => Err(refuse("body", format!("malformed JSON: {e}"))),
+    }
+}
+
+/// A string field, stripped; "" when absent. Longer than `limit` characters is refused.
+fn string(
+    doc: &Map<String, Value>,
+    name: &str,
+    required: bool,
+    limit: Option<usize>,
+) -> Result<String, Refusal> {
+    let value = match doc.get(name) {
+        None | Some(Value::Null) if required => return Err(refuse(name, "is required")),
+        None | Some(Value::Null) => return Ok(String::new()),
+        Some(Value::String(s)) => s,
+        Some(_) => return Err(refuse(name, "must be a string")),
+    };
+    if required && value.trim().is_empty() {
+        return Err(refuse(name, "must not be empty"));
+    }
+    if let Some(limit) = limit {
+        if value.chars().count() > limit {
+            return Err(refuse(name, format!("longer than {limit} characters")));
+        }
+    }
+    Ok(value.trim().to_string())
+}
+
+fn screen(doc: &Map<String, Value>, name: &str) -> Result<Option<i64>, Refusal> {
+    let value = match doc.get(name) {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Number(n)) => n.as_f64().unwrap_or(f64::NAN),
+        Some(_) => return Err(refuse(name, "must be a number")),
+    };
+    screen_value(name, value)
+}
+
+fn screen_value(name: &str, value: f64) -> Result<Option<i64>, Refusal> {
+    if !(0.0..=MAX_SCREEN as f64).contains(&value) {
+        return Err(refuse(name, format!("must be between 0 and {MAX_SCREEN}")));
+    }
+    Ok(Some(value as i64))
+}
+
+/// An absolute http(s) URL, as the engine requires of a browser's page URL.
+fn http_url(value: &str, name: &str) -> Result<(), Refusal> {
+    let host = match split_url(value) {
+        Some((scheme, host)) if matches!(scheme.as_str(), "http" | "https") => host,
+        _ => String::new(),
+    };
+    if host.is_empty() {
+        return Err(refuse(name, "must be an absolute http(s) URL"));
+    }
+    if host.trim_end_matches('.').chars().count() > MAX_HOSTNAME {
+        return Err(refuse(
+            name,
+            format!("hostname longer than {MAX_HOSTNAME} characters"),
+        ));
+    }
+    Ok(())
+}
+
+fn cut(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((i, _)) => text[..i].to_string(),
+        None => text.to_string(),
+    }
+}
+
+// -- TinyTrail collect -----------------------------------------------------------------------
+
+/// A collect body: which website, and the engine item of its event.
+#[derive(Debug)]
+pub struct Collect {
+    pub website_id: String,
+    pub kind: HitKind,
+    pub item: HitInput,
+}
+
+/// Validate a TinyTrail collect body; the refusal names the field (trail/services/collect.py
+/// `parse_collect` is the same rules in Python).
+pub fn parse_collect(body: &[u8]) -> Result<Collect, Refusal> {
+    let doc = json_object(body)?;
+    let website_id = string(&doc, "website_id", true, Some(64))?;
+    let event_type = string(&doc, "event_type", true, Some(64))?;
+    if !EVENT_TYPES.contains(&event_type.as_str()) {
+        let message = format!("must be one of {}", EVENT_TYPES.join(", "));
+        return Err(refuse("event_type", message));
+    }
+    let url = string(&doc, "url", true, Some(MAX_URL))?;
+    http_url(&url, "url")?;
+    let path = string(&doc, "path", true, Some(MAX_URL))?;
+    if !path.starts_with('/') {
+        return Err(refuse("path", "must start with /"));
+    }
+    let props = match doc.get("properties") {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(p)) => p.clone(),
+        Some(_) => return Err(refuse("properties", "must be an object")),
+    };
+    let url = with_utm(&url, &doc)?;
+    let mut item = HitInput {
+        url: Some(url),
+        referrer: Some(string(&doc, "referrer", false, Some(MAX_URL))?),
+        title: Some(cut(&string(&doc, "title", false, None)?, MAX_TITLE)),
+        screen_width: screen(&doc, "screen_width")?,
+        screen_height: screen(&doc, "screen_height")?,
+        ..Default::default()
+    };
+    let kind = match event_type.as_str() {
+        "page_view" => HitKind::PageView,
+        "close_tab" => HitKind::KeepAlive,
+        _ => HitKind::Event,
+    };
+    if kind == HitKind::Event {
+        event_fields(&event_type, &props, &mut item)?;
+    }
+    Ok(Collect {
+        website_id,
+        kind,
+        item,
+    })
+}
+
+/// Event types map onto events: scrolls are non-interactive (scrolling alone does not turn a
+/// bounce into an engaged visit), `custom` is named by `properties.name`.
+fn event_fields(
+    event_type: &str,
+    props: &Map<String, Value>,
+    item: &mut HitInput,
+) -> Result<(), Refusal> {
+    if event_type == "custom" {
+        let name = match props.get("name") {
+            None | Some(Value::Null) => "custom".to_string(),
+            Some(Value::String(s)) if !s.trim().is_empty() => s.trim().to_string(),
+            Some(_) => return Err(refuse("properties.name", "must be a non-empty string")),
+        };
+        item.event_name = Some(name);
+        item.event_meta = Some(scalars(props, Some("name")));
+        return Ok(());
+    }
+    item.event_name = Some(event_type.to_string());
+    item.event_meta = Some(scalars(props, None));
+    item.non_interactive = Some(event_type.starts_with("scroll_"));
+    Ok(())
+}
+
+/// Event metadata is flat: scalar properties as given, nested values left out.
+fn scalars(props: &Map<String, Value>, skip: Option<&str>) -> BTreeMap<String, Value> {
+    props
+        .iter()
+        .filter(|(k, v)| {
+            Some(k.as_str()) != skip
+                && matches!(v, Value::String(_) | Value::Number(_) | Value::Bool(_))
+                && k.chars().count() <= 100
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// Add UTM fields given beside the URL to its query, unless the URL carries them already.
+fn with_utm(url: &str, doc: &Map<String, Value>) -> Result<String, Refusal> {
+    let mut extra = Vec::new();
+    for name in UTM_FIELDS {
+        let value = string(doc, name, false, Some(MAX_TEXT))?;
+        if !value.is_empty() {
+            extra.push((name, value));
+        }
+    }
+    if extra.is_empty() {
+        return Ok(url.to_string());
+    }
+    let (base, fragment) = url
+        .split_once('#')
+        .map_or((url, None), |(b, f)| (b, Some(f)));
+    let (head, query) = base.split_once('?').unwrap_or((base, ""));
+    let present: Vec<String> = query
+        .split('&')
+        .filter_map(|pair| pair.split('=').next())
+        .map(unquote_plus)
+        .collect();
+    let mut query = query.to_string();
+    for (name, value) in extra {
+        if present.iter().any(|p| p == name) {
+            continue;
+        }
+        if !query.is_empty() {
+            query.push('&');
+        }
+        query.push_str(name);
+        query.push('=');
+        query.push_str(&quote_plus(&value));
+    }
+    let mut out = format!("{head}?{query}");
+    if let Some(f) = fragment {
+        out.push('#');
+        out.push_str(f);
+    }
+    Ok(out)
+}
+
+fn quote_plus(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b' ' => out.push('+'),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'_' | b'.' | b'-' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// Python's `unquote_plus`: '+' is a space, %XX a byte, bad UTF-8 replaced.
+pub fn unquote_plus(s: &str) -> String {
+    let spaced = s.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+// -- Pirsch browser SDK (pa.js) --------------------------------------------------------------
+
+type Params = Vec<(String, Vec<String>)>;
+
+/// The query decoded as trail/api/http.py `query_params` does: names and values unquoted,
+/// values of equal names joined in order.
+fn decode_query(raw: &[(String, Vec<String>)]) -> Params {
+    let mut out: Params = Vec::with_capacity(raw.len());
+    for (key, values) in raw {
+        let key = unquote_plus(key);
+        let values = values.iter().map(|v| unquote_plus(v));
+        match out.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, list)) => list.extend(values),
+            None => out.push((key, values.collect())),
+        }
+    }
+    out
+}
+
+/// The first non-empty value of `name`, stripped, or "" (SDKs send empty parameters).
+fn query_value<'a>(params: &'a Params, name: &str) -> &'a str {
+    params
+        .iter()
+        .find(|(k, _)| k == name)
+        .and_then(|(_, vs)| vs.iter().map(|v| v.trim()).find(|v| !v.is_empty()))
+        .unwrap_or("")
+}
+
+fn query_screen(params: &Params, name: &str) -> Result<Option<i64>, Refusal> {
+    let text = query_value(params, name);
+    if text.is_empty() {
+        return Ok(None);
+    }
+    match text.parse::<f64>() {
+        Ok(v) if v.is_finite() => screen_value(name, v.trunc()),
+        _ => Err(refuse(name, "must be a number")),
+    }
+}
+
+/// The engine item of a pa.js page view query; the refusal names the parameter.
+pub fn hit_item(params: &Params) -> Result<HitInput, Refusal> {
+    let url = query_value(params, "url");
+    if url.is_empty() {
+        return Err(refuse("url", "is required"));
+    }
+    let url = cut(url, MAX_URL);
+    http_url(&url, "url")?;
+    let tags: BTreeMap<String, Value> = params
+        .iter()
+        .filter(|(k, v)| k.len() > 4 && k.starts_with("tag_") && !v.is_empty())
+        .take(MAX_TAGS)
+        .map(|(k, v)| (k[4..].to_string(), Value::String(v[0].clone())))
+        .collect();
+    Ok(HitInput {
+        url: Some(url),
+        title: Some(cut(query_value(params, "t"), MAX_TITLE)),
+        referrer: Some(cut(query_value(params, "ref"), MAX_URL)),
+        screen_width: query_screen(params, "w")?,
+        screen_height: query_screen(params, "h")?,
+        tags: (!tags.is_empty()).then_some(tags),
+        ..Default::default()
+    })
+}
+
+/// The socket peer as an IP ("127.0.0.1:5555", "[::1]:80" and bare forms); 0.0.0.0 if none.
+pub fn peer_address(raw: &str) -> IpAddr {
+    let text = raw.trim();
+    let no_port = text.rsplit_once(':').map_or(text, |(head, _)| head);
+    let unbracket = |s: &str| s.trim_start_matches('[').trim_end_matches(']').to_string();
+    [
+        text.to_string(),
+        no_port.to_string(),
+        unbracket(text),
+        unbracket(no_port),
+    ]
+    .iter()
+    .find_map(|c| c.parse().ok())
+    .unwrap_or(IpAddr::from([0, 0, 0, 0]))
+}
+
+/// The rate-limit key of a client IP in the shared `collect` bucket; the IP itself is not
+/// stored, only a keyed digest of it.
+pub fn rate_key(ip: &str) -> String {
+    use std::hash::Hasher;
+    let mut h =
+        siphasher::sip::SipHasher24::new_with_keys(0x7472_6169_6c5f_7261, 0x7465_5f6c_696d_6974);
+    h.write(ip.as_bytes());
+    format!("collect:{:016x}", h.finish())
+}
+
+#[cfg(test)]
+mod tests;

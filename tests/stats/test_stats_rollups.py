@@ -19,7 +19,7 @@ import pytest
 from bench.stats_gen import FIRST_DAY, SITE, Generator, write_day
 from trail import core
 from trail.services import statistics as pirsch_stats
-from trail.stats import cache, kernels
+from trail.stats import cache, kernels, rollup_totals
 from trail.storage import rollups, tombstones
 from trail.storage.daydir import Manifest
 from trail.tasks import compaction
@@ -231,3 +231,23 @@ def test_distinct_count(arrays: list[np.ndarray], want: int) -> None:
 def test_kernels_are_built() -> None:
     """The extension in this venv has the kernels (`make install` after rust_core changes)."""
     assert core.distinct_u64 is not None and core.group_stats is not None
+
+
+def test_distinct_visitors_follow_replaced_id_files(tmp_path: Path) -> None:
+    """The union count of a set of days is remembered only while their id files stay the same."""
+    g = Generator(page_views=1_500, days=2, seed=7, paths=20)
+    for i in range(2):
+        write_day(tmp_path, i, g.day(i))
+    compaction.run_round(tmp_path, now=AFTER, grace=0)
+    start = datetime.combine(FIRST_DAY, datetime.min.time(), UTC)
+    days = rollups.days_for(tmp_path, "sessions", SITE, start, start + timedelta(days=2))
+    assert days is not None and len(days) == 2
+    union = kernels.distinct_count([d.visitor_ids() for d in days])
+    assert rollup_totals.distinct_visitors(days) == union
+    assert rollup_totals.distinct_visitors(days) == union
+    # One day's file replaced by rename (as compaction writes it), with 3 visitors more.
+    path = Path(days[0].file)
+    more = np.union1d(np.fromfile(path, dtype="<u8"), np.array([1, 2, 3], dtype="<u8"))
+    more.astype("<u8").tofile(path.with_suffix(".new"))
+    path.with_suffix(".new").replace(path)
+    assert rollup_totals.distinct_visitors(days) == union + 3

@@ -30,10 +30,11 @@ def _search(lf: pl.LazyFrame, f: Filter, column: str) -> pl.LazyFrame:
 
 
 def _session_stats(rows: Rows) -> pl.LazyFrame:
-    """Live views and bounce of each session that has a matching event."""
+    """Live views and bounce of each session that has a matching event (callers join it inner
+    and sum, so a session whose rows all have sign 0, which add nothing, may be left out)."""
     keys = rows.event_keys()
     sess = rows.unfiltered().sessions([*KEYS, "sign", "page_views", "is_bounce"])
-    sess = sess.join(keys, on=KEYS, how="semi")
+    sess = sess.filter(pl.col("sign") != 0).join(keys, on=KEYS, how="semi")
     return sess.group_by(KEYS).agg(
         m.views().alias("session_views"), m.bounces().alias("session_bounces")
     )

@@ -14,8 +14,8 @@ import polars as pl
 
 from trail.stats import metrics as m
 from trail.stats.filters import FieldFilter, Filter, FilterError, parse_filter
-from trail.stats.reports import total
-from trail.stats.sources import KEYS, Rows
+from trail.stats.reports import total_for_rows, unfiltered_visitors
+from trail.stats.sources import KEYS, Rows, custom_metrics, rows_for
 from trail.storage.goals import glob_to_regex
 
 # Funnel step filter fields that hold a list of values, and the query parameter each one is.
@@ -53,9 +53,7 @@ def goal_stats(data_dir: Path, f: Filter, goals: list[dict[str, Any]]) -> list[d
     """/statistics/goals: each goal with visitors, views and cr in the period."""
     out = []
     for goal in goals:
-        t = total(data_dir, goal_filter(f, goal))
-        stats = {k: t[k] for k in ("visitors", "views", "cr", "custom_metric_avg",
-                                   "custom_metric_total")}  # fmt: skip
+        stats = _goal_totals(rows_for(data_dir, goal_filter(f, goal)))
         out.append({"page_goal": goal, "stats": stats})
     if f.search:
         needle = f.search.lower()
@@ -64,6 +62,33 @@ def goal_stats(data_dir: Path, f: Filter, goals: list[dict[str, Any]]) -> list[d
     out.sort(key=lambda g: g["page_goal"]["name"])
     out.sort(key=lambda g: g["stats"][field], reverse=(f.direction or "desc") == "desc")
     return out[f.offset : f.offset + f.limit]
+
+
+def _goal_totals(rows: Rows) -> dict[str, Any]:
+    """visitors, views, cr and the custom metrics of the total report for a goal's filter.
+
+    Under a page condition they are read as reports.total reads them, but without the
+    bounces, a join over every session row of the window that this report does not show."""
+    if not rows.f.page_level:
+        t = total_for_rows(rows)
+        return {k: t[k] for k in ("visitors", "views", "cr", "custom_metric_avg",
+                                  "custom_metric_total")}  # fmt: skip
+    queries = [rows.page_views(m.PAGE_VIEW_COLUMNS).select(m.page_view_metrics()),
+               unfiltered_visitors(rows)]  # fmt: skip
+    custom = custom_metrics(rows)
+    if custom is not None:
+        queries.append(custom)
+    frames = pl.collect_all(queries)
+    t = frames[0].row(0, named=True)
+    cm: dict[str, Any] = frames[2].row(0, named=True) if custom is not None else {}
+    visitors = int(t["visitors"] or 0)
+    return {
+        "visitors": visitors,
+        "views": int(t["views"] or 0),
+        "cr": m.rate(visitors, frames[1]["visitors"][0] or 0),
+        "custom_metric_avg": float(cm.get("custom_metric_avg") or 0.0),
+        "custom_metric_total": float(cm.get("custom_metric_total") or 0.0),
+    }
 
 
 def step_params(step_filter: dict[str, Any]) -> dict[str, list[str]]:
@@ -131,18 +156,20 @@ def _step_keys(rows: Rows) -> pl.LazyFrame:
 
 
 def funnel(data_dir: Path, f: Filter, definition: dict[str, Any]) -> dict[str, Any]:
-    """/statistics/funnel: visitors per step; each step keeps the sessions of the previous one."""
+    """/statistics/funnel: visitors per step; each step keeps the sessions of the previous one.
+
+    Each step's sessions are collected before the next step joins them: a lazy plan per step
+    would compute every earlier step again."""
     start, end = f.window()
-    counts = []
-    previous: pl.LazyFrame | None = None
+    visitors = []
+    previous: pl.DataFrame | None = None
     for step in definition.get("steps", []):
         rows = Rows(Path(data_dir), step_filter(f, step), start, end)
         keys = _step_keys(rows)
         if previous is not None:
-            keys = keys.join(previous, on=KEYS, how="semi")
-        counts.append(keys.select(pl.col("visitor_id").n_unique().alias("visitors")))
-        previous = keys
-    visitors = [int(df["visitors"][0] or 0) for df in pl.collect_all(counts)] if counts else []
+            keys = keys.join(previous.lazy(), on=KEYS, how="semi")
+        previous = keys.collect()
+        visitors.append(previous["visitor_id"].n_unique())
     return {"definition": definition, "data": funnel_steps(visitors)}
 
 

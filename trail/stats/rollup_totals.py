@@ -9,7 +9,10 @@ id lists. Otherwise None, and the caller reads rows.
 
 from __future__ import annotations
 
+import os
+import threading
 from bisect import bisect_right
+from collections import OrderedDict
 from datetime import UTC, date, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -21,6 +24,11 @@ from trail.stats.sources import Rows
 from trail.storage import rollups
 
 COLUMNS = ("visitors", "sessions", "views", "bounces", "duration")
+# Distinct visitors over a set of days, by the identity of the days' id files: the unfiltered
+# visitors of a window are the denominator of most reports a dashboard load asks for.
+_UNIONS_KEPT = 64
+_unions: OrderedDict[tuple[tuple[str, int, int, int], ...], int] = OrderedDict()
+_unions_lock = threading.Lock()
 
 
 def session_totals(rows: Rows) -> dict[str, int] | None:
@@ -35,7 +43,7 @@ def session_totals(rows: Rows) -> dict[str, int] | None:
     if len(days) == 1:
         out["visitors"] = days[0].sums.get("visitors", 0)
     else:
-        out["visitors"] = kernels.distinct_count([d.visitor_ids() for d in days])
+        out["visitors"] = distinct_visitors(days)
     return out
 
 
@@ -61,9 +69,32 @@ def bucket_totals(rows: Rows, starts: list[date], tz: ZoneInfo) -> dict[int, dic
         if len(members) == 1:
             t["visitors"] = members[0].sums.get("visitors", 0)
         else:
-            t["visitors"] = kernels.distinct_count([d.visitor_ids() for d in members])
+            t["visitors"] = distinct_visitors(members)
         out[bucket] = t
     return out
+
+
+def distinct_visitors(days: list[rollups.DayRollup]) -> int:
+    """How many distinct visitors the days hold together (their id files' union), remembered
+    while those files stay the same (files are replaced by rename: a new inode or mtime)."""
+    key = _identity(days)
+    with _unions_lock:
+        count = _unions.get(key)
+        if count is not None:
+            _unions.move_to_end(key)
+            return count
+    count = kernels.distinct_count([d.visitor_ids() for d in days])
+    if _identity(days) == key:  # not replaced while read
+        with _unions_lock:
+            _unions[key] = count
+            while len(_unions) > _UNIONS_KEPT:
+                _unions.popitem(last=False)
+    return count
+
+
+def _identity(days: list[rollups.DayRollup]) -> tuple[tuple[str, int, int, int], ...]:
+    stats = [(d.file, os.stat(d.file)) for d in days]
+    return tuple((f, st.st_ino, st.st_mtime_ns, st.st_size) for f, st in stats)
 
 
 def totals_frame(rows: Rows, columns: list[str]) -> pl.LazyFrame | None:

@@ -26,6 +26,7 @@ def test_health_ok(shared_server: TrailServer) -> None:
             "last_error_at_ms": None,
             "errors": 0,
         },
+        "session_store": {"backend": "lmdb", "ok": True, "error": None},
         "version": trail.__version__,
     }
 

@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 
 from trail import __version__
-from trail.config import LOG_LEVELS, ConfigError, load
+from trail.config import LOG_LEVELS, SESSION_STORES, ConfigError, load
 from trail.data_commands import add_commands as add_data_commands
 from trail.data_commands import run as run_data_command
 from trail.geoip import add_commands as add_geoip_commands
@@ -48,6 +48,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="fsync the WAL before acknowledging each hit",
     )
     serve.add_argument("--log-level", dest="log_level", choices=LOG_LEVELS)
+    serve.add_argument(
+        "--session-store",
+        dest="session_store",
+        choices=SESSION_STORES,
+        help="where sessions, salts and rate limits live (default lmdb; redis needs --redis-url)",
+    )
+    serve.add_argument(
+        "--redis-url", dest="redis_url", help="redis://host:port/db of the shared session store"
+    )
 
     admin = commands.add_parser("admin", help="administration").add_subparsers(
         dest="admin_command", required=True
@@ -99,6 +108,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "trusted_proxies",
             "strict_fsync",
             "log_level",
+            "session_store",
+            "redis_url",
         ),
     )
     config = load(args.config, flags=flags)

@@ -10,6 +10,7 @@ __all__ = [
     "InvalidInput",
     "SessionState",
     "StorageError",
+    "Unavailable",
     "__version__",
     "client_ip",
     "coarse_channel",
@@ -19,6 +20,7 @@ __all__ = [
     "imported_dims",
     "mmdb_check",
     "recover_wal",
+    "redis_check",
     "session_metrics",
     "time_on_page_by_bucket",
     "time_on_page_by_bucket_chunks",
@@ -38,6 +40,9 @@ class InvalidInput(ValueError):
 
 class StorageError(OSError): ...
 class ConfigError(ValueError): ...
+
+class Unavailable(StorageError):
+    """The Redis session store cannot serve now; the request stored nothing."""
 
 @final
 class Engine:
@@ -110,6 +115,8 @@ class Engine:
         when they start and when they end.
         """
     def rate_limit(self, key: str, limit: int, window_ms: int) -> int: ...
+    def session_store_status(self) -> dict[str, Any]:
+        """{"backend": "lmdb" | "redis", "ok": bool, "error": str | None}; Redis answers a PING."""
 
 @final
 class SessionState:
@@ -119,6 +126,9 @@ class SessionState:
     def sync(self) -> None: ...
 
 def recover_wal(data_dir: str | PathLike[str], worker_id: int) -> None: ...
+def redis_check(url: str) -> None:
+    """ConfigError ("redis_url: ...") unless `url` parses and its server answers a PING."""
+
 def client_ip(peer: str, headers: list[tuple[str, str]], trusted_proxies: list[str]) -> str: ...
 def mmdb_check(path: str, probes: list[str]) -> dict[str, Any]:
     """Open, verify and probe a MaxMind DB: {"database_type", "build_epoch", "ip_version",

@@ -20,6 +20,8 @@ from urllib.parse import urlsplit
 import orjson
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
+SESSION_STORES = ("lmdb", "redis")
+REDIS_SCHEMES = ("redis", "redis+unix", "unix")
 MMDB_MARKER = b"\xab\xcd\xefMaxMind.com"
 
 
@@ -88,6 +90,10 @@ class Config:
     # Where people reach trail (e.g. https://trail.example.com), for the set-password links it
     # prints and as an accepted Origin; "" = http://<host>:<port>.
     public_url: str = ""
+    # Where the session state machine keeps sessions, daily salts and rate-limit windows: "lmdb"
+    # (<data_dir>/state, one box) or "redis" (`redis_url`, shared by several nodes).
+    session_store: str = "lmdb"
+    redis_url: str = ""
 
     @property
     def data_path(self) -> Path:
@@ -137,6 +143,8 @@ _TYPES: dict[str, type] = {
     "rate_limit_signin_account": str,
     "cookie_secure": bool,
     "public_url": str,
+    "session_store": str,
+    "redis_url": str,
 }
 _LIMIT_TYPES: dict[str, type] = {
     "max_body_bytes": int,
@@ -278,6 +286,7 @@ def validate(config: Config, create_data_dir: bool = True) -> Config:
             except ValueError:
                 raise ConfigError(name, f"{entry!r} is not an IP address or CIDR") from None
     geoip = _check_geoip(config.geoip_db) if config.geoip_db else None
+    session_store = _check_session_store(config.session_store, config.redis_url)
     data_dir = _check_data_dir(config.data_dir, create_data_dir)
     return dataclasses.replace(
         config,
@@ -286,6 +295,8 @@ def validate(config: Config, create_data_dir: bool = True) -> Config:
         geoip_db=geoip,
         log_level=config.log_level.lower(),
         public_url=_check_public_url(config.public_url),
+        session_store=session_store,
+        redis_url=config.redis_url.strip(),
         trusted_proxies=tuple(p.strip() for p in config.trusted_proxies),
         blocked_ips=tuple(p.strip() for p in config.blocked_ips),
     )
@@ -335,6 +346,35 @@ def _check_public_url(url: str) -> str:
             "public_url", f"{url!r} is not an http(s) URL like https://trail.example.com"
         )
     return url.strip().rstrip("/")
+
+
+def _check_session_store(store: str, redis_url: str) -> str:
+    """The store's name; with "redis", the URL must parse and its server answer (PING)."""
+    name = store.strip().lower()
+    if name not in SESSION_STORES:
+        raise ConfigError("session_store", f"{store!r} is not one of {', '.join(SESSION_STORES)}")
+    if name == "lmdb":
+        return name
+    url = redis_url.strip()
+    if not url:
+        raise ConfigError("redis_url", 'is required with session_store = "redis"')
+    scheme = url.partition("://")[0].lower()
+    if scheme not in REDIS_SCHEMES or not url.partition("://")[2]:
+        raise ConfigError(
+            "redis_url",
+            "expected redis://[user:password@]host[:port][/db] or unix:///path/to/redis.sock",
+        )
+    from trail.core import ConfigError as EngineConfigError
+    from trail.core import redis_check
+
+    try:
+        redis_check(url)
+    except EngineConfigError as e:
+        # The engine's message names the setting and never repeats the URL (it may hold a
+        # password).
+        setting, _, message = str(e).partition(": ")
+        raise ConfigError(setting, message) from None
+    return name
 
 
 def _check_geoip(path: str) -> str:

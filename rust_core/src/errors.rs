@@ -10,6 +10,9 @@ pub enum CoreError {
     Storage(String),
     /// Configuration given at startup is unusable.
     Config(String),
+    /// A service shared by several nodes (the Redis session store) cannot serve now: the request
+    /// stored nothing and may be retried.
+    Unavailable(String),
 }
 
 pub type Result<T> = std::result::Result<T, CoreError>;
@@ -32,6 +35,7 @@ impl fmt::Display for CoreError {
             CoreError::Invalid { field, message } => write!(f, "{field}: {message}"),
             CoreError::Storage(m) => write!(f, "storage error: {m}"),
             CoreError::Config(m) => write!(f, "configuration error: {m}"),
+            CoreError::Unavailable(m) => write!(f, "unavailable: {m}"),
         }
     }
 }

@@ -9,7 +9,7 @@ use crate::imported::{Derived, Recorded};
 use crate::ip::TrustedProxies;
 use crate::pipeline::{Engine as CoreEngine, Origin, SiteCtx, Summary};
 use crate::ratelimit::RateCount;
-use crate::session::{SessionStore, SESSION_TIMEOUT_MS};
+use crate::session::{SessionStore, StateStore, SESSION_TIMEOUT_MS};
 use crate::ua::{UaParser, UaRules};
 use crate::validate::{Checker, Source, TimeWindow, LIMITS};
 use crate::wal::{BackgroundStatus, Storage, StorageConfig};
@@ -35,6 +35,12 @@ create_exception!(
 );
 create_exception!(
     _core,
+    Unavailable,
+    StorageError,
+    "A shared service (the Redis session store) cannot serve now; nothing was stored."
+);
+create_exception!(
+    _core,
     ConfigError,
     PyValueError,
     "Unusable engine configuration."
@@ -46,6 +52,7 @@ impl From<CoreError> for PyErr {
             CoreError::Invalid { field, message } => InvalidInput::new_err((field, message)),
             CoreError::Storage(m) => StorageError::new_err(m),
             CoreError::Config(m) => ConfigError::new_err(m),
+            CoreError::Unavailable(m) => Unavailable::new_err(m),
         }
     }
 }
@@ -182,6 +189,7 @@ impl Engine {
         let cap: u32 = opt(options, "page_view_cap", 200)?;
         let ua_cache: usize = opt(options, "ua_cache_size", 10_000)?;
         let map_size: usize = opt(options, "state_map_size", STATE_MAP_SIZE)?;
+        let redis_url: Option<String> = opt(options, "redis_url", None)?;
         let max_batch: usize = opt(options, "max_batch", 1000)?;
         let collect_limit: Option<(u32, i64)> = opt(options, "rate_limit_collect", None)?;
         let window = TimeWindow::new(
@@ -193,7 +201,7 @@ impl Engine {
                 ua: UaParser::new(&rules, ua_cache)?,
                 bots: BotFilter::new(&lists)?,
                 geo: Geo::open(geoip.as_deref())?,
-                sessions: SessionStore::open(&data_dir, map_size)?,
+                sessions: StateStore::open(&data_dir, map_size, redis_url.as_deref())?,
                 storage: Storage::open(storage)?,
                 trusted,
                 page_view_cap: cap,
@@ -403,8 +411,21 @@ impl Engine {
     /// milliseconds until the window resets (for Retry-After).
     fn rate_limit(&self, py: Python<'_>, key: &str, limit: u32, window_ms: i64) -> PyResult<i64> {
         Ok(py.detach(|| {
-            crate::ratelimit::check(&self.inner.sessions, key, limit, window_ms, now_ms())
+            self.inner
+                .sessions
+                .check_rate(key, limit, window_ms, now_ms())
         })?)
+    }
+
+    /// The session store: {"backend": "lmdb" | "redis", "ok", "error"}; Redis is asked with a
+    /// PING, so this answers within its timeouts.
+    fn session_store_status<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let (backend, state) = py.detach(|| self.inner.sessions.status());
+        let d = PyDict::new(py);
+        d.set_item("backend", backend)?;
+        d.set_item("ok", state.is_ok())?;
+        d.set_item("error", state.err().map(|e| e.to_string()))?;
+        Ok(d)
     }
 
     /// Dropped hits by reason since this engine started.
@@ -481,7 +502,7 @@ impl Engine {
         };
         if let Some(rate) = &rate {
             let (key, limit, window_ms, now) = (&rate.key, rate.limit, rate.window_ms, rate.now);
-            let wait = crate::ratelimit::check(&self.inner.sessions, key, limit, window_ms, now)?;
+            let wait = self.inner.sessions.check_rate(key, limit, window_ms, now)?;
             if wait > 0 {
                 return Ok(limited_reply(wait));
             }
@@ -565,6 +586,14 @@ impl SessionState {
     fn sync(&self, py: Python<'_>) -> PyResult<()> {
         Ok(py.detach(|| self.inner.sync())?)
     }
+}
+
+/// Check a `redis_url` setting at startup: the URL parses and the server answers a PING.
+/// Raises ConfigError with a message that starts with `redis_url: `.
+#[pyfunction]
+fn redis_check(py: Python<'_>, url: &str) -> PyResult<()> {
+    py.detach(|| crate::redis_store::RedisStore::open(url).map(drop))?;
+    Ok(())
 }
 
 /// The client IP of a browser-facing request exactly as the engine resolves the IP it stores
@@ -987,6 +1016,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<SessionState>()?;
     m.add_function(wrap_pyfunction!(recover_wal, m)?)?;
     m.add_function(wrap_pyfunction!(client_ip, m)?)?;
+    m.add_function(wrap_pyfunction!(redis_check, m)?)?;
     m.add_function(wrap_pyfunction!(mmdb_check, m)?)?;
     m.add_function(wrap_pyfunction!(distinct_u64, m)?)?;
     m.add_function(wrap_pyfunction!(group_stats, m)?)?;
@@ -1007,5 +1037,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("InvalidInput", py.get_type::<InvalidInput>())?;
     m.add("StorageError", py.get_type::<StorageError>())?;
     m.add("ConfigError", py.get_type::<ConfigError>())?;
+    m.add("Unavailable", py.get_type::<Unavailable>())?;
     Ok(())
 }

@@ -15,6 +15,7 @@ pub mod ip;
 pub mod kernels;
 pub mod pipeline;
 pub mod ratelimit;
+pub mod redis_store;
 pub mod referrer;
 pub mod rows;
 pub mod rules;

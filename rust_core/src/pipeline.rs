@@ -3,10 +3,10 @@
 //! Hits arrive validated (validate.rs). `Draft::new` resolves what every hit needs, even a
 //! dropped one for its `requests` row (client IP, URL parts, referrer, UTM); then each hit runs
 //! through `STEPS` in order. A `drop_*` step may stop the hit with a `DropReason`; a `put_*`
-//! step derives dimensions. After the pure steps, one LMDB transaction runs every remaining hit
-//! through the session machine (which may drop too: `no_session`, `page_view_cap`), each dropped
-//! hit becomes a `requests` row carrying its reason, one WAL append stores all rows, and the
-//! reasons are counted.
+//! step derives dimensions. After the pure steps, one state transaction (LMDB or Redis) runs
+//! every remaining hit through the session machine (which may drop too: `no_session`,
+//! `page_view_cap`), each dropped hit becomes a `requests` row carrying its reason, one WAL
+//! append stores all rows, and the reasons are counted.
 
 use crate::bots::{self, BotFilter};
 use crate::channel::channel;
@@ -20,7 +20,7 @@ use crate::ratelimit::RateCount;
 use crate::referrer::{self, Referrer};
 use crate::rows::{Dims, RequestRow, SiteRows};
 use crate::rules::SiteRules;
-use crate::session::{SessionHit, SessionStore};
+use crate::session::{SessionHit, StateStore};
 use crate::ua::{UaInfo, UaParser};
 use crate::validate::{ValidHit, MAX_EVENT_NAME, MAX_TAGS, MAX_TITLE};
 use crate::wal::Storage;
@@ -54,7 +54,7 @@ pub struct Engine {
     pub ua: UaParser,
     pub bots: BotFilter,
     pub geo: Geo,
-    pub sessions: SessionStore,
+    pub sessions: StateStore,
     pub storage: Storage,
     pub trusted: TrustedProxies,
     pub page_view_cap: u32,
@@ -121,7 +121,7 @@ impl Engine {
         Ok(self.ingest_counted(site, kind, hits, origin, None)?.0)
     }
 
-    /// `ingest`, first counting the request against `rate` in the same LMDB transaction (one
+    /// `ingest`, first counting the request against `rate` in the same state transaction (one
     /// commit per request): over the limit, nothing is stored and the milliseconds to wait
     /// come back; else 0.
     pub fn ingest_counted(
@@ -161,8 +161,9 @@ impl Engine {
                 None => summary.accepted += 1,
             }
         }
-        // The WAL write comes first: a crash between it and the LMDB commit costs at most a
-        // split session, never an acknowledged hit.
+        // The WAL write comes first: a crash between it and the state commit (LMDB, or the
+        // Redis script under the visitors' locks) costs at most a split session, never an
+        // acknowledged hit.
         if !rows.is_empty() {
             self.storage.append(&[SiteRows {
                 site: site.id.clone(),

@@ -1,7 +1,8 @@
 //! Fixed-window rate limits shared by every worker process through the `state/` LMDB env.
 //!
 //! One counter per (key, window): LMDB's single writer makes the increment atomic across
-//! processes, so N workers enforce one limit, not N.
+//! processes, so N workers enforce one limit, not N. With the Redis session store the counters
+//! live in Redis instead (redis_store.rs), and N nodes enforce one limit.
 
 use crate::errors::Result;
 use crate::session::SessionStore;
@@ -48,10 +49,16 @@ pub fn count(
         .unwrap_or(0)
         .saturating_add(1);
     store.limits.put(txn, &k, &count.to_be_bytes())?;
-    if count > limit {
-        return Ok((window + 1) * window_ms - now);
+    Ok(wait_ms(count.into(), limit, window, window_ms, now))
+}
+
+/// The answer for the `count`th request of a window: 0 when allowed, else the milliseconds until
+/// the window ends (the same rule for the Redis store, redis_store.rs).
+pub fn wait_ms(count: u64, limit: u32, window: i64, window_ms: i64, now: i64) -> i64 {
+    if count > u64::from(limit) {
+        return (window + 1) * window_ms - now;
     }
-    Ok(0)
+    0
 }
 
 /// Delete windows that ended before `now` (keys start with the big-endian window number, so

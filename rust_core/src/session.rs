@@ -7,12 +7,17 @@
 //! (salts.rs).
 //!
 //! Keys: `sessions`: site id + visitor_id (big endian) -> the session's current state row.
+//!
+//! With `session_store = "redis"` the same machine keeps sessions, salts and rate-limit windows
+//! in a Redis server shared by several nodes (redis_store.rs); `StateStore` is chosen at open and
+//! `SessionTxn` hands each read and write to the backend it began on.
 
 use crate::drops::DropReason;
 use crate::errors::Result;
 use crate::fingerprint::{day_key, visitor_id};
 use crate::hit::HitKind;
 use crate::ratelimit::RateCount;
+use crate::redis_store::{RedisStore, RedisTxn};
 use crate::rows::{Dims, EventRow, PageViewRow, RequestRow, Row, SessionRow};
 use crate::salts::{Legacy, Salt, Salts};
 use heed::types::Bytes;
@@ -105,8 +110,10 @@ impl SessionStore {
 
     pub fn begin(&self) -> Result<SessionTxn<'_>> {
         Ok(SessionTxn {
-            store: self,
-            txn: self.env.write_txn()?,
+            txn: Txn::Lmdb {
+                store: self,
+                txn: self.env.write_txn()?,
+            },
             salts: HashMap::new(),
         })
     }
@@ -135,24 +142,98 @@ impl SessionStore {
     }
 }
 
+/// Where the state machine keeps its state, chosen once at open.
+pub enum StateStore {
+    /// `<data_dir>/state` and `<data_dir>/salts`: one box, every worker process.
+    Lmdb(SessionStore),
+    /// A Redis server shared by several nodes.
+    Redis(RedisStore),
+}
+
+impl From<SessionStore> for StateStore {
+    fn from(store: SessionStore) -> Self {
+        StateStore::Lmdb(store)
+    }
+}
+
+impl StateStore {
+    /// Redis when `redis_url` is given (a `Config` error if it is unusable), else LMDB in
+    /// `data_dir`.
+    pub fn open(data_dir: &Path, map_size: usize, redis_url: Option<&str>) -> Result<StateStore> {
+        Ok(match redis_url {
+            Some(url) => StateStore::Redis(RedisStore::open(url)?),
+            None => StateStore::Lmdb(SessionStore::open(data_dir, map_size)?),
+        })
+    }
+
+    pub fn begin(&self) -> Result<SessionTxn<'_>> {
+        match self {
+            StateStore::Lmdb(store) => store.begin(),
+            StateStore::Redis(store) => Ok(SessionTxn {
+                txn: Txn::Redis(store.begin()?),
+                salts: HashMap::new(),
+            }),
+        }
+    }
+
+    /// Count one request against a limit on its own (see ratelimit.rs).
+    pub fn check_rate(&self, key: &str, limit: u32, window_ms: i64, now: i64) -> Result<i64> {
+        match self {
+            StateStore::Lmdb(store) => crate::ratelimit::check(store, key, limit, window_ms, now),
+            StateStore::Redis(store) => store.check_rate(key, limit, window_ms, now),
+        }
+    }
+
+    /// The backend's name, and whether it can serve now (Redis: one PING).
+    pub fn status(&self) -> (&'static str, Result<()>) {
+        match self {
+            StateStore::Lmdb(_) => ("lmdb", Ok(())),
+            StateStore::Redis(store) => ("redis", store.ping()),
+        }
+    }
+
+    /// Flush the soft state to disk (LMDB; Redis persists on its own terms).
+    pub fn sync(&self) -> Result<()> {
+        match self {
+            StateStore::Lmdb(store) => store.sync(),
+            StateStore::Redis(_) => Ok(()),
+        }
+    }
+}
+
 /// One write transaction over the session state: process any number of hits, then commit.
 pub struct SessionTxn<'e> {
-    store: &'e SessionStore,
-    txn: RwTxn<'e>,
+    txn: Txn<'e>,
     /// Salts this transaction has used, by day.
     salts: HashMap<String, Salt>,
 }
 
+enum Txn<'e> {
+    Lmdb {
+        store: &'e SessionStore,
+        txn: RwTxn<'e>,
+    },
+    Redis(RedisTxn<'e>),
+}
+
 impl<'e> SessionTxn<'e> {
     pub fn commit(self) -> Result<()> {
-        Ok(self.txn.commit()?)
+        match self.txn {
+            Txn::Lmdb { txn, .. } => Ok(txn.commit()?),
+            Txn::Redis(txn) => txn.commit(),
+        }
     }
 
     /// Count one request against a rate limit in this transaction (see ratelimit.rs): 0, or
     /// milliseconds until the window ends.
     pub fn count_rate(&mut self, rate: &RateCount) -> Result<i64> {
         let (key, limit, window_ms, now) = (&rate.key, rate.limit, rate.window_ms, rate.now);
-        crate::ratelimit::count(self.store, &mut self.txn, key, limit, window_ms, now)
+        match &mut self.txn {
+            Txn::Lmdb { store, txn } => {
+                crate::ratelimit::count(store, txn, key, limit, window_ms, now)
+            }
+            Txn::Redis(txn) => txn.count_rate(key, limit, window_ms, now),
+        }
     }
 
     /// The salt of a UTC day (`YYYYMMDD`), created on first use when `create`.
@@ -160,10 +241,10 @@ impl<'e> SessionTxn<'e> {
         if let Some(s) = self.salts.get(day) {
             return Ok(Some(*s));
         }
-        let salt = if create {
-            Some(self.store.salts.get_or_create(day)?)
-        } else {
-            self.store.salts.get(day)?
+        let salt = match &mut self.txn {
+            Txn::Lmdb { store, .. } if create => Some(store.salts.get_or_create(day)?),
+            Txn::Lmdb { store, .. } => store.salts.get(day)?,
+            Txn::Redis(txn) => txn.salt(day, create)?,
         };
         if let Some(s) = salt {
             self.salts.insert(day.to_string(), s);
@@ -194,17 +275,35 @@ impl<'e> SessionTxn<'e> {
         Ok(())
     }
 
-    fn get(&self, key: &[u8]) -> Result<Option<SessionRow>> {
-        Ok(self
-            .store
-            .sessions
-            .get(&self.txn, key)?
-            .and_then(|v| bincode::deserialize(v).ok()))
+    fn get(&mut self, key: &[u8]) -> Result<Option<SessionRow>> {
+        let bytes = match &mut self.txn {
+            Txn::Lmdb { store, txn } => {
+                return Ok(store
+                    .sessions
+                    .get(txn, key)?
+                    .and_then(|v| bincode::deserialize(v).ok()))
+            }
+            Txn::Redis(txn) => txn.get(key)?,
+        };
+        Ok(bytes.and_then(|v| bincode::deserialize(&v).ok()))
     }
 
     fn put(&mut self, key: &[u8], s: &SessionRow) -> Result<()> {
         let bytes = bincode::serialize(s).map_err(crate::errors::CoreError::storage)?;
-        Ok(self.store.sessions.put(&mut self.txn, key, &bytes)?)
+        match &mut self.txn {
+            Txn::Lmdb { store, txn } => Ok(store.sessions.put(txn, key, &bytes)?),
+            Txn::Redis(txn) => txn.put(key, bytes),
+        }
+    }
+
+    fn delete(&mut self, key: &[u8]) -> Result<()> {
+        match &mut self.txn {
+            Txn::Lmdb { store, txn } => {
+                store.sessions.delete(txn, key)?;
+                Ok(())
+            }
+            Txn::Redis(txn) => txn.delete(key),
+        }
     }
 
     /// Find the live session of this visitor, applying the 30-minute timeout and the midnight
@@ -272,7 +371,7 @@ impl<'e> SessionTxn<'e> {
         let next = advance(&prev, hit, kind);
         if old_key != key {
             // Midnight: the session continues under today's key, keeping yesterday's visitor_id.
-            self.store.sessions.delete(&mut self.txn, &old_key)?;
+            self.delete(&old_key)?;
         }
         self.put(&key, &next)?;
         let mut cancel = prev.clone();

@@ -1,5 +1,5 @@
 """`GET /health`: is this worker able to serve (meta store readable, data dir writable, the
-engine's background fsync and seal working)?"""
+engine's background fsync and seal working, the session store answering)?"""
 
 from __future__ import annotations
 
@@ -31,14 +31,18 @@ def check(ctx: Context) -> tuple[bool, str]:
 def health(ctx: Context, request: Any) -> Response:
     """200 when all is well; 503 "degraded" when the meta store or the data dir is unusable, or
     when this worker's WAL fsync or segment sealing is failing (acknowledged hits then rely on
-    the WAL alone, or are not yet durable): `storage` says what and since when."""
+    the WAL alone, or are not yet durable): `storage` says what and since when. `session_store`
+    names the backend of the session state ("lmdb" or "redis") and, for Redis, whether it
+    answers; hits answer 503 while it does not."""
     ok, db = check(ctx)
     storage = ctx.engine.background_status()
-    healthy = ok and bool(storage["ok"])
+    sessions = ctx.engine.session_store_status()
+    healthy = ok and bool(storage["ok"]) and bool(sessions["ok"])
     body = {
         "status": "ok" if healthy else "degraded",
         "db": db,
         "storage": storage,
+        "session_store": sessions,
         "version": trail.__version__,
     }
     return json_response(body, 200 if healthy else 503)

@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from trail.core import InvalidInput, StorageError
+from trail.core import InvalidInput, StorageError, Unavailable
 from trail.errors import ApiError, FieldError
 
 if TYPE_CHECKING:
@@ -111,6 +111,8 @@ def as_api_error(error: Exception) -> ApiError | None:
     if isinstance(error, InvalidInput):
         field, problem = error.args if len(error.args) == 2 else ("body", str(error))
         return FieldError(str(field), str(problem))
+    if isinstance(error, Unavailable):
+        return ApiError(503, "session store unavailable, retry later", headers={"retry-after": "1"})
     if isinstance(error, StorageError):
         return ApiError(503, "storage unavailable, retry later", headers={"retry-after": "1"})
     return None

@@ -40,6 +40,8 @@ def open_engine(cfg: Config, data_dir: Path, worker_id: int) -> Engine:
         "max_hit_future_seconds": cfg.limits.max_hit_future_seconds,
         # The browser routes' per-IP limit, counted by the engine (browser.rs).
         "rate_limit_collect": parse_rate("rate_limit_collect", cfg.rate_limit_collect),
+        # Sessions, salts and rate limits in a Redis server shared with other nodes.
+        "redis_url": cfg.redis_url if cfg.session_store == "redis" else None,
     }
     engine = Engine(data_dir, worker_id, options, load_ua_rules(), load_bot_lists(cfg.blocked_ips))
     log.info("engine open for worker %d", worker_id)

@@ -20,7 +20,7 @@ fn engine(dir: &std::path::Path) -> Engine {
         ua: UaParser::new(&UaRules::default(), 0).expect("ua"),
         bots: BotFilter::new(&lists).expect("bots"),
         geo: Geo::disabled(),
-        sessions: SessionStore::open(dir, 1 << 24).expect("sessions"),
+        sessions: SessionStore::open(dir, 1 << 24).expect("sessions").into(),
         storage: Storage::open(StorageConfig {
             data_dir: dir.to_path_buf(),
             worker_id: 0,

@@ -1,5 +1,5 @@
-"""`GET /health`: is this worker able to serve (meta store readable, data dir writable, the
-engine's background fsync and seal working)?"""
+"""`GET /health`: is this worker able to serve (meta store readable — LMDB, or PostgreSQL
+reachable — data dir writable, the engine's background fsync and seal working)?"""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def check(ctx: Context) -> tuple[bool, str]:
     """(healthy, db status) — a failed read transaction or an unwritable data dir is degraded."""
     try:
         ctx.meta.ping()
-    except OSError as e:  # the store raises StorageError (an OSError) when LMDB fails
+    except OSError as e:  # StorageError (an OSError): LMDB failed, or PostgreSQL is unreachable
         return False, f"meta store unusable: {e}"
     if not os.access(ctx.data_dir, os.W_OK | os.X_OK):
         return False, f"data dir {ctx.data_dir} is not writable"
@@ -31,7 +31,8 @@ def check(ctx: Context) -> tuple[bool, str]:
 def health(ctx: Context, request: Any) -> Response:
     """200 when all is well; 503 "degraded" when the meta store or the data dir is unusable, or
     when this worker's WAL fsync or segment sealing is failing (acknowledged hits then rely on
-    the WAL alone, or are not yet durable): `storage` says what and since when."""
+    the WAL alone, or are not yet durable): `storage` says what and since when. With
+    meta_store = "postgres", `meta_store` says so and an unreachable server is a 503."""
     ok, db = check(ctx)
     storage = ctx.engine.background_status()
     healthy = ok and bool(storage["ok"])
@@ -41,4 +42,6 @@ def health(ctx: Context, request: Any) -> Response:
         "storage": storage,
         "version": trail.__version__,
     }
+    if ctx.meta.backend != "lmdb":
+        body["meta_store"] = ctx.meta.backend  # the default store's answer stays as it was
     return json_response(body, 200 if healthy else 503)

@@ -187,8 +187,15 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     _stop_when_orphaned(stop)
     meta = MetaStore.open(Path(config.data_dir) / "meta")
+    tasks = default_tasks()
+    if config.storage == "clickhouse":
+        from trail.clickhouse import shipper
+
+        discovery, _ = shipper.start(config.data_dir, config.clickhouse_url, stop)
+        # First in every round, so compaction never deletes a segment before it is spooled.
+        tasks.insert(0, Task("clickhouse_discovery", 1.0, discovery.task))
     try:
-        run(State(config, meta), default_tasks(), stop)
+        run(State(config, meta), tasks, stop)
     finally:
         meta.close()
     log.info("maintenance stopped")

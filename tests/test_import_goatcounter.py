@@ -165,6 +165,10 @@ def test_known_traffic_answers_what_it_implies(server: TrailServer, tmp_path: Pa
     }
     assert pick(got["country"], "country_code", "visitors") == {
         "us": (1,), "de": (1,), "fr": (1,), "gb": (1,)}  # fmt: skip
+    # GoatCounter records a region as its ISO 3166-2 code; reports name it as collected rows do.
+    regions = server.stats("region", site, **RANGE)
+    named = [(r["country_code"], r["region"], r["visitors"]) for r in regions if r["region"]]
+    assert named == [("us", "California", 1)]
     platform = got["platform"]
     assert (platform["platform_desktop"], platform["platform_mobile"]) == (2, 2)
     assert pick(got["events"], "name", "count", "visitors") == {

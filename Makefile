@@ -69,7 +69,9 @@ $(AXE):
 	rm $(@D)/axe-core.tgz
 	touch $@
 
-bench: install ## peak-rate and latency benchmarks, writes bench/RESULTS.md
+# GoatCounter, the peer, is built once into .bench/goatcounter/ where Go is found (GO=, PATH or
+# /usr/local/go/bin/go); without Go, bench/run.py skips that part with one line.
+bench: install ## peak-rate and latency benchmarks, GoatCounter as a peer; writes bench/RESULTS.md
 	$(PY) bench/run.py
 
 lint: install ## ruff, mypy, cargo fmt --check, clippy

@@ -8,6 +8,9 @@
     # --json FILE: every load's timings and requests; --keep: keep the temp data dir;
     # --screenshot FILE: the loaded dashboard's top at 1280 px (docs/img/dashboard.png);
     # --rev REV: run trail as committed at REV instead of the working tree
+    # --api-only [--open-days N]: no browser; the default view's statistics requests sent at
+    # once over HTTP (6 connections, result cache off), N last days as a live day's files:
+    nice -n 0 .venv/bin/python -m bench.dashboard_load --segments /tmp/b10m --api-only --runs 5
 
 Figures and what they mean: bench/RESULTS-dashboard.md. The test at a tiny size:
 tests/test_bench_dashboard_load.py.
@@ -341,6 +344,148 @@ def machine() -> dict[str, Any]:
     }
 
 
+# --api-only: the statistics requests of the default view over HTTP, without a browser.
+API_REPORTS = [
+    "total", "visitor", "duration/session", "page", "page/entry", "page/exit", "referrer",
+    "channel", "utm/source", "utm/medium", "utm/campaign", "utm/content", "utm/term", "country",
+    "region", "city", "browser", "os", "platform", "screen", "language", "events", "weekdays",
+]  # fmt: skip
+CONNECTIONS = 6  # a browser's connections per host
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of a process and its descendants, from /proc."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / ticks
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total
+
+
+def tree_rss(pid: int) -> dict[str, int]:
+    """RSS in MB of a process and its descendants, by command (`trail.worker --id 0`, ...)."""
+    out, todo = {}, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            cmd = Path(f"/proc/{p}/cmdline").read_bytes().split(b"\0")
+            status = Path(f"/proc/{p}/status").read_text()
+            rss = next(
+                int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS")
+            )
+            name = " ".join(a.decode() for a in cmd[1:5] if a and not a.startswith(b"{"))
+            out[f"{p} {name}"] = rss // 1024
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError, StopIteration):
+            continue
+    return out
+
+
+def api_load(server: TrailServer, key: str, urls: list[str], timeout: float) -> dict[str, Any]:
+    """Every URL at once over CONNECTIONS connections: wall ms of the whole set (first sent to
+    last answered), server CPU ms, ms per request."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.server import request
+
+    def one(url: str) -> tuple[str, float]:
+        t = time.perf_counter()
+        auth = {"Authorization": f"Bearer {key}"}
+        r = request("GET", server.url + url, None, auth, timeout=timeout)
+        if r.status != 200:
+            raise LoadFailed(f"{url}: HTTP {r.status} {r.body[:200]!r}")
+        return url, (time.perf_counter() - t) * 1000
+
+    assert server.proc is not None
+    cpu0, t0 = tree_cpu(server.proc.pid), time.perf_counter()
+    with ThreadPoolExecutor(CONNECTIONS) as pool:
+        done = list(pool.map(one, urls))
+    wall = (time.perf_counter() - t0) * 1000
+    return {"wall": wall, "cpu": (tree_cpu(server.proc.pid) - cpu0) * 1000, "requests": done}
+
+
+def reopen_days(data: Path, site: str, days: list[date]) -> None:
+    """Turn compacted days back into a live day's files (one Arrow segment per table, no
+    manifest, no rollup): what the reports meet on the day that has not closed yet."""
+    import polars as pl
+
+    for table in TABLES:
+        for day in days:
+            d = data / "segments" / table / f"site={site}" / f"day={day.isoformat()}"
+            if not d.is_dir():
+                continue
+            parts = sorted(d.glob("part-*.parquet"))
+            df = pl.concat([pl.read_parquet(p) for p in parts]) if parts else None
+            for f in d.iterdir():
+                if f.is_file():
+                    f.unlink()
+            if df is not None:
+                df.write_ipc(d / "w0-g1-0.arrow", compression="uncompressed")
+
+
+def api_main(a: argparse.Namespace) -> dict[str, Any]:
+    """--api-only: the default view's statistics requests (API_REPORTS, one window) sent at
+    once to `trail serve` (result cache off), --runs times; the first after the start is cold."""
+    root = Path(tempfile.mkdtemp(prefix="trail-dashboard-api-", dir=a.workdir))
+    data = root / "data"
+    server: TrailServer | None = None
+    result: dict[str, Any] = {"machine": machine(), "loadavg_start": loadavg()}
+    try:
+        server = start_server(data, a.workers, {})
+        key = server.admin_key
+        assert key, "the first start printed no admin key"
+        site = create_site(server, goals=False)
+        stop_server(server)
+        server = None
+        import_segments(a.segments, data, site, move=False)
+        result["compaction"] = compact(data)
+        days = data_days(data, site)
+        first, last = days[0], days[0] + timedelta(days=a.days - 1)
+        if a.open_days:
+            reopen_days(data, site, [last - timedelta(days=i) for i in range(a.open_days)])
+        query = urllib.parse.urlencode({"id": site, "from": first, "to": last, "tz": "UTC"})
+        urls = [f"/api/v1/statistics/{name}?{query}" for name in API_REPORTS]
+        server = start_server(data, a.workers, NO_RESULT_CACHE)
+        time.sleep(a.settle)
+        runs = []
+        for i in range(a.runs):
+            runs.append(api_load(server, key, urls, a.timeout))
+            print(f"api load {i}: {runs[-1]['wall']:7.0f} ms wall, {runs[-1]['cpu']:7.0f} ms "
+                  f"server CPU   load avg {loadavg()}", flush=True)  # fmt: skip
+        assert server.proc is not None
+        rss = tree_rss(server.proc.pid)
+        result.update(site=site, first=str(first), last=str(last), open_days=a.open_days,
+                      runs=runs, loadavg_end=loadavg(), rss_mb=rss)  # fmt: skip
+        later = runs[1:] or runs
+        print(f"{len(urls)} requests, {first} .. {last}, {a.open_days} day(s) read from rows, "
+              f"{a.workers} workers: first load {runs[0]['wall']:.0f} ms wall "
+              f"({runs[0]['cpu']:.0f} ms CPU); then median "
+              f"{statistics.median(r['wall'] for r in later):.0f} ms wall "
+              f"({statistics.median(r['cpu'] for r in later):.0f} ms CPU); "
+              f"load average {result['loadavg_start']} -> {result['loadavg_end']}")  # fmt: skip
+        print("RSS after the loads (MB): " + ", ".join(f"{k}: {v}" for k, v in rss.items()))
+        slow = sorted(((u, ms) for u, ms in later[-1]["requests"]), key=lambda x: -x[1])
+        for u, ms in slow:
+            print(f"  {label(u, str(first)):20s} {ms:7.0f} ms")
+        return result
+    finally:
+        stop_server(server)
+        if a.json:
+            a.json.write_text(json.dumps(result, indent=1, default=str))
+        if a.keep:
+            print(f"kept {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     src = ap.add_mutually_exclusive_group()
@@ -370,7 +515,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         help="run trail as committed at this revision (git archive into the temp dir, with the "
         "built extension) instead of the working tree",
     )
+    ap.add_argument(
+        "--api-only",
+        action="store_true",
+        help="no browser: the default view's statistics requests over HTTP (API_REPORTS)",
+    )
+    ap.add_argument(
+        "--open-days",
+        type=int,
+        default=0,
+        help="with --api-only: the last N days of the range as a live day's files",
+    )
     a = ap.parse_args(argv)
+    if a.api_only:
+        if not a.segments:
+            ap.error("--api-only needs --segments")
+        return api_main(a)
     if not (a.cold_runs or a.runs):
         ap.error("nothing to measure: --cold-runs and --runs are 0")
 

@@ -9,7 +9,8 @@ paths drawn Zipf-like from 300, 30 referrers (URLs, generated names, campaigns) 
 12 browser/system pairs, 40 locations, an event on 5% of the visits and 2% bot rows. Seeded:
 the same arguments write the same file. With `--runs N` each run imports the file into a new
 data directory with a new site (`trail import goatcounter` as a subprocess, as a user runs
-it) and the median, min and max of rows/s (rows of the file / wall time) are printed.
+it); each run prints its wall time, CPU time (user + sys) and peak RSS (the child's own rusage),
+then the median, min and max of rows/s (rows of the file / wall time) are printed.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import argparse
 import csv
 import gzip
 import io
+import os
 import random
 import statistics
 import subprocess
@@ -100,13 +102,23 @@ def import_once(export: Path, rows: int) -> float:
         site = meta.create_site(Site(id="", hostname="bench.example", subdomain="bench"))
         meta.close()
         began = time.monotonic()
-        done = subprocess.run(
+        child = subprocess.Popen(
             [sys.executable, "-m", "trail", "import", "goatcounter", "--data-dir", str(data),
              "--site", site.id, str(export)],
-            check=True, capture_output=True, text=True, cwd=ROOT,
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT,
         )  # fmt: skip
+        assert child.stdout is not None
+        out = child.stdout.read()
+        _, status, usage = os.wait4(child.pid, 0)  # this child's own CPU time and peak RSS
+        child.returncode = os.waitstatus_to_exitcode(status)
         seconds = time.monotonic() - began
-        print(done.stdout.rstrip(), file=sys.stderr)
+        if child.returncode:
+            raise SystemExit(f"trail import goatcounter exited with {child.returncode}")
+        cpu = usage.ru_utime + usage.ru_stime
+        print(out.rstrip(), file=sys.stderr)
+        print(f"run: {seconds:.1f} s wall, {rows / seconds:,.0f} rows/s; CPU {usage.ru_utime:.1f} + "
+              f"{usage.ru_stime:.1f} s, {rows / cpu:,.0f} rows/s of CPU; "
+              f"max RSS {usage.ru_maxrss / 1024:,.0f} MiB")  # fmt: skip
     return rows / seconds
 
 

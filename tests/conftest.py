@@ -7,7 +7,46 @@ from pathlib import Path
 
 import pytest
 
-from tests.server import TrailServer
+from tests.postgres import PostgresCluster
+from tests.server import ENV_FOR_DATA_DIR, TrailServer
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--meta-store",
+        choices=("lmdb", "postgres"),
+        default="lmdb",
+        help="the meta store of every test server: postgres = a database each, on one "
+        "throwaway PostgreSQL server",
+    )
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresCluster]:
+    """A throwaway PostgreSQL server (initdb + pg_ctl in a temp dir), removed at the end."""
+    cluster = PostgresCluster().start()
+    yield cluster
+    cluster.remove()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def meta_store(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The --meta-store of this run; with postgres, every TrailServer gets a database of its own
+    (the same one again for the same data dir)."""
+    choice = request.config.getoption("meta_store")
+    if choice == "postgres":
+        cluster: PostgresCluster = request.getfixturevalue("postgres")
+        urls: dict[Path, str] = {}
+
+        def env(data_dir: Path) -> dict[str, str]:
+            url = urls.get(data_dir) or urls.setdefault(data_dir, cluster.database())
+            return {"TRAIL_META_STORE": "postgres", "TRAIL_POSTGRES_URL": url}
+
+        ENV_FOR_DATA_DIR.append(env)
+        yield choice
+        ENV_FOR_DATA_DIR.remove(env)
+    else:
+        yield choice
 
 
 @pytest.fixture(scope="session")

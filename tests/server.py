@@ -12,6 +12,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,9 @@ KEY_LINE = re.compile(r"admin API key[^:]*: (tt_\S+)")
 # out this much instead (a test's own env still wins).
 CACHE_MS = 100
 FAST_CACHES = {"TRAIL_RULES_CACHE_MS": str(CACHE_MS), "TRAIL_ACCESS_KEY_CACHE_MS": str(CACHE_MS)}
+# More environment for a server, by its data dir (conftest's --meta-store=postgres gives each
+# server a PostgreSQL database of its own this way).
+ENV_FOR_DATA_DIR: list[Callable[[Path], dict[str, str]]] = []
 
 
 def free_port() -> int:
@@ -69,7 +73,8 @@ class TrailServer:
         self.data_dir = data_dir
         self.workers = workers
         self.port = free_port()
-        self.env = {**os.environ, **FAST_CACHES, **(env or {})}
+        more = {k: v for hook in ENV_FOR_DATA_DIR for k, v in hook(data_dir).items()}
+        self.env = {**os.environ, **FAST_CACHES, **more, **(env or {})}
         self.proc: subprocess.Popen[str] | None = None
         self.admin_key: str | None = None
         self.output: list[str] = []

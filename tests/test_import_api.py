@@ -5,9 +5,11 @@ changed, and a job killed with the server halfway run again to the same rows."""
 from __future__ import annotations
 
 import os
+import threading
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -221,3 +223,33 @@ def test_a_job_killed_halfway_runs_again_to_the_same_rows(tmp_path: Path) -> Non
     want = tables(tmp_path / "clean", "reference")
     got = tables(data_dir, site)
     assert all(got[t].equals(want[t]) for t in want)
+
+
+def test_concurrent_uploads_for_one_domain_queue_one_job(tmp_path: Path) -> None:
+    # Uploads for one domain at the same instant, in two worker processes: the check for a
+    # queued or running job and the queueing are one meta-store write, so exactly one is
+    # queued. No job runs meanwhile (the maintenance process looks once an hour here).
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    env = {**ENV, "TRAIL_IMPORT_JOBS_INTERVAL_S": "3600"}
+    s = TrailServer(data_dir, workers=2, env=env).start()
+    try:
+        site, _ = s.create_site("concurrent-import.example")
+        archive = Plausible(days(date(2024, 1, 1), 200), more_pages=20).build().zip()
+        start = threading.Barrier(6)
+
+        def send(_: int) -> Reply:
+            start.wait()
+            return upload(s, "plausible", site, archive)
+
+        with ThreadPoolExecutor(6) as pool:
+            replies = list(pool.map(send, range(6)))
+        assert sorted(r.status for r in replies) == [200] + [400] * 5, [r.body for r in replies]
+        for r in replies:
+            if r.status == 400:
+                assert "domain" in r.body.decode() and "queued or running" in r.body.decode()
+        jobs = s.call("GET", f"/api/v1/import?domain_id={site}", key=s.admin_key).json()["jobs"]
+        assert [j["state"] for j in jobs] == ["queued"]
+        assert sorted(os.listdir(data_dir / "imports")) == [f"{jobs[0]['id']}.zip"]
+    finally:
+        assert s.stop() == 0

@@ -20,10 +20,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from tests.server import TrailServer
-from trail.importers.goatcounter import row_problem
+from trail.importers.goatcounter import blocks, record_end, row_problem
 from trail.importers.progress import ImportProgress
 from trail.storage import layout
 from trail.storage.meta import MetaStore
@@ -105,12 +106,13 @@ def write_export(path: Path, rows: list[list[str]], header: list[str] = HEADER) 
 
 
 def run_import(
-    data_dir: Path, site: str, file: Path, *extra: str
+    data_dir: Path, site: str, file: Path, *extra: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "trail", "import", "goatcounter", "--data-dir", str(data_dir),
          "--site", site, *extra, str(file)],
         check=False, capture_output=True, text=True, timeout=300,
+        env={**os.environ, **(env or {})},
     )  # fmt: skip
 
 
@@ -163,6 +165,10 @@ def test_known_traffic_answers_what_it_implies(server: TrailServer, tmp_path: Pa
     }
     assert pick(got["country"], "country_code", "visitors") == {
         "us": (1,), "de": (1,), "fr": (1,), "gb": (1,)}  # fmt: skip
+    # GoatCounter records a region as its ISO 3166-2 code; reports name it as collected rows do.
+    regions = server.stats("region", site, **RANGE)
+    named = [(r["country_code"], r["region"], r["visitors"]) for r in regions if r["region"]]
+    assert named == [("us", "California", 1)]
     platform = got["platform"]
     assert (platform["platform_desktop"], platform["platform_mobile"]) == (2, 2)
     assert pick(got["events"], "name", "count", "visitors") == {
@@ -208,6 +214,47 @@ def test_killed_halfway_then_rerun_gives_the_same(server: TrailServer, tmp_path:
     done = run_import(server.data_dir, cut, export)
     assert done.returncode == 0, done.stderr
     assert answers(server, cut, **{"from": "2026-09-01", "to": "2026-10-31"}) == want
+
+
+def test_sessions_split_into_many_buckets_give_the_same(
+    server: TrailServer, tmp_path: Path
+) -> None:
+    # The file is read in batches and its sessions built bucket by bucket: with buckets of
+    # 512 bytes of CSV (dozens of them here) the rows must be those of one bucket.
+    export = write_export(tmp_path / "buckets.csv", [*many_days(20), *known_rows()])
+    window = {"from": "2026-09-01", "to": "2026-11-30"}
+    one, _ = server.create_site("one-bucket.example")
+    done = run_import(server.data_dir, one, export, "--json")
+    assert done.returncode == 0, done.stderr
+    many, _ = server.create_site("many-buckets.example")
+    split = run_import(server.data_dir, many, export, "--json",
+                       env={"TRAIL_IMPORT_BUCKET_BYTES": "512"})  # fmt: skip
+    assert split.returncode == 0, split.stderr
+    keys = ("rows", "bots", "page_views", "events", "sessions", "days", "tables")
+    got, want = orjson.loads(split.stdout), orjson.loads(done.stdout)
+    assert {k: got[k] for k in keys} == {k: want[k] for k in keys}
+    assert want["rows"] == 13 + 20 * 7 and want["page_views"] == 9 + 20 * 5
+    assert answers(server, many, **window) == answers(server, one, **window)
+
+    def sessions(site: str) -> list[str]:  # visitor ids are keyed by the site: left out
+        listed = server.stats("session/list", site, **{"from": "2026-09-10", "to": "2026-09-11"})
+        return sorted(orjson.dumps({**s, "visitor_id": 0}, option=orjson.OPT_SORT_KEYS).decode()
+                      for s in listed)  # fmt: skip
+
+    assert len(sessions(one)) == 6 and sessions(many) == sessions(one)
+
+
+def test_a_bad_row_after_the_first_batch_writes_nothing(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    site = new_site(data_dir)
+    rows = known_rows() * 12_000  # 156,000 rows, 16 MB: the bad last one is past the first block
+    rows[-1] = [*rows[-1][:13], "yesterday"]
+    export = write_export(tmp_path / "late.csv", rows)
+    assert export.stat().st_size > 12 << 20  # the first block read is 8 MiB
+    done = run_import(data_dir, site, export)
+    assert done.returncode == 1
+    assert "line 156001: column Date: 'yesterday' is not an RFC 3339 time" in done.stderr
+    assert not (data_dir / "segments").exists()
 
 
 def many_days(n: int) -> list[list[str]]:
@@ -347,3 +394,34 @@ def test_progress_writes_plain_lines_off_a_terminal() -> None:
     assert lines[0].startswith("import goatcounter:  25% read") and "ETA" in lines[0]
     assert lines[1].startswith("import goatcounter:  25% sessions 2026-11") and "2.0 MB" in lines[1]
     assert "10 rows" in lines[1]
+
+
+@pytest.mark.parametrize(
+    ("buf", "end"),
+    [
+        (b"a,b\nc,d\n", 7),
+        (b"a,b\nc,d", 3),  # the last record goes on in the next read
+        (b'a,"b\nc",d\n', 9),  # a quoted newline is not the end
+        (b'a,"b\nc', -1),
+        (b'a,"say ""hi""\n",x\ne', 17),  # doubled quotes keep the count even
+        (b"", -1),
+    ],
+)
+def test_blocks_end_where_a_record_ends(buf: bytes, end: int) -> None:
+    assert record_end(buf) == end
+
+
+def test_blocks_hold_every_byte_after_the_header(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from trail.importers import goatcounter
+
+    rows = known_rows() * 3
+    rows[4][1] = 'a title\nover "two" lines'
+    export = write_export(tmp_path / "quoted.csv", rows)
+    monkeypatch.setattr(goatcounter, "BLOCK_BYTES", 64)
+    pieces = list(blocks(export))
+    assert len(pieces) > 10
+    body = export.read_bytes().partition(b"\n")[2]
+    assert b"".join(pieces) == body
+    assert all(p.count(b'"') % 2 == 0 for p in pieces)

@@ -57,6 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--redis-url", dest="redis_url", help="redis://host:port/db of the shared session store"
     )
+    serve.add_argument(
+        "--meta-store", dest="meta_store", help='"lmdb" (default) or "postgres" (postgres_url)'
+    )
+    serve.add_argument(
+        "--postgres-url", dest="postgres_url", help="postgresql:// URL of the meta store"
+    )
 
     admin = commands.add_parser("admin", help="administration").add_subparsers(
         dest="admin_command", required=True
@@ -110,17 +116,28 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "log_level",
             "session_store",
             "redis_url",
+            "meta_store",
+            "postgres_url",
         ),
     )
     config = load(args.config, flags=flags)
     return serve(config)
 
 
-def cmd_create_user(args: argparse.Namespace) -> int:
+def _open_meta(config: Any) -> Any:
+    """The data dir's meta store; with meta_store = "postgres" set, bound first (a node's first
+    command may come before its first start)."""
+    from trail.storage import meta_backend
     from trail.storage.meta import MetaStore
 
+    if config.meta_store == "postgres":
+        meta_backend.check(config)
+    return MetaStore.open(Path(config.data_dir) / "meta")
+
+
+def cmd_create_user(args: argparse.Namespace) -> int:
     config = load(args.config, flags={"data_dir": args.data_dir})
-    meta = MetaStore.open(Path(config.data_dir) / "meta")
+    meta = _open_meta(config)
     try:
         user, key = meta.create_user(args.role, account_id=args.account, email=args.email)
     except KeyError:
@@ -199,10 +216,9 @@ def _set_password(meta: Any, config: Any, args: argparse.Namespace) -> dict[str,
 
 def cmd_set_password(args: argparse.Namespace) -> int:
     from trail.errors import FieldError
-    from trail.storage.meta import MetaStore
 
     config = load(args.config, flags={"data_dir": args.data_dir})
-    meta = MetaStore.open(Path(config.data_dir) / "meta")
+    meta = _open_meta(config)
     try:
         out = _set_password(meta, config, args)
     except FieldError as e:

@@ -22,6 +22,8 @@ import orjson
 LOG_LEVELS = ("debug", "info", "warning", "error")
 SESSION_STORES = ("lmdb", "redis")
 REDIS_SCHEMES = ("redis", "redis+unix", "unix")
+META_STORES = ("lmdb", "postgres")
+STORAGES = ("embedded", "clickhouse")
 MMDB_MARKER = b"\xab\xcd\xefMaxMind.com"
 
 
@@ -94,6 +96,15 @@ class Config:
     # (<data_dir>/state, one box) or "redis" (`redis_url`, shared by several nodes).
     session_store: str = "lmdb"
     redis_url: str = ""
+    # Where accounts, users, sites, keys and settings live: "lmdb" (<data_dir>/meta) or
+    # "postgres" (postgres_url, a postgresql:// URL; shared by every node of a cluster).
+    meta_store: str = "lmdb"
+    postgres_url: str = ""
+    # Where analytics rows go besides the WAL and segments: "embedded" (segments only) or
+    # "clickhouse" (the maintenance process also ships sealed rows to clickhouse_url,
+    # trail/clickhouse/url.py says what it may be).
+    storage: str = "embedded"
+    clickhouse_url: str = ""
 
     @property
     def data_path(self) -> Path:
@@ -145,6 +156,10 @@ _TYPES: dict[str, type] = {
     "public_url": str,
     "session_store": str,
     "redis_url": str,
+    "meta_store": str,
+    "postgres_url": str,
+    "storage": str,
+    "clickhouse_url": str,
 }
 _LIMIT_TYPES: dict[str, type] = {
     "max_body_bytes": int,
@@ -285,6 +300,8 @@ def validate(config: Config, create_data_dir: bool = True) -> Config:
                 ipaddress.ip_network(entry.strip(), strict=False)
             except ValueError:
                 raise ConfigError(name, f"{entry!r} is not an IP address or CIDR") from None
+    _check_meta_store(config)
+    _check_storage(config)
     geoip = _check_geoip(config.geoip_db) if config.geoip_db else None
     session_store = _check_session_store(config.session_store, config.redis_url)
     data_dir = _check_data_dir(config.data_dir, create_data_dir)
@@ -375,6 +392,50 @@ def _check_session_store(store: str, redis_url: str) -> str:
         setting, _, message = str(e).partition(": ")
         raise ConfigError(setting, message) from None
     return name
+
+
+def _check_meta_store(config: Config) -> None:
+    """meta_store is known; with "postgres", postgres_url is a postgresql:// URL libpq reads.
+    (Whether the server answers is checked when `trail serve` starts.)"""
+    if config.meta_store not in META_STORES:
+        raise ConfigError(
+            "meta_store", f"{config.meta_store!r} is not one of {', '.join(META_STORES)}"
+        )
+    if config.meta_store != "postgres":
+        return
+    url = config.postgres_url.strip()
+    if not url:
+        raise ConfigError("postgres_url", 'required when meta_store = "postgres"')
+    if not url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError(
+            "postgres_url", "expected a URL like postgresql://user:password@host:5432/trail"
+        )
+    from psycopg import ProgrammingError
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        _ = urlsplit(url).port  # libpq checks the port only when it connects
+        conninfo_to_dict(url)
+    except (ValueError, ProgrammingError) as e:  # both name the part they did not understand
+        reason = str(e).strip().splitlines()[0]
+        raise ConfigError("postgres_url", f"not a PostgreSQL URL ({reason})") from None
+
+
+def _check_storage(config: Config) -> None:
+    """storage is known; with "clickhouse", clickhouse_url names a database. (An unreachable
+    server does not stop trail: rows wait on disk until it answers.)"""
+    if config.storage not in STORAGES:
+        raise ConfigError("storage", f"{config.storage!r} is not one of {', '.join(STORAGES)}")
+    if config.storage != "clickhouse":
+        return
+    from trail.clickhouse.url import UrlError, parse
+
+    if not config.clickhouse_url.strip():
+        raise ConfigError("clickhouse_url", 'required when storage = "clickhouse"')
+    try:
+        parse(config.clickhouse_url)
+    except UrlError as e:
+        raise ConfigError("clickhouse_url", str(e)) from None
 
 
 def _check_geoip(path: str) -> str:

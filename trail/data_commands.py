@@ -46,11 +46,7 @@ def add_commands(commands: Any) -> None:
         "in the source. Re-importing replaces the sessions it brings (docs/export.md). Works "
         "while the server runs.",
     )
-    i.add_argument("--config", help="TOML config file (for data_dir)")
-    i.add_argument("--data-dir", dest="data_dir")
-    i.add_argument("--site", required=True, help="the target site's id (or unique hostname)")
-    i.add_argument("--json", action="store_true", help="print the summary as JSON")
-    i.add_argument("source", help="the export directory or zip file")
+    _import_arguments(i, "source", "the export directory or zip file")
     g = kinds.add_parser(
         "goatcounter",
         help="import a GoatCounter CSV export (.csv or .csv.gz) into a site",
@@ -59,11 +55,7 @@ def add_commands(commands: Any) -> None:
         "are skipped. Re-importing replaces what an earlier import of the same rows brought "
         "(docs/import.md). Works while the server runs.",
     )
-    g.add_argument("--config", help="TOML config file (for data_dir)")
-    g.add_argument("--data-dir", dest="data_dir")
-    g.add_argument("--site", required=True, help="the target site's id (or unique hostname)")
-    g.add_argument("--json", action="store_true", help="print the summary as JSON")
-    g.add_argument("source", help="the export: a .csv or .csv.gz file")
+    _import_arguments(g, "source", "the export: a .csv or .csv.gz file")
     for kind, what in (
         ("plausible", "Plausible CE's CSV export"),
         ("fathom", "Fathom's CSV export"),
@@ -76,11 +68,16 @@ def add_commands(commands: Any) -> None:
             "Shows a progress bar on stderr. Works while the server runs; running it again "
             "leaves the same rows.",
         )
-        a.add_argument("--config", help="TOML config file (for data_dir)")
-        a.add_argument("--data-dir", dest="data_dir")
-        a.add_argument("--site", required=True, help="the target site's id (or unique hostname)")
-        a.add_argument("--json", action="store_true", help="print the summary as JSON")
-        a.add_argument("file", help="the export's zip file")
+        _import_arguments(a, "file", "the export's zip file")
+
+
+def _import_arguments(p: argparse.ArgumentParser, source: str, what: str) -> None:
+    """The arguments every `trail import` kind takes, and its input named `source`."""
+    p.add_argument("--config", help="TOML config file (for data_dir)")
+    p.add_argument("--data-dir", dest="data_dir")
+    p.add_argument("--site", required=True, help="the target site's id (or unique hostname)")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument(source, help=what)
 
 
 def run(args: argparse.Namespace) -> int | None:

@@ -530,10 +530,11 @@ def lookup_site(config: Any, ref: str) -> Any:
 
 def open_meta(config: Any) -> Any:
     """The meta store of an existing data directory (never creates one)."""
+    from trail.storage import meta_backend
     from trail.storage.meta import MetaStore
 
     path = Path(config.data_dir) / "meta"
-    if not (path / "data.mdb").exists():
+    if not meta_backend.exists(path):
         raise ExportError("data-dir", f"{config.data_dir} holds no trail data (no meta store)")
     return MetaStore.open(path)
 

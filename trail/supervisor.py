@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import orjson
 
 from trail.config import Config, ConfigError
+from trail.storage import meta_backend
 
 STOP_TIMEOUT = 20.0
 STARTUP_TIMEOUT = 60.0
@@ -212,6 +213,7 @@ def run_bootstrap(config: Config) -> dict[str, str]:
 def serve(config: Config) -> int:
     """Run trail until SIGTERM/SIGINT; returns the exit status."""
     check_port_free(config)
+    meta_backend.check(config)
     report = run_bootstrap(config)
     if report.get("api_key"):
         print(f"trail: created admin user {report['admin_id']}", flush=True)

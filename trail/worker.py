@@ -143,7 +143,8 @@ def main(argv: list[str] | None = None) -> None:
     from trail.storage.meta import MetaStore
 
     data_dir = Path(config.data_dir)
-    meta = MetaStore.open(data_dir / "meta")
+    # On PostgreSQL, another node's change reaches the site directory within rules_cache_ms.
+    meta = MetaStore.open(data_dir / "meta", stamp_ttl_ms=config.rules_cache_ms)
     # A stop signal before the engine is open kills the worker: its WAL replays on the next start.
     geoip = Reloader(config)  # before the engine opens geoip_db: a change after it is seen
     engine = open_engine(config, data_dir, args.id)

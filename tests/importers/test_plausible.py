@@ -11,6 +11,7 @@ import polars as pl
 import pytest
 from import_exports import (
     BROWSERS_HEADER,
+    LOCATIONS_HEADER,
     VISITORS_HEADER,
     Plausible,
     days,
@@ -60,7 +61,31 @@ def test_column_sets_import_the_known_numbers(tmp_path: Path, pages: str) -> Non
     assert got["utm_campaign"]["visitors"].sum() == 3 * 40
     assert got["country"].row(0, named=True) == {"date": FIRST, "country_code": "de", "visitors": 5}
     assert got["region"]["region"].unique().to_list() == ["Berlin"]
-    assert got["city"].height == 0 and "cities" in " ".join(summary.notes)
+    assert set(got["city"]["city"]) == {"Berlin"} and got["city"]["visitors"].sum() == 5 * 40
+    assert not any("GeoNames" in note for note in summary.notes)
+
+
+def test_cities_are_named_after_their_geonames_ids(tmp_path: Path) -> None:
+    second = date(2024, 1, 21)
+    locations = [
+        LOCATIONS_HEADER,
+        f"{FIRST},DE,DE-BE,2950159,5,5,50,1,7",  # Berlin
+        f"{FIRST},FR,FR-IDF,2988507,3,3,30,0,3",  # Paris
+        f"{FIRST},FR,,6255148,2,2,20,0,2",  # Europe: not a place of 500 people or more
+        f"{FIRST},US,,0,1,1,10,0,1",  # no city
+        f"{second},DE,DE-BE,2950159,4,4,40,0,4",
+    ]
+    archive = write(tmp_path / "p.zip", zip_of({
+        "imported_locations_20240120_20240121.csv": "\n".join(locations) + "\n",
+    }))  # fmt: skip
+    summary = aggregates.run("plausible", archive, tmp_path / "data", SITE)
+    cities = imported.read(tmp_path / "data", SITE, "city")
+    assert {(r["date"], r["city"]): r["visitors"] for r in cities.to_dicts()} == {
+        (FIRST, "Berlin"): 5, (FIRST, "Paris"): 3, (FIRST, "GeoNames 6255148"): 2,
+        (second, "Berlin"): 4,
+    }  # fmt: skip
+    assert any(note.startswith("1 GeoNames city ids are not places") for note in summary.notes)
+    assert imported.read(tmp_path / "data", SITE, "country")["visitors"].sum() == 15
 
 
 def test_rerun_and_killed_run_give_the_same_rows(tmp_path: Path) -> None:

@@ -143,3 +143,37 @@ def test_page_and_event_conditions_hold_inside_each_bucket(oracle: Oracle) -> No
             queries.append((endpoint, {**both, **condition}))
     queries.append(("duration/session", {**both, "tag": ["ab"], "scale": ["week"]}))
     agree(oracle, traffic, queries)
+
+
+def test_exit_page_condition_holds_inside_each_bucket(oracle: Oracle) -> None:
+    """With a page or event condition, the visitor report and the session duration ask each day
+    as a window of its own, and an exit page is the one of the session's final state in that
+    window. A session that crosses midnight has its final state on the second day: on the
+    first day it has no exit page, so its views there do not pass `exit_path` (its first day
+    only counted once the exit condition was held per day, like the page condition)."""
+    now = int(datetime.now(UTC).timestamp() * 1000)
+    today = datetime.fromtimestamp(now / 1000, UTC).date()
+    day = today - timedelta(days=3)
+    midnight = utc_midnight(day) + 24 * 60 * MINUTE
+    site = Site("site0", "site0.oracle.test", "UTC")
+    crossing, inside = Visitor(5, 2, 98, 0, 0), Visitor(3, 1, 20, 1, 1)
+    hits = [
+        make_hit("page_view", midnight - 13 * MINUTE, site, crossing, "/Contact"),
+        make_hit("page_view", midnight - 6 * MINUTE, site, crossing, "/docs", follow_up=True),
+        make_hit("page_view", midnight + 1 * MINUTE, site, crossing, "/pricing", follow_up=True),
+        make_hit("event", midnight + 3 * MINUTE, site, crossing, "/pricing", follow_up=True,
+                 event_name="signup"),
+        make_hit("page_view", midnight - 90 * MINUTE, site, inside, "/docs"),
+        make_hit("page_view", midnight - 80 * MINUTE, site, inside, "/pricing", follow_up=True),
+    ]  # fmt: skip
+    traffic = Traffic([site], hits, now)
+    d, after = day.isoformat(), (day + timedelta(days=1)).isoformat()
+    both = {"tz": ["UTC"], "from": [d], "to": [after]}
+    queries = []
+    for condition in ({"path": ["~/"]}, {"path": ["/docs"]}, {"pattern": ["^/"]},
+                      {"event": ["signup"]}, {"event": ["!signup"]}):  # fmt: skip
+        for exit_path in ("~ng", "/pricing", "!/pricing"):
+            for endpoint in ("visitor", "duration/session"):
+                queries.append((endpoint, {**both, **condition, "exit_path": [exit_path]}))
+    queries.append(("visitor", {**both, "path": ["~/"], "exit_path": ["~ng"], "scale": ["week"]}))
+    agree(oracle, traffic, queries)

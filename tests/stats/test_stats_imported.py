@@ -213,15 +213,113 @@ def test_each_dimension_adds_its_own_table(server: TrailServer, site: str, repor
     assert sum(r["visitors"] for r in rows) == 6  # and the 2 collected visitors
 
 
-def test_a_filter_leaves_imported_rows_out(server: TrailServer, site: str) -> None:
+IMPORTED_TOTAL = (15, 38, 18, 8)  # the imported visitors table on 03-08 and 03-09
+
+
+@pytest.mark.parametrize(
+    ("params", "collected"),
+    [
+        ({"browser": "Chrome"}, (1, 2, 1, 0)),
+        ({"path": "/a"}, (1, 1, 1, 0)),
+        ({"platform": "mobile"}, (1, 1, 1, 1)),
+        ({"country": "de"}, (1, 2, 1, 0)),
+    ],
+)
+def test_a_filtered_total_adds_every_imported_visitor(
+    server: TrailServer, site: str, params: dict[str, str], collected: tuple[int, ...]
+) -> None:
+    # Pirsch joins imported_visitors to a total whatever the filter: the daily rows cannot be
+    # narrowed, so they are added whole; the conversion rate stays the collected one.
+    t = server.stats("total", site, **WINDOW, **params)
+    assert counts(t, "visitors", "views", "sessions", "bounces") == tuple(
+        c + i for c, i in zip(collected, IMPORTED_TOTAL, strict=True)
+    )
+    assert t["cr"] == pytest.approx(1 / 2)
+    assert t["bounce_rate"] == pytest.approx((collected[3] + 8) / (collected[2] + 18))
+
+
+def test_a_filtered_visitor_series_and_growth_add_imported_days(
+    server: TrailServer, site: str
+) -> None:
+    days = server.stats("visitor", site, **WINDOW, os="Linux")
+    assert [(d["visitors"], d["views"]) for d in days] == [(10, 30), (5, 8), (1, 1)]
+    # 03-09..03-10: 5 imported + 1 collected Chrome visitor, against 03-07..03-08: 10 imported
+    g = server.stats("growth", site, **{"from": D1.isoformat(), "to": D2.isoformat()},
+                     browser="Chrome")  # fmt: skip
+    assert g["visitors_growth"] == pytest.approx((6 - 10) / 10)
+    o = server.stats("overview", site, **WINDOW, browser="Chrome")
+    assert (o["visitors"], o["views"]) == (16, 40)
+
+
+def test_a_breakdown_narrows_its_own_table_by_its_own_filter(
+    server: TrailServer, site: str
+) -> None:
+    def countries(**params: str) -> list[tuple[str, int]]:
+        return [(r["country_code"], r["visitors"]) for r in server.stats("country", site, **WINDOW, **params)]  # fmt: skip
+
+    assert countries(country="de") == [("de", 12)]  # 1 collected + 6 + 5 imported
+    assert countries(country="!de") == [("fr", 4), ("us", 1)]
+    assert countries(country="~de,fr") == [("de", 12), ("fr", 4)]
+    assert countries(country="fr") == [("fr", 4)]  # imported only
+    # relative values keep their denominator: 2 collected + the whole imported table (15)
+    (de,) = server.stats("country", site, **WINDOW, country="de")
+    assert de["relative_visitors"] == pytest.approx(12 / 17)
+    pages = server.stats("page", site, **WINDOW, path="/b")
+    assert [counts(p, "path", "visitors", "views", "sessions", "bounces") for p in pages] == [
+        ("/b", 3, 10, 3, 2)
+    ]
+    assert pages[0]["relative_visitors"] == pytest.approx(3 / 17)
+    assert [p["path"] for p in server.stats("page", site, **WINDOW, pattern="^/b$")] == ["/b"]
+    entries = server.stats("page/entry", site, **WINDOW, entry_path="/b")
+    assert [counts(p, "path", "visitors", "sessions", "entries") for p in entries] == [
+        ("/b", 1, 1, 1)
+    ]
+    refs = server.stats("referrer", site, **WINDOW, referrer_name="Google")
+    assert [counts(r, "referrer_name", "visitors", "sessions", "bounces") for r in refs] == [
+        ("Google", 5, 6, 2)
+    ]
+    refs = server.stats("referrer", site, **WINDOW, referrer="Bing")
+    assert [counts(r, "referrer", "visitors", "sessions", "bounces") for r in refs] == [
+        ("Bing", 2, 2, 1)
+    ]
+
+
+def test_a_platform_filter_keeps_the_categories_of_that_platform(
+    server: TrailServer, site: str
+) -> None:
+    keys = ("platform_desktop", "platform_mobile", "platform_unknown")
+    desktop = server.stats("platform", site, **WINDOW, platform="desktop")
+    assert counts(desktop, *keys) == (7, 0, 0)  # 1 collected + 6 "Desktop"
+    assert desktop["relative_platform_desktop"] == pytest.approx(7 / 14)  # 2 + 12 imported
+    other = server.stats("platform", site, **WINDOW, platform="!desktop")
+    assert counts(other, *keys) == (0, 4, 3)  # 1 + 3 "Mobile"; "Tablet" 1 + "Laptop" 2
+
+
+@pytest.mark.parametrize("report", list(ONE_VALUE_REPORTS))
+def test_each_dimension_reads_its_own_filter_on_its_table(
+    server: TrailServer, site: str, report: str
+) -> None:
+    table, dim, _ = ONE_VALUE_REPORTS[report]  # the column is also the query parameter
+    rows = server.stats(report, site, **WINDOW, **{dim: f"X-{table}"})
+    assert [(r[dim], r["visitors"]) for r in rows] == [(f"X-{table}", 4)]
+    assert rows[0]["relative_visitors"] == pytest.approx(4 / 6)
+    others = server.stats(report, site, **WINDOW, **{dim: f"!X-{table}"})
+    assert sum(r["visitors"] for r in others) == 2  # the collected visitors only
+
+
+def test_a_filter_on_another_field_leaves_a_breakdowns_imported_rows_out(
+    server: TrailServer, site: str
+) -> None:
     for params in ({"browser": "Chrome"}, {"path": "/a"}, {"platform": "desktop"}):
-        assert server.stats("total", site, **WINDOW, **params)["visitors"] == 1
         countries = server.stats("country", site, **WINDOW, **params)
-        assert all(r["visitors"] <= 1 for r in countries)
+        assert [(r["country_code"], r["visitors"]) for r in countries] == [("de", 1)]
+        assert countries[0]["relative_visitors"] == pytest.approx(1 / 2)
     pages = server.stats("page", site, **WINDOW, country="de")
     assert [(p["path"], p["visitors"]) for p in pages] == [("/", 1), ("/a", 1)]
-    days = server.stats("visitor", site, **WINDOW, os="Linux")
-    assert [d["visitors"] for d in days] == [0, 0, 1]
+    # a filter on the page report's own column and another one: the other one wins
+    assert [p["path"] for p in server.stats("page", site, **WINDOW, path="/b", os="Linux")] == []
+    p = server.stats("platform", site, **WINDOW, browser="Firefox")
+    assert counts(p, "platform_desktop", "platform_mobile", "platform_unknown") == (0, 1, 0)
 
 
 def test_a_time_of_day_leaves_imported_rows_out(server: TrailServer, site: str) -> None:

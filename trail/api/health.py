@@ -1,5 +1,6 @@
-"""`GET /health`: is this worker able to serve (meta store readable, data dir writable, the
-engine's background fsync and seal working, the session store answering)?"""
+"""`GET /health`: is this worker able to serve (meta store readable — LMDB, or PostgreSQL
+reachable — data dir writable, the engine's background fsync and seal working, the session
+store answering)?"""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ def check(ctx: Context) -> tuple[bool, str]:
     """(healthy, db status) — a failed read transaction or an unwritable data dir is degraded."""
     try:
         ctx.meta.ping()
-    except OSError as e:  # the store raises StorageError (an OSError) when LMDB fails
+    except OSError as e:  # StorageError (an OSError): LMDB failed, or PostgreSQL is unreachable
         return False, f"meta store unusable: {e}"
     if not os.access(ctx.data_dir, os.W_OK | os.X_OK):
         return False, f"data dir {ctx.data_dir} is not writable"
@@ -33,7 +34,8 @@ def health(ctx: Context, request: Any) -> Response:
     when this worker's WAL fsync or segment sealing is failing (acknowledged hits then rely on
     the WAL alone, or are not yet durable): `storage` says what and since when. `session_store`
     names the backend of the session state ("lmdb" or "redis") and, for Redis, whether it
-    answers; hits answer 503 while it does not."""
+    answers; hits answer 503 while it does not. With meta_store = "postgres", `meta_store` says
+    so and an unreachable server is a 503."""
     ok, db = check(ctx)
     storage = ctx.engine.background_status()
     sessions = ctx.engine.session_store_status()
@@ -45,4 +47,6 @@ def health(ctx: Context, request: Any) -> Response:
         "session_store": sessions,
         "version": trail.__version__,
     }
+    if ctx.meta.backend != "lmdb":
+        body["meta_store"] = ctx.meta.backend  # the default store's answer stays as it was
     return json_response(body, 200 if healthy else 503)

@@ -32,6 +32,13 @@ than TRAIL_IMPORT_MAX_BYTES. Then the rows are written by the machinery of `trai
 (trail.importers.trail_export.write_tables): per table and UTC day, replacing the stored rows
 of the sessions the import brings, while the server runs. An interrupted import leaves whole
 days written; run again, it writes the same rows.
+
+The file is never held in memory whole. The first pass reads it a batch of rows at a time,
+checks them and writes the people's rows into buckets by GoatCounter session (scratch Parquet
+files; every row of a session lands in the same bucket); the second builds trail's rows one
+bucket at a time (a session's rows depend only on its own), stages them as Parquet sorted by
+time, and the writer reads them a UTC day at a time. Peak memory follows the bucket size, not
+the file.
 """
 
 from __future__ import annotations
@@ -46,6 +53,7 @@ import sys
 import tempfile
 import time
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -53,11 +61,13 @@ from typing import Any
 
 import orjson
 import polars as pl
+import pyarrow.parquet as pq
 
 from trail.export import ExportError, cli_error, lookup_site
 from trail.importers.goatcounter_rows import build
 from trail.importers.progress import ImportProgress
 from trail.importers.trail_export import ImportProblem, Source, check, write_tables
+from trail.storage.schema import TABLES
 
 VERSION = "2"
 COLUMNS = (
@@ -80,6 +90,13 @@ FIRST_MS = 0  # 1970-01-01, the first day trail's statistics read
 GZIP, ZIP = b"\x1f\x8b", b"PK\x03\x04"
 CHUNK = 1 << 20
 STAGE_GROUP_ROWS = 16_384
+BLOCK_BYTES = 8 << 20  # CSV bytes read and checked at a time
+# CSV bytes per bucket of sessions: a bucket is built in memory on its own (~60k rows here).
+BUCKET_BYTES = int(os.environ.get("TRAIL_IMPORT_BUCKET_BYTES", str(8 << 20)))
+MAX_BUCKETS = 256
+# The columns trail.importers.goatcounter_rows.build reads.
+BUILD_COLUMNS = ["row", "time", "is_event", "width", "path", "title", "user_agent", "browser",
+                 "system", "session", "referrer", "scheme", "location"]  # fmt: skip
 
 
 # -- reading the file ---------------------------------------------------------------------------
@@ -134,19 +151,12 @@ def check_header(csv_path: Path) -> None:
         )
 
 
-def read_rows(csv_path: Path) -> pl.DataFrame:
-    """The rows of the export with typed columns; any bad row is refused with its line."""
-    check_header(csv_path)
-    try:
-        raw = pl.read_csv(
-            csv_path, has_header=True, new_columns=list(NAMES), infer_schema=False,
-            encoding="utf8-lossy",
-        )  # fmt: skip
-    except pl.exceptions.PolarsError as e:
-        raise locate(csv_path) or ImportProblem(f"cannot read the CSV ({_first_line(e)})") from None
+def typed(raw: pl.DataFrame, first_row: int) -> pl.DataFrame:
+    """A batch of CSV rows without its blank lines, with typed columns; `row` numbers the
+    file's non-blank rows from `first_row`."""
     blank = pl.all_horizontal(pl.col(list(NAMES)).is_null())
     raw = raw.filter(~blank).with_columns(pl.col(list(NAMES)).fill_null(""))
-    typed = raw.with_row_index("row").with_columns(
+    return raw.with_row_index("row", offset=first_row).with_columns(
         time=pl.col("date").str.to_datetime(
             POLARS_RFC3339, strict=False, time_unit="ms", time_zone="UTC"
         ),
@@ -154,19 +164,96 @@ def read_rows(csv_path: Path) -> pl.DataFrame:
         is_bot=pl.col("bot").is_in(["", "0"]).not_(),
         width=pl.col("size").str.extract(r"^\s*(\d{1,9})", 1).cast(pl.Int64).fill_null(0),
     )
-    latest = int((time.time() + 86_400) * 1000)
+
+
+def bad_row(latest_ms: int) -> pl.Expr:
+    """True on a typed row that does not read as version 2 (`locate` says why)."""
     t_ms = pl.col("time").dt.epoch("ms")
-    bad = (
+    return (
         pl.col("time").is_null()
         | (t_ms < FIRST_MS)
-        | (t_ms > latest)
+        | (t_ms > latest_ms)
         | ~pl.col("event").is_in(TRUE + FALSE)
         | ~pl.col("first_visit").is_in(TRUE + FALSE)
         | ~pl.col("bot").str.contains(r"^\d*$")
     )
-    if typed.select(bad.any()).item():
-        raise locate(csv_path) or ImportProblem("a row does not read as version 2 (no line found)")
-    return typed
+
+
+def blocks(csv_path: Path) -> Iterator[bytes]:
+    """The CSV after its header line, in pieces of about BLOCK_BYTES that each end where a record
+    ends, read with plain reads (a memory-mapped file would count whole in the RSS)."""
+    with open(csv_path, "rb") as f:
+        f.readline()
+        rest = b""
+        while data := f.read(BLOCK_BYTES):
+            buf = rest + data
+            end = record_end(buf)
+            rest = buf[end + 1 :]
+            if end >= 0:
+                yield buf[: end + 1]
+        if rest:
+            yield rest
+
+
+def record_end(buf: bytes) -> int:
+    """The last newline of `buf` (which starts at a record) outside quotes, -1 when none. Go's
+    encoding/csv doubles a quote inside a quoted field, so a newline ends a record exactly when
+    the quotes before it are even."""
+    at = buf.rfind(b"\n")
+    while at >= 0 and buf.count(b'"', 0, at) % 2:
+        at = buf.rfind(b"\n", 0, at)
+    return at
+
+
+@dataclass
+class Buckets:
+    """The people's rows of a checked export, split by GoatCounter session into Parquet files."""
+
+    files: list[Path]
+    rows: int  # non-blank rows of the file
+    bots: int  # of them, bot rows (not in the buckets)
+
+
+def split(csv_path: Path, scratch: Path, progress: ImportProgress) -> Buckets:
+    """Read and check every row of the CSV a block at a time, and write the rows of people into
+    buckets by session (a row without a session id is a session of its own). Any bad row is
+    refused with its line before a row is written anywhere but `scratch`."""
+    check_header(csv_path)
+    size = csv_path.stat().st_size
+    count = min(MAX_BUCKETS, max(1, -(-size // max(BUCKET_BYTES, 1))))
+    paths = [scratch / f"bucket-{k}.parquet" for k in range(count)]
+    writers: dict[int, pq.ParquetWriter] = {}
+    latest = int((time.time() + 86_400) * 1000)
+    session = pl.when(pl.col("session") == "").then(pl.format("row:{}", "row"))
+    bucket = session.otherwise(pl.col("session")).hash(seed=0) % count
+    rows = bots = read = 0
+    progress.begin("check", size)
+    try:
+        for block in blocks(csv_path):
+            read += len(block)
+            if not block.strip():
+                continue
+            raw = pl.read_csv(
+                block, has_header=False, new_columns=list(NAMES), infer_schema=False,
+                encoding="utf8-lossy",
+            )  # fmt: skip
+            batch = typed(raw, rows)
+            if batch.select(bad_row(latest).any()).item():
+                raise locate(csv_path) or ImportProblem("a row does not read as version 2")
+            people = batch.filter(~pl.col("is_bot")).select(*BUILD_COLUMNS, bucket=bucket)
+            rows, bots = rows + batch.height, bots + batch.height - people.height
+            for (k,), part in people.partition_by("bucket", as_dict=True).items():
+                table = part.drop("bucket").to_arrow()
+                if k not in writers:
+                    writers[k] = pq.ParquetWriter(paths[k], table.schema)
+                writers[k].write_table(table)
+            progress.advance(read, rows, read)
+    except pl.exceptions.PolarsError as e:
+        raise locate(csv_path) or ImportProblem(f"cannot read the CSV ({_first_line(e)})") from None
+    finally:
+        for w in writers.values():
+            w.close()
+    return Buckets([paths[k] for k in sorted(writers)], rows, bots)
 
 
 def locate(csv_path: Path) -> ImportProblem | None:
@@ -238,19 +325,38 @@ class Summary:
         return {**self.__dict__, "seconds": round(self.seconds, 3)}
 
 
-def stage(tables: dict[str, pl.DataFrame], scratch: Path) -> Source:
-    """The built rows as `check` and `write_tables` read an export: Parquet files, scanned."""
-    frames = {}
-    for stem, df in tables.items():
-        file = scratch / f"{stem}.parquet"
-        # In time order, in small row groups: each day's read skips the others' groups.
-        df.sort("time").write_parquet(file, row_group_size=STAGE_GROUP_ROWS, statistics=True)
-        frames[stem] = pl.scan_parquet(file)
-    times = pl.concat([df.select(pl.col("time").dt.epoch("ms")) for df in tables.values()])
-    lo, hi = times.select(pl.col("time").min().alias("lo"), pl.col("time").max().alias("hi")).row(0)
-    manifest = {"tables": {s: {"file": f"{s}.parquet", "rows": df.height}
-                           for s, df in tables.items()}}  # fmt: skip
-    return Source(manifest, frames, lo or 0, (hi or 0) + 1)
+def build_buckets(
+    buckets: Buckets, site: Any, scratch: Path, progress: ImportProgress
+) -> tuple[Source, dict[str, int]]:
+    """trail's rows of every bucket, staged as `check` and `write_tables` read an export: per
+    table one Parquet file per bucket, in time order and small row groups (each day's read skips
+    the other days' groups), scanned together. Also the rows per table."""
+    files: dict[str, list[Path]] = {}
+    counts = dict.fromkeys(("page_views", "sessions", "session_presence", "events"), 0)
+    lo, hi = 2**63, -1
+    progress.begin("convert", len(buckets.files))
+    for i, path in enumerate(buckets.files):
+        tables = build(pl.read_parquet(path), site.id, site.hostname)
+        path.unlink()
+        for stem, df in tables.items():
+            counts[stem] += df.height
+            if not df.height:
+                continue
+            file = scratch / f"{stem}-{i}.parquet"
+            df.sort("time").write_parquet(file, row_group_size=STAGE_GROUP_ROWS, statistics=True)
+            files.setdefault(stem, []).append(file)
+            t = df.select(pl.col("time").dt.epoch("ms").min().alias("lo"),
+                          pl.col("time").dt.epoch("ms").max().alias("hi")).row(0)  # fmt: skip
+            lo, hi = min(lo, t[0]), max(hi, t[1])
+        progress.advance(i + 1, sum(counts.values()), 0)
+    table_of = {"session_presence": "sessions"}
+    frames = {
+        stem: pl.scan_parquet(files[stem]) if stem in files
+        else pl.LazyFrame(schema=TABLES[table_of.get(stem, stem)])
+        for stem in counts
+    }  # fmt: skip
+    manifest = {"tables": {s: {"file": f"{s}.parquet", "rows": n} for s, n in counts.items()}}
+    return Source(manifest, frames, lo if hi >= 0 else 0, hi + 1), counts
 
 
 def import_goatcounter(
@@ -264,21 +370,14 @@ def import_goatcounter(
     with tempfile.TemporaryDirectory(prefix="trail-import-") as tmp:
         scratch = Path(tmp)
         try:
-            rows = read_rows(unpack(path, scratch, progress))
+            buckets = split(unpack(path, scratch, progress), scratch, progress)
+            summary.rows, summary.bots = buckets.rows, buckets.bots
+            source, summary.tables = build_buckets(buckets, site, scratch, progress)
         finally:
             progress.close()
-        people = rows.filter(~pl.col("is_bot"))
-        summary.rows, summary.bots = rows.height, rows.height - people.height
-        progress.begin("convert", 1)
-        progress.advance(0, people.height, summary.bytes_in)
-        tables = build(people, site.id, site.hostname)
-        del rows, people
-        summary.tables = {stem: df.height for stem, df in tables.items()}
         if not any(summary.tables.values()):
             summary.seconds = time.monotonic() - began
             return summary
-        source = stage(tables, scratch)
-        del tables
         checked = check(source, data_dir, site.id)
         progress.begin("write", sum(len(d) for d in checked.days.values()))
         written = write_tables(data_dir, site.id, source.frames, checked.days, progress)

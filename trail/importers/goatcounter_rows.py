@@ -16,8 +16,9 @@ views, sessions and events (docs/import.md, section GoatCounter):
 - The dimensions of a session come from its first row and are derived by trail's own rules
   (trail.core.imported_dims: referrer name, channel, browser and OS names, platform, screen
   class): browser and OS from the Browser and System cells, or parsed from UserAgent when both
-  are blank. The country is Location's first two letters; the region, Location when it names
-  a subdivision (`US-CA`: GoatCounter records the code, not the name); no city or language.
+  are blank. The country is Location's first two letters; the region, when Location names a
+  subdivision (GoatCounter records its ISO 3166-2 code, `US-CA`), its English name as collected
+  rows have it ("California"; the code when pycountry does not know it); no city or language.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from typing import Any
 import polars as pl
 
 from trail.core import LIMITS, imported_dims
+from trail.importers.plausible import region_name
 from trail.storage.schema import STRINGS, TABLES
 
 SESSION_GAP_MS = 30 * 60_000  # trail's session timeout (SESSION_TIMEOUT_MS in session.rs)
@@ -119,6 +121,8 @@ def session_dims(views: pl.DataFrame, events: pl.DataFrame, hostname: str) -> pl
         region=pl.when(pl.col("location").str.contains("-")).then(pl.col("location"))
         .otherwise(pl.lit("")),
     )  # fmt: skip
+    codes = [c for c in first.get_column("region").unique().to_list() if c]
+    first = first.with_columns(pl.col("region").replace({c: region_name(c) for c in codes}))
     inputs = first.select(DIM_INPUTS).unique()
     parse_ua = inputs.filter(
         (pl.col("b_name") == "") & (pl.col("o_name") == "") & (pl.col("user_agent") != "")

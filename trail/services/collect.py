@@ -314,8 +314,8 @@ def judge(
 
 
 def meta_stamp(ctx: Context) -> int:
-    """The meta store's last write transaction: it moves with every change to a site."""
-    return int(ctx.meta.env.info()["last_txnid"])
+    """The meta store's change counter: it moves with every change to a site."""
+    return ctx.meta.stamp()
 
 
 def remember_site(ctx: Context, kind: str, key: str, stamp: int) -> None:

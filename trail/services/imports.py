@@ -35,6 +35,7 @@ from trail.importers import aggregates
 from trail.importers.archive import ImportFormatError
 from trail.storage.documents import Record, records
 from trail.storage.models import now_rfc3339
+from trail.storage.tables import tables_of
 
 log = logging.getLogger("trail.imports")
 KIND = "import_jobs"
@@ -66,14 +67,21 @@ def jobs_of(meta: Any, site_id: str) -> list[Record]:
     return list(reversed(records(meta, KIND).find(domain_id=site_id)))
 
 
+BUSY = "an import of this domain is queued or running already"
+
+
 def queue(meta: Any, data_dir: Path | str, site_id: str, kind: str, upload: Path) -> Record:
     """Check the archive at `upload` (a file under <data_dir>/imports, moved into place or
     removed here) and queue a job for it; FieldError("file") naming the file, line and column
     for a bad archive, FieldError("domain") while another import of the site is queued or
-    running."""
+    running.
+
+    Looking for a queued or running job and creating the new one are one write transaction of
+    the meta store (LMDB and PostgreSQL both run one writer at a time), so of two uploads for a
+    site at the same instant, in two workers, one is queued and the other refused."""
     try:
         if any(j["state"] in ACTIVE for j in jobs_of(meta, site_id)):
-            raise FieldError("domain", "an import of this domain is queued or running already")
+            raise FieldError("domain", BUSY)  # early, before the archive is read
         try:
             plan = aggregates.inspect(kind, upload)
         except ImportFormatError as e:
@@ -82,27 +90,42 @@ def queue(meta: Any, data_dir: Path | str, site_id: str, kind: str, upload: Path
         os.replace(upload, archive_path(data_dir, job_id))
     finally:
         upload.unlink(missing_ok=True)
-    return records(meta, KIND).create(
-        {
-            "domain_id": site_id,
-            "type": kind,
-            "google_user_id": "",
-            "google_user_email": "",
-            "domain": "",
-            "from": plan.first.isoformat(),
-            "to": plan.last.isoformat(),
-            "state": "queued",
-            "progress": 0.0,
-            "rows": 0,
-            "total_bytes": plan.total_bytes,
-            "errors": [],
-            "notes": plan.notes,
-            "stored_rows": {},
-            "started": None,
-            "finished": None,
-        },
-        record_id=job_id,
-    )
+    try:
+        return _create_unless_busy(meta, site_id, job_id, kind, plan)
+    except BaseException:
+        archive_path(data_dir, job_id).unlink(missing_ok=True)
+        raise
+
+
+def _create_unless_busy(
+    meta: Any, site_id: str, job_id: str, kind: str, plan: aggregates.Plan
+) -> Record:
+    store = records(meta, KIND)
+    with tables_of(meta.env).write() as txn:
+        if any(j["state"] in ACTIVE for j in store.find(txn, domain_id=site_id)):
+            raise FieldError("domain", BUSY)
+        return store.create(
+            {
+                "domain_id": site_id,
+                "type": kind,
+                "google_user_id": "",
+                "google_user_email": "",
+                "domain": "",
+                "from": plan.first.isoformat(),
+                "to": plan.last.isoformat(),
+                "state": "queued",
+                "progress": 0.0,
+                "rows": 0,
+                "total_bytes": plan.total_bytes,
+                "errors": [],
+                "notes": plan.notes,
+                "stored_rows": {},
+                "started": None,
+                "finished": None,
+            },
+            record_id=job_id,
+            txn=txn,
+        )
 
 
 def upload_file(data_dir: Path | str) -> Path:

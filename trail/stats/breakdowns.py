@@ -8,7 +8,7 @@ from typing import Any
 
 import polars as pl
 
-from trail.stats import kernels, rollup_totals
+from trail.stats import kernels, rollup_dims, rollup_totals
 from trail.stats import metrics as m
 from trail.stats.buckets import TimePart, fixed_offset_ms, hour_of_day
 from trail.stats.filters import Filter
@@ -37,6 +37,9 @@ DIMENSIONS: dict[str, list[str]] = {
 
 def _visitors_by(rows: Rows, columns: list[str]) -> pl.LazyFrame:
     f = rows.f
+    rolled = rollup_dims.grouped(rows, columns)
+    if rolled is not None:
+        return rolled.lazy()
     if f.page_level:
         pv = rows.page_views(["visitor_id", *columns])
         return pv.group_by(columns).agg(pl.col("visitor_id").n_unique().alias("visitors"))
@@ -65,7 +68,9 @@ def dimension(data_dir: Path, f: Filter, name: str) -> list[dict[str, Any]]:
     rows = rows_for(data_dir, f)
     lf = _search(_visitors_by(rows, columns), f, columns[-1]).filter(pl.col("visitors") > 0)
     df, total = pl.collect_all([lf, _all_visitors(rows)])
-    df = df.with_columns(
+    # one chunk: Polars divides a column by a scalar chunk by chunk, and the last bit of a
+    # quotient can depend on where a chunk ends (rollups and rows give different chunks)
+    df = df.rechunk().with_columns(
         relative_visitors=m.rate_expr(pl.col("visitors"), total["visitors"][0] or 0)
     )
     df = sort_and_page(df, f, ("visitors", "relative_visitors", *columns), "visitors", columns[-1])
@@ -77,16 +82,20 @@ def referrer(data_dir: Path, f: Filter) -> list[dict[str, Any]]:
     rows = rows_for(data_dir, f)
     key = "referrer" if "referrer" in f.fields else "referrer_name"
     other = "referrer" if key == "referrer_name" else "referrer_name"
-    counted = _search(metrics_by(rows, [pl.col(key)], [key]), f, key)
-    # an example (the smallest value, so the answer does not depend on row order), from the
-    # rows the counts come from; of the distinct pairs first (a string min over every row
-    # costs twice as much)
-    read = rows.page_views if f.page_level else rows.sessions
-    pairs = _search(read([key, other]), f, key).unique()
-    examples = pairs.group_by(key).agg(pl.col(other).min())
-    lf = counted.join(examples, on=key, how="left").filter(pl.col("visitors") > 0)
+    rolled = rollup_dims.grouped(rows, [key], sums=True) if key == "referrer_name" else None
+    if rolled is not None:
+        lf = _search(rolled.lazy(), f, key).filter(pl.col("visitors") > 0)
+    else:
+        counted = _search(metrics_by(rows, [pl.col(key)], [key]), f, key)
+        # an example (the smallest value, so the answer does not depend on row order), from
+        # the rows the counts come from; of the distinct pairs first (a string min over every
+        # row costs twice as much)
+        read = rows.page_views if f.page_level else rows.sessions
+        pairs = _search(read([key, other]), f, key).unique()
+        examples = pairs.group_by(key).agg(pl.col(other).min())
+        lf = counted.join(examples, on=key, how="left").filter(pl.col("visitors") > 0)
     df, total = pl.collect_all([lf, _all_visitors(rows)])
-    df = df.with_columns(
+    df = df.rechunk().with_columns(  # one chunk: see dimension
         referrer_icon=pl.lit(""),
         relative_visitors=m.rate_expr(pl.col("visitors"), total["visitors"][0] or 0),
         bounce_rate=m.rate_expr(pl.col("bounces"), pl.col("sessions")),
@@ -136,6 +145,10 @@ def hostname(data_dir: Path, f: Filter) -> list[dict[str, Any]]:
 def platform(data_dir: Path, f: Filter) -> dict[str, Any]:
     """Desktop and mobile visitors; unknown = total minus both."""
     rows = rows_for(data_dir, f)
+    rolled = rollup_dims.platform_visitors(rows)
+    if rolled is not None:
+        total, desktop, mobile = rolled
+        return _platform(total, desktop, mobile, total)  # unfiltered: every visitor counts
     live = m.present()
     if f.page_level:
         lf = rows.page_views(["visitor_id", "desktop", "mobile"]).with_columns(
@@ -150,8 +163,11 @@ def platform(data_dir: Path, f: Filter) -> dict[str, Any]:
     )
     c, all_v = pl.collect_all([counts, _all_visitors(rows)])
     total, desktop, mobile = (int(c[k][0] or 0) for k in ("total", "desktop", "mobile"))
+    return _platform(total, desktop, mobile, all_v["visitors"][0] or 0)
+
+
+def _platform(total: int, desktop: int, mobile: int, denominator: int) -> dict[str, Any]:
     unknown = max(total - desktop - mobile, 0)
-    denominator = all_v["visitors"][0] or 0
     return {
         "platform_desktop": desktop,
         "platform_mobile": mobile,

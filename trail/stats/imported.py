@@ -3,10 +3,17 @@
 of its own dimension and sums it into its counts; relative values divide by the collected total
 plus the sum of that table).
 
-When imported rows count:
-- only when the filter sets nothing but the window: no field, path pattern, platform, tag, event
-  metadata, visitor or session id, and no time of day (imported rows are whole days that cannot
-  be split by page, country or hour). `search`, `sort`, `offset` and `limit` still apply;
+When imported rows count (Pirsch's query builder joins the imported table whatever the filter and
+narrows it only by a filter on the joined table's own column):
+- never under a time of day, a visitor or a session id: imported rows are whole days;
+- totals, visitor series, growth and overview add the `visitors` table under any filter, as
+  Pirsch does (a daily table cannot be narrowed by page or country, so a filtered total is the
+  filtered collected count plus every imported visitor of the window; its `cr` stays the
+  collected one, as Pirsch's `any(t.cr)`);
+- a breakdown adds the table of its own dimension only when every condition of the filter is on
+  that dimension (none at all, or e.g. `country=de` on the country report), and then only the
+  imported rows those conditions keep, read with the filter's own operators. A condition on any
+  other field leaves imported rows out of the breakdown (Pirsch adds them unnarrowed there);
 - only on days the site has no collected data: an imported day counts when no collected session
   row of the site falls on that local date (in the filter's time zone). Collected rows are never
   hidden; a day is never counted from both sources.
@@ -16,9 +23,10 @@ What they add:
   `visitors` table; bounce rate is recomputed from the sums;
 - page, entry and exit pages, referrers, os, browser, country, region, city, language and UTM
   source/medium/campaign: the table of that dimension, summed per value into the collected row
-  of the same value (or a new row); sorting and paging happen after the merge;
+  of the same value (or a new row); sorting and paging happen after the merge. Relative values
+  divide by the unfiltered collected total plus the whole table over the window;
 - platform: the `device` table, "desktop" and "mobile" (any case) to their platform, every other
-  category to unknown.
+  category to unknown; a platform filter keeps the categories counted under that platform.
 The collected paths of the reports are left as they are: `report` runs them and adds to their
 answer, so reports over collected rows alone (and their reference model) are unchanged.
 """
@@ -40,6 +48,7 @@ from trail.stats.breakdowns import DIMENSIONS
 from trail.stats.buckets import series_starts
 from trail.stats.filters import Filter
 from trail.stats.pages import PAGE_SORTS, sort_and_page
+from trail.stats.predicates import field_expr
 from trail.stats.sources import core, rows_for
 from trail.storage import imported as storage
 from trail.storage import layout
@@ -69,27 +78,87 @@ TABLE_OF = {
     "platform": "device",
     **DIMENSION_TABLES,
 }
+# Reports that add the `visitors` table under any filter.
+TOTALS = frozenset({"total", "visitor", "growth"})
+# Breakdown -> the filter columns of its own dimension, read on its imported table's column (both
+# referrer filters match the imported referrer, as Pirsch's join does).
+OWN_FIELDS: dict[str, tuple[str, ...]] = {
+    "page": ("path",),
+    "page/entry": ("entry_path",),
+    "page/exit": ("exit_path",),
+    "referrer": ("referrer", "referrer_name"),
+    "platform": (),
+    **{name: (DIMENSIONS[name][-1],) for name in DIMENSION_TABLES},
+}
 _ALL = 2**62  # a limit that keeps every collected row for the merge (paged afterwards)
 
 
-def applies(f: Filter) -> bool:
-    """Whether imported rows may count for this filter (only the window is set)."""
+def in_window(f: Filter) -> bool:
+    """Whether imported days can answer the filter's window: whole days, no visitor or session."""
     return (
-        f.is_unfiltered
-        and f.from_date is not None
+        f.from_date is not None
         and f.to_date is not None
         and f.from_time is None
         and f.to_time is None
         and f.visitor_id is None
         and f.session_id is None
-        and not f.event_meta_key
         and layout.is_site_id(f.site_id)
     )
 
 
+def applies(name: str, f: Filter) -> bool:
+    """Whether report `name` adds imported rows under this filter (see the module doc)."""
+    if name not in TABLE_OF or not in_window(f):
+        return False
+    if name in TOTALS:
+        return True
+    own = OWN_FIELDS[name]
+    return (
+        all(column in own for column in f.fields)
+        and not (f.pattern and name != "page")
+        and not (f.platform and name != "platform")
+        and not (f.tags or f.meta or f.tag or f.event_meta_key)
+    )
+
+
+def narrowed(name: str, f: Filter, imp: pl.DataFrame, table: str) -> pl.DataFrame:
+    """The imported rows of a breakdown that its own-dimension conditions keep."""
+    parts = []
+    dim = storage.dimension(table)
+    for column in OWN_FIELDS[name]:
+        if column in f.fields and dim is not None:
+            parts.append(field_expr(pl.col(dim), f.fields[column]))
+    if name == "page" and f.pattern and "path" not in f.fields:
+        parts.append(pl.col("path").str.contains(f.pattern))
+    if name == "platform" and f.platform:
+        parts.append(_platform_kept(f.platform))
+    return imp.filter(pl.all_horizontal(parts)) if parts else imp
+
+
+def _platform_of_category() -> pl.Expr:
+    category = pl.col("category").str.to_lowercase()
+    return (
+        pl.when(category == "desktop")
+        .then(pl.lit("desktop"))
+        .when(category == "mobile")
+        .then(pl.lit("mobile"))
+        .otherwise(pl.lit("unknown"))
+    )
+
+
+def _platform_kept(platforms: tuple[tuple[str, bool], ...]) -> pl.Expr:
+    platform = _platform_of_category()
+    positives = [platform == name for name, negated in platforms if not negated]
+    parts = [platform != name for name, negated in platforms if negated]
+    if positives:
+        parts.append(pl.any_horizontal(positives))
+    return pl.all_horizontal(parts)
+
+
 def counted(data_dir: Path, f: Filter, table: str) -> pl.DataFrame:
-    """The imported rows of `table` that count for the filter's window (see the module doc)."""
-    if not applies(f):
+    """The imported rows of `table` in the filter's window on days without collected data (the
+    rows a report narrows; see the module doc)."""
+    if not in_window(f):
         return pl.DataFrame(schema=storage.schema(table))
     assert f.from_date is not None and f.to_date is not None
     rows = storage.read(data_dir, f.site_id, table, f.from_date, f.to_date)
@@ -120,28 +189,29 @@ def report(
 ) -> Any:
     """compute(f), the collected answer of report `name`, with the imported rows that count added
     (`titles`: the page report groups by path and title)."""
-    table = TABLE_OF.get(name)
-    if table is None or not applies(f) or not storage.has_any(data_dir, f.site_id):
+    if not applies(name, f) or not storage.has_any(data_dir, f.site_id):
         return compute(f)
+    table = TABLE_OF[name]
     if name == "growth":
         return _growth(data_dir, f, compute(f))
-    imp = counted(data_dir, f, table)
-    if not imp.height:
+    window = counted(data_dir, f, table)  # the whole table: the imported part of denominators
+    if not window.height:
         return compute(f)
     if name == "total":
-        return add_to_total(compute(f), imp)
+        return add_to_total(compute(f), window, keep_cr=not f.is_unfiltered)
     if name == "visitor":
-        return _add_to_series(f, compute(f), imp)
+        return _add_to_series(f, compute(f), window)
+    imp = narrowed(name, f, window, table)
     if name == "platform":
-        return _platform(data_dir, f, compute(f), imp)
+        return _platform(data_dir, f, compute(f), imp, window)
     whole = compute(replace(f, offset=0, limit=_ALL))
     if name == "page":
-        return _pages(data_dir, f, whole, imp, titles)
+        return _pages(data_dir, f, whole, imp, window, titles)
     if name in ("page/entry", "page/exit"):
-        return _entry_exit(data_dir, f, whole, imp, name.removeprefix("page/"))
+        return _entry_exit(data_dir, f, whole, imp, window, name.removeprefix("page/"))
     if name == "referrer":
-        return _referrers(data_dir, f, whole, imp)
-    return _dimension(data_dir, f, whole, imp, DIMENSIONS[name], table)
+        return _referrers(data_dir, f, whole, imp, window)
+    return _dimension(data_dir, f, whole, imp, window, DIMENSIONS[name], table)
 
 
 # -- totals and series ------------------------------------------------------------------------
@@ -151,16 +221,19 @@ def _sums(imp: pl.DataFrame, columns: tuple[str, ...]) -> dict[str, int]:
     return {c: int(imp[c].cast(pl.Int64).sum() or 0) for c in columns}
 
 
-def add_to_total(out: dict[str, Any], imp: pl.DataFrame) -> dict[str, Any]:
-    """A total (visitors, views, sessions, bounces, rates) plus the imported `visitors` rows."""
-    return _plus(out, _sums(imp, COUNTS))
+def add_to_total(
+    out: dict[str, Any], imp: pl.DataFrame, *, keep_cr: bool = False
+) -> dict[str, Any]:
+    """A total (visitors, views, sessions, bounces, rates) plus the imported `visitors` rows
+    (`keep_cr`: a filtered total keeps its collected conversion rate, as Pirsch does)."""
+    return _plus(out, _sums(imp, COUNTS), keep_cr)
 
 
-def _plus(out: dict[str, Any], added: dict[str, int]) -> dict[str, Any]:
+def _plus(out: dict[str, Any], added: dict[str, int], keep_cr: bool) -> dict[str, Any]:
     out = {**out, **{k: int(out[k]) + added[k] for k in COUNTS}}
     out["bounce_rate"] = m.rate(out["bounces"], out["sessions"])
-    # Without a filter every visitor is one of all visitors.
-    out["cr"] = m.rate(out["visitors"], out["visitors"])
+    if not keep_cr:  # without a filter every visitor is one of all visitors
+        out["cr"] = m.rate(out["visitors"], out["visitors"])
     return out
 
 
@@ -175,14 +248,14 @@ def _add_to_series(f: Filter, out: list[dict[str, Any]], imp: pl.DataFrame) -> l
             sums[c] += r[c]
     out = list(out)
     for i, sums in added.items():
-        out[i] = _plus(out[i], sums)
+        out[i] = _plus(out[i], sums, not f.is_unfiltered)
     return out
 
 
 def total_merged(data_dir: Path, f: Filter, collected: dict[str, Any]) -> dict[str, Any]:
     """A collected total of the filter's window plus the imported rows that count."""
     imp = counted(data_dir, f, "visitors")
-    return add_to_total(collected, imp) if imp.height else collected
+    return add_to_total(collected, imp, keep_cr=not f.is_unfiltered) if imp.height else collected
 
 
 def _growth(data_dir: Path, f: Filter, collected: dict[str, Any]) -> dict[str, Any]:
@@ -207,7 +280,7 @@ def _growth(data_dir: Path, f: Filter, collected: dict[str, Any]) -> dict[str, A
 def overview(data_dir: Path, f: Filter, collected: dict[str, Any]) -> dict[str, Any]:
     """/statistics/overview (`collected`, for the filter reports.overview_filter completed) with
     the imported rows that count in its totals, growth and daily series."""
-    if not applies(f) or not storage.has_any(data_dir, f.site_id):
+    if not applies("total", f) or not storage.has_any(data_dir, f.site_id):
         return collected
     prev_rows = reports.previous_rows(data_dir, f)
     if not (
@@ -271,7 +344,12 @@ def _summed(
 
 
 def _pages(
-    data_dir: Path, f: Filter, whole: list[dict[str, Any]], imp: pl.DataFrame, titles: bool
+    data_dir: Path,
+    f: Filter,
+    whole: list[dict[str, Any]],
+    imp: pl.DataFrame,
+    window: pl.DataFrame,
+    titles: bool,
 ) -> list[dict[str, Any]]:
     ints = {
         c: pl.Int64()
@@ -286,7 +364,7 @@ def _pages(
     keys = ["path", "title"] if titles else ["path"]
     keep = ["average_time_spent_seconds"] + ([] if titles else ["title"])
     df = _summed(collected, added, keys, counts, keep)
-    t, imp_sums = _collected_totals(data_dir, f), _sums(imp, ("visitors", "views"))
+    t, imp_sums = _collected_totals(data_dir, f), _sums(window, ("visitors", "views"))
     df = df.with_columns(
         relative_visitors=m.rate_expr(pl.col("visitors"), t["visitors"] + imp_sums["visitors"]),
         relative_views=m.rate_expr(pl.col("views"), t["views"] + imp_sums["views"]),
@@ -297,7 +375,12 @@ def _pages(
 
 
 def _entry_exit(
-    data_dir: Path, f: Filter, whole: list[dict[str, Any]], imp: pl.DataFrame, kind: str
+    data_dir: Path,
+    f: Filter,
+    whole: list[dict[str, Any]],
+    imp: pl.DataFrame,
+    window: pl.DataFrame,
+    kind: str,
 ) -> list[dict[str, Any]]:
     count, rate = ("entries", "entry_rate") if kind == "entry" else ("exits", "exit_rate")
     extra = ["average_time_spent_seconds"] if kind == "entry" else []
@@ -312,7 +395,7 @@ def _entry_exit(
         *(pl.lit(0, pl.Int64).alias(c) for c in extra),
     )  # fmt: skip
     df = _summed(collected, added, ["path"], ["visitors", "sessions", count], ["title", *extra])
-    sessions = _collected_totals(data_dir, f)["sessions"] + _sums(imp, ("sessions",))["sessions"]
+    sessions = _collected_totals(data_dir, f)["sessions"] + _sums(window, ("sessions",))["sessions"]
     df = df.with_columns(m.rate_expr(pl.col(count), sessions).alias(rate))
     cols = ["path", "title", "visitors", "sessions", count, rate, *extra]
     return sort_and_page(df, f, tuple(cols), count, "path").select(cols).to_dicts()
@@ -323,7 +406,7 @@ REFERRER_SORTS = ("visitors", "sessions", "relative_visitors", "bounces", "bounc
 
 
 def _referrers(
-    data_dir: Path, f: Filter, whole: list[dict[str, Any]], imp: pl.DataFrame
+    data_dir: Path, f: Filter, whole: list[dict[str, Any]], imp: pl.DataFrame, window: pl.DataFrame
 ) -> list[dict[str, Any]]:
     counts = ["visitors", "sessions", "bounces"]
     names = {"referrer": pl.String(), "referrer_name": pl.String(), "referrer_icon": pl.String()}
@@ -335,7 +418,7 @@ def _referrers(
         "referrer", pl.lit("").alias("referrer_icon"),
     )  # fmt: skip
     df = _summed(collected, added, ["referrer_name"], counts, ["referrer", "referrer_icon"])
-    visitors = _collected_totals(data_dir, f)["visitors"] + _sums(imp, ("visitors",))["visitors"]
+    visitors = _collected_totals(data_dir, f)["visitors"] + _sums(window, ("visitors",))["visitors"]
     df = df.with_columns(
         relative_visitors=m.rate_expr(pl.col("visitors"), visitors),
         bounce_rate=m.rate_expr(pl.col("bounces"), pl.col("sessions")),
@@ -351,6 +434,7 @@ def _dimension(
     f: Filter,
     whole: list[dict[str, Any]],
     imp: pl.DataFrame,
+    window: pl.DataFrame,
     columns: list[str],
     table: str,
 ) -> list[dict[str, Any]]:
@@ -363,22 +447,23 @@ def _dimension(
         pl.col("visitors").cast(pl.Int64),
     )
     df = _summed(collected, added, columns, ["visitors"], []).filter(pl.col("visitors") > 0)
-    visitors = _collected_totals(data_dir, f)["visitors"] + _sums(imp, ("visitors",))["visitors"]
+    visitors = _collected_totals(data_dir, f)["visitors"] + _sums(window, ("visitors",))["visitors"]
     df = df.with_columns(relative_visitors=m.rate_expr(pl.col("visitors"), visitors))
     df = sort_and_page(df, f, ("visitors", "relative_visitors", *columns), "visitors", columns[-1])
     return df.select("visitors", "relative_visitors", *columns).to_dicts()
 
 
-def _platform(data_dir: Path, f: Filter, out: dict[str, Any], imp: pl.DataFrame) -> dict[str, Any]:
-    category = pl.col("category").str.to_lowercase()
+def _platform(
+    data_dir: Path, f: Filter, out: dict[str, Any], imp: pl.DataFrame, window: pl.DataFrame
+) -> dict[str, Any]:
+    platform = _platform_of_category()
     visitors = pl.col("visitors").cast(pl.Int64)
     sums = imp.select(
-        desktop=visitors.filter(category == "desktop").sum(),
-        mobile=visitors.filter(category == "mobile").sum(),
-        unknown=visitors.filter((category != "desktop") & (category != "mobile")).sum(),
-        total=visitors.sum(),
+        **{p: visitors.filter(platform == p).sum() for p in ("desktop", "mobile", "unknown")}
     ).row(0, named=True)
-    denominator = _collected_totals(data_dir, f)["visitors"] + int(sums["total"] or 0)
+    denominator = (
+        _collected_totals(data_dir, f)["visitors"] + _sums(window, ("visitors",))["visitors"]
+    )
     out = dict(out)
     for p in ("desktop", "mobile", "unknown"):
         out[f"platform_{p}"] = int(out[f"platform_{p}"]) + int(sums[p] or 0)

@@ -8,7 +8,7 @@ from typing import Any
 
 import polars as pl
 
-from trail.stats import kernels, rollup_pages, rollup_totals
+from trail.stats import kernels, rollup_dims, rollup_pages, rollup_totals
 from trail.stats import metrics as m
 from trail.stats.filters import Filter
 from trail.stats.predicates import field_expr, page_parts
@@ -206,20 +206,31 @@ def _entry_exit(data_dir: Path, f: Filter, kind: str) -> list[dict[str, Any]]:
     rows = rows_for(data_dir, f)
     count, rate_name = ("entries", "entry_rate") if kind == "entry" else ("exits", "exit_rate")
     path_col, title_col = f"{kind}_path", f"{kind}_title"
-    sess = rows.sessions([*KEYS, "sign", "version", path_col, title_col, "time"])
-    if f.search:
-        sess = sess.filter(
-            pl.col(path_col).str.to_lowercase().str.contains(f.search.lower(), literal=True)
+    rolled = rollup_dims.entries(rows, kind)
+    if rolled is not None:
+        counts = rolled.lazy().rename({"count": count})
+    else:
+        sess = rows.sessions([*KEYS, "sign", "version", path_col, title_col, "time"])
+        counts = (
+            live_states(sess)
+            .group_by(pl.col(path_col).alias("path"))
+            .agg(latest(pl.col(title_col)).alias("title"), pl.len().cast(pl.Int64).alias(count))
         )
-    counts = (
-        live_states(sess)
-        .group_by(pl.col(path_col).alias("path"))
-        .agg(latest(pl.col(title_col)).alias("title"), pl.len().cast(pl.Int64).alias(count))
-    )
+    if f.search:
+        counts = counts.filter(
+            pl.col("path").str.to_lowercase().str.contains(f.search.lower(), literal=True)
+        )
     # The listed pages' own totals: their views with the filter's page and entry/exit
     # conditions left out (Pirsch counts the listed paths the same way).
-    pv = rows.without_pages().page_views([*m.PAGE_VIEW_COLUMNS, "path"])
-    pages = kernels.page_stats(pv, with_title=False).lazy().select("path", "visitors", "sessions")
+    page_rows = rows.without_pages()
+    rolled_pages = rollup_pages.page_stats(page_rows)
+    if rolled_pages is not None:
+        pages = rolled_pages.lazy().select("path", "visitors", "sessions")
+    else:
+        pv = page_rows.page_views([*m.PAGE_VIEW_COLUMNS, "path"])
+        pages = (
+            kernels.page_stats(pv, with_title=False).lazy().select("path", "visitors", "sessions")
+        )
     all_sessions = rollup_totals.totals_frame(rows.unfiltered(), ["sessions"])
     if all_sessions is None:
         all_sessions = rows.unfiltered().sessions(["sign"]).select(m.sessions())

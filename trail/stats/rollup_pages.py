@@ -11,15 +11,25 @@ Otherwise None, and the caller reads rows.
 
 from __future__ import annotations
 
-from datetime import timedelta
+import os
+import threading
+from collections import OrderedDict
+from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
 from trail import core
+from trail.stats import rollup_totals
 from trail.stats.sources import Rows
 from trail.storage import page_rollups, rollups
+
+# The answers of the latest windows, by the identity of the files they were read from: a
+# dashboard load asks for them in the page, entry page and exit page reports.
+_ANSWERS_KEPT = 4
+_answers: OrderedDict[tuple, pl.DataFrame] = OrderedDict()
+_lock = threading.Lock()
 
 
 def page_stats(rows: Rows) -> pl.DataFrame | None:
@@ -49,6 +59,33 @@ def page_stats(rows: Rows) -> pl.DataFrame | None:
         previous = d.day - timedelta(days=1)
         if d.day != first and d.entry.get("prev_part") != part_of.get(previous, ""):
             return None  # `carried` was computed from another version of the previous day
+    key = (first, _stamps([d.file for d in pages]), rollup_totals.identity(sessions))
+    with _lock:
+        hit = _answers.get(key)
+        if hit is not None:
+            _answers.move_to_end(key)
+            return hit
+    out = _summed(pages, ids_of, first)
+    if out is not None and key[1:] == (
+        _stamps([d.file for d in pages]),
+        rollup_totals.identity(sessions),
+    ):
+        with _lock:
+            _answers[key] = out
+            while len(_answers) > _ANSWERS_KEPT:
+                _answers.popitem(last=False)
+    return out
+
+
+def _stamps(files: list[str]) -> tuple[tuple[str, int, int, int], ...]:
+    stats = [(f, os.stat(f)) for f in files]
+    return tuple((f, st.st_ino, st.st_mtime_ns, st.st_size) for f, st in stats)
+
+
+def _summed(
+    pages: list[rollups.DayRollup], ids_of: dict[date, rollups.DayRollup], first: date
+) -> pl.DataFrame | None:
+    """page_stats over the days' page rollups (checked by the caller)."""
     # One multi-file scan per kind: Polars reads the files in parallel, in the given order.
     files = [d.file for d in pages]
     day_of = {f: i for i, f in enumerate(files)}

@@ -4,7 +4,9 @@ The unfiltered totals of a window (visitors, sessions, views, bounces, duration)
 /statistics/total answers without a filter and the denominator of every relative value and cr.
 When the window is made of whole UTC days that all have a usable rollup, they come from the
 rollups: sums add up over days and visitors are counted exactly over the union of the per-day
-id lists. Otherwise None, and the caller reads rows.
+id lists. Up to rollups.MAX_OPEN_DAYS days without one (the live day, a day whose compaction is
+due) are summed from their rows the way compaction sums a day, and their ids join the union.
+Otherwise None, and the caller reads rows.
 """
 
 from __future__ import annotations
@@ -13,13 +15,16 @@ import os
 import threading
 from bisect import bisect_right
 from collections import OrderedDict
-from datetime import UTC, date, datetime, time
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import polars as pl
 
-from trail.stats import kernels
+from trail.stats import kernels, rollup_visitors
+from trail.stats.scan import scan
 from trail.stats.sources import Rows
 from trail.storage import rollups
 
@@ -29,62 +34,129 @@ COLUMNS = ("visitors", "sessions", "views", "bounces", "duration")
 _UNIONS_KEPT = 64
 _unions: OrderedDict[tuple[tuple[str, int, int, int], ...], int] = OrderedDict()
 _unions_lock = threading.Lock()
+# The ids themselves of a few sets of closed days (~2M ids, 16 MB, for 30 days at 10M page
+# views), for windows that end on the live day.
+_UNION_IDS_KEPT = 2
+_union_ids: OrderedDict[tuple[tuple[str, int, int, int], ...], np.ndarray] = OrderedDict()
+
+
+@dataclass(frozen=True)
+class OpenDay:
+    """A day of the window without a usable rollup (the live day, a day not compacted yet),
+    summed from its rows as compaction would (rollups.summarize)."""
+
+    day: date
+    sums: dict[str, int]
+    ids: np.ndarray
+
+
+Day = rollups.DayRollup | OpenDay
+
+
+def window_days(rows: Rows) -> list[Day] | None:
+    """The days of an unfiltered window of whole UTC days: from their rollups, at most
+    rollups.MAX_OPEN_DAYS of them from rows; else None."""
+    f = rows.f
+    if not f.is_unfiltered or f.visitor_id is not None or f.session_id is not None:
+        return None
+    days = rollups.days_or_gaps(rows.data_dir, "sessions", f.site_id, rows.start, rows.end)
+    if days is None or sum(r is None for _, r in days) > rollups.MAX_OPEN_DAYS:
+        return None
+    return [r if r is not None else _open_day(rows, day) for day, r in days]
+
+
+def _open_day(rows: Rows, day: date) -> OpenDay:
+    start = datetime.combine(day, time(0), UTC)
+    lf = scan(rows.data_dir, "sessions", rows.f.site_id, start, start + timedelta(days=1),
+              rollups.SUM_COLUMNS)  # fmt: skip
+    sums, ids = pl.collect_all(rollups.summarize(lf))
+    totals = {k: int(v or 0) for k, v in sums.row(0, named=True).items()}
+    totals["visitors"] = ids.height
+    return OpenDay(day, totals, ids["visitor_id"].to_numpy())
 
 
 def session_totals(rows: Rows) -> dict[str, int] | None:
     """The unfiltered totals of `rows`' window, or None when rollups cannot answer."""
-    f = rows.f
-    if not f.is_unfiltered or f.visitor_id is not None or f.session_id is not None:
-        return None
-    days = rollups.days_for(rows.data_dir, "sessions", f.site_id, rows.start, rows.end)
+    days = window_days(rows)
     if days is None:
         return None
     out: dict[str, Any] = {k: sum(d.sums.get(k, 0) for d in days) for k in COLUMNS[1:]}
-    if len(days) == 1:
-        out["visitors"] = days[0].sums.get("visitors", 0)
-    else:
-        out["visitors"] = distinct_visitors(days)
+    out["visitors"] = visitors_of(days)
     return out
 
 
 def bucket_totals(rows: Rows, starts: list[date], tz: ZoneInfo) -> dict[int, dict[str, int]] | None:
     """Unfiltered totals per time bucket (bucket index -> totals; empty buckets absent), when
     every bucket starts on a UTC midnight and rollups cover the window; else None."""
-    f = rows.f
-    if not f.is_unfiltered or f.visitor_id is not None or f.session_id is not None:
-        return None
     instants = [datetime.combine(d, time(0), tz).astimezone(UTC) for d in starts]
     if any(i.time() != time(0) for i in instants):
         return None
-    days = rollups.days_for(rows.data_dir, "sessions", f.site_id, rows.start, rows.end)
+    days = window_days(rows)
     if days is None:
         return None
     bounds = [i.date() for i in instants]
-    grouped: dict[int, list[rollups.DayRollup]] = {}
+    grouped: dict[int, list[Day]] = {}
     for d in days:
         grouped.setdefault(bisect_right(bounds, d.day) - 1, []).append(d)
     out = {}
     for bucket, members in grouped.items():
         t: dict[str, int] = {k: sum(d.sums.get(k, 0) for d in members) for k in COLUMNS[1:]}
-        if len(members) == 1:
-            t["visitors"] = members[0].sums.get("visitors", 0)
-        else:
-            t["visitors"] = distinct_visitors(members)
+        t["visitors"] = visitors_of(members)
         out[bucket] = t
     return out
+
+
+def visitors_of(days: list[Day]) -> int:
+    """Distinct visitors over `days`: of closed days, their id files' union (remembered); the
+    open days' ids that are not in it are added."""
+    if len(days) == 1:
+        return days[0].sums.get("visitors", 0)
+    closed = [d for d in days if isinstance(d, rollups.DayRollup)]
+    opened = [d.ids for d in days if isinstance(d, OpenDay)]
+    if not opened:
+        return distinct_visitors(closed)
+    if not closed:
+        return kernels.distinct_count(opened)
+    union = closed_union(closed)
+    extra = rollup_visitors.distinct(np.concatenate(opened))
+    found = np.searchsorted(union, extra)
+    inside = found < len(union)
+    inside[inside] = union[found[inside]] == extra[inside]
+    return len(union) + int((~inside).sum())
+
+
+def closed_union(days: list[rollups.DayRollup]) -> np.ndarray:
+    """The sorted distinct ids of closed days, remembered for the latest few sets of files (a
+    window that ends today asks for the same closed days in every report of a load; the
+    breakdowns' visitor index, trail.stats.rollup_visitors, is built on it)."""
+    key = identity(days)
+    with _unions_lock:
+        hit = _union_ids.get(key)
+        if hit is not None:
+            _union_ids.move_to_end(key)
+            return hit
+    ids = rollup_visitors.distinct(np.concatenate([d.visitor_ids() for d in days]))
+    if identity(days) == key:
+        with _unions_lock:
+            _union_ids[key] = ids
+            while len(_union_ids) > _UNION_IDS_KEPT:
+                _union_ids.popitem(last=False)
+    return ids
 
 
 def distinct_visitors(days: list[rollups.DayRollup]) -> int:
     """How many distinct visitors the days hold together (their id files' union), remembered
     while those files stay the same (files are replaced by rename: a new inode or mtime)."""
-    key = _identity(days)
+    if len(days) == 1:
+        return days[0].sums.get("visitors", 0)
+    key = identity(days)
     with _unions_lock:
         count = _unions.get(key)
         if count is not None:
             _unions.move_to_end(key)
             return count
     count = kernels.distinct_count([d.visitor_ids() for d in days])
-    if _identity(days) == key:  # not replaced while read
+    if identity(days) == key:  # not replaced while read
         with _unions_lock:
             _unions[key] = count
             while len(_unions) > _UNIONS_KEPT:
@@ -92,7 +164,7 @@ def distinct_visitors(days: list[rollups.DayRollup]) -> int:
     return count
 
 
-def _identity(days: list[rollups.DayRollup]) -> tuple[tuple[str, int, int, int], ...]:
+def identity(days: list[rollups.DayRollup]) -> tuple[tuple[str, int, int, int], ...]:
     stats = [(d.file, os.stat(d.file)) for d in days]
     return tuple((f, st.st_ino, st.st_mtime_ns, st.st_size) for f, st in stats)
 

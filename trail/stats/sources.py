@@ -116,10 +116,11 @@ class Rows:
         return lf.select(self._on).unique()
 
     def live_keys(self) -> pl.LazyFrame:
-        """Sessions whose live state (in the window) matches the session-level conditions."""
-        rows = self._scan("sessions", [*KEYS, "sign"]).filter(dims_predicate(self.f, "sessions"))
-        rows = rows.group_by(KEYS).agg(pl.col("sign").cast(pl.Int64).sum())
-        return rows.filter(pl.col("sign") > 0).select(KEYS)
+        """Sessions whose live state (in the window; with `bucket`, the buckets holding it)
+        matches the session-level conditions."""
+        rows = self._keyed("sessions", [*KEYS, "sign"]).filter(dims_predicate(self.f, "sessions"))
+        rows = rows.group_by(self._on).agg(pl.col("sign").cast(pl.Int64).sum())
+        return rows.filter(pl.col("sign") > 0).select(self._on)
 
     def bounced_keys(self, columns: tuple[str, ...] = ()) -> pl.LazyFrame:
         """Sessions whose live state in the window bounced, with `columns` of that state (no
@@ -135,7 +136,7 @@ class Rows:
         if "exit_path" in f.fields:
             # The exit page changes during a session: its live state must match, not a state
             # that a later one cancelled.
-            lf = lf.join(self.live_keys(), on=KEYS, how="semi")
+            lf = lf.join(self.live_keys(), on=self._on, how="semi")
         elif "entry_path" in f.fields:
             entry = self._scan("sessions", KEYS).filter(dims_predicate(f, "sessions"))
             lf = lf.join(entry.select(KEYS).unique(), on=KEYS, how="semi")

@@ -7,6 +7,11 @@ maintenance process compacted it, `part-<n>.parquet` files plus `compacted.json`
      "replaced": {"w0-g17...-0.arrow": {"by": "part-3.parquet", "at": 1700000000.0}, ...},
      "tombstones_at": 1700000000000, "day_only": true}
 
+While the day is still open, the maintenance process merges its segments into parts every few
+minutes (trail.tasks.live_merge): then `live` may name several parts, all read, and the manifest
+says `"provisional": true` (the parts are quick to write and have no rollups; the day's
+compaction rewrites them into its final part once the day closes).
+
 Readers and the compactor agree on these rules, which make every moment consistent without a lock
 on the read side (the compactor writes the parquet first, then renames the manifest into place):
 - a parquet file is read only if the manifest lists it as live and it exists in the listing
@@ -34,7 +39,7 @@ from typing import Any
 
 import orjson
 
-from trail.storage.layout import LOCK, MANIFEST, temp_name
+from trail.storage.layout import LOCK, MANIFEST, part_number, temp_name
 
 
 @dataclass
@@ -47,6 +52,9 @@ class Manifest:
     rollup: dict[str, Any] = field(default_factory=dict)
     # The live parquet holds only rows of the directory's UTC day.
     day_only: bool = False
+    # The live parts were merged while the day was open (trail.tasks.live_merge): compaction
+    # rewrites them once it closes.
+    provisional: bool = False
 
     @classmethod
     def read(cls, day_dir: Path) -> Manifest:
@@ -64,6 +72,7 @@ class Manifest:
             tombstones_at=int(raw.get("tombstones_at", 0)),
             rollup=dict(raw.get("rollup") or {}),
             day_only=bool(raw.get("day_only", False)),
+            provisional=bool(raw.get("provisional", False)),
         )
 
     def write(self, day_dir: Path) -> None:
@@ -76,6 +85,8 @@ class Manifest:
             body["rollup"] = self.rollup
         if self.day_only:
             body["day_only"] = True
+        if self.provisional:
+            body["provisional"] = True
         write_atomic(day_dir / MANIFEST, orjson.dumps(body))
 
 
@@ -130,8 +141,14 @@ def visible_files(names: list[str], manifest: Manifest) -> tuple[list[str], list
         return False
 
     arrow = sorted(n for n in names if n.endswith(".arrow") and not superseded(n))
-    parquet = sorted(n for n in live if not superseded(n))
+    # Oldest part first (part-9 before part-10): merges keep rows in the order they were written.
+    parquet = sorted((n for n in live if not superseded(n)), key=_part_order)
     return arrow, parquet
+
+
+def _part_order(name: str) -> tuple[int, str]:
+    number = part_number(name)
+    return (-1 if number is None else number), name
 
 
 @dataclass(frozen=True)

@@ -15,11 +15,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from trail.storage.models import now_rfc3339, random_alnum
-from trail.storage.tables import Record, Table, Txn, tables_of
+from trail.storage.tables import Env, Record, Table, Txn, tables_of
 
 if TYPE_CHECKING:
-    import lmdb
-
     from trail.storage.meta import MetaStore
 
 __all__ = ["Record", "Records", "new_id", "records"]
@@ -43,7 +41,7 @@ class Records:
 
     Every method takes an optional `txn` (from `tables_of(env).write()`) to share one."""
 
-    def __init__(self, env: lmdb.Environment, kind: str) -> None:
+    def __init__(self, env: Env, kind: str) -> None:
         self.env = env
         self.kind = kind
         self.table: Table = tables_of(env)[kind]

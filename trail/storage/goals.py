@@ -12,10 +12,8 @@ import re
 import uuid
 from typing import TYPE_CHECKING, Any
 
-import lmdb
-
 from trail.storage.models import now_rfc3339
-from trail.storage.tables import Table, tables_of
+from trail.storage.tables import Env, Table, tables_of
 
 if TYPE_CHECKING:
     from trail.storage.meta import MetaStore
@@ -45,7 +43,7 @@ def glob_to_regex(glob: str) -> str:
 class GoalStore:
     """Goals and funnels of every site, in the meta env's `goals` and `funnels` tables."""
 
-    def __init__(self, env: lmdb.Environment) -> None:
+    def __init__(self, env: Env) -> None:
         self.env = env
         self.tables = tables_of(env)
         self._goals, self._funnels = self.tables["goals"], self.tables["funnels"]
@@ -120,6 +118,8 @@ class GoalStore:
         return n
 
 
-def goal_store(meta: MetaStore | lmdb.Environment) -> GoalStore:
+def goal_store(meta: MetaStore | Env) -> GoalStore:
     """The goals and funnels of a meta store (or of its env)."""
-    return GoalStore(meta if isinstance(meta, lmdb.Environment) else meta.env)
+    from trail.storage.meta import MetaStore
+
+    return GoalStore(meta.env if isinstance(meta, MetaStore) else meta)

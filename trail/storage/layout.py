@@ -2,7 +2,7 @@
 
     <data_dir>/segments/<table>/site=<site id>/day=<YYYY-MM-DD>/    rows of that UTC day only
         w<n>-g<gen>-<i>.arrow    sealed segments (rust_core/src/wal)
-        part-<n>.parquet         compacted rows (trail.tasks.compaction)
+        part-<n>.parquet         merged rows (trail.tasks.live_merge, trail.tasks.compaction)
         rollup-<n>.*             pre-aggregates of the part (trail.storage.rollups, page_rollups)
         compacted.json           the manifest: which files to read (trail.storage.daydir)
     <data_dir>/tombstones/site=<site id>.json    deleted ranges (trail.storage.tombstones)

@@ -1,9 +1,10 @@
-"""The meta store: accounts, users, sites, clients, keys and tokens in LMDB at <data_dir>/meta.
+"""The meta store: accounts, users, sites, clients, keys and tokens in LMDB at <data_dir>/meta,
+or in PostgreSQL (`meta_store = "postgres"`, trail.storage.meta_backend).
 
-Opened with the Python `lmdb` package (never with heed: the two libraries must not share an env).
-LMDB's lock file makes it safe for every worker and the `trail admin` CLI to open it at once.
-Records are orjson documents keyed by id (trail.storage.tables); secrets are stored only as
-SHA-256 digests.
+LMDB is opened with the Python `lmdb` package (never with heed: the two libraries must not share
+an env); its lock file makes it safe for every worker and the `trail admin` CLI to open it at
+once. Records are orjson documents keyed by id (trail.storage.tables); secrets are stored only
+as SHA-256 digests.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any, TypeVar
 
 import lmdb
 
-from trail.storage import cascade
+from trail.storage import cascade, meta_backend
 from trail.storage.cascade import Removed
 from trail.storage.models import (
     MEMBER_ROLES,
@@ -37,7 +38,7 @@ from trail.storage.models import (
     now_rfc3339,
     random_alnum,
 )
-from trail.storage.tables import StorageError, Tables, Txn, forget, tables_of
+from trail.storage.tables import Env, StorageError, Tables, Txn, forget, tables_of
 
 __all__ = [
     "MEMBER_ROLES",
@@ -60,7 +61,6 @@ __all__ = [
     "random_alnum",
 ]
 
-MAP_SIZE = 4 << 30  # sparse file: LMDB only uses the pages it writes
 TOKEN_TTL_SECONDS = 3600
 _Dated = TypeVar("_Dated", Account, User, Site)
 
@@ -72,7 +72,7 @@ def _oldest_first(items: list[_Dated]) -> list[_Dated]:
 class MetaStore:
     """Accounts, users, sites and clients as typed records; every other kind is in `tables`."""
 
-    def __init__(self, env: lmdb.Environment) -> None:
+    def __init__(self, env: Env) -> None:
         self.env = env
         self.tables: Tables = tables_of(env)
         t = self.tables
@@ -82,10 +82,19 @@ class MetaStore:
         self._links, self._members, self._prefs = t["links"], t["members"], t["prefs"]
 
     @classmethod
-    def open(cls, path: str | Path) -> MetaStore:
-        Path(path).mkdir(parents=True, exist_ok=True)
-        env = lmdb.open(str(path), map_size=MAP_SIZE, max_dbs=128, max_readers=512)
-        return cls(env)
+    def open(cls, path: str | Path, stamp_ttl_ms: int = 0) -> MetaStore:
+        """The meta store of <data_dir>/meta, whichever kind it is. `stamp_ttl_ms`: how stale
+        `stamp()` may be on PostgreSQL (LMDB's is always exact)."""
+        return cls(meta_backend.open_env(Path(path), stamp_ttl_ms / 1000))
+
+    @property
+    def backend(self) -> str:
+        """Which store this is: lmdb or postgres."""
+        return self.tables.backend
+
+    def stamp(self) -> int:
+        """A number that moves with every committed change (what the site directory is keyed by)."""
+        return self.tables.stamp()
 
     def close(self) -> None:
         forget(self.env)
@@ -95,7 +104,7 @@ class MetaStore:
         """Raise StorageError (an OSError) if the env cannot serve a read transaction."""
         try:
             self._settings.get("admin_user")
-        except lmdb.Error as e:
+        except lmdb.Error as e:  # PostgreSQL failures are StorageErrors already
             raise StorageError(str(e)) from e
 
     # -- accounts ----------------------------------------------------------------------------

@@ -10,7 +10,9 @@ closed day in memory, so it also writes, for the `sessions` table:
   u64 (no header: reading is one `numpy.fromfile`; ~1 id per visitor and day, ~2.7 B per page
   view at the benchmark's 1.2 sessions per visitor and day).
 
-For the `page_views` table, `rollup-<n>.parquet` holds one row per path of the day (views,
+The sessions rollup also holds the dimension rollup (`rollup-<n>-dims.parquet` and its
+visitors file: per combination of dimension values, sums and visitor positions in the id list;
+see trail.storage.dim_rollups). For the `page_views` table, `rollup-<n>.parquet` holds one row per path of the day (views,
 sessions, the latest title and the day's visitors of the path as positions in the sessions
 rollup's id list); see trail.storage.page_rollups, which builds on this module (never the other
 way round). Reading a day's rollup (`day_rollup`, `days_for`) is the same for both kinds: the
@@ -38,25 +40,25 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from trail.storage import layout, tombstones
+from trail.storage import dim_rollups, layout, tombstones
 from trail.storage.daydir import MANIFEST, Manifest, visible_files
 
-VERSION = 3  # of the sessions rollup
+# Of the sessions rollup. 4: the dimension rollup (trail.storage.dim_rollups).
+VERSION = 4
 # The columns `build` reads.
-COLUMNS = [
-    "time",
-    "sign",
-    "visitor_id",
-    "page_views",
-    "is_bounce",
-    "duration_seconds",
-    "entry_path",
-]
+_OWN = ["time", "sign", "visitor_id", "page_views", "is_bounce", "duration_seconds", "entry_path"]
+COLUMNS = list(dict.fromkeys([*_OWN, *dim_rollups.COLUMNS]))
+# TRAIL_ROLLUPS=off: every report reads rows (the differential tests run both ways).
+ENABLED = os.environ.get("TRAIL_ROLLUPS", "on").lower() not in ("off", "0", "false", "no")
+# Days of a window a report may read from rows beside the others' rollups (the live day, a
+# day whose compaction is due); past that the rows of the whole window are read once instead.
+MAX_OPEN_DAYS = 2
+FILE_KEYS = ("file", "visitors_file", "dims_file", "dims_visitors_file")
 
 
 def files_of(entry: dict[str, Any]) -> list[str]:
     """The files a manifest rollup entry names."""
-    return [str(entry[k]) for k in ("file", "visitors_file") if entry.get(k)]
+    return [str(entry[k]) for k in FILE_KEYS if entry.get(k)]
 
 
 def build(df: pl.DataFrame, day_dir: Path, day: date, part: str) -> dict[str, Any]:
@@ -65,18 +67,7 @@ def build(df: pl.DataFrame, day_dir: Path, day: date, part: str) -> dict[str, An
     start, end = layout.day_span_ms(day)
     t = pl.col("time").cast(pl.Int64)
     rows = df.lazy().filter((t >= start) & (t < end))
-    sign = pl.col("sign").cast(pl.Int64)
-    sums, ids = pl.collect_all(
-        [
-            rows.select(
-                sessions=sign.sum(),
-                views=(pl.col("page_views").cast(pl.Int64) * sign).sum(),
-                bounces=(pl.col("is_bounce").cast(pl.Int64) * sign).sum(),
-                duration=(pl.col("duration_seconds").cast(pl.Int64) * sign).sum(),
-            ),
-            rows.filter(pl.col("sign") >= 0).select(pl.col("visitor_id").unique().sort()),
-        ]
-    )
+    sums, ids, day_rows = pl.collect_all([*summarize(rows), rows.select(dim_rollups.COLUMNS)])
     name = layout.rollup_name(part)
     tmp = day_dir / layout.temp_name(name)
     with open(tmp, "wb") as f:
@@ -87,7 +78,25 @@ def build(df: pl.DataFrame, day_dir: Path, day: date, part: str) -> dict[str, An
     entry: dict[str, Any] = {"version": VERSION, "part": part, "file": name}
     entry.update({k: int(v or 0) for k, v in sums.row(0, named=True).items()})
     entry["visitors"] = ids.height
+    entry.update(dim_rollups.build(day_rows, ids["visitor_id"].to_numpy(), day_dir, part))
     return entry
+
+
+def summarize(rows: pl.LazyFrame) -> tuple[pl.LazyFrame, pl.LazyFrame]:
+    """The sums (one row: sessions, views, bounces, duration) and the sorted distinct visitor
+    ids of rows with sign >= 0 of session rows (with SUM_COLUMNS): what a day's rollup holds."""
+    sign = pl.col("sign").cast(pl.Int64)
+    sums = rows.select(
+        sessions=sign.sum(),
+        views=(pl.col("page_views").cast(pl.Int64) * sign).sum(),
+        bounces=(pl.col("is_bounce").cast(pl.Int64) * sign).sum(),
+        duration=(pl.col("duration_seconds").cast(pl.Int64) * sign).sum(),
+    )
+    ids = rows.filter(pl.col("sign") >= 0).select(pl.col("visitor_id").unique().sort())
+    return sums, ids
+
+
+SUM_COLUMNS = ["sign", "visitor_id", "page_views", "is_bounce", "duration_seconds"]
 
 
 @dataclass(frozen=True)
@@ -196,22 +205,38 @@ def days_for(
 ) -> list[DayRollup] | None:
     """Rollups (in format `version`) of every UTC day of the window that has rows, or None
     unless all of them are usable."""
-    if whole_days(start, end) is None or not layout.is_site_id(site_id):
+    days = days_or_gaps(data_dir, table, site_id, start, end, version)
+    if days is None or any(r is None for _, r in days):
+        return None
+    return [r for _, r in days if r is not None]
+
+
+def days_or_gaps(
+    data_dir: Path,
+    table: str,
+    site_id: str,
+    start: datetime,
+    end: datetime,
+    version: int = VERSION,
+) -> list[tuple[date, DayRollup | None]] | None:
+    """Every UTC day of the window that has rows, with its usable rollup (in format `version`)
+    or None (a gap: the live day, a day not compacted yet, a deletion the compacted file does
+    not reflect yet); None unless the window is made of whole UTC days."""
+    if not ENABLED or whole_days(start, end) is None or not layout.is_site_id(site_id):
         return None
     first, last = start.astimezone(UTC).date(), end.astimezone(UTC).date()
     stones = tombstones.load(Path(data_dir), site_id)
-    out = []
+    out: list[tuple[date, DayRollup | None]] = []
     for day in layout.site_days(data_dir, table, site_id):  # days without a directory add nothing
         if not first <= day < last:
             continue
         r = day_rollup(layout.day_dir(data_dir, table, site_id, day), day, version)
-        if r is None:
-            return None
-        lo, hi = layout.day_span_ms(day)
-        newest = max(
-            (s.deleted_at_ms for s in tombstones.relevant(stones, table, lo, hi)), default=0
-        )
-        if newest > r.sums["tombstones_at"]:
-            return None  # a deletion the compacted file does not reflect yet
-        out.append(r)
+        if r is not None:
+            lo, hi = layout.day_span_ms(day)
+            newest = max(
+                (s.deleted_at_ms for s in tombstones.relevant(stones, table, lo, hi)), default=0
+            )
+            if newest > r.sums["tombstones_at"]:
+                r = None  # a deletion the compacted file does not reflect yet
+        out.append((day, r))
     return out

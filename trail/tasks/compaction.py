@@ -21,6 +21,9 @@ is a state with net 0 like any cancelled pair.
 
 Rows deleted through tombstones (trail.storage.tombstones) are dropped while merging.
 
+Parts a live merge wrote while the day was open (trail.tasks.live_merge, the manifest says
+`provisional`) are rewritten with the rest into the final part.
+
 Segments whose write-ahead log file still exists are left alone: the WAL sealer may rewrite them
 on replay, which would duplicate rows already merged. They are merged by a later round.
 
@@ -274,7 +277,8 @@ def compact_dir(
                 result.action = "checked"
             else:
                 stale_stones = True  # rewrite the part without the rows outside the day
-        if not ready and not (parquet and (len(parquet) > 1 or stale_stones)):
+        rewrite = len(parquet) > 1 or stale_stones or manifest.provisional
+        if not ready and not (parquet and rewrite):
             if one_part and _rollup_stale(table, day_dir, manifest, parquet[0]):
                 _add_rollup(table, day_dir, day, parquet[0], manifest)
                 result.action = "rolled_up"
@@ -313,6 +317,7 @@ def compact_dir(
         manifest.live = [name]
         manifest.tombstones_at = max(manifest.tombstones_at, newest_stone)
         manifest.day_only = True
+        manifest.provisional = False
         manifest.write(day_dir)
         result.action = "compacted"
         if grace <= 0:
@@ -365,14 +370,14 @@ def _encodings(columns: list[str]) -> dict[str, str]:
     return enc
 
 
-def _write_parquet(df: pl.DataFrame, path: Path) -> int:
+def _write_parquet(df: pl.DataFrame, path: Path, level: int = ZSTD_LEVEL) -> int:
     tmp = path.with_name(layout.temp_name(path.name))
     encodings = _encodings(df.columns)
     pq.write_table(
         df.to_arrow(),
         tmp,
         compression="zstd",
-        compression_level=ZSTD_LEVEL,
+        compression_level=level,
         write_statistics=True,
         row_group_size=ROW_GROUP_ROWS,
         use_dictionary=[c for c in df.columns if c not in encodings],
@@ -521,7 +526,7 @@ def _needs_work(
     arrow, parquet = visible_files(names, manifest)
     if arrow and any(not _is_pending(n, pending_generations(data_dir)) for n in arrow):
         return True
-    if len(parquet) > 1:
+    if len(parquet) > 1 or (parquet and manifest.provisional):
         return True
     if len(parquet) == 1 and not arrow and _rollup_stale(table, day_dir, manifest, parquet[0]):
         return True

@@ -57,6 +57,12 @@ def compact_segments(state: Any) -> None:
     compaction.maintenance_task(state)
 
 
+def merge_live_days(state: Any) -> None:
+    from trail.tasks import live_merge
+
+    live_merge.maintenance_task(state)
+
+
 def refresh_geoip(state: Any) -> None:
     """The monthly DB-IP download when geoip_auto_update is on, in a thread of its own (a slow
     download holds up no other task); failures are logged there and retried a day later."""
@@ -78,11 +84,13 @@ def default_tasks() -> list[Task]:
     from trail.geoip import REFRESH_INTERVAL
     from trail.tasks import notifications
     from trail.tasks.compaction import DEFAULT_INTERVAL
+    from trail.tasks.live_merge import INTERVAL as LIVE_MERGE_INTERVAL
 
     return [
         Task("purge_tokens", 600.0, purge_tokens),
         Task("sweep_deleted_sites", DELETED_SITES_INTERVAL, sweep_deleted_sites),
         Task("compaction", DEFAULT_INTERVAL, compact_segments),
+        Task("live_merge", LIVE_MERGE_INTERVAL, merge_live_days),
         Task("recover_retired_wals", 3600.0, recover_retired_wals),
         Task("refresh_geoip", REFRESH_INTERVAL, refresh_geoip),
         Task("import_jobs", IMPORT_JOBS_INTERVAL, run_import_jobs),
@@ -187,8 +195,15 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     _stop_when_orphaned(stop)
     meta = MetaStore.open(Path(config.data_dir) / "meta")
+    tasks = default_tasks()
+    if config.storage == "clickhouse":
+        from trail.clickhouse import shipper
+
+        discovery, _ = shipper.start(config.data_dir, config.clickhouse_url, stop)
+        # First in every round, so compaction never deletes a segment before it is spooled.
+        tasks.insert(0, Task("clickhouse_discovery", 1.0, discovery.task))
     try:
-        run(State(config, meta), default_tasks(), stop)
+        run(State(config, meta), tasks, stop)
     finally:
         meta.close()
     log.info("maintenance stopped")

@@ -1,16 +1,20 @@
 """The dashboard's pages: `GET /` sends a signed-out visitor to `/signin` and a signed-in user to
-`/sites`; the sign-in page, the page a set-password link opens, the sites page, a site's
-dashboard (`/sites/<domain id>`), its settings (`/sites/<domain id>/settings`), shared
-dashboards (`/share/<domain id>` for a public site, `/share/<domain id>/<access link code>`) and
-their assets.
+`/sites`; the sign-in page, the page a set-password link opens, the sites page, the account page
+(`/account`: display name and password), a site's dashboard (`/sites/<domain id>`), its settings
+(`/sites/<domain id>/settings`), shared dashboards (`/share/<domain id>` for a public site,
+`/share/<domain id>/<access link code>`) and their assets.
 
 The files live in trail/static/dashboard/ (vendored libraries in its vendor/, the parts pages share
 in its partials/) and are read once per worker. A page takes in a partial with `{{> head.html}}`
 (the file partials/head.html, itself free to include others) and names its assets by their path,
 as `{{auth.js}}` or `{{vendor/uPlot.min.css}}`, served as `/assets/auth.<hash of the content>.js`
 and cached for a year; a name that matches no file stops the worker at start. Pages are never
-cached. Pages and assets are compressed once per worker (gzip, and brotli
-when the `brotli` package is installed) and sent compressed when `Accept-Encoding` allows. The
+cached. Pages and assets are sent compressed when `Accept-Encoding` allows (gzip, and brotli
+when the `brotli` package is installed), compressed in two passes per worker: a fast one (gzip 6,
+brotli 5; tens of milliseconds) before the worker reports ready, so no request waits for
+compression, then the smallest (gzip 9, brotli 11; about half a second of CPU, seconds on a busy
+machine) on a background thread, which replaces the first when done. Both passes give the same
+names (the hash is of the content), so a page and its assets always agree. The
 Content-Security-Policy lets a page load and call nothing but trail itself.
 
 A shared dashboard shows the domain's theme (its base theme's settings under the domain's own):
@@ -161,35 +165,51 @@ def render(text: str, where: str, urls: dict[str, str]) -> str:
 
 
 _bundle_lock = threading.Lock()
+_bundles: dict[int, Bundle] = {}  # compression level -> the bundle at it, once built
 
 
 def bundle() -> Bundle:
-    """The pages and assets, built once per process (brotli at quality 11: about a second of
-    CPU, so workers build it in the background as they start, see `prepare`)."""
-    with _bundle_lock:
-        return _build_bundle()
+    """The pages and assets at the best compression built so far in this process: the fast
+    pass (built here on first use when `prepare` did not run), later the smallest."""
+    current = _bundles.get(9) or _bundles.get(6)
+    if current is None:
+        with _bundle_lock:  # another thread may have built it while this one waited
+            current = _bundles.get(9) or _bundles.get(6)
+            if current is None:
+                current = _bundles[6] = _build_bundle()
+    return current
 
 
 def prepare() -> None:
-    """Build the bundle on a background thread, so the first page request does not wait for
-    the compression of every asset."""
-    threading.Thread(target=bundle, name="dashboard-assets", daemon=True).start()
+    """Build the fast pass now (the worker calls this before it reports ready), then the
+    smallest on a background thread."""
+    bundle()
+    threading.Thread(target=_smallest, name="dashboard-assets", daemon=True).start()
 
 
-@functools.cache
-def _build_bundle() -> Bundle:
+def _smallest() -> None:
+    """The fast pass's very contents compressed again at the highest levels: the same names,
+    whatever happened to the files since."""
+    fast = bundle()
+    assets = {name: (encode(v["identity"], 9), kind) for name, (v, kind) in fast.assets.items()}
+    pages = {name: encode(page, 9) for name, page in fast.pages.items()}
+    _bundles[9] = Bundle(fast.pages, pages, assets, fast.urls)
+
+
+def _build_bundle(level: int = 6) -> Bundle:
+    """Every asset and page, read from the files and compressed at `level`."""
     assets: dict[str, tuple[Encoded, str]] = {}
     urls: dict[str, str] = {}
     for path in sorted(STATIC.rglob("*")):
         if path.suffix in ASSET_TYPES:
             content = path.read_bytes()
             name = f"{path.stem}.{hashlib.sha256(content).hexdigest()[:12]}{path.suffix}"
-            assets[name] = (encode(content), ASSET_TYPES[path.suffix])
+            assets[name] = (encode(content, level), ASSET_TYPES[path.suffix])
             urls[path.relative_to(STATIC).as_posix()] = "/assets/" + name
     pages = {}
     for path in sorted(STATIC.glob("*.html")):
         pages[path.stem] = render(path.read_text(), path.name, urls).encode()
-    return Bundle(pages, {k: encode(v) for k, v in pages.items()}, assets, urls)
+    return Bundle(pages, {k: encode(v, level) for k, v in pages.items()}, assets, urls)
 
 
 def _html(
@@ -246,6 +266,14 @@ def sites_page(ctx: Context, request: Any) -> Response:
     if live_session(ctx, request) is None:
         return redirect("/signin", _stale_cookie(ctx, request))
     return page(request, "sites")
+
+
+@routes.get("/account")
+def account_page(ctx: Context, request: Any) -> Response:
+    """The signed-in user's account: display name and password."""
+    if live_session(ctx, request) is None:
+        return redirect("/signin", _stale_cookie(ctx, request))
+    return page(request, "account")
 
 
 @routes.get("/sites/:domain_id")

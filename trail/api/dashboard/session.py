@@ -1,8 +1,9 @@
 """Signing in and out of the dashboard (`/api/v1/auth/...`, trail's own, not in Pirsch's API).
 
 - `POST /api/v1/auth/session` {email, password}: sign in; sets the session cookie and answers
-  the session (user, `csrf_token`, `expires_at`). 401 for a wrong email or password (the same
-  answer for both), 429 with Retry-After over the attempt limits.
+  the session (user with its display name `full_name`, `csrf_token`, `expires_at`). 401 for a
+  wrong email or password (the same answer for both), 429 with Retry-After over the attempt
+  limits.
 - `GET /api/v1/auth/session`: the cookie's session, 401 when signed out.
 - `DELETE /api/v1/auth/session`: sign out (revokes the session, deletes the cookie).
 - `POST /api/v1/auth/password-link` {token, password, email?}: set a password with a one-time
@@ -46,12 +47,13 @@ def client_ip(ctx: Context, request: Any) -> str:
     return collect.client_ip(ctx, peer, request.headers.to_dict())
 
 
-def session_json(user: User, session: WebSession) -> dict[str, Any]:
+def session_json(ctx: Context, user: User, session: WebSession) -> dict[str, Any]:
     expires = datetime.fromtimestamp(session.expires, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     return {
         "user": {
             "id": user.id,
             "email": user.email,
+            "full_name": ctx.meta.get_prefs(user.id).get("full_name", ""),
             "role": user.role,
             "account_id": user.account_id,
         },
@@ -63,7 +65,7 @@ def session_json(user: User, session: WebSession) -> dict[str, Any]:
 def signed_in(ctx: Context, request: Any, done: signin.SignedIn) -> Response:
     """The answer that starts a session: its JSON and the cookie."""
     cookie = set_cookie(ctx, request, done.token, ctx.config.session_lifetime_s)
-    return json_response(session_json(done.user, done.session), headers={**NO_STORE, **cookie})
+    return json_response(session_json(ctx, done.user, done.session), headers={**NO_STORE, **cookie})
 
 
 def _password(body: dict[str, Any], name: str, errors: dict[str, str]) -> str:
@@ -94,7 +96,7 @@ def current_session(ctx: Context, request: Any) -> Response:
         raise ApiError(401, "not signed in")
     session, principal = found
     assert principal.user is not None
-    return json_response(session_json(principal.user, session), headers=NO_STORE)
+    return json_response(session_json(ctx, principal.user, session), headers=NO_STORE)
 
 
 @routes.delete("/api/v1/auth/session")

@@ -53,14 +53,15 @@ def organization(ctx: Context, request: Any, org_id: str, role: str) -> Account:
     return account
 
 
-def _user_json(user: User | None) -> dict[str, Any] | None:
+def _user_json(ctx: Context, user: User | None) -> dict[str, Any] | None:
     if user is None:
         return None
-    return {"id": user.id, "email": user.email, "full_name": "", "picture": None}
+    name = ctx.meta.get_prefs(user.id).get("full_name", "")  # POST /api/v1/user/name
+    return {"id": user.id, "email": user.email, "full_name": name, "picture": None}
 
 
 def _member_json(ctx: Context, rec: dict[str, Any]) -> dict[str, Any]:
-    return {**rec, "user": _user_json(ctx.meta.get_user(rec["user_id"]))}
+    return {**rec, "user": _user_json(ctx, ctx.meta.get_user(rec["user_id"]))}
 
 
 def _owner_json(ctx: Context, kind: str, target_id: str) -> list[dict[str, Any]]:
@@ -84,7 +85,7 @@ def _owner_json(ctx: Context, kind: str, target_id: str) -> list[dict[str, Any]]
             "domain_id": target_id if kind == "domain_id" else None,
             "organization_id": target_id if kind == "organization_id" else None,
             "role": "Owner",
-            "user": _user_json(user),
+            "user": _user_json(ctx, user),
         }
     ]
 

@@ -1,11 +1,14 @@
 """Pirsch `/api/v1/user...`: the calling user, its preferences and dashboard toggles.
 
 Self-hosted trail has no news feed and no affiliate rewards: those answer a fixed empty result.
+`POST /api/v1/user/name` {full_name} sets the display name the dashboard shows (its account page
+and header): 1 to 200 characters, no control characters, surrounding spaces dropped.
 The dashboard password is changed with trail's own `PUT /api/v1/user/password`; Pirsch's
 `POST` form (with `confirm_password`) answers a 400 that points there."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from robyn import Response
@@ -83,8 +86,18 @@ def _one_field(body: dict[str, Any], name: str, max_len: int = 200) -> str:
     return value
 
 
+NAME_MAX = 200
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def set_name(ctx: Context, principal: Principal, body: dict[str, Any]) -> dict[str, Any]:
-    return {"full_name": _one_field(body, "full_name")}
+    errors: dict[str, str] = {}
+    name = string_field(body, "full_name", errors, max_len=NAME_MAX)
+    if CONTROL.search(name):
+        errors["full_name"] = "must not contain control characters (line breaks, tabs)"
+    if errors:
+        raise FieldError("full_name", errors["full_name"])
+    return {"full_name": name}
 
 
 def set_language(ctx: Context, principal: Principal, body: dict[str, Any]) -> dict[str, Any]:

@@ -29,13 +29,15 @@
     return answer.data;
   }
 
-  /** Signs the page in: the CSRF token for writes, the header's email and sign-out button. */
+  /** Signs the page in: the CSRF token for writes, the header's name (the display name, else the
+   * email; a link to the account page) and sign-out button. */
   async function start() {
     const session = await call("GET", "/api/v1/auth/session");
     if (!session.ok) return null;
     csrf = session.data.csrf_token || "";
     const who = document.getElementById("who");
-    if (who) who.textContent = (session.data.user || {}).email || "";
+    const user = session.data.user || {};
+    if (who) who.textContent = user.full_name || user.email || "";
     document.getElementById("sign-out")?.addEventListener("click", async () => {
       await call("DELETE", "/api/v1/auth/session");
       location.replace("/signin");

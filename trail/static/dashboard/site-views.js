@@ -1,7 +1,7 @@
 // The site dashboard's CSV export (GET /api/v1/statistics: a zip of CSV files for the current
-// window and filters) and saved views (/api/v1/view: the filters, range and comparison under a
-// name; list, apply, delete). A shared dashboard (share.js) exports with its access code and has
-// no saved views.
+// window and filters) and saved views (/api/v1/view: the filters, range and comparison, with a
+// custom comparison's window in `compare_from` and `compare_to`, under a name; list, apply,
+// delete). A shared dashboard (share.js) exports with its access code and has no saved views.
 "use strict";
 (function () {
   const { call, get, el, shared } = window.trail;
@@ -34,6 +34,7 @@
   function viewBody(name, s, p, left) {
     // A view without a comparison has none (null), as Pirsch's views.
     const body = { domain_id: dash.site.id, name, compare: s.compare === "off" ? null : s.compare };
+    if (s.compare === "custom") Object.assign(body, { compare_from: p.prevFrom, compare_to: p.prevTo });
     if (ROLLING[s.range]) body.period = ROLLING[s.range];
     else { body.from = p.from; body.to = p.to; }
     for (const [key, value] of s.filters) {
@@ -54,7 +55,10 @@
     for (const key of VIEW_FIELDS) for (const value of v[key] || []) filters.push([key, value]);
     (v.tag_key || []).forEach((k, i) => filters.push(["tag_" + k, (v.tag_value || [])[i] ?? ""]));
     (v.event_meta_key || []).forEach((k, i) => filters.push(["meta_" + k, (v.event_meta_value || [])[i] ?? ""]));
-    const change = { filters, compare: v.compare ? (v.compare === "year" ? "year" : "previous") : "off" };
+    const change = { filters, compare: v.compare === "year" ? "year" : v.compare ? "previous" : "off" };
+    if (v.compare === "custom" && v.compare_from && v.compare_to) {
+      Object.assign(change, { compare: "custom", compareFrom: v.compare_from, compareTo: v.compare_to });
+    }
     const range = Object.keys(ROLLING).find((r) => ROLLING[r] === v.period);
     if (range) change.range = range;
     else if (v.from && v.to) Object.assign(change, { range: "custom", from: v.from, to: v.to });

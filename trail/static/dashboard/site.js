@@ -1,5 +1,6 @@
 // A site's dashboard: the state in the URL, the controls, filter chips, live visitors, top stats
-// and the main chart (with the comparison window, unless it is off, as a dashed line). The panels
+// and the main chart (with the comparison window, unless it is off, as a dashed line; the
+// comparison is the previous period, the same dates a year before, or a custom window). The panels
 // (site-panels.js) and the export and saved views (site-views.js) register loaders with
 // window.trail.dash; render() runs them all in parallel, each showing its own data or error. When
 // everything has settled the page sets performance.mark("ready") and <body data-loaded="n">.
@@ -14,7 +15,8 @@
     ["30d", "Last 30 days"], ["month", "This month"], ["lastmonth", "Last month"],
     ["year", "This year"], ["custom", "Custom"],
   ];
-  const COMPARES = [["previous", "Previous period"], ["year", "Previous year"], ["off", "No comparison"]];
+  const COMPARES = [["previous", "Previous period"], ["year", "Previous year"], ["custom", "Custom period"],
+    ["off", "No comparison"]];
   const SCALES = [["day", "Days"], ["week", "Weeks"], ["month", "Months"]];
   // Filter parameters of the API that a dashboard URL may carry, with their names on chips;
   // tag_<key> and meta_<key> too.
@@ -61,6 +63,7 @@
       range: pick(q.get("range"), RANGES, "30d"),
       from: q.get("from") || "", to: q.get("to") || "",
       compare: pick(q.get("compare"), COMPARES, "previous"),
+      compareFrom: q.get("compare_from") || "", compareTo: q.get("compare_to") || "",
       scale: pick(q.get("scale"), SCALES, "day"),
       metric: metric === "cr" && !goal ? "visitors" : metric,
       goal, funnel: q.get("funnel") || "", tags: q.get("tags") || "",
@@ -75,6 +78,7 @@
     if (s.range !== "30d") q.set("range", s.range);
     if (s.range === "custom") { q.set("from", s.from); q.set("to", s.to); }
     if (s.compare !== "previous") q.set("compare", s.compare);
+    if (s.compare === "custom") { q.set("compare_from", s.compareFrom); q.set("compare_to", s.compareTo); }
     if (s.scale !== "day") q.set("scale", s.scale);
     if (s.metric !== "visitors" && (s.metric !== "cr" || s.goal)) q.set("metric", s.metric);
     if (s.goal) q.set("goal", s.goal);
@@ -113,8 +117,13 @@
     return pairs;
   }
 
+  /** Whether `d` is a real day "YYYY-MM-DD" (not 2026-02-31). */
+  const isDay = (d) => /^\d{4}-\d{2}-\d{2}$/.test(d) && !Number.isNaN(Date.parse(d)) &&
+    new Date(d + "T00:00:00Z").toISOString().slice(0, 10) === d;
+  const isWindow = (from, to) => isDay(from) && isDay(to) && from <= to;
+
   /** The window of a preset in the site's time zone, and the one it is compared with (none when
-   * the comparison is off). */
+   * the comparison is off; the previous period when a custom one is not a valid window). */
   function period(s) {
     const now = today(dash.site.timezone);
     const month = now.slice(0, 8) + "01";
@@ -125,11 +134,12 @@
       year: [now.slice(0, 5) + "01-01", now],
     };
     let [from, to] = windows[s.range] || [s.from, s.to];
-    if (!/^\d{4}-\d{2}-\d{2}$/.test(from) || !/^\d{4}-\d{2}-\d{2}$/.test(to) || from > to) {
-      [from, to] = windows["30d"];
-    }
+    if (!isWindow(from, to)) [from, to] = windows["30d"];
     if (s.compare === "off") return { from, to, prevFrom: null, prevTo: null };
     if (s.compare === "year") return { from, to, prevFrom: lastYear(from), prevTo: lastYear(to) };
+    if (s.compare === "custom" && isWindow(s.compareFrom, s.compareTo)) {
+      return { from, to, prevFrom: s.compareFrom, prevTo: s.compareTo };
+    }
     const days = daysBetween(from, to) + 1;
     return { from, to, prevFrom: addDays(from, -days), prevTo: addDays(from, -1) };
   }
@@ -163,7 +173,20 @@
       const p = period(state());
       navigate({ range: slot("range").value, from: p.from, to: p.to });
     });
-    slot("compare").addEventListener("change", () => navigate({ compare: slot("compare").value }));
+    slot("compare").addEventListener("change", () => {
+      const compare = slot("compare").value;
+      if (compare !== "custom") return navigate({ compare });
+      // A custom comparison starts from the window compared so far (the previous period when off).
+      let p = period(state());
+      if (!p.prevFrom) p = period({ ...state(), compare: "previous" });
+      navigate({ compare, compareFrom: p.prevFrom, compareTo: p.prevTo });
+    });
+    for (const id of ["compare-from", "compare-to"]) {
+      slot(id).addEventListener("change", () => {
+        const compareFrom = slot("compare-from").value, compareTo = slot("compare-to").value;
+        if (isWindow(compareFrom, compareTo)) navigate({ compare: "custom", compareFrom, compareTo });
+      });
+    }
     slot("scale").addEventListener("change", () => navigate({ scale: slot("scale").value }));
     for (const id of ["from", "to"]) {
       slot(id).addEventListener("change", () => {
@@ -189,6 +212,9 @@
     slot("custom").hidden = s.range !== "custom";
     slot("from").value = p.from;
     slot("to").value = p.to;
+    slot("compare-custom").hidden = s.compare !== "custom";
+    slot("compare-from").value = p.prevFrom || "";
+    slot("compare-to").value = p.prevTo || "";
     slot("period").textContent = `${span(p.from, p.to)} (${dash.site.timezone})` +
       (p.prevFrom ? `, compared with ${span(p.prevFrom, p.prevTo)}` : "");
     showChips(s);
@@ -342,26 +368,31 @@
   }
 
   /** The top stats' and the chart's figures of window `w`: its total, its buckets and their
-   * session durations, and its hours for a one-day range (charted by hour, as is the day it is
-   * compared with). */
-  async function figures(w, s, scale) {
+   * session durations, and its hours when `byHour` (a one-day range is charted by hour, and so
+   * is the window it is compared with). */
+  async function figures(w, s, scale, byHour) {
     const [total, series, durations, hours] = await Promise.all([
       get(url("total", w, s)), get(url("visitor", w, s, scale)), get(url("duration/session", w, s, scale)),
-      w.from === w.to ? get(url("hours", w, s)) : null,
+      byHour ? get(url("hours", w, s)) : null,
     ]);
     return { total, series, durations, hours, summary: summary(total, durations, series, scale.scale) };
   }
 
-  const COMPARED = { previous: "the previous period", year: "the previous year" };
+  /** What the comparison window is called, in a sentence ("against ...") and in the legend. */
+  function compared(s, p) {
+    if (s.compare === "year") return ["the previous year", "Previous year"];
+    if (s.compare === "custom") return [span(p.prevFrom, p.prevTo), "Compared period"];
+    return ["the previous period", "Previous period"];
+  }
 
   /** A top stat's change against the comparison window: nothing when the comparison is off, "–"
    * when the window had none of it. */
-  function changeOf(key, cur, old, compare) {
+  function changeOf(key, cur, old, against) {
     if (!old) return null;
     const change = old[key] ? (cur[key] - old[key]) / old[key] : null;
     const better = key === "bounce_rate" ? change < 0 : change > 0;
     return el("span", { className: "change " + (change === null || change === 0 ? "" : better ? "up" : "down"),
-      title: "Change against " + COMPARED[compare], "data-value": change === null ? "" : String(change) },
+      title: "Change against " + against, "data-value": change === null ? "" : String(change) },
     change === null ? "–" : (change > 0 ? "+" : "") + format.percent(change));
   }
 
@@ -369,8 +400,9 @@
     const box = slot("top-stats");
     box.setAttribute("aria-busy", "true");
     const scale = { scale: p.from === p.to ? "day" : s.scale };
-    const [current, previous] = await Promise.all([figures(p, s, scale),
-      p.prevFrom ? figures({ from: p.prevFrom, to: p.prevTo }, s, scale) : null,
+    const byHour = p.from === p.to;
+    const [current, previous] = await Promise.all([figures(p, s, scale, byHour),
+      p.prevFrom ? figures({ from: p.prevFrom, to: p.prevTo }, s, scale, byHour) : null,
     ]).catch((e) => { if (gen === dash.generation) failTop(e); throw e; });
     if (gen !== dash.generation) return;
     const cur = current.summary, old = previous && previous.summary;
@@ -378,7 +410,7 @@
     box.replaceChildren(...shown.map(([key, label, fmt]) => el("li", {}, el("button", {
       type: "button", className: "stat", id: "stat-" + key, "aria-pressed": String(s.metric === key),
       onclick: () => navigate({ metric: key }),
-    }, el("span", { className: "label" }, label), num(cur[key], fmt(cur[key])), changeOf(key, cur, old, s.compare)))));
+    }, el("span", { className: "label" }, label), num(cur[key], fmt(cur[key])), changeOf(key, cur, old, compared(s, p)[0])))));
     box.removeAttribute("aria-busy");
     chartArgs = [s, p, current, previous];
     drawChart(...chartArgs);
@@ -413,7 +445,7 @@
     const [xs, ys] = points(s.metric, scale, current);
     const before = previous ? points(s.metric, scale, previous)[1] : [];
     const cmp = xs.map((_, i) => before[i] ?? null);
-    const compared = s.compare === "year" ? "Previous year" : "Previous period";
+    const [, comparedLabel] = compared(s, p);
     const box = slot("chart");
     box.setAttribute("aria-label", `${label} by ${scale}`);
     box.dataset.points = String(xs.length);
@@ -421,7 +453,7 @@
       el("li", { className: "current" }, el("span", { className: "swatch", "aria-hidden": "true" }),
         `${label}, ${span(p.from, p.to)}`, el("span", { className: "sr-only" }, " (solid line)")),
       ...(previous ? [el("li", { className: "compared" }, el("span", { className: "swatch", "aria-hidden": "true" }),
-        `${compared}, ${span(p.prevFrom, p.prevTo)}`, el("span", { className: "sr-only" }, " (dashed line)"))] : []));
+        `${comparedLabel}, ${span(p.prevFrom, p.prevTo)}`, el("span", { className: "sr-only" }, " (dashed line)"))] : []));
     slot("chart-title").textContent = label;
     if (chart) chart.destroy();
     const css = getComputedStyle(document.documentElement);
@@ -435,7 +467,7 @@
       axes: [{ ...axis, values: hours ? (u, v) => v.map((h) => h + ":00") : undefined },
         { ...axis, size: 60, values: (u, v) => v.map(fmt) }],
       series: [{}, { label, stroke: accent, width: 2, fill: accent + "22", points: { show: xs.length < 60 } },
-        ...(previous ? [{ label: compared, stroke: fg + "99", width: 1.5, dash: [6, 4], points: { show: false } }] : [])],
+        ...(previous ? [{ label: comparedLabel, stroke: fg + "99", width: 1.5, dash: [6, 4], points: { show: false } }] : [])],
     }, previous ? [xs, ys, cmp] : [xs, ys], box);
     dash.chart = chart; // its data is what the browser tests compare with the API
   }
@@ -461,8 +493,14 @@
   Object.assign(dash, { state, navigate, period, query, url, addFilter, chipsOf, pairsOf, render });
 
   async function boot() {
-    if (!(await start())) return;
-    const found = await get("/api/v1/domain?" + new URLSearchParams({ id: siteId })).catch(() => []);
+    // The session, the domain and its goals and funnels in one round trip: the statistics wait
+    // for the domain's time zone, and goals and funnels (definitions the panels and the goal
+    // filter need) are asked by the page's domain id; either may fail alone.
+    const byId = "?" + new URLSearchParams({ id: siteId });
+    const [session, found, goals, funnels] = await Promise.all([start(),
+      get("/api/v1/domain" + byId).catch(() => []),
+      get("/api/v1/goal" + byId).catch(() => []), get("/api/v1/funnel" + byId).catch(() => [])]);
+    if (!session) return;
     dash.site = found[0];
     if (!dash.site) {
       slot("site-name").textContent = "Site not found";
@@ -481,11 +519,6 @@
       settings.hidden = false;
     }
     document.title = `${site.display_name || site.hostname} · trail`;
-    // Goals and funnels are definitions the panels and the goal filter need; either may fail alone.
-    const [goals, funnels] = await Promise.all([
-      get("/api/v1/goal?" + new URLSearchParams({ id: site.id })).catch(() => []),
-      get("/api/v1/funnel?" + new URLSearchParams({ id: site.id })).catch(() => []),
-    ]);
     dash.goals = goals;
     dash.funnels = funnels;
     setupControls();

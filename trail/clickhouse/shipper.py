@@ -1,0 +1,414 @@
+"""The shipper: sealed rows from the spool (trail.clickhouse.spool) into ClickHouse, in batches.
+
+    <data_dir>/clickhouse/shipper.json   the position: rows shipped per spooled file, and the
+                                         batch in flight ({"pending": [[file, start, end], ...]})
+    <data_dir>/clickhouse/status.json    the counters, for other processes (/health, tests)
+    <data_dir>/clickhouse/node-id        this data directory's id, part of every token
+    <data_dir>/clickhouse/shipper.lock   held by the one shipper of the data directory
+
+A batch is up to `MAX_BATCH_ROWS` rows taken from the queue in order, sent once `BATCH_ROWS`
+rows wait or `FLUSH_INTERVAL` seconds passed. Every insert (one per table in the batch) carries
+an `insert_deduplication_token` derived from its position, the (file, first row, end row) slices
+it holds. The batch is written to `shipper.json` before it is sent and the position advances
+only after ClickHouse acknowledged every insert, so after a crash the same batch is sent again
+with the same tokens and ClickHouse drops what it already has (schema.DEDUP_WINDOW): no row is
+lost, none counted twice. Files fully shipped leave the spool.
+
+When ClickHouse cannot be reached the rows stay in the spool; the shipper retries with
+exponential backoff (up to `BACKOFF_MAX` seconds) and resumes in order.
+
+    python -m trail.clickhouse.shipper --data-dir DIR --url URL [--drain]
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import hashlib
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from trail.clickhouse.client import connect, migrate
+from trail.clickhouse.spool import Discovery, Spooled, root, spool_dir, spooled
+from trail.clickhouse.url import Target, parse
+from trail.storage.daydir import write_atomic
+
+log = logging.getLogger("trail.clickhouse.shipper")
+
+BATCH_ROWS = 10_000
+MAX_BATCH_ROWS = 100_000
+FLUSH_INTERVAL = 1.0
+BACKOFF_MIN = 0.5
+BACKOFF_MAX = 30.0
+# Fault injection for the crash tests: SIGKILL this process right after the n-th acknowledged
+# insert, before the position is written (the moment a lost acknowledgement matters most).
+_KILL_AFTER_INSERTS = int(os.environ.get("TRAIL_CLICKHOUSE_KILL_AFTER_INSERTS", "0"))
+
+Slice = tuple[str, int, int]  # spooled file, first row, end row (exclusive)
+
+
+@dataclass
+class Counters:
+    """What the shipper did since it started, and how far behind it is."""
+
+    target: str = ""
+    connected: bool = False
+    rows_shipped: int = 0  # since the data directory's first batch
+    batches: int = 0
+    retries: int = 0
+    pending_rows: int = 0  # committed rows in the spool not yet acknowledged
+    pending_files: int = 0
+    lag_seconds: float = 0.0  # age of the oldest row waiting (its generation's start)
+    last_error: str = ""
+    last_batch_at: float = 0.0
+
+
+@dataclass
+class Position:
+    offsets: dict[str, int] = field(default_factory=dict)
+    pending: list[Slice] | None = None
+    rows_shipped: int = 0
+    batches: int = 0
+
+
+class ShipperBusy(RuntimeError):
+    """Another process ships this data directory already."""
+
+
+class Shipper:
+    """Ships the spool of one data directory to one ClickHouse database."""
+
+    def __init__(
+        self,
+        data_dir: Path | str,
+        target: Target,
+        discovery: Discovery,
+        batch_rows: int = BATCH_ROWS,
+        max_batch_rows: int = MAX_BATCH_ROWS,
+    ) -> None:
+        self.data_dir = Path(data_dir)
+        self._lock = _lock(self.data_dir)
+        self.target = target
+        self.discovery = discovery
+        self.batch_rows = batch_rows
+        self.max_batch_rows = max(batch_rows, max_batch_rows)
+        self.node = _node_id(self.data_dir)
+        self.position = _read_position(self.data_dir)
+        self.counters = Counters(
+            target=target.describe(),
+            rows_shipped=self.position.rows_shipped,
+            batches=self.position.batches,
+        )
+        self._client: Any = None
+        self._rows: dict[str, int] = {}  # spooled file -> its row count
+        self._last_flush = time.monotonic()
+        self._failures = 0
+        self._inserts = 0
+        self._drop_shipped()
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event, discover: bool = False, drain: bool = False) -> None:
+        """Ship until `stop` is set (or, with `drain`, until nothing is left to ship)."""
+        while not stop.is_set():
+            if discover:
+                self.discovery.scan()
+            try:
+                shipped = self.step(flush=drain)
+            except Exception as e:  # noqa: BLE001  the server, the network, a full disk: retried
+                self._failed(e)
+                stop.wait(self._backoff())
+                continue
+            self._failures = 0
+            if drain and not shipped and self._drained():
+                return
+            if not shipped:
+                stop.wait(0.2 if drain else FLUSH_INTERVAL / 4)
+
+    def step(self, flush: bool = False) -> bool:
+        """Send the batch in flight, or the next one when it is due; True if one was shipped."""
+        if self.position.pending is None:
+            plan, waiting = self._plan()
+            due = waiting >= self.batch_rows or (
+                waiting > 0 and time.monotonic() - self._last_flush >= FLUSH_INTERVAL
+            )
+            if not plan or not (due or flush):
+                self._publish()
+                return False
+            self.position.pending = plan
+            self._save()
+        self._send(self.position.pending)
+        self._acknowledged(self.position.pending)
+        return True
+
+    # -- one batch --------------------------------------------------------------------------
+
+    def _plan(self) -> tuple[list[Slice], int]:
+        """The next batch's slices, and how many committed rows wait in all."""
+        plan: list[Slice] = []
+        planned = waiting = files = 0
+        oldest: float | None = None
+        for item in self._queue():
+            done = self.position.offsets.get(item.name, 0)
+            total = self._row_count(item.name)
+            if total is None or done >= total:
+                continue
+            waiting += total - done
+            files += 1
+            if oldest is None:
+                oldest = item.gen / 1e9
+            if planned < self.max_batch_rows:
+                end = min(total, done + self.max_batch_rows - planned)
+                plan.append((item.name, done, end))
+                planned += end - done
+        self.counters.pending_rows = waiting
+        self.counters.pending_files = files
+        self.counters.lag_seconds = max(0.0, time.time() - oldest) if oldest else 0.0
+        return plan, waiting
+
+    def _send(self, plan: list[Slice]) -> None:
+        if self._client is None:
+            self._client = connect(self.target)
+            migrate(self._client, self.target.database)
+            self.counters.connected = True
+        for table, slices in _by_table(plan):
+            rows = _read_slices(spool_dir(self.data_dir), slices)
+            settings = {
+                "insert_deduplicate": 1,
+                "insert_deduplication_token": self.token(table, slices),
+                "async_insert": 0,
+            }
+            self._client.insert_arrow(f"{self.target.database}.{table}", rows, settings=settings)
+            self._inserts += 1
+            if self._inserts == _KILL_AFTER_INSERTS:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    def token(self, table: str, slices: list[Slice]) -> str:
+        """The insert's deduplication token: its position, the same after any restart."""
+        text = "|".join([self.node, table, *(f"{n}:{a}:{b}" for n, a, b in slices)])
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def _acknowledged(self, plan: list[Slice]) -> None:
+        rows = sum(end - start for _, start, end in plan)
+        offsets = dict(self.position.offsets)
+        for name, _, end in plan:
+            offsets[name] = end
+        finished = [n for n, done in offsets.items() if done >= (self._row_count(n) or 0)]
+        self.position = Position(
+            offsets, None, self.position.rows_shipped + rows, self.position.batches + 1
+        )
+        self._save()
+        for name in finished:
+            try:
+                (spool_dir(self.data_dir) / name).unlink()
+            except FileNotFoundError:
+                pass
+            self.position.offsets.pop(name, None)
+            self._rows.pop(name, None)
+        self._last_flush = time.monotonic()
+        self.counters.rows_shipped = self.position.rows_shipped
+        self.counters.batches = self.position.batches
+        self.counters.last_batch_at = time.time()
+        self.counters.last_error = ""
+        self._publish(force=True)
+
+    # -- state ------------------------------------------------------------------------------
+
+    def _drop_shipped(self) -> None:
+        """Unlink spooled files the position says are shipped (a crash can leave them)."""
+        for name, done in list(self.position.offsets.items()):
+            total = self._row_count(name)
+            if total is None or done >= total:
+                (spool_dir(self.data_dir) / name).unlink(missing_ok=True)
+                self.position.offsets.pop(name)
+                self._rows.pop(name, None)
+
+    def _queue(self) -> Iterator[Spooled]:
+        try:
+            names = sorted(os.listdir(spool_dir(self.data_dir)))
+        except FileNotFoundError:
+            return
+        for name in names:
+            item = spooled(name)
+            if item is not None and self.discovery.committed(item):
+                yield item
+
+    def _row_count(self, name: str) -> int | None:
+        if name not in self._rows:
+            try:
+                import pyarrow as pa
+
+                with pa.memory_map(str(spool_dir(self.data_dir) / name)) as source:
+                    reader = pa.ipc.open_file(source)
+                    count = sum(
+                        reader.get_batch(i).num_rows for i in range(reader.num_record_batches)
+                    )
+            except FileNotFoundError:
+                return None
+            self._rows[name] = count
+        return self._rows[name]
+
+    def _save(self) -> None:
+        p = self.position
+        body = {
+            "node": self.node,
+            "offsets": p.offsets,
+            "pending": p.pending,
+            "rows_shipped": p.rows_shipped,
+            "batches": p.batches,
+        }
+        write_atomic(root(self.data_dir) / "shipper.json", orjson.dumps(body))
+
+    def _drained(self) -> bool:
+        return (
+            self.counters.pending_rows == 0
+            and self.discovery.deferred == 0
+            and not _wal_files(self.data_dir)
+        )
+
+    def _failed(self, error: Exception) -> None:
+        self._failures += 1
+        self.counters.retries += 1
+        self.counters.last_error = f"{type(error).__name__}: {error}"[:500]
+        if self.target.interface != "chdb":
+            # chDB keeps one engine per process: keep the client that opened it.
+            self._client = None
+            self.counters.connected = False
+        log.warning("clickhouse shipping failed (retry %d): %s", self._failures, error)
+        self._publish(force=True)
+
+    def _backoff(self) -> float:
+        return float(min(BACKOFF_MAX, BACKOFF_MIN * 2 ** min(self._failures - 1, 16)))
+
+    def _publish(self, force: bool = False) -> None:
+        """Write the counters where other processes read them (`read_status`)."""
+        path = root(self.data_dir) / "status.json"
+        tmp = path.with_name(".status.json.tmp")
+        tmp.write_bytes(orjson.dumps({**asdict(self.counters), "updated_at": time.time()}))
+        os.replace(tmp, path)
+
+
+def read_status(data_dir: Path | str) -> dict[str, Any] | None:
+    """The shipper's counters as it last wrote them (None before its first round)."""
+    try:
+        return dict(orjson.loads((root(data_dir) / "status.json").read_bytes()))
+    except (FileNotFoundError, orjson.JSONDecodeError):
+        return None
+
+
+def _by_table(plan: list[Slice]) -> list[tuple[str, list[Slice]]]:
+    tables: dict[str, list[Slice]] = {}
+    for piece in plan:
+        item = spooled(piece[0])
+        assert item is not None  # the plan holds spooled names only
+        tables.setdefault(item.table, []).append(piece)
+    return list(tables.items())
+
+
+def _read_slices(spool: Path, slices: list[Slice]) -> Any:
+    """One Arrow table of the slices' rows with their site as `site_id`."""
+    import pyarrow as pa
+
+    parts = []
+    for name, start, end in slices:
+        item = spooled(name)
+        assert item is not None
+        with pa.memory_map(str(spool / name)) as source:
+            rows = pa.ipc.open_file(source).read_all().slice(start, end - start)
+        site = pa.array([item.site] * rows.num_rows, pa.string())
+        parts.append(rows.add_column(0, "site_id", site))
+    return pa.concat_tables(parts).combine_chunks()
+
+
+def _wal_files(data_dir: Path) -> list[str]:
+    try:
+        return [n for n in os.listdir(data_dir / "wal") if n.endswith(".wal")]
+    except FileNotFoundError:
+        return []
+
+
+def _lock(data_dir: Path) -> Any:
+    """The open lock file, flocked: two shippers of one spool would send its rows twice."""
+    root(data_dir).mkdir(parents=True, exist_ok=True)
+    f = open(root(data_dir) / "shipper.lock", "a+b")  # noqa: SIM115  held while shipping
+    try:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.close()
+        raise ShipperBusy(f"another process ships {data_dir} to ClickHouse") from None
+    return f
+
+
+def _node_id(data_dir: Path) -> str:
+    path = root(data_dir) / "node-id"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, uuid.uuid4().hex.encode())
+        return path.read_text().strip()
+
+
+def _read_position(data_dir: Path) -> Position:
+    try:
+        raw = orjson.loads((root(data_dir) / "shipper.json").read_bytes())
+    except FileNotFoundError:
+        return Position()
+    pending = raw.get("pending")
+    return Position(
+        offsets={str(k): int(v) for k, v in raw.get("offsets", {}).items()},
+        pending=[(str(n), int(a), int(b)) for n, a, b in pending] if pending else None,
+        rows_shipped=int(raw.get("rows_shipped", 0)),
+        batches=int(raw.get("batches", 0)),
+    )
+
+
+# -- in the maintenance process ---------------------------------------------------------------
+
+
+def start(data_dir: Path | str, url: str, stop: threading.Event) -> tuple[Discovery, Shipper]:
+    """The discovery (a maintenance task: it must run in the loop that runs compaction, see
+    trail.clickhouse.spool) and a started shipping thread, which ends when `stop` is set."""
+    discovery = Discovery.open(data_dir)
+    discovery.scan()
+    shipper = Shipper(data_dir, parse(url), discovery)
+    thread = threading.Thread(target=shipper.run, args=(stop,), name="clickhouse-shipper")
+    thread.daemon = True
+    thread.start()
+    return discovery, shipper
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="trail.clickhouse.shipper")
+    parser.add_argument("--data-dir", required=True)
+    parser.add_argument("--url", required=True, help="the clickhouse_url")
+    parser.add_argument("--drain", action="store_true", help="exit once everything is shipped")
+    parser.add_argument("--batch-rows", type=int, default=BATCH_ROWS)
+    parser.add_argument("--max-batch-rows", type=int, default=MAX_BATCH_ROWS)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    discovery = Discovery.open(args.data_dir)
+    shipper = Shipper(
+        args.data_dir, parse(args.url), discovery, args.batch_rows, args.max_batch_rows
+    )
+    shipper.run(stop, discover=True, drain=args.drain)
+    print(orjson.dumps(asdict(shipper.counters)).decode())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,196 @@
+"""Distinct visitors per group of dimension combinations over many days, counted exactly.
+
+Every breakdown of a dashboard load groups the same combinations of one set of dimensions
+(trail.storage.dim_rollups) over the same closed days, differently. Deduplicating the visitors
+of a group across days is a sort of all their ids (~2.3M per set at 10M page views a month,
+~100 ms), so it is done once per set and set of closed days (`SetIndex`): the distinct visitors
+of the closed days, each with its only combination, or marked as having several, whose
+(visitor, combination) pairs are kept. A group's visitors are then those whose only combination
+lies in the group (a sum over combinations) plus the distinct visitors among the pairs mapped
+to groups. The days without a rollup (the live day) are added per request: each of their
+(visitor, group) pairs counts unless the closed days already gave that visitor that group.
+Building an index costs a few counts by the counting kernel over the days' lists (~0.2-0.6 s
+against ~0.1 s at 10M page views a month); counting the kernel's way for a set's first requests
+was tried and cost more over three dashboard loads (bench/RESULTS-dashboard.md).
+tests/stats/test_dim_rollups.py compares the counts with Python sets.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+_KEPT = 3  # the three sets of one window: ~9 MB each at 10M page views a month
+_indexes: OrderedDict[tuple, SetIndex] = OrderedDict()
+_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class SetIndex:
+    """Who had which combination of one set over some closed days."""
+
+    row_combo: np.ndarray  # per row of the days' tables (in order): its combination
+    n_combos: int
+    ids: np.ndarray  # the days' sorted distinct visitor ids
+    combo_of: np.ndarray  # per visitor of `ids`: its only combination, -1 when several
+    single_counts: np.ndarray  # per combination: the visitors it is the only one of
+    multi_visitors: np.ndarray  # (visitor index, combination) of visitors with several
+    multi_combos: np.ndarray
+
+
+def distinct(values: np.ndarray) -> np.ndarray:
+    """The sorted distinct values. A stable sort (radix for integers) and a comparison of
+    neighbours: np.unique hashes, several times slower on millions of keys made of runs."""
+    values = np.sort(values, kind="stable")
+    keep = np.ones(len(values), dtype=bool)
+    keep[1:] = values[1:] != values[:-1]
+    return values[keep]
+
+
+def positions(deltas: np.ndarray, lens: np.ndarray) -> np.ndarray:
+    """Delta-coded lists (each list's first value as is) back to their values (int64)."""
+    total = np.cumsum(deltas, dtype=np.int64)
+    starts = np.cumsum(lens) - lens
+    nonempty = lens > 0
+    # each list restarts: subtract what the lists before it summed to
+    before = np.zeros(len(lens), dtype=np.int64)
+    s = starts[nonempty]
+    before[nonempty] = total[s] - deltas[s].astype(np.int64)
+    return total - np.repeat(before, lens)
+
+
+def index_for(
+    key: tuple,
+    tables: list[pl.DataFrame],
+    deltas: list[Callable[[], np.ndarray]],
+    ids: list[np.ndarray],
+    union: np.ndarray,
+    columns: list[str],
+) -> SetIndex:
+    """The SetIndex of closed days (their tables, deltas and id lists; `union`: their sorted
+    distinct ids), remembered by `key` (the identity of the days' files and the set); the
+    deltas are read only to build it."""
+    with _lock:
+        hit = _indexes.get(key)
+        if hit is not None:
+            _indexes.move_to_end(key)
+            return hit
+    index = _build(tables, [read() for read in deltas], _global_of(key[1:], ids, union), columns)
+    with _lock:
+        _indexes[key] = index
+        while len(_indexes) > _KEPT:
+            _indexes.popitem(last=False)
+    return index
+
+
+def _global_of(key: tuple, ids: list[np.ndarray], union: np.ndarray) -> GlobalIds:
+    """Each day's ids as indexes into `union`, for the latest set of days (shared by the sets)."""
+    global _global
+    with _lock:
+        if _global is not None and _global[0] == key:
+            return _global[1]
+    found = global_ids(ids, union)
+    with _lock:
+        _global = (key, found)
+    return found
+
+
+@dataclass(frozen=True)
+class GlobalIds:
+    index: np.ndarray  # per id of the days (concatenated): its index in `union` (int32)
+    day_starts: np.ndarray  # where each day's ids start in `index`
+    union: np.ndarray
+
+
+_global: tuple[tuple, GlobalIds] | None = None
+
+
+def global_ids(ids: list[np.ndarray], union: np.ndarray) -> GlobalIds:
+    """GlobalIds of days' sorted id lists whose sorted distinct union is `union`."""
+    starts = np.cumsum([0, *[len(d) for d in ids]])
+    index = [np.searchsorted(union, d).astype(np.int32) for d in ids]
+    return GlobalIds(np.concatenate(index) if ids else np.zeros(0, np.int32), starts[:-1], union)
+
+
+def _build(
+    tables: list[pl.DataFrame], deltas: list[np.ndarray], g: GlobalIds, columns: list[str]
+) -> SetIndex:
+    table = pl.concat([t.select(*columns, "visitors") for t in tables])
+    row_combo = table.select(pl.struct(columns).rank("dense") - 1).to_series().to_numpy()
+    row_combo = row_combo.astype(np.int64)
+    n_combos = int(row_combo.max()) + 1 if len(row_combo) else 0
+    lens = table["visitors"].to_numpy().astype(np.int64)
+    day_lens = np.array([t["visitors"].sum() for t in tables], dtype=np.int64)
+    pos = positions(np.concatenate(deltas) if deltas else np.zeros(0, np.uint32), lens)
+    visitor = g.index[np.repeat(g.day_starts, day_lens) + pos]
+    combo = np.repeat(row_combo, lens)
+    n = len(g.union)
+    # A visitor seen once (one day, one combination) needs no sorting: most of them.
+    seen = np.bincount(visitor, minlength=n)
+    once = seen[visitor] == 1
+    combo_of = np.full(n, -1, dtype=np.int32)
+    combo_of[visitor[once]] = combo[once]
+    bits = max(n_combos - 1, 1).bit_length()
+    pairs = distinct((visitor[~once].astype(np.int64) << bits) | combo[~once])
+    v, c = (pairs >> bits).astype(np.int32), (pairs & ((1 << bits) - 1)).astype(np.int32)
+    alone = np.ones(len(v), dtype=bool)  # the visitor's only distinct combination
+    alone[1:] &= v[1:] != v[:-1]
+    alone[:-1] &= v[:-1] != v[1:]
+    combo_of[v[alone]] = c[alone]
+    has = combo_of >= 0
+    return SetIndex(
+        row_combo=row_combo,
+        n_combos=n_combos,
+        ids=g.union,
+        combo_of=combo_of,
+        single_counts=np.bincount(combo_of[has], minlength=n_combos),
+        multi_visitors=v[~alone],
+        multi_combos=c[~alone],
+    )
+
+
+def count(
+    index: SetIndex | None, closed_groups: np.ndarray, n_groups: int,
+    open_ids: list[np.ndarray], open_positions: list[np.ndarray], open_groups: list[np.ndarray],
+) -> np.ndarray:  # fmt: skip
+    """Distinct visitors per group: of the closed days (`closed_groups`: the group of each of
+    the index's rows) and of open days (per day: its ids, the positions of its rows' visitors
+    flat, and the group of each position)."""
+    counts = np.zeros(n_groups, dtype=np.int64)
+    combo_group = np.zeros(0, dtype=np.int64)
+    multi_keys = np.zeros(0, dtype=np.int64)
+    if index is not None and index.n_combos:
+        combo_group = np.zeros(index.n_combos, dtype=np.int64)
+        combo_group[index.row_combo] = closed_groups
+        counts += np.bincount(combo_group, weights=index.single_counts, minlength=n_groups).astype(
+            np.int64
+        )
+        multi_keys = distinct(
+            index.multi_visitors.astype(np.int64) * n_groups + combo_group[index.multi_combos]
+        )
+        counts += np.bincount(multi_keys % n_groups, minlength=n_groups)
+    if not open_ids:
+        return counts
+    ids = np.concatenate([d[p] for d, p in zip(open_ids, open_positions, strict=True)])
+    groups = np.concatenate(open_groups).astype(np.int64)
+    order = np.lexsort((groups, ids))
+    ids, groups = ids[order], groups[order]
+    first = np.ones(len(ids), dtype=bool)
+    first[1:] = (ids[1:] != ids[:-1]) | (groups[1:] != groups[:-1])
+    ids, groups = ids[first], groups[first]
+    new = np.ones(len(ids), dtype=bool)
+    if index is not None and len(index.ids):
+        at = np.minimum(np.searchsorted(index.ids, ids), len(index.ids) - 1)
+        found = index.ids[at] == ids
+        combo = np.where(found, index.combo_of[at], -1)
+        single = found & (combo >= 0)
+        new[single] = combo_group[combo[single]] != groups[single]
+        several = found & (combo < 0)
+        new[several] = ~np.isin(at[several] * n_groups + groups[several], multi_keys)
+    counts += np.bincount(groups[new], minlength=n_groups)
+    return counts

@@ -1,6 +1,7 @@
 use super::*;
 use crate::bots::BotLists;
 use crate::hit::Headers;
+use crate::session::SessionStore;
 use crate::ua::UaRules;
 use crate::validate::{Checker, Source, TimeWindow};
 use crate::wal::StorageConfig;

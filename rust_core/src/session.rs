@@ -147,7 +147,7 @@ pub enum StateStore {
     /// `<data_dir>/state` and `<data_dir>/salts`: one box, every worker process.
     Lmdb(SessionStore),
     /// A Redis server shared by several nodes.
-    Redis(RedisStore),
+    Redis(Box<RedisStore>),
 }
 
 impl From<SessionStore> for StateStore {
@@ -161,7 +161,7 @@ impl StateStore {
     /// `data_dir`.
     pub fn open(data_dir: &Path, map_size: usize, redis_url: Option<&str>) -> Result<StateStore> {
         Ok(match redis_url {
-            Some(url) => StateStore::Redis(RedisStore::open(url)?),
+            Some(url) => StateStore::Redis(Box::new(RedisStore::open(url)?)),
             None => StateStore::Lmdb(SessionStore::open(data_dir, map_size)?),
         })
     }

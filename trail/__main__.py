@@ -243,7 +243,7 @@ def main(argv: list[str] | None = None) -> None:
             code = cmd_serve(args)
         elif args.command == "geoip":
             code = run_geoip_command(args)
-        elif args.command in ("export", "import"):
+        elif args.command in ("export", "import", "migrate"):
             code = run_data_command(args) or 0
         elif args.admin_command == "set-password":
             code = cmd_set_password(args)

@@ -35,6 +35,7 @@ def add_commands(commands: Any) -> None:
     p.add_argument("--force", action="store_true", help="write into a directory that is not empty")
     p.add_argument("--json", action="store_true", help="print the manifest as JSON at the end")
 
+    add_migrate(commands)
     kinds = commands.add_parser("import", help="import rows into a site").add_subparsers(
         dest="import_kind", required=True
     )
@@ -80,8 +81,28 @@ def _import_arguments(p: argparse.ArgumentParser, source: str, what: str) -> Non
     p.add_argument(source, help=what)
 
 
+def add_migrate(commands: Any) -> None:
+    """`trail migrate clickhouse` (docs/clickhouse.md, "History")."""
+    kinds = commands.add_parser("migrate", help="move data to another backend").add_subparsers(
+        dest="migrate_kind", required=True
+    )
+    p = kinds.add_parser(
+        "clickhouse",
+        help="ship the compacted history of a data directory to ClickHouse",
+        description="Ship the Parquet parts that were compacted before ClickHouse shipping "
+        "began (the rest is the shipper's). Idempotent: run it again after a failure.",
+    )
+    p.add_argument("--config", help="TOML config file (for data_dir and clickhouse_url)")
+    p.add_argument("--data-dir", dest="data_dir")
+    p.add_argument("--url", help="the clickhouse_url (default: from the configuration)")
+
+
 def run(args: argparse.Namespace) -> int | None:
     """The exit code of `trail export` or `trail import ...`; None for any other command."""
+    if args.command == "migrate":
+        from trail.clickhouse.migrate import cmd_migrate
+
+        return cmd_migrate(args)
     if args.command == "export":
         from trail.export import cmd_export
 

@@ -12,7 +12,7 @@ import pytest
 
 from tests.clickhouse.test_schema import ROOT
 from tests.clickhouse.traffic import DAY
-from trail.clickhouse.reports import Unsupported, compile_filter
+from trail.clickhouse.rows import Rows, Unsupported
 from trail.stats import reports
 from trail.stats.filters import parse_filter
 
@@ -73,27 +73,28 @@ def test_total_and_visitor_series_agree_with_the_embedded_engine(
 
 def test_values_are_bound_never_pasted() -> None:
     sneaky = "x' OR 1=1 --"
-    f = parse_filter({"id": ["s"], "from": [DAY], "to": [DAY], "browser": [sneaky, "~" + sneaky]})
-    where = compile_filter(f)
-    assert sneaky not in where.sql and sneaky.lower() in where.params.values()
-    assert sneaky in where.params.values()
-    assert "{p3:String}" in where.sql  # site, start, end, then the browser values
+    f = parse_filter(
+        {"id": ["s"], "from": [DAY], "to": [DAY], "browser": [sneaky, "~" + sneaky],
+         "path": [sneaky], "pattern": [sneaky], "tag_" + sneaky: [sneaky], "event": ["!" + sneaky],
+         "meta_k": [sneaky]}
+    )  # fmt: skip
+    rows = Rows(f, "trail")
+    sql = rows.sessions() + rows.page_views() + rows.events()
+    assert "OR 1=1" not in sql
+    values = set(map(str, rows.p.values.values()))
+    assert {sneaky, sneaky.lower()} <= values
+    assert "browser = {p4:String}" in sql  # tz, site, start, end, then the browser values
 
 
 @pytest.mark.parametrize(
     ("params", "field"),
     [
-        ({"path": ["/"]}, "path"),
-        ({"event": ["signup"]}, "event_name"),
-        ({"pattern": ["^/blog"]}, "pattern"),
-        ({"tag_author": ["x"]}, "tag"),
-        ({"meta_plan": ["pro"]}, "meta"),
+        ({"event": ["signup"], "custom_metric_key": ["amount"], "custom_metric_type": ["integer"]},
+         "custom_metric_key"),
     ],
-)
-def test_page_and_event_conditions_are_not_compiled_yet(
-    params: dict[str, list[str]], field: str
-) -> None:
+)  # fmt: skip
+def test_custom_metrics_are_not_compiled(params: dict[str, list[str]], field: str) -> None:
     f = parse_filter({"id": ["s"], "from": [DAY], "to": [DAY], **params})
     with pytest.raises(Unsupported) as e:
-        compile_filter(f)
+        Rows(f, "trail")
     assert e.value.field == field

@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from trail.clickhouse.shipper import Shipper, ShipperBusy
-from trail.clickhouse.spool import Discovery, spool_dir, spooled
+from trail.clickhouse.spool import MARGIN_NS, Discovery, spool_dir, spooled
 from trail.clickhouse.url import parse
 from trail.tasks import compaction
 
@@ -31,6 +31,9 @@ def test_a_generation_waits_for_its_wal_file(copy: Path) -> None:
     worker, gen = generation(arrow_files(copy)[0])
     wal = copy / "wal" / f"worker-{worker}-{gen}.wal"
     wal.write_bytes(b"")  # as if the sealer had not finished this generation
+    # every other generation complete: older than the margin (the package's server just stopped)
+    newest = max(generation(f)[1] for f in arrow_files(copy))
+    time.sleep(max(0.0, (newest + MARGIN_NS - time.time_ns()) / 1e9))
 
     discovery = Discovery.open(copy)
     discovery.scan()
@@ -59,6 +62,11 @@ def test_segments_compacted_before_the_first_scan_are_history(copy: Path) -> Non
     _compact(copy)
     assert arrow_files(copy), "replaced segments stay for the grace period"
     assert Discovery.open(copy).scan() == 0
+    # the compacted parts are the history `trail migrate clickhouse` ships, linked as they are
+    parts = sorted((copy / "segments").rglob("part-*.parquet"))
+    history = sorted((copy / "clickhouse" / "history").iterdir())
+    assert len(history) == len(parts) > 0
+    assert {os.stat(p).st_ino for p in parts} == {os.stat(h).st_ino for h in history}
 
 
 def test_segments_compacted_after_discovery_started_are_still_shipped(copy: Path) -> None:

@@ -1,6 +1,7 @@
 """`GET /health`: is this worker able to serve (meta store readable — LMDB, or PostgreSQL
 reachable — data dir writable, the engine's background fsync and seal working, the session
-store answering)?"""
+store answering, and with storage = "clickhouse" ClickHouse reachable)? `GET /metrics`: the
+ClickHouse shipper's figures in Prometheus' text format."""
 
 from __future__ import annotations
 
@@ -49,4 +50,24 @@ def health(ctx: Context, request: Any) -> Response:
     }
     if ctx.meta.backend != "lmdb":
         body["meta_store"] = ctx.meta.backend  # the default store's answer stays as it was
+    if ctx.config.storage == "clickhouse":
+        from trail.clickhouse import health as clickhouse
+
+        body["clickhouse"] = state = clickhouse.state(ctx.data_dir, ctx.config.clickhouse_url)
+        if not state["reachable"]:
+            healthy = False
+            body["status"] = "degraded"
     return json_response(body, 200 if healthy else 503)
+
+
+@routes.get("/metrics")
+def metrics(ctx: Context, request: Any) -> Response:
+    """Prometheus text format: the ClickHouse shipper's counters (storage = "clickhouse"),
+    `trail_up` alone otherwise."""
+    from trail.clickhouse import health as clickhouse
+
+    state = None
+    if ctx.config.storage == "clickhouse":
+        state = clickhouse.state(ctx.data_dir, ctx.config.clickhouse_url)
+    head = {"Content-Type": "text/plain; version=0.0.4; charset=utf-8"}
+    return Response(200, head, clickhouse.prometheus(state).encode())

@@ -135,6 +135,18 @@ PARTITION BY toYYYYMM(time)
 ORDER BY (site_id, time)
 {_SETTINGS}"""
 
+# Every state of every session (sign >= 0), never collapsed: which visitors a time window sees.
+# trail counts a visitor in a window when any state of theirs lies in it (trail.stats.metrics),
+# and `sessions` loses a cancelled state and its cancel row when ClickHouse merges them. A view
+# copies the +1 rows of each block inserted into `sessions` (it sees them before any merge;
+# compacted presence rows, sign 0, are inserted here directly by `trail migrate clickhouse`).
+SESSION_STATES = SESSIONS.replace("{db}.sessions", "{db}.session_states").replace(
+    "VersionedCollapsingMergeTree(sign, version)", "MergeTree"
+)
+SESSION_STATES_VIEW = """
+CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.session_states_view TO {db}.session_states
+AS SELECT * FROM {db}.sessions WHERE sign > 0"""
+
 # The record of applied migrations, in the same database.
 MIGRATIONS_TABLE = """
 CREATE TABLE IF NOT EXISTS {db}.trail_migrations (
@@ -154,6 +166,19 @@ class Migration(NamedTuple):
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "the row tables", (SESSIONS, PAGE_VIEWS, EVENTS, REQUESTS)),
+    Migration(
+        2,
+        "session states for visitor counts",
+        (
+            SESSION_STATES,
+            SESSION_STATES_VIEW,
+            # the states inserted before this migration, as far as merges left them
+            (
+                "INSERT INTO {db}.session_states SELECT * FROM {db}.sessions WHERE sign > 0 "
+                "AND (SELECT count() FROM {db}.session_states) = 0"
+            ),
+        ),
+    ),
 )
 
 # The tables the shipper fills, in trail.storage.layout.TABLES order.

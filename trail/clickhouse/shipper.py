@@ -187,6 +187,8 @@ class Shipper:
             settings = {
                 "insert_deduplicate": 1,
                 "insert_deduplication_token": self.token(table, slices),
+                # a resent block is dropped from session_states (its view) as well
+                "deduplicate_blocks_in_dependent_materialized_views": 1,
                 "async_insert": 0,
             }
             self._client.insert_arrow(f"{self.target.database}.{table}", rows, settings=settings)

@@ -18,7 +18,9 @@ files below the watermark (`committed`), so a scan interrupted after linking and
 recording is simply repeated.
 
 The first scan of a data directory links only segments that compaction has not replaced yet:
-the rows of replaced segments are in Parquet parts, the history a migration moves.
+the rows of replaced segments are in Parquet parts, the history `trail migrate clickhouse`
+moves. That scan links those parts into `<data_dir>/clickhouse/history/` (they are the
+history as it was when shipping began; trail.clickhouse.migrate).
 """
 
 from __future__ import annotations
@@ -125,6 +127,8 @@ class Discovery:
         marks = {w: max(self.watermarks.get(w, 0), bound(w)) for w in workers}
         if linked:
             fsync_dir(spool_dir(self.data_dir))
+        if self.first_scan and history_dir(self.data_dir).exists():
+            fsync_dir(history_dir(self.data_dir))
         if marks != self.watermarks or self.first_scan:
             body = {"watermarks": {str(w): g for w, g in sorted(marks.items())}}
             write_atomic(root(self.data_dir) / "watermarks.json", orjson.dumps(body))
@@ -151,7 +155,8 @@ class Discovery:
             return 0
         if self.first_scan:
             manifest = Manifest.read(day_dir)
-            names = visible_files(names, manifest)[0]
+            names, parts = visible_files(names, manifest)
+            _keep_history(self.data_dir, day_dir, table, site, parts)
         linked, deferred = 0, False
         for name in names:
             m = _SEGMENT.fullmatch(name)
@@ -169,6 +174,23 @@ class Discovery:
         if not deferred and start - mtime > _SETTLED_NS:
             self._seen[key] = mtime
         return linked
+
+
+def history_dir(data_dir: Path | str) -> Path:
+    return root(data_dir) / "history"
+
+
+def _keep_history(data_dir: Path, day_dir: Path, table: str, site: str, names: list[str]) -> None:
+    """Link the compacted parts the first scan finds (rows sealed before shipping began) into
+    `history/`, for `trail migrate clickhouse`: a later compaction may merge them with rows the
+    shipper sends, so the migration ships these files as they were, not the day's parts then."""
+    parts = [n for n in names if layout.part_number(n) is not None]
+    if not parts:
+        return
+    history = history_dir(data_dir)
+    history.mkdir(parents=True, exist_ok=True)
+    for name in parts:
+        _link(day_dir / name, history, f"{table}~{site}~{day_dir.name}~{name}")
 
 
 def _link(source: Path, spool: Path, name: str | None) -> int:

@@ -57,7 +57,7 @@ from trail.storage import layout, rollups, tombstones
 from trail.storage.daydir import Manifest, locked, visible_files
 from trail.storage.schema import TABLES
 from trail.tasks import compaction
-from trail.tasks.compaction import ROLLUPS, SORT_KEYS, collapse_sessions
+from trail.tasks.compaction import ROLLUPS
 
 KEYS = ["visitor_id", "session_id"]
 DAY_MS = layout.DAY_MS
@@ -322,13 +322,7 @@ def _merge(
     result.replaced, result.kept = stored.height - kept.height, kept.height
     schema = TABLES[table]
     df = pl.concat([kept, rows.select([pl.col(c).cast(t) for c, t in schema.items()])])
-    df, _ = compaction._only_day(df, day)
-    keep = tombstones.keep_expr(stones)
-    if keep is not None:
-        df = df.filter(keep)
-    if table == "sessions":
-        df = collapse_sessions(df)
-    df = df.sort(SORT_KEYS[table], maintain_order=True)
+    df, _ = compaction.day_rows(df, table, day, stones)
     name = layout.part_name(compaction._next_part(names))
     result.bytes_out = compaction._write_parquet(df, day_dir / name)
     result.rows_out = df.height

@@ -286,21 +286,13 @@ def compact_dir(
         inputs = parquet + ready
         df = _read(day_dir, table, ready, parquet)
         result.files_in, result.rows_in = len(inputs), df.height
-        df, result.out_of_day = _only_day(df, day)
+        df, result.out_of_day = day_rows(df, table, day, stones)
         if result.out_of_day:
             log.warning(
                 "%s: dropped %d rows whose time is not in the directory's day",
                 day_dir,
                 result.out_of_day,
             )
-        keep = tombstones.keep_expr(stones)
-        if keep is not None:
-            df = df.filter(keep)
-        if table == "sessions":
-            df = collapse_sessions(df)
-        # Stable: rows of one session sharing a time keep the order they were written in, the
-        # order time on page pairs them in (trail.stats.kernels.with_time_on_page).
-        df = df.sort(SORT_KEYS[table], maintain_order=True)
         name = layout.part_name(_next_part(names))
         result.bytes_out = _write_parquet(df, day_dir / name)
         result.rows_out = df.height
@@ -327,6 +319,22 @@ def compact_dir(
 
 def _time_ms() -> pl.Expr:
     return pl.col("time").cast(pl.Int64)
+
+
+def day_rows(
+    df: pl.DataFrame, table: str, day: date, stones: list[tombstones.Tombstone]
+) -> tuple[pl.DataFrame, int]:
+    """What a day directory's part holds of `df`: its rows in the UTC `day` that no tombstone
+    deletes, session rows collapsed, in part order; and how many rows were outside the day."""
+    df, out_of_day = _only_day(df, day)
+    keep = tombstones.keep_expr(stones)
+    if keep is not None:
+        df = df.filter(keep)
+    if table == "sessions":
+        df = collapse_sessions(df)
+    # Stable: rows of one session sharing a time keep the order they were written in, the
+    # order time on page pairs them in (trail.stats.kernels.with_time_on_page).
+    return df.sort(SORT_KEYS[table], maintain_order=True), out_of_day
 
 
 def _only_day(df: pl.DataFrame, day: date) -> tuple[pl.DataFrame, int]:

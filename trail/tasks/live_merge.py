@@ -36,10 +36,10 @@ from typing import Any
 import polars as pl
 import pyarrow.parquet as pq
 
-from trail.storage import layout, rollups, tombstones
+from trail.storage import layout, rollups
 from trail.storage.daydir import MANIFEST, Manifest, locked, visible_files
 from trail.tasks import compaction
-from trail.tasks.compaction import SORT_KEYS, DirResult, Summary, collapse_sessions
+from trail.tasks.compaction import DirResult, Summary
 
 log = logging.getLogger("trail.live_merge")
 
@@ -113,13 +113,7 @@ def merge_dir(
         parts = _parts_to_merge(day_dir, parquet, fresh.height, all_of_them=stale_stones)
         df = pl.concat([compaction._read(day_dir, table, [], parts), fresh])
         result.files_in, result.rows_in = len(parts) + len(ready), df.height
-        df, result.out_of_day = compaction._only_day(df, day)
-        keep = tombstones.keep_expr(stones)
-        if keep is not None:
-            df = df.filter(keep)
-        if table == "sessions":
-            df = collapse_sessions(df)
-        df = df.sort(SORT_KEYS[table], maintain_order=True)
+        df, result.out_of_day = compaction.day_rows(df, table, day, stones)
         name = layout.part_name(compaction._next_part(names))
         result.bytes_out = compaction._write_parquet(df, day_dir / name, level=ZSTD_LEVEL)
         result.rows_out = df.height

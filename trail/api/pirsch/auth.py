@@ -138,19 +138,20 @@ def require_scope(principal: Principal, scope: str, write: bool = False) -> None
         raise ApiError(403, f"the client lacks the {scope} scope")
 
 
-_key_cache: dict[str, tuple[float, Site]] = {}
+# (scope, Authorization header as sent) -> (valid until, site): a repeat key skips parsing.
+_key_cache: dict[tuple[str, str], tuple[float, Site]] = {}
 
 
 def site_for_access_key(ctx: Context, request: Any, scope: str) -> Site:
     """For ingestion: the site of a `Bearer pa_...` key or domain client token (401 otherwise)."""
-    credential = _bearer(request)
-    if not credential:
-        raise ApiError(401, "missing credentials: send Authorization: Bearer <access key>")
-    cache_key = scope + "\0" + credential
+    cache_key = (scope, request.headers.get("authorization") or "")
     hit = _key_cache.get(cache_key)
     now = time.monotonic()
     if hit is not None and hit[0] > now:
         return hit[1]
+    credential = _bearer(request)
+    if not credential:
+        raise ApiError(401, "missing credentials: send Authorization: Bearer <access key>")
     principal = ctx.meta.resolve_secret(credential)
     if principal is None or principal.domain_id is None:
         raise ApiError(401, "invalid access key: use the site's access key or a domain client")

@@ -14,7 +14,6 @@ from typing import Any
 
 from robyn import Response
 
-from trail import export
 from trail.api.http import query_params, query_value
 from trail.api.pirsch.auth import authenticate, require_role, require_scope
 from trail.api.routing import Routes
@@ -26,6 +25,9 @@ routes = Routes()
 
 @routes.get("/api/v1/export", offload=True)
 def get_export(ctx: Context, request: Any) -> Response:
+    # pyarrow, which the export writes with, costs a worker ~35 MiB RSS: only an export loads it.
+    from trail import export
+
     params = query_params(request)
     site_id = query_value(params, "id")
     if not site_id:

@@ -20,12 +20,15 @@ from trail.context import Context
 from trail.services import ingest
 
 routes = Routes()
+# Robyn copies a returned Response into its own answer and never changes it, so every accepted
+# request can return this one.
+_OK = Response(200, {}, b"")
 
 
 def _ingest(ctx: Context, request: Any, kind: str, batch: bool) -> Response:
     site = site_for_access_key(ctx, request, kind)
     ingest.ingest_api(ctx, site, kind, raw_body(request, ctx.config.limits.max_body_bytes), batch)
-    return Response(200, {}, b"")
+    return _OK
 
 
 @routes.post("/api/v1/hit")

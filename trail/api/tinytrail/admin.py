@@ -14,7 +14,6 @@ from trail.api.routing import Routes
 from trail.api.tinytrail.auth import require_admin
 from trail.api.tinytrail.errors import ok
 from trail.errors import FieldError
-from trail.tasks import compaction
 
 if TYPE_CHECKING:
     from trail.context import Context
@@ -34,6 +33,9 @@ def parse_day(value: Any, field: str = "date") -> date:
 
 @routes.post("/api/v1/admin/aggregate")
 def aggregate(ctx: Context, request: Any) -> Response:
+    # Compaction writes with pyarrow (~35 MiB RSS in a worker): only this request loads it.
+    from trail.tasks import compaction
+
     require_admin(ctx, request)
     raw = request.body
     body = body_object(ctx, request) if raw and str(raw).strip() else {}

@@ -1,0 +1,98 @@
+"""Each report with a ClickHouse implementation: its time from ClickHouse (chDB) against the
+embedded engine, on the same rows.
+
+    cp -a /tmp/b1m /tmp/ch-bench/data            # bench.stats_gen output (segments)
+    .venv/bin/python -m trail.clickhouse.shipper --data-dir /tmp/ch-bench/data \\
+        --url chdb:///tmp/ch-bench/ch --drain
+    POLARS_MAX_THREADS=2 .venv/bin/python -m bench.clickhouse_reports \\
+        --data-dir /tmp/ch-bench/data --url chdb:///tmp/ch-bench/ch [--compacted DIR]
+
+Every report of trail.clickhouse.backend.SQL_REPORTS over the 30 days of bench.stats_gen, under
+a few filters, `--repeat` times each; the median in milliseconds. The embedded engine runs its
+report functions directly (no result cache); `--compacted` also times them over a compacted
+copy of the same rows (what closed days look like on a running server: Parquet parts and
+rollups). Answers are compared, and a difference is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+os.environ.setdefault("POLARS_MAX_THREADS", "2")
+
+from bench.stats_gen import FIRST_DAY, SITE
+
+FILTERS: dict[str, dict[str, list[str]]] = {
+    "none": {},
+    "country=de": {"country": ["de"]},
+    "path=/pricing": {"path": ["/pricing"]},
+    "event=signup": {"event": ["signup"]},
+}
+
+
+def timed(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
+    times, out = [], None
+    for _ in range(repeat):
+        start = time.perf_counter()
+        out = fn()
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times), out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="bench.clickhouse_reports")
+    parser.add_argument("--data-dir", required=True)
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--compacted", help="a compacted copy of the data directory")
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--filters", default=",".join(FILTERS))
+    args = parser.parse_args()
+
+    from trail.clickhouse.backend import SQL_REPORTS
+    from trail.clickhouse.client import connect
+    from trail.clickhouse.url import parse
+    from trail.services.statistics import REPORTS
+    from trail.stats.filters import FilterError, parse_filter
+
+    target = parse(args.url)
+    client = connect(target)
+    site = SimpleNamespace(group_by_title=False, timezone="UTC")
+    last = FIRST_DAY.fromordinal(FIRST_DAY.toordinal() + args.days - 1)
+    dirs = [("embedded", Path(args.data_dir))]
+    if args.compacted:
+        dirs.append(("compacted", Path(args.compacted)))
+    header = "| report | filter | ClickHouse (chDB) ms | " + " | ".join(f"{n} ms" for n, _ in dirs)
+    print(header + " | same answer |")
+    print("|---" * (4 + len(dirs)) + "|")
+    for label in args.filters.split(","):
+        params = {"id": [SITE], "from": [FIRST_DAY.isoformat()], "to": [last.isoformat()],
+                  **FILTERS[label]}  # fmt: skip
+        f = parse_filter(params, now=None)
+        for name, sql in SQL_REPORTS.items():
+            fn = REPORTS[name][0]
+            try:
+                sql(client, target.database, f, site)  # warm: the first query loads the parts
+            except FilterError:  # event/meta needs an event and a key
+                continue
+            ch_ms, ch = timed(
+                lambda sql=sql, f=f: sql(client, target.database, f, site), args.repeat
+            )
+            cells, same = [], True
+            for _, d in dirs:
+                ms, got = timed(lambda d=d, fn=fn, f=f: fn(d, f, site), args.repeat)
+                cells.append(f"{ms:,.0f}")
+                same = same and got == ch
+            print(f"| {name} | {label} | {ch_ms:,.0f} | " + " | ".join(cells) + f" | {same} |",
+                  flush=True)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -18,38 +18,14 @@
 --     -s bench/goatcounter_wrk.lua http://127.0.0.1:8081/count
 
 dofile(os.getenv("BENCH_LISTS"))
+local common = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "") .. "wrk_common.lua")
+local pick, pick_path, visitor = common.pick, common.pick_path, common.visitor
 
 local VHOST = os.getenv("BENCH_VHOST") or "gc.bench.example"
 local XFF = (os.getenv("BENCH_XFF") or "1") ~= "0"
 local N = tonumber(os.getenv("BENCH_PAYLOADS") or "2500")
 local VISITORS = tonumber(os.getenv("BENCH_VISITORS") or "600")
 local SEED = tonumber(os.getenv("BENCH_SEED") or "1")
-
-local thread_count = 0
-function setup(thread)
-  thread_count = thread_count + 1
-  thread:set("tid", thread_count)
-end
-
-local cumulative, total = {}, 0
-for i = 1, #PATHS do
-  total = total + 1 / i
-  cumulative[i] = total
-end
-
-local function pick_path()
-  local r = math.random() * total
-  local lo, hi = 1, #PATHS
-  while lo < hi do
-    local mid = math.floor((lo + hi) / 2)
-    if cumulative[mid] < r then lo = mid + 1 else hi = mid end
-  end
-  return PATHS[lo]
-end
-
-local function pick(list)
-  return list[math.random(1, #list)]
-end
 
 local function url_encode(s)
   return (s:gsub("[^%w%-%._~]", function(c) return string.format("%%%02X", string.byte(c)) end))
@@ -63,13 +39,6 @@ local function rnd()
     out[i] = B36:sub(k, k)
   end
   return table.concat(out)
-end
-
-local function visitor()
-  local ip = string.format("%d.%d.%d.%d", pick(PUBLIC_FIRST), math.random(0, 255),
-    math.random(0, 255), math.random(1, 254))
-  return {ip = ip, ua = pick(USER_AGENTS), lang = pick(LANGUAGES), ref = pick(REFERRERS),
-    utm = pick(UTM), width = pick(SCREEN_WIDTHS)}
 end
 
 local function count_request(v)
@@ -104,14 +73,4 @@ end
 function request()
   idx = idx % N + 1
   return requests_[idx]
-end
-
-function done(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format(
-    'BENCH_JSON {"requests":%d,"duration_us":%d,"bytes":%d,"connect":%d,"read":%d,"write":%d,'
-      .. '"status":%d,"timeout":%d,"p50_us":%d,"p90_us":%d,"p99_us":%d,"max_us":%d,"mean_us":%.1f}\n',
-    summary.requests, summary.duration, summary.bytes, e.connect, e.read, e.write, e.status,
-    e.timeout, latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max,
-    latency.mean))
 end

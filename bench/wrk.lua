@@ -19,6 +19,8 @@
 --   BENCH_LISTS=lists.lua BENCH_KEY=pa_... wrk -t2 -c16 -d5s -s bench/wrk.lua http://127.0.0.1:8000/api/v1/hit
 
 dofile(os.getenv("BENCH_LISTS"))
+local common = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "") .. "wrk_common.lua")
+local pick, pick_path, visitor = common.pick, common.pick_path, common.visitor
 
 local KEY = os.getenv("BENCH_KEY") or "none"
 local MODE = os.getenv("BENCH_MODE") or "hit"
@@ -30,45 +32,6 @@ local CODE = os.getenv("BENCH_CODE") or ""
 local SEED = tonumber(os.getenv("BENCH_SEED") or "1")
 -- visitors per thread: ~4 page views each per pass over the hit table
 local VISITORS = tonumber(os.getenv("BENCH_VISITORS") or (MODE == "batch" and "3000" or "600"))
-
-local thread_count = 0
-function setup(thread)
-  thread_count = thread_count + 1
-  thread:set("tid", thread_count)
-end
-
--- Zipf-ish path choice: cumulative weights 1/rank.
-local cumulative, total = {}, 0
-for i = 1, #PATHS do
-  total = total + 1 / i
-  cumulative[i] = total
-end
-
-local function pick_path()
-  local r = math.random() * total
-  local lo, hi = 1, #PATHS
-  while lo < hi do
-    local mid = math.floor((lo + hi) / 2)
-    if cumulative[mid] < r then lo = mid + 1 else hi = mid end
-  end
-  return PATHS[lo]
-end
-
-local function pick(list)
-  return list[math.random(1, #list)]
-end
-
-local function random_ip()
-  return string.format("%d.%d.%d.%d", pick(PUBLIC_FIRST), math.random(0, 255), math.random(0, 255),
-    math.random(1, 254))
-end
-
--- A visitor keeps its IP, UA, language, screen and referrer; its page views vary the path,
--- so sessions get several pages (a referrer or UTM change would start a new session).
-local function visitor()
-  return {ip = random_ip(), ua = pick(USER_AGENTS), lang = pick(LANGUAGES), ref = pick(REFERRERS),
-    utm = pick(UTM), width = pick(SCREEN_WIDTHS)}
-end
 
 local function item(v, time)
   local path = pick_path()
@@ -137,14 +100,4 @@ end
 function request()
   idx = idx % N + 1
   return requests_[idx]
-end
-
-function done(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format(
-    'BENCH_JSON {"requests":%d,"duration_us":%d,"bytes":%d,"connect":%d,"read":%d,"write":%d,'
-      .. '"status":%d,"timeout":%d,"p50_us":%d,"p90_us":%d,"p99_us":%d,"max_us":%d,"mean_us":%.1f}\n',
-    summary.requests, summary.duration, summary.bytes, e.connect, e.read, e.write, e.status,
-    e.timeout, latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max,
-    latency.mean))
 end

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -52,10 +52,22 @@ def start_chromium(
     return driver
 
 
-def one_worker_server(factory: pytest.TempPathFactory, name: str) -> Iterator[TrailServer]:
-    """A module's server for browser tests: one worker, segments sealed every 200 ms."""
+# The environment of a server whose scenario has hits of a year ago and more.
+OLD_HITS = {"TRAIL_MAX_HIT_AGE_DAYS": "800"}
+
+
+def one_worker_server(
+    factory: pytest.TempPathFactory,
+    name: str,
+    env: dict[str, str] | None = None,
+    prepare: Callable[[Path], None] | None = None,
+) -> Iterator[TrailServer]:
+    """A module's server for browser tests: one worker, segments sealed every 200 ms, `env`
+    added to its environment; `prepare` gets the data directory before the server starts."""
     data = factory.mktemp(name) / "data"
-    s = TrailServer(data, workers=1, env={"TRAIL_SEAL_INTERVAL_MS": "200"}).start()
+    if prepare is not None:
+        prepare(data)
+    s = TrailServer(data, workers=1, env={"TRAIL_SEAL_INTERVAL_MS": "200", **(env or {})}).start()
     try:
         yield s
     finally:

@@ -17,8 +17,8 @@ from tests.browser import en_chromium, one_worker_server, wait
 from tests.server import TrailServer
 from tests.test_accessibility_browser import audit, axe_path
 from tests.test_dashboard_browser import screenshots
-from tests.test_signin import LINK_LINE, fresh_ip, printed, send, sign_in
-from tests.test_signin_browser import at, fill, shown
+from tests.test_signin import fresh_ip, send, sign_in
+from tests.test_signin_browser import at, set_first_password, shown
 
 EMAIL, PASSWORD, NEW_PASSWORD = "owner@account.test", "account pass 1", "account pass 2"
 
@@ -53,9 +53,7 @@ def test_display_name_and_password(
     r = send(server, "GET", "/account", ip=fresh_ip())
     assert (r.status, r.headers["location"]) == (303, "/signin")
 
-    browser.get(printed(server, LINK_LINE).group(1))
-    fill(browser, email=EMAIL, password=PASSWORD, confirm=PASSWORD)
-    at(browser, "/sites")
+    set_first_password(browser, server, EMAIL, PASSWORD)
     assert shown(browser, "who").text == EMAIL  # no name yet: the email
     browser.find_element(By.ID, "who").click()
     at(browser, "/account")

@@ -17,8 +17,7 @@ from selenium.webdriver.common.by import By
 
 from tests.browser import en_chromium, one_worker_server, wait
 from tests.server import TrailServer
-from tests.test_signin import LINK_LINE, printed
-from tests.test_signin_browser import at, fill, shown
+from tests.test_signin_browser import at, fill, set_first_password, shown
 from tests.test_stats_e2e import wait_for
 
 UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/{v}.0 Safari/537.36"
@@ -100,11 +99,7 @@ def test_dashboard_numbers_filters_and_url(
     total = wait_for(lambda: api(server, "total", site), lambda t: t["views"] >= len(SCENARIO))
     assert (total["visitors"], total["views"]) == (7, 8)
 
-    browser.get(printed(server, LINK_LINE).group(1))
-    fill(
-        browser, email="dash@browser.test", password="dashboard pass 1", confirm="dashboard pass 1"
-    )
-    at(browser, "/sites")
+    set_first_password(browser, server, "dash@browser.test", "dashboard pass 1")
     link = browser.find_element(By.LINK_TEXT, "shop.example")
     wait(browser, 10).until(
         lambda d: d.find_element(By.CSS_SELECTOR, "#sites .today").get_attribute("data-value")

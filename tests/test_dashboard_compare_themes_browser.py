@@ -20,7 +20,7 @@ from selenium import webdriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 
-from tests.browser import en_chromium, wait
+from tests.browser import OLD_HITS, en_chromium, one_worker_server, wait
 from tests.server import TrailServer
 from tests.test_dashboard_browser import UA, loaded, screenshots, stat
 from tests.test_dashboard_settings_browser import (
@@ -35,8 +35,7 @@ from tests.test_dashboard_settings_browser import (
     row,
 )
 from tests.test_dashboard_share_browser import field_error, saved, submit
-from tests.test_signin import LINK_LINE, printed
-from tests.test_signin_browser import at, fill
+from tests.test_signin_browser import set_first_password
 from tests.test_stats_e2e import wait_for
 
 DASHBOARD = Path(__file__).resolve().parents[1] / "trail" / "static" / "dashboard"
@@ -70,13 +69,7 @@ def hit(n: int, when: datetime, path: str = "/", v: int = 120) -> dict[str, Any]
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrailServer]:
     # Hits of a year ago and more are part of the scenario.
-    data = tmp_path_factory.mktemp("dashboard-compare") / "data"
-    env = {"TRAIL_SEAL_INTERVAL_MS": "200", "TRAIL_MAX_HIT_AGE_DAYS": "800"}
-    s = TrailServer(data, workers=1, env=env).start()
-    try:
-        yield s
-    finally:
-        assert s.stop() == 0
+    yield from one_worker_server(tmp_path_factory, "dashboard-compare", OLD_HITS)
 
 
 @pytest.fixture(scope="module")
@@ -87,9 +80,7 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[webdriver.Chro
 @pytest.fixture(scope="module")
 def owner(server: TrailServer, browser: webdriver.Chrome) -> str:
     """The admin with the settings tests' password (open_settings signs in again with it)."""
-    browser.get(printed(server, LINK_LINE).group(1))
-    fill(browser, email=EMAIL, password=PASSWORD, confirm=PASSWORD)
-    at(browser, "/sites")
+    set_first_password(browser, server, EMAIL, PASSWORD)
     return EMAIL
 
 

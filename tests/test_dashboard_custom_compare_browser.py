@@ -18,7 +18,7 @@ from selenium import webdriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 
-from tests.browser import en_chromium, wait
+from tests.browser import OLD_HITS, en_chromium, one_worker_server, wait
 from tests.server import TrailServer
 from tests.test_dashboard_browser import loaded, screenshots, stat
 from tests.test_dashboard_compare_themes_browser import (
@@ -35,8 +35,7 @@ from tests.test_dashboard_compare_themes_browser import (
     window,
 )
 from tests.test_dashboard_settings_browser import EMAIL, PASSWORD, admin
-from tests.test_signin import LINK_LINE, printed
-from tests.test_signin_browser import at, fill
+from tests.test_signin_browser import set_first_password
 from tests.test_stats_e2e import wait_for
 
 METRICS = ("visitors", "views", "sessions", "bounce_rate")
@@ -44,13 +43,7 @@ METRICS = ("visitors", "views", "sessions", "bounce_rate")
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrailServer]:
-    data = tmp_path_factory.mktemp("dashboard-custom-compare") / "data"
-    env = {"TRAIL_SEAL_INTERVAL_MS": "200", "TRAIL_MAX_HIT_AGE_DAYS": "800"}
-    s = TrailServer(data, workers=1, env=env).start()
-    try:
-        yield s
-    finally:
-        assert s.stop() == 0
+    yield from one_worker_server(tmp_path_factory, "dashboard-custom-compare", OLD_HITS)
 
 
 @pytest.fixture(scope="module")
@@ -62,9 +55,7 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[webdriver.Chro
 def site(server: TrailServer, browser: webdriver.Chrome) -> str:
     """The compare scenario: 6 visitors today, 4 thirty-five days ago, 3 a year before ten days
     ago; the admin signed in."""
-    browser.get(printed(server, LINK_LINE).group(1))
-    fill(browser, email=EMAIL, password=PASSWORD, confirm=PASSWORD)
-    at(browser, "/sites")
+    set_first_password(browser, server, EMAIL, PASSWORD)
     site, key = server.create_site("compare.example")
     now = datetime.now(UTC)
     hits = [hit(n, now - timedelta(minutes=60 - n), v=110 + n) for n in TODAY]

@@ -22,12 +22,11 @@ from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
-from tests.browser import en_chromium, wait
+from tests.browser import en_chromium, one_worker_server, wait
 from tests.server import TrailServer, request
 from tests.test_accessibility_browser import COLOUR_SCHEMES, audit, axe_path, scheme
 from tests.test_dashboard_browser import UA, api, loaded, screenshots, stat
-from tests.test_signin import LINK_LINE, printed
-from tests.test_signin_browser import at, fill
+from tests.test_signin_browser import set_first_password
 from tests.test_stats_e2e import wait_for
 from trail import geoip
 
@@ -76,17 +75,14 @@ def hit(ip: str, when: datetime, path: str = "/") -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrailServer]:
-    data = tmp_path_factory.mktemp("dashboard-more") / "data"
-    # The test database where `trail geoip update` puts DB-IP's: used without `geoip_db`, and
-    # credited under the locations panel.
+    yield from one_worker_server(tmp_path_factory, "dashboard-more", prepare=with_test_geoip)
+
+
+def with_test_geoip(data: Path) -> None:
+    """The test database where `trail geoip update` puts DB-IP's: used without `geoip_db`, and
+    credited under the locations panel."""
     geoip.db_path(data).parent.mkdir(parents=True)
     shutil.copy(MMDB, geoip.db_path(data))
-    env = {"TRAIL_SEAL_INTERVAL_MS": "200"}
-    s = TrailServer(data, workers=1, env=env).start()
-    try:
-        yield s
-    finally:
-        assert s.stop() == 0
 
 
 @pytest.fixture(scope="module")
@@ -111,9 +107,7 @@ def site(server: TrailServer, browser: webdriver.Chrome) -> str:
     wait_for(lambda: api(server, "total", site), lambda t: t["views"] >= len(TODAY) + 3)
     wait_for(lambda: api(server, "events", site), lambda e: sum(r["count"] for r in e) >= 5)
 
-    browser.get(printed(server, LINK_LINE).group(1))
-    fill(browser, email="more@browser.test", password="more pass 12", confirm="more pass 12")
-    at(browser, "/sites")
+    set_first_password(browser, server, "more@browser.test", "more pass 12")
     return site
 
 

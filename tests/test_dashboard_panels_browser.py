@@ -23,8 +23,7 @@ from selenium.webdriver.support.ui import Select
 from tests.browser import en_chromium, one_worker_server, wait
 from tests.server import TrailServer
 from tests.test_dashboard_browser import UA, api, loaded, screenshots, stat
-from tests.test_signin import LINK_LINE, printed
-from tests.test_signin_browser import at, fill, shown
+from tests.test_signin_browser import set_first_password, shown
 from tests.test_stats_e2e import wait_for
 
 # (visitor, path, referrer, minutes ago, tags): 4 from Google, 2 from Hacker News (one tagged),
@@ -89,9 +88,7 @@ def site(server: TrailServer, browser: webdriver.Chrome) -> str:
     wait_for(lambda: api(server, "total", site), lambda t: t["views"] >= len(SCENARIO))
     wait_for(lambda: api(server, "events", site), lambda e: len(e) >= 1)
 
-    browser.get(printed(server, LINK_LINE).group(1))
-    fill(browser, email="panels@browser.test", password="panels pass 1", confirm="panels pass 1")
-    at(browser, "/sites")
+    set_first_password(browser, server, "panels@browser.test", "panels pass 1")
     return site
 
 

@@ -29,8 +29,8 @@ from tests.server import TrailServer, free_port
 from tests.test_accessibility_browser import audit, axe_path
 from tests.test_dashboard_browser import screenshots
 from tests.test_dashboard_share_browser import field_error, ready, saved, submit
-from tests.test_signin import LINK_LINE, printed, send
-from tests.test_signin_browser import at, fill, shown
+from tests.test_signin import send
+from tests.test_signin_browser import at, fill, set_first_password, shown
 from tests.test_stats_e2e import wait_for
 from trail.api.dashboard import pages
 
@@ -50,9 +50,7 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[webdriver.Chro
 @pytest.fixture(scope="module")
 def owner(server: TrailServer, browser: webdriver.Chrome) -> str:
     """The admin with a password, signed in in the browser."""
-    browser.get(printed(server, LINK_LINE).group(1))
-    fill(browser, email=EMAIL, password=PASSWORD, confirm=PASSWORD)
-    at(browser, "/sites")
+    set_first_password(browser, server, EMAIL, PASSWORD)
     return EMAIL
 
 

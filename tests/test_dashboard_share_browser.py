@@ -20,8 +20,8 @@ from tests.access_fixtures import create_user
 from tests.browser import en_chromium, one_worker_server, wait
 from tests.server import TrailServer
 from tests.test_dashboard_browser import api, screenshots, send_scenario, stat
-from tests.test_signin import LINK_LINE, printed, send, sign_in
-from tests.test_signin_browser import at, fill, shown
+from tests.test_signin import send, sign_in
+from tests.test_signin_browser import at, fill, set_first_password, shown
 from tests.test_stats_e2e import wait_for
 
 try:
@@ -196,9 +196,7 @@ def test_settings_change_the_site_through_the_api(
     server: TrailServer, sites: dict[str, str], browser: webdriver.Chrome, tmp_path: Path
 ) -> None:
     site = sites["private"]
-    browser.get(printed(server, LINK_LINE).group(1))
-    fill(browser, email="owner@share.test", password="settings pass 1", confirm="settings pass 1")
-    at(browser, "/sites")
+    set_first_password(browser, server, "owner@share.test", "settings pass 1")
     browser.get(f"{server.url}/sites/{site}/settings")
     wait(browser, 10).until(
         lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready")
@@ -228,7 +226,11 @@ def test_settings_change_the_site_through_the_api(
     wait(browser, 10).until(lambda d: "ip: 10.0.0.1" in d.find_element(By.ID, "filters").text)
     submit(browser, "links-add", description="board")
     wait(browser, 10).until(lambda d: "board" in d.find_element(By.ID, "links").text)
-    link = browser.find_element(By.CSS_SELECTOR, "#links .records a").get_attribute("href")
+    # The list is drawn again after each change: read the link through `wait`, which tries
+    # again when the element it found was replaced meanwhile.
+    link = wait(browser, 10).until(
+        lambda d: d.find_element(By.CSS_SELECTOR, "#links .records a").get_attribute("href")
+    )
     assert link.startswith(f"{server.url}/share/{site}/")
     submit(browser, "clients-add", description="server")
     assert shown(browser, "client-secret-value").text.startswith("pa_")

@@ -55,6 +55,15 @@ def fill(driver: webdriver.Chrome, **fields: str) -> None:
     driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
 
 
+def set_first_password(
+    driver: webdriver.Chrome, server: TrailServer, email: str, password: str
+) -> None:
+    """Open the admin's one-time link the server printed, set a password, land on the sites."""
+    driver.get(printed(server, LINK_LINE).group(1))
+    fill(driver, email=email, password=password, confirm=password)
+    at(driver, "/sites")
+
+
 def test_set_password_sign_out_and_sign_in(server: TrailServer, browser: webdriver.Chrome) -> None:
     link = printed(server, LINK_LINE).group(1)
     browser.get(link)

@@ -103,20 +103,29 @@ def files(data_dir: Path, table: str, day: date) -> list[str]:
     return sorted(os.listdir(d)) if d.is_dir() else []
 
 
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def generated(factory: pytest.TempPathFactory, name: str, seed: int) -> Path:
     """~20k page views over DAYS days, as the WAL sealer would leave them (uncompacted)."""
-    root = tmp_path_factory.mktemp("compaction") / "pristine"
-    g = Generator(page_views=20_000, days=DAYS, seed=7, paths=150)
+    root = factory.mktemp(name) / "pristine"
+    g = Generator(page_views=20_000, days=DAYS, seed=seed, paths=150)
     for i in range(DAYS):
         write_day(root, i, g.day(i))
     return root
 
 
-@pytest.fixture
-def data_dir(dataset: Path, tmp_path: Path) -> Path:
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return generated(tmp_path_factory, "compaction", 7)
+
+
+def copied(dataset: Path, tmp_path: Path) -> Path:
+    """A copy of the data set for one test."""
     shutil.copytree(dataset, tmp_path / "data")
     return tmp_path / "data"
+
+
+@pytest.fixture
+def data_dir(dataset: Path, tmp_path: Path) -> Path:
+    return copied(dataset, tmp_path)
 
 
 def test_every_report_is_identical_after_compaction(data_dir: Path) -> None:

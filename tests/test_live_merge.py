@@ -20,13 +20,15 @@ import pyarrow as pa
 import pytest
 from pyarrow import ipc
 
-from bench.stats_gen import FIRST_DAY, SITE, Generator, write_day
+from bench.stats_gen import FIRST_DAY, SITE
 from tests.test_compaction import (
     AFTER,
     DAYS,
     all_reports,
     all_reports_small,
     assert_same_reports,
+    copied,
+    generated,
 )
 from trail.storage import tombstones
 from trail.storage.daydir import Manifest, list_day
@@ -44,18 +46,13 @@ def day_dirs(data_dir: Path) -> list[Path]:
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """~20k page views over DAYS days as the WAL sealer leaves them (24 segments a table a day)."""
-    root = tmp_path_factory.mktemp("live") / "pristine"
-    g = Generator(page_views=20_000, days=DAYS, seed=11, paths=150)
-    for i in range(DAYS):
-        write_day(root, i, g.day(i))
-    return root
+    """The WAL sealer's segments (24 a table a day), another seed than the compaction tests'."""
+    return generated(tmp_path_factory, "live", 11)
 
 
 @pytest.fixture
 def data_dir(dataset: Path, tmp_path: Path) -> Path:
-    shutil.copytree(dataset, tmp_path / "data")
-    return tmp_path / "data"
+    return copied(dataset, tmp_path)
 
 
 def hold_back(data_dir: Path, holding: Path) -> list[list[tuple[Path, Path]]]:

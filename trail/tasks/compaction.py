@@ -250,22 +250,45 @@ def _isolated(
 # -- one directory ----------------------------------------------------------------------------
 
 
-def compact_dir(
-    data_dir: Path, table: str, site: str, day_dir: Path, *, now: float, grace: float
-) -> DirResult:
+def day_result(table: str, site: str, day_dir: Path) -> tuple[date, DirResult]:
+    """The day of a day directory and the result of a round over it, "clean" so far."""
     day = layout.day_of(day_dir.name)
     if day is None:
         raise ValueError(f"{day_dir.name} is not a day directory")
-    result = DirResult(table, site, day.isoformat(), "clean")
+    return day, DirResult(table, site, day.isoformat(), "clean")
+
+
+def list_ready(
+    data_dir: Path,
+    day_dir: Path,
+    manifest: Manifest,
+    result: DirResult,
+    *,
+    now: float,
+    grace: float,
+) -> tuple[list[str], list[str], list[str], list[str]]:
+    """Under the directory's lock: purge what the grace period lets go, remove orphans, and list
+    the directory: (every name, visible segments, visible parts, the segments whose WAL
+    generation is no longer pending). Counts the purged and the deferred files in `result`."""
+    result.purged = _purge(day_dir, manifest, now, grace)
+    names = os.listdir(day_dir)
+    pending = pending_generations(data_dir)  # listed after the directory, see module doc
+    _remove_orphans(day_dir, names, manifest)
+    arrow, parquet = visible_files(names, manifest)
+    ready = [n for n in arrow if not _is_pending(n, pending)]
+    result.deferred = len(arrow) - len(ready)
+    return names, arrow, parquet, ready
+
+
+def compact_dir(
+    data_dir: Path, table: str, site: str, day_dir: Path, *, now: float, grace: float
+) -> DirResult:
+    day, result = day_result(table, site, day_dir)
     with locked(day_dir):
         manifest = Manifest.read(day_dir)
-        result.purged = _purge(day_dir, manifest, now, grace)
-        names = os.listdir(day_dir)
-        pending = pending_generations(data_dir)  # listed after the directory, see module doc
-        _remove_orphans(day_dir, names, manifest)
-        arrow, parquet = visible_files(names, manifest)
-        ready = [n for n in arrow if not _is_pending(n, pending)]
-        result.deferred = len(arrow) - len(ready)
+        names, arrow, parquet, ready = list_ready(
+            data_dir, day_dir, manifest, result, now=now, grace=grace
+        )
         stones = _stones_for(data_dir, site, table, day)
         newest_stone = max((s.deleted_at_ms for s in stones), default=0)
         stale_stones = newest_stone > manifest.tombstones_at

@@ -91,19 +91,12 @@ def merge_dir(
     data_dir: Path, table: str, site: str, day_dir: Path, *, now: float, grace: float
 ) -> DirResult:
     """Merge the ready segments of one open day directory (see the module doc)."""
-    day = layout.day_of(day_dir.name)
-    if day is None:
-        raise ValueError(f"{day_dir.name} is not a day directory")
-    result = DirResult(table, site, day.isoformat(), "clean")
+    day, result = compaction.day_result(table, site, day_dir)
     with locked(day_dir):
         manifest = Manifest.read(day_dir)
-        result.purged = compaction._purge(day_dir, manifest, now, grace)
-        names = os.listdir(day_dir)
-        pending = compaction.pending_generations(data_dir)  # listed after the directory
-        compaction._remove_orphans(day_dir, names, manifest)
-        arrow, parquet = visible_files(names, manifest)
-        ready = [n for n in arrow if not compaction._is_pending(n, pending)]
-        result.deferred = len(arrow) - len(ready)
+        names, _, parquet, ready = compaction.list_ready(
+            data_dir, day_dir, manifest, result, now=now, grace=grace
+        )
         if not ready:
             return result
         stones = compaction._stones_for(data_dir, site, table, day)

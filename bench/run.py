@@ -319,6 +319,34 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def measured(pids: list[int], wrk: Wrk, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    """One round, `wrk.run(*args, **kwargs)`: its figures, plus the CPU the processes used per
+    request answered and the load average at its end."""
+    cpu0 = cpu_seconds(pids)
+    r = wrk.run(*args, **kwargs)
+    r["cpu_us_per_req"] = (cpu_seconds(pids) - cpu0) / max(1, r["requests"]) * 1e6
+    r["load"] = os.getloadavg()[0]
+    return r
+
+
+def summarized(rs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The rounds of one target: median rate and CPU per request with their ranges, median
+    latencies, and every error wrk counted."""
+    rps = [r["rps"] for r in rs]
+    cpu = [r["cpu_us_per_req"] for r in rs]
+    return {
+        "rps": statistics.median(rps),
+        "rps_range": (min(rps), max(rps)),
+        "cpu_us": statistics.median(cpu),
+        "cpu_range": (min(cpu), max(cpu)),
+        "p50_ms": statistics.median(r["p50_us"] for r in rs) / 1000,
+        "p99_ms": statistics.median(r["p99_us"] for r in rs) / 1000,
+        "errors": sum(
+            r["status"] + r["connect"] + r["read"] + r["write"] + r["timeout"] for r in rs
+        ),
+    }
+
+
 def rss(pids: list[int]) -> dict[int, dict[str, float]]:
     """VmRSS and VmHWM (peak) in MiB per pid."""
     out: dict[int, dict[str, float]] = {}
@@ -535,31 +563,13 @@ def part_browser(
         for name in names[i % len(names) :] + names[: i % len(names)]:
             url, mode, key, site = targets[name]
             pids = bare.pids() if name == "bare" else trail.worker_pids()
-            cpu0 = cpu_seconds(pids)
-            r = wrk.run(url, conns, seconds, key, mode=mode, site=site)
-            used = cpu_seconds(pids) - cpu0
-            r["cpu_us_per_req"] = used / max(1, r["requests"]) * 1e6
-            r["load"] = os.getloadavg()[0]
+            r = measured(pids, wrk, url, conns, seconds, key, mode=mode, site=site)
             acked[name] += r["ok"]
             runs[name].append(r)
         log(
             f"browser round {i + 1}: " + ", ".join(f"{n} {runs[n][-1]['rps']:.0f}/s" for n in names)
         )
-    rows = {}
-    for name, rs in runs.items():
-        rps = [r["rps"] for r in rs]
-        cpu = [r["cpu_us_per_req"] for r in rs]
-        rows[name] = {
-            "rps": statistics.median(rps),
-            "rps_range": (min(rps), max(rps)),
-            "cpu_us": statistics.median(cpu),
-            "cpu_range": (min(cpu), max(cpu)),
-            "p50_ms": statistics.median(r["p50_us"] for r in rs) / 1000,
-            "p99_ms": statistics.median(r["p99_us"] for r in rs) / 1000,
-            "errors": sum(
-                r["status"] + r["connect"] + r["read"] + r["write"] + r["timeout"] for r in rs
-            ),
-        }
+    rows = {name: summarized(rs) for name, rs in runs.items()}
     # Ratios per round (the rounds' neighbours share the machine's load), then their median.
     ratios = {
         f"{a}/{b}": statistics.median(x["rps"] / y["rps"] for x, y in zip(runs[a], runs[b]))
@@ -640,31 +650,13 @@ def part_goatcounter(
         for name in names[i % len(names) :] + names[: i % len(names)]:
             url, mode, key, site, script = targets[name]
             pids = [gc.pid] if name == "goatcounter" else family(supervisor)
-            cpu0 = cpu_seconds(pids)
-            r = wrk.run(url, conns, seconds, key, mode=mode, site=site, script=script)
-            used = cpu_seconds(pids) - cpu0
-            r["cpu_us_per_req"] = used / max(1, r["requests"]) * 1e6
-            r["load"] = os.getloadavg()[0]
+            r = measured(pids, wrk, url, conns, seconds, key, mode=mode, site=site, script=script)
             runs[name].append(r)
         log(
             f"goatcounter round {i + 1}: "
             + ", ".join(f"{n} {runs[n][-1]['rps']:.0f}/s" for n in names)
         )
-    rows = {}
-    for name, rs in runs.items():
-        rps = [r["rps"] for r in rs]
-        cpu = [r["cpu_us_per_req"] for r in rs]
-        rows[name] = {
-            "rps": statistics.median(rps),
-            "rps_range": (min(rps), max(rps)),
-            "cpu_us": statistics.median(cpu),
-            "cpu_range": (min(cpu), max(cpu)),
-            "p50_ms": statistics.median(r["p50_us"] for r in rs) / 1000,
-            "p99_ms": statistics.median(r["p99_us"] for r in rs) / 1000,
-            "errors": sum(
-                r["status"] + r["connect"] + r["read"] + r["write"] + r["timeout"] for r in rs
-            ),
-        }
+    rows = {name: summarized(rs) for name, rs in runs.items()}
     ratios = {}
     for a in ("collect", "hit"):
         per_round = [x["rps"] / y["rps"] for x, y in zip(runs[a], runs["goatcounter"])]

@@ -190,13 +190,15 @@ def platform(client: Any, database: str, f: Filter) -> dict[str, Any]:
         ("page_views", r.page_views()) if f.page_level else ("session_states", r.sessions())
     )
     everyone = "0" if f.is_unfiltered else f"({_unfiltered(r.unfiltered())})"
+    # The aliases are not column names: ClickHouse would read `desktop` in the WHERE (a
+    # platform filter) as the aggregate.
     sql = (
-        "SELECT uniqExact(visitor_id) AS total, uniqExactIf(visitor_id, desktop) AS desktop, "
-        f"uniqExactIf(visitor_id, mobile) AS mobile, {everyone} AS everyone "
+        "SELECT uniqExact(visitor_id) AS n_total, uniqExactIf(visitor_id, desktop) AS n_desktop, "
+        f"uniqExactIf(visitor_id, mobile) AS n_mobile, {everyone} AS everyone "
         f"FROM {r.table(source)} WHERE {where}"
     )
     c = _rows(client, sql, r.p)[0]
-    total_, desktop, mobile = (int(c[k] or 0) for k in ("total", "desktop", "mobile"))
+    total_, desktop, mobile = (int(c[k] or 0) for k in ("n_total", "n_desktop", "n_mobile"))
     return _platform(total_, desktop, mobile, total_ if f.is_unfiltered else int(c["everyone"]))
 
 

@@ -9,7 +9,8 @@
     # --screenshot FILE: the loaded dashboard's top at 1280 px (docs/img/dashboard.png);
     # --rev REV: run trail as committed at REV instead of the working tree
     # --api-only [--open-days N]: no browser; the default view's statistics requests sent at
-    # once over HTTP (6 connections, result cache off), N last days as a live day's files:
+    # once over HTTP (6 connections, result cache off), N last days as a live day's files;
+    # --restarts N: then N server restarts, one load each (fresh workers, same data dir):
     nice -n 0 .venv/bin/python -m bench.dashboard_load --segments /tmp/b10m --api-only --runs 5
 
 Figures and what they mean: bench/RESULTS-dashboard.md. The test at a tiny size:
@@ -462,8 +463,16 @@ def api_main(a: argparse.Namespace) -> dict[str, Any]:
                   f"server CPU   load avg {loadavg()}", flush=True)  # fmt: skip
         assert server.proc is not None
         rss = tree_rss(server.proc.pid)
+        restarted = []  # the first load after a restart: fresh workers, the machine's indexes kept
+        for i in range(a.restarts):
+            stop_server(server)
+            server = start_server(data, a.workers, NO_RESULT_CACHE)
+            time.sleep(a.settle)
+            restarted.append(api_load(server, key, urls, a.timeout))
+            print(f"after restart {i}: {restarted[-1]['wall']:7.0f} ms wall, "
+                  f"{restarted[-1]['cpu']:7.0f} ms server CPU   load avg {loadavg()}", flush=True)  # fmt: skip
         result.update(site=site, first=str(first), last=str(last), open_days=a.open_days,
-                      runs=runs, loadavg_end=loadavg(), rss_mb=rss)  # fmt: skip
+                      runs=runs, restarted=restarted, loadavg_end=loadavg(), rss_mb=rss)  # fmt: skip
         later = runs[1:] or runs
         print(f"{len(urls)} requests, {first} .. {last}, {a.open_days} day(s) read from rows, "
               f"{a.workers} workers: first load {runs[0]['wall']:.0f} ms wall "
@@ -525,6 +534,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         type=int,
         default=0,
         help="with --api-only: the last N days of the range as a live day's files",
+    )
+    ap.add_argument(
+        "--restarts",
+        type=int,
+        default=0,
+        help="with --api-only: then restart the server N times, one load after each",
     )
     a = ap.parse_args(argv)
     if a.api_only:

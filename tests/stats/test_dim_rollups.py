@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -43,6 +44,14 @@ FILTERS = [
     {"country": "de"},  # filtered: rows answer
     {"scale": "week"},
 ]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def rollups_on() -> Iterator[None]:
+    """The rollups are compared with the rows below, whatever TRAIL_ROLLUPS says."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(rollups, "ENABLED", True)
+        yield
 
 
 def day_iso(i: int) -> str:
@@ -166,7 +175,8 @@ def test_rollup_files_are_written_and_named(tmp_path: Path) -> None:
     day_dir = data_dir / "segments/sessions" / f"site={SITE}" / f"day={day_iso(0)}"
     r = Manifest.read(day_dir).rollup
     assert r["version"] == rollups.VERSION
-    assert set(rollups.files_of(r)) == {r["file"], r["dims_file"], r["dims_visitors_file"]}
+    assert set(rollups.files_of(r)) == {r["file"], r["dims_file"], r["dims_visitors_file"],
+                                        r["time_file"], r["time_visitors_file"]}  # fmt: skip
     assert all((day_dir / n).exists() for n in rollups.files_of(r))
     table = pl.read_parquet(day_dir / r["dims_file"])
     deltas = pl.read_parquet(day_dir / r["dims_visitors_file"])["deltas"]

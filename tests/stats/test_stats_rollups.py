@@ -8,6 +8,7 @@ Polars answer over the same rows.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -37,6 +38,14 @@ FILTERS = [
     {"country": "de"},  # filtered: rows answer, the denominator may come from rollups
     {"search": "blog"},
 ]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def rollups_on() -> Iterator[None]:
+    """The rollups are compared with the rows below, whatever TRAIL_ROLLUPS says."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(rollups, "ENABLED", True)
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from typing import Any
 
 import polars as pl
 
-from trail.stats import kernels, rollup_dims, rollup_totals
+from trail.stats import kernels, rollup_dims, rollup_time, rollup_totals
 from trail.stats import metrics as m
 from trail.stats.buckets import TimePart, fixed_offset_ms, hour_of_day
 from trail.stats.filters import Filter
@@ -220,11 +220,17 @@ def _by_time(
 ) -> list[dict[str, Any]]:
     """The core metrics of page views by a local time part (section 5: "page/hour/minute
     grouping reads page views"), every point of `grid` present; cr against the range's
-    unfiltered visitors; custom metrics from the matching events of each time part."""
+    unfiltered visitors; custom metrics from the matching events of each time part. Without a
+    filter, a time part of whole hours comes from the time rollups (trail.stats.rollup_time)."""
     rows = rows_for(data_dir, f)
     part = key if isinstance(key, TimePart) else None
     keys = [key.expr() if isinstance(key, TimePart) else key]
-    queries = [metrics_by(rows, keys, ["time"], views=True, part=part), _all_visitors(rows)]
+    rolled = rollup_time.time_counts(rows, part) if part is not None else None
+    counted = (
+        rolled.lazy() if rolled is not None
+        else metrics_by(rows, keys, ["time"], views=True, part=part)
+    )  # fmt: skip
+    queries = [counted, _all_visitors(rows)]
     custom = custom_metrics(rows, keys)
     if custom is not None:
         queries.append(custom)

@@ -10,12 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from trail.stats import metrics as m
-from trail.stats import rollup_totals
+from trail.stats import rollup_events, rollup_totals
 from trail.stats.filters import Filter, FilterError
-from trail.stats.pages import _time_on_page, _unfiltered_totals, sort_and_page
+from trail.stats.pages import _time_on_page, _unfiltered_totals, latest, sort_and_page
 from trail.stats.predicates import pair_value
 from trail.stats.sources import KEYS, Rows, rows_for
 
@@ -70,17 +71,31 @@ def _event_stats(
     if all_visitors is None:
         all_visitors = rows.unfiltered().sessions(["visitor_id", "sign"]).select(m.visitors())
     df, total = pl.collect_all([stats.join(views, on=names, how="left"), all_visitors])
-    return df.with_columns(
-        pl.col("views").fill_null(0).cast(pl.Int64),
-        cr=m.rate_expr(pl.col("visitors"), total["visitors"][0] or 0),
-    )
+    return _with_cr(df.with_columns(pl.col("views").fill_null(0).cast(pl.Int64)), total)
+
+
+def _with_cr(df: pl.DataFrame, total: pl.DataFrame) -> pl.DataFrame:
+    """`df` with cr = visitors / the unfiltered visitors (`total`), each quotient rounded once:
+    Polars divides a column by a scalar through its reciprocal on some frame layouts (3 / 5 ->
+    0.6000000000000001), which would make the answer depend on how the frame was built."""
+    denominator = max(float(total["visitors"][0] or 0), 1.0)
+    cr = df["visitors"].to_numpy().astype(np.float64) / denominator
+    return df.with_columns(cr=pl.Series(cr, dtype=pl.Float64))
 
 
 def events(data_dir: Path, f: Filter) -> list[dict[str, Any]]:
     """/statistics/events: one entry per event name with its metadata keys."""
     rows = rows_for(data_dir, f)
-    meta_keys = _META_KEYS.unique().sort().alias("meta_keys")
-    df = _event_stats(rows, [pl.col("event_name").alias("name")], [meta_keys])
+    rolled = rollup_events.event_stats(rows)
+    if rolled is not None:
+        all_visitors = rollup_totals.totals_frame(rows.unfiltered(), ["visitors"])
+        if all_visitors is None:
+            all_visitors = rows.unfiltered().sessions(["visitor_id", "sign"]).select(m.visitors())
+        df, total = pl.collect_all([_search(rolled.lazy(), f, "name"), all_visitors])
+        df = _with_cr(df, total)
+    else:
+        meta_keys = _META_KEYS.unique().sort().alias("meta_keys")
+        df = _event_stats(rows, [pl.col("event_name").alias("name")], [meta_keys])
     df = sort_and_page(df, f, EVENT_SORTS, "visitors", "name")
     return df.select("name", "count", "visitors", "views", "cr", "average_duration_seconds",
                      "meta_keys").to_dicts()  # fmt: skip
@@ -143,7 +158,7 @@ def event_pages(data_dir: Path, f: Filter) -> list[dict[str, Any]]:
     ev = _search(rows.events([*KEYS, "path", "title", "time"]), f, "path")
     pairs = ev.select([*KEYS, "path"]).unique()
     stats = ev.group_by("path").agg(
-        pl.col("title").max_by("time"),  # the latest event's
+        latest(pl.col("title")),  # the latest event's (of equal times, the greatest title)
         pl.col("visitor_id").n_unique().cast(pl.Int64).alias("visitors"),
         m.session_key().n_unique().cast(pl.Int64).alias("sessions"),
     )

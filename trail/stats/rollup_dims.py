@@ -23,7 +23,7 @@ from datetime import UTC, date, datetime, time, timedelta
 import numpy as np
 import polars as pl
 
-from trail.stats import rollup_totals, rollup_visitors
+from trail.stats import index_files, open_days, rollup_totals, rollup_visitors
 from trail.stats.scan import scan
 from trail.stats.sources import Rows
 from trail.storage import dim_rollups, rollups
@@ -118,8 +118,9 @@ def _visitors(
             [d.table for d in members],
             [d.deltas_of for d in members],
             [d.ids for d in members],
-            rollup_totals.closed_union(day_rollups),
+            lambda: rollup_totals.closed_union(day_rollups),
             dim_rollups.SETS[set_name],
+            index_files.directory_of(day_rollups[0].file),
         )
     open_ids, open_positions, open_groups = [], [], []
     for i, d in enumerate(days):
@@ -173,13 +174,32 @@ def _from_rollup(r: rollups.DayRollup, set_name: str) -> DayDims | None:
 
 
 def _from_rows(rows: Rows, day: date, set_name: str) -> DayDims:
+    """The day's combinations of `set_name` from its rows: every set is described at once and
+    remembered while the day's files stay the same (the other reports of a load ask for them)."""
+    ids, table, deltas = open_days.of_day(
+        "dims", rows.data_dir, rows.f.site_id, ("sessions",), day, lambda: _described(rows, day)
+    )
+    set_id = dim_rollups.SET_IDS[set_name]
+    in_set = (table["set"] == set_id).to_numpy()
+    lens = table["visitors"].to_numpy().astype(np.int64)
+    first_row = int(np.argmax(in_set)) if in_set.any() else 0
+    first_delta, n_deltas = int(lens[:first_row].sum()), int(lens[in_set].sum())
+    own = deltas[first_delta : first_delta + n_deltas]
+    return DayDims(ids, table.filter(pl.Series(in_set)), lambda: own)
+
+
+def _described(rows: Rows, day: date) -> tuple[np.ndarray, pl.DataFrame, np.ndarray]:
+    """The day's sorted distinct visitor ids, its dimension table of every set (ordered by set)
+    and the table's delta-coded positions."""
     start = datetime.combine(day, time(0), UTC)
     lf = scan(rows.data_dir, "sessions", rows.f.site_id, start, start + timedelta(days=1),
               dim_rollups.COLUMNS)  # fmt: skip
     day_rows = lf.collect()
     ids = np.sort(day_rows.filter(pl.col("sign") >= 0)["visitor_id"].unique().to_numpy())
-    table, deltas = dim_rollups.build_table(day_rows, ids, [set_name])
-    return DayDims(ids, table, lambda: deltas)
+    table, deltas = dim_rollups.build_table(day_rows, ids)
+    ids.flags.writeable = False  # shared by the reports that remember them
+    deltas.flags.writeable = False
+    return ids, table, deltas
 
 
 class _Tables:

@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import polars as pl
 
-from trail.stats import kernels, rollup_visitors
+from trail.stats import index_files, kernels, open_days, rollup_visitors
 from trail.stats.scan import scan
 from trail.stats.sources import Rows
 from trail.storage import rollups
@@ -66,13 +66,23 @@ def window_days(rows: Rows) -> list[Day] | None:
 
 
 def _open_day(rows: Rows, day: date) -> OpenDay:
+    """The day summed from its rows, once per set of its files (trail.stats.open_days)."""
+    site = rows.f.site_id
+    return open_days.of_day(
+        "sums", rows.data_dir, site, ("sessions",), day, lambda: _summed_day(rows, day)
+    )
+
+
+def _summed_day(rows: Rows, day: date) -> OpenDay:
     start = datetime.combine(day, time(0), UTC)
     lf = scan(rows.data_dir, "sessions", rows.f.site_id, start, start + timedelta(days=1),
               rollups.SUM_COLUMNS)  # fmt: skip
     sums, ids = pl.collect_all(rollups.summarize(lf))
     totals = {k: int(v or 0) for k, v in sums.row(0, named=True).items()}
     totals["visitors"] = ids.height
-    return OpenDay(day, totals, ids["visitor_id"].to_numpy())
+    day_ids = ids["visitor_id"].to_numpy()
+    day_ids.flags.writeable = False  # shared by the reports that remember it
+    return OpenDay(day, totals, day_ids)
 
 
 def session_totals(rows: Rows) -> dict[str, int] | None:
@@ -129,13 +139,19 @@ def closed_union(days: list[rollups.DayRollup]) -> np.ndarray:
     """The sorted distinct ids of closed days, remembered for the latest few sets of files (a
     window that ends today asks for the same closed days in every report of a load; the
     breakdowns' visitor index, trail.stats.rollup_visitors, is built on it)."""
+    if not days:
+        return np.zeros(0, dtype=np.uint64)
     key = identity(days)
     with _unions_lock:
         hit = _union_ids.get(key)
         if hit is not None:
             _union_ids.move_to_end(key)
             return hit
-    ids = rollup_visitors.distinct(np.concatenate([d.visitor_ids() for d in days]))
+
+    def union() -> dict[str, np.ndarray]:
+        return {"ids": rollup_visitors.distinct(np.concatenate([d.visitor_ids() for d in days]))}
+
+    ids = index_files.shared(index_files.directory_of(days[0].file), ("union", key), union)["ids"]
     if identity(days) == key:
         with _unions_lock:
             _union_ids[key] = ids
@@ -155,7 +171,7 @@ def distinct_visitors(days: list[rollups.DayRollup]) -> int:
         if count is not None:
             _unions.move_to_end(key)
             return count
-    count = kernels.distinct_count([d.visitor_ids() for d in days])
+    count = len(closed_union(days))  # (built once per machine: trail.stats.index_files)
     if identity(days) == key:  # not replaced while read
         with _unions_lock:
             _unions[key] = count

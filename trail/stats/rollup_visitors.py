@@ -3,7 +3,8 @@
 Every breakdown of a dashboard load groups the same combinations of one set of dimensions
 (trail.storage.dim_rollups) over the same closed days, differently. Deduplicating the visitors
 of a group across days is a sort of all their ids (~2.3M per set at 10M page views a month,
-~100 ms), so it is done once per set and set of closed days (`SetIndex`): the distinct visitors
+~100 ms), so it is done once per set and set of closed days on a machine (`SetIndex`, kept
+for the other workers and the next start by trail.stats.index_files): the distinct visitors
 of the closed days, each with its only combination, or marked as having several, whose
 (visitor, combination) pairs are kept. A group's visitors are then those whose only combination
 lies in the group (a sum over combinations) plus the distinct visitors among the pairs mapped
@@ -20,10 +21,13 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from pathlib import Path
 
 import numpy as np
 import polars as pl
+
+from trail.stats import index_files
 
 _KEPT = 3  # the three sets of one window: ~9 MB each at 10M page views a month
 _indexes: OrderedDict[tuple, SetIndex] = OrderedDict()
@@ -69,23 +73,43 @@ def index_for(
     tables: list[pl.DataFrame],
     deltas: list[Callable[[], np.ndarray]],
     ids: list[np.ndarray],
-    union: np.ndarray,
+    union: Callable[[], np.ndarray],
     columns: list[str],
+    shared_in: Path | None = None,
 ) -> SetIndex:
     """The SetIndex of closed days (their tables, deltas and id lists; `union`: their sorted
-    distinct ids), remembered by `key` (the identity of the days' files and the set); the
-    deltas are read only to build it."""
+    distinct ids), remembered by `key` (the identity of the days' files and the set), and
+    shared with the machine's other processes in `shared_in` (trail.stats.index_files);
+    the deltas and the union are read only to build it."""
     with _lock:
         hit = _indexes.get(key)
         if hit is not None:
             _indexes.move_to_end(key)
             return hit
-    index = _build(tables, [read() for read in deltas], _global_of(key[1:], ids, union), columns)
+
+    def build() -> dict[str, np.ndarray]:
+        g = _global_of(key[1:], ids, union())
+        return _arrays(_build(tables, [read() for read in deltas], g, columns))
+
+    arrays = build() if shared_in is None else index_files.shared(shared_in, key, build)
+    index = SetIndex(**{k: v for k, v in arrays.items() if k != "n_combos"},
+                     ids=union(), n_combos=int(arrays["n_combos"][0]))  # fmt: skip
     with _lock:
         _indexes[key] = index
         while len(_indexes) > _KEPT:
             _indexes.popitem(last=False)
     return index
+
+
+def _arrays(index: SetIndex) -> dict[str, np.ndarray]:
+    """What is kept of an index (its ids are the union's, kept once); combinations as int16
+    when they fit."""
+    out = {f.name: getattr(index, f.name) for f in fields(index) if f.name != "ids"}
+    out["n_combos"] = np.array([index.n_combos])
+    if index.n_combos < np.iinfo(np.int16).max:
+        out["combo_of"] = index.combo_of.astype(np.int16)
+        out["multi_combos"] = index.multi_combos.astype(np.int16)
+    return out
 
 
 def _global_of(key: tuple, ids: list[np.ndarray], union: np.ndarray) -> GlobalIds:
@@ -191,6 +215,16 @@ def count(
         single = found & (combo >= 0)
         new[single] = combo_group[combo[single]] != groups[single]
         several = found & (combo < 0)
-        new[several] = ~np.isin(at[several] * n_groups + groups[several], multi_keys)
+        new[several] = ~_within(at[several].astype(np.int64) * n_groups + groups[several],
+                                multi_keys)  # fmt: skip
     counts += np.bincount(groups[new], minlength=n_groups)
     return counts
+
+
+def _within(values: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
+    """Whether each value is one of `sorted_keys` (sorted): a binary search each, where np.isin
+    would hash both sides again (seconds for the ~2M pairs of the source set)."""
+    if not len(sorted_keys):
+        return np.zeros(len(values), dtype=bool)
+    at = np.minimum(np.searchsorted(sorted_keys, values), len(sorted_keys) - 1)
+    return sorted_keys[at] == values

@@ -138,7 +138,7 @@ def build(df: pl.DataFrame, day_dir: Path, day: date, part: str) -> dict[str, An
         return entry
     pv = pv.with_columns(position=pl.Series(positions, dtype=pl.UInt32))
     previous = _previous_pairs(day_dir, day, entry["prev_part"])
-    table = _per_path(pv, previous, _bounced(day_dir, day))
+    table = per_path(pv, previous, _bounced(day_dir, day))
     name = layout.rollup_name(part, "page_views")
     visitors_name = name.replace(".parquet", "-visitors.parquet")
     _write(table.drop("deltas"), day_dir / name)
@@ -156,7 +156,24 @@ def _write(df: pl.DataFrame, path: Path) -> None:
     tmp.replace(path)
 
 
-def _per_path(pv: pl.DataFrame, previous: pl.DataFrame, bounced: pl.DataFrame) -> pl.DataFrame:
+def describe(
+    pv: pl.DataFrame, previous: pl.DataFrame, bounced: pl.DataFrame
+) -> tuple[np.ndarray, pl.DataFrame, np.ndarray]:
+    """What a page rollup holds, from a day's rows (the query side's day without a rollup):
+    the sorted distinct visitor ids of the page views `pv` (visitor_id, session_id, path,
+    title, ms), the table (SCHEMA) and its delta-coded positions in those ids."""
+    ids = np.sort(pv["visitor_id"].unique().to_numpy())
+    positions = np.searchsorted(ids, pv["visitor_id"].to_numpy())
+    pv = pv.with_columns(position=pl.Series(positions, dtype=pl.UInt32))
+    table = per_path(pv, previous, bounced)
+    deltas = table.select(pl.col("deltas").explode()).drop_nulls()["deltas"].to_numpy()
+    return ids, table.drop("deltas"), deltas
+
+
+def per_path(pv: pl.DataFrame, previous: pl.DataFrame, bounced: pl.DataFrame) -> pl.DataFrame:
+    """The page rollup's rows (SCHEMA, with each path's `deltas`) of one day's page views `pv`
+    (with `position`: the visitor's in the day's id list), the previous day's (visitor_id,
+    session_id, path) and the (visitor_id, session_id) of the day's bounced sessions."""
     pairs = pv.select(*_KEYS, "path").unique()
     carried = pairs.join(previous, on=[*_KEYS, "path"], how="semi").group_by("path").len("carried")
     bounces = pairs.join(bounced, on=_KEYS, how="semi").group_by("path").len("bounces")
@@ -210,14 +227,23 @@ def _bounced(day_dir: Path, day: date) -> pl.DataFrame:
     t = pl.col("time").cast(pl.Int64)
     cols = ["time", *_KEYS, "sign", "is_bounce"]
     rows = pl.concat([f.select(cols) for f in frames]).filter((t >= start) & (t < end))
-    bounced = (
+    return bounced_sessions(rows).collect()
+
+
+BOUNCE_COLUMNS = [*_KEYS, "sign", "is_bounce"]
+
+
+def bounced_sessions(rows: pl.LazyFrame) -> pl.LazyFrame:
+    """(visitor_id, session_id) of the sessions among one day's session rows (BOUNCE_COLUMNS)
+    whose final state lies on that day and bounced (see _bounced)."""
+    empty = pl.DataFrame(schema={"visitor_id": pl.UInt64, "session_id": pl.UInt32})
+    return (
         rows.filter(pl.col("is_bounce"))
         .group_by(_KEYS)
         .agg(pl.col("sign").cast(pl.Int64).sum().alias("n"))
         .filter(pl.col("n") > 0)
         .select(pl.col(c).cast(t) for c, t in empty.schema.items())
     )
-    return bounced.collect()
 
 
 def _previous_pairs(day_dir: Path, day: date, prev_part: str) -> pl.DataFrame:

@@ -12,7 +12,9 @@ closed day in memory, so it also writes, for the `sessions` table:
 
 The sessions rollup also holds the dimension rollup (`rollup-<n>-dims.parquet` and its
 visitors file: per combination of dimension values, sums and visitor positions in the id list;
-see trail.storage.dim_rollups). For the `page_views` table, `rollup-<n>.parquet` holds one row per path of the day (views,
+see trail.storage.dim_rollups) and the time rollup (`rollup-<n>-time.parquet` and its visitors
+file: page views by UTC hour for the hours and weekdays reports; see trail.storage.time_rollups).
+For the `page_views` table, `rollup-<n>.parquet` holds one row per path of the day (views,
 sessions, the latest title and the day's visitors of the path as positions in the sessions
 rollup's id list); see trail.storage.page_rollups, which builds on this module (never the other
 way round). Reading a day's rollup (`day_rollup`, `days_for`) is the same for both kinds: the
@@ -40,20 +42,22 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from trail.storage import dim_rollups, layout, tombstones
+from trail.storage import dim_rollups, layout, time_rollups, tombstones
 from trail.storage.daydir import MANIFEST, Manifest, visible_files
 
-# Of the sessions rollup. 4: the dimension rollup (trail.storage.dim_rollups).
-VERSION = 4
+# Of the sessions rollup. 4: the dimension rollup (trail.storage.dim_rollups). 5: the time
+# rollup (trail.storage.time_rollups).
+VERSION = 5
 # The columns `build` reads.
 _OWN = ["time", "sign", "visitor_id", "page_views", "is_bounce", "duration_seconds", "entry_path"]
-COLUMNS = list(dict.fromkeys([*_OWN, *dim_rollups.COLUMNS]))
+COLUMNS = list(dict.fromkeys([*_OWN, *dim_rollups.COLUMNS, *time_rollups.COLUMNS]))
 # TRAIL_ROLLUPS=off: every report reads rows (the differential tests run both ways).
 ENABLED = os.environ.get("TRAIL_ROLLUPS", "on").lower() not in ("off", "0", "false", "no")
 # Days of a window a report may read from rows beside the others' rollups (the live day, a
 # day whose compaction is due); past that the rows of the whole window are read once instead.
 MAX_OPEN_DAYS = 2
-FILE_KEYS = ("file", "visitors_file", "dims_file", "dims_visitors_file")
+FILE_KEYS = ("file", "visitors_file", "dims_file", "dims_visitors_file", "time_file",
+             "time_visitors_file")  # fmt: skip
 
 
 def files_of(entry: dict[str, Any]) -> list[str]:
@@ -67,7 +71,9 @@ def build(df: pl.DataFrame, day_dir: Path, day: date, part: str) -> dict[str, An
     start, end = layout.day_span_ms(day)
     t = pl.col("time").cast(pl.Int64)
     rows = df.lazy().filter((t >= start) & (t < end))
-    sums, ids, day_rows = pl.collect_all([*summarize(rows), rows.select(dim_rollups.COLUMNS)])
+    sums, ids, day_rows, time_rows = pl.collect_all(
+        [*summarize(rows), rows.select(dim_rollups.COLUMNS), rows.select(time_rollups.COLUMNS)]
+    )
     name = layout.rollup_name(part)
     tmp = day_dir / layout.temp_name(name)
     with open(tmp, "wb") as f:
@@ -79,6 +85,7 @@ def build(df: pl.DataFrame, day_dir: Path, day: date, part: str) -> dict[str, An
     entry.update({k: int(v or 0) for k, v in sums.row(0, named=True).items()})
     entry["visitors"] = ids.height
     entry.update(dim_rollups.build(day_rows, ids["visitor_id"].to_numpy(), day_dir, part))
+    entry.update(time_rollups.build(time_rows, ids["visitor_id"].to_numpy(), day_dir, day, part))
     return entry
 
 

@@ -1,0 +1,94 @@
+"""What the reports remember of a day read from rows (the live day, a day not compacted yet).
+
+A window that ends today combines the closed days' rollups with the open day's rows, described
+the way compaction would describe them (trail.storage.rollups.summarize, dim_rollups.build_table,
+page_rollups.per_path). A dashboard load asks ~20 reports over the same window at once, so the
+description is made once per set of files and remembered: by the identity of the open day's
+visible files (path, inode, mtime, size) in the tables it reads and of the site's tombstone
+file. A new segment, a compaction or a deletion changes that identity, and the next report
+describes the day again. A description is kept only if the identity did not change while it was
+made (the files are replaced by rename, never rewritten in place), and reports that ask for the
+same description at the same time wait for the first one instead of making it again.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+from typing import Any, TypeVar
+
+from trail.storage import layout
+from trail.storage.daydir import read_day
+
+T = TypeVar("T")
+
+_KEPT = 16  # a few kinds (sums, dimensions, pages) of one or two open days
+_remembered: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+_making: dict[tuple[Any, ...], threading.Lock] = {}
+_lock = threading.Lock()
+
+
+def identity(
+    data_dir: Path, site_id: str, tables: tuple[str, ...], days: tuple[date, ...]
+) -> tuple:
+    """The visible files of `days` in `tables` and the site's tombstone file, as stamps."""
+    stamps: list[tuple[str, int, int, int]] = []
+    for table in tables:
+        for day in days:
+            listing = read_day(layout.day_dir(data_dir, table, site_id, day))
+            for f in [*listing.arrow, *listing.parquet]:
+                st = os.stat(f)
+                stamps.append((f, st.st_ino, st.st_mtime_ns, st.st_size))
+    try:
+        st = os.stat(layout.tombstone_file(data_dir, site_id))
+        stamps.append(("tombstones", st.st_ino, st.st_mtime_ns, st.st_size))
+    except FileNotFoundError:
+        pass
+    return tuple(stamps)
+
+
+def remembered(key_of: Callable[[], tuple[Any, ...]], make: Callable[[], T]) -> T:
+    """make(), or what it returned for the same key: `key_of()` names what it describes and the
+    identity of the files it reads (see identity), before and after make() ran."""
+    try:
+        key = key_of()
+    except FileNotFoundError:
+        return make()  # a file went away while listed (a compaction): describe what is there
+    with _lock:
+        making = _making.setdefault(key, threading.Lock())
+    with making:
+        with _lock:
+            if key in _remembered:
+                _remembered.move_to_end(key)
+                return _remembered[key]  # type: ignore[no-any-return]
+        value = make()
+        try:
+            same = key == key_of()
+        except FileNotFoundError:
+            same = False
+        with _lock:
+            if same:
+                _remembered[key] = value
+                while len(_remembered) > _KEPT:
+                    _remembered.popitem(last=False)
+            _making.pop(key, None)
+    return value
+
+
+def of_day(
+    kind: str, data_dir: Path, site_id: str, tables: tuple[str, ...], day: date,
+    make: Callable[[], T],
+) -> T:  # fmt: skip
+    """make() over one open day's files in `tables`, remembered (see remembered)."""
+    return remembered(
+        lambda: (kind, str(data_dir), site_id, identity(data_dir, site_id, tables, (day,))), make
+    )
+
+
+def clear() -> None:
+    with _lock:
+        _remembered.clear()

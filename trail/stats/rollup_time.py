@@ -1,0 +1,259 @@
+"""hours and weekdays from the time rollups (trail.storage.time_rollups), exactly.
+
+Without a filter, for a zone whose offset is whole hours and the same all window long (a
+window that starts and ends on whole UTC hours), each local slot (hour of the day, hour of the
+week) is a set of UTC hours, so the report adds up the days' hours instead of reading every page
+view: views and the bounced one-view sessions counted by their start add up; the visitors of a
+slot are the distinct ids over its hours' visitor lists; the sessions of a slot are the sum of
+its hours' distinct sessions, less the repeats of sessions with views on several days (all of
+them are specials of every day they have rows on, see trail.storage.time_rollups); the bounces
+of reloads are the sessions whose bounced rows of several views sum to a live state over the
+window, once per slot they viewed a page in. A day without a usable rollup (the live day, a day
+not compacted yet) is described from its rows by the same function. Anything else (a filter,
+a deletion in the window, a session carried into a day that is not a special of the day before,
+more than rollups.MAX_OPEN_DAYS days from rows) gives None: the rows answer.
+tests/stats/test_time_rollups.py compares both ways.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, date, datetime, time, timedelta
+
+import numpy as np
+import polars as pl
+
+from trail.stats import kernels, rollup_visitors
+from trail.stats.buckets import TimePart
+from trail.stats.scan import scan
+from trail.stats.sources import Rows, starts_hold_views
+from trail.storage import layout, rollups, time_rollups
+from trail.storage.daydir import read_day
+from trail.storage.time_rollups import CELLS, HOUR_MS, RELOADS, SINGLES, SPECIALS, DayTime
+
+_DAY_MS = 24 * HOUR_MS
+_KEYS = ["visitor_id", "session_id"]
+_COUNTS = ("visitors", "sessions", "views", "bounces")
+
+
+def time_counts(rows: Rows, part: TimePart) -> pl.DataFrame | None:
+    """visitors, sessions, views, bounces per value of `part` (a slot of UTC hours) over the
+    page views of an unfiltered window, as trail.stats.sources.metrics_by gives them; or None."""
+    f = rows.f
+    if not f.is_unfiltered or f.visitor_id is not None or f.session_id is not None:
+        return None
+    ws, we = int(rows.start.timestamp() * 1000), int(rows.end.timestamp() * 1000)
+    if part.unit != HOUR_MS or part.shift % HOUR_MS or ws % HOUR_MS or we % HOUR_MS or we <= ws:
+        return None
+    if not starts_hold_views(rows, ["time"]):
+        return None  # a deletion in the window: the rows decide otherwise
+    days = window_days(rows, ws, we)
+    if days is None:
+        return None
+    return remembered(
+        days, ("time", part, ws, we), lambda: _count(days, part, ws // HOUR_MS, we // HOUR_MS)
+    )
+
+
+def window_days(rows: Rows, ws: int, we: int) -> list[DayTime] | None:
+    """Every UTC day the window [ws, we) (ms) touches that has session rows, from its rollup
+    or its rows; None when more than rollups.MAX_OPEN_DAYS are read from rows."""
+    first = datetime.fromtimestamp(ws // _DAY_MS * _DAY_MS / 1000, UTC)
+    last = datetime.fromtimestamp(-(-we // _DAY_MS) * _DAY_MS / 1000, UTC)
+    listed = rollups.days_or_gaps(rows.data_dir, "sessions", rows.f.site_id, first, last)
+    if listed is None or sum(r is None for _, r in listed) > rollups.MAX_OPEN_DAYS:
+        return None
+    out = []
+    try:
+        for day, r in listed:
+            d = _from_rows(rows, day) if r is None else _from_rollup(r)
+            if d is None:
+                return None
+            out.append(d)
+    except (OSError, pl.exceptions.PolarsError):
+        return None  # replaced and purged since listed (or damaged): the rows still answer
+    return out
+
+
+def _from_rollup(r: rollups.DayRollup) -> DayTime | None:
+    if not r.entry.get("time_file"):
+        return None
+    directory = os.path.dirname(r.file)
+    names = (r.entry["time_file"], r.entry["time_visitors_file"])
+    key = tuple((n, *_stamp(f"{directory}/{n}")) for n in names) + (_stamp(r.file),)
+    with _lock:
+        hit = _cache.get(key)
+        if hit is not None:
+            _cache.move_to_end(key)
+            return hit
+    d = time_rollups.read(directory, r.entry, r.day, r.visitor_ids(), key)
+    with _lock:
+        if d is not None:
+            _cache[key] = d
+            while len(_cache) > _KEPT:
+                _cache.popitem(last=False)
+    return d
+
+
+def _stamp(path: str) -> tuple[int, int, int]:
+    st = os.stat(path)
+    return st.st_ino, st.st_mtime_ns, st.st_size
+
+
+# Days' time tables by the identity of their files: a dashboard load asks hours and weekdays.
+_KEPT = 64
+_cache: OrderedDict[tuple, DayTime] = OrderedDict()
+_lock = threading.Lock()
+# Answers by the identity of the days' files and the question: the next load of the same
+# window asks the same.
+_ANSWERS_KEPT = 32
+_answers: OrderedDict[tuple, pl.DataFrame | None] = OrderedDict()
+
+
+def remembered(
+    days: list[DayTime], question: tuple, compute: Callable[[], pl.DataFrame | None]
+) -> pl.DataFrame | None:
+    """compute(), remembered while every day of `days` is read from the same files (rollups,
+    or for a day described from rows, its segments and parts)."""
+    if not all(d.identity for d in days):
+        return compute()
+    key = (tuple(d.identity for d in days), question)
+    with _lock:
+        if key in _answers:
+            _answers.move_to_end(key)
+            return _answers[key]
+    answer = compute()
+    with _lock:
+        _answers[key] = answer
+        while len(_answers) > _ANSWERS_KEPT:
+            _answers.popitem(last=False)
+    return answer
+
+
+_TABLES = ("sessions", "page_views", "events")
+
+
+def _from_rows(rows: Rows, day: date) -> DayTime | None:
+    """The day described from its rows, remembered by the files they are read from (segments
+    and parts are written once: a new or merged segment is a new name)."""
+    site = rows.f.site_id
+    listings = [read_day(layout.day_dir(rows.data_dir, t, site, day)) for t in _TABLES]
+    key = ("rows", str(rows.data_dir), site, day, *(tuple(x.arrow + x.parquet) for x in listings))
+    with _lock:
+        hit = _cache.get(key)
+        if hit is not None:
+            _cache.move_to_end(key)
+            return hit
+    d = _describe_rows(rows, day)
+    if d is not None:
+        d = replace(d, identity=key)
+        with _lock:
+            _cache[key] = d
+            while len(_cache) > _KEPT:
+                _cache.popitem(last=False)
+    return d
+
+
+def _describe_rows(rows: Rows, day: date) -> DayTime | None:
+    start = datetime.combine(day, time(0), UTC)
+    end = start + timedelta(days=1)
+    site = rows.f.site_id
+    sess, views, events = pl.collect_all([
+        scan(rows.data_dir, table, site, start, end, columns)
+        for table, columns in (("sessions", time_rollups.COLUMNS),
+                               ("page_views", time_rollups.VIEW_COLUMNS),
+                               ("events", time_rollups.EVENT_COLUMNS))
+    ])  # fmt: skip
+    ids = np.sort(sess.filter(pl.col("sign") >= 0)["visitor_id"].unique().to_numpy())
+    described = time_rollups.describe(sess, views, events, ids, day)
+    return None if isinstance(described, str) else described
+
+
+def _count(days: list[DayTime], part: TimePart, h0: int, h1: int) -> pl.DataFrame | None:
+    n = part.modulus
+    if not days:
+        return pl.DataFrame(schema={part.name: pl.Int64, **dict.fromkeys(_COUNTS, pl.Int64)})
+
+    def slot(hours: np.ndarray) -> np.ndarray:
+        return (hours + part.shift // HOUR_MS + part.add) % n
+
+    views, sessions, singles = (np.zeros(n, dtype=np.int64) for _ in range(3))
+    visitors: list[list[np.ndarray]] = [[] for _ in range(n)]
+    reloads = []
+    for d in days:
+        cells = d.kind(CELLS)
+        lens = cells["visitors"].to_numpy().astype(np.int64)
+        ids = d.ids[rollup_visitors.positions(d.deltas[: lens.sum()], lens)]
+        ends = np.cumsum(lens)
+        hours = cells["hour"].to_numpy()
+        for i in np.flatnonzero((hours >= h0) & (hours < h1)):
+            s = int(slot(hours[i]))
+            views[s] += int(cells["views"][int(i)])
+            sessions[s] += int(cells["sessions"][int(i)])
+            visitors[s].append(ids[ends[i] - lens[i] : ends[i]])
+        single = d.kind(SINGLES).filter(
+            pl.col("hour").is_between(h0, h1 - 1) & pl.col("start_hour").is_between(h0, h1 - 1)
+        )
+        np.add.at(singles, slot(single["start_hour"].to_numpy()), single["single"].to_numpy())
+        reloads.append(d.kind(RELOADS).filter(pl.col("hour").is_between(h0, h1 - 1)))
+    sp = specials_of(days)
+    if not carried_ok(sp, h0):
+        return None
+    reloaded = (
+        pl.concat(reloads).group_by(_KEYS).agg(pl.col("reload").sum()).filter(pl.col("reload") > 0)
+    )
+    repeated = sp.group_by(_KEYS).len().filter(pl.col("len") > 1)
+    wanted = pl.concat([reloaded.select(_KEYS), repeated.select(_KEYS)]).unique()
+    cells_of = _special_cells(sp.join(wanted, on=_KEYS, how="semi"), h0, h1)
+    cells_of = cells_of.with_columns(slot=pl.Series(slot(cells_of["hour"].to_numpy())))
+    repeats = cells_of.group_by(*_KEYS, "slot").len().filter(pl.col("len") > 1)
+    np.subtract.at(sessions, repeats["slot"].to_numpy(), repeats["len"].to_numpy() - 1)
+    flagged_pairs = cells_of.join(reloaded, on=_KEYS, how="semi").select(*_KEYS, "slot").unique()
+    flagged = np.bincount(flagged_pairs["slot"].to_numpy(), minlength=n).astype(np.int64)
+    present = np.flatnonzero(views > 0)
+    return pl.DataFrame(
+        {
+            part.name: pl.Series(present, dtype=pl.Int64),
+            "visitors": pl.Series(
+                [kernels.distinct_count(visitors[s]) for s in present], dtype=pl.Int64
+            ),
+            "sessions": pl.Series(sessions[present], dtype=pl.Int64),
+            "views": pl.Series(views[present], dtype=pl.Int64),
+            "bounces": pl.Series(flagged[present] + singles[present], dtype=pl.Int64),
+        }
+    )
+
+
+def specials_of(days: list[DayTime]) -> pl.DataFrame:
+    """The specials of `days` with `day` (ordinal) and `base` (the day's first epoch hour)."""
+    return pl.concat(
+        d.kind(SPECIALS).with_columns(
+            day=pl.lit(d.day.toordinal()),
+            base=pl.lit(layout.day_span_ms(d.day)[0] // HOUR_MS),
+        )
+        for d in days
+    )
+
+
+def carried_ok(sp: pl.DataFrame, h0: int) -> bool:
+    """Whether every session carried into a day that starts after the window's first hour
+    `h0` is a special of the day before (`sp`: specials_of): then every session with rows on
+    several days of the window is a special of each of them."""
+    needed = sp.filter(pl.col("carried") & (pl.col("base") > h0))
+    missing = needed.select(*_KEYS, day=pl.col("day") - 1).join(
+        sp.select(*_KEYS, "day"), on=[*_KEYS, "day"], how="anti"
+    )
+    return missing.is_empty()
+
+
+def _special_cells(sp: pl.DataFrame, h0: int, h1: int) -> pl.DataFrame:
+    """(visitor_id, session_id, hour) of the specials' views in hours [h0, h1)."""
+    masks = sp["view_hours"].to_numpy().astype(np.int64)
+    bits = (masks[:, None] >> np.arange(24)) & 1
+    hours = sp["base"].to_numpy()[:, None] + np.arange(24)
+    row, bit = np.nonzero(bits.astype(bool) & (hours >= h0) & (hours < h1))
+    return sp.select(_KEYS)[row].with_columns(hour=pl.Series(hours[row, bit], dtype=pl.Int64))

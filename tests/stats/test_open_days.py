@@ -39,7 +39,7 @@ ALL_CLOSED = datetime(2024, 3, 14, tzinfo=UTC).timestamp()
 PATHS = ["/", "/a", "/b"]
 WINDOWS = [("2024-03-09", "2024-03-11"), ("2024-03-10", "2024-03-11"), ("2024-03-11", "2024-03-11")]
 REPORTS = ["page", "page/entry", "page/exit", "total", "visitor", "country", "referrer",
-           "platform", "browser"]  # fmt: skip
+           "platform", "browser", "duration/session"]  # fmt: skip
 
 visit = st.tuples(
     st.integers(1, 5),  # visitor

@@ -29,7 +29,7 @@ from trail.tasks import compaction
 DAYS = 3
 AFTER = datetime.combine(FIRST_DAY + timedelta(days=DAYS + 2), datetime.min.time(), UTC).timestamp()
 REPORTS = ["total", "visitor", "page", "page/entry", "country", "city", "platform", "events",
-           "growth", "hours", "hostname"]  # fmt: skip
+           "growth", "hours", "hostname", "duration/session"]  # fmt: skip
 FILTERS = [
     {},
     {"scale": "week"},
@@ -79,6 +79,8 @@ def test_rollups_are_written_and_used(data_dir: Path, monkeypatch: pytest.Monkey
     day_dir = data_dir / "segments/sessions" / f"site={SITE}" / f"day={FIRST_DAY.isoformat()}"
     r = Manifest.read(day_dir).rollup
     assert r["version"] == rollups.VERSION and (day_dir / r["file"]).exists()
+    # duration/session's denominator: the sessions with a duration, some of them
+    assert 0 < r["duration_sessions"] <= r["sessions"]
     ids = np.fromfile(day_dir / r["file"], dtype="<u8")
     assert len(ids) == r["visitors"] > 0 and bool(np.all(ids[1:] > ids[:-1]))
     start = datetime.combine(FIRST_DAY, datetime.min.time(), UTC)

@@ -28,7 +28,7 @@ from trail.clickhouse.rows import BUCKETS, KEYS, Params, Rows, Unsupported, pair
 from trail.stats import metrics as m
 from trail.stats.breakdowns import DIMENSIONS, HOSTNAME_SORTS, _filled, _platform
 from trail.stats.buckets import bucket_label, bucket_start, series_starts
-from trail.stats.events import EVENT_SORTS
+from trail.stats.events import EVENT_SORTS, with_cr
 from trail.stats.filters import Filter, FilterError
 from trail.stats.pages import PAGE_SORTS, sort_and_page
 
@@ -444,7 +444,7 @@ def _event_stats(
     schema = {**dict.fromkeys(keys, pl.String), "count": pl.Int64, "visitors": pl.Int64,
               "views": pl.Int64, "average_duration_seconds": pl.Int64,
               **{name: kind for name, (_, kind) in extra.items()}}  # fmt: skip
-    return _frame(rows, schema).with_columns(cr=m.rate_expr(pl.col("visitors"), everyone or 0))
+    return with_cr(_frame(rows, schema), int(everyone or 0))
 
 
 def events(client: Any, database: str, f: Filter) -> list[dict[str, Any]]:

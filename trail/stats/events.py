@@ -71,14 +71,16 @@ def _event_stats(
     if all_visitors is None:
         all_visitors = rows.unfiltered().sessions(["visitor_id", "sign"]).select(m.visitors())
     df, total = pl.collect_all([stats.join(views, on=names, how="left"), all_visitors])
-    return _with_cr(df.with_columns(pl.col("views").fill_null(0).cast(pl.Int64)), total)
+    df = df.with_columns(pl.col("views").fill_null(0).cast(pl.Int64))
+    return with_cr(df, int(total["visitors"][0] or 0))
 
 
-def _with_cr(df: pl.DataFrame, total: pl.DataFrame) -> pl.DataFrame:
-    """`df` with cr = visitors / the unfiltered visitors (`total`), each quotient rounded once:
-    Polars divides a column by a scalar through its reciprocal on some frame layouts (3 / 5 ->
-    0.6000000000000001), which would make the answer depend on how the frame was built."""
-    denominator = max(float(total["visitors"][0] or 0), 1.0)
+def with_cr(df: pl.DataFrame, everyone: int) -> pl.DataFrame:
+    """`df` with cr = visitors / the unfiltered visitors (`everyone`), each quotient rounded
+    once: Polars divides a column by a scalar through its reciprocal on some frame layouts
+    (3 / 5 -> 0.6000000000000001), which would make the answer depend on how the frame was built
+    (and differ between the engines, trail.clickhouse.reports)."""
+    denominator = max(float(everyone), 1.0)
     cr = df["visitors"].to_numpy().astype(np.float64) / denominator
     return df.with_columns(cr=pl.Series(cr, dtype=pl.Float64))
 
@@ -92,7 +94,7 @@ def events(data_dir: Path, f: Filter) -> list[dict[str, Any]]:
         if all_visitors is None:
             all_visitors = rows.unfiltered().sessions(["visitor_id", "sign"]).select(m.visitors())
         df, total = pl.collect_all([_search(rolled.lazy(), f, "name"), all_visitors])
-        df = _with_cr(df, total)
+        df = with_cr(df, int(total["visitors"][0] or 0))
     else:
         meta_keys = _META_KEYS.unique().sort().alias("meta_keys")
         df = _event_stats(rows, [pl.col("event_name").alias("name")], [meta_keys])

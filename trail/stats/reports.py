@@ -123,8 +123,17 @@ def session_duration(data_dir: Path, f: Filter) -> list[dict[str, Any]]:
     first, last = dates_of(f)
     starts = series_starts(first, last, f.scale)
     days = bucket_starts(first, last, "day")
+    rows = rows_for(data_dir, f)
+    rolled = rollup_totals.bucket_totals(rows, days, f.tz)
+    if rolled is not None:  # unfiltered, whole UTC days: the per-day rollups' sums
+        daily_sums = [
+            {"bucket": i, "total": t["duration"], "n": t["duration_sessions"]}
+            for i, t in rolled.items()
+        ]
+        schema = {"bucket": pl.Int64, "total": pl.Int64, "n": pl.Int64}
+        return _scaled_averages(f, pl.DataFrame(daily_sums, schema=schema), days, starts)
     # a day counts the sessions that pass inside it (page and event conditions): Rows.by_bucket
-    rows = rows_for(data_dir, f).by_bucket(bucket_index(days, f.tz))
+    rows = rows.by_bucket(bucket_index(days, f.tz))
     lf = rows.sessions(["sign", "duration_seconds", "time"]).filter(pl.col("duration_seconds") > 0)
     daily = lf.group_by(bucket_index(days, f.tz)).agg(
         m.duration_sum().alias("total"), m.sessions().alias("n")

@@ -28,7 +28,7 @@ from trail.stats.scan import scan
 from trail.stats.sources import Rows
 from trail.storage import rollups
 
-COLUMNS = ("visitors", "sessions", "views", "bounces", "duration")
+COLUMNS = ("visitors", "sessions", "views", "bounces", "duration", "duration_sessions")
 # Distinct visitors over a set of days, by the identity of the days' id files: the unfiltered
 # visitors of a window are the denominator of most reports a dashboard load asks for.
 _UNIONS_KEPT = 64

@@ -47,7 +47,7 @@ from trail.storage.daydir import MANIFEST, Manifest, visible_files
 
 # Of the sessions rollup. 4: the dimension rollup (trail.storage.dim_rollups). 5: the time
 # rollup (trail.storage.time_rollups).
-VERSION = 5
+VERSION = 6
 # The columns `build` reads.
 _OWN = ["time", "sign", "visitor_id", "page_views", "is_bounce", "duration_seconds", "entry_path"]
 COLUMNS = list(dict.fromkeys([*_OWN, *dim_rollups.COLUMNS, *time_rollups.COLUMNS]))
@@ -98,6 +98,8 @@ def summarize(rows: pl.LazyFrame) -> tuple[pl.LazyFrame, pl.LazyFrame]:
         views=(pl.col("page_views").cast(pl.Int64) * sign).sum(),
         bounces=(pl.col("is_bounce").cast(pl.Int64) * sign).sum(),
         duration=(pl.col("duration_seconds").cast(pl.Int64) * sign).sum(),
+        # the sessions with a duration: the denominator of the average session duration
+        duration_sessions=pl.when(pl.col("duration_seconds") > 0).then(sign).otherwise(0).sum(),
     )
     ids = rows.filter(pl.col("sign") >= 0).select(pl.col("visitor_id").unique().sort())
     return sums, ids

@@ -20,13 +20,12 @@ from typing import Any
 
 import orjson
 import pytest
-from hypothesis import Phase, given, seed, settings
-from hypothesis import strategies as st
 
+from tests.clickhouse.drawing import busy_traffic, drawn
 from tests.clickhouse.test_schema import ROOT
 from tests.clickhouse.traffic import FAST_SEAL
 from tests.oracle.harness import BATCH, batches, renamed
-from tests.oracle.traffic import filter_params, traffic
+from tests.oracle.traffic import filter_params
 from tests.server import TrailServer
 from trail.clickhouse.backend import SQL_REPORTS
 from trail.storage import layout
@@ -36,20 +35,9 @@ QUERIES = int(os.environ.get("TRAIL_CH_DIFF_QUERIES", "5"))  # per site
 # What the SQL does not compile falls back to the embedded engine: left out here so that each
 # query tests SQL (tests/clickhouse/test_reports.py covers the fallback).
 NOT_SQL = ("include_avg_time_on_page", "custom_metric_key", "custom_metric_type")
-
-
-def drawn(strategy: st.SearchStrategy[Any], at: int) -> Any:
-    """One value of `strategy`, the same for the same `at`."""
-    out: list[Any] = []
-
-    @seed(at)
-    @settings(database=None, max_examples=1, phases=[Phase.generate], deadline=None)
-    @given(strategy)
-    def take(value: Any) -> None:
-        out.append(value)
-
-    take()
-    return out[0]
+# Reports of the last minutes, which change between the two servers' answers (minutes apart):
+# tests/clickhouse/test_differential_sessions.py compares them for one `now`.
+CLOCK = ("active",)
 
 
 def _sealed(data: Path, timeout: float = 60) -> None:
@@ -73,7 +61,7 @@ def loaded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     queries: list[tuple[str, dict[str, list[str]]]] = []
     try:
         for i in range(TRAFFICS):
-            t = renamed(drawn(traffic(), 1500 + i), f"ch{i}")
+            t = renamed(busy_traffic(1500 + i), f"ch{i}")
             ids, keys = {}, {}
             for site in t.sites:
                 ids[site.key], keys[site.key] = s.create_site(site.hostname, site.timezone)
@@ -81,8 +69,7 @@ def loaded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
                 r = s.call("POST", BATCH[kind], bodies, key=keys[site_key])
                 assert r.status == 200, r.body
             for j, site in enumerate(t.sites):
-                for k in range(QUERIES):
-                    p = drawn(filter_params(t, site), 10_000 * i + 100 * j + k)
+                for p in drawn(filter_params(t, site), 10_000 * i + 100 * j, QUERIES):
                     p = {key: v for key, v in p.items() if key not in NOT_SQL}
                     queries.append((ids[site.key], p))
         _sealed(data)
@@ -104,6 +91,7 @@ def _answers(
         (i, name): _ask(s, name, {"id": [site], **p})
         for i, (site, p) in enumerate(queries)
         for name in SQL_REPORTS
+        if name not in CLOCK
     }
 
 

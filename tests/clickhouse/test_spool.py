@@ -86,3 +86,30 @@ def test_one_shipper_per_data_directory(copy: Path, tmp_path: Path) -> None:
         Shipper(copy, target, Discovery.open(copy))
     first._lock.close()  # what the first one's exit does
     Shipper(copy, target, Discovery.open(copy))
+
+
+def test_a_quiet_wal_directory_is_not_walked(copy: Path) -> None:
+    newest = max(generation(f)[1] for f in arrow_files(copy))
+    time.sleep(max(0.0, (newest + MARGIN_NS - time.time_ns()) / 1e9))
+    wal = copy / "wal"
+    settled = time.time_ns() - 10_000_000_000
+    os.utime(wal, ns=(settled, settled))
+    discovery = Discovery.open(copy)
+    assert discovery.scan() == len(arrow_files(copy))
+
+    # A segment no WAL file announced (a sealer never writes one): a quiet WAL directory means
+    # no generation completed, so the tree is not walked and the file is not seen...
+    source = arrow_files(copy)[0]
+    worker, _ = generation(source)
+    late = source.with_name(f"w{worker}-g{time.time_ns()}-0.arrow")
+    os.link(source, late)
+    time.sleep(MARGIN_NS / 1e9 + 0.1)
+    assert discovery.scan() == 0
+    assert len(os.listdir(spool_dir(copy))) == len(arrow_files(copy)) - 1
+
+    # ...until a WAL file comes and goes, as every generation's does.
+    announced = wal / f"worker-{worker}-{time.time_ns()}.wal"
+    announced.touch()
+    announced.unlink()
+    assert discovery.scan() == 1
+    assert len(os.listdir(spool_dir(copy))) == len(arrow_files(copy))

@@ -2,8 +2,8 @@
 
 trail.services.statistics asks `answer` first; None means "the embedded engine answers this
 one": a report without SQL here, a filter the SQL does not compile (rows.Unsupported), or a
-site with deletions in the window (tombstones remove rows from the segment files, not from
-ClickHouse). docs/clickhouse.md has the table of reports and their backend.
+site with a deletion (tombstone) in the window that the shipper has not applied to ClickHouse
+yet (trail.clickhouse.deletions). docs/clickhouse.md has the table of reports and their backend.
 
 One client per process, opened on first use. chDB (a `chdb://` URL) runs one engine per
 process and locks its directory: a worker reads it only while the shipper leaves it alone, and
@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from trail.clickhouse import reports
+from trail.clickhouse import deletions, reports, reports_events, reports_sessions
 from trail.clickhouse.rows import Unsupported
 from trail.errors import ApiError
 from trail.stats.breakdowns import DIMENSIONS
@@ -56,6 +56,8 @@ def _dimension(name: str) -> SqlReport:
 
 
 SQL_REPORTS.update({name: _dimension(name) for name in DIMENSIONS})
+SQL_REPORTS.update(reports_events.SQL_REPORTS)
+SQL_REPORTS.update(reports_sessions.SQL_REPORTS)
 # The tables whose deletions a report's rows would miss in ClickHouse.
 _TABLES = ("sessions", "page_views", "events")
 
@@ -167,7 +169,8 @@ def _chdb_free(data_dir: Path) -> bool:
     from trail.clickhouse.shipper import read_status
 
     status = read_status(data_dir) or {}
-    return not status.get("connected") and not status.get("pending_rows")
+    busy = status.get("pending_rows") or status.get("deletions_pending")
+    return not status.get("connected") and not busy
 
 
 def has_sql(name: str) -> bool:
@@ -177,7 +180,18 @@ def has_sql(name: str) -> bool:
 def answer(url: str, data_dir: Path, name: str, f: Filter, site: Any) -> Any | None:
     """Report `name` from ClickHouse, or None when the embedded engine answers it."""
     report = SQL_REPORTS.get(name)
-    if report is None or f.from_date is None or _deleted(data_dir, f):
+    if report is None:
+        return None
+    return answer_with(url, data_dir, name, report, f, site)
+
+
+def answer_with(
+    url: str, data_dir: Path, name: str, report: SqlReport, f: Filter, site: Any
+) -> Any | None:
+    """`report` from ClickHouse under `answer`'s rules (None: the embedded engine answers, after
+    a deletion in the filter's window, an Unsupported filter or Busy; Unavailable when
+    ClickHouse fails); `name` is what the log calls it."""
+    if f.from_date is None or _deleted(data_dir, f):
         return None
     try:
         return _client.run(url, data_dir, report, f, site)
@@ -195,9 +209,14 @@ def answer(url: str, data_dir: Path, name: str, f: Filter, site: Any) -> Any | N
 
 
 def _deleted(data_dir: Path, f: Filter) -> bool:
-    """Whether a deletion (tombstone) of the site touches the filter's window."""
+    """Whether a deletion (tombstone) of the site that ClickHouse has not applied yet touches
+    the filter's window (the shipper applies them, trail.clickhouse.deletions)."""
     stones = tombstones.load(data_dir, f.site_id)
     if not stones:
         return False
+    stones = deletions.unapplied(data_dir, f.site_id, stones)
     start, end = (int(t.timestamp() * 1000) for t in f.window())
-    return any(tombstones.relevant(stones, t, start, end) for t in _TABLES)
+    if any(tombstones.relevant(stones, t, start, end) for t in _TABLES):
+        log.info("%s from the embedded engine: a deletion not yet applied to ClickHouse", f.site_id)
+        return True
+    return False

@@ -1,7 +1,7 @@
 """The ClickHouse backend's state for `/health` and `/metrics` (trail.api.health).
 
 The shipper runs in the maintenance process and writes its counters to
-`<data_dir>/clickhouse/status.json` (trail.clickhouse.shipper.read_status); a worker reads them
+`<data_dir>/clickhouse/status.json` (trail.clickhouse.status.read_status); a worker reads them
 from there. Whether ClickHouse is reachable: a server is asked directly (`GET /ping`, answered
 without credentials, the result kept for a few seconds); a chDB directory belongs to one
 process, so there the shipper's last attempt says it (unreachable when it failed and has not
@@ -17,7 +17,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from trail.clickhouse.shipper import read_status
+from trail.clickhouse.status import read_status
 from trail.clickhouse.url import Target, UrlError, parse
 
 PING_TIMEOUT = 2.0

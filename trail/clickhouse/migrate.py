@@ -2,11 +2,18 @@
 
 The shipper sends what is sealed after its first scan (trail.clickhouse.spool); what compaction
 had merged into Parquet parts by then is history. That first scan links those parts into
-`<data_dir>/clickhouse/history/`, and this command ships them: in slices of `SLICE_ROWS` rows,
-each insert with a deduplication token made of the node id, the file and the slice, the
-position (`history.json`: rows shipped per file) saved after ClickHouse acknowledged it, a file
-unlinked once shipped. Run it again after a crash, or twice: a resent slice is dropped by
-ClickHouse, a shipped file is gone, so nothing is counted twice.
+`<data_dir>/clickhouse/history/`, and this command ships them in batches of up to
+`BATCH_ROWS` rows of one table (several files' slices in one insert, trail.clickhouse.batches).
+The batch is written to the position (`history.json`: rows shipped per file, and the batch in
+flight) before it is sent, each insert carries a deduplication token made of the node id and
+the batch's (file, first row, end row) slices, and the position advances after ClickHouse
+acknowledged it; a file is unlinked once shipped. Run it again after a crash, or twice: the
+batch in flight is sent again with the same tokens and dropped by ClickHouse, a shipped file is
+gone, so nothing is counted twice.
+
+Rows of a deletion (a tombstone) are left out, as the shipper leaves them out; a tombstone
+recorded while a batch was on its way is applied to ClickHouse after it (trail.clickhouse
+.deletions).
 
 Compacted session parts keep a cancelled state as one presence row with sign 0
 (trail.tasks.compaction): it adds nothing to any sum, but shows its visitor in its window.
@@ -20,23 +27,24 @@ holds its segments for the shipper).
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from trail.clickhouse import batches, deletions
 from trail.clickhouse.client import connect, migrate
-from trail.clickhouse.shipper import _node_id as node_id
+from trail.clickhouse.position import Slice, node_id
 from trail.clickhouse.spool import Discovery, history_dir, root
 from trail.clickhouse.url import Target
 from trail.storage.daydir import write_atomic
 from trail.storage.schema import TABLES
 
-SLICE_ROWS = 100_000
+# Rows per insert: one round trip and one ClickHouse part per table and batch.
+BATCH_ROWS = 500_000
 
-# (file, rows of the slice, rows shipped of the file, its rows) after every acknowledged slice.
+# (file, rows of the slice, rows shipped of the file, its rows) after every acknowledged batch.
 Report = Callable[[str, int, int, int], None]
 
 
@@ -59,84 +67,146 @@ def ship_history(data_dir: Path, target: Target, report: Report | None = None) -
     `sessions` and `session_states` together)."""
     data_dir = Path(data_dir)
     first_scan(data_dir)
-    files = history(data_dir)
+    files = {p.name: p for p in history(data_dir)}
     shipped: dict[str, int] = {}
     if not files:
         return shipped
     client = connect(target)
     migrate(client, target.database)
     node = node_id(data_dir)  # several nodes' history files have the same names
-    position = _read(data_dir)
-    for path in files:
-        table = path.name.split("~", 1)[0]
-        frame = _read_part(path, table)
-        done = position.get(path.name, 0)
-        while done < frame.height:
-            start, end = done, min(frame.height, done + SLICE_ROWS)
-            _insert(client, target.database, table, frame.slice(done, end - done),
-                    f"{node}|history|{path.name}|{done}:{end}")  # fmt: skip
-            shipped[table] = shipped.get(table, 0) + end - done
-            done = position[path.name] = end
-            _write(data_dir, position)
+    offsets, pending = _read(data_dir)
+    sizes = {name: _row_count(path) for name, path in files.items()}
+    while True:
+        plan = pending or _plan(sizes, offsets)
+        if not plan:
+            break
+        if pending is None:
+            _write(data_dir, offsets, plan)  # a restart sends this batch again, same tokens
+        table = _table(plan[0][0])
+        known = {deletions.stone_id(s, t) for s, t in deletions.all_stones(data_dir)}
+        _insert(client, target.database, table, _read_slices(data_dir, files, table, plan),
+                batches.token(node, "history", table, *(f"{n}:{a}:{b}" for n, a, b in plan)))  # fmt: skip
+        _late_deletions(client, target.database, data_dir, known)
+        for name, start, end in plan:
+            offsets[name] = end
+            shipped[table] = shipped.get(table, 0) + end - start
+        pending = None
+        _write(data_dir, offsets, None)
+        for name, start, end in plan:
             if report is not None:
-                report(path.name, end - start, done, frame.height)
-        path.unlink()
-        position.pop(path.name, None)
-        _write(data_dir, position)
+                report(name, end - start, end, sizes[name])
+            if end >= sizes[name]:
+                files[name].unlink(missing_ok=True)
+                offsets.pop(name, None)
+                del sizes[name]
+    _write(data_dir, offsets, None)
     return shipped
 
 
-def _read_part(path: Path, table: str) -> Any:
-    """The part's rows in the segment schema (a column added since it was written reads as its
-    zero value)."""
+def _table(name: str) -> str:
+    return name.split("~", 1)[0]
+
+
+def _plan(sizes: dict[str, int], offsets: dict[str, int]) -> list[Slice]:
+    """The next batch: slices of the first unshipped files of one table, up to BATCH_ROWS rows."""
+    plan: list[Slice] = []
+    rows = 0
+    for name in sorted(sizes):
+        done = offsets.get(name, 0)
+        if done >= sizes[name]:
+            continue
+        if plan and _table(name) != _table(plan[0][0]):
+            break
+        end = min(sizes[name], done + BATCH_ROWS - rows)
+        plan.append((name, done, end))
+        rows += end - done
+        if rows >= BATCH_ROWS:
+            break
+    return plan
+
+
+def _row_count(path: Path) -> int:
+    import pyarrow.parquet as pq
+
+    return int(pq.ParquetFile(path).metadata.num_rows)
+
+
+def _arrow_schema(table: str) -> Any:
     import polars as pl
 
-    schema = TABLES[table]
-    lf = pl.scan_parquet(path)
-    have = set(lf.collect_schema().names())
-    zero = {pl.Boolean: False, pl.String: ""}
-    columns = [
-        pl.col(c).cast(t) if c in have else pl.lit(zero.get(type(t), 0)).cast(t).alias(c)
-        for c, t in schema.items()
-    ]
-    return lf.select(columns).collect()
+    return pl.DataFrame(schema=TABLES[table]).to_arrow(compat_level=pl.CompatLevel.oldest()).schema
 
 
-def _insert(client: Any, database: str, table: str, rows: Any, position: str) -> None:
-    import polars as pl
+def _read_slices(data_dir: Path, files: dict[str, Path], table: str, plan: list[Slice]) -> Any:
+    """The slices' rows in the segment schema with `site_id` first, deleted rows left out."""
+    import pyarrow as pa
 
-    site = position.split("|")[2].split("~")[1]
-    rows = rows.with_columns(site_id=pl.lit(site)).select("site_id", *TABLES[table])
+    schema = _arrow_schema(table)
+    parts = []
+    for name, start, end in plan:
+        site = name.split("~")[1]
+        rows = _conform(_read_part(files[name]), schema).slice(start, end - start)
+        parts.append(batches.with_site(batches.keep(data_dir, site, table, rows), site))
+    return pa.concat_tables(parts).combine_chunks()
+
+
+def _read_part(path: Path) -> Any:
+    import pyarrow.parquet as pq
+
+    return pq.read_table(path)
+
+
+def _conform(rows: Any, schema: Any) -> Any:
+    """`rows` with the schema's columns and types (a column added since the part was written
+    reads as its zero value)."""
+    import pyarrow as pa
+
+    columns = []
+    for f in schema:
+        if f.name in rows.column_names:
+            columns.append(rows.column(f.name).cast(f.type))
+        else:
+            zero = False if pa.types.is_boolean(f.type) else "" if pa.types.is_string(f.type) else 0
+            columns.append(pa.repeat(pa.scalar(zero, f.type), rows.num_rows))
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def _insert(client: Any, database: str, table: str, rows: Any, token: str) -> None:
+    import pyarrow.compute as pc
+
     parts = [(table, rows)]
     if table == "sessions":  # presence rows (sign 0) to the states alone
-        parts = [
-            ("sessions", rows.filter(pl.col("sign") != 0)),
-            ("session_states", rows.filter(pl.col("sign") == 0)),
-        ]
+        zero = pc.equal(rows.column("sign"), 0)
+        parts = [("sessions", rows.filter(pc.invert(zero))), ("session_states", rows.filter(zero))]
     for target, part in parts:
-        if part.is_empty():
-            continue
-        token = hashlib.sha256(f"{position}|{target}".encode()).hexdigest()
-        settings = {
-            "insert_deduplicate": 1,
-            "insert_deduplication_token": token,
-            "deduplicate_blocks_in_dependent_materialized_views": 1,
-            "async_insert": 0,
-        }
-        arrow = part.to_arrow(compat_level=pl.CompatLevel.oldest())
-        client.insert_arrow(f"{database}.{target}", arrow, settings=settings)
+        if part.num_rows:
+            batches.insert(client, database, target, part, batches.token(token, target))
 
 
-def _read(data_dir: Path) -> dict[str, int]:
+def _late_deletions(client: Any, database: str, data_dir: Path, known: set[str]) -> None:
+    """Apply the tombstones recorded while a batch was read and sent: the shipper may have
+    applied them before the batch arrived (it records them; a second DELETE is harmless)."""
+    for site, stone in deletions.all_stones(data_dir):
+        if deletions.stone_id(site, stone) not in known:
+            deletions.apply(client, database, site, stone)
+
+
+def _read(data_dir: Path) -> tuple[dict[str, int], list[Slice] | None]:
+    """The position: rows shipped per file, and the batch in flight."""
     try:
         raw = orjson.loads((root(data_dir) / "history.json").read_bytes())
     except FileNotFoundError:
-        return {}
-    return {str(k): int(v) for k, v in raw.items()}
+        return {}, None
+    if "offsets" not in raw:  # the first format: offsets alone
+        return {str(k): int(v) for k, v in raw.items()}, None
+    pending = raw.get("pending")
+    offsets = {str(k): int(v) for k, v in raw["offsets"].items()}
+    return offsets, [(str(n), int(a), int(b)) for n, a, b in pending] if pending else None
 
 
-def _write(data_dir: Path, position: dict[str, int]) -> None:
-    write_atomic(root(data_dir) / "history.json", orjson.dumps(position))
+def _write(data_dir: Path, offsets: dict[str, int], pending: list[Slice] | None) -> None:
+    body = {"offsets": offsets, "pending": pending}
+    write_atomic(root(data_dir) / "history.json", orjson.dumps(body))
 
 
 def cmd_migrate(args: Any) -> int:

@@ -1,18 +1,14 @@
-"""The shipper: sealed rows from the spool (trail.clickhouse.spool) into ClickHouse, in batches.
-
-    <data_dir>/clickhouse/shipper.json   the position: rows shipped per spooled file, and the
-                                         batch in flight ({"pending": [[file, start, end], ...]})
-    <data_dir>/clickhouse/status.json    the counters, for other processes (/health, tests)
-    <data_dir>/clickhouse/node-id        this data directory's id, part of every token
-    <data_dir>/clickhouse/shipper.lock   held by the one shipper of the data directory
+"""The shipper: sealed rows from the spool (trail.clickhouse.spool) into ClickHouse, in batches,
+and deletions after them (trail.clickhouse.deletions).
 
 A batch is up to `MAX_BATCH_ROWS` rows taken from the queue in order, sent once `BATCH_ROWS`
 rows wait or `FLUSH_INTERVAL` seconds passed. Every insert (one per table in the batch) carries
 an `insert_deduplication_token` derived from its position, the (file, first row, end row) slices
-it holds. The batch is written to `shipper.json` before it is sent and the position advances
-only after ClickHouse acknowledged every insert, so after a crash the same batch is sent again
-with the same tokens and ClickHouse drops what it already has (schema.DEDUP_WINDOW): no row is
-lost, none counted twice. Files fully shipped leave the spool.
+it holds (trail.clickhouse.batches). The batch is written to `shipper.json` before it is sent
+(trail.clickhouse.position) and the position advances only after ClickHouse acknowledged every
+insert, so after a crash the same batch is sent again with the same tokens and ClickHouse drops
+what it already has (schema.DEDUP_WINDOW): no row is lost, none counted twice. Files fully
+shipped leave the spool. Between batches the tombstones ClickHouse has not applied yet are.
 
 When ClickHouse cannot be reached the rows stay in the spool; the shipper retries with
 exponential backoff (up to `BACKOFF_MAX` seconds) and resumes in order.
@@ -23,67 +19,46 @@ exponential backoff (up to `BACKOFF_MAX` seconds) and resumes in order.
 from __future__ import annotations
 
 import argparse
-import fcntl
-import hashlib
 import logging
 import os
 import signal
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from trail.clickhouse import batches, deletions
 from trail.clickhouse.client import connect, migrate
-from trail.clickhouse.spool import Discovery, Spooled, root, spool_dir, spooled
+from trail.clickhouse.position import (
+    Position,
+    ShipperBusy,
+    Slice,
+    lock,
+    node_id,
+    read_position,
+    save_position,
+)
+from trail.clickhouse.spool import Discovery, Spooled, spool_dir, spooled
+from trail.clickhouse.status import Counters, publish, read_status
 from trail.clickhouse.url import Target, parse
-from trail.storage.daydir import write_atomic
+
+__all__ = ["Shipper", "ShipperBusy", "main", "read_status", "start"]
 
 log = logging.getLogger("trail.clickhouse.shipper")
 
 BATCH_ROWS = 10_000
-MAX_BATCH_ROWS = 100_000
+MAX_BATCH_ROWS = 250_000
 FLUSH_INTERVAL = 1.0
 BACKOFF_MIN = 0.5
 BACKOFF_MAX = 30.0
 # Fault injection for the crash tests: SIGKILL this process right after the n-th acknowledged
 # insert, before the position is written (the moment a lost acknowledgement matters most).
 _KILL_AFTER_INSERTS = int(os.environ.get("TRAIL_CLICKHOUSE_KILL_AFTER_INSERTS", "0"))
-
-Slice = tuple[str, int, int]  # spooled file, first row, end row (exclusive)
-
-
-@dataclass
-class Counters:
-    """What the shipper did since it started, and how far behind it is."""
-
-    target: str = ""
-    connected: bool = False
-    rows_shipped: int = 0  # since the data directory's first batch
-    batches: int = 0
-    retries: int = 0
-    pending_rows: int = 0  # committed rows in the spool not yet acknowledged
-    pending_files: int = 0
-    lag_seconds: float = 0.0  # age of the oldest row waiting (its generation's start)
-    last_error: str = ""
-    last_batch_at: float = 0.0
-
-
-@dataclass
-class Position:
-    offsets: dict[str, int] = field(default_factory=dict)
-    pending: list[Slice] | None = None
-    rows_shipped: int = 0
-    batches: int = 0
-
-
-class ShipperBusy(RuntimeError):
-    """Another process ships this data directory already."""
 
 
 class Shipper:
@@ -98,13 +73,13 @@ class Shipper:
         max_batch_rows: int = MAX_BATCH_ROWS,
     ) -> None:
         self.data_dir = Path(data_dir)
-        self._lock = _lock(self.data_dir)
+        self._lock = lock(self.data_dir)
         self.target = target
         self.discovery = discovery
         self.batch_rows = batch_rows
         self.max_batch_rows = max(batch_rows, max_batch_rows)
-        self.node = _node_id(self.data_dir)
-        self.position = _read_position(self.data_dir)
+        self.node = node_id(self.data_dir)
+        self.position = read_position(self.data_dir)
         self.counters = Counters(
             target=target.describe(),
             rows_shipped=self.position.rows_shipped,
@@ -115,6 +90,7 @@ class Shipper:
         self._last_flush = time.monotonic()
         self._failures = 0
         self._inserts = 0
+        self._deletions_at = -FLUSH_INTERVAL  # when the tombstones were last looked at
         self._drop_shipped()
 
     # -- the loop ---------------------------------------------------------------------------
@@ -126,12 +102,13 @@ class Shipper:
                 self.discovery.scan()
             try:
                 shipped = self.step(flush=drain)
+                deleted = self.delete()
             except Exception as e:  # noqa: BLE001  the server, the network, a full disk: retried
                 self._failed(e)
                 stop.wait(self._backoff())
                 continue
             self._failures = 0
-            if drain and not shipped and self._drained():
+            if drain and not shipped and not deleted and self._drained():
                 return
             if not shipped:
                 stop.wait(0.2 if drain else FLUSH_INTERVAL / 4)
@@ -144,13 +121,31 @@ class Shipper:
                 waiting > 0 and time.monotonic() - self._last_flush >= FLUSH_INTERVAL
             )
             if not plan or not (due or flush):
-                self._publish()
+                publish(self.data_dir, self.counters)
                 return False
             self.position.pending = plan
-            self._save()
+            save_position(self.data_dir, self.node, self.position)
         self._send(self.position.pending)
         self._acknowledged(self.position.pending)
         return True
+
+    def delete(self) -> bool:
+        """Apply the tombstones ClickHouse lacks (none with a batch in flight); True if any."""
+        now = time.monotonic()
+        if self.position.pending is not None or now - self._deletions_at < FLUSH_INTERVAL:
+            return False
+        self._deletions_at = now
+        todo = deletions.waiting(self.data_dir)
+        self.counters.deletions_pending = len(todo)
+        for site, stone in todo:
+            deletions.apply(self._connected(), self.target.database, site, stone)
+            deletions.record(self.data_dir, site, stone)
+            self.counters.deletions_applied += 1
+            self.counters.deletions_pending -= 1
+            log.info("deletion applied to clickhouse: site %s %s", site, stone.to_json())
+        if todo:
+            publish(self.data_dir, self.counters)
+        return bool(todo)
 
     # -- one batch --------------------------------------------------------------------------
 
@@ -177,29 +172,28 @@ class Shipper:
         self.counters.lag_seconds = max(0.0, time.time() - oldest) if oldest else 0.0
         return plan, waiting
 
-    def _send(self, plan: list[Slice]) -> None:
+    def _connected(self) -> Any:
         if self._client is None:
             self._client = connect(self.target)
             migrate(self._client, self.target.database)
             self.counters.connected = True
-        for table, slices in _by_table(plan):
-            rows = _read_slices(spool_dir(self.data_dir), slices)
-            settings = {
-                "insert_deduplicate": 1,
-                "insert_deduplication_token": self.token(table, slices),
-                # a resent block is dropped from session_states (its view) as well
-                "deduplicate_blocks_in_dependent_materialized_views": 1,
-                "async_insert": 0,
-            }
-            self._client.insert_arrow(f"{self.target.database}.{table}", rows, settings=settings)
+        return self._client
+
+    def _send(self, plan: list[Slice]) -> None:
+        client = self._connected()
+        spool = spool_dir(self.data_dir)
+        for table, slices in batches.by_table(plan):
+            rows = batches.read_slices(self.data_dir, spool, table, slices)
+            if rows.num_rows:  # all deleted: nothing to send
+                token = batches.slices_token(self.node, table, slices)
+                batches.insert(client, self.target.database, table, rows, token)
             self._inserts += 1
             if self._inserts == _KILL_AFTER_INSERTS:
                 os.kill(os.getpid(), signal.SIGKILL)
 
     def token(self, table: str, slices: list[Slice]) -> str:
         """The insert's deduplication token: its position, the same after any restart."""
-        text = "|".join([self.node, table, *(f"{n}:{a}:{b}" for n, a, b in slices)])
-        return hashlib.sha256(text.encode()).hexdigest()
+        return batches.slices_token(self.node, table, slices)
 
     def _acknowledged(self, plan: list[Slice]) -> None:
         rows = sum(end - start for _, start, end in plan)
@@ -210,7 +204,7 @@ class Shipper:
         self.position = Position(
             offsets, None, self.position.rows_shipped + rows, self.position.batches + 1
         )
-        self._save()
+        save_position(self.data_dir, self.node, self.position)
         for name in finished:
             try:
                 (spool_dir(self.data_dir) / name).unlink()
@@ -223,7 +217,7 @@ class Shipper:
         self.counters.batches = self.position.batches
         self.counters.last_batch_at = time.time()
         self.counters.last_error = ""
-        self._publish(force=True)
+        publish(self.data_dir, self.counters)
 
     # -- state ------------------------------------------------------------------------------
 
@@ -261,20 +255,10 @@ class Shipper:
             self._rows[name] = count
         return self._rows[name]
 
-    def _save(self) -> None:
-        p = self.position
-        body = {
-            "node": self.node,
-            "offsets": p.offsets,
-            "pending": p.pending,
-            "rows_shipped": p.rows_shipped,
-            "batches": p.batches,
-        }
-        write_atomic(root(self.data_dir) / "shipper.json", orjson.dumps(body))
-
     def _drained(self) -> bool:
         return (
             self.counters.pending_rows == 0
+            and self.counters.deletions_pending == 0
             and self.discovery.deferred == 0
             and not _wal_files(self.data_dir)
         )
@@ -288,49 +272,10 @@ class Shipper:
             self._client = None
             self.counters.connected = False
         log.warning("clickhouse shipping failed (retry %d): %s", self._failures, error)
-        self._publish(force=True)
+        publish(self.data_dir, self.counters)
 
     def _backoff(self) -> float:
         return float(min(BACKOFF_MAX, BACKOFF_MIN * 2 ** min(self._failures - 1, 16)))
-
-    def _publish(self, force: bool = False) -> None:
-        """Write the counters where other processes read them (`read_status`)."""
-        path = root(self.data_dir) / "status.json"
-        tmp = path.with_name(".status.json.tmp")
-        tmp.write_bytes(orjson.dumps({**asdict(self.counters), "updated_at": time.time()}))
-        os.replace(tmp, path)
-
-
-def read_status(data_dir: Path | str) -> dict[str, Any] | None:
-    """The shipper's counters as it last wrote them (None before its first round)."""
-    try:
-        return dict(orjson.loads((root(data_dir) / "status.json").read_bytes()))
-    except (FileNotFoundError, orjson.JSONDecodeError):
-        return None
-
-
-def _by_table(plan: list[Slice]) -> list[tuple[str, list[Slice]]]:
-    tables: dict[str, list[Slice]] = {}
-    for piece in plan:
-        item = spooled(piece[0])
-        assert item is not None  # the plan holds spooled names only
-        tables.setdefault(item.table, []).append(piece)
-    return list(tables.items())
-
-
-def _read_slices(spool: Path, slices: list[Slice]) -> Any:
-    """One Arrow table of the slices' rows with their site as `site_id`."""
-    import pyarrow as pa
-
-    parts = []
-    for name, start, end in slices:
-        item = spooled(name)
-        assert item is not None
-        with pa.memory_map(str(spool / name)) as source:
-            rows = pa.ipc.open_file(source).read_all().slice(start, end - start)
-        site = pa.array([item.site] * rows.num_rows, pa.string())
-        parts.append(rows.add_column(0, "site_id", site))
-    return pa.concat_tables(parts).combine_chunks()
 
 
 def _wal_files(data_dir: Path) -> list[str]:
@@ -338,42 +283,6 @@ def _wal_files(data_dir: Path) -> list[str]:
         return [n for n in os.listdir(data_dir / "wal") if n.endswith(".wal")]
     except FileNotFoundError:
         return []
-
-
-def _lock(data_dir: Path) -> Any:
-    """The open lock file, flocked: two shippers of one spool would send its rows twice."""
-    root(data_dir).mkdir(parents=True, exist_ok=True)
-    f = open(root(data_dir) / "shipper.lock", "a+b")  # noqa: SIM115  held while shipping
-    try:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        f.close()
-        raise ShipperBusy(f"another process ships {data_dir} to ClickHouse") from None
-    return f
-
-
-def _node_id(data_dir: Path) -> str:
-    path = root(data_dir) / "node-id"
-    try:
-        return path.read_text().strip()
-    except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, uuid.uuid4().hex.encode())
-        return path.read_text().strip()
-
-
-def _read_position(data_dir: Path) -> Position:
-    try:
-        raw = orjson.loads((root(data_dir) / "shipper.json").read_bytes())
-    except FileNotFoundError:
-        return Position()
-    pending = raw.get("pending")
-    return Position(
-        offsets={str(k): int(v) for k, v in raw.get("offsets", {}).items()},
-        pending=[(str(n), int(a), int(b)) for n, a, b in pending] if pending else None,
-        rows_shipped=int(raw.get("rows_shipped", 0)),
-        batches=int(raw.get("batches", 0)),
-    )
 
 
 # -- in the maintenance process ---------------------------------------------------------------

@@ -17,6 +17,11 @@ between the old and the new watermark, then records the new one. The shipper shi
 files below the watermark (`committed`), so a scan interrupted after linking and before
 recording is simply repeated.
 
+A scan walks the segment tree only when a generation may have completed: every WAL file is
+created and deleted in the WAL directory, so while its mtime stays as it was at the last walk
+(and had settled then) there is nothing new to link, and an idle box costs one `stat` a second.
+In the walk, a day directory whose mtime is unchanged since it was fully seen costs one `stat`.
+
 The first scan of a data directory links only segments that compaction has not replaced yet:
 the rows of replaced segments are in Parquet parts, the history `trail migrate clickhouse`
 moves. That scan links those parts into `<data_dir>/clickhouse/history/` (they are the
@@ -40,6 +45,8 @@ from trail.storage.daydir import Manifest, fsync_dir, visible_files, write_atomi
 MARGIN_NS = 2_000_000_000
 # A directory whose mtime is this old is trusted not to change unseen (timestamp granularity).
 _SETTLED_NS = 2_000_000_000
+# Seconds between walks of the segment tree while the WAL directory stays as it was.
+FULL_SCAN_S = 60.0
 _SEGMENT = re.compile(r"w(\d+)-g(\d+)-(\d+)\.arrow")
 _SPOOLED = re.compile(r"(\d{20})-w(\d+)-(\d+)~([a-z_]+)~(.+)\.arrow")
 
@@ -89,6 +96,9 @@ class Discovery:
     deferred: int = 0
     # Day directories fully seen at a settled mtime: skipped until their mtime changes.
     _seen: dict[str, int] = field(default_factory=dict)
+    # The WAL directory's mtime at the last walk (-1: not settled then), and when that was.
+    _wal_mtime: int = -1
+    _walked_at: float = 0.0
 
     @classmethod
     def open(cls, data_dir: Path | str) -> Discovery:
@@ -112,6 +122,11 @@ class Discovery:
     def scan(self) -> int:
         """Link the segments of generations completed since the last scan; returns how many."""
         start = time.time_ns()
+        wal_mtime = _mtime(layout.wal_dir(self.data_dir))
+        if self._quiet(wal_mtime):
+            return 0
+        self._wal_mtime = wal_mtime if start - wal_mtime > _SETTLED_NS else -1
+        self._walked_at = time.monotonic()
         pending = _pending_generations(self.data_dir)
         limit = start - MARGIN_NS
 
@@ -135,6 +150,19 @@ class Discovery:
         self.watermarks = marks
         self.first_scan = False
         return linked
+
+    def _quiet(self, wal_mtime: int) -> bool:
+        """Whether no generation can have completed since the last walk: every WAL file is
+        created and deleted in the WAL directory, which has not changed since (and had settled
+        then), and that walk left nothing for later. Then the tree is not walked (an idle box
+        costs one `stat` a second); once a minute it is, whatever the directory says."""
+        return (
+            not self.first_scan
+            and self.deferred == 0
+            and self._wal_mtime >= 0
+            and wal_mtime == self._wal_mtime
+            and time.monotonic() - self._walked_at < FULL_SCAN_S
+        )
 
     def _scan_day(
         self,
@@ -203,6 +231,13 @@ def _link(source: Path, spool: Path, name: str | None) -> int:
     except FileNotFoundError:
         return 0  # removed meanwhile (its site was deleted)
     return 1
+
+
+def _mtime(path: Path) -> int:
+    try:
+        return os.stat(path).st_mtime_ns
+    except FileNotFoundError:
+        return 0
 
 
 def _pending_generations(data_dir: Path) -> set[tuple[int, int]]:

@@ -80,6 +80,9 @@ def _goals(ctx: Any, f: Filter, site: Any, params: dict[str, list[str]]) -> Any:
     from trail.storage.goals import goal_store
 
     data_dir, found = Path(ctx.data_dir), goal_store(ctx.meta).list_goals(site.id)
+    got = _from_clickhouse(ctx, "goals", f, found)
+    if got is not None:
+        return got
     return _cached("goals", data_dir, f, lambda: goals.goal_stats(data_dir, f, found), found)
 
 
@@ -89,8 +92,22 @@ def _funnel(ctx: Any, f: Filter, site: Any, params: dict[str, list[str]]) -> Any
     definition = goal_store(ctx.meta).get_funnel(goals.require_funnel_id(params))
     if definition is None or definition.get("domain_id") != site.id:
         raise FilterError("funnel_id", "no such funnel for this domain")
+    got = _from_clickhouse(ctx, "funnel", f, definition)
+    if got is not None:
+        return got
     data_dir = Path(ctx.data_dir)
     return _cached("funnel", data_dir, f, lambda: goals.funnel(data_dir, f, definition), definition)
+
+
+def _from_clickhouse(ctx: Any, name: str, f: Filter, definitions: Any) -> Any | None:
+    """A context report from ClickHouse with storage = "clickhouse", given the `definitions` it
+    read from the meta store; None: the embedded engine answers (trail.clickhouse.backend)."""
+    config: Any = getattr(ctx, "config", None)
+    if getattr(config, "storage", "embedded") != "clickhouse":
+        return None
+    from trail.clickhouse import backend
+
+    return backend.answer(config.clickhouse_url, Path(ctx.data_dir), name, f, definitions)
 
 
 def _cached(name: str, data_dir: Path, f: Filter, compute: Callable[[], Any], stored: Any) -> Any:
@@ -104,7 +121,8 @@ def _cached(name: str, data_dir: Path, f: Filter, compute: Callable[[], Any], st
 
 def _overview(ctx: Any, f: Filter, site: Any, params: dict[str, list[str]]) -> Any:
     data_dir, f = Path(ctx.data_dir), reports.overview_filter(f)
-    out = imported.overview(data_dir, f, reports.overview(data_dir, f))
+    got = _from_clickhouse(ctx, "overview", f, site)
+    out = imported.overview(data_dir, f, reports.overview(data_dir, f) if got is None else got)
     out["member"] = ctx.meta.count_users(getattr(site, "account_id", None))
     return out
 
@@ -150,12 +168,13 @@ def run(ctx: Any, name: str, params: dict[str, list[str]], site: Any) -> Any:
 
     config: Any = getattr(ctx, "config", None)  # benches and tests pass data_dir alone
     if getattr(config, "storage", "embedded") == "clickhouse":
-        from trail.clickhouse import backend
+        from trail.clickhouse import backend, reports_sessions
 
         if backend.has_sql(name):  # ClickHouse's rows change under closed days: not cached
 
             def collected(g: Filter) -> Any:  # None: the embedded engine answers (backend)
-                got = backend.answer(config.clickhouse_url, data_dir, name, g, site)
+                asked = reports_sessions.active_dates(g) if name == "active" else g
+                got = backend.answer(config.clickhouse_url, data_dir, name, asked, site)
                 return replanned(lambda: fn(data_dir, g, site)) if got is None else got
 
             return imported.report(name, data_dir, f, collected, titles=grouping)
@@ -175,7 +194,16 @@ def export(ctx: Any, params: dict[str, list[str]], site: Any) -> bytes:
         from trail.storage.goals import goal_store
 
         goal_list = goal_store(ctx.meta).list_goals(site.id)
-    return export_zip(Path(ctx.data_dir), f, chosen, goal_list)
+    data_dir = Path(ctx.data_dir)
+    config: Any = getattr(ctx, "config", None)
+    answer = None
+    if getattr(config, "storage", "embedded") == "clickhouse":
+        from trail.clickhouse import backend
+
+        def answer(name: str, g: Filter) -> Any | None:  # as the JSON report's collected rows
+            return backend.answer(config.clickhouse_url, data_dir, name, g, None)
+
+    return export_zip(data_dir, f, chosen, goal_list, answer)
 
 
 # -- DELETE /api/v1/statistics ----------------------------------------------------------------

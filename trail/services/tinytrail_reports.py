@@ -1,4 +1,5 @@
-"""TinyTrail report parameters -> one validated `ReportQuery` (a shared `Filter` plus paging).
+"""TinyTrail report parameters -> one validated `ReportQuery` (a shared `Filter` plus paging),
+and `ReportSource`: the report functions, from ClickHouse first with storage = "clickhouse".
 
 Periods are local dates in the website's time zone, ending today:
 today, yesterday, 7d/30d/90d (the last N days including today), 12m (one year back + 1 day),
@@ -11,12 +12,15 @@ and dates are moved into [1970-01-01, tomorrow] like the Pirsch filter's (trail.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from trail.errors import FieldError
+from trail.stats import tinytrail_reports as tr
 from trail.stats.buckets import MAX_BUCKETS
 from trail.stats.filters import FIRST_DAY, Filter, clamp_day
 from trail.stats.tinytrail_reports import content_group_filter
@@ -170,3 +174,110 @@ def parse_query(
         per_page=_int("per_page", _one(params, "per_page"), 50, 1, MAX_PER_PAGE),
         format=_choice("format", _one(params, "format"), FORMATS) or "json",
     )
+
+
+class ReportSource:
+    """TinyTrail's report functions (trail.stats.tinytrail_reports) over one data directory.
+
+    With storage = "clickhouse" each asks ClickHouse first (trail.clickhouse.reports_tinytrail)
+    under the rules of the statistics endpoints (trail.clickhouse.backend.answer_with): None,
+    after a deletion in the window, a filter the SQL does not compile or a busy chDB directory,
+    means the embedded engine answers; a ClickHouse failure is a 503."""
+
+    def __init__(self, data_dir: Path, clickhouse_url: str = "") -> None:
+        self.data_dir = data_dir
+        self.clickhouse_url = clickhouse_url
+
+    def _answer(
+        self, name: str, f: Filter, sql: Callable[[Any, str], Any], embedded: Callable[[], Any]
+    ) -> Any:
+        if self.clickhouse_url:
+            from trail.clickhouse import backend
+
+            got = backend.answer_with(
+                self.clickhouse_url, self.data_dir, f"tinytrail/{name}",
+                lambda client, database, g, s: sql(client, database), f, None,
+            )  # fmt: skip
+            if got is not None:
+                return got
+        return embedded()
+
+    def summary(self, f: Filter, include_bots: bool) -> dict[str, float]:
+        return self._answer(
+            "summary", f,
+            lambda c, d: ch().summary(c, d, f, include_bots),
+            lambda: tr.summary(self.data_dir, f, include_bots),
+        )  # fmt: skip
+
+    def pages(self, f: Filter, offset: int, limit: int, include_bots: bool) -> list[Any]:
+        return self._answer(
+            "pages", f,
+            lambda c, d: ch().pages(c, d, f, offset, limit, include_bots),
+            lambda: tr.pages(self.data_dir, f, offset, limit, include_bots),
+        )  # fmt: skip
+
+    def sources(self, f: Filter, group_by: str, offset: int, limit: int) -> list[Any]:
+        return self._answer(
+            "sources", f,
+            lambda c, d: ch().sources(c, d, f, group_by, offset, limit),
+            lambda: tr.sources(self.data_dir, f, group_by, offset, limit),
+        )  # fmt: skip
+
+    def devices(self, f: Filter) -> dict[str, list[Any]]:
+        return self._answer(
+            "devices", f, lambda c, d: ch().devices(c, d, f), lambda: tr.devices(self.data_dir, f)
+        )
+
+    def flow(self, f: Filter, offset: int, limit: int) -> dict[str, list[Any]]:
+        return self._answer(
+            "flow", f,
+            lambda c, d: ch().flow(c, d, f, offset, limit),
+            lambda: tr.flow(self.data_dir, f, offset, limit),
+        )  # fmt: skip
+
+    def funnel(self, f: Filter, steps: list[str]) -> list[Any]:
+        return self._answer(
+            "funnel", f,
+            lambda c, d: ch().funnel(c, d, f, steps),
+            lambda: tr.funnel(self.data_dir, f, steps),
+        )  # fmt: skip
+
+    def realtime(self, f: Filter) -> dict[str, Any]:
+        # deletions are looked up over the local days of the last 30 minutes, not the period
+        now = datetime.now(f.tz)
+        start = now - timedelta(seconds=tr.REALTIME_SECONDS + 1)
+        window = replace(f, from_date=start.date(), to_date=now.date())
+        return self._answer(
+            "realtime", window,
+            lambda c, d: ch().realtime(c, d, f),
+            lambda: tr.realtime(self.data_dir, f),
+        )  # fmt: skip
+
+    def custom_events(self, f: Filter, name: str | None, offset: int, limit: int) -> list[Any]:
+        return self._answer(
+            "custom-events", f,
+            lambda c, d: ch().custom_events(c, d, f, name, offset, limit),
+            lambda: tr.custom_events(self.data_dir, f, name, offset, limit),
+        )  # fmt: skip
+
+    def timeseries(self, f: Filter, metric: str, path: str | None, include_bots: bool) -> list[Any]:
+        return self._answer(
+            "timeseries", f,
+            lambda c, d: ch().timeseries(c, d, f, metric, path, include_bots),
+            lambda: tr.timeseries(self.data_dir, f, metric, path, include_bots),
+        )  # fmt: skip
+
+
+def ch() -> Any:
+    """trail.clickhouse.reports_tinytrail, imported when ClickHouse answers."""
+    from trail.clickhouse import reports_tinytrail
+
+    return reports_tinytrail
+
+
+def report_source(ctx: Any) -> ReportSource:
+    """The report functions of `ctx`'s data directory and storage."""
+    config: Any = getattr(ctx, "config", None)
+    storage = getattr(config, "storage", "embedded")
+    url = config.clickhouse_url if storage == "clickhouse" else ""
+    return ReportSource(Path(ctx.data_dir), url)

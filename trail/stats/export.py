@@ -1,5 +1,9 @@
 """`GET /api/v1/statistics`: the selected reports as CSV files in one zip, built by the same
-report functions the JSON endpoints call (with the row limit lifted)."""
+report functions the JSON endpoints call (with the row limit lifted).
+
+With storage = "clickhouse" the caller passes `answer` (trail.services.statistics.export): a
+file whose report the statistics API names (`REPORT_OF`) is asked of it first, as the JSON
+endpoint is, and None leaves it to the report function here."""
 
 from __future__ import annotations
 
@@ -19,6 +23,8 @@ from trail.stats.tags import tags
 
 EXPORT_LIMIT = 1_000_000
 Table = Callable[[Path, Filter, list[dict[str, Any]]], Any]
+# (statistics report name, filter) -> its answer, or None: the report function here answers.
+Answer = Callable[[str, Filter], Any | None]
 
 
 def _dim(name: str) -> Table:
@@ -58,6 +64,17 @@ SECTIONS: dict[str, list[tuple[str, Table]]] = {
 }
 
 
+# File name -> the `/statistics/<report>` its rows are (the other files read goals, or no report).
+REPORT_OF: dict[str, str] = {
+    "visitors": "visitor", "pages": "page", "session_duration": "duration/session",
+    "growth": "growth", "languages": "language", "referrer": "referrer", "os": "os",
+    "browser": "browser", "country": "country", "region": "region", "city": "city",
+    "platform": "platform", "screen": "screen", "events": "events", "tags": "tags",
+    "hostname": "hostname",
+    **{f"utm_{k}": f"utm/{k}" for k in ("source", "medium", "campaign", "content", "term")},
+}  # fmt: skip
+
+
 def to_csv(result: Any) -> str:
     """Rows (or one object) as CSV with a header; lists joined by commas."""
     rows = result if isinstance(result, list) else [result]
@@ -76,7 +93,11 @@ def to_csv(result: Any) -> str:
 
 
 def export_zip(
-    data_dir: Path, f: Filter, sections: list[str], goals: list[dict[str, Any]]
+    data_dir: Path,
+    f: Filter,
+    sections: list[str],
+    goals: list[dict[str, Any]],
+    answer: Answer | None = None,
 ) -> bytes:
     """A zip holding `<file>.csv` for each selected section (all rows, not just 100)."""
     f = replace(f, limit=EXPORT_LIMIT, offset=0)
@@ -84,5 +105,8 @@ def export_zip(
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
         for section in sections:
             for name, table in SECTIONS[section]:
-                z.writestr(f"{name}.csv", to_csv(table(Path(data_dir), f, goals)))
+                got = answer(REPORT_OF[name], f) if answer and name in REPORT_OF else None
+                if got is None:
+                    got = table(Path(data_dir), f, goals)
+                z.writestr(f"{name}.csv", to_csv(got))
     return buf.getvalue()

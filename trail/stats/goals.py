@@ -55,6 +55,11 @@ def goal_stats(data_dir: Path, f: Filter, goals: list[dict[str, Any]]) -> list[d
     for goal in goals:
         stats = _goal_totals(rows_for(data_dir, goal_filter(f, goal)))
         out.append({"page_goal": goal, "stats": stats})
+    return ranked(f, out)
+
+
+def ranked(f: Filter, out: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Goals with their stats, searched by name, sorted (ties by name) and paged."""
     if f.search:
         needle = f.search.lower()
         out = [g for g in out if needle in g["page_goal"]["name"].lower()]

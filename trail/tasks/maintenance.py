@@ -104,8 +104,12 @@ def sweep_sessions(state: State) -> None:
     """Forget sessions idle for two hours (4x the timeout): the state env stays small.
 
     Idle is measured against the wall clock, so a batch import of old hits that pauses for
-    longer than this between requests starts new sessions when it resumes.
+    longer than this between requests starts new sessions when it resumes. With
+    session_store = "redis" the LMDB state is unused (Redis' keys expire): nothing to sweep,
+    and the env is not opened.
     """
+    if state.config.session_store == "redis":
+        return
     removed = state.session_state().sweep(SESSION_MAX_IDLE_MS)
     state.session_state().sweep_rate_limits(RATE_WINDOW_MAX_MS)
     state.session_state().sync()

@@ -1,4 +1,5 @@
-"""TinyTrail `GET /api/v1/reports/*`: authorize, parse, call trail.stats, shape JSON or CSV."""
+"""TinyTrail `GET /api/v1/reports/*`: authorize, parse, call the report functions (`ReportSource`:
+trail.stats, or ClickHouse first with storage = "clickhouse"), shape JSON or CSV."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from trail.api.tinytrail.auth import authenticate
 from trail.api.tinytrail.errors import ok
 from trail.api.tinytrail.websites import reachable_website
 from trail.errors import FieldError
-from trail.services.tinytrail_reports import ReportQuery, parse_query
+from trail.services.tinytrail_reports import ReportQuery, ReportSource, parse_query, report_source
 from trail.stats import tinytrail_reports as tr
 from trail.stats.scan import replanned
 from trail.storage.meta import Site
@@ -46,9 +47,9 @@ SUMMARY_METRICS = (
     "bounce_rate",
     "avg_session_duration_sec",
 )
-# A report: (ctx data dir, parsed query, site, raw params) -> (JSON data, CSV columns, CSV rows).
+# A report: (report functions, parsed query, site, raw params) -> (JSON, CSV columns, CSV rows).
 Report = Callable[
-    [Path, ReportQuery, Site, dict[str, list[str]]],
+    [ReportSource, ReportQuery, Site, dict[str, list[str]]],
     tuple[dict[str, Any], list[str], list[dict[str, Any]]],
 ]
 
@@ -65,7 +66,8 @@ def get_report(ctx: Context, request: Any) -> Response:
         raise FieldError("website_id", "must be a UUID")
     site = reachable_website(ctx, principal, site_id.lower())
     q = parse_query(params, site, Path(ctx.data_dir))
-    data, columns, rows = replanned(lambda: REPORTS[name](Path(ctx.data_dir), q, site, params))
+    src = report_source(ctx)
+    data, columns, rows = replanned(lambda: REPORTS[name](src, q, site, params))
     if q.format == "csv":
         return csv_response(name, columns, rows)
     return ok(data)
@@ -99,10 +101,10 @@ def _paged(q: ReportQuery, rows: list[dict[str, Any]]) -> dict[str, Any]:
 # -- the reports ------------------------------------------------------------------------------
 
 
-def summary(d: Path, q: ReportQuery, site: Site, params: dict[str, list[str]]) -> Any:
-    current = tr.summary(d, q.f, q.include_bots)
+def summary(src: ReportSource, q: ReportQuery, site: Site, params: dict[str, list[str]]) -> Any:
+    current = src.summary(q.f, q.include_bots)
     previous_f = q.previous_filter()
-    previous = tr.summary(d, previous_f, q.include_bots) if previous_f is not None else None
+    previous = src.summary(previous_f, q.include_bots) if previous_f is not None else None
     metrics: dict[str, dict[str, Any]] = {}
     for name in SUMMARY_METRICS:
         item: dict[str, Any] = {"value": current[name]}
@@ -118,8 +120,8 @@ def summary(d: Path, q: ReportQuery, site: Site, params: dict[str, list[str]]) -
     return data, ["metric", "value", "previous", "change_pct"], rows
 
 
-def pages(d: Path, q: ReportQuery, site: Site, params: dict[str, list[str]]) -> Any:
-    got = tr.pages(d, q.f, q.offset, q.per_page, q.include_bots)
+def pages(src: ReportSource, q: ReportQuery, site: Site, params: dict[str, list[str]]) -> Any:
+    got = src.pages(q.f, q.offset, q.per_page, q.include_bots)
     rows = [
         {
             "path": r["path"],
@@ -140,25 +142,25 @@ SOURCE_COLUMNS = {
 }
 
 
-def sources(d: Path, q: ReportQuery, site: Site, params: dict[str, list[str]]) -> Any:
+def sources(src: ReportSource, q: ReportQuery, site: Site, params: dict[str, list[str]]) -> Any:
     group_by = _value(params, "group_by") or "channel"
     if group_by not in GROUPINGS:
         raise FieldError("group_by", f"must be one of {', '.join(GROUPINGS)}")
-    rows = tr.sources(d, q.f, group_by, q.offset, q.per_page)
+    rows = src.sources(q.f, group_by, q.offset, q.per_page)
     return _paged(q, rows), SOURCE_COLUMNS[group_by], rows
 
 
-def devices(d: Path, q: ReportQuery, site: Site, params: dict[str, list[str]]) -> Any:
-    got = tr.devices(d, q.f)
+def devices(src: ReportSource, q: ReportQuery, site: Site, params: dict[str, list[str]]) -> Any:
+    got = src.devices(q.f)
     return {"period": _period(q), **got}, ["deviceType", "visits"], got["device_types"]
 
 
-def flow(d: Path, q: ReportQuery, site: Site, params: dict[str, list[str]]) -> Any:
-    got = tr.flow(d, q.f, q.offset, q.per_page)
+def flow(src: ReportSource, q: ReportQuery, site: Site, params: dict[str, list[str]]) -> Any:
+    got = src.flow(q.f, q.offset, q.per_page)
     return {"period": _period(q), **got}, ["path", "entries"], got["landing_pages"]
 
 
-def funnel(d: Path, q: ReportQuery, site: Site, params: dict[str, list[str]]) -> Any:
+def funnel(src: ReportSource, q: ReportQuery, site: Site, params: dict[str, list[str]]) -> Any:
     steps = [s.strip() for s in params.get("steps[]", []) + params.get("steps", []) if s.strip()]
     if len(steps) < 2:
         raise FieldError("steps[]", "at least 2 steps are required (paths or event types)")
@@ -166,29 +168,31 @@ def funnel(d: Path, q: ReportQuery, site: Site, params: dict[str, list[str]]) ->
         raise FieldError("steps[]", f"at most {MAX_STEPS} steps")
     if any(len(s) > 2000 for s in steps):
         raise FieldError("steps[]", "a step is at most 2000 characters")
-    got = tr.funnel(d, q.f, steps)
+    got = src.funnel(q.f, steps)
     return {"period": _period(q), "funnel": got}, ["step", "sessions", "conversion_rate"], got
 
 
-def realtime(d: Path, q: ReportQuery, site: Site, params: dict[str, list[str]]) -> Any:
-    got = tr.realtime(d, q.f)
+def realtime(src: ReportSource, q: ReportQuery, site: Site, params: dict[str, list[str]]) -> Any:
+    got = src.realtime(q.f)
     return got, ["path", "visitors"], got["top_pages"]
 
 
-def custom_events(d: Path, q: ReportQuery, site: Site, params: dict[str, list[str]]) -> Any:
+def custom_events(
+    src: ReportSource, q: ReportQuery, site: Site, params: dict[str, list[str]]
+) -> Any:
     name = _value(params, "event_name") or None
-    rows = tr.custom_events(d, q.f, name, q.offset, q.per_page)
+    rows = src.custom_events(q.f, name, q.offset, q.per_page)
     return _paged(q, rows), ["name", "count"], rows
 
 
-def timeseries(d: Path, q: ReportQuery, site: Site, params: dict[str, list[str]]) -> Any:
+def timeseries(src: ReportSource, q: ReportQuery, site: Site, params: dict[str, list[str]]) -> Any:
     metric = _value(params, "metric") or "pageviews"
     if metric not in tr.METRICS:
         raise FieldError("metric", f"must be one of {', '.join(tr.METRICS)}")
     path = _value(params, "path") or None
     if path is not None and not path.startswith("/"):
         raise FieldError("path", "must be a path starting with /")
-    series = tr.timeseries(d, q.f, metric, path, q.include_bots)
+    series = src.timeseries(q.f, metric, path, q.include_bots)
     data = {"period": _period(q), "metric": metric, "path": path or "*", "series": series}
     return data, ["date", "value"], series
 

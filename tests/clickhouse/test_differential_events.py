@@ -1,0 +1,232 @@
+"""Event pages, tags, goals, funnels and options answer from ClickHouse as from the embedded
+engine: the reports that need a parameter (an event, a tag key, a funnel) or definitions
+created through the API, under random filters over the oracle's random traffic.
+
+As tests/clickhouse/test_differential.py: an embedded server ingests the traffic and answers;
+the rows are shipped to chDB; a server on the same data directory with storage = "clickhouse"
+answers the same queries. Before it starts, the segment files are moved away, so an answer
+that came from the embedded engine instead of ClickHouse would be empty and differ.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from tests.clickhouse.drawing import busy_traffic, drawn
+from tests.clickhouse.test_differential import NOT_SQL, _ask, _describe, _sealed
+from tests.clickhouse.test_schema import ROOT
+from tests.clickhouse.traffic import DAY, FAST_SEAL
+from tests.oracle.harness import BATCH, batches, renamed
+from tests.oracle.traffic import EVENT_NAMES, TAGS, filter_params
+from tests.server import TrailServer
+from tests.test_ingest_e2e import CHROME_WIN
+from trail.clickhouse import reports_events
+
+TRAFFICS = int(os.environ.get("TRAIL_CH_DIFF_TRAFFICS", "2"))
+QUERIES = int(os.environ.get("TRAIL_CH_DIFF_QUERIES", "6"))  # per site
+
+GOALS: list[dict[str, Any]] = [
+    {"name": "Blog", "path_pattern": "/blog*"},
+    {"name": "Install", "path_pattern": "/docs/install"},
+    {"name": "Signup", "event_name": "signup"},
+    {"name": "Pro download", "event_name": "download", "event_meta_key": "plan",
+     "event_meta_value": "pro"},
+    {"name": "Signup at home", "path_pattern": "/", "event_name": "signup"},
+]  # fmt: skip
+FUNNELS: list[dict[str, Any]] = [
+    {"name": "Home to blog", "steps": [
+        {"name": "Home", "filter": {"path": ["/"]}},
+        {"name": "Blog", "filter": {"path_pattern": ["/blog*"]}},
+    ]},
+    {"name": "Pricing to signup", "steps": [
+        {"name": "Entry", "filter": {"entry_path": ["/", "/pricing"]}},
+        {"name": "Pricing", "filter": {"path": ["/pricing", "/blog"]}},
+        {"name": "Signup", "filter": {"event_name": ["signup"]}},
+    ]},
+    {"name": "Readers", "steps": [
+        {"name": "Alice", "filter": {"tags": {"author": ["alice", "bob"]}}},
+        {"name": "Download", "filter": {"event_name": ["download"], "event_meta": {"plan": ["pro"]}}},
+        {"name": "Exit", "filter": {"exit_path": ["/docs", "/blog"]}},
+    ]},
+    {"name": "Mixed", "steps": [
+        {"name": "Desktop", "filter": {"platform": ["desktop"]}},
+        {"name": "Tagged", "filter": {"tag": "ab", "language": ["en", "de"]}},
+        {"name": "Docs", "filter": {"path_regex": ["^/docs", "post$"]}},
+        {"name": "No signup", "filter": {"event_name": ["!signup"]}},
+    ]},
+]  # fmt: skip
+
+Query = tuple[str, str, dict[str, list[str]]]  # site id, report, parameters
+
+
+def _queries(site: str, p: dict[str, list[str]], at: int, funnels: list[str]) -> list[Query]:
+    """Every report of reports_events with `p`, and those that need a parameter with one."""
+    out: list[Query] = [(site, name, p) for name in reports_events.SQL_REPORTS]
+    event = p.get("event") or [EVENT_NAMES[at % len(EVENT_NAMES)]]
+    tag = p.get("tag") or [sorted(TAGS)[at % len(TAGS)]]
+    out.append((site, "event/page", {**p, "event": event}))
+    out.append((site, "tag/details", {**p, "tag": tag}))
+    out.append((site, "options/tag/value", {**p, "tag": tag}))
+    out += [(site, "funnel", {**p, "funnel_id": [f]}) for f in funnels]
+    return out
+
+
+def _define(s: TrailServer, site: str) -> list[str]:
+    """The goals and funnels of `site`, created through the API; the funnels' ids."""
+    for goal in GOALS:
+        r = s.call("POST", "/api/v1/goal", {**goal, "domain_id": site}, key=s.admin_key)
+        assert r.status == 200, r.body
+    ids = []
+    for funnel in FUNNELS:
+        r = s.call("POST", "/api/v1/funnel", {**funnel, "domain_id": site}, key=s.admin_key)
+        assert r.status == 200, r.body
+        ids.append(r.json()["id"])
+    return ids
+
+
+def _answers(s: TrailServer, queries: list[Query]) -> list[tuple[int, Any]]:
+    return [_ask(s, name, {"id": [site], **p}) for site, name, p in queries]
+
+
+@pytest.fixture(scope="module")
+def loaded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Random traffic and definitions on an embedded server, its queries and their answers."""
+    data = tmp_path_factory.mktemp("differential-events") / "data"
+    s = TrailServer(data, workers=2, env=FAST_SEAL).start()
+    queries: list[Query] = []
+    try:
+        for i in range(TRAFFICS):
+            t = renamed(busy_traffic(2500 + i), f"ev{i}")
+            ids, keys, funnels = {}, {}, {}
+            for site in t.sites:
+                ids[site.key], keys[site.key] = s.create_site(site.hostname, site.timezone)
+                funnels[site.key] = _define(s, ids[site.key])
+            for kind, site_key, bodies in batches(t.hits):
+                r = s.call("POST", BATCH[kind], bodies, key=keys[site_key])
+                assert r.status == 200, r.body
+            for j, site in enumerate(t.sites):
+                for k, p in enumerate(drawn(filter_params(t, site), 20_000 + 100 * i + j, QUERIES)):
+                    p = {key: v for key, v in p.items() if key not in NOT_SQL}
+                    queries += _queries(ids[site.key], p, k, funnels[site.key])
+        _sealed(data)
+        time.sleep(1)  # a last sealing round after the WAL files went
+        answers = _answers(s, queries)
+    finally:
+        s.stop()
+    return {"data": data, "queries": queries, "answers": answers, "key": s.admin_key}
+
+
+@pytest.mark.timeout(3600)
+def test_event_tag_goal_funnel_and_option_reports_answer_like_the_embedded_engine(
+    loaded: dict[str, Any], tmp_path: Path
+) -> None:
+    data, url = loaded["data"], f"chdb://{tmp_path / 'ch'}"
+    shipped = subprocess.run(
+        [sys.executable, "-m", "trail.clickhouse.shipper", "--data-dir", str(data), "--url", url,
+         "--drain"],
+        cwd=ROOT, capture_output=True, text=True, timeout=900, check=False,
+    )  # fmt: skip
+    assert shipped.returncode == 0, shipped.stderr
+    assert orjson.loads(shipped.stdout.splitlines()[-1])["rows_shipped"] > 0
+    # the embedded engine now has no rows: only ClickHouse can answer as it did
+    (data / "segments").rename(data / "segments.shipped")
+    env = {**FAST_SEAL, "TRAIL_STORAGE": "clickhouse", "TRAIL_CLICKHOUSE_URL": url}
+    s = TrailServer(data, workers=1, env=env).start(timeout=120)
+    s.admin_key = loaded["key"]
+    try:
+        got = _answers(s, loaded["queries"])
+    finally:
+        s.stop()
+    queries, want = loaded["queries"], loaded["answers"]
+    wrong = [
+        (name, p, want[i], got[i]) for i, (_, name, p) in enumerate(queries) if got[i] != want[i]
+    ]
+    assert not wrong, _describe(wrong)
+    # the queries do reach rows: goals, funnels, event pages, tags and options with answers
+    found = {name for (_, name, _), (status, a) in zip(queries, got, strict=True)
+             if status == 200 and _non_empty(name, a)}  # fmt: skip
+    assert {"goals", "funnel", "event/page", "tags", "tag/details", "options/page",
+            "options/referrer/name", "options/tag/value", "options/event"} <= found  # fmt: skip
+
+
+def _non_empty(name: str, answer: Any) -> bool:
+    if name == "goals":
+        return any(g["stats"]["visitors"] for g in answer)
+    if name == "funnel":
+        return len(answer["data"]) >= 2 and answer["data"][1]["visitors"] > 0
+    return bool(answer)
+
+
+OPTIONS = """
+import sys, orjson
+from trail.clickhouse.client import connect
+from trail.clickhouse.reports_events import options
+from trail.clickhouse.rows import Unsupported
+from trail.stats.filters import parse_filter
+client = connect(sys.argv[1])
+f = parse_filter({"id": [sys.argv[2]], "from": [sys.argv[3]], "to": [sys.argv[3]]})
+out = {}
+for name in ("page", "utm/source"):
+    try:
+        out[name] = options(client, "trail", f, name)
+    except Unsupported as e:
+        out[name] = str(e)
+print(orjson.dumps(out).decode())
+"""
+
+
+def test_options_beyond_200_values(tmp_path: Path) -> None:
+    """250 paths seen 1 to 3 times: ClickHouse lists the 200 most frequent as the embedded
+    engine does (ties by value). 250 UTM sources, one per session: the embedded engine answers
+    (its counts of session values depend on compaction), with the same list."""
+    data, url = tmp_path / "data", f"chdb://{tmp_path / 'ch'}"
+    s = TrailServer(data, workers=1, env=FAST_SEAL).start()
+    try:
+        site, key = s.create_site("options.example")
+        hits = [
+            {"url": f"https://options.example/p{i:03d}?utm_source=s{i:03d}",
+             "ip": f"10.2.{i // 200}.{i % 200 + 1}", "user_agent": CHROME_WIN,
+             "time": f"{DAY}T{i // 60 % 24:02d}:{i % 60:02d}:{n:02d}Z"}
+            for i in range(250) for n in range(i % 3 + 1)
+        ]  # fmt: skip
+        assert s.call("POST", "/api/v1/hit/batch", hits, key=key).status == 200
+        _sealed(data)
+        time.sleep(1)
+        asked = {"id": [site], "from": [DAY], "to": [DAY]}
+        want = {name: _ask(s, f"options/{name}", asked) for name in ("page", "utm/source")}
+    finally:
+        s.stop()
+    assert want["page"][1] == sorted(
+        sorted((f"/p{i:03d}" for i in range(250)), key=lambda p: -(int(p[2:]) % 3))[:200]
+    )
+    assert len(want["utm/source"][1]) == 200
+    shipped = subprocess.run(
+        [sys.executable, "-m", "trail.clickhouse.shipper", "--data-dir", str(data), "--url", url,
+         "--drain"],
+        cwd=ROOT, capture_output=True, text=True, timeout=900, check=False,
+    )  # fmt: skip
+    assert shipped.returncode == 0, shipped.stderr
+    direct = subprocess.run(
+        [sys.executable, "-c", OPTIONS, url, site, DAY],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, check=True,
+    )  # fmt: skip
+    answered = orjson.loads(direct.stdout)
+    assert answered["page"] == want["page"][1]
+    assert "more than 200 values" in answered["utm/source"]
+    env = {**FAST_SEAL, "TRAIL_STORAGE": "clickhouse", "TRAIL_CLICKHOUSE_URL": url}
+    admin_key = s.admin_key
+    s = TrailServer(data, workers=1, env=env).start(timeout=120)
+    s.admin_key = admin_key
+    try:
+        got = {name: _ask(s, f"options/{name}", asked) for name in ("page", "utm/source")}
+    finally:
+        s.stop()
+    assert got == want

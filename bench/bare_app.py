@@ -5,6 +5,10 @@ Started exactly like trail's workers (trail/worker.py): N separate single-proces
 Robyn's SocketHeld (SO_REUSEPORT); same Robyn version, same Robyn log level, a sync handler.
 
     python bench/bare_app.py --host 127.0.0.1 --port 8001 --processes 2
+
+`--keep-thread-state` does what trail's routes do (trail/api/routing.py, `ThreadStates`): keep the
+Python thread state of Robyn's request thread between requests, so that part of Robyn's own
+per-request cost can be told apart from the rest.
 """
 
 from __future__ import annotations
@@ -14,10 +18,11 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 
-def serve_one(host: str, port: int, log_level: str) -> None:
+def serve_one(host: str, port: int, log_level: str, keep_thread_state: bool) -> None:
     # Robyn parses sys.argv when imported: give it the flags trail's worker gives it.
     sys.argv = [
         sys.argv[0],
@@ -34,9 +39,23 @@ def serve_one(host: str, port: int, log_level: str) -> None:
 
     app = Robyn(__file__, config=RobynConfig())
 
-    @app.post("/api/v1/hit")
-    def hit(request):
-        return ""
+    if keep_thread_state:
+        import ctypes
+
+        kept = set()
+
+        @app.post("/api/v1/hit")
+        def hit(request):
+            if threading.get_ident() not in kept:
+                kept.add(threading.get_ident())
+                ctypes.pythonapi.PyGILState_Ensure()  # never released: the state stays
+            return ""
+
+    else:
+
+        @app.post("/api/v1/hit")
+        def hit(request):
+            return ""
 
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
     app.start(host=host, port=port, _check_port=False)
@@ -49,10 +68,11 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=2)
     # trail's default log_level "info" becomes Robyn's INFO (trail/worker.py)
     parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--keep-thread-state", action="store_true")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        serve_one(args.host, args.port, args.log_level)
+        serve_one(args.host, args.port, args.log_level, args.keep_thread_state)
         return
     argv = [
         sys.executable,
@@ -64,6 +84,7 @@ def main() -> None:
         str(args.port),
         "--log-level",
         args.log_level,
+        *(["--keep-thread-state"] if args.keep_thread_state else []),
     ]
     children = [subprocess.Popen(argv, start_new_session=True) for _ in range(args.processes)]
 

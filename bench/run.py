@@ -146,13 +146,17 @@ def http(
 
 
 class Trail:
-    """`trail serve` with a fresh data dir; knows its admin key and its worker pids."""
+    """`trail serve` with a fresh data dir; knows its admin key and its worker pids. With
+    `tree`, the server runs the `trail` package of that source tree (`python -m trail` from it)
+    instead of the installed one: two versions of the code side by side in one run."""
 
-    def __init__(self, data_dir: Path, port: int) -> None:
+    def __init__(self, data_dir: Path, port: int, tree: Path | None = None) -> None:
         self.port = port
         self.base = f"http://127.0.0.1:{port}"
+        self.tree = tree
+        command = [sys.executable, "-m", "trail"] if tree else [str(BIN / "trail")]
         self.argv = [
-            str(BIN / "trail"),
+            *command,
             "serve",
             "--host",
             "127.0.0.1",
@@ -168,7 +172,10 @@ class Trail:
         self.proc: subprocess.Popen[str] | None = None
 
     def start(self) -> None:
-        env_text = " ".join(f"{k}={v}" for k, v in SERVER_ENV.items())
+        env = dict(SERVER_ENV)
+        if self.tree:
+            env["PYTHONPATH"] = str(self.tree)  # the workers run `python -m` from the cwd too
+        env_text = " ".join(f"{k}={v}" for k, v in env.items())
         COMMANDS.append(f"{env_text} {shlex.join(self.argv)}")
         with self.log_path.open("w") as err:  # the child keeps its own copy of the descriptor
             self.proc = subprocess.Popen(
@@ -176,8 +183,8 @@ class Trail:
                 stdout=subprocess.PIPE,
                 stderr=err,
                 text=True,
-                cwd=ROOT,
-                env={**os.environ, **SERVER_ENV},
+                cwd=self.tree or ROOT,
+                env={**os.environ, **env},
             )
         listening = threading.Event()
 

@@ -5,8 +5,9 @@
 --   BENCH_LISTS     Lua file with the lists (python bench/traffic.py lua > lists.lua)
 --   BENCH_KEY       the site's access key (pa_...); ignored by the bare app
 --   BENCH_MODE      "hit" (default), "batch", "collect" (POST /api/v1/collect as tracker.js sends
---                   it) or "pirsch_browser" (GET /api/v1/hit?code=... as pa.js sends it)
---   BENCH_SITE_ID   the website id (collect) / BENCH_CODE its identification code (pirsch_browser)
+--                   it), "pirsch_browser" (GET /api/v1/hit?code=... as pa.js sends it) or
+--                   "pirsch_event" (POST /api/v1/event with identification_code, as pa.js sends it)
+--   BENCH_SITE_ID   the website id (collect) / BENCH_CODE its identification code (pirsch_*)
 --   BENCH_PAYLOADS  distinct requests pre-built per wrk thread (default 2500 hits / 24 batches)
 --   BENCH_BATCH     hits per batch request (default 500)
 --   BENCH_VISITORS  distinct visitors (IP + UA + language + referrer) per wrk thread
@@ -73,6 +74,15 @@ local function browser_request(v)
       SITE_ID, url, path:match("^[^?]*"), v.ref, title, v.width)
     return wrk.format("POST", "/api/v1/collect", headers, body)
   end
+  if MODE == "pirsch_event" then
+    headers["Content-Type"] = "application/json"
+    local body = string.format(
+      '{"identification_code":"%s","url":"%s","title":"%s","referrer":"%s","screen_width":%d,'
+        .. '"screen_height":900,"event_name":"%s","event_duration":%d,"event_meta":{"plan":"%s"}}',
+      CODE, url, title, v.ref, v.width, pick({"signup", "download", "play"}), math.random(0, 60),
+      pick({"free", "pro"}))
+    return wrk.format("POST", "/api/v1/event", headers, body)
+  end
   local query = string.format("nc=%d&code=%s&url=%s&t=%s&ref=%s&w=%d&h=900",
     math.random(1, 2 ^ 30), CODE, url_encode(url), url_encode(title), url_encode(v.ref), v.width)
   return wrk.format("GET", "/api/v1/hit?" .. query, headers, nil)
@@ -87,7 +97,7 @@ function init(args)
   end
   requests_ = {}
   for i = 1, N do
-    if MODE == "collect" or MODE == "pirsch_browser" then
+    if MODE == "collect" or MODE == "pirsch_browser" or MODE == "pirsch_event" then
       requests_[i] = browser_request(visitors[math.random(1, VISITORS)])
     else
       local body = MODE == "batch" and batch_body() or item(visitors[math.random(1, VISITORS)], nil)

@@ -173,6 +173,30 @@ def test_collect_answers_202_with_cors_for_the_websites_origin(server: TrailServ
     assert "access-control-allow-origin" not in r.headers and r.headers["vary"] == "Origin"
 
 
+def test_answers_carry_each_requests_own_cors_headers(server: TrailServer) -> None:
+    # The handlers reuse one answer per (status, Origin): alternating Origins of two sites and a
+    # foreign one, every answer names the Origin of its own request, or none.
+    first, second = new_site(server, "one.test"), new_site(server, "two.test")
+    for i, (site, host, origin, allowed) in enumerate(
+        [
+            (first, "one.test", "https://one.test", True),
+            (second, "two.test", "https://two.test", True),
+            (first, "one.test", ORIGIN, False),
+            (first, "one.test", "https://one.test", True),
+            (second, "two.test", "https://one.test", False),
+            (second, "two.test", "https://two.test", True),
+        ]
+    ):
+        r = collect(
+            server, event(site, "page_view", f"/{i}", host=host), "81.2.69.11", origin=origin
+        )
+        assert (r.status, r.json()) == (202, {"status": "accepted"})
+        assert r.headers.get("access-control-allow-origin") == (origin if allowed else None)
+        assert r.headers.get("access-control-allow-credentials") == ("true" if allowed else None)
+        assert r.headers["vary"] == "Origin"
+        assert r.headers["access-control-allow-methods"] == "POST, OPTIONS"
+
+
 # -- validation -----------------------------------------------------------------------------------
 
 SITE = "00000000-0000-4000-8000-000000000000"

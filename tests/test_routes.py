@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import inspect
 import sys
+import threading
 
 from trail import app
 from trail.api import health
 from trail.api.pirsch import statistics as pirsch_statistics
-from trail.api.routing import Route
+from trail.api.routing import Route, ThreadStates
 from trail.api.tinytrail import reports as tinytrail_reports
 from trail.services import statistics
 
@@ -54,3 +55,21 @@ def test_statistics_paths_are_the_reports_the_service_runs() -> None:
 def test_tinytrail_report_paths_are_the_reports() -> None:
     paths = {p.removeprefix(tinytrail_reports.PREFIX) for p in tinytrail_reports.REPORT_PATHS}
     assert paths == set(tinytrail_reports.REPORTS)
+
+
+def test_thread_states_are_kept_once_per_thread_up_to_the_limit() -> None:
+    states = ThreadStates(limit=2)
+    alive = threading.Barrier(3)  # all three alive at once: three distinct idents
+
+    def serve() -> None:  # what a bound route does on each request
+        for _ in range(3):
+            if threading.get_ident() not in states.kept:
+                states.keep(threading.get_ident())
+        alive.wait()
+
+    threads = [threading.Thread(target=serve) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(states.kept) == 2

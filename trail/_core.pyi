@@ -59,7 +59,7 @@ class Engine:
         site_id: str,
         site_hostname: str,
         kind: str,
-        body: bytes,
+        body: bytes | str,
         batch: bool = False,
         now: int | None = None,
     ) -> dict[str, Any]: ...
@@ -76,7 +76,7 @@ class Engine:
     def browser(
         self,
         route: str,
-        body: bytes,
+        body: bytes | str,
         query: list[tuple[str, list[str]]],
         peer: str,
         headers: list[tuple[str, str]],

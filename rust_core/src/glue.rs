@@ -17,7 +17,7 @@ use pyo3::buffer::PyBuffer;
 use pyo3::create_exception;
 use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict};
+use pyo3::types::{PyBytes, PyDict, PyString};
 use std::net::IpAddr;
 use std::path::PathBuf;
 
@@ -220,6 +220,7 @@ impl Engine {
 
     /// Ingest a Pirsch API body (`/hit`, `/event`, `/session`, or their batch forms). Raises
     /// InvalidInput naming the field (`[i].field` in a batch) for anything validate.rs refuses.
+    /// `body` is `bytes` or the `str` Robyn decoded it into (read in place, see `body_bytes`).
     #[pyo3(signature = (site_id, site_hostname, kind, body, batch=false, now=None))]
     #[allow(clippy::too_many_arguments)]
     fn ingest_api<'py>(
@@ -228,12 +229,13 @@ impl Engine {
         site_id: String,
         site_hostname: String,
         kind: &str,
-        body: &Bound<'py, PyBytes>,
+        body: &Bound<'py, PyAny>,
         batch: bool,
         now: Option<i64>,
     ) -> PyResult<Bound<'py, PyDict>> {
         let kind = kind_of(kind)?;
-        let body = body.as_bytes();
+        let mut encoded = None;
+        let body = body_bytes(body, &mut encoded)?;
         let site = SiteCtx {
             id: site_id,
             hostname: site_hostname,
@@ -295,8 +297,9 @@ impl Engine {
     }
 
     /// A request of a browser route (`collect`, `pirsch_hit`, `pirsch_event`) from rate limit to
-    /// stored rows in one call (see browser.rs). `query` is the query string as the HTTP layer
-    /// split it, `peer` the socket address, `stamp` the meta store's last transaction id.
+    /// stored rows in one call (see browser.rs). `body` is `bytes` or the `str` Robyn decoded
+    /// it into, `query` the query string as the HTTP layer split it, `peer` the socket
+    /// address, `stamp` the meta store's last transaction id.
     /// Answers (outcome, cors, text, message, retry_after): outcome "accepted", "silent",
     /// "invalid" (text = field), "not_found", "limited" (retry_after in s), "not_browser", or
     /// "lookup_id" / "lookup_code" (text = the key: `put_browser_site` it, then ask again); cors
@@ -307,7 +310,7 @@ impl Engine {
         &self,
         py: Python<'_>,
         route: &str,
-        body: &[u8],
+        body: &Bound<'_, PyAny>,
         query: Vec<(String, Vec<String>)>,
         peer: &str,
         headers: Vec<(String, String)>,
@@ -329,6 +332,8 @@ impl Engine {
         );
         let peer = crate::browser::peer_address(peer);
         let checker = self.checker(Source::Browser, false, now);
+        let mut encoded = None;
+        let body = body_bytes(body, &mut encoded)?;
         let reply = py.detach(|| -> Result<BrowserReply, CoreError> {
             let request = crate::browser::Request {
                 route,
@@ -519,6 +524,30 @@ impl Engine {
             window: self.window,
         }
     }
+}
+
+/// The bytes of a request body as Robyn hands it over: `bytes`, or the `str` it decoded a UTF-8
+/// body into. A str's UTF-8 is read in place (CPython keeps it with the object: an ASCII str is
+/// its own UTF-8), which spares the handler an `encode` and a copy per request. A str that has
+/// no UTF-8 form (lone surrogates) is encoded with `surrogatepass` into `encoded`, as the
+/// handlers did before, so it fails the same way its bytes would.
+fn body_bytes<'a, 'py>(
+    body: &'a Bound<'py, PyAny>,
+    encoded: &'a mut Option<Bound<'py, PyBytes>>,
+) -> PyResult<&'a [u8]> {
+    if let Ok(bytes) = body.cast::<PyBytes>() {
+        return Ok(bytes.as_bytes());
+    }
+    let text = body.cast::<PyString>().map_err(PyErr::from)?;
+    if let Ok(s) = text.to_str() {
+        return Ok(s.as_bytes());
+    }
+    let bytes = text
+        .call_method1("encode", ("utf-8", "surrogatepass"))?
+        .cast_into::<PyBytes>()
+        .map_err(PyErr::from)?;
+    let bytes: &'a Bound<'py, PyBytes> = encoded.insert(bytes);
+    Ok(bytes.as_bytes())
 }
 
 /// The reply of an answer that stores nothing (an `Ingest` here is one the site's owner

@@ -362,7 +362,7 @@ impl<'e> SessionTxn<'e> {
             }
             let s = new_session(vid, hit);
             self.put(&key, &s)?;
-            emit_new(&s, hit, kind, out);
+            emit_new(s, hit, kind, out);
             return Ok(None);
         };
         if kind != HitKind::KeepAlive && prev.page_views >= cap {
@@ -374,19 +374,22 @@ impl<'e> SessionTxn<'e> {
             self.delete(&old_key)?;
         }
         self.put(&key, &next)?;
-        let mut cancel = prev.clone();
-        cancel.sign = -1;
-        out.push(Row::Session(cancel));
-        out.push(Row::Session(next.clone()));
-        match kind {
-            HitKind::PageView => out.push(Row::PageView(page_view(
+        // The rows take `prev` and `next` themselves (a row is some 30 strings): the cancel row
+        // is `prev` signed -1, and `next` goes out after its page view or event copied it.
+        let extra = match kind {
+            HitKind::PageView => Some(Row::PageView(page_view(
                 &next,
                 hit,
                 gap_seconds(prev.time, hit.time),
             ))),
-            HitKind::Event => out.push(Row::Event(event(&next, hit, next.time))),
-            HitKind::KeepAlive => {}
-        }
+            HitKind::Event => Some(Row::Event(event(&next, hit, next.time))),
+            HitKind::KeepAlive => None,
+        };
+        let mut cancel = prev;
+        cancel.sign = -1;
+        out.push(Row::Session(cancel));
+        out.push(Row::Session(next));
+        out.extend(extra);
         Ok(None)
     }
 }
@@ -438,16 +441,16 @@ fn new_session(vid: u64, hit: &SessionHit) -> SessionRow {
 }
 
 /// The rows of a hit that opened a session: a lone event also gets its page view.
-fn emit_new(s: &SessionRow, hit: &SessionHit, kind: HitKind, out: &mut Vec<Row>) {
-    out.push(Row::Session(s.clone()));
-    out.push(Row::PageView(page_view(s, hit, 0)));
-    if kind == HitKind::Event {
-        out.push(Row::Event(event(s, hit, s.time)));
-    }
+fn emit_new(s: SessionRow, hit: &SessionHit, kind: HitKind, out: &mut Vec<Row>) {
+    let view = page_view(&s, hit, 0);
+    let event = (kind == HitKind::Event).then(|| event(&s, hit, s.time));
     let mut req = hit.request.clone();
     req.visitor_id = s.visitor_id;
     req.time = hit.time;
     req.bot = false;
+    out.push(Row::Session(s));
+    out.push(Row::PageView(view));
+    out.extend(event.map(Row::Event));
     out.push(Row::Request(req));
 }
 

@@ -66,23 +66,55 @@ def _judge(
     ctx: Context,
     request: Any,
     route: str,
-    origin: str,
     query: list[tuple[str, list[str]]] | None = None,
-) -> collect.Verdict:
-    headers = request.headers.to_dict()
-    return collect.judge(ctx, route, request.body, query or [], request.ip_addr, headers, origin)
+) -> tuple[str, collect.Verdict]:
+    """The request's Origin and the engine's verdict (Robyn builds the headers anew on every
+    read of `request.headers`: they are read once)."""
+    headers = request.headers
+    origin = (headers.get("origin") or "").strip()
+    verdict = collect.judge(
+        ctx, route, request.body, query or [], request.ip_addr, headers.to_dict(), origin
+    )
+    return origin, verdict
 
 
-def _cors(ctx: Context, origin: str, verdict: collect.Verdict, methods: str) -> dict[str, str]:
-    """The answer's CORS headers; before a site is known (429, a body that names none), the
-    Origin is allowed when it is any website's."""
+def _allowed(ctx: Context, origin: str, verdict: collect.Verdict) -> bool:
+    """Whether the answer lets the Origin read it; before a site is known (429, a body that
+    names none), the Origin is allowed when it is any website's."""
     if verdict.cors == "any_site":
-        return cors_headers(origin, collect.KNOWN_HOSTS.allows(ctx, origin), methods)
-    return cors_headers(origin, verdict.cors == "allowed", methods)
+        return collect.KNOWN_HOSTS.allows(ctx, origin)
+    return verdict.cors == "allowed"
 
 
-def _refuse(verdict: collect.Verdict, cors: dict[str, str], invalid: type[FieldError]) -> None:
-    """Raise the error answer of a refused request, carrying `cors`, so the page can read it."""
+# Answers without an error, by (status, methods, Origin if allowed): Robyn copies a returned
+# Response into its own answer and never changes it, so one object serves every request that
+# gets the same answer, without building its headers again. Origins come from clients: past
+# `_MAX_ANSWERS` the table starts over.
+_answers: dict[tuple[int, str, str | None], Response] = {}
+_MAX_ANSWERS = 1024
+_ACCEPTED = b'{"status":"accepted"}'
+
+
+def _answer(status: int, origin: str, allowed: bool, methods: str) -> Response:
+    key = (status, methods, origin if allowed else None)
+    answer = _answers.get(key)
+    if answer is None:
+        if len(_answers) >= _MAX_ANSWERS:
+            _answers.clear()
+        headers = cors_headers(origin, allowed, methods)
+        if status == 202:
+            answer = Response(202, {**headers, "content-type": "application/json"}, _ACCEPTED)
+        else:
+            answer = Response(status, headers, b"")
+        _answers[key] = answer
+    return answer
+
+
+def _refuse(
+    verdict: collect.Verdict, origin: str, allowed: bool, methods: str, invalid: type[FieldError]
+) -> None:
+    """Raise the error answer of a refused request, carrying its CORS headers, so the page can
+    read it."""
     error: ApiError
     if verdict.outcome == "limited":
         error = RateLimited(verdict.retry_after)
@@ -93,7 +125,7 @@ def _refuse(verdict: collect.Verdict, cors: dict[str, str], invalid: type[FieldE
         error = not_found("domain")
     else:
         return
-    error.headers = {**cors, **error.headers}
+    error.headers = {**cors_headers(origin, allowed, methods), **error.headers}
     raise error
 
 
@@ -113,13 +145,11 @@ def collect_preflight(ctx: Context, request: Any) -> Response:
 
 @collect_routes.post("/api/v1/collect")
 def post_collect(ctx: Context, request: Any) -> Response:
-    origin = origin_of(request)
-    verdict = _judge(ctx, request, "collect", origin)
-    cors = _cors(ctx, origin, verdict, COLLECT_METHODS)
-    _refuse(verdict, cors, collect.InvalidPayload)
-    if verdict.outcome != "accepted":
-        return Response(204, cors, b"")
-    return Response(202, {**cors, "content-type": "application/json"}, b'{"status":"accepted"}')
+    origin, verdict = _judge(ctx, request, "collect")
+    allowed = _allowed(ctx, origin, verdict)
+    _refuse(verdict, origin, allowed, COLLECT_METHODS, collect.InvalidPayload)
+    status = 202 if verdict.outcome == "accepted" else 204
+    return _answer(status, origin, allowed, COLLECT_METHODS)
 
 
 @collect_routes.get("/js/tracker.js")
@@ -165,24 +195,22 @@ def hit_item(params: dict[str, list[str]]) -> dict[str, Any]:
 
 @pirsch_routes.get("/api/v1/hit")
 def get_hit(ctx: Context, request: Any) -> Response:
-    origin = origin_of(request)
     query = list(request.query_params.to_dict().items())
-    verdict = _judge(ctx, request, "pirsch_hit", origin, query)
-    cors = _cors(ctx, origin, verdict, HIT_METHODS)
-    _refuse(verdict, cors, FieldError)
-    return Response(200, cors, b"")
+    origin, verdict = _judge(ctx, request, "pirsch_hit", query)
+    allowed = _allowed(ctx, origin, verdict)
+    _refuse(verdict, origin, allowed, HIT_METHODS, FieldError)
+    return _answer(200, origin, allowed, HIT_METHODS)
 
 
 def post_event(ctx: Context, request: Any) -> Response | None:
     """A browser event carrying `identification_code` (no API key); None if the body has no code,
     so the caller answers as an authenticated route would (401)."""
-    origin = origin_of(request)
-    verdict = _judge(ctx, request, "pirsch_event", origin)
+    origin, verdict = _judge(ctx, request, "pirsch_event")
     if verdict.outcome == "not_browser":
         return None
-    cors = _cors(ctx, origin, verdict, EVENT_METHODS)
-    _refuse(verdict, cors, FieldError)
-    return Response(200, cors, b"")
+    allowed = _allowed(ctx, origin, verdict)
+    _refuse(verdict, origin, allowed, EVENT_METHODS, FieldError)
+    return _answer(200, origin, allowed, EVENT_METHODS)
 
 
 @pirsch_routes.options("/api/v1/hit")

@@ -17,7 +17,9 @@ holds up the hits queued behind it on the same worker.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -107,6 +109,36 @@ IN_FLIGHT = InFlight()
 _query_pool: ThreadPoolExecutor | None = None
 
 
+class ThreadStates:
+    """Keeps the Python thread state of each thread that calls the routes alive between requests.
+
+    Robyn (0.88) calls a sync handler from its own Rust thread by taking the GIL with
+    `PyGILState_Ensure` and giving it back with `PyGILState_Release`. The thread has no Python
+    thread state of its own, so every request creates one and deletes it again: a 16 KiB frame
+    stack mmap'd, zeroed and munmap'd (a TLB shootdown on every core), four `gettid` calls and
+    the state's set-up, about 19 µs of CPU per request on the benchmark machine (a third of the
+    bare Robyn route's cost). One extra `PyGILState_Ensure`, never released, on the first
+    request a thread serves keeps its state registered, so Robyn's own pair only takes and
+    releases the GIL. The thread state lives as long as the thread: Robyn's request threads
+    live as long as the worker, and past `limit` threads (a Robyn that starts threads per
+    request) nothing more is kept.
+    """
+
+    def __init__(self, limit: int = 64) -> None:
+        self.limit = limit
+        self.kept: set[int] = set()
+        self._ensure = ctypes.pythonapi.PyGILState_Ensure  # a PyDLL call: the GIL stays held
+
+    def keep(self, ident: int) -> None:
+        """Called, GIL held, by a thread not in `kept` yet."""
+        if len(self.kept) < self.limit:
+            self.kept.add(ident)
+            self._ensure()
+
+
+THREAD_STATES = ThreadStates()
+
+
 def as_api_error(error: Exception) -> ApiError | None:
     """The HTTP meaning of an exception from below the API layer, None if it has none (a bug)."""
     if isinstance(error, ApiError):
@@ -125,8 +157,11 @@ def bind(ctx: Context, handler: Handler, render: Renderer) -> Callable[[Any], An
     """The Robyn handler of one route: context bound, errors rendered, in-flight counted."""
 
     enter, leave = IN_FLIGHT.enter, IN_FLIGHT.leave
+    kept, keep, thread = THREAD_STATES.kept, THREAD_STATES.keep, threading.get_ident
 
     def route(request: Any) -> Any:
+        if thread() not in kept:
+            keep(thread())
         enter(None)
         try:
             return handler(ctx, request)

@@ -300,12 +300,11 @@ def judge(
 ) -> Verdict:
     """One browser request (`route`: collect, pirsch_hit, pirsch_event) through the engine, from
     rate limit to stored rows; a site the engine does not know yet is looked up here first."""
-    raw = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else body
     pairs = list(headers.items())
     stamp = meta_stamp(ctx)
     for _ in range(3):  # one lookup, then the engine knows the site (or that there is none)
         outcome, cors, text, message, retry = ctx.engine.browser(
-            route, raw, query, peer or "", pairs, origin, stamp
+            route, body, query, peer or "", pairs, origin, stamp
         )
         if not outcome.startswith("lookup_"):
             return Verdict(outcome, cors, text, message, retry)

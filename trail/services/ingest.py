@@ -71,7 +71,10 @@ def sync_rules(ctx: Context, site: Site, force: bool = False) -> None:
     _rules_checked[site.id] = now + ctx.config.rules_cache_ms / 1000
 
 
-def ingest_api(ctx: Context, site: Site, kind: str, body: bytes, batch: bool) -> dict[str, Any]:
-    """Run a Pirsch API body through the hot path; raises InvalidInput naming the field."""
+def ingest_api(
+    ctx: Context, site: Site, kind: str, body: bytes | str, batch: bool
+) -> dict[str, Any]:
+    """Run a Pirsch API body (bytes, or the str Robyn decoded it into) through the hot path;
+    raises InvalidInput naming the field."""
     sync_rules(ctx, site)
     return ctx.engine.ingest_api(site.id, site.hostname, kind, body, batch)

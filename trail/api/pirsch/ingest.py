@@ -13,7 +13,7 @@ from typing import Any
 from robyn import Response
 
 from trail.api import browser
-from trail.api.http import raw_body
+from trail.api.http import engine_body
 from trail.api.pirsch.auth import site_for_access_key
 from trail.api.routing import Routes
 from trail.context import Context
@@ -27,7 +27,9 @@ _OK = Response(200, {}, b"")
 
 def _ingest(ctx: Context, request: Any, kind: str, batch: bool) -> Response:
     site = site_for_access_key(ctx, request, kind)
-    ingest.ingest_api(ctx, site, kind, raw_body(request, ctx.config.limits.max_body_bytes), batch)
+    ingest.ingest_api(
+        ctx, site, kind, engine_body(request, ctx.config.limits.max_body_bytes), batch
+    )
     return _OK
 
 

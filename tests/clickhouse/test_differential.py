@@ -10,8 +10,6 @@ through the same API code; only the report functions behind it differ.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 import urllib.parse
 from collections.abc import Callable
@@ -22,8 +20,7 @@ import orjson
 import pytest
 
 from tests.clickhouse.drawing import busy_traffic, drawn
-from tests.clickhouse.test_schema import ROOT
-from tests.clickhouse.traffic import FAST_SEAL
+from tests.clickhouse.traffic import FAST_SEAL, ship_all
 from tests.oracle.harness import BATCH, batches, renamed
 from tests.oracle.traffic import filter_params
 from tests.server import TrailServer
@@ -100,13 +97,7 @@ def test_every_sql_report_answers_like_the_embedded_engine(
     loaded: dict[str, Any], tmp_path: Path
 ) -> None:
     data, url = loaded["data"], f"chdb://{tmp_path / 'ch'}"
-    shipped = subprocess.run(
-        [sys.executable, "-m", "trail.clickhouse.shipper", "--data-dir", str(data), "--url", url,
-         "--drain"],
-        cwd=ROOT, capture_output=True, text=True, timeout=900, check=False,
-    )  # fmt: skip
-    assert shipped.returncode == 0, shipped.stderr
-    assert orjson.loads(shipped.stdout.splitlines()[-1])["rows_shipped"] > 0
+    ship_all(data, url)
     env = {**FAST_SEAL, "TRAIL_STORAGE": "clickhouse", "TRAIL_CLICKHOUSE_URL": url}
     s = TrailServer(data, workers=1, env=env).start(timeout=120)
     s.admin_key = loaded["key"]

@@ -23,7 +23,7 @@ import pytest
 from tests.clickhouse.drawing import busy_traffic, drawn
 from tests.clickhouse.test_differential import NOT_SQL, _ask, _describe, _sealed
 from tests.clickhouse.test_schema import ROOT
-from tests.clickhouse.traffic import DAY, FAST_SEAL
+from tests.clickhouse.traffic import DAY, FAST_SEAL, ship_all
 from tests.oracle.harness import BATCH, batches, renamed
 from tests.oracle.traffic import EVENT_NAMES, TAGS, filter_params
 from tests.server import TrailServer
@@ -129,13 +129,7 @@ def test_event_tag_goal_funnel_and_option_reports_answer_like_the_embedded_engin
     loaded: dict[str, Any], tmp_path: Path
 ) -> None:
     data, url = loaded["data"], f"chdb://{tmp_path / 'ch'}"
-    shipped = subprocess.run(
-        [sys.executable, "-m", "trail.clickhouse.shipper", "--data-dir", str(data), "--url", url,
-         "--drain"],
-        cwd=ROOT, capture_output=True, text=True, timeout=900, check=False,
-    )  # fmt: skip
-    assert shipped.returncode == 0, shipped.stderr
-    assert orjson.loads(shipped.stdout.splitlines()[-1])["rows_shipped"] > 0
+    ship_all(data, url)
     # the embedded engine now has no rows: only ClickHouse can answer as it did
     (data / "segments").rename(data / "segments.shipped")
     env = {**FAST_SEAL, "TRAIL_STORAGE": "clickhouse", "TRAIL_CLICKHOUSE_URL": url}
@@ -208,12 +202,7 @@ def test_options_beyond_200_values(tmp_path: Path) -> None:
         sorted((f"/p{i:03d}" for i in range(250)), key=lambda p: -(int(p[2:]) % 3))[:200]
     )
     assert len(want["utm/source"][1]) == 200
-    shipped = subprocess.run(
-        [sys.executable, "-m", "trail.clickhouse.shipper", "--data-dir", str(data), "--url", url,
-         "--drain"],
-        cwd=ROOT, capture_output=True, text=True, timeout=900, check=False,
-    )  # fmt: skip
-    assert shipped.returncode == 0, shipped.stderr
+    ship_all(data, url)
     direct = subprocess.run(
         [sys.executable, "-c", OPTIONS, url, site, DAY],
         cwd=ROOT, capture_output=True, text=True, timeout=300, check=True,

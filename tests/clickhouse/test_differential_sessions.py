@@ -29,7 +29,7 @@ import pytest
 from tests.clickhouse.drawing import busy_traffic, drawn
 from tests.clickhouse.test_differential import _ask, _describe, _sealed
 from tests.clickhouse.test_schema import ROOT
-from tests.clickhouse.traffic import FAST_SEAL
+from tests.clickhouse.traffic import FAST_SEAL, ship_all
 from tests.oracle.harness import BATCH, batches, renamed
 from tests.oracle.traffic import (
     Site,
@@ -138,12 +138,7 @@ def loaded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     finally:
         s.stop()
     url = f"chdb://{data.parent / 'ch'}"
-    shipped = subprocess.run(
-        [sys.executable, "-m", "trail.clickhouse.shipper", "--data-dir", str(data), "--url", url,
-         "--drain"],
-        cwd=ROOT, capture_output=True, text=True, timeout=900, check=False,
-    )  # fmt: skip
-    assert shipped.returncode == 0, shipped.stderr
+    ship_all(data, url)
     return {"data": data, "url": url, "now": now, "sites": sites, "queries": queries,
             "answers": answers, "key": s.admin_key}  # fmt: skip
 

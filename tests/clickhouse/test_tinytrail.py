@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import io
 import random
-import subprocess
-import sys
 import time
 import urllib.parse
 import zipfile
@@ -29,8 +27,7 @@ import pytest
 
 from tests.clickhouse.drawing import busy_traffic
 from tests.clickhouse.test_differential import TRAFFICS, _describe, _sealed
-from tests.clickhouse.test_schema import ROOT
-from tests.clickhouse.traffic import FAST_SEAL
+from tests.clickhouse.traffic import FAST_SEAL, ship_all
 from tests.oracle.harness import BATCH, batches, renamed
 from tests.oracle.traffic import EVENT_NAMES, PATHS, Site
 from tests.server import TrailServer, request
@@ -182,13 +179,7 @@ def test_tinytrail_reports_and_the_export_answer_like_the_embedded_engine(
     loaded: dict[str, Any], tmp_path: Path
 ) -> None:
     data, url = loaded["data"], f"chdb://{tmp_path / 'ch'}"
-    shipped = subprocess.run(
-        [sys.executable, "-m", "trail.clickhouse.shipper", "--data-dir", str(data), "--url", url,
-         "--drain"],
-        cwd=ROOT, capture_output=True, text=True, timeout=900, check=False,
-    )  # fmt: skip
-    assert shipped.returncode == 0, shipped.stderr
-    assert orjson.loads(shipped.stdout.splitlines()[-1])["rows_shipped"] > 0
+    ship_all(data, url)
     env = {**ENV, "TRAIL_STORAGE": "clickhouse", "TRAIL_CLICKHOUSE_URL": url}
     s = TrailServer(data, workers=1, env=env).start(timeout=120)
     s.admin_key = loaded["key"]

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import random
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pyarrow as pa
 import pyarrow.compute
 
-from tests.clickhouse.test_schema import chq
+from tests.clickhouse.test_schema import ROOT, chq
 from tests.server import TrailServer
 from tests.test_ingest_e2e import CHROME_WIN, DAY, FIREFOX_MAC, SAFARI_IPHONE, send_realistic_day
 
@@ -42,6 +45,20 @@ def send_traffic(s: TrailServer, key: str, hits: int = 2400) -> None:
     for i in range(0, len(batch), 500):
         r = s.call("POST", "/api/v1/hit/batch", batch[i : i + 500], key=key)
         assert r.status == 200, r.body
+
+
+def ship_all(data: Path, url: str) -> int:
+    """Ship every sealed row of `data` to `url` with the shipper (`--drain`, as its own
+    process); the rows shipped, which must be some."""
+    shipped = subprocess.run(
+        [sys.executable, "-m", "trail.clickhouse.shipper", "--data-dir", str(data), "--url", url,
+         "--drain"],
+        cwd=ROOT, capture_output=True, text=True, timeout=900, check=False,
+    )  # fmt: skip
+    assert shipped.returncode == 0, shipped.stderr
+    rows = int(orjson.loads(shipped.stdout.splitlines()[-1])["rows_shipped"])
+    assert rows > 0
+    return rows
 
 
 def wait_until(check: Callable[[], Any], timeout: float = 120) -> Any:

@@ -1,8 +1,14 @@
-"""What a worker keeps in memory: pyarrow (~35 MiB RSS per worker) only once a request needs it.
+"""What a worker keeps in memory (issue 14: a worker <= 200 MB at steady load).
 
-The statistics run on Polars alone; pyarrow is loaded by the raw-row export and by the
-admin's compaction. Read from the worker's own memory map (/proc/<pid>/maps), on a server with
-one worker so every request reaches the process that is looked at.
+- pyarrow (~35 MiB RSS per worker) only once a request needs it: the statistics run on Polars
+  alone; pyarrow is loaded by the raw-row export and by the admin's compaction.
+- The allocators as the supervisor sets them: no transparent huge pages for mimalloc's arena
+  (trail._core's heap), Polars' jemalloc returning freed pages at once.
+- The uap-core rules compiled only as hits need them: a worker's own memory (RssAnon) after
+  start and a few hits stays well below what compiling all 1,270 rules took (~40 MiB more).
+
+Read from the worker's own /proc files, on a server with one worker so every request reaches
+the process that is looked at. Figures: bench/RESULTS-memory.md.
 """
 
 from __future__ import annotations
@@ -39,6 +45,11 @@ def worker_pid(s: TrailServer) -> int:
     return workers[0]
 
 
+def status(pid: int) -> dict[str, str]:
+    lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    return {k: v.strip() for k, _, v in (line.partition(":") for line in lines)}
+
+
 def mapped(pid: int, library: str) -> bool:
     """Whether the process has a file whose name starts with `library` mapped."""
     for line in Path(f"/proc/{pid}/maps").read_text().splitlines():
@@ -72,3 +83,39 @@ def test_hits_and_statistics_leave_pyarrow_unloaded_an_export_loads_it(
     assert r.status == 200, r.body[:300]
     assert worker_pid(server) == pid
     assert mapped(pid, "libarrow")
+
+
+def test_workers_run_with_the_allocator_settings(server: TrailServer) -> None:
+    pid = worker_pid(server)
+    env = dict(
+        entry.split(b"=", 1)
+        for entry in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        if b"=" in entry
+    )
+    assert env[b"MIMALLOC_ALLOW_THP"] == b"0"
+    assert b"muzzy_decay_ms:0" in env[b"_RJEM_MALLOC_CONF"]
+    # mimalloc turns transparent huge pages off for the whole process (prctl) when told so.
+    assert status(pid)["THP_enabled"] == "0"
+
+
+# A worker's own memory after start and a few hits: ~65 MiB on the development machine; ~105
+# when the uap-core rules were compiled up front and mimalloc's arena had huge pages.
+MAX_RSS_ANON_MIB = 90
+
+
+def test_a_worker_after_start_and_hits_holds_little_memory_of_its_own(server: TrailServer) -> None:
+    _, key = server.create_site()
+    agents = [
+        CHROME,
+        (
+            "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 "
+            "(KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1"
+        ),
+        "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
+        "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+    ]
+    for i, agent in enumerate(agents * 5):
+        body = {"url": f"https://example.com/p{i}", "ip": f"81.2.69.{i}", "user_agent": agent}
+        assert server.call("POST", "/api/v1/hit", body, key=key).status == 200
+    anon_mib = int(status(worker_pid(server))["RssAnon"].split()[0]) / 1024
+    assert anon_mib < MAX_RSS_ANON_MIB, f"RssAnon {anon_mib:.0f} MiB"

@@ -49,11 +49,23 @@ class Child:
         self.restart_at = None
 
 
+# The children's allocators, unless the environment sets them (measured: bench/RESULTS-memory.md).
+# mimalloc (trail._core's heap) otherwise asks for transparent huge pages on its arena: every
+# 2 MiB it touches stays resident, ~20 MiB per worker more than the heap holds. Polars' jemalloc
+# (added after Polars' own settings) otherwise keeps pages a query freed for a second in RSS
+# (MADV_FREE) before returning them.
+CHILD_ALLOCATOR_ENV = {"MIMALLOC_ALLOW_THP": "0", "_RJEM_MALLOC_CONF": "muzzy_decay_ms:0"}
+
+
 class Supervisor:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.stopping = threading.Event()
-        self.env = {**os.environ, "POLARS_MAX_THREADS": str(config.polars_threads)}
+        self.env = {
+            **CHILD_ALLOCATOR_ENV,
+            **os.environ,
+            "POLARS_MAX_THREADS": str(config.polars_threads),
+        }
         self.ready_r, self.ready_w = os.pipe()
         os.set_blocking(self.ready_r, False)
         cfg = config.to_json()

@@ -1,5 +1,5 @@
-//! User-Agent and client-hint parsing (reference section 4) with the `ua-parser` crate over the
-//! uap-core rules, behind a cache.
+//! User-Agent and client-hint parsing (reference section 4) over the uap-core rules (matched in
+//! `uap`, as the `ua-parser` crate matches them), behind a cache.
 //!
 //! uap names families precisely ("Chrome Mobile iOS", "Mac OS X"); reports want the coarser
 //! Pirsch-style names ("Chrome", "Mac"), so the uap result is mapped, then client hints (which
@@ -10,7 +10,9 @@ use crate::hit::ClientHints;
 use quick_cache::sync::Cache;
 use std::borrow::Cow;
 use std::fmt::Write as _;
-use ua_parser::{device, os, user_agent};
+use uap::{Browsers, Devices, Systems};
+
+mod uap;
 
 /// uap-core rules as handed over from Python (`ua_parser_builtins`): each entry is
 /// (regex, replacement fields...) exactly as the YAML/`regexes.py` carries them.
@@ -49,9 +51,9 @@ pub struct UaInfo {
 }
 
 pub struct UaParser {
-    ua: user_agent::Extractor<'static>,
-    os: os::Extractor<'static>,
-    device: device::Extractor<'static>,
+    ua: Browsers,
+    os: Systems,
+    device: Devices,
     /// None when the configured size is 0 (tests, or a deliberate opt-out).
     cache: Option<Cache<String, UaInfo>>,
     skipped_rules: usize,
@@ -66,9 +68,10 @@ const MAX_CACHED_UA_LEN: usize = 512;
 
 impl UaParser {
     pub fn new(rules: &UaRules, cache_size: usize) -> Result<UaParser> {
-        let (ua, skipped_ua) = build_with_skips(&rules.user_agent, build_ua)?;
-        let (os, skipped_os) = build_with_skips(&rules.os, build_os)?;
-        let (device, skipped_dev) = build_with_skips(&rules.device, build_device)?;
+        let config = |e: String| CoreError::Config(format!("uap rules: {e}"));
+        let (ua, skipped_ua) = Browsers::new(&rules.user_agent).map_err(config)?;
+        let (os, skipped_os) = Systems::new(&rules.os).map_err(config)?;
+        let (device, skipped_dev) = Devices::new(&rules.device).map_err(config)?;
         let cache = (cache_size > 0).then(|| Cache::new(cache_size));
         let skipped_rules = skipped_ua + skipped_os + skipped_dev;
         Ok(UaParser {
@@ -80,9 +83,14 @@ impl UaParser {
         })
     }
 
-    /// Rules the crate could not compile and that were left out (0 with today's uap-core).
+    /// Rules that could not be used and were left out (0 with today's uap-core).
     pub fn skipped_rules(&self) -> usize {
-        self.skipped_rules
+        self.skipped_rules + self.ua.failed() + self.os.failed() + self.device.failed()
+    }
+
+    /// Rules whose regex has been compiled so far: the rules are compiled when first needed.
+    pub fn compiled_rules(&self) -> usize {
+        self.ua.compiled() + self.os.compiled() + self.device.compiled()
     }
 
     pub fn parse(&self, user_agent: &str, hints: &ClientHints) -> UaInfo {
@@ -106,19 +114,16 @@ impl UaParser {
 
     fn parse_uncached(&self, user_agent: &str, hints: &ClientHints) -> UaInfo {
         let mut info = UaInfo::default();
-        if let Some(v) = self.ua.extract(user_agent) {
-            info.browser = browser_name(&v.family).into_owned();
-            info.browser_version = major_minor(v.major, v.minor);
+        if let Some(v) = self.ua.find(user_agent) {
+            info.browser = browser_name(&v.name).into_owned();
+            info.browser_version = major_minor(v.major.as_deref(), v.minor.as_deref());
         }
-        if let Some(v) = self.os.extract(user_agent) {
-            let (name, version) = os_name(&v.os, v.major.as_deref(), v.minor.as_deref());
+        if let Some(v) = self.os.find(user_agent) {
+            let (name, version) = os_name(&v.name, v.major.as_deref(), v.minor.as_deref());
             info.os = name.into_owned();
             info.os_version = version;
         }
-        info.spider = self
-            .device
-            .extract(user_agent)
-            .is_some_and(|d| d.device == "Spider");
+        info.spider = self.device.name(user_agent).is_some_and(|d| d == "Spider");
         apply_platform_hint(&mut info, hints);
         apply_brand_hint(&mut info, hints);
         set_platform(&mut info, hints);
@@ -177,83 +182,6 @@ fn cache_key(user_agent: &str, hints: &ClientHints) -> String {
         let _ = write!(key, "{}:{p}", p.len());
     }
     key
-}
-
-/// Builds an extractor; a rule the crate rejects is left out and counted rather than failing
-/// startup, because the rule set is upgraded independently of this code. The crate's builder
-/// is consumed by a failing push, so the build restarts without the offending rule.
-fn build_with_skips<E>(
-    rules: &[Rule],
-    build: fn(&[Rule], &[usize]) -> BuildResult<E>,
-) -> Result<(E, usize)> {
-    let mut skip = Vec::new();
-    loop {
-        match build(rules, &skip) {
-            Ok(e) => return Ok((e, skip.len())),
-            Err((Some(i), _)) if skip.len() < rules.len() => skip.push(i),
-            Err((_, msg)) => return Err(CoreError::Config(format!("uap rules: {msg}"))),
-        }
-    }
-}
-
-fn owned(s: &Option<String>) -> Option<Cow<'static, str>> {
-    s.clone().map(Cow::Owned)
-}
-
-fn kept<'r>(rules: &'r [Rule], skip: &'r [usize]) -> impl Iterator<Item = (usize, &'r Rule)> {
-    rules
-        .iter()
-        .enumerate()
-        .filter(move |(i, _)| !skip.contains(i))
-}
-
-type BuildResult<E> = std::result::Result<E, (Option<usize>, String)>;
-
-fn build_ua(rules: &[Rule], skip: &[usize]) -> BuildResult<user_agent::Extractor<'static>> {
-    let mut b = user_agent::Builder::new();
-    for (i, r) in kept(rules, skip) {
-        let p = user_agent::Parser {
-            regex: Cow::Owned(r.0.clone()),
-            family_replacement: owned(&r.1),
-            v1_replacement: owned(&r.2),
-            v2_replacement: owned(&r.3),
-            v3_replacement: owned(&r.4),
-            v4_replacement: None,
-        };
-        b = b.push(p).map_err(|e| (Some(i), e.to_string()))?;
-    }
-    b.build().map_err(|e| (None, e.to_string()))
-}
-
-fn build_os(rules: &[Rule], skip: &[usize]) -> BuildResult<os::Extractor<'static>> {
-    let mut b = os::Builder::new();
-    for (i, r) in kept(rules, skip) {
-        let p = os::Parser {
-            regex: Cow::Owned(r.0.clone()),
-            os_replacement: owned(&r.1),
-            os_v1_replacement: owned(&r.2),
-            os_v2_replacement: owned(&r.3),
-            os_v3_replacement: owned(&r.4),
-            os_v4_replacement: None,
-        };
-        b = b.push(p).map_err(|e| (Some(i), e.to_string()))?;
-    }
-    b.build().map_err(|e| (None, e.to_string()))
-}
-
-fn build_device(rules: &[Rule], skip: &[usize]) -> BuildResult<device::Extractor<'static>> {
-    let mut b = device::Builder::new();
-    for (i, r) in kept(rules, skip) {
-        let p = device::Parser {
-            regex: Cow::Owned(r.0.clone()),
-            regex_flag: (r.1.as_deref() == Some("i")).then_some(device::Flag::IgnoreCase),
-            device_replacement: owned(&r.2),
-            brand_replacement: owned(&r.3),
-            model_replacement: owned(&r.4),
-        };
-        b = b.push(p).map_err(|e| (Some(i), e.to_string()))?;
-    }
-    b.build().map_err(|e| (None, e.to_string()))
 }
 
 fn major_minor(major: Option<&str>, minor: Option<&str>) -> String {

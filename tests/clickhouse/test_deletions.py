@@ -15,6 +15,7 @@ import pyarrow as pa
 
 from tests.clickhouse.test_schema import chq
 from tests.clickhouse.test_shipper import run_shipper
+from tests.clickhouse.test_spool import past_the_margin
 from tests.clickhouse.traffic import DAY, FAST_SEAL, send_traffic, wait_until
 from tests.server import TrailServer
 from trail.clickhouse import batches, deletions
@@ -123,6 +124,7 @@ def test_a_deletion_is_applied_to_clickhouse(tmp_path: Path) -> None:
 def test_rows_of_a_deletion_are_not_shipped(copy: Path, traffic: dict[str, Any]) -> None:
     """Rows sent after the shipper saw a tombstone leave its rows out (real segments)."""
     site = traffic["site"]
+    past_the_margin(copy)
     Discovery.open(copy).scan()
     start = int(datetime.fromisoformat(DAY).replace(tzinfo=UTC).timestamp() * 1000)
     stone = tombstones.add(copy, site, ("page_views",), start, start + 12 * 3600_000)

@@ -21,6 +21,13 @@ def arrow_files(data: Path) -> list[Path]:
     return sorted((data / "segments").rglob("*.arrow"))
 
 
+def past_the_margin(data: Path) -> None:
+    """Wait until every segment is older than discovery's margin (the fixture's server has
+    just stopped): then only a WAL file keeps a generation from the spool."""
+    newest = max(generation(f)[1] for f in arrow_files(data))
+    time.sleep(max(0.0, (newest + MARGIN_NS - time.time_ns()) / 1e9))
+
+
 def generation(segment: Path) -> tuple[int, int]:
     """(worker, generation) of a `w<worker>-g<gen>-<n>.arrow` segment."""
     worker, gen, _ = segment.name.removesuffix(".arrow").split("-")
@@ -31,9 +38,7 @@ def test_a_generation_waits_for_its_wal_file(copy: Path) -> None:
     worker, gen = generation(arrow_files(copy)[0])
     wal = copy / "wal" / f"worker-{worker}-{gen}.wal"
     wal.write_bytes(b"")  # as if the sealer had not finished this generation
-    # every other generation complete: older than the margin (the package's server just stopped)
-    newest = max(generation(f)[1] for f in arrow_files(copy))
-    time.sleep(max(0.0, (newest + MARGIN_NS - time.time_ns()) / 1e9))
+    past_the_margin(copy)  # every other generation complete
 
     discovery = Discovery.open(copy)
     discovery.scan()

@@ -23,7 +23,6 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -105,14 +104,7 @@ def main() -> None:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed")
     tmp = Path(tempfile.mkdtemp(prefix="trail-ingest-ab-"))
-    lists = tmp / "lists.lua"
-    lists.write_text(
-        subprocess.run(
-            [sys.executable, str(bench.BENCH / "traffic.py"), "lua"],
-            capture_output=True, text=True, check=True,
-        ).stdout
-    )  # fmt: skip
-    bench.COMMANDS.append(f"{sys.executable} bench/traffic.py lua > {lists}")
+    lists = bench.traffic_lists(tmp)
     servers: list[Any] = []
     try:
         targets: dict[str, dict[str, Any]] = {}

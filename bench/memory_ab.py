@@ -17,7 +17,6 @@ import argparse
 import json
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -131,13 +130,7 @@ def main() -> None:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed")
     tmp = Path(tempfile.mkdtemp(prefix="trail-memory-ab-"))
-    lists = tmp / "lists.lua"
-    lists.write_text(
-        subprocess.run(
-            [sys.executable, str(bench.BENCH / "traffic.py"), "lua"],
-            capture_output=True, text=True, check=True,
-        ).stdout
-    )  # fmt: skip
+    lists = bench.traffic_lists(tmp)
     trees = {
         "old": (args.old.resolve(), dict(kv.split("=", 1) for kv in args.env_old)),
         "new": (args.new.resolve(), dict(kv.split("=", 1) for kv in args.env_new)),

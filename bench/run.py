@@ -326,6 +326,21 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def traffic_lists(tmp: Path) -> Path:
+    """The wrk scripts' lists (bench/traffic.py lua) written to `tmp`/lists.lua."""
+    lists = tmp / "lists.lua"
+    lists.write_text(
+        subprocess.run(
+            [sys.executable, str(BENCH / "traffic.py"), "lua"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    COMMANDS.append(f"{sys.executable} bench/traffic.py lua > {lists}")
+    return lists
+
+
 def measured(pids: list[int], wrk: Wrk, *args: Any, **kwargs: Any) -> dict[str, Any]:
     """One round, `wrk.run(*args, **kwargs)`: its figures, plus the CPU the processes used per
     request answered and the load average at its end."""
@@ -1632,16 +1647,7 @@ def main() -> None:
     results: dict[str, Any] = {"args": sys.argv[1:], "machine": machine_info()}
     results["load_before"], results["waited"] = wait_quiet(1.5, args.max_wait)
     tmp = Path(tempfile.mkdtemp(prefix="trail-bench-"))
-    lists = tmp / "lists.lua"
-    lists.write_text(
-        subprocess.run(
-            [sys.executable, str(BENCH / "traffic.py"), "lua"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-    )
-    COMMANDS.append(f"{sys.executable} bench/traffic.py lua > {lists}")
+    lists = traffic_lists(tmp)
     trail = Trail(tmp / "data", free_port())
     bare = Bare(free_port())
     wrk = Wrk(lists)

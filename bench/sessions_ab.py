@@ -88,13 +88,7 @@ def main() -> None:
         if shutil.which(tool) is None:
             raise SystemExit(f"{tool} is not installed")
     tmp = Path(tempfile.mkdtemp(prefix="trail-sessions-ab-"))
-    lists = tmp / "lists.lua"
-    lists.write_text(
-        subprocess.run(
-            [sys.executable, str(bench.BENCH / "traffic.py"), "lua"],
-            capture_output=True, text=True, check=True,
-        ).stdout
-    )  # fmt: skip
+    lists = bench.traffic_lists(tmp)
     redis, port = start_redis(tmp)
     trails: dict[str, bench.Trail] = {}
     try:

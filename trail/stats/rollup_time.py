@@ -23,6 +23,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -80,9 +81,9 @@ def window_days(rows: Rows, ws: int, we: int) -> list[DayTime] | None:
 
 
 def _from_rollup(r: rollups.DayRollup) -> DayTime | None:
-    if not r.entry.get("time_file"):
-        return None
     directory = os.path.dirname(r.file)
+    if not r.entry.get("time_file") or not time_rollups.current(Path(directory), r.entry):
+        return None
     names = (r.entry["time_file"], r.entry["time_visitors_file"])
     key = tuple((n, *_stamp(f"{directory}/{n}")) for n in names) + (_stamp(r.file),)
     with _lock:

@@ -277,12 +277,37 @@ def rows_beside(sessions_dir: Path, table: str, columns: list[str], day: date) -
     return rows.filter((t >= lo) & (t < hi)).collect()
 
 
+def inputs(sessions_dir: Path) -> dict[str, str]:
+    """What the time rollup of a sessions day directory read besides its own rows: the visible
+    files of the same day's page_views and events directories (files are never rewritten in
+    place, so their names say whether those rows changed since)."""
+    out = {}
+    for table in ("page_views", "events"):
+        other = (
+            sessions_dir.parent.parent.parent / table / sessions_dir.parent.name / sessions_dir.name
+        )
+        names: list[str] = []
+        if other.is_dir():
+            arrow, parquet = visible_files(os.listdir(other), Manifest.read(other))
+            names = sorted(arrow + parquet)
+        out[f"time_{table}"] = ",".join(names)
+    return out
+
+
+def current(sessions_dir: Path, entry: dict[str, Any]) -> bool:
+    """Whether a sessions rollup entry's time rollup was built from the page views and events
+    there are now (a day's page views compacted or imported after its sessions were rolled up
+    make it stale until compaction rolls the day up again)."""
+    return all(entry.get(k) == v for k, v in inputs(sessions_dir).items())
+
+
 def build(
     sessions: pl.DataFrame, ids: np.ndarray, day_dir: Path, day: date, part: str
 ) -> dict[str, Any]:
     """Write the time rollup of `part` (sessions: the day's final session rows with COLUMNS,
     only those of the day; the page views and events are read beside them); the fields it
     adds to the sessions rollup's manifest entry."""
+    read_from = inputs(day_dir)  # before the rows: a change meanwhile makes the rollup stale
     views = rows_beside(day_dir, "page_views", VIEW_COLUMNS, day)
     events = rows_beside(day_dir, "events", EVENT_COLUMNS, day)
     described = describe(sessions, views, events, ids, day)
@@ -294,7 +319,7 @@ def build(
     _write(described.table, day_dir / name)
     deltas = pl.DataFrame({"deltas": pl.Series(described.deltas, dtype=pl.UInt32)})
     _write(deltas, day_dir / visitors_name)
-    return {"time_file": name, "time_visitors_file": visitors_name}
+    return {"time_file": name, "time_visitors_file": visitors_name, **read_from}
 
 
 def read(

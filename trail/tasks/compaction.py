@@ -51,7 +51,7 @@ from typing import Any, NamedTuple
 import polars as pl
 import pyarrow.parquet as pq
 
-from trail.storage import layout, page_rollups, rollups, tombstones
+from trail.storage import layout, page_rollups, rollups, time_rollups, tombstones
 from trail.storage.daydir import MANIFEST, Manifest, fsync_dir, locked, visible_files
 from trail.storage.schema import TABLES
 
@@ -525,6 +525,8 @@ def _rollup_stale(table: str, day_dir: Path, manifest: Manifest, part: str) -> b
     if table == "page_views" and day is not None:
         current = page_rollups.inputs(day_dir, day)
         return any(r.get(k) != v for k, v in current.items())
+    if table == "sessions" and r.get("time_file"):
+        return not time_rollups.current(day_dir, r)
     return False
 
 

@@ -192,6 +192,15 @@ def run_round(
             summary.dirs.append(
                 _isolated(Path(data_dir), table, site, day_dir, now=now, grace=grace)
             )
+    # A sessions day's time rollup reads the day's page views and events, which this round may
+    # have compacted after it: roll those days up again (trail.storage.time_rollups.current).
+    for done in [d for d in summary.dirs if d.table == "sessions" and d.action != "failed"]:
+        day_dir = layout.day_dir(
+            Path(data_dir), "sessions", done.site, date.fromisoformat(done.day)
+        )
+        again = _isolated(Path(data_dir), "sessions", done.site, day_dir, now=now, grace=grace)
+        if again.action == "failed":
+            summary.dirs.append(again)
     return summary
 
 

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import orjson
@@ -57,13 +58,30 @@ class Child:
 CHILD_ALLOCATOR_ENV = {"MIMALLOC_ALLOW_THP": "0", "_RJEM_MALLOC_CONF": "muzzy_decay_ms:0"}
 
 
+# What `import polars` puts first in _RJEM_MALLOC_CONF (a process that imported Polars passes it
+# on to the processes it starts): Polars' own default, not an operator's setting.
+POLARS_JEMALLOC_DEFAULT = "dirty_decay_ms:500,muzzy_decay_ms:1000"
+
+
+def child_allocator_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """`environ` with CHILD_ALLOCATOR_ENV under it: an operator's own values win (for jemalloc,
+    the later of two settings wins, so theirs follow ours)."""
+    env = {**CHILD_ALLOCATOR_ENV, **environ}
+    inherited = environ.get("_RJEM_MALLOC_CONF", "")
+    if inherited.startswith(POLARS_JEMALLOC_DEFAULT):
+        theirs = inherited.removeprefix(POLARS_JEMALLOC_DEFAULT).lstrip(",")
+        env["_RJEM_MALLOC_CONF"] = ",".join(
+            c for c in (CHILD_ALLOCATOR_ENV["_RJEM_MALLOC_CONF"], theirs) if c
+        )
+    return env
+
+
 class Supervisor:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.stopping = threading.Event()
         self.env = {
-            **CHILD_ALLOCATOR_ENV,
-            **os.environ,
+            **child_allocator_env(os.environ),
             "POLARS_MAX_THREADS": str(config.polars_threads),
         }
         self.ready_r, self.ready_w = os.pipe()

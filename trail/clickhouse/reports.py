@@ -28,7 +28,7 @@ from trail.clickhouse.rows import BUCKETS, KEYS, Params, Rows, Unsupported, pair
 from trail.stats import metrics as m
 from trail.stats.breakdowns import DIMENSIONS, HOSTNAME_SORTS, _filled, _platform
 from trail.stats.buckets import bucket_label, bucket_start, series_starts
-from trail.stats.events import EVENT_SORTS, with_cr
+from trail.stats.events import EVENT_SORTS, event_list_answer, with_cr
 from trail.stats.filters import Filter, FilterError
 from trail.stats.pages import PAGE_SORTS, sort_and_page
 
@@ -484,22 +484,4 @@ def event_list(client: Any, database: str, f: Filter) -> list[dict[str, Any]]:
     schema = {"event_name": pl.String, "event_meta_keys": strings, "event_meta_values": strings,
               "visitors": pl.Int64, "count": pl.Int64}  # fmt: skip
     df = _frame(_rows(client, sql, r.p), schema)
-    # ties (count, visitors, name) by the metadata, as trail.stats.events.event_list
-    meta = pl.concat_str(
-        pl.col("event_meta_keys").list.join("\x1f"),
-        pl.col("event_meta_values").list.join("\x1f"),
-        separator="\x1e",
-    )
-    df = df.sort(
-        [pl.col("count"), pl.col("visitors"), pl.col("event_name"), meta],
-        descending=[True, True, False, False],
-    ).slice(f.offset, f.limit)
-    return [
-        {
-            "name": row["event_name"],
-            "meta": dict(zip(row["event_meta_keys"], row["event_meta_values"], strict=False)),
-            "visitors": row["visitors"],
-            "count": row["count"],
-        }
-        for row in df.iter_rows(named=True)
-    ]
+    return event_list_answer(df, f)

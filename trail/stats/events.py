@@ -130,6 +130,12 @@ def event_list(data_dir: Path, f: Filter) -> list[dict[str, Any]]:
         )
         .collect()
     )
+    return event_list_answer(df, f)
+
+
+def event_list_answer(df: pl.DataFrame, f: Filter) -> list[dict[str, Any]]:
+    """event/list's answer from its grouped rows (event_name, event_meta_keys,
+    event_meta_values, visitors, count), sorted and paged; shared with trail.clickhouse."""
     # Ties (same count, visitors and name) are ordered by the metadata, so pages are stable.
     meta = pl.concat_str(
         pl.col("event_meta_keys").list.join("\x1f"),

@@ -71,6 +71,12 @@ def refresh_geoip(state: Any) -> None:
     geoip.refresh_in_background(state.config)
 
 
+def warm_dashboard_windows(state: Any) -> None:
+    from trail.tasks import prewarm
+
+    prewarm.task(state)
+
+
 def run_import_jobs(state: Any) -> None:
     """Start the import jobs' thread when jobs wait (trail.services.imports)."""
     from trail.services.imports import Runner
@@ -85,12 +91,14 @@ def default_tasks() -> list[Task]:
     from trail.tasks import notifications
     from trail.tasks.compaction import DEFAULT_INTERVAL
     from trail.tasks.live_merge import INTERVAL as LIVE_MERGE_INTERVAL
+    from trail.tasks.prewarm import INTERVAL as PREWARM_INTERVAL
 
     return [
         Task("purge_tokens", 600.0, purge_tokens),
         Task("sweep_deleted_sites", DELETED_SITES_INTERVAL, sweep_deleted_sites),
         Task("compaction", DEFAULT_INTERVAL, compact_segments),
         Task("live_merge", LIVE_MERGE_INTERVAL, merge_live_days),
+        Task("prewarm", PREWARM_INTERVAL, warm_dashboard_windows),
         Task("recover_retired_wals", 3600.0, recover_retired_wals),
         Task("refresh_geoip", REFRESH_INTERVAL, refresh_geoip),
         Task("import_jobs", IMPORT_JOBS_INTERVAL, run_import_jobs),

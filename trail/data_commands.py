@@ -82,7 +82,8 @@ def _import_arguments(p: argparse.ArgumentParser, source: str, what: str) -> Non
 
 
 def add_migrate(commands: Any) -> None:
-    """`trail migrate clickhouse` (docs/clickhouse.md, "History")."""
+    """`trail migrate clickhouse` (docs/clickhouse.md, "History") and `trail migrate postgres`
+    (docs/scale-out.md)."""
     kinds = commands.add_parser("migrate", help="move data to another backend").add_subparsers(
         dest="migrate_kind", required=True
     )
@@ -95,10 +96,25 @@ def add_migrate(commands: Any) -> None:
     p.add_argument("--config", help="TOML config file (for data_dir and clickhouse_url)")
     p.add_argument("--data-dir", dest="data_dir")
     p.add_argument("--url", help="the clickhouse_url (default: from the configuration)")
+    p = kinds.add_parser(
+        "postgres",
+        help="copy a data directory's LMDB meta store into PostgreSQL",
+        description="Copy every record of the LMDB meta store (users, keys, sites, clients, "
+        "goals, settings, ...) and the user-key secret into a PostgreSQL meta store, then let "
+        'the data directory start with meta_store = "postgres" (docs/scale-out.md). '
+        "Idempotent: run it again after a failure, or after the LMDB store changed.",
+    )
+    p.add_argument("--config", help="TOML config file (for data_dir and postgres_url)")
+    p.add_argument("--data-dir", dest="data_dir")
+    p.add_argument("--url", help="the postgres_url (default: from the configuration)")
 
 
 def run(args: argparse.Namespace) -> int | None:
     """The exit code of `trail export` or `trail import ...`; None for any other command."""
+    if args.command == "migrate" and args.migrate_kind == "postgres":
+        from trail.storage.pg_migrate import cmd_migrate as migrate_postgres
+
+        return migrate_postgres(args)
     if args.command == "migrate":
         from trail.clickhouse.migrate import cmd_migrate
 

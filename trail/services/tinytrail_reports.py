@@ -4,7 +4,8 @@ and `ReportSource`: the report functions, from ClickHouse first with storage = "
 Periods are local dates in the website's time zone, ending today:
 today, yesterday, 7d/30d/90d (the last N days including today), 12m (one year back + 1 day),
 ytd (since January 1), all (since the website's earliest stored day, at most MAX_BUCKETS days
-back, so that its day series fits). `start_date`/`end_date` override the period (either alone:
+back, so that its day series fits; with storage = "clickhouse" the earliest in ClickHouse or in
+this node's data directory). `start_date`/`end_date` override the period (either alone:
 from that day to today / the 7 days ending that day); `start_date` after `end_date` is an error,
 and dates are moved into [1970-01-01, tomorrow] like the Pirsch filter's (trail.stats.filters).
 """
@@ -92,15 +93,50 @@ def _choice(name: str, value: str | None, choices: tuple[str, ...]) -> str | Non
     return value
 
 
-def earliest_day(data_dir: Path, site_id: str) -> date | None:
-    """The first UTC day with stored sessions or bot requests of a site (from FIRST_DAY on)."""
+def earliest_day(data_dir: Path, site_id: str, clickhouse_url: str = "") -> date | None:
+    """The first UTC day with stored sessions or bot requests of a site (from FIRST_DAY on):
+    in this node's data directory, and with `clickhouse_url` (storage = "clickhouse") in
+    ClickHouse too, which holds every node's rows."""
     days = [
         d
         for table in ("sessions", "requests")
         for d in layout.site_days(data_dir, table, site_id)
         if d >= FIRST_DAY
     ]
+    if clickhouse_url:
+        shared = _clickhouse_earliest_day(clickhouse_url, data_dir, site_id)
+        days += [shared] if shared is not None else []
     return min(days, default=None)
+
+
+# The first day of either table: each subquery reads one granule of the (site_id, toDate(time))
+# order. minOrNull: an empty set is NULL, not 1970-01-01.
+_EARLIEST_SQL = """
+SELECT minOrNull(day) FROM (
+    (SELECT toDate(time) AS day FROM {db}.sessions WHERE site_id = {{site:String}}
+     AND toDate(time) >= {{first:Date}} ORDER BY day LIMIT 1)
+    UNION ALL
+    (SELECT toDate(time) AS day FROM {db}.requests WHERE site_id = {{site:String}}
+     AND toDate(time) >= {{first:Date}} ORDER BY day LIMIT 1)
+)"""
+
+
+def _clickhouse_earliest_day(url: str, data_dir: Path, site_id: str) -> date | None:
+    """The first day ClickHouse holds for the site; None when it holds none or cannot say
+    (a busy chDB directory, a deletion not applied yet: this node's days answer alone)."""
+    from trail.clickhouse import backend
+
+    def first(client: Any, database: str, g: Filter, s: Any) -> date | None:
+        sql = _EARLIEST_SQL.format(db=database)
+        params = {"site": site_id, "first": FIRST_DAY}
+        day: date | None = client.query(sql, parameters=params).result_rows[0][0]
+        return day
+
+    window = Filter(site_id=site_id, from_date=FIRST_DAY, to_date=date.today())
+    day: date | None = backend.answer_with(
+        url, data_dir, "tinytrail/earliest-day", first, window, None
+    )
+    return day
 
 
 def minus_year(d: date) -> date:
@@ -133,9 +169,14 @@ def compare_range(compare: str, start: date, end: date) -> tuple[date, date]:
 
 
 def parse_query(
-    params: dict[str, list[str]], site: Site, data_dir: Path, now: datetime | None = None
+    params: dict[str, list[str]],
+    site: Site,
+    data_dir: Path,
+    now: datetime | None = None,
+    clickhouse_url: str = "",
 ) -> ReportQuery:
-    """Validate the common report parameters; QueryError names the first bad one."""
+    """Validate the common report parameters; QueryError names the first bad one.
+    `clickhouse_url`: where the `all` period looks for the site's first day besides `data_dir`."""
     try:
         tz = ZoneInfo(site.timezone or "UTC")
     except Exception:  # noqa: BLE001  a bad stored zone must not break reports
@@ -151,7 +192,7 @@ def parse_query(
         if start > end or (start_date and end_date and start_date > end_date):
             raise QueryError("start_date", "must not be after end_date")
     else:
-        first = earliest_day(data_dir, site.id) if period == "all" else None
+        first = earliest_day(data_dir, site.id, clickhouse_url) if period == "all" else None
         start, end = period_range(period, today, first)
     compare = _choice("compare", _one(params, "compare"), COMPARES)
     bots = (_one(params, "include_bots") or "false").lower()

@@ -5,11 +5,15 @@ store keeps only SHA-256 digests of secrets. So a TinyTrail key is *derived*, no
 
     key = "tt_" + base64url(HMAC-SHA256(server_secret, seed))
 
-The per-user random `seed` lives in the meta env (`user_keys` database); the 32-byte
-`server_secret` lives in `<data_dir>/secrets/user-keys.secret` (mode 0600), outside the meta env.
-A copy of the meta store alone (a backup, a leaked file) yields neither keys nor anything to test
+The per-user random `seed` lives in the meta store (`user_keys` table). With LMDB the 32-byte
+`server_secret` lives in `<data_dir>/secrets/user-keys.secret` (mode 0600), outside the meta env:
+a copy of the meta store alone (a backup, a leaked file) yields neither keys nor anything to test
 guesses against beyond the usual digest; recovering a key needs both files, which is exactly the
-admin's reach. Authentication still goes through the digest, like every other secret.
+admin's reach. With PostgreSQL every node must derive the same keys, so the secret is the
+`user_key_secret` setting of the shared store, made once by the first node that needs it (from
+its own secret file if it has one, so a store migrated from one box keeps that box's keys); a
+dump of that database is then as sensitive as the keys themselves. Authentication still goes
+through the digest, like every other secret.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from pathlib import Path
 from trail.storage.meta import Account, MetaStore, Site, User, hash_secret
 
 SECRET_FILE = Path("secrets") / "user-keys.secret"
+SECRET_SETTING = "user_key_secret"  # the `settings` key of the secret in a PostgreSQL store
 
 
 class AccountStore:
@@ -58,8 +63,9 @@ class AccountStore:
     def create_user(self, role: str, account_id: str, email: str | None) -> tuple[User, str]:
         """A user with a recoverable key; KeyError if the account does not exist."""
         seed = secrets.token_bytes(16)
+        key = self._derive(seed)  # first: with PostgreSQL the secret may take a write of its own
         with self.meta.tables.write() as txn:
-            user, key = self.meta.create_user(role, account_id, email, self._derive(seed), txn)
+            user, key = self.meta.create_user(role, account_id, email, key, txn)
             self._seeds.put(user.id, {"seed": seed.hex()}, txn)
         return user, key
 
@@ -92,11 +98,12 @@ class AccountStore:
         return "tt_" + base64.urlsafe_b64encode(mac).decode().rstrip("=")
 
     def _server_secret(self) -> bytes:
+        if self.meta.backend == "postgres":
+            return shared_secret(self.meta, self.data_dir)
         path = self.data_dir / SECRET_FILE
-        try:
-            return bytes.fromhex(path.read_text().strip())
-        except FileNotFoundError:
-            pass
+        found = file_secret(self.data_dir)
+        if found is not None:
+            return found
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -112,3 +119,26 @@ class AccountStore:
         finally:
             os.unlink(tmp)
         return bytes.fromhex(path.read_text().strip())
+
+
+def file_secret(data_dir: Path) -> bytes | None:
+    """The secret of `<data_dir>/secrets/user-keys.secret`; None when there is no such file."""
+    try:
+        return bytes.fromhex((Path(data_dir) / SECRET_FILE).read_text().strip())
+    except FileNotFoundError:
+        return None
+
+
+def shared_secret(meta: MetaStore, data_dir: Path) -> bytes:
+    """The secret every node of a shared meta store derives keys with; the first node to need
+    it stores it (inside a write transaction: nodes racing to make it all read the winner's)."""
+    settings = meta.tables["settings"]
+    stored = settings.get(SECRET_SETTING)
+    if stored is None:
+        with meta.tables.write() as txn:
+            stored = settings.get(SECRET_SETTING, txn)
+            if stored is None:
+                own = file_secret(data_dir)
+                stored = own.hex() if own is not None else secrets.token_hex(32)
+                settings.put(SECRET_SETTING, stored, txn)
+    return bytes.fromhex(str(stored))

@@ -3,7 +3,9 @@ PostgreSQL database that <data_dir>/meta/postgres.json names (`meta_store = "pos
 
 `trail serve` checks the setting against the data dir and writes that file; every other opener
 of the data dir (workers, the maintenance process, `trail admin`, `trail export`) follows it, so
-a command run next to a server reaches the server's store without being told again.
+a command run next to a server reaches the server's store without being told again. A data dir
+with an LMDB store moves to PostgreSQL only after `trail migrate postgres` copied that store (and
+before anything changed it again); its LMDB files then stay as they were, unused.
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ if TYPE_CHECKING:
     from trail.storage.tables import Env
 
 POINTER = "postgres.json"
+MIGRATED = (
+    "postgres-migrated.json"  # what `trail migrate postgres` copied (trail.storage.pg_migrate)
+)
 LMDB_FILE = "data.mdb"
 MAP_SIZE = 4 << 30  # sparse file: LMDB only uses the pages it writes
 
@@ -64,13 +69,54 @@ def check(config: Config) -> None:
                 'set meta_store = "postgres" and postgres_url',
             )
         return
-    if (meta_dir / LMDB_FILE).exists():
+    if (meta_dir / LMDB_FILE).exists() and not (meta_dir / POINTER).exists():
+        _check_migrated(meta_dir, config.postgres_url)
+    _bind(meta_dir, config.postgres_url)
+
+
+def record_migration(meta_dir: Path, url: str, snapshot: int, summary: dict[str, object]) -> None:
+    """Note that `trail migrate postgres` copied the LMDB store as of transaction `snapshot`
+    into the database at `url` (the password left out)."""
+    from trail.storage.pg import redact
+
+    body = {"target": _target(url), "postgres_url": redact(url), "lmdb_snapshot": snapshot}
+    _write_private(meta_dir / MIGRATED, orjson.dumps({**body, "summary": summary}))
+
+
+def _target(url: str) -> dict[str, str]:
+    """Where a URL leads (server, port, database), to compare two spellings of it."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    params = conninfo_to_dict(url)
+    return {name: str(params.get(name) or "") for name in ("host", "port", "dbname")}
+
+
+def _check_migrated(meta_dir: Path, url: str) -> None:
+    """An LMDB store may give way to PostgreSQL once `trail migrate postgres` copied it there
+    and nothing changed it since; ConfigError saying what to do if not."""
+    from trail.config import ConfigError
+
+    try:
+        note = orjson.loads((meta_dir / MIGRATED).read_bytes())
+    except FileNotFoundError:
         raise ConfigError(
             "meta_store",
-            f"{meta_dir} holds an LMDB meta store; a PostgreSQL one starts with a data_dir "
-            "without one (copying the records across is not supported)",
+            f"{meta_dir} holds an LMDB meta store: copy it into PostgreSQL first with "
+            "`trail migrate postgres` (a PostgreSQL store otherwise starts with a data_dir "
+            "without one)",
+        ) from None
+    if note["target"] != _target(url):
+        raise ConfigError(
+            "postgres_url",
+            f"{meta_dir} was migrated into {note['postgres_url']}, not this database: run "
+            "`trail migrate postgres` with this postgres_url",
         )
-    _bind(meta_dir, config.postgres_url)
+    if last_txnid(meta_dir) != note["lmdb_snapshot"]:
+        raise ConfigError(
+            "meta_store",
+            f"the LMDB meta store in {meta_dir} changed after `trail migrate postgres` copied "
+            "it: run it again (it copies only what changed)",
+        )
 
 
 def _bind(meta_dir: Path, url: str) -> None:
@@ -85,12 +131,40 @@ def _bind(meta_dir: Path, url: str) -> None:
         raise ConfigError("postgres_url", f"cannot use {redact(url)}: {e}") from None
     except SchemaError as e:
         raise ConfigError("postgres_url", f"{redact(url)}: {e}") from None
-    meta_dir.mkdir(parents=True, exist_ok=True)
-    tmp = meta_dir / f".{POINTER}.{os.getpid()}"
     # The URL may carry a password: readable by the data dir's owner only.
+    _write_private(meta_dir / POINTER, orjson.dumps({"postgres_url": url}))
+
+
+def _write_private(path: Path, body: bytes) -> None:
+    """Replace `path` with `body` at once, readable by its owner only."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as f:
-        f.write(orjson.dumps({"postgres_url": url}))
+        f.write(body)
         f.flush()
         os.fsync(f.fileno())
-    os.replace(tmp, meta_dir / POINTER)
+    os.replace(tmp, path)
+
+
+def last_txnid(meta_dir: Path) -> int | None:
+    """The id of the LMDB store's last committed write transaction, read from its two meta
+    pages without opening the env (the supervisor keeps LMDB out of its process); None when
+    the file is not an LMDB store of this build's layout (64-bit, little-endian)."""
+    with open(meta_dir / LMDB_FILE, "rb") as f:
+        first = f.read(_META_END)
+        page_size = int.from_bytes(first[_PAGE_SIZE : _PAGE_SIZE + 4], "little")
+        f.seek(page_size)
+        second = f.read(_META_END)
+    ids = [
+        int.from_bytes(page[_TXNID:_META_END], "little")
+        for page in (first, second)
+        if len(page) == _META_END and page[_MAGIC : _MAGIC + 4] == _LMDB_MAGIC
+    ]
+    return max(ids) if len(ids) == 2 else None
+
+
+# Where LMDB 0.9 keeps things in a meta page (a 16-byte page header, then MDB_meta): its magic,
+# the page size (the free-list db's md_pad) and the transaction id (mm_txnid).
+_MAGIC, _PAGE_SIZE, _TXNID, _META_END = 16, 40, 144, 152
+_LMDB_MAGIC = (0xBEEFC0DE).to_bytes(4, "little")

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -120,6 +120,15 @@ class PgTxn:
         assert self.conn is not None, "use the transaction in a with block"
         try:
             return self.conn.execute(sql, params)
+        except psycopg.OperationalError as e:
+            raise StorageError(f"postgres: {_reason(e)}") from e
+
+    def execute_many(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
+        """`sql` once per row of parameters, in one round trip (psycopg's pipeline)."""
+        assert self.conn is not None, "use the transaction in a with block"
+        try:
+            with self.conn.cursor() as cursor:
+                cursor.executemany(sql, rows)
         except psycopg.OperationalError as e:
             raise StorageError(f"postgres: {_reason(e)}") from e
 

@@ -65,8 +65,8 @@ def get_report(ctx: Context, request: Any) -> Response:
     if not is_uuid(site_id):
         raise FieldError("website_id", "must be a UUID")
     site = reachable_website(ctx, principal, site_id.lower())
-    q = parse_query(params, site, Path(ctx.data_dir))
     src = report_source(ctx)
+    q = parse_query(params, site, Path(ctx.data_dir), clickhouse_url=src.clickhouse_url)
     data, columns, rows = replanned(lambda: REPORTS[name](src, q, site, params))
     if q.format == "csv":
         return csv_response(name, columns, rows)

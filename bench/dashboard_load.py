@@ -33,7 +33,9 @@ hold the page views, compared with the 30 days before, which are empty) and `/si
 default range, the last 30 days up to today: no rows for stats_gen's 2024 days, so only the page's
 fixed cost). Each load starts from about:blank; its figure is `performance.getEntriesByName
 ("ready")[0].startTime` (ms since navigation start; site.js sets the mark when every part has
-settled), plus the resource timing entries of its API requests and assets. After each load the
+settled), plus the resource timing entries of its API requests and assets, and from those the
+first statistics request, the last statistics answer and the time from that answer to `ready`
+(what the page itself adds once the server has answered: drawing, the map, the DOM). After each load the
 DOM is checked: no part may have failed (`body[data-failed]`, visible `.error` elements, HTTP
 errors), and on the data range every panel must show rows; otherwise the run stops with an error.
 
@@ -263,8 +265,12 @@ def load(driver: Any, url: str, first: str, timeout: float, need_data: bool) -> 
         raise LoadFailed(f"{url}: the page set ready with problems: {problems}; console: {console}")
     for r in info["requests"]:
         r["name"] = label(r["url"], first)
-    info["stats_start"] = min(
-        (r["start"] for r in info["requests"] if not r["name"].startswith("/")), default=None
+    stats = [r for r in info["requests"] if not r["name"].startswith("/")]
+    info["stats_start"] = min((r["start"] for r in stats), default=None)
+    # What the page adds after the server: from the last statistics answer to the ready mark.
+    info["last_answer"] = max((r["end"] for r in stats), default=None)
+    info["after_answers"] = (
+        info["ready"] - info["last_answer"] if info["last_answer"] is not None else None
     )
     return info
 
@@ -665,7 +671,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             f"{p}/{w}": summary([x["ready"] for x in loads])
             for p, by in phases.items() for w, loads in by.items() if loads
         }  # fmt: skip
-        for key in ("stats_start", "page_first_byte", "dom_content_loaded"):
+        for key in (
+            "stats_start", "last_answer", "after_answers", "page_first_byte", "dom_content_loaded"
+        ):  # fmt: skip
             result[key] = {
                 f"{p}/{w}": summary([x[key] for x in loads])
                 for p, by in phases.items() for w, loads in by.items() if loads
@@ -808,14 +816,15 @@ def report(r: dict[str, Any]) -> None:
           f"load average {r['loadavg_start']} at start, {r['loadavg_end']} at end")  # fmt: skip
     print()
     print("| phase | URL | **ready** (median, min-max) | page's first byte | DOMContentLoaded "
-          "| first statistics request |")  # fmt: skip
-    print("|---|---|---|---|---|---|")
+          "| first statistics request | last statistics answer | ready - last answer |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|")
     for k, s in r["ready"].items():
         phase, which = k.split("/")
         more = " | ".join(
-            f"{r[x][k]['median']:.0f}"
-            for x in ("page_first_byte", "dom_content_loaded", "stats_start")
-        )
+            f"{r[x][k]['median']:.0f}" if k in r.get(x, {}) else "-"
+            for x in ("page_first_byte", "dom_content_loaded", "stats_start", "last_answer",
+                      "after_answers")
+        )  # fmt: skip
         print(f"| {phase} | {which} | **{fmt(s)}** | {more} |")
     for k, rows in r["requests"].items():
         if k.endswith("default"):

@@ -2,7 +2,8 @@
 // The shapes are world-atlas's countries-110m.json (TopoJSON, ids are ISO 3166-1 numeric codes)
 // and the API's alpha-2 codes are matched to them with i18n-iso-countries's codes.json; both are
 // vendored files (vendor/SOURCES.md) that site.html names on this script's tag, fetched from
-// trail's /assets/ once, when a map is first shown, and decoded here. Hover or focus shows a
+// trail's /assets/ once, when a map is first asked for (worldMap.shapes(), which the locations
+// panel calls as it asks for its report), and decoded here. Hover or focus shows a
 // country's name and visitors; a click, Enter or Space filters the dashboard by the country.
 // The map is one tab stop: the arrow keys move between the countries with visitors.
 "use strict";
@@ -178,5 +179,6 @@
     return figure;
   }
 
+  worldMap.shapes = load;
   window.trail.worldMap = worldMap;
 })();

@@ -125,7 +125,10 @@
     return settle(panel.id, gen, async () => {
       // The map shows every country, the list the first 10.
       const limit = t.map ? "300" : "10";
-      const answer = await get(dash.url(t.report, p, s, t.report === "platform" ? {} : { limit, ...t.params }));
+      const asked = dash.get(dash.url(t.report, p, s, t.report === "platform" ? {} : { limit, ...t.params }));
+      // The map's shapes are fetched and decoded while the report is asked, not after.
+      if (t.map) window.trail.worldMap?.shapes().catch(() => {});
+      const answer = await asked;
       if (gen !== dash.generation) return;
       const all = t.report === "platform" ? platformRows(answer) : answer;
       const rows = all.slice(0, 10);
@@ -190,7 +193,7 @@
     box.setAttribute("aria-busy", "true");
     try {
       const lists = await Promise.all(r.meta_keys.map((k) =>
-        get(dash.url("event/meta", p, s, { event: r.name, event_meta_key: k, limit: "10" }))));
+        dash.get(dash.url("event/meta", p, s, { event: r.name, event_meta_key: k, limit: "10" }))));
       if (gen !== dash.generation) return;
       box.replaceChildren(...r.meta_keys.flatMap((k, i) => {
         const key = "meta_" + k;
@@ -214,7 +217,7 @@
 
   async function loadWeekdays(s, p, gen) {
     return settle("times", gen, async () => {
-      const rows = await get(dash.url("weekdays", p, s));
+      const rows = await dash.get(dash.url("weekdays", p, s));
       if (gen !== dash.generation) return;
       const cells = new Map(rows.map((r) => [r.weekday * 24 + r.hour, r.visitors]));
       const max = Math.max(1, ...cells.values());
@@ -245,7 +248,7 @@
         return;
       }
       // Every goal under the view's filters, without the selected goal's own conditions.
-      const rows = await get(dash.url("goals", p, { ...s, goal: "" }, { limit: "100" }));
+      const rows = await dash.get(dash.url("goals", p, { ...s, goal: "" }, { limit: "100" }));
       if (gen !== dash.generation) return;
       const view = barRows(rows, {
         value: (r) => r.stats.visitors,
@@ -271,7 +274,7 @@
       }
       slot("funnel").value = funnel.id;
       const q = new URLSearchParams({ id: dash.site.id, from: p.from, to: p.to, tz: dash.site.timezone, funnel_id: funnel.id });
-      const answer = await get("/api/v1/statistics/funnel?" + q);
+      const answer = await dash.get("/api/v1/statistics/funnel?" + q);
       if (gen !== dash.generation) return;
       const steps = answer.definition.steps || [];
       slot("panel-funnels").replaceChildren(el("ol", { className: "funnel", "aria-label": funnel.name },
@@ -293,7 +296,7 @@
     back.hidden = !s.tags;
     return settle("tags", gen, async () => {
       if (!s.tags) {
-        const rows = await get(dash.url("tags", p, s, { limit: "10" }));
+        const rows = await dash.get(dash.url("tags", p, s, { limit: "10" }));
         if (gen !== dash.generation) return;
         slot("panel-tags").replaceChildren(barRows(rows, {
           value: (r) => r.visitors, text: (r) => r.key,
@@ -302,7 +305,7 @@
         }));
         return;
       }
-      const rows = await get(dash.url("tag/details", p, s, { tag: s.tags, limit: "10" }));
+      const rows = await dash.get(dash.url("tag/details", p, s, { tag: s.tags, limit: "10" }));
       if (gen !== dash.generation) return;
       const key = "tag_" + s.tags;
       const active = s.filters.some(([k]) => k === key);
@@ -324,7 +327,7 @@
 
   /** The sessions of `offset` on (a page of them, and whether more follow: one more is asked). */
   async function sessionPage(s, p, offset) {
-    const rows = await get(dash.url("session/list", p, s, { offset: String(offset), limit: String(SESSIONS_PAGE + 1) }));
+    const rows = await dash.get(dash.url("session/list", p, s, { offset: String(offset), limit: String(SESSIONS_PAGE + 1) }));
     return [rows.slice(0, SESSIONS_PAGE), rows.length > SESSIONS_PAGE];
   }
 

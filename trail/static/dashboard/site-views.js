@@ -1,7 +1,8 @@
 // The site dashboard's CSV export (GET /api/v1/statistics: a zip of CSV files for the current
 // window and filters) and saved views (/api/v1/view: the filters, range and comparison, with a
 // custom comparison's window in `compare_from` and `compare_to`, under a name; list, apply,
-// delete). A shared dashboard (share.js) exports with its access code and has no saved views.
+// delete), listed when the saved views are first opened. A shared dashboard (share.js) exports
+// with its access code and has no saved views.
 "use strict";
 (function () {
   const { call, get, el, shared } = window.trail;
@@ -119,6 +120,14 @@
       return;
     }
     slot("view-form").addEventListener("submit", saveView);
-    listViews().catch(() => {});
+    // The list is asked for when the saved views are first opened, not beside the statistics.
+    const details = document.querySelector(".saved-views");
+    let listed = false;
+    details.addEventListener("toggle", () => {
+      if (details.open && !listed) {
+        listed = true;
+        listViews().catch(() => { listed = false; });
+      }
+    });
   });
 })();

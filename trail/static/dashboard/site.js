@@ -4,6 +4,7 @@
 // (site-panels.js) and the export and saved views (site-views.js) register loaders with
 // window.trail.dash; render() runs them all in parallel, each showing its own data or error. When
 // everything has settled the page sets performance.mark("ready") and <body data-loaded="n">.
+// The statistics requests of a render are sent together, the slowest reports first (dash.get).
 "use strict";
 (function () {
   const { get, start, el, today, addDays, daysBetween, format } = window.trail;
@@ -151,13 +152,49 @@
     return d.getUTCDate() === Number(day.slice(8)) ? d.toISOString().slice(0, 10) : addDays(d.toISOString().slice(0, 10), -1);
   }
 
+  const STATISTICS = "/api/v1/statistics/";
+
   /** The query of a statistics request over window `p` with the view's filters (and goal). */
   function query(p, s, extra) {
     const q = new URLSearchParams({ id: dash.site.id, from: p.from, to: p.to, tz: dash.site.timezone, ...extra });
     for (const [k, v] of [...s.filters, ...goalPairs(s)]) q.append(k, v);
     return q;
   }
-  const url = (report, p, s, extra) => `/api/v1/statistics/${report}?${query(p, s, extra)}`;
+  const url = (report, p, s, extra) => `${STATISTICS}${report}?${query(p, s, extra)}`;
+
+  // -- the order of the statistics requests ----------------------------------------------------
+  // Chromium sends at most 6 requests to a host at a time (HTTP/1.1) and queues the others in the
+  // order they were made. The parts of a render ask for their reports through dash.get, which
+  // holds the requests back until every part has asked, then sends them with the slowest reports
+  // first (SLOW: the reports that take longest to answer, bench/RESULTS-dashboard.md), so that no
+  // slow report waits for a connection behind quick ones. Outside a render, dash.get is get.
+  const SLOW = ["page", "funnel", "tags", "goals", "referrer", "session/list"];
+  let held = null; // the requests of the render being started: [{address, resolve, reject}]
+
+  function rank(address) {
+    const report = address.split("?")[0].slice(STATISTICS.length);
+    const i = SLOW.indexOf(report);
+    return i < 0 ? SLOW.length : i;
+  }
+
+  /** get(address); held back while a render starts its parts (gathered). */
+  function statistics(address) {
+    if (!held) return get(address);
+    return new Promise((resolve, reject) => held.push({ address, resolve, reject }));
+  }
+
+  /** Runs `start()` (which starts the parts of a render), then sends what they asked for. */
+  function gathered(start) {
+    held = [];
+    let requests;
+    try {
+      return start();
+    } finally {
+      [requests, held] = [held, null];
+      requests.sort((a, b) => rank(a.address) - rank(b.address)); // stable: else as asked
+      for (const r of requests) get(r.address).then(r.resolve, r.reject);
+    }
+  }
 
   // -- controls --------------------------------------------------------------------------------
 
@@ -320,7 +357,7 @@
     q.delete("from");
     q.delete("to");
     try {
-      const answer = await get("/api/v1/statistics/active?" + q);
+      const answer = await statistics(STATISTICS + "active?" + q);
       box.replaceChildren(el("span", { className: "dot", "aria-hidden": "true" }),
         num(answer.visitors, format.number(answer.visitors)), " ",
         answer.visitors === 1 ? "visitor now" : "visitors now");
@@ -372,8 +409,8 @@
    * is the window it is compared with). */
   async function figures(w, s, scale, byHour) {
     const [total, series, durations, hours] = await Promise.all([
-      get(url("total", w, s)), get(url("visitor", w, s, scale)), get(url("duration/session", w, s, scale)),
-      byHour ? get(url("hours", w, s)) : null,
+      statistics(url("total", w, s)), statistics(url("visitor", w, s, scale)),
+      statistics(url("duration/session", w, s, scale)), byHour ? statistics(url("hours", w, s)) : null,
     ]);
     return { total, series, durations, hours, summary: summary(total, durations, series, scale.scale) };
   }
@@ -480,7 +517,7 @@
     const gen = ++dash.generation;
     document.body.dataset.loading = String(gen);
     showControls(s, p);
-    const tasks = [loadActive(s), loadTop(s, p, gen), ...dash.loaders.map((load) => load(s, p, gen))];
+    const tasks = gathered(() => [loadActive(s), loadTop(s, p, gen), ...dash.loaders.map((load) => load(s, p, gen))]);
     Promise.allSettled(tasks).then((results) => {
       if (gen !== dash.generation) return;
       document.body.dataset.failed = String(results.filter((r) => r.status === "rejected").length);
@@ -490,7 +527,7 @@
     scheduleActive();
   }
 
-  Object.assign(dash, { state, navigate, period, query, url, addFilter, chipsOf, pairsOf, render });
+  Object.assign(dash, { state, navigate, period, query, url, get: statistics, addFilter, chipsOf, pairsOf, render });
 
   async function boot() {
     // The session, the domain and its goals and funnels in one round trip: the statistics wait

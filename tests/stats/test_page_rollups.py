@@ -1,7 +1,8 @@
 """Page rollups (trail.storage.page_rollups) give exactly the /statistics/page the rows give.
 
-Sessions cross midnight and view the same page on both days (what `carried` corrects), titles
-change, windows start on either day; a day with late rows, a replaced sessions rollup or an
+Sessions cross midnight and view the same page on both days (what `carried` corrects) or pass
+midnight between two views (whose time on page counts only when both days are in the window),
+titles change, windows start on either day; a day with late rows, a replaced sessions rollup or an
 inconsistent rollup is read from its rows (and the day after it, whose `carried` came from the
 replaced part) until the maintenance round has rebuilt what changed.
 """
@@ -24,7 +25,7 @@ from segment_rows import SITE, SiteData
 from trail.stats import pages, rollup_pages
 from trail.stats.filters import parse_filter
 from trail.stats.sources import rows_for
-from trail.storage import rollups
+from trail.storage import rollups, tombstones
 from trail.storage.daydir import Manifest
 from trail.tasks import compaction
 
@@ -71,15 +72,21 @@ def site(visits: list) -> Iterator[Path]:
         shutil.rmtree(data.data_dir, ignore_errors=True)
 
 
-def page_report(data_dir: Path, frm: str, to: str, *, use_rollups: bool) -> list[dict]:
-    f = parse_filter({"id": [SITE], "from": [frm], "to": [to], "limit": ["100"]}, now=NOW)
+def page_report(
+    data_dir: Path, frm: str, to: str, *, use_rollups: bool, report: str = "page"
+) -> list[dict]:
+    """/statistics/page (or page/entry) with the average time on page."""
+    params = {"id": [SITE], "from": [frm], "to": [to], "limit": ["100"],
+              "include_avg_time_on_page": ["true"]}  # fmt: skip
+    f = parse_filter(params, now=NOW)
+    run = pages.page if report == "page" else pages.entry_pages
     if use_rollups:
         assert rollup_pages.page_stats(rows_for(data_dir, f)) is not None, "rollups not used"
-        return pages.page(data_dir, f)
+        return run(data_dir, f)
     original = rollup_pages.page_stats
     rollup_pages.page_stats = lambda rows: None  # type: ignore[assignment]
     try:
-        return pages.page(data_dir, f)
+        return run(data_dir, f)
     finally:
         rollup_pages.page_stats = original  # type: ignore[assignment]
 
@@ -89,10 +96,11 @@ def page_report(data_dir: Path, frm: str, to: str, *, use_rollups: bool) -> list
 def test_page_from_rollups_equals_rows(visits: list) -> None:
     with site(visits) as data_dir:
         for frm, to in WINDOWS:
-            assert_same(
-                page_report(data_dir, frm, to, use_rollups=True),
-                page_report(data_dir, frm, to, use_rollups=False),
-            )
+            for report in ("page", "page/entry"):
+                assert_same(
+                    page_report(data_dir, frm, to, use_rollups=True, report=report),
+                    page_report(data_dir, frm, to, use_rollups=False, report=report),
+                )
 
 
 def assert_same(got: list[dict], want: list[dict]) -> None:
@@ -119,6 +127,71 @@ def test_a_session_across_midnight_is_one_session_of_its_page() -> None:
         manifest = Manifest.read(_day_dir(data_dir, "2024-03-11"))
         assert manifest.rollup["prev_part"] == "part-1.parquet"
         assert manifest.rollup["ids_file"].endswith(".u64")
+
+
+def test_time_on_page_across_midnight_counts_with_both_days() -> None:
+    # "/" at 23:50, 00:10 (1200 s later) and "/a" at 00:11 (60 s later); another visitor's one
+    # view of "/" has no time on page. The 23:50 view's time is the 00:10 view's duration: it
+    # counts only when the window holds both days.
+    visits = [(1, [(600 + 2400, "/"), (1200, "/"), (60, "/a")], 0), (2, [(4000, "/")], 0)]
+    want = {WINDOWS[0]: 630, WINDOWS[1]: 60, WINDOWS[2]: 0}  # (1200 + 60) / 2, 60, none
+    with site(visits) as data_dir:
+        for window, seconds in want.items():
+            for use_rollups in (True, False):
+                report = page_report(data_dir, *window, use_rollups=use_rollups)
+                got = {p["path"]: p for p in report}
+                assert got["/"]["average_time_spent_seconds"] == seconds, (window, use_rollups)
+        # The second day's rollup holds the pair across midnight under the first view's path.
+        r = Manifest.read(_day_dir(data_dir, "2024-03-11")).rollup
+        per_path = pl.read_parquet(_day_dir(data_dir, "2024-03-11") / r["file"])
+        row = per_path.filter(pl.col("path") == "/").row(0, named=True)
+        assert (row["seconds"], row["timed"]) == (60, 1)
+        assert (row["seconds_carried"], row["timed_carried"]) == (1200, 1)
+
+
+def test_average_time_on_page_rounds_half_to_even() -> None:
+    # "/" is followed by views 1 s and 2 s later (1.5 -> 2) and "/a" by 2 s and 3 s (2.5 -> 2),
+    # on both sides of midnight.
+    visits = [
+        (1, [(3599, "/"), (1, "/a"), (2, "/")], 0),  # 23:59:59 "/", 00:00:00 "/a", then "/"
+        (2, [(100, "/"), (2, "/a"), (3, "/")], 0),
+    ]
+    with site(visits) as data_dir:
+        for use_rollups in (True, False):
+            got = page_report(data_dir, *WINDOWS[0], use_rollups=use_rollups)
+            assert {p["path"]: p["average_time_spent_seconds"] for p in got} == {"/": 2, "/a": 2}
+
+
+def test_deleted_rows_leave_the_time_on_page_of_the_rest() -> None:
+    # A tombstone deletes 00:00-01:00 of the second day, views in the middle of sessions that
+    # started the day before: their neighbours pair with each other instead.
+    visits = [
+        (1, [(3000, "/"), (900, "/a"), (600, "/b"), (3000, "/"), (30, "/a")], 0),
+        (2, [(3300, "/b"), (400, "/"), (4000, "/a")], 0),
+        (3, [(10, "/a"), (20, "/b")], 20),
+    ]
+    with site(visits) as data_dir:
+        before = page_report(data_dir, *WINDOWS[0], use_rollups=True)
+        ms = int(datetime(2024, 3, 11, tzinfo=UTC).timestamp() * 1000)
+        tombstones.add(data_dir, SITE, tombstones.ALL_TABLES, ms, ms + 3_600_000)
+        rollups._cache.clear()
+        deleted = page_report(data_dir, *WINDOWS[0], use_rollups=False)
+        assert deleted != before
+        # the day with the tombstone read from its rows, then from its rebuilt rollup
+        for window in WINDOWS:
+            assert_same(
+                page_report(data_dir, *window, use_rollups=True),
+                page_report(data_dir, *window, use_rollups=False),
+            )
+        compaction.run_round(data_dir, now=datetime.now(UTC).timestamp() + 10, grace=0)
+        rollups._cache.clear()
+        assert_same(page_report(data_dir, *WINDOWS[0], use_rollups=True), deleted)
+        for window in WINDOWS:
+            for report in ("page", "page/entry"):
+                assert_same(
+                    page_report(data_dir, *window, use_rollups=True, report=report),
+                    page_report(data_dir, *window, use_rollups=False, report=report),
+                )
 
 
 def _day_dir(data_dir: Path, day: str, table: str = "page_views") -> Path:

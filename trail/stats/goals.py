@@ -13,6 +13,7 @@ from typing import Any
 import polars as pl
 
 from trail.stats import metrics as m
+from trail.stats import rollup_goals
 from trail.stats.filters import FieldFilter, Filter, FilterError, parse_filter
 from trail.stats.reports import total_for_rows, unfiltered_visitors
 from trail.stats.sources import KEYS, Rows, custom_metrics, rows_for
@@ -53,7 +54,9 @@ def goal_stats(data_dir: Path, f: Filter, goals: list[dict[str, Any]]) -> list[d
     """/statistics/goals: each goal with visitors, views and cr in the period."""
     out = []
     for goal in goals:
-        stats = _goal_totals(rows_for(data_dir, goal_filter(f, goal)))
+        stats = rollup_goals.goal_totals(data_dir, f, goal)
+        if stats is None:
+            stats = _goal_totals(rows_for(data_dir, goal_filter(f, goal)))
         out.append({"page_goal": goal, "stats": stats})
     return ranked(f, out)
 

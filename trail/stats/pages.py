@@ -42,7 +42,9 @@ def page(data_dir: Path, f: Filter, *, group_by_title: bool = False) -> list[dic
             pl.col("bounces").fill_null(0)
         )
     queries = [stats, _unfiltered_totals(rows)]
-    if f.include_avg_time_on_page:
+    # From the rollups, the stats hold the average time on page already.
+    from_rows = f.include_avg_time_on_page and rolled is None
+    if from_rows:
         queries.append(_time_on_page(rows, keys))
     frames = pl.collect_all(queries)
     df, tot = frames[0], frames[1].row(0, named=True)
@@ -51,11 +53,11 @@ def page(data_dir: Path, f: Filter, *, group_by_title: bool = False) -> list[dic
         relative_views=m.rate_expr(pl.col("views"), tot["views"] or 0),
         bounce_rate=m.rate_expr(pl.col("bounces"), pl.col("sessions")),
     )
-    if f.include_avg_time_on_page:
+    if from_rows:
         df = df.join(frames[2], on=keys, how="left").with_columns(
             pl.col("average_time_spent_seconds").fill_null(0)
         )
-    else:
+    elif not f.include_avg_time_on_page:
         df = df.with_columns(average_time_spent_seconds=pl.lit(0, pl.Int64))
     df = sort_and_page(df, f, PAGE_SORTS, "visitors", "path")
     cols = ["path", "title", "visitors", "views", "sessions", "bounces", *PAGE_SORTS[6:]]
@@ -236,7 +238,12 @@ def _entry_exit(data_dir: Path, f: Filter, kind: str) -> list[dict[str, Any]]:
         all_sessions = rows.unfiltered().sessions(["sign"]).select(m.sessions())
     queries = [counts.join(pages, on="path", how="left"), all_sessions]
     if kind == "entry" and f.include_avg_time_on_page:
-        queries.append(_time_on_page(rows, ["path"]))
+        # The rollups answer only without a filter, when `rows` are `page_rows`.
+        rolled_times = rolled_pages if rows.f.is_unfiltered else None
+        if rolled_times is not None:
+            queries.append(rolled_times.lazy().select("path", "average_time_spent_seconds"))
+        else:
+            queries.append(_time_on_page(rows, ["path"]))
     frames = pl.collect_all(queries)
     df = frames[0].with_columns(
         pl.col("visitors").fill_null(0),

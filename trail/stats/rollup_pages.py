@@ -4,7 +4,10 @@
 days' rollups (minus the sessions carried across each midnight inside the window), bounces add
 up (plus the bounces carried across each midnight inside the window), visitors are counted
 exactly over the union of each path's per-day visitor lists (a Rust kernel), and the title is
-the latest one (the greatest of the titles sharing the latest time). Up to
+the latest one (the greatest of the titles sharing the latest time). The average time on page
+(include_avg_time_on_page) is the sum of the days' time on page over the sum of their views
+with one (plus the views paired across each midnight inside the window), rounded as
+metrics.average_seconds rounds the mean of the views' times. Up to
 rollups.MAX_OPEN_DAYS days without a usable rollup (the live day, a day not compacted yet, a
 day whose rollup's inputs changed) are described from their rows by the function compaction
 runs (page_rollups.per_path: the previous day's page views give `carried`, the day's session
@@ -35,9 +38,10 @@ Described = tuple[np.ndarray, pl.DataFrame, np.ndarray]
 
 
 def page_stats(rows: Rows) -> pl.DataFrame | None:
-    """`path`, `visitors`, `sessions`, `views`, `bounces`, `title` per path of the window, or
-    None. Remembered per set of files read (trail.stats.open_days): a dashboard load asks for
-    it in the page, entry page and exit page reports."""
+    """`path`, `visitors`, `sessions`, `views`, `bounces`, `title` and
+    `average_time_spent_seconds` per path of the window, or None. Remembered per set of files
+    read (trail.stats.open_days): a dashboard load asks for it in the page, entry page and exit
+    page reports."""
     f = rows.f
     if not f.is_unfiltered or f.visitor_id is not None or f.session_id is not None:
         return None
@@ -128,19 +132,19 @@ def _described(rows: Rows, day: date, first: date) -> Described:
     start = datetime.combine(day, time(0), UTC)
     end, site = start + timedelta(days=1), rows.f.site_id
     ms = pl.col("time").dt.epoch("ms").alias("ms")
-    pv = scan(rows.data_dir, "page_views", site, start, end,
-              ["visitor_id", "session_id", "path", "title", "time"])  # fmt: skip
-    pv = pv.select("visitor_id", "session_id", "path", "title", ms)
+    columns = ["visitor_id", "session_id", "path", "title", "time", "duration_seconds"]
+    pv = scan(rows.data_dir, "page_views", site, start, end, columns)
+    pv = pv.select("visitor_id", "session_id", "path", "title", ms, "duration_seconds")
     sess = scan(rows.data_dir, "sessions", site, start, end, page_rollups.BOUNCE_COLUMNS)
-    keys = [pl.col("visitor_id").cast(pl.UInt64), pl.col("session_id").cast(pl.UInt32), "path"]
+    keys = [pl.col("visitor_id").cast(pl.UInt64), pl.col("session_id").cast(pl.UInt32)]
     if day == first:
-        previous = pl.LazyFrame(schema={"visitor_id": pl.UInt64, "session_id": pl.UInt32,
-                                        "path": pl.String})  # fmt: skip
+        previous = pl.LazyFrame(schema=page_rollups.PREVIOUS)
     else:
         previous = scan(rows.data_dir, "page_views", site, start - timedelta(days=1), start,
-                        ["visitor_id", "session_id", "path"]).select(keys).unique()  # fmt: skip
+                        ["visitor_id", "session_id", "path", "time"])  # fmt: skip
+        previous = previous.select(*keys, "path", ms)
     frames = pl.collect_all([pv, previous, page_rollups.bounced_sessions(sess)])
-    pv_rows = frames[0].with_columns(keys[:2])
+    pv_rows = frames[0].with_columns(keys)
     return page_rollups.describe(pv_rows, frames[1], frames[2])
 
 
@@ -172,11 +176,12 @@ def _summed(
     )  # fmt: skip
     deltas = np.concatenate([deltas, *(d for _, _, d in described.values())])
     # Sessions carried into the window's first day from before it are counted there once, and
-    # the bounces of sessions that viewed a page only the day before the window are not its.
+    # the bounces of sessions that viewed a page only the day before the window are not its,
+    # nor the time on page of views before the window.
     if order[0] == first:  # (the first day had no page views: nothing carried from it)
         df = df.with_columns(
-            pl.when(pl.col("day") == 0).then(0).otherwise(pl.col(c)).cast(pl.UInt32).alias(c)
-            for c in ("carried", "bounces_carried")
+            pl.when(pl.col("day") == 0).then(0).otherwise(pl.col(c)).cast(df.schema[c]).alias(c)
+            for c in ("carried", "bounces_carried", "seconds_carried", "timed_carried")
         )
     df = df.with_columns(group=pl.col("path").rank("dense").cast(pl.UInt32) - 1)
     offsets = np.zeros(len(id_arrays) + 1, dtype=np.uint64)
@@ -209,15 +214,27 @@ def _summed(
                 pl.col("bounces").cast(pl.Int64).sum()
                 + pl.col("bounces_carried").cast(pl.Int64).sum()
             ).alias("bounces"),
+            (pl.col("seconds").sum() + pl.col("seconds_carried").sum()).alias("seconds"),
+            (
+                pl.col("timed").cast(pl.Int64).sum() + pl.col("timed_carried").cast(pl.Int64).sum()
+            ).alias("timed"),
             pl.col("title").last(),
         )
         # a path with only the bounces of sessions that viewed it the day before the window
         .filter(pl.col("views") > 0)
     )
     counts = pl.Series("visitors", visitors, dtype=pl.Int64)
-    return summed.with_columns(visitors=counts.gather(summed["group"])).select(
-        "path", "visitors", "sessions", "views", "bounces", "title"
-    )
+    return summed.with_columns(
+        visitors=counts.gather(summed["group"]),
+        average_time_spent_seconds=average_seconds(pl.col("seconds"), pl.col("timed")),
+    ).select(*_empty().columns)
+
+
+def average_seconds(total: pl.Expr, n: pl.Expr) -> pl.Expr:
+    """metrics.average_seconds of `n` non-zero values that add up to `total`: the mean, rounded
+    half to even, 0 without values (Polars' mean of integers is their sum over their count)."""
+    mean = total.cast(pl.Float64) / n.cast(pl.Float64)
+    return pl.when(n > 0).then(mean.round(0, mode="half_to_even")).otherwise(0).cast(pl.Int64)
 
 
 def _open_day(rows: Rows, day: date, first: date) -> Described:
@@ -253,5 +270,6 @@ def _closed_tables(
 
 def _empty() -> pl.DataFrame:
     schema = {"path": pl.String, "visitors": pl.Int64, "sessions": pl.Int64,
-              "views": pl.Int64, "bounces": pl.Int64, "title": pl.String}  # fmt: skip
+              "views": pl.Int64, "bounces": pl.Int64, "title": pl.String,
+              "average_time_spent_seconds": pl.Int64}  # fmt: skip
     return pl.DataFrame(schema=schema)

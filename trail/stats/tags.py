@@ -1,17 +1,20 @@
 """Tag reports: tag keys (/statistics/tags) and tag values (/statistics/tag/details).
 
 Tags live on page views as parallel key/value lists; a view counts once for each of its tags.
-Relative values divide by the unfiltered visitors and views of the period.
+Relative values divide by the unfiltered visitors and views of the period. Without a filter
+(but tag/details' `tag`), over whole UTC days, the tag rollups answer (trail.stats.rollup_tags).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
 from trail.stats import metrics as m
+from trail.stats import rollup_tags
 from trail.stats.filters import Filter
 from trail.stats.pages import _unfiltered_totals
 from trail.stats.sources import Rows, rows_for
@@ -28,15 +31,22 @@ def _tag_pairs(rows: Rows, *, values: bool = True) -> pl.LazyFrame:
     return pv.explode(lists).rename({"tag_keys": "key", "tag_values": "value"}, strict=False)
 
 
-def _by(rows: Rows, keys: list[str], pairs: pl.LazyFrame) -> list[dict[str, Any]]:
+def _by(rows: Rows, keys: list[str], pairs: Callable[[], pl.LazyFrame]) -> list[dict[str, Any]]:
+    """The report per `keys` from the tag rollups, else from the (page view, tag) `pairs`."""
     f = rows.f
-    if f.search:
+    stats = rollup_tags.tag_stats(rows, keys)
+    if stats is None:
+        stats = (
+            pairs()
+            .group_by(keys)
+            .agg(
+                pl.col("visitor_id").n_unique().cast(pl.Int64).alias("visitors"),
+                pl.len().cast(pl.Int64).alias("views"),
+            )
+        )
+    if f.search:  # on a grouping column: the same before grouping or after
         needle = f.search.lower()
-        pairs = pairs.filter(pl.col(keys[-1]).str.to_lowercase().str.contains(needle, literal=True))
-    stats = pairs.group_by(keys).agg(
-        pl.col("visitor_id").n_unique().cast(pl.Int64).alias("visitors"),
-        pl.len().cast(pl.Int64).alias("views"),
-    )
+        stats = stats.filter(pl.col(keys[-1]).str.to_lowercase().str.contains(needle, literal=True))
     df, tot = pl.collect_all([stats, _unfiltered_totals(rows)])
     t = tot.row(0, named=True)
     df = df.with_columns(
@@ -61,7 +71,7 @@ def _sort_and_page(df: pl.DataFrame, f: Filter, keys: list[str]) -> pl.DataFrame
 def tags(data_dir: Path, f: Filter) -> list[dict[str, Any]]:
     """/statistics/tags: visitors and views per tag key."""
     rows = rows_for(data_dir, f)
-    return _by(rows, ["key"], _tag_pairs(rows, values=False))
+    return _by(rows, ["key"], lambda: _tag_pairs(rows, values=False))
 
 
 def tag_details(data_dir: Path, f: Filter) -> list[dict[str, Any]]:
@@ -70,7 +80,9 @@ def tag_details(data_dir: Path, f: Filter) -> list[dict[str, Any]]:
     `key` and `value` either way, ordered by `sort` (default visitors desc), ties by key then
     value ascending; `search` matches the value."""
     rows = rows_for(data_dir, f)
-    pairs = _tag_pairs(rows)
-    if f.tag:
-        pairs = pairs.filter(pl.col("key") == f.tag)
+
+    def pairs() -> pl.LazyFrame:
+        lf = _tag_pairs(rows)
+        return lf.filter(pl.col("key") == f.tag) if f.tag else lf
+
     return _by(rows, ["key", "value"], pairs)

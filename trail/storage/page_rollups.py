@@ -19,6 +19,14 @@ also writes `rollup-<n>.parquet` next to `part-<n>.parquet`, one row per path:
   state on that day viewed the path the day before but not on the day. A page's bounces over a
   window of days are the sessions among its views in the window whose final state in the window
   bounced: the sum of `bounces` plus the `bounces_carried` of every day but the first;
+- `seconds`, `timed`: the time on page (trail.stats.kernels.with_time_on_page: the duration of
+  the session's next view) of the day's views of the path whose next view is on the same day,
+  summed, and how many of them have a non-zero one; `seconds_carried`, `timed_carried`: the
+  same of the views of the path the day before that were their session's last that day, paired
+  with the session's first view of the day. Over a window of days the average time on page is
+  the sum of `seconds` plus the `seconds_carried` of every day but the first, over the same sum
+  of `timed` (a view of the window's last day whose next view is the day after has no time in
+  the window, as when the rows are read);
 - `visitors`: how many distinct visitors viewed the path that day. The visitors themselves are
   in `rollup-<n>-visitors.parquet`, one flat column for all paths in the order of the first
   file: ascending positions in the day's sessions rollup id list (trail.storage.rollups),
@@ -45,16 +53,18 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from trail.storage import layout, rollups
+from trail import core
+from trail.storage import layout, rollups, tag_rollups
 from trail.storage.daydir import MANIFEST, Manifest, visible_files
+from trail.storage.schema import TABLES
 
 log = logging.getLogger("trail.rollups")
 
 # 3: the title of views sharing the latest time is the greatest, not the later row's.
-# 4: bounces and bounces_carried.
-VERSION = 4
+# 4: bounces and bounces_carried. 5: seconds, timed, seconds_carried and timed_carried.
+VERSION = 5
 # The columns `build` reads.
-COLUMNS = ["time", "visitor_id", "session_id", "path", "title"]
+COLUMNS = ["time", "visitor_id", "session_id", "path", "title", "duration_seconds"]
 UNSETTLED = "unsettled"
 SCHEMA = {
     "path": pl.String,
@@ -63,11 +73,19 @@ SCHEMA = {
     "carried": pl.UInt32,
     "bounces": pl.UInt32,
     "bounces_carried": pl.UInt32,
+    "seconds": pl.UInt64,
+    "timed": pl.UInt32,
+    "seconds_carried": pl.UInt64,
+    "timed_carried": pl.UInt32,
     "title": pl.String,
     "title_ms": pl.Int64,
     "visitors": pl.UInt32,
 }
 _KEYS = ["visitor_id", "session_id"]
+# The columns that are 0 for a path without what they count.
+_COUNTS = [c for c in SCHEMA if c not in ("path", "title", "title_ms", "visitors")]
+# The previous day's page views per_path takes.
+PREVIOUS = {"visitor_id": pl.UInt64, "session_id": pl.UInt32, "path": pl.String, "ms": pl.Int64}
 
 
 def days_for(
@@ -121,7 +139,7 @@ def build(df: pl.DataFrame, day_dir: Path, day: date, part: str) -> dict[str, An
     start, end = layout.day_span_ms(day)
     t = pl.col("time").dt.epoch("ms")
     rows = df.lazy().filter((t >= start) & (t < end))
-    pv = rows.select(*_KEYS, "path", "title", t.alias("ms")).collect()
+    pv = rows.select(*_KEYS, "path", "title", t.alias("ms"), "duration_seconds").collect()
     if pv.is_empty():
         entry["unusable"] = "no page views"
         return entry
@@ -137,7 +155,7 @@ def build(df: pl.DataFrame, day_dir: Path, day: date, part: str) -> dict[str, An
         log.warning("page rollup not written for %s: %s", day_dir, entry["unusable"])
         return entry
     pv = pv.with_columns(position=pl.Series(positions, dtype=pl.UInt32))
-    previous = _previous_pairs(day_dir, day, entry["prev_part"])
+    previous = _previous_views(day_dir, day, entry["prev_part"])
     table = per_path(pv, previous, _bounced(day_dir, day))
     name = layout.rollup_name(part, "page_views")
     visitors_name = name.replace(".parquet", "-visitors.parquet")
@@ -145,6 +163,7 @@ def build(df: pl.DataFrame, day_dir: Path, day: date, part: str) -> dict[str, An
     # (a path without views that day has no deltas: explode gives it a null, dropped)
     _write(table.select(pl.col("deltas").explode()).drop_nulls(), day_dir / visitors_name)
     entry["file"], entry["visitors_file"] = name, visitors_name
+    entry.update(tag_rollups.build(df, day_dir, day, part, ids))
     return entry
 
 
@@ -161,7 +180,8 @@ def describe(
 ) -> tuple[np.ndarray, pl.DataFrame, np.ndarray]:
     """What a page rollup holds, from a day's rows (the query side's day without a rollup):
     the sorted distinct visitor ids of the page views `pv` (visitor_id, session_id, path,
-    title, ms), the table (SCHEMA) and its delta-coded positions in those ids."""
+    title, ms, duration_seconds), the table (SCHEMA) and its delta-coded positions in those
+    ids; `previous` and `bounced` as per_path takes them."""
     ids = np.sort(pv["visitor_id"].unique().to_numpy())
     positions = np.searchsorted(ids, pv["visitor_id"].to_numpy())
     pv = pv.with_columns(position=pl.Series(positions, dtype=pl.UInt32))
@@ -172,9 +192,13 @@ def describe(
 
 def per_path(pv: pl.DataFrame, previous: pl.DataFrame, bounced: pl.DataFrame) -> pl.DataFrame:
     """The page rollup's rows (SCHEMA, with each path's `deltas`) of one day's page views `pv`
-    (with `position`: the visitor's in the day's id list), the previous day's (visitor_id,
-    session_id, path) and the (visitor_id, session_id) of the day's bounced sessions."""
+    (visitor_id, session_id, path, title, ms, duration_seconds and `position`: the visitor's in
+    the day's id list), the previous day's page views `previous` (PREVIOUS) and the
+    (visitor_id, session_id) of the day's bounced sessions. The views of both days come in the
+    order a scan reads them: views of a session sharing a time are paired in that order."""
     pairs = pv.select(*_KEYS, "path").unique()
+    seconds, seconds_carried = _seconds(pv, previous)
+    previous = previous.select(*_KEYS, "path").unique()
     carried = pairs.join(previous, on=[*_KEYS, "path"], how="semi").group_by("path").len("carried")
     bounces = pairs.join(bounced, on=_KEYS, how="semi").group_by("path").len("bounces")
     bounces_carried = (
@@ -200,16 +224,56 @@ def per_path(pv: pl.DataFrame, previous: pl.DataFrame, bounced: pl.DataFrame) ->
         .join(bounces, on="path", how="left")
         # a path viewed only the day before still gets a row: its views and sessions are 0
         .join(bounces_carried, on="path", how="full", coalesce=True)
+        .join(seconds, on="path", how="left")
+        .join(seconds_carried, on="path", how="full", coalesce=True)
         .join(latest.select("path", "title", pl.col("ms").alias("title_ms")), on="path", how="left")
         .join(deltas.group_by("path").agg(pl.col("delta").alias("deltas")), on="path", how="left")
         .with_columns(
-            pl.col("views", "sessions", "carried", "bounces", "bounces_carried").fill_null(0),
+            pl.col(_COUNTS).fill_null(0),
             pl.col("deltas").fill_null(pl.lit([], dtype=pl.List(pl.UInt32))),
         )
         .with_columns(visitors=pl.col("deltas").list.len())
         .sort("path")
         .select(*[pl.col(c).cast(t) for c, t in SCHEMA.items()], "deltas")
     )
+
+
+def _seconds(pv: pl.DataFrame, previous: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """`path`, `seconds`, `timed` of the day's views `pv` paired with a later view of the same
+    day, and `path`, `seconds_carried`, `timed_carried` of the previous day's last view of each
+    session paired with the session's first view of the day (a session's views in time order,
+    those sharing a time in the order given, as trail.stats.kernels.with_time_on_page pairs
+    them). Views without a time (0) are left out, as the average leaves them out."""
+    spent = core.times_on_page(
+        np.ascontiguousarray(pv["visitor_id"].to_numpy(), dtype=np.uint64),
+        np.ascontiguousarray(pv["session_id"].to_numpy(), dtype=np.uint32),
+        np.ascontiguousarray(pv["ms"].to_numpy(), dtype=np.int64),
+        np.ascontiguousarray(pv["duration_seconds"].to_numpy(), dtype=np.uint32),
+    )
+    time_on_page = pl.Series("time_on_page", np.frombuffer(spent, dtype=np.uint32))
+    within = (
+        pv.select("path", time_on_page)
+        .filter(pl.col("time_on_page") > 0)
+        .group_by("path")
+        .agg(pl.col("time_on_page").cast(pl.UInt64).sum().alias("seconds"), pl.len().alias("timed"))
+    )
+    order = ["ms", "i"]
+    first = (
+        pv.with_row_index("i")
+        .group_by(_KEYS)
+        .agg(pl.col("duration_seconds").sort_by(order).first().alias("next"))
+        .filter(pl.col("next") > 0)
+    )
+    last = previous.with_row_index("i").group_by(_KEYS).agg(pl.col("path").sort_by(order).last())
+    carried = (
+        last.join(first, on=_KEYS)
+        .group_by("path")
+        .agg(
+            pl.col("next").cast(pl.UInt64).sum().alias("seconds_carried"),
+            pl.len().alias("timed_carried"),
+        )
+    )
+    return within, carried
 
 
 def _bounced(day_dir: Path, day: date) -> pl.DataFrame:
@@ -246,11 +310,9 @@ def bounced_sessions(rows: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
-def _previous_pairs(day_dir: Path, day: date, prev_part: str) -> pl.DataFrame:
-    """(visitor_id, session_id, path) of the previous day's page views."""
-    empty = pl.DataFrame(
-        schema={"visitor_id": pl.UInt64, "session_id": pl.UInt32, "path": pl.String}
-    )
+def _previous_views(day_dir: Path, day: date, prev_part: str) -> pl.DataFrame:
+    """The previous day's page views (PREVIOUS), in the order a scan reads them."""
+    empty = pl.DataFrame(schema=PREVIOUS)
     prev_dir = _previous_dir(day_dir, day)
     if prev_part == "" or prev_dir is None:
         return empty
@@ -259,5 +321,6 @@ def _previous_pairs(day_dir: Path, day: date, prev_part: str) -> pl.DataFrame:
     frames += [pl.scan_ipc(prev_dir / n) for n in arrow]
     if not frames:
         return empty
-    cols = [pl.col(c).cast(t) for c, t in empty.schema.items()]
-    return pl.concat([f.select(cols) for f in frames]).unique().collect()
+    ms = pl.col("time").cast(TABLES["page_views"]["time"]).dt.epoch("ms")
+    cols = [pl.col(c).cast(t) for c, t in PREVIOUS.items() if c != "ms"]
+    return pl.concat([f.select(*cols, ms.alias("ms")) for f in frames]).collect()

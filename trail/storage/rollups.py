@@ -17,7 +17,7 @@ file: page views by UTC hour for the hours and weekdays reports; see trail.stora
 For the `page_views` table, `rollup-<n>.parquet` holds one row per path of the day (views,
 sessions, the latest title and the day's visitors of the path as positions in the sessions
 rollup's id list); see trail.storage.page_rollups, which builds on this module (never the other
-way round). Reading a day's rollup (`day_rollup`, `days_for`) is the same for both kinds: the
+way round), and writes the tag rollup beside it (trail.storage.tag_rollups). Reading a day's rollup (`day_rollup`, `days_for`) is the same for both kinds: the
 caller names the format version it can read.
 
 Exactness: the ids are exact, and the union over days is counted exactly (trail.stats.kernels),
@@ -57,7 +57,7 @@ ENABLED = os.environ.get("TRAIL_ROLLUPS", "on").lower() not in ("off", "0", "fal
 # day whose compaction is due); past that the rows of the whole window are read once instead.
 MAX_OPEN_DAYS = 2
 FILE_KEYS = ("file", "visitors_file", "dims_file", "dims_visitors_file", "time_file",
-             "time_visitors_file")  # fmt: skip
+             "time_visitors_file", "tags_file", "tags_visitors_file")  # fmt: skip
 
 
 def files_of(entry: dict[str, Any]) -> list[str]:

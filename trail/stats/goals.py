@@ -12,8 +12,8 @@ from typing import Any
 
 import polars as pl
 
+from trail.stats import funnel_scan, rollup_goals
 from trail.stats import metrics as m
-from trail.stats import rollup_goals
 from trail.stats.filters import FieldFilter, Filter, FilterError, parse_filter
 from trail.stats.reports import total_for_rows, unfiltered_visitors
 from trail.stats.sources import KEYS, Rows, custom_metrics, rows_for
@@ -166,18 +166,15 @@ def _step_keys(rows: Rows) -> pl.LazyFrame:
 def funnel(data_dir: Path, f: Filter, definition: dict[str, Any]) -> dict[str, Any]:
     """/statistics/funnel: visitors per step; each step keeps the sessions of the previous one.
 
-    Each step's sessions are collected before the next step joins them: a lazy plan per step
-    would compute every earlier step again."""
+    The page steps are decided in one read of the page views (trail.stats.funnel_scan); each
+    other step reads its own sessions."""
     start, end = f.window()
-    visitors = []
-    previous: pl.DataFrame | None = None
-    for step in definition.get("steps", []):
-        rows = Rows(Path(data_dir), step_filter(f, step), start, end)
-        keys = _step_keys(rows)
-        if previous is not None:
-            keys = keys.join(previous.lazy(), on=KEYS, how="semi")
-        previous = keys.collect()
-        visitors.append(previous["visitor_id"].n_unique())
+    filters = [step_filter(f, step) for step in definition.get("steps", [])]
+
+    def step_keys(step: Filter) -> pl.LazyFrame:
+        return _step_keys(Rows(Path(data_dir), step, start, end))
+
+    visitors = funnel_scan.funnel_visitors(Path(data_dir), filters, start, end, step_keys)
     return {"definition": definition, "data": funnel_steps(visitors)}
 
 

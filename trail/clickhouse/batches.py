@@ -7,8 +7,8 @@ per table and batch, and a token derived from the batch's position so that Click
 resent batch.
 
 Rows a tombstone covers (trail.storage.tombstones) are left out before sending, as every scan
-of the segments leaves them out: a deletion is applied to what ClickHouse has (trail.clickhouse
-.deletions) and never reaches what is sent afterwards.
+of the segments leaves them out, and so are all rows of a deleted site: a deletion is applied to
+what ClickHouse has (trail.clickhouse.deletions) and never reaches what is sent afterwards.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+from trail.clickhouse.deletions import deleted_sites
 from trail.clickhouse.position import Slice
 from trail.clickhouse.spool import spooled
 from trail.storage import tombstones
@@ -81,9 +82,11 @@ def with_site(rows: Any, site: str) -> Any:
 
 
 def keep(data_dir: Path, site: str, table: str, rows: Any) -> Any:
-    """`rows` (Arrow, with `time`) without those a tombstone of the site deletes."""
+    """`rows` (Arrow, with `time`) without those a deletion of the site deletes."""
     import pyarrow.compute as pc
 
+    if site in deleted_sites(data_dir):
+        return rows.slice(0, 0)
     stones = tombstones.load(data_dir, site)
     if not stones or rows.num_rows == 0:
         return rows

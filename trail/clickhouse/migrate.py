@@ -11,9 +11,9 @@ acknowledged it; a file is unlinked once shipped. Run it again after a crash, or
 batch in flight is sent again with the same tokens and dropped by ClickHouse, a shipped file is
 gone, so nothing is counted twice.
 
-Rows of a deletion (a tombstone) are left out, as the shipper leaves them out; a tombstone
-recorded while a batch was on its way is applied to ClickHouse after it (trail.clickhouse
-.deletions).
+Rows of a deletion (a tombstone, a deleted site) are left out, as the shipper leaves them out;
+a deletion recorded while a batch was on its way (on any node: the meta store's deletions are
+read before and after each batch) is applied to ClickHouse after it (trail.clickhouse.deletions).
 
 Compacted session parts keep a cancelled state as one presence row with sign 0
 (trail.tasks.compaction): it adds nothing to any sum, but shows its visitor in its window.
@@ -62,9 +62,12 @@ def first_scan(data_dir: Path) -> None:
         Discovery.open(data_dir).scan()
 
 
-def ship_history(data_dir: Path, target: Target, report: Report | None = None) -> dict[str, int]:
+def ship_history(
+    data_dir: Path, target: Target, report: Report | None = None, meta: Any = None
+) -> dict[str, int]:
     """Ship every history file; returns rows shipped now per table (sessions: rows sent to
-    `sessions` and `session_states` together)."""
+    `sessions` and `session_states` together). `meta`: the meta store, whose deletions
+    (every node's) are applied too."""
     data_dir = Path(data_dir)
     first_scan(data_dir)
     files = {p.name: p for p in history(data_dir)}
@@ -83,10 +86,10 @@ def ship_history(data_dir: Path, target: Target, report: Report | None = None) -
         if pending is None:
             _write(data_dir, offsets, plan)  # a restart sends this batch again, same tokens
         table = _table(plan[0][0])
-        known = {deletions.stone_id(s, t) for s, t in deletions.all_stones(data_dir)}
+        known = _deletions(data_dir, meta)
         _insert(client, target.database, table, _read_slices(data_dir, files, table, plan),
                 batches.token(node, "history", table, *(f"{n}:{a}:{b}" for n, a, b in plan)))  # fmt: skip
-        _late_deletions(client, target.database, data_dir, known)
+        _late_deletions(client, target.database, data_dir, meta, known)
         for name, start, end in plan:
             offsets[name] = end
             shipped[table] = shipped.get(table, 0) + end - start
@@ -183,10 +186,18 @@ def _insert(client: Any, database: str, table: str, rows: Any, token: str) -> No
             batches.insert(client, database, target, part, batches.token(token, target))
 
 
-def _late_deletions(client: Any, database: str, data_dir: Path, known: set[str]) -> None:
-    """Apply the tombstones recorded while a batch was read and sent: the shipper may have
+def _deletions(data_dir: Path, meta: Any) -> set[str]:
+    """The ids of every deletion known now (the meta store's brought into the data directory)."""
+    if meta is not None:
+        deletions.sync(meta, data_dir)
+    return {deletions.stone_id(site, s) for site, s in deletions.all_deletions(data_dir)}
+
+
+def _late_deletions(client: Any, database: str, data_dir: Path, meta: Any, known: set[str]) -> None:
+    """Apply the deletions recorded while a batch was read and sent: the shipper may have
     applied them before the batch arrived (it records them; a second DELETE is harmless)."""
-    for site, stone in deletions.all_stones(data_dir):
+    _deletions(data_dir, meta)
+    for site, stone in deletions.all_deletions(data_dir):
         if deletions.stone_id(site, stone) not in known:
             deletions.apply(client, database, site, stone)
 
@@ -248,7 +259,12 @@ def cmd_migrate(args: Any) -> int:
             progress["bytes"] += sizes.get(name, 0)
         bar.advance(progress["bytes"], progress["rows"], progress["bytes"])
 
-    shipped = ship_history(data_dir, target, report)
+    meta = deletions.open_meta(data_dir)
+    try:
+        shipped = ship_history(data_dir, target, report, meta)
+    finally:
+        if meta is not None:
+            meta.close()
     bar.close()
     print(orjson.dumps({"shipped": shipped, "target": target.describe()}).decode())
     return 0

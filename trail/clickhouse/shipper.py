@@ -8,7 +8,8 @@ it holds (trail.clickhouse.batches). The batch is written to `shipper.json` befo
 (trail.clickhouse.position) and the position advances only after ClickHouse acknowledged every
 insert, so after a crash the same batch is sent again with the same tokens and ClickHouse drops
 what it already has (schema.DEDUP_WINDOW): no row is lost, none counted twice. Files fully
-shipped leave the spool. Between batches the tombstones ClickHouse has not applied yet are.
+shipped leave the spool. Between batches it reads the deletions of the meta store (deleted
+sites, deleted ranges of statistics: every node's) and applies those it has not applied yet.
 
 When ClickHouse cannot be reached the rows stay in the spool; the shipper retries with
 exponential backoff (up to `BACKOFF_MAX` seconds) and resumes in order.
@@ -43,9 +44,10 @@ from trail.clickhouse.position import (
     read_position,
     save_position,
 )
-from trail.clickhouse.spool import Discovery, Spooled, spool_dir, spooled
+from trail.clickhouse.spool import Discovery, Spooled, root, spool_dir, spooled
 from trail.clickhouse.status import Counters, publish, read_status
 from trail.clickhouse.url import Target, parse
+from trail.storage.tables import StorageError
 
 __all__ = ["Shipper", "ShipperBusy", "main", "read_status", "start"]
 
@@ -71,8 +73,10 @@ class Shipper:
         discovery: Discovery,
         batch_rows: int = BATCH_ROWS,
         max_batch_rows: int = MAX_BATCH_ROWS,
+        meta: Any = None,
     ) -> None:
         self.data_dir = Path(data_dir)
+        self.meta = meta  # the meta store, where the deletions of every node are (None: none)
         self._lock = lock(self.data_dir)
         self.target = target
         self.discovery = discovery
@@ -90,7 +94,8 @@ class Shipper:
         self._last_flush = time.monotonic()
         self._failures = 0
         self._inserts = 0
-        self._deletions_at = -FLUSH_INTERVAL  # when the tombstones were last looked at
+        self._deletions_at = -FLUSH_INTERVAL  # when the deletions were last looked at
+        self._meta_stamp: int | None = None  # the meta store's stamp at the last sync
         self._drop_shipped()
 
     # -- the loop ---------------------------------------------------------------------------
@@ -101,8 +106,8 @@ class Shipper:
             if discover:
                 self.discovery.scan()
             try:
+                deleted = self.delete()  # first: a batch planned next leaves their rows out
                 shipped = self.step(flush=drain)
-                deleted = self.delete()
             except Exception as e:  # noqa: BLE001  the server, the network, a full disk: retried
                 self._failed(e)
                 stop.wait(self._backoff())
@@ -130,22 +135,43 @@ class Shipper:
         return True
 
     def delete(self) -> bool:
-        """Apply the tombstones ClickHouse lacks (none with a batch in flight); True if any."""
+        """Apply the deletions ClickHouse lacks (none with a batch in flight); True if any."""
         now = time.monotonic()
         if self.position.pending is not None or now - self._deletions_at < FLUSH_INTERVAL:
             return False
         self._deletions_at = now
+        self._sync()
         todo = deletions.waiting(self.data_dir)
         self.counters.deletions_pending = len(todo)
+        # Nothing sent from this data directory yet (no batch, no history): none of their rows
+        # can be in ClickHouse on its account, so a new node runs no DELETE of old deletions.
+        fresh = self.position.batches == 0 and not (root(self.data_dir) / "history.json").exists()
         for site, stone in todo:
-            deletions.apply(self._connected(), self.target.database, site, stone)
+            if not fresh:
+                deletions.apply(self._connected(), self.target.database, site, stone)
             deletions.record(self.data_dir, site, stone)
             self.counters.deletions_applied += 1
             self.counters.deletions_pending -= 1
-            log.info("deletion applied to clickhouse: site %s %s", site, stone.to_json())
+            what = "the whole site" if stone is None else stone.to_json()
+            done = "recorded (nothing shipped before it)" if fresh else "applied to clickhouse"
+            log.info("deletion %s: site %s %s", done, site, what)
         if todo:
             publish(self.data_dir, self.counters)
         return bool(todo)
+
+    def _sync(self) -> None:
+        """Bring the meta store's deletions into the data directory (trail.clickhouse
+        .deletions.sync). When the store does not answer, shipping goes on: a deletion learned
+        later is applied after every batch sent before."""
+        if self.meta is None:
+            return
+        try:
+            stamp = self.meta.stamp()  # moves with every write: nothing new while it stays
+            if stamp != self._meta_stamp:
+                deletions.sync(self.meta, self.data_dir)
+                self._meta_stamp = stamp
+        except StorageError as e:
+            log.warning("clickhouse deletions: the meta store does not answer: %s", e)
 
     # -- one batch --------------------------------------------------------------------------
 
@@ -288,12 +314,15 @@ def _wal_files(data_dir: Path) -> list[str]:
 # -- in the maintenance process ---------------------------------------------------------------
 
 
-def start(data_dir: Path | str, url: str, stop: threading.Event) -> tuple[Discovery, Shipper]:
+def start(
+    data_dir: Path | str, url: str, stop: threading.Event, meta: Any = None
+) -> tuple[Discovery, Shipper]:
     """The discovery (a maintenance task: it must run in the loop that runs compaction, see
-    trail.clickhouse.spool) and a started shipping thread, which ends when `stop` is set."""
+    trail.clickhouse.spool) and a started shipping thread, which ends when `stop` is set;
+    `meta` is the meta store, where the deletions are."""
     discovery = Discovery.open(data_dir)
     discovery.scan()
-    shipper = Shipper(data_dir, parse(url), discovery)
+    shipper = Shipper(data_dir, parse(url), discovery, meta=meta)
     thread = threading.Thread(target=shipper.run, args=(stop,), name="clickhouse-shipper")
     thread.daemon = True
     thread.start()
@@ -313,10 +342,15 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     discovery = Discovery.open(args.data_dir)
-    shipper = Shipper(
-        args.data_dir, parse(args.url), discovery, args.batch_rows, args.max_batch_rows
-    )
-    shipper.run(stop, discover=True, drain=args.drain)
+    meta = deletions.open_meta(args.data_dir)
+    try:
+        shipper = Shipper(
+            args.data_dir, parse(args.url), discovery, args.batch_rows, args.max_batch_rows, meta
+        )
+        shipper.run(stop, discover=True, drain=args.drain)
+    finally:
+        if meta is not None:
+            meta.close()
     print(orjson.dumps(asdict(shipper.counters)).decode())
     return 0
 

@@ -4,7 +4,9 @@ Deleting a site removes everything it owns: its meta records (clients and their 
 links, alternative domains, filters, members, snippets, views, goals, funnels, webhooks, email
 report settings, short links, traffic alerts) in one transaction, then its analytics rows on
 disk. Rows still on their way to disk for it (the WAL, unsealed segments) are swept by the
-maintenance process, which removes the files of any site that no longer exists.
+maintenance process, which removes the files of any site that no longer exists. The same
+transaction records the deletion in the meta store (trail.storage.deletion_log), from which
+every node's ClickHouse shipper removes the site's rows there (trail.clickhouse.deletions).
 """
 
 from __future__ import annotations

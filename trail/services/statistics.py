@@ -19,8 +19,8 @@ from trail.stats import events, goals, imported, options, reports, sessions, tag
 from trail.stats.export import SECTIONS, export_zip
 from trail.stats.filters import Filter, FilterError, parse_filter
 from trail.stats.scan import replanned
+from trail.storage import deletion_log, tombstones
 from trail.storage import imported as imported_rows
-from trail.storage import tombstones
 
 # Far enough for "everything": 1970 .. 9999.
 _OPEN_START = 0
@@ -240,4 +240,9 @@ def delete(ctx: Any, site: Any, kind: str, first: date | None, last: date | None
     end = _instant(last + timedelta(days=1), tz) if last and last < date.max else _OPEN_END
     tables = tombstones.KIND_TABLES[kind]
     if tables:
-        tombstones.add(ctx.data_dir, site.id, tables, start, end)
+        now = int(datetime.now(UTC).timestamp() * 1000)
+        stone = tombstones.Tombstone(tables, start, end, now)
+        # The meta store's record first: every node's shipper applies it to ClickHouse
+        # (trail.clickhouse.deletions), and copies it into its own tombstones.
+        deletion_log.record_range(ctx.meta, site.id, stone)
+        tombstones.put(ctx.data_dir, site.id, [stone])

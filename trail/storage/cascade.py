@@ -9,7 +9,8 @@ What points at a deleted thing goes with it when it belongs to it (a site's goal
 memberships, password, dashboard sessions and personal themes, an organization's invitations)
 and forgets it otherwise (the field becomes null, the id leaves the list): a site made by a
 deleted user stays in its account, a site client keeps working for its site. One write
-transaction does it all.
+transaction does it all, and leaves a record of each deleted site in `deletions`, for the nodes
+that keep its rows outside their data directory (trail.storage.deletion_log).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from trail.storage import deletion_log
 from trail.storage.models import Account, Site, User
 from trail.storage.tables import Tables, Txn
 
@@ -93,6 +95,8 @@ def delete(
                 counts[table.name] += 1
             elif fate is not value:
                 table.put(key, fate, txn)
+    for site in removed.sites:  # after the scan, which took the site's earlier deletion records
+        deletion_log.record_site(tables, txn, site.id)
     removed.counts = dict(counts)
     return removed
 

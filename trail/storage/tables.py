@@ -44,6 +44,8 @@ KINDS = (
     "links", "alternatives", "filters", "members", "invitations", "snippets", "views", "themes",
     "goals", "funnels", "webhooks", "webhook_outbox", "email_reports", "short_links",
     "traffic_alerts", "import_jobs",
+    # deleted sites and statistics, for every node's ClickHouse shipper (trail.storage.deletion_log)
+    "deletions",
     # user preferences by user id
     "prefs",
     # SignInStore: password hashes by user id, dashboard sessions and set-password links by digest

@@ -5,6 +5,8 @@
 from <= time < to and time <= deleted_at, and compaction rewrites day files without them, so rows
 sealed later (a WAL replayed after a crash, a worker's last unsealed second) stay deleted too.
 Rows with a time after the deletion (a range reaching into the future) are new data and stay.
+The same record goes to the meta store (trail.storage.deletion_log); with storage = "clickhouse"
+every node's shipper copies the records of the other nodes here (`put`).
 Tombstones are kept forever: they are tiny, and late rows of a deleted range can come at any time.
 """
 
@@ -84,21 +86,29 @@ def add(
     data_dir: Path, site_id: str, tables: tuple[str, ...], start_ms: int, end_ms: int
 ) -> Tombstone:
     """Record a deletion (durably, before returning); concurrent writers serialise on a lock."""
+    stone = Tombstone(tables, start_ms, end_ms, int(time.time() * 1000))
+    put(data_dir, site_id, [stone])
+    return stone
+
+
+def put(data_dir: Path, site_id: str, stones: list[Tombstone]) -> int:
+    """Record `stones` as they are, but those the site has already (deletions another node
+    recorded too, trail.storage.deletion_log), in one write; how many were added."""
     path = _path(data_dir, site_id)
     if path is None:
         raise ValueError("bad site id")
     path.parent.mkdir(parents=True, exist_ok=True)
-    stone = Tombstone(tables, start_ms, end_ms, int(time.time() * 1000))
     with open(path.parent / ".lock", "a+b") as lock:
         fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
         try:
             records = orjson.loads(path.read_bytes()) if path.exists() else []
-            records.append(stone.to_json())
-            write_atomic(path, orjson.dumps(records))
+            new = [s.to_json() for s in stones if s.to_json() not in records]
+            if new:
+                write_atomic(path, orjson.dumps(records + new))
         finally:
             fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
-    _cache.pop(str(path), None)
-    return stone
+            _cache.pop(str(path), None)
+    return len(new)
 
 
 def relevant(stones: list[Tombstone], table: str, start_ms: int, end_ms: int) -> list[Tombstone]:

@@ -211,7 +211,7 @@ def main(argv: list[str] | None = None) -> None:
     if config.storage == "clickhouse":
         from trail.clickhouse import shipper
 
-        discovery, _ = shipper.start(config.data_dir, config.clickhouse_url, stop)
+        discovery, _ = shipper.start(config.data_dir, config.clickhouse_url, stop, meta)
         # First in every round, so compaction never deletes a segment before it is spooled.
         tasks.insert(0, Task("clickhouse_discovery", 1.0, discovery.task))
     try:

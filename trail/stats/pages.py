@@ -154,11 +154,15 @@ def latest(value: pl.Expr) -> pl.Expr:
 def sort_and_page(
     df: pl.DataFrame, f: Filter, allowed: tuple[str, ...], default: str, tie: str
 ) -> pl.DataFrame:
-    """Sort by `sort` (default visitors desc), ties by the primary field asc; then offset/limit.
+    """Sort by `sort` (default visitors desc), ties by the primary field asc, then by the other
+    text columns asc; then offset/limit.
     A `sort` the report's rows do not have (`value` on /statistics/tags) sorts by the default."""
     field = f.sort if f.sort in allowed and f.sort in df.columns else default
     descending = (f.direction or "desc") == "desc"
     by = [field] if field == tie else [field, tie]
+    # Rows tied on both (two browsers with one version and as many visitors) by their other
+    # text columns: one order whichever engine grouped them (the sort is not stable).
+    by += [c for c, t in df.schema.items() if t == pl.String and c not in by]
     df = df.sort(by, descending=[descending] + [False] * (len(by) - 1), nulls_last=True)
     return df.slice(f.offset, f.limit)
 

@@ -9,7 +9,7 @@ interrupted run (Ctrl-C) still prints its summary. With --compacted every exampl
 (tests.oracle.harness); a difference it shows there that the same query did not show on the
 fresh rows is tallied under the phase "compacted" (the same difference again is not counted
 twice). As in test_differential.py, one example in four also asks every endpoint without a filter
-over whole closed UTC days (the rollup path once compacted). This is for finding and triaging
+over whole closed days in a drawn zone (the rollup path once compacted). This is for finding and triaging
 disagreements; test_differential.py is the test (in `make test`).
 
 EXCLUDE=tag,pattern,...: leave these filter parameters out (prefixes), to look for

@@ -48,7 +48,7 @@ from hypothesis import strategies as st
 from tests.oracle import model
 from tests.oracle.reports import Page
 from tests.oracle.sessions import Tables, ingest
-from tests.oracle.traffic import Site, Traffic
+from tests.oracle.traffic import TIMEZONES, Site, Traffic
 from tests.server import TrailServer
 from trail.storage import layout, page_rollups, rollups
 from trail.storage.daydir import Manifest, visible_files
@@ -95,14 +95,16 @@ NOT_FILTERS = ("scale", "sort", "direction", "limit", "offset", "include_avg_tim
 def closed_days(
     draw: st.DrawFn, traffic: Traffic, params: dict[str, list[str]]
 ) -> dict[str, list[str]]:
-    """An unfiltered query (the paging and sorting of `params` kept) over whole UTC days that
-    have closed: after compaction, the rollup path of the reports that have one. A generated
-    filter takes it rarely (it needs a UTC window, no filter at all, and no rows of today)."""
+    """An unfiltered query (the paging and sorting of `params` kept) over whole days that
+    have closed: after compaction, the rollup path of the reports that have one (in a zone that
+    is not UTC, the whole UTC days inside the window from rollups and the slices at its ends from
+    rows). A generated filter takes it rarely (it needs no filter at all and no rows of today)."""
     today = datetime.fromtimestamp(traffic.now / 1000, UTC).date()
     first = today - timedelta(days=draw(st.integers(1, 8)))
     last = first + timedelta(days=draw(st.integers(0, (today - first).days - 1)))
     kept = {k: v for k, v in params.items() if k in NOT_FILTERS}
-    return {**kept, "tz": ["UTC"], "from": [first.isoformat()], "to": [last.isoformat()]}
+    tz = draw(st.sampled_from(TIMEZONES))
+    return {**kept, "tz": [tz], "from": [first.isoformat()], "to": [last.isoformat()]}
 
 
 class SessionsSwept(Exception):

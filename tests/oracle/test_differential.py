@@ -9,8 +9,9 @@ stopping at the first).
 One server for the module, fresh sites for every example (deleted after it). Each example is
 compared twice: on the rows as sealed (segments only), then after the server compacted every
 closed day of its sites (parts and rollups), see tests.oracle.harness. One example in four also
-asks every endpoint without a filter over whole closed UTC days, the queries that compacted
-days answer from their rollups.
+asks every endpoint without a filter over whole closed days in a drawn zone, the queries that
+compacted days answer from their rollups (beside the rows of the slices of UTC days at the ends
+of a window in a zone that is not UTC).
 
 - TRAIL_ORACLE_EXAMPLES: Hypothesis examples (default 50: about 1 s each on 2 cores).
 - TRAIL_ORACLE_ENDPOINTS (comma separated, e.g. "total,page") restricts the comparison, to

@@ -40,7 +40,7 @@ FILTERS = [
     {},
     {"search": "e"},
     {"sort": "visitors", "direction": "asc", "limit": "3", "offset": "1"},
-    {"tz": "Europe/Berlin"},  # not whole UTC days: rows answer
+    {"tz": "Europe/Berlin"},  # not whole UTC days: the slices at the ends from rows
     {"country": "de"},  # filtered: rows answer
     {"scale": "week"},
 ]
@@ -127,7 +127,7 @@ def test_compacted_days_and_a_live_day(tmp_path: Path, monkeypatch: pytest.Monke
         assert rollup_totals.session_totals(rows_of(data_dir, first, last)) is not None
     assert rollup_dims.platform_visitors(rows_of(data_dir, 0, 3)) is not None
     assert rollup_dims.entries(rows_of(data_dir, 0, 3), "exit") is not None
-    assert rollup_dims.grouped(rows_of(data_dir, 0, 3, tz="Europe/Berlin"), ["os"]) is None
+    assert rollup_dims.grouped(rows_of(data_dir, 0, 3, tz="Europe/Berlin"), ["os"]) is not None
     assert rollup_dims.grouped(rows_of(data_dir, 0, 3, country="de"), ["os"]) is None
     for first, last in ((0, 2), (0, 3), (2, 3), (1, 1)):
         assert_same_as_rows(data_dir, first, last, monkeypatch)

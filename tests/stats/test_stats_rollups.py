@@ -34,7 +34,7 @@ FILTERS = [
     {},
     {"scale": "week"},
     {"from": "2024-03-02", "to": "2024-03-02"},
-    {"tz": "Europe/Berlin"},  # not whole UTC days: rows answer
+    {"tz": "Europe/Berlin"},  # not whole UTC days: the slices at the ends from rows
     {"country": "de"},  # filtered: rows answer, the denominator may come from rollups
     {"search": "blog"},
 ]

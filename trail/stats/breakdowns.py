@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -212,20 +213,30 @@ def hours(data_dir: Path, f: Filter) -> list[dict[str, Any]]:
     grid = [(h,) for h in range(24)]
     if shift is not None:
         return _by_time(data_dir, f, TimePart("hour", shift, 3_600_000, 0, 24), grid)
-    return _by_time(data_dir, f, hour_of_day(f.tz).alias("hour"), grid)
+    zoned = TimePart("hour", 0, 3_600_000, 0, 24)
+    return _by_time(data_dir, f, hour_of_day(f.tz).alias("hour"), grid, zoned)
 
 
 def _by_time(
-    data_dir: Path, f: Filter, key: pl.Expr | TimePart, grid: Sequence[tuple[int, ...]]
+    data_dir: Path,
+    f: Filter,
+    key: pl.Expr | TimePart,
+    grid: Sequence[tuple[int, ...]],
+    zoned: TimePart | None = None,
 ) -> list[dict[str, Any]]:
     """The core metrics of page views by a local time part (section 5: "page/hour/minute
     grouping reads page views"), every point of `grid` present; cr against the range's
     unfiltered visitors; custom metrics from the matching events of each time part. Without a
-    filter, a time part of whole hours comes from the time rollups (trail.stats.rollup_time)."""
+    filter, a time part of whole hours comes from the time rollups (trail.stats.rollup_time):
+    `key` itself, or for a zone whose offset changes in the window, `zoned` over local hours
+    (the offset of each hour from f.tz)."""
     rows = rows_for(data_dir, f)
     part = key if isinstance(key, TimePart) else None
     keys = [key.expr() if isinstance(key, TimePart) else key]
-    rolled = rollup_time.time_counts(rows, part) if part is not None else None
+    if part is not None:
+        rolled = rollup_time.time_counts(rows, part)
+    else:
+        rolled = rollup_time.time_counts(rows, zoned, f.tz) if zoned is not None else None
     counted = (
         rolled.lazy() if rolled is not None
         else metrics_by(rows, keys, ["time"], views=True, part=part)
@@ -265,13 +276,14 @@ def weekdays(data_dir: Path, f: Filter) -> list[dict[str, Any]]:
     the epoch (1970-01-01 was a Thursday, weekday 3: hour h of the epoch is slot (h + 72) % 168)."""
     shift = fixed_offset_ms(f.tz, *f.window())
     slot: pl.Expr | TimePart
+    zoned = TimePart("slot", 0, 3_600_000, 72, 168)
     if shift is not None:
-        slot = TimePart("slot", shift, 3_600_000, 72, 168)
+        slot = replace(zoned, shift=shift)
     else:
         local = pl.col("time").dt.convert_time_zone(f.tz.key)
         hour = (local.dt.weekday().cast(pl.Int64) - 1) * 24 + local.dt.hour().cast(pl.Int64)
         slot = hour.alias("slot")
-    out = _by_time(data_dir, f, slot, [(s,) for s in range(7 * 24)])
+    out = _by_time(data_dir, f, slot, [(s,) for s in range(7 * 24)], zoned)
     return [
         {"weekday": r["slot"] // 24, "hour": r["slot"] % 24,
          **{k: r[k] for k in ("visitors", "views", "sessions", "bounces")}}

@@ -2,8 +2,9 @@
 
 A window that ends today combines the closed days' rollups with the open day's rows, described
 the way compaction would describe them (trail.storage.rollups.summarize, dim_rollups.build_table,
-page_rollups.per_path). A dashboard load asks ~20 reports over the same window at once, so the
-description is made once per set of files and remembered: by the identity of the open day's
+page_rollups.per_path); so are the slices of the UTC days at the ends of a window that is not made
+of whole UTC days (trail.storage.rollups.window_parts). A dashboard load asks ~20 reports over
+the same window at once, so the description is made once per set of files and remembered: by the identity of the open day's
 visible files (path, inode, mtime, size) in the tables it reads and of the site's tombstone
 file. A new segment, a compaction or a deletion changes that identity, and the next report
 describes the day again. A description is kept only if the identity did not change while it was
@@ -17,7 +18,7 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -81,12 +82,15 @@ def remembered(key_of: Callable[[], tuple[Any, ...]], make: Callable[[], T]) -> 
 
 def of_day(
     kind: str, data_dir: Path, site_id: str, tables: tuple[str, ...], day: date,
-    make: Callable[[], T],
+    make: Callable[[], T], span: tuple[datetime, datetime] | None = None,
 ) -> T:  # fmt: skip
-    """make() over one open day's files in `tables`, remembered (see remembered)."""
+    """make() over one open day's files in `tables` (or over the slice `span` of the day, at an
+    end of a window that is not made of whole UTC days), remembered (see remembered)."""
     return remembered(
-        lambda: (kind, str(data_dir), site_id, identity(data_dir, site_id, tables, (day,))), make
-    )
+        lambda: (kind, span, str(data_dir), site_id,
+                 identity(data_dir, site_id, tables, (day,))),
+        make,
+    )  # fmt: skip
 
 
 def clear() -> None:

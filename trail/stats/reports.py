@@ -81,23 +81,29 @@ def visitor(data_dir: Path, f: Filter) -> list[dict[str, Any]]:
     rows = rows_for(data_dir, f)
     rolled = rollup_totals.bucket_totals(rows, starts, f.tz)
     custom: dict[int, Any] = {}
-    if rolled is not None:  # unfiltered, whole UTC days: from the per-day rollups
+    if rolled is not None:  # unfiltered, buckets of whole UTC days: from the per-day rollups
         by_bucket: dict[int, Any] = rolled
         all_by_bucket = {i: r["visitors"] for i, r in rolled.items()}
     else:
         idx = bucket_index(starts, f.tz)
         q = metrics_by(rows.by_bucket(idx), [idx], ["time"], windows=True)
-        unfiltered = rows.unfiltered().sessions(["visitor_id", "sign", "time"])
-        u = unfiltered.group_by(idx).agg(m.visitors().alias("all_visitors"))
-        queries = [q, u]
+        queries = [q]
+        # without any filter the denominators are the visitors themselves: not counted twice
+        alone = f.is_unfiltered and f.visitor_id is None and f.session_id is None
+        if not alone:
+            unfiltered = rows.unfiltered().sessions(["visitor_id", "sign", "time"])
+            queries.append(unfiltered.group_by(idx).agg(m.visitors().alias("all_visitors")))
         cm = custom_metrics(rows, [idx])
         if cm is not None:
             queries.append(cm)
         frames = pl.collect_all(queries)
         by_bucket = {r["bucket"]: r for r in frames[0].iter_rows(named=True)}
-        all_by_bucket = dict(frames[1].iter_rows())
+        if alone:
+            all_by_bucket = {i: r["visitors"] for i, r in by_bucket.items()}
+        else:
+            all_by_bucket = dict(frames[1].iter_rows())
         if cm is not None:
-            custom = {r["bucket"]: r for r in frames[2].iter_rows(named=True)}
+            custom = {r["bucket"]: r for r in frames[-1].iter_rows(named=True)}
     out = []
     for i, start in enumerate(starts):
         r = by_bucket.get(i, {})
@@ -125,7 +131,7 @@ def session_duration(data_dir: Path, f: Filter) -> list[dict[str, Any]]:
     days = bucket_starts(first, last, "day")
     rows = rows_for(data_dir, f)
     rolled = rollup_totals.bucket_totals(rows, days, f.tz)
-    if rolled is not None:  # unfiltered, whole UTC days: the per-day rollups' sums
+    if rolled is not None:  # unfiltered, UTC days: the per-day rollups' sums
         daily_sums = [
             {"bucket": i, "total": t["duration"], "n": t["duration_sessions"]}
             for i, t in rolled.items()

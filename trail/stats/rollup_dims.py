@@ -1,13 +1,14 @@
 """Breakdowns by session dimensions from the dimension rollups (trail.storage.dim_rollups).
 
-Without a filter, over whole UTC days: per value of the asked columns, sessions, views and
+Without a filter, over the whole UTC days of the window: per value of the asked columns, sessions, views and
 bounces add up over the days' combinations, the example referrer is the smallest of the days',
 and visitors are counted exactly over the union of the combinations' per-day visitor lists (the
 Rust kernel of the page rollups). A day without a usable rollup (the live day, a day not
 compacted yet, a deletion not compacted yet) is described from its rows by the same function
 compaction runs (dim_rollups.build_table), so a window that ends today still adds up exactly;
-with more than rollups.MAX_OPEN_DAYS such days the rows answer as before, as they do for a
-filter or a window that is not made of whole UTC days (None here).
+so are the slices of the UTC days at the ends of a window that is not made of whole UTC days (a
+site whose zone is not UTC; rollups.window_parts). With more than rollups.MAX_OPEN_DAYS whole
+days from rows the rows answer as before, as they do for a filter (None here).
 tests/stats/test_dim_rollups.py compares every report with the rows' answer.
 """
 
@@ -18,7 +19,6 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
 
 import numpy as np
 import polars as pl
@@ -135,18 +135,20 @@ def _visitors(
 
 
 def _days(rows: Rows, set_name: str) -> list[DayDims] | None:
-    """Every day of the window with session rows, from its rollup or its rows; None when the
-    rollups do not apply (a filter, not whole UTC days, too many days without a rollup)."""
+    """Every UTC day of the window with session rows, from its rollup or the rows of its part
+    in the window; None when the rollups do not apply (a filter, too many days without a
+    rollup)."""
     f = rows.f
     if not f.is_unfiltered or f.visitor_id is not None or f.session_id is not None:
         return None
-    days = rollups.days_or_gaps(rows.data_dir, "sessions", f.site_id, rows.start, rows.end)
-    if not days or sum(r is None for _, r in days) > rollups.MAX_OPEN_DAYS:
+    parts = rollups.window_parts(rows.data_dir, "sessions", f.site_id, rows.start, rows.end)
+    if not parts:
         return None  # (no days: no rows to read either)
     out = []
     try:
-        for day, r in days:
-            d = _from_rows(rows, day, set_name) if r is None else _from_rollup(r, set_name)
+        for p in parts:
+            r = p.rollup
+            d = _from_rows(rows, p, set_name) if r is None else _from_rollup(r, set_name)
             if d is None:
                 return None
             out.append(d)
@@ -173,12 +175,15 @@ def _from_rollup(r: rollups.DayRollup, set_name: str) -> DayDims | None:
     return DayDims(r.visitor_ids(), table, deltas, r, (directory, *stamps))
 
 
-def _from_rows(rows: Rows, day: date, set_name: str) -> DayDims:
-    """The day's combinations of `set_name` from its rows: every set is described at once and
-    remembered while the day's files stay the same (the other reports of a load ask for them)."""
+def _from_rows(rows: Rows, part: rollups.DayPart, set_name: str) -> DayDims:
+    """The day's (or its slice's) combinations of `set_name` from its rows: every set is
+    described at once and remembered while the day's files stay the same (the other reports of
+    a load ask for them)."""
+    span = None if part.whole else (part.start, part.end)
     ids, table, deltas = open_days.of_day(
-        "dims", rows.data_dir, rows.f.site_id, ("sessions",), day, lambda: _described(rows, day)
-    )
+        "dims", rows.data_dir, rows.f.site_id, ("sessions",), part.day,
+        lambda: _described(rows, part), span,
+    )  # fmt: skip
     set_id = dim_rollups.SET_IDS[set_name]
     in_set = (table["set"] == set_id).to_numpy()
     lens = table["visitors"].to_numpy().astype(np.int64)
@@ -188,11 +193,10 @@ def _from_rows(rows: Rows, day: date, set_name: str) -> DayDims:
     return DayDims(ids, table.filter(pl.Series(in_set)), lambda: own)
 
 
-def _described(rows: Rows, day: date) -> tuple[np.ndarray, pl.DataFrame, np.ndarray]:
-    """The day's sorted distinct visitor ids, its dimension table of every set (ordered by set)
-    and the table's delta-coded positions."""
-    start = datetime.combine(day, time(0), UTC)
-    lf = scan(rows.data_dir, "sessions", rows.f.site_id, start, start + timedelta(days=1),
+def _described(rows: Rows, part: rollups.DayPart) -> tuple[np.ndarray, pl.DataFrame, np.ndarray]:
+    """The day's (or its slice's) sorted distinct visitor ids, its dimension table of every set
+    (ordered by set) and the table's delta-coded positions."""
+    lf = scan(rows.data_dir, "sessions", rows.f.site_id, part.start, part.end,
               dim_rollups.COLUMNS)  # fmt: skip
     day_rows = lf.collect()
     ids = np.sort(day_rows.filter(pl.col("sign") >= 0)["visitor_id"].unique().to_numpy())

@@ -1,13 +1,17 @@
 """/statistics/events from the rollups (trail.storage.time_rollups, kind EVENTS), exactly.
 
-Without a filter, over whole UTC days: per event name, count and the durations' sum and number
+Without a filter: per event name, count and the durations' sum and number
 add up over days (the average is their quotient, truncated as the rows' mean is), the metadata
 keys are the union of the days', visitors are the distinct ids over the days' visitor lists.
 `views` are the views of the sessions that fired the event, each session once per name: a
 session with rows on one day only adds its views to that day's `session_views`; the others
 (sessions carried over midnight, or with rows late in a day) are the days' specials, whose
 views and event names are summed per session over the window first. A day without a usable
-rollup (the live day) is described from its rows by the same function; anything else (a
+rollup (the live day), and the slice of a UTC day at an end of a window that is not made of
+whole UTC days (a site whose zone is not UTC: the start's slice runs to the day's end, so the
+sessions it carries into the next day have rows in its last hour and are its specials, and the
+end's slice starts at the day's start), is described from its rows by the same function (see
+trail.stats.rollup_time.window_days); anything else (a
 filter, a deletion in the window, a carried session that is not a special of the day before)
 gives None: the rows answer. tests/stats/test_time_rollups.py compares both ways.
 """
@@ -23,7 +27,6 @@ from trail.storage import tombstones
 from trail.storage.time_rollups import CELLS, EVENTS, HOUR_MS, DayTime
 
 _KEYS = ["visitor_id", "session_id"]
-_DAY_MS = 24 * HOUR_MS
 SCHEMA = pl.Schema(
     {
         "name": pl.String(),
@@ -38,17 +41,17 @@ SCHEMA = pl.Schema(
 
 def event_stats(rows: Rows) -> pl.DataFrame | None:
     """name, count, visitors, views, average_duration_seconds and meta_keys per event name
-    over an unfiltered window of whole UTC days (no search: the caller applies it), or None."""
+    over an unfiltered window (no search: the caller applies it), or None."""
     f = rows.f
     if not f.is_unfiltered or f.visitor_id is not None or f.session_id is not None:
         return None
     ws, we = int(rows.start.timestamp() * 1000), int(rows.end.timestamp() * 1000)
-    if ws % _DAY_MS or we % _DAY_MS or we <= ws:
+    if we <= ws:
         return None
     stones = tombstones.load(rows.data_dir, f.site_id)
     if any(tombstones.relevant(stones, t, ws, we) for t in ("sessions", "events")):
         return None  # the rollup does not apply deletions
-    days = rollup_time.window_days(rows, ws, we)
+    days = rollup_time.window_days(rows, ws, we, sliced=True)
     if days is None:
         return None
     if not days:

@@ -1,17 +1,19 @@
 """hours and weekdays from the time rollups (trail.storage.time_rollups), exactly.
 
-Without a filter, for a zone whose offset is whole hours and the same all window long (a
-window that starts and ends on whole UTC hours), each local slot (hour of the day, hour of the
-week) is a set of UTC hours, so the report adds up the days' hours instead of reading every page
-view: views and the bounced one-view sessions counted by their start add up; the visitors of a
-slot are the distinct ids over its hours' visitor lists; the sessions of a slot are the sum of
-its hours' distinct sessions, less the repeats of sessions with views on several days (all of
-them are specials of every day they have rows on, see trail.storage.time_rollups); the bounces
-of reloads are the sessions whose bounced rows of several views sum to a live state over the
-window, once per slot they viewed a page in. A day without a usable rollup (the live day, a day
-not compacted yet) is described from its rows by the same function. Anything else (a filter,
-a deletion in the window, a session carried into a day that is not a special of the day before,
-more than rollups.MAX_OPEN_DAYS days from rows) gives None: the rows answer.
+Without a filter, for a zone whose offset is whole hours all window long (a window that starts
+and ends on whole UTC hours; across a change of offset, by whole hours, each UTC hour takes its
+own offset where the hours of each UTC day stay different slots: see hour_offsets), each local
+slot (hour of the day, hour of the week) is a set of UTC hours, so the report adds up the days'
+hours instead of reading every page view: views and the bounced one-view sessions counted by
+their start add up; the visitors of a slot are the distinct ids over its hours' visitor lists;
+the sessions of a slot are the sum of its hours' distinct sessions, less the repeats of sessions
+with views on several days (all of them are specials of every day they have rows on, see
+trail.storage.time_rollups); the bounces of reloads are the sessions whose bounced rows of
+several views sum to a live state over the window, once per slot they viewed a page in. A day
+without a usable rollup (the live day, a day not compacted yet) is described from its rows by
+the same function. Anything else (a filter, a deletion in the window, a session carried into a
+day that is not a special of the day before, more than rollups.MAX_OPEN_DAYS days from rows)
+gives None: the rows answer.
 tests/stats/test_time_rollups.py compares both ways.
 """
 
@@ -22,8 +24,9 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import polars as pl
@@ -41,37 +44,69 @@ _KEYS = ["visitor_id", "session_id"]
 _COUNTS = ("visitors", "sessions", "views", "bounces")
 
 
-def time_counts(rows: Rows, part: TimePart) -> pl.DataFrame | None:
+def time_counts(rows: Rows, part: TimePart, tz: ZoneInfo | None = None) -> pl.DataFrame | None:
     """visitors, sessions, views, bounces per value of `part` (a slot of UTC hours) over the
-    page views of an unfiltered window, as trail.stats.sources.metrics_by gives them; or None."""
+    page views of an unfiltered window, as trail.stats.sources.metrics_by gives them; or None.
+    With `tz`, `part` is taken over local hours whose offset comes from `tz` hour by hour instead
+    of `part.shift` (a zone that changes its offset in the window by whole hours)."""
     f = rows.f
     if not f.is_unfiltered or f.visitor_id is not None or f.session_id is not None:
         return None
     ws, we = int(rows.start.timestamp() * 1000), int(rows.end.timestamp() * 1000)
     if part.unit != HOUR_MS or part.shift % HOUR_MS or ws % HOUR_MS or we % HOUR_MS or we <= ws:
         return None
+    h0, h1 = ws // HOUR_MS, we // HOUR_MS
+    shifts = hour_offsets(tz, part, h0, h1) if tz is not None else None
+    if tz is not None and shifts is None:
+        return None
     if not starts_hold_views(rows, ["time"]):
         return None  # a deletion in the window: the rows decide otherwise
     days = window_days(rows, ws, we)
     if days is None:
         return None
-    return remembered(
-        days, ("time", part, ws, we), lambda: _count(days, part, ws // HOUR_MS, we // HOUR_MS)
-    )
+    question = ("time", part, tz.key if tz is not None else None, ws, we)
+    return remembered(days, question, lambda: _count(days, part, h0, h1, shifts))
 
 
-def window_days(rows: Rows, ws: int, we: int) -> list[DayTime] | None:
+def hour_offsets(tz: ZoneInfo, part: TimePart, h0: int, h1: int) -> np.ndarray | None:
+    """The offset of `tz`, in hours, of every UTC hour of [h0, h1) (hours since the epoch), or
+    None when one is not whole hours or changes within an hour, or when two hours of a UTC day
+    fall in one slot of `part` (the hour repeated when summer time ends), but for the day's last
+    hour: the sessions of a slot add up over its hours only while a session's hours of one day
+    are different slots, or when the session is a special of the day (a view in its last hour
+    makes it one), whose repeats are taken out (see _count). When summer time starts, the hour of
+    the day of the first UTC hour of that day comes back in its last one."""
+    out = np.empty(h1 - h0, dtype=np.int64)
+    for i, h in enumerate(range(h0, h1)):
+        at = datetime.fromtimestamp(h * HOUR_MS / 1000, UTC)
+        first = at.astimezone(tz).utcoffset()
+        last = (at + timedelta(milliseconds=HOUR_MS - 1)).astimezone(tz).utcoffset()
+        if first is None or first != last or first.total_seconds() % 3600:
+            return None
+        out[i] = int(first.total_seconds()) // 3600
+    hours = np.arange(h0, h1, dtype=np.int64)
+    slots = (hours + out + part.add) % part.modulus
+    others = hours % 24 != 23
+    per_day = (hours // 24 * part.modulus + slots)[others]
+    return out if len(np.unique(per_day)) == len(per_day) else None
+
+
+def window_days(rows: Rows, ws: int, we: int, *, sliced: bool = False) -> list[DayTime] | None:
     """Every UTC day the window [ws, we) (ms) touches that has session rows, from its rollup
-    or its rows; None when more than rollups.MAX_OPEN_DAYS are read from rows."""
+    or its rows (with `sliced`, only the part of the days at the window's ends that lies in it:
+    rollups.window_parts); None when more than rollups.MAX_OPEN_DAYS whole days are read from
+    rows."""
     first = datetime.fromtimestamp(ws // _DAY_MS * _DAY_MS / 1000, UTC)
     last = datetime.fromtimestamp(-(-we // _DAY_MS) * _DAY_MS / 1000, UTC)
-    listed = rollups.days_or_gaps(rows.data_dir, "sessions", rows.f.site_id, first, last)
-    if listed is None or sum(r is None for _, r in listed) > rollups.MAX_OPEN_DAYS:
+    if sliced:
+        first, last = datetime.fromtimestamp(ws / 1000, UTC), datetime.fromtimestamp(we / 1000, UTC)
+    parts = rollups.window_parts(rows.data_dir, "sessions", rows.f.site_id, first, last)
+    if parts is None:
         return None
     out = []
     try:
-        for day, r in listed:
-            d = _from_rows(rows, day) if r is None else _from_rollup(r)
+        for p in parts:
+            d = _from_rows(rows, p) if p.rollup is None else _from_rollup(p.rollup)
             if d is None:
                 return None
             out.append(d)
@@ -138,18 +173,21 @@ def remembered(
 _TABLES = ("sessions", "page_views", "events")
 
 
-def _from_rows(rows: Rows, day: date) -> DayTime | None:
-    """The day described from its rows, remembered by the files they are read from (segments
-    and parts are written once: a new or merged segment is a new name)."""
-    site = rows.f.site_id
+def _from_rows(rows: Rows, part: rollups.DayPart) -> DayTime | None:
+    """The day (or its slice in the window) described from its rows, remembered by the files
+    they are read from (segments and parts are written once: a new or merged segment is a new
+    name)."""
+    site, day = rows.f.site_id, part.day
     listings = [read_day(layout.day_dir(rows.data_dir, t, site, day)) for t in _TABLES]
-    key = ("rows", str(rows.data_dir), site, day, *(tuple(x.arrow + x.parquet) for x in listings))
+    span = None if part.whole else (part.start, part.end)
+    key = ("rows", str(rows.data_dir), site, day, span,
+           *(tuple(x.arrow + x.parquet) for x in listings))  # fmt: skip
     with _lock:
         hit = _cache.get(key)
         if hit is not None:
             _cache.move_to_end(key)
             return hit
-    d = _describe_rows(rows, day)
+    d = _describe_rows(rows, part)
     if d is not None:
         d = replace(d, identity=key)
         with _lock:
@@ -159,9 +197,8 @@ def _from_rows(rows: Rows, day: date) -> DayTime | None:
     return d
 
 
-def _describe_rows(rows: Rows, day: date) -> DayTime | None:
-    start = datetime.combine(day, time(0), UTC)
-    end = start + timedelta(days=1)
+def _describe_rows(rows: Rows, part: rollups.DayPart) -> DayTime | None:
+    start, end, day = part.start, part.end, part.day
     site = rows.f.site_id
     sess, views, events = pl.collect_all([
         scan(rows.data_dir, table, site, start, end, columns)
@@ -174,13 +211,17 @@ def _describe_rows(rows: Rows, day: date) -> DayTime | None:
     return None if isinstance(described, str) else described
 
 
-def _count(days: list[DayTime], part: TimePart, h0: int, h1: int) -> pl.DataFrame | None:
+def _count(
+    days: list[DayTime], part: TimePart, h0: int, h1: int, shifts: np.ndarray | None = None
+) -> pl.DataFrame | None:
     n = part.modulus
     if not days:
         return pl.DataFrame(schema={part.name: pl.Int64, **dict.fromkeys(_COUNTS, pl.Int64)})
 
     def slot(hours: np.ndarray) -> np.ndarray:
-        return (hours + part.shift // HOUR_MS + part.add) % n
+        # (every hour asked lies in [h0, h1): the cells, singles and specials are cut to it)
+        shift = part.shift // HOUR_MS if shifts is None else shifts[hours - h0]
+        return (hours + shift + part.add) % n
 
     views, sessions, singles = (np.zeros(n, dtype=np.int64) for _ in range(3))
     visitors: list[list[np.ndarray]] = [[] for _ in range(n)]
@@ -209,6 +250,8 @@ def _count(days: list[DayTime], part: TimePart, h0: int, h1: int) -> pl.DataFram
     )
     repeated = sp.group_by(_KEYS).len().filter(pl.col("len") > 1)
     wanted = pl.concat([reloaded.select(_KEYS), repeated.select(_KEYS)]).unique()
+    if shifts is not None:  # a last hour may share its slot with an earlier one: every special
+        wanted = sp.select(_KEYS).unique()
     cells_of = _special_cells(sp.join(wanted, on=_KEYS, how="semi"), h0, h1)
     cells_of = cells_of.with_columns(slot=pl.Series(slot(cells_of["hour"].to_numpy())))
     repeats = cells_of.group_by(*_KEYS, "slot").len().filter(pl.col("len") > 1)

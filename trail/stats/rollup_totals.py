@@ -2,11 +2,12 @@
 
 The unfiltered totals of a window (visitors, sessions, views, bounces, duration) are what
 /statistics/total answers without a filter and the denominator of every relative value and cr.
-When the window is made of whole UTC days that all have a usable rollup, they come from the
-rollups: sums add up over days and visitors are counted exactly over the union of the per-day
-id lists. Up to rollups.MAX_OPEN_DAYS days without one (the live day, a day whose compaction is
-due) are summed from their rows the way compaction sums a day, and their ids join the union.
-Otherwise None, and the caller reads rows.
+The whole UTC days of the window that have a usable rollup answer from it: sums add up over
+days and visitors are counted exactly over the union of the per-day id lists. Up to
+rollups.MAX_OPEN_DAYS whole days without one (the live day, a day whose compaction is due), and
+the slices of the UTC days at the ends of a window that is not made of whole UTC days (a site
+whose zone is not UTC), are summed from their rows the way compaction sums a day, and their ids
+join the union. Otherwise None, and the caller reads rows.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ import os
 import threading
 from bisect import bisect_right
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
+from itertools import pairwise
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -42,8 +44,9 @@ _union_ids: OrderedDict[tuple[tuple[str, int, int, int], ...], np.ndarray] = Ord
 
 @dataclass(frozen=True)
 class OpenDay:
-    """A day of the window without a usable rollup (the live day, a day not compacted yet),
-    summed from its rows as compaction would (rollups.summarize)."""
+    """A day of the window without a usable rollup (the live day, a day not compacted yet, the
+    slice of a day at an end of the window), summed from its rows as compaction would
+    (rollups.summarize)."""
 
     day: date
     sums: dict[str, int]
@@ -54,35 +57,33 @@ Day = rollups.DayRollup | OpenDay
 
 
 def window_days(rows: Rows) -> list[Day] | None:
-    """The days of an unfiltered window of whole UTC days: from their rollups, at most
-    rollups.MAX_OPEN_DAYS of them from rows; else None."""
-    f = rows.f
-    if not f.is_unfiltered or f.visitor_id is not None or f.session_id is not None:
-        return None
-    days = rollups.days_or_gaps(rows.data_dir, "sessions", f.site_id, rows.start, rows.end)
-    if days is None or sum(r is None for _, r in days) > rollups.MAX_OPEN_DAYS:
-        return None
-    return [r if r is not None else _open_day(rows, day) for day, r in days]
+    """The UTC days of an unfiltered window: from their rollups, at most
+    rollups.MAX_OPEN_DAYS whole days and the slices at the window's ends from rows (see
+    rollups.window_parts); else None."""
+    days = window_days_cut(rows, [])
+    return None if days is None else [d for _, d in days]
 
 
-def _open_day(rows: Rows, day: date) -> OpenDay:
-    """The day summed from its rows, once per set of its files (trail.stats.open_days)."""
+def _open_day(rows: Rows, part: rollups.DayPart) -> OpenDay:
+    """The day (or its slice) summed from its rows, once per set of its files
+    (trail.stats.open_days)."""
     site = rows.f.site_id
+    span = None if part.whole else (part.start, part.end)
     return open_days.of_day(
-        "sums", rows.data_dir, site, ("sessions",), day, lambda: _summed_day(rows, day)
-    )
+        "sums", rows.data_dir, site, ("sessions",), part.day,
+        lambda: _summed_day(rows, part), span,
+    )  # fmt: skip
 
 
-def _summed_day(rows: Rows, day: date) -> OpenDay:
-    start = datetime.combine(day, time(0), UTC)
-    lf = scan(rows.data_dir, "sessions", rows.f.site_id, start, start + timedelta(days=1),
+def _summed_day(rows: Rows, part: rollups.DayPart) -> OpenDay:
+    lf = scan(rows.data_dir, "sessions", rows.f.site_id, part.start, part.end,
               rollups.SUM_COLUMNS)  # fmt: skip
     sums, ids = pl.collect_all(rollups.summarize(lf))
     totals = {k: int(v or 0) for k, v in sums.row(0, named=True).items()}
     totals["visitors"] = ids.height
     day_ids = ids["visitor_id"].to_numpy()
     day_ids.flags.writeable = False  # shared by the reports that remember it
-    return OpenDay(day, totals, day_ids)
+    return OpenDay(part.day, totals, day_ids)
 
 
 def session_totals(rows: Rows) -> dict[str, int] | None:
@@ -97,23 +98,55 @@ def session_totals(rows: Rows) -> dict[str, int] | None:
 
 def bucket_totals(rows: Rows, starts: list[date], tz: ZoneInfo) -> dict[int, dict[str, int]] | None:
     """Unfiltered totals per time bucket (bucket index -> totals; empty buckets absent), when
-    every bucket starts on a UTC midnight and rollups cover the window; else None."""
+    rollups cover the window and every bucket holds a whole UTC day; else None.
+
+    A bucket that does not start on a UTC midnight (a local midnight of a zone that is not UTC)
+    splits the UTC day it starts in: both slices of that day are read from rows. A bucket
+    without a whole UTC day (a local day) would be read from rows entirely: the rows answer."""
     instants = [datetime.combine(d, time(0), tz).astimezone(UTC) for d in starts]
-    if any(i.time() != time(0) for i in instants):
+    spans = zip([max(i, rows.start) for i in instants], [*instants[1:], rows.end], strict=True)
+    if any(a < b and not _holds_whole_day(a, b) for a, b in spans):
         return None
-    days = window_days(rows)
+    days = window_days_cut(rows, instants[1:])
     if days is None:
         return None
-    bounds = [i.date() for i in instants]
     grouped: dict[int, list[Day]] = {}
-    for d in days:
-        grouped.setdefault(bisect_right(bounds, d.day) - 1, []).append(d)
+    for start, d in days:
+        grouped.setdefault(bisect_right(instants, start) - 1, []).append(d)
     out = {}
     for bucket, members in grouped.items():
         t: dict[str, int] = {k: sum(d.sums.get(k, 0) for d in members) for k in COLUMNS[1:]}
         t["visitors"] = visitors_of(members)
         out[bucket] = t
     return out
+
+
+def _holds_whole_day(start: datetime, end: datetime) -> bool:
+    """Whether [start, end) holds a whole UTC day."""
+    s = start.astimezone(UTC)
+    first = datetime.combine(s.date(), time(0), UTC)
+    if first < s:
+        first += timedelta(days=1)
+    return first + timedelta(days=1) <= end
+
+
+def window_days_cut(rows: Rows, cuts: list[datetime]) -> list[tuple[datetime, Day]] | None:
+    """window_days, with every UTC day that an instant of `cuts` falls inside (not on its
+    midnight) read from rows as the slices on either side of it; each with where it starts."""
+    f = rows.f
+    if not f.is_unfiltered or f.visitor_id is not None or f.session_id is not None:
+        return None
+    parts = rollups.window_parts(rows.data_dir, "sessions", f.site_id, rows.start, rows.end)
+    if parts is None:
+        return None
+    pieces = []
+    for p in parts:
+        edges = [p.start, *sorted(c for c in cuts if p.start < c < p.end), p.end]
+        if len(edges) == 2:
+            pieces.append(p)
+            continue
+        pieces += [replace(p, rollup=None, start=a, end=b) for a, b in pairwise(edges)]
+    return [(p.start, p.rollup or _open_day(rows, p)) for p in pieces]
 
 
 def visitors_of(days: list[Day]) -> int:

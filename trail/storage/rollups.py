@@ -23,9 +23,11 @@ caller names the format version it can read.
 Exactness: the ids are exact, and the union over days is counted exactly (trail.stats.kernels),
 so every number is the one the rows give. A day's rollup is used only when it still describes
 exactly what a scan would read: the manifest names it for the live parquet, no other segment is
-visible in the directory, and no tombstone newer than the compaction touches the day. The query
-side only uses rollups for windows made of whole UTC days, all of which have a usable rollup;
-anything else reads rows as before.
+visible in the directory, and no tombstone newer than the compaction touches the day. A window
+whose ends are not UTC midnights (a day of a site whose zone is not UTC) is split by
+`window_parts` into its whole UTC days, which may use their rollups, and the slices of the UTC
+days at its ends, which are read from rows: the sums and the visitor sets of the slices of a day
+are those of their rows, so they add up with the whole days' exactly.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -248,4 +250,51 @@ def days_or_gaps(
             if newest > r.sums["tombstones_at"]:
                 r = None  # a deletion the compacted file does not reflect yet
         out.append((day, r))
+    return out
+
+
+@dataclass(frozen=True)
+class DayPart:
+    """One UTC day of a window that has rows, and the part [start, end) of it in the window:
+    the whole day, or at either end of a window that is not made of whole UTC days, a slice."""
+
+    day: date
+    rollup: DayRollup | None  # usable and for the whole day; None: read [start, end) from rows
+    start: datetime
+    end: datetime
+
+    @property
+    def whole(self) -> bool:
+        return (self.end - self.start) == timedelta(days=1)
+
+
+def window_parts(
+    data_dir: Path,
+    table: str,
+    site_id: str,
+    start: datetime,
+    end: datetime,
+    version: int = VERSION,
+) -> list[DayPart] | None:
+    """Every UTC day of [start, end) that has rows, as the part of it in the window: the whole
+    days with their usable rollup (in format `version`) or None, like days_or_gaps; the slices
+    at the ends (when an end is not a UTC midnight) without one. None when rollups are off or
+    a whole day lacks a rollup beyond MAX_OPEN_DAYS of them (the rows of the window are then
+    read once instead)."""
+    s, e = start.astimezone(UTC), end.astimezone(UTC)
+    if not ENABLED or e <= s or not layout.is_site_id(site_id):
+        return None
+    first = datetime.combine(s.date(), datetime.min.time(), UTC)
+    last = datetime.combine(e.date(), datetime.min.time(), UTC)
+    last += timedelta(days=0 if e == last else 1)
+    whole = days_or_gaps(data_dir, table, site_id, first, last, version)
+    if whole is None:
+        return None
+    out = []
+    for day, r in whole:
+        lo = datetime.combine(day, datetime.min.time(), UTC)
+        part = DayPart(day, r, max(s, lo), min(e, lo + timedelta(days=1)))
+        out.append(part if part.whole else replace(part, rollup=None))
+    if sum(p.rollup is None and p.whole for p in out) > MAX_OPEN_DAYS:
+        return None
     return out

@@ -77,16 +77,17 @@ class Engine:
         self,
         route: str,
         body: bytes | str,
-        query: list[tuple[str, list[str]]],
+        query: dict[str, list[str]] | list[tuple[str, list[str]]],
         peer: str,
-        headers: list[tuple[str, str]],
+        headers: dict[str, str] | list[tuple[str, str]],
         origin: str,
         stamp: int,
         now: int | None = None,
     ) -> tuple[str, str, str, str, int]:
         """A browser route's request (collect, pirsch_hit, pirsch_event) from rate limit to
         stored rows: (outcome, cors, field or site key, message, retry-after seconds); outcome
-        "lookup_id" / "lookup_code" asks for `put_browser_site` first."""
+        "lookup_id" / "lookup_code" asks for `put_browser_site` first. `query` (read for
+        pirsch_hit only) and `headers` as dicts (Robyn's `to_dict()`) or as pairs."""
     def put_browser_site(
         self,
         kind: str,

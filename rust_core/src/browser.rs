@@ -393,16 +393,16 @@ fn json_object(body: &[u8]) -> Result<Map<String, Value>, Refusal> {
 
 /// A string field, stripped; "" when absent. Longer than `limit` characters is refused.
 fn string(
-    doc: &Map<String, Value>,
+    field: &Field,
     name: &str,
     required: bool,
     limit: Option<usize>,
 ) -> Result<String, Refusal> {
-    let value = match doc.get(name) {
-        None | Some(Value::Null) if required => return Err(refuse(name, "is required")),
-        None | Some(Value::Null) => return Ok(String::new()),
-        Some(Value::String(s)) => s,
-        Some(_) => return Err(refuse(name, "must be a string")),
+    let value = match field {
+        Field::Absent | Field::Null if required => return Err(refuse(name, "is required")),
+        Field::Absent | Field::Null => return Ok(String::new()),
+        Field::Str(s) => s,
+        _ => return Err(refuse(name, "must be a string")),
     };
     if required && value.trim().is_empty() {
         return Err(refuse(name, "must not be empty"));
@@ -415,11 +415,11 @@ fn string(
     Ok(value.trim().to_string())
 }
 
-fn screen(doc: &Map<String, Value>, name: &str) -> Result<Option<i64>, Refusal> {
-    let value = match doc.get(name) {
-        None | Some(Value::Null) => return Ok(None),
-        Some(Value::Number(n)) => n.as_f64().unwrap_or(f64::NAN),
-        Some(_) => return Err(refuse(name, "must be a number")),
+fn screen(field: &Field, name: &str) -> Result<Option<i64>, Refusal> {
+    let value = match field {
+        Field::Absent | Field::Null => return Ok(None),
+        Field::Num(n) => *n,
+        _ => return Err(refuse(name, "must be a number")),
     };
     screen_value(name, value)
 }
@@ -469,31 +469,31 @@ pub struct Collect {
 /// Validate a TinyTrail collect body; the refusal names the field (trail/services/collect.py
 /// `parse_collect` is the same rules in Python).
 pub fn parse_collect(body: &[u8]) -> Result<Collect, Refusal> {
-    let doc = json_object(body)?;
-    let website_id = string(&doc, "website_id", true, Some(64))?;
-    let event_type = string(&doc, "event_type", true, Some(64))?;
+    let doc = collect_doc(body)?;
+    let website_id = string(&doc.website_id, "website_id", true, Some(64))?;
+    let event_type = string(&doc.event_type, "event_type", true, Some(64))?;
     if !EVENT_TYPES.contains(&event_type.as_str()) {
         let message = format!("must be one of {}", EVENT_TYPES.join(", "));
         return Err(refuse("event_type", message));
     }
-    let url = string(&doc, "url", true, Some(MAX_URL))?;
+    let url = string(&doc.url, "url", true, Some(MAX_URL))?;
     http_url(&url, "url")?;
-    let path = string(&doc, "path", true, Some(MAX_URL))?;
+    let path = string(&doc.path, "path", true, Some(MAX_URL))?;
     if !path.starts_with('/') {
         return Err(refuse("path", "must start with /"));
     }
-    let props = match doc.get("properties") {
+    let props = match doc.properties {
         None | Some(Value::Null) => Map::new(),
-        Some(Value::Object(p)) => p.clone(),
+        Some(Value::Object(p)) => p,
         Some(_) => return Err(refuse("properties", "must be an object")),
     };
-    let url = with_utm(&url, &doc)?;
+    let url = with_utm(&url, &doc.utm)?;
     let mut item = HitInput {
         url: Some(url),
-        referrer: Some(string(&doc, "referrer", false, Some(MAX_URL))?),
-        title: Some(cut(&string(&doc, "title", false, None)?, MAX_TITLE)),
-        screen_width: screen(&doc, "screen_width")?,
-        screen_height: screen(&doc, "screen_height")?,
+        referrer: Some(string(&doc.referrer, "referrer", false, Some(MAX_URL))?),
+        title: Some(cut(&string(&doc.title, "title", false, None)?, MAX_TITLE)),
+        screen_width: screen(&doc.screen_width, "screen_width")?,
+        screen_height: screen(&doc.screen_height, "screen_height")?,
         ..Default::default()
     };
     let kind = match event_type.as_str() {
@@ -509,6 +509,170 @@ pub fn parse_collect(body: &[u8]) -> Result<Collect, Refusal> {
         kind,
         item,
     })
+}
+
+/// A top-level field of a collect body as far as the rules look at it.
+#[derive(Debug, Default)]
+enum Field<'a> {
+    #[default]
+    Absent,
+    Null,
+    /// Borrowed from the body unless the JSON string has escapes.
+    Str(std::borrow::Cow<'a, str>),
+    Num(f64),
+    /// A bool, array or object.
+    Other,
+}
+
+/// A collect body's fields, read in one pass over the JSON without building a tree of it. What
+/// it accepts and refuses is what parsing it into a `serde_json::Value` did: the values the
+/// rules do not look at (unknown fields, arrays, objects) are still parsed as `Value`s and
+/// dropped, so a malformed one fails the same way; a repeated name keeps its last value.
+#[derive(Debug, Default)]
+struct CollectDoc<'a> {
+    website_id: Field<'a>,
+    event_type: Field<'a>,
+    url: Field<'a>,
+    path: Field<'a>,
+    referrer: Field<'a>,
+    title: Field<'a>,
+    screen_width: Field<'a>,
+    screen_height: Field<'a>,
+    /// utm_source, utm_medium, utm_campaign (UTM_FIELDS' order).
+    utm: [Field<'a>; 3],
+    properties: Option<Value>,
+}
+
+/// The body as a collect document, under `json_object`'s rules.
+fn collect_doc(body: &[u8]) -> Result<CollectDoc<'_>, Refusal> {
+    let starts_object = body
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|b| *b == b'{');
+    if body.len() > MAX_COLLECT_BODY || !starts_object {
+        // Too big, empty, or not an object: json_object's answer, whatever it is.
+        return Err(json_object(body)
+            .err()
+            .unwrap_or_else(|| refuse("body", "must be a JSON object")));
+    }
+    match serde_json::from_slice::<CollectDoc>(body) {
+        Ok(doc) => Ok(doc),
+        Err(e) => Err(refuse("body", format!("malformed JSON: {e}"))),
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Field<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        de.deserialize_any(FieldVisitor)
+    }
+}
+
+struct FieldVisitor;
+
+impl<'de> serde::de::Visitor<'de> for FieldVisitor {
+    type Value = Field<'de>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Field<'de>, E> {
+        Ok(Field::Str(std::borrow::Cow::Borrowed(v)))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Field<'de>, E> {
+        Ok(Field::Str(std::borrow::Cow::Owned(v.to_string())))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Field<'de>, E> {
+        Ok(Field::Str(std::borrow::Cow::Owned(v)))
+    }
+    fn visit_unit<E>(self) -> Result<Field<'de>, E> {
+        Ok(Field::Null)
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Field<'de>, E> {
+        Ok(Field::Num(v as f64))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Field<'de>, E> {
+        Ok(Field::Num(v as f64))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Field<'de>, E> {
+        Ok(Field::Num(v))
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Field<'de>, E> {
+        Ok(Field::Other)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Field<'de>, A::Error> {
+        while seq.next_element::<Value>()?.is_some() {}
+        Ok(Field::Other)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Field<'de>, A::Error> {
+        while map.next_entry::<String, Value>()?.is_some() {}
+        Ok(Field::Other)
+    }
+}
+
+/// An object key, borrowed from the body unless it has escapes.
+struct Key<'a>(std::borrow::Cow<'a, str>);
+
+impl<'de> serde::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> serde::de::Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string key")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(std::borrow::Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(std::borrow::Cow::Owned(v.to_string())))
+            }
+        }
+        de.deserialize_str(KeyVisitor)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for CollectDoc<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        struct DocVisitor;
+        impl<'de> serde::de::Visitor<'de> for DocVisitor {
+            type Value = CollectDoc<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<CollectDoc<'de>, A::Error> {
+                let mut doc = CollectDoc::default();
+                while let Some(Key(key)) = map.next_key::<Key>()? {
+                    let slot = match key.as_ref() {
+                        "website_id" => &mut doc.website_id,
+                        "event_type" => &mut doc.event_type,
+                        "url" => &mut doc.url,
+                        "path" => &mut doc.path,
+                        "referrer" => &mut doc.referrer,
+                        "title" => &mut doc.title,
+                        "screen_width" => &mut doc.screen_width,
+                        "screen_height" => &mut doc.screen_height,
+                        "utm_source" => &mut doc.utm[0],
+                        "utm_medium" => &mut doc.utm[1],
+                        "utm_campaign" => &mut doc.utm[2],
+                        "properties" => {
+                            doc.properties = Some(map.next_value::<Value>()?);
+                            continue;
+                        }
+                        _ => {
+                            map.next_value::<Value>()?;
+                            continue;
+                        }
+                    };
+                    *slot = map.next_value::<Field>()?;
+                }
+                Ok(doc)
+            }
+        }
+        de.deserialize_map(DocVisitor)
+    }
 }
 
 /// Event types map onto events: scrolls are non-interactive (scrolling alone does not turn a
@@ -548,10 +712,10 @@ fn scalars(props: &Map<String, Value>, skip: Option<&str>) -> BTreeMap<String, V
 }
 
 /// Add UTM fields given beside the URL to its query, unless the URL carries them already.
-fn with_utm(url: &str, doc: &Map<String, Value>) -> Result<String, Refusal> {
+fn with_utm(url: &str, utm: &[Field; 3]) -> Result<String, Refusal> {
     let mut extra = Vec::new();
-    for name in UTM_FIELDS {
-        let value = string(doc, name, false, Some(MAX_TEXT))?;
+    for (name, field) in UTM_FIELDS.into_iter().zip(utm) {
+        let value = string(field, name, false, Some(MAX_TEXT))?;
         if !value.is_empty() {
             extra.push((name, value));
         }
@@ -678,25 +842,29 @@ pub fn hit_item(params: &Params) -> Result<HitInput, Refusal> {
 pub fn peer_address(raw: &str) -> IpAddr {
     let text = raw.trim();
     let no_port = text.rsplit_once(':').map_or(text, |(head, _)| head);
-    let unbracket = |s: &str| s.trim_start_matches('[').trim_end_matches(']').to_string();
-    [
-        text.to_string(),
-        no_port.to_string(),
-        unbracket(text),
-        unbracket(no_port),
-    ]
-    .iter()
-    .find_map(|c| c.parse().ok())
-    .unwrap_or(IpAddr::from([0, 0, 0, 0]))
+    let bare = |s: &str| -> Option<IpAddr> {
+        s.trim_start_matches('[').trim_end_matches(']').parse().ok()
+    };
+    text.parse()
+        .ok()
+        .or_else(|| no_port.parse().ok())
+        .or_else(|| bare(text))
+        .or_else(|| bare(no_port))
+        .unwrap_or(IpAddr::from([0, 0, 0, 0]))
 }
 
 /// The rate-limit key of a client IP in the shared `collect` bucket; the IP itself is not
-/// stored, only a keyed digest of it.
-pub fn rate_key(ip: &str) -> String {
+/// stored, only a keyed digest of its text form.
+pub fn rate_key(ip: IpAddr) -> String {
     use std::hash::Hasher;
+    use std::io::Write;
+    let mut text = [0u8; 64]; // the longest IPv6 text is 45 bytes
+    let mut cursor = std::io::Cursor::new(&mut text[..]);
+    let _ = write!(cursor, "{ip}");
+    let len = cursor.position() as usize;
     let mut h =
         siphasher::sip::SipHasher24::new_with_keys(0x7472_6169_6c5f_7261, 0x7465_5f6c_696d_6974);
-    h.write(ip.as_bytes());
+    h.write(&text[..len]);
     format!("collect:{:016x}", h.finish())
 }
 

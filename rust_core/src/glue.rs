@@ -273,6 +273,7 @@ impl Engine {
                 .map(|(k, v)| (k.to_ascii_lowercase(), v))
                 .collect(),
         );
+        let client = crate::ip::ip_from_request(peer, &headers, &self.inner.trusted);
         let body = body.as_bytes();
         let site = SiteCtx {
             id: site_id,
@@ -288,7 +289,7 @@ impl Engine {
             }
             let hits = checker.check_all(kind, items)?;
             let origin = Origin::Browser {
-                peer,
+                client,
                 headers: &headers,
             };
             self.inner.ingest(&site, kind, &hits, &origin)
@@ -298,8 +299,10 @@ impl Engine {
 
     /// A request of a browser route (`collect`, `pirsch_hit`, `pirsch_event`) from rate limit to
     /// stored rows in one call (see browser.rs). `body` is `bytes` or the `str` Robyn decoded
-    /// it into, `query` the query string as the HTTP layer split it, `peer` the socket
-    /// address, `stamp` the meta store's last transaction id.
+    /// it into; `query` the query string as the HTTP layer split it, a dict of name -> list of
+    /// values or (name, values) pairs; `peer` the socket address; `headers` a dict of name ->
+    /// value (repeated headers joined with ", ") or (name, value) pairs; `stamp` the meta
+    /// store's last transaction id.
     /// Answers (outcome, cors, text, message, retry_after): outcome "accepted", "silent",
     /// "invalid" (text = field), "not_found", "limited" (retry_after in s), "not_browser", or
     /// "lookup_id" / "lookup_code" (text = the key: `put_browser_site` it, then ask again); cors
@@ -311,9 +314,9 @@ impl Engine {
         py: Python<'_>,
         route: &str,
         body: &Bound<'_, PyAny>,
-        query: Vec<(String, Vec<String>)>,
+        query: &Bound<'_, PyAny>,
         peer: &str,
-        headers: Vec<(String, String)>,
+        headers: &Bound<'_, PyAny>,
         origin: &str,
         stamp: u64,
         now: Option<i64>,
@@ -324,12 +327,12 @@ impl Engine {
             "pirsch_event" => Route::PirschEvent,
             other => return Err(PyValueError::new_err(format!("unknown route {other:?}"))),
         };
-        let headers = Headers(
-            headers
-                .into_iter()
-                .map(|(k, v)| (k.to_ascii_lowercase(), v))
-                .collect(),
-        );
+        let headers = request_headers(headers)?;
+        let query = if route == Route::PirschHit {
+            query_pairs(query)?
+        } else {
+            Vec::new()
+        };
         let peer = crate::browser::peer_address(peer);
         let checker = self.checker(Source::Browser, false, now);
         let mut encoded = None;
@@ -457,17 +460,18 @@ impl Engine {
         peer: IpAddr,
         headers: &Headers,
     ) -> Result<BrowserReply, CoreError> {
-        let rate = self.collect_limit.map(|(limit, window_ms)| {
-            let ip = crate::ip::ip_from_request(peer, headers, &self.inner.trusted);
-            RateCount {
-                key: crate::browser::rate_key(&ip.to_string()),
-                limit,
-                window_ms,
-                now: checker.now,
-            }
+        if matches!(answer, Answer::Lookup(_) | Answer::NotBrowser) {
+            return Ok(plain_reply(answer));
+        }
+        // The client IP once, for the rate key and the stored hit.
+        let client = crate::ip::ip_from_request(peer, headers, &self.inner.trusted);
+        let rate = self.collect_limit.map(|(limit, window_ms)| RateCount {
+            key: crate::browser::rate_key(client),
+            limit,
+            window_ms,
+            now: checker.now,
         });
         let answer = match answer {
-            Answer::Lookup(_) | Answer::NotBrowser => return Ok(plain_reply(answer)),
             Answer::Ingest {
                 site,
                 kind,
@@ -481,7 +485,7 @@ impl Engine {
                             id: site.id.clone(),
                             hostname: site.hostname.clone(),
                         };
-                        let origin = Origin::Browser { peer, headers };
+                        let origin = Origin::Browser { client, headers };
                         let (summary, wait) = self.inner.ingest_counted(
                             &ctx,
                             kind,
@@ -548,6 +552,44 @@ fn body_bytes<'a, 'py>(
         .map_err(PyErr::from)?;
     let bytes: &'a Bound<'py, PyBytes> = encoded.insert(bytes);
     Ok(bytes.as_bytes())
+}
+
+/// A browser request's headers: a dict of name -> value (Robyn's `Headers.to_dict()`, names
+/// lowercase, repeated headers joined with ", ") or a sequence of (name, value) pairs. Read
+/// from the dict in place, without a list of tuples in between.
+fn request_headers(obj: &Bound<'_, PyAny>) -> PyResult<Headers> {
+    let lower = |k: &str| {
+        if k.bytes().any(|b| b.is_ascii_uppercase()) {
+            k.to_ascii_lowercase()
+        } else {
+            k.to_string()
+        }
+    };
+    if let Ok(dict) = obj.cast::<PyDict>() {
+        let mut pairs = Vec::with_capacity(dict.len());
+        for (k, v) in dict.iter() {
+            let (k, v) = (k.cast_into::<PyString>()?, v.cast_into::<PyString>()?);
+            pairs.push((lower(k.to_str()?), v.to_str()?.to_string()));
+        }
+        return Ok(Headers(pairs));
+    }
+    let pairs: Vec<(String, String)> = obj.extract()?;
+    Ok(Headers(
+        pairs.into_iter().map(|(k, v)| (lower(&k), v)).collect(),
+    ))
+}
+
+/// A query string as the HTTP layer split it: a dict of name -> list of values (Robyn's
+/// `QueryParams.to_dict()`) or a sequence of (name, values) pairs.
+fn query_pairs(obj: &Bound<'_, PyAny>) -> PyResult<Vec<(String, Vec<String>)>> {
+    if let Ok(dict) = obj.cast::<PyDict>() {
+        let mut pairs = Vec::with_capacity(dict.len());
+        for (k, v) in dict.iter() {
+            pairs.push((k.extract()?, v.extract()?));
+        }
+        return Ok(pairs);
+    }
+    obj.extract()
 }
 
 /// The reply of an answer that stores nothing (an `Ingest` here is one the site's owner

@@ -15,7 +15,7 @@ use crate::drops::DropReason;
 use crate::errors::Result;
 use crate::geo::{Geo, Location};
 use crate::hit::{ClientHints, Headers, HitInput, HitKind};
-use crate::ip::{ip_from_request, TrustedProxies};
+use crate::ip::TrustedProxies;
 use crate::ratelimit::RateCount;
 use crate::referrer::{self, Referrer};
 use crate::rows::{Dims, RequestRow, SiteRows};
@@ -37,10 +37,14 @@ pub struct SiteCtx {
     pub hostname: String,
 }
 
-/// Where a hit came from: a server-side API call (IP in the body) or a browser (socket peer).
+/// Where a hit came from: a server-side API call (IP in the body) or a browser, with its client
+/// IP as `ip::ip_from_request` resolved it from the socket peer and the headers.
 pub enum Origin<'a> {
     Api,
-    Browser { peer: IpAddr, headers: &'a Headers },
+    Browser {
+        client: IpAddr,
+        headers: &'a Headers,
+    },
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -135,7 +139,7 @@ impl Engine {
         let rules = self.rules_for(site);
         let prepared: Vec<Prepared> = hits
             .iter()
-            .map(|hit| self.prepare(Draft::new(self, site, &rules, kind, hit, origin)))
+            .map(|hit| self.prepare(Draft::new(site, &rules, kind, hit, origin)))
             .collect();
         let mut rows = Vec::with_capacity(prepared.len() * 4);
         let mut summary = Summary::default();
@@ -221,7 +225,6 @@ impl Engine {
 
 impl<'a> Draft<'a> {
     fn new(
-        engine: &Engine,
         site: &SiteCtx,
         rules: &'a SiteRules,
         kind: HitKind,
@@ -232,7 +235,7 @@ impl<'a> Draft<'a> {
         let ip = match origin {
             // Validation refuses an API item without a valid IP; 0.0.0.0 is never reached.
             Origin::Api => input.ip.unwrap_or(IpAddr::from([0, 0, 0, 0])),
-            Origin::Browser { peer, headers } => ip_from_request(*peer, headers, &engine.trusted),
+            Origin::Browser { client, .. } => *client,
         };
         // A path-only URL (server SDKs) is on the site's hostname: allowed, filtered, stored
         // and told apart from a referrer under that name.

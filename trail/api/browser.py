@@ -66,16 +66,22 @@ def _judge(
     ctx: Context,
     request: Any,
     route: str,
-    query: list[tuple[str, list[str]]] | None = None,
+    query: dict[str, list[str]] | None = None,
+    headers: Any = None,
 ) -> tuple[str, collect.Verdict]:
     """The request's Origin and the engine's verdict (Robyn builds the headers anew on every
-    read of `request.headers`: they are read once)."""
-    headers = request.headers
+    read of `request.headers`: they are read once, or passed in by a caller that read them,
+    and go to the engine as Robyn's dict)."""
+    if headers is None:
+        headers = request.headers
     origin = (headers.get("origin") or "").strip()
     verdict = collect.judge(
-        ctx, route, request.body, query or [], request.ip_addr, headers.to_dict(), origin
+        ctx, route, request.body, query or _NO_QUERY, request.ip_addr, headers.to_dict(), origin
     )
     return origin, verdict
+
+
+_NO_QUERY: dict[str, list[str]] = {}
 
 
 def _allowed(ctx: Context, origin: str, verdict: collect.Verdict) -> bool:
@@ -195,17 +201,17 @@ def hit_item(params: dict[str, list[str]]) -> dict[str, Any]:
 
 @pirsch_routes.get("/api/v1/hit")
 def get_hit(ctx: Context, request: Any) -> Response:
-    query = list(request.query_params.to_dict().items())
-    origin, verdict = _judge(ctx, request, "pirsch_hit", query)
+    origin, verdict = _judge(ctx, request, "pirsch_hit", request.query_params.to_dict())
     allowed = _allowed(ctx, origin, verdict)
     _refuse(verdict, origin, allowed, HIT_METHODS, FieldError)
     return _answer(200, origin, allowed, HIT_METHODS)
 
 
-def post_event(ctx: Context, request: Any) -> Response | None:
+def post_event(ctx: Context, request: Any, headers: Any = None) -> Response | None:
     """A browser event carrying `identification_code` (no API key); None if the body has no code,
-    so the caller answers as an authenticated route would (401)."""
-    origin, verdict = _judge(ctx, request, "pirsch_event")
+    so the caller answers as an authenticated route would (401). `headers`: the request's, if
+    the caller read them already."""
+    origin, verdict = _judge(ctx, request, "pirsch_event", headers=headers)
     if verdict.outcome == "not_browser":
         return None
     allowed = _allowed(ctx, origin, verdict)

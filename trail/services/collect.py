@@ -293,18 +293,18 @@ def judge(
     ctx: Context,
     route: str,
     body: bytes | str,
-    query: list[tuple[str, list[str]]],
+    query: dict[str, list[str]],
     peer: str | None,
     headers: dict[str, str],
     origin: str,
 ) -> Verdict:
     """One browser request (`route`: collect, pirsch_hit, pirsch_event) through the engine, from
-    rate limit to stored rows; a site the engine does not know yet is looked up here first."""
-    pairs = list(headers.items())
+    rate limit to stored rows; a site the engine does not know yet is looked up here first.
+    `query` and `headers` are Robyn's dicts (names lowercase), read by the engine in place."""
     stamp = meta_stamp(ctx)
     for _ in range(3):  # one lookup, then the engine knows the site (or that there is none)
         outcome, cors, text, message, retry = ctx.engine.browser(
-            route, body, query, peer or "", pairs, origin, stamp
+            route, body, query, peer or "", headers, origin, stamp
         )
         if not outcome.startswith("lookup_"):
             return Verdict(outcome, cors, text, message, retry)

@@ -92,6 +92,54 @@ fn collect_event_types_map_onto_kinds() {
 }
 
 #[test]
+fn collect_bodies_read_as_their_json_value_reads() {
+    // Escapes in names and values are decoded; a repeated name keeps its last value.
+    let c = parse_collect(&body(
+        r#","ti\u0074le":"a\"b","title":"c\u00e9","title":"d\"e""#,
+    ))
+    .unwrap();
+    assert_eq!(c.item.title.as_deref(), Some("d\"e"));
+    // Fields the rules do not read are still parsed as JSON: malformed or out-of-range values
+    // there refuse the body, nested ones are fine.
+    for (extra, ok) in [
+        (r#","x":{"y":[1,{"z":null}]},"ok":true"#, true),
+        (r#","x":1e400"#, false),
+        (r#","screen_width":1e400"#, false),
+        (r#","title":[1e400]"#, false),
+        (r#","x":"\ud800""#, false),
+        (r#","x":[1,]"#, false),
+    ] {
+        let got = parse_collect(&body(extra));
+        assert_eq!(got.is_ok(), ok, "{extra}: {got:?}");
+        if let Err(r) = got {
+            assert_eq!(r.field, "body", "{extra}");
+            assert!(
+                r.message.starts_with("malformed JSON: "),
+                "{extra}: {}",
+                r.message
+            );
+        }
+    }
+    // Trailing text, a non-object, null fields.
+    assert_eq!(refused_field(&[body(""), b" x".to_vec()].concat()), "body");
+    let r = parse_collect(b" [1]").unwrap_err();
+    assert_eq!(
+        (r.field.as_str(), r.message.as_str()),
+        ("body", "must be a JSON object")
+    );
+    let r = parse_collect(&body(r#","url":null"#)).unwrap_err();
+    assert_eq!(
+        (r.field.as_str(), r.message.as_str()),
+        ("url", "is required")
+    );
+    let r = parse_collect(&body(r#","title":{"a":1}"#)).unwrap_err();
+    assert_eq!(
+        (r.field.as_str(), r.message.as_str()),
+        ("title", "must be a string")
+    );
+}
+
+#[test]
 fn utm_fields_join_the_query_unless_present() {
     let url = |extra: &str| parse_collect(&body(extra)).unwrap().item.url.unwrap();
     assert_eq!(
@@ -194,8 +242,11 @@ fn peer_addresses_and_ids() {
     }
     assert!(is_uuid(SITE) && is_uuid(&SITE.to_uppercase()));
     assert!(!is_uuid("nope") && !is_uuid(&SITE.replace('-', "x")));
-    assert_ne!(rate_key("1.2.3.4"), rate_key("1.2.3.5"));
-    assert!(rate_key("1.2.3.4").starts_with("collect:"));
+    let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
+    assert_ne!(rate_key(ip("1.2.3.4")), rate_key(ip("1.2.3.5")));
+    assert!(rate_key(ip("1.2.3.4")).starts_with("collect:"));
+    // The digest of the IP's text form: the keys of counters written before stay the same.
+    assert_eq!(rate_key(ip("1.2.3.4")), "collect:9e78ab6a95a00de2");
 }
 
 fn request<'a>(route: Route, body: &'a [u8], query: &'a Params) -> Request<'a> {

@@ -157,7 +157,7 @@ fn a_dropped_hit_carries_its_reason() {
         ("x-purpose".into(), "preview".into()),
     ]);
     let browser = Origin::Browser {
-        peer: "81.2.69.8".parse().expect("ip"),
+        client: "81.2.69.8".parse().expect("ip"),
         headers: &headers,
     };
     let page = json!({"url": "https://example.com/", "user_agent": HUMAN});
@@ -202,7 +202,6 @@ fn an_event_gets_its_name_duration_and_metadata() {
     let rules = e.rules_for(&site());
     let origin = Origin::Api;
     let p = e.prepare(Draft::new(
-        &e,
         &site(),
         &rules,
         HitKind::Event,
@@ -226,7 +225,6 @@ fn a_path_only_url_is_on_the_site_hostname() {
         let hits = valid(HitKind::PageView, Source::Api, item);
         let rules = e.rules_for(&site());
         e.prepare(Draft::new(
-            e,
             &site(),
             &rules,
             HitKind::PageView,

@@ -45,8 +45,9 @@ def post_hit_batch(ctx: Context, request: Any) -> Response:
 
 @routes.post("/api/v1/event")
 def post_event(ctx: Context, request: Any) -> Response:
-    if not request.headers.get("authorization"):
-        answer = browser.post_event(ctx, request)
+    headers = request.headers
+    if not headers.get("authorization"):
+        answer = browser.post_event(ctx, request, headers)
         if answer is not None:
             return answer
     return _ingest(ctx, request, "event", batch=False)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -46,12 +45,7 @@ FILTERS = [
 ]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def rollups_on() -> Iterator[None]:
-    """The rollups are compared with the rows below, whatever TRAIL_ROLLUPS says."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(rollups, "ENABLED", True)
-        yield
+pytestmark = pytest.mark.usefixtures("rollups_on")  # (tests/stats/conftest.py)
 
 
 def day_iso(i: int) -> str:

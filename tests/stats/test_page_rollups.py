@@ -42,12 +42,7 @@ visit = st.tuples(
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def rollups_on() -> Iterator[None]:
-    """The rollups are compared with the rows below, whatever TRAIL_ROLLUPS says."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(rollups, "ENABLED", True)
-        yield
+pytestmark = pytest.mark.usefixtures("rollups_on")  # (tests/stats/conftest.py)
 
 
 @contextmanager

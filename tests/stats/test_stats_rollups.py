@@ -8,7 +8,6 @@ Polars answer over the same rows.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -40,12 +39,7 @@ FILTERS = [
 ]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def rollups_on() -> Iterator[None]:
-    """The rollups are compared with the rows below, whatever TRAIL_ROLLUPS says."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(rollups, "ENABLED", True)
-        yield
+pytestmark = pytest.mark.usefixtures("rollups_on")  # (tests/stats/conftest.py)
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,6 @@ slices share visitors with the whole days.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -44,12 +43,7 @@ WINDOWS = [
 ]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def rollups_on() -> Iterator[None]:
-    """The rollups are compared with the rows below, whatever TRAIL_ROLLUPS says."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(rollups, "ENABLED", True)
-        yield
+pytestmark = pytest.mark.usefixtures("rollups_on")  # (tests/stats/conftest.py)
 
 
 def closed_after(days: int) -> float:

@@ -28,12 +28,12 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from trail.stats import kernels, rollup_events, rollup_totals, rollup_visitors
+from trail.stats import kernels, rollup_events, rollup_pages, rollup_totals, rollup_visitors
 from trail.stats import metrics as m
 from trail.stats.filters import Filter
 from trail.stats.scan import scan
 from trail.stats.sources import Rows, rows_for
-from trail.storage import page_rollups, rollups
+from trail.storage import rollups
 
 
 def goal_totals(data_dir: Path, f: Filter, goal: dict[str, Any]) -> dict[str, Any] | None:
@@ -77,17 +77,12 @@ def _event_totals(rows: Rows, name: str) -> tuple[int, int] | None:
 
 def _pattern_totals(rows: Rows, pattern: str) -> tuple[int, int] | None:
     """Visitors and views of the page views whose path matches `pattern`, or None."""
-    f = rows.f
-    pages = rollups.days_or_gaps(rows.data_dir, "page_views", f.site_id, rows.start, rows.end,
-                                 page_rollups.VERSION)  # fmt: skip
-    sessions = rollups.days_or_gaps(rows.data_dir, "sessions", f.site_id, rows.start, rows.end)
-    if pages is None or sessions is None:
+    found = rollup_pages.indexed_days(rows)
+    if found is None:
         return None
-    ids_of = {day: r for day, r in sessions if r is not None}
-    closed = [r for _, r in pages if r is not None and _current(r, ids_of.get(r.day))]
-    opened = [day for day, _ in pages if day not in {r.day for r in closed}]
-    if len(opened) > rollups.MAX_OPEN_DAYS:
-        return None
+    days, current, ids_of = found
+    closed = list(current.values())
+    opened = [day for day in days if day not in current]
     try:
         parts = _closed_days(closed, ids_of, pattern)
         parts += [_open_day(rows, day, pattern) for day in opened]
@@ -95,11 +90,6 @@ def _pattern_totals(rows: Rows, pattern: str) -> tuple[int, int] | None:
         return None  # replaced and purged since listed, damaged, or a bad regex: the rows say
     views = sum(v for _, v in parts)
     return kernels.distinct_count([ids for ids, _ in parts]), views
-
-
-def _current(r: rollups.DayRollup, ids: rollups.DayRollup | None) -> bool:
-    """Whether a page rollup indexes the day's current sessions rollup."""
-    return ids is not None and r.entry.get("ids_file") == Path(ids.file).name
 
 
 def _closed_days(

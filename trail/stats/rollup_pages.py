@@ -110,13 +110,42 @@ def _window(
     return closed, opened, ids_of
 
 
+def indexed_days(
+    rows: Rows, needs: str = ""
+) -> tuple[list[date], dict[date, rollups.DayRollup], dict[date, rollups.DayRollup]] | None:
+    """The window's days with page views; those whose page rollup indexes the day's current
+    sessions rollup (and names `needs` in its entry, such as the tag rollup's file), by day; and
+    the sessions rollups by day. None when the rollups cannot answer or more than
+    rollups.MAX_OPEN_DAYS days lack such a page rollup (the rows answer)."""
+    f = rows.f
+    pages = rollups.days_or_gaps(rows.data_dir, "page_views", f.site_id, rows.start, rows.end,
+                                 page_rollups.VERSION)  # fmt: skip
+    sessions = rollups.days_or_gaps(rows.data_dir, "sessions", f.site_id, rows.start, rows.end)
+    if pages is None or sessions is None:
+        return None
+    ids_of = {day: r for day, r in sessions if r is not None}
+    current = {
+        day: r
+        for day, r in pages
+        if r is not None and (not needs or needs in r.entry) and indexes(r, ids_of.get(day))
+    }
+    if len(pages) - len(current) > rollups.MAX_OPEN_DAYS:
+        return None
+    return [day for day, _ in pages], current, ids_of
+
+
+def indexes(r: rollups.DayRollup, ids: rollups.DayRollup | None) -> bool:
+    """Whether page rollup `r` indexes `ids`, its day's current sessions rollup."""
+    return ids is not None and r.entry.get("ids_file") == Path(ids.file).name
+
+
 def _current(
     r: rollups.DayRollup, ids: rollups.DayRollup | None, first: date,
     part_of: dict[date, str], page_days: set[date],
 ) -> bool:  # fmt: skip
     """Whether a page rollup still describes its day: the sessions rollup it indexes and (but
     on the window's first day) the previous day's part it carried from are the current ones."""
-    if ids is None or r.entry.get("ids_file") != Path(ids.file).name:
+    if not indexes(r, ids):
         return False  # the sessions rollup it indexes was replaced (or is not usable)
     previous = r.day - timedelta(days=1)
     if r.day == first:

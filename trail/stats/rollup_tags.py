@@ -15,16 +15,15 @@ from __future__ import annotations
 import os
 from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
-from pathlib import Path
 
 import numpy as np
 import polars as pl
 
 from trail import core
-from trail.stats import open_days
+from trail.stats import open_days, rollup_pages
 from trail.stats.scan import scan
 from trail.stats.sources import Rows
-from trail.storage import page_rollups, rollups, tag_rollups
+from trail.storage import rollups, tag_rollups
 
 # A day's tags: its sorted visitor ids, its table (tag_rollups.SCHEMA) and the table's deltas.
 DayTags = tuple[np.ndarray, pl.DataFrame, np.ndarray]
@@ -84,19 +83,13 @@ def tag_stats(rows: Rows, keys: list[str]) -> pl.LazyFrame | None:
 def _days(rows: Rows) -> list[DayTags] | None:
     """Every day of the window with page views, from its tag rollup or its rows; None when
     too many days lack a current rollup."""
-    f = rows.f
-    pages = rollups.days_or_gaps(rows.data_dir, "page_views", f.site_id, rows.start, rows.end,
-                                 page_rollups.VERSION)  # fmt: skip
-    sessions = rollups.days_or_gaps(rows.data_dir, "sessions", f.site_id, rows.start, rows.end)
-    if pages is None or sessions is None:
+    found = rollup_pages.indexed_days(rows, needs="tags_file")
+    if found is None:
         return None
-    ids_of = {day: r for day, r in sessions if r is not None}
-    current = {day: r for day, r in pages if r is not None and _current(r, ids_of.get(day))}
-    if len(pages) - len(current) > rollups.MAX_OPEN_DAYS:
-        return None
+    days, current, ids_of = found
     out = []
     try:
-        for day, _ in pages:
+        for day in days:
             r = current.get(day)
             d = _from_rollup(r, ids_of[day]) if r is not None else _open_day(rows, day)
             if d is None:
@@ -105,15 +98,6 @@ def _days(rows: Rows) -> list[DayTags] | None:
     except (OSError, pl.exceptions.PolarsError):
         return None  # replaced and purged since listed (or damaged): the rows still answer
     return out
-
-
-def _current(r: rollups.DayRollup, ids: rollups.DayRollup | None) -> bool:
-    """Whether a page rollup has a tag rollup over the day's current sessions rollup."""
-    return (
-        "tags_file" in r.entry
-        and ids is not None
-        and r.entry.get("ids_file") == Path(ids.file).name
-    )
 
 
 def _from_rollup(r: rollups.DayRollup, ids: rollups.DayRollup) -> DayTags:

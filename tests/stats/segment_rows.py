@@ -144,3 +144,15 @@ class SiteData:
                     d / f"seg-{self.files:04d}.arrow"
                 )
         self.rows.clear()
+
+
+def rounded(value: Any) -> Any:
+    """`value` with floats to 12 significant digits: counts must be equal, and a quotient's last
+    bit can depend on how Polars chunked the column it divided (outside the rollup code)."""
+    if isinstance(value, float):
+        return float(f"{value:.12g}")
+    if isinstance(value, dict):
+        return {k: rounded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [rounded(v) for v in value]
+    return value

@@ -15,11 +15,11 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
 
 import numpy as np
 import polars as pl
 import pytest
+from segment_rows import rounded
 
 from bench.stats_gen import FIRST_DAY, SITE, Generator, write_day
 from trail.config import Config
@@ -93,18 +93,6 @@ def assert_same_as_rows(data_dir: Path, first: int, last: int, mp: pytest.Monkey
     for key, value in want.items():
         assert rounded(got[key]) == rounded(value), key
     assert any(v for (name, _), v in want.items() if name == "country")  # not all empty
-
-
-def rounded(value: Any) -> Any:
-    """`value` with floats to 12 significant digits: counts must be equal, and a quotient's last
-    bit can depend on how Polars chunked the column it divided (outside the rollup code)."""
-    if isinstance(value, float):
-        return float(f"{value:.12g}")
-    if isinstance(value, dict):
-        return {k: rounded(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [rounded(v) for v in value]
-    return value
 
 
 def rows_of(data_dir: Path, first: int, last: int, **extra: str) -> Rows:

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from segment_rows import SITE, SiteData
+from segment_rows import SITE, SiteData, rounded
 
 from trail.config import Config
 from trail.services import statistics as pirsch_stats
@@ -89,18 +89,6 @@ def assert_same_as_rows(data_dir: Path, mp: pytest.MonkeyPatch) -> None:
             want = answers(data_dir, frm, to)
         for name in REPORTS:
             assert rounded(got[name]) == rounded(want[name]), (name, frm, to)
-
-
-def rounded(value: Any) -> Any:
-    """Floats to 12 significant digits: a quotient's last bit can depend on how Polars chunked
-    the column it divided (outside the rollup code); counts must be equal."""
-    if isinstance(value, float):
-        return float(f"{value:.12g}")
-    if isinstance(value, dict):
-        return {k: rounded(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [rounded(v) for v in value]
-    return value
 
 
 def used(data_dir: Path, frm: str, to: str) -> bool:

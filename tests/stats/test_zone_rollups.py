@@ -19,6 +19,7 @@ from typing import Any
 
 import polars as pl
 import pytest
+from segment_rows import rounded
 
 from bench.stats_gen import FIRST_DAY, SITE, Generator, write_day
 from trail.config import Config
@@ -89,17 +90,6 @@ def assert_same_as_rows(data_dir: Path, mp: pytest.MonkeyPatch) -> None:
             for name, value in want.items():
                 assert rounded(got[name]) == rounded(value), (tz, first, last, scale, name)
             assert want["total"]["visitors"] > 0 and want["country"]
-
-
-def rounded(value: Any) -> Any:
-    """`value` with floats to 12 significant digits (see tests/stats/test_dim_rollups.py)."""
-    if isinstance(value, float):
-        return float(f"{value:.12g}")
-    if isinstance(value, dict):
-        return {k: rounded(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [rounded(v) for v in value]
-    return value
 
 
 def rows_of(data_dir: Path, tz: str, first: str, last: str, **extra: str) -> Any:

@@ -8,15 +8,18 @@ embedded engine, on the same rows.
         --data-dir /tmp/ch-bench/data --url chdb:///tmp/ch-bench/ch [--compacted DIR]
 
 Every report of trail.clickhouse.backend.SQL_REPORTS over the 30 days of bench.stats_gen, under
-a few filters, `--repeat` times each; the median in milliseconds. The embedded engine runs its
+a few filters, `--repeat` times each; the median in milliseconds of wall time and of the
+process's CPU time (all threads: chDB runs inside this process, so ClickHouse's own work is
+counted; CPU moves less than wall time when the box is shared). The embedded engine runs its
 report functions directly (no result cache); `--compacted` also times them over a compacted
 copy of the same rows (what closed days look like on a running server: Parquet parts and
-rollups). Answers are compared, and a difference is printed.
+rollups). Answers are compared, and a difference is printed. `--json` writes every figure.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import time
@@ -37,13 +40,15 @@ FILTERS: dict[str, dict[str, list[str]]] = {
 }
 
 
-def timed(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
-    times, out = [], None
+def timed(fn: Callable[[], Any], repeat: int) -> tuple[float, float, Any]:
+    """Median wall and CPU milliseconds of `repeat` calls, and the last answer."""
+    walls, cpus, out = [], [], None
     for _ in range(repeat):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         out = fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times), out
+        cpus.append((time.process_time() - cpu) * 1000)
+        walls.append((time.perf_counter() - start) * 1000)
+    return statistics.median(walls), statistics.median(cpus), out
 
 
 def main() -> None:
@@ -54,6 +59,8 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--filters", default=",".join(FILTERS))
+    parser.add_argument("--reports", help="comma-separated report names (default: every one)")
+    parser.add_argument("--json", help="write every figure to this file")
     args = parser.parse_args()
 
     from trail.clickhouse.backend import SQL_REPORTS
@@ -69,29 +76,47 @@ def main() -> None:
     dirs = [("embedded", Path(args.data_dir))]
     if args.compacted:
         dirs.append(("compacted", Path(args.compacted)))
-    header = "| report | filter | ClickHouse (chDB) ms | " + " | ".join(f"{n} ms" for n, _ in dirs)
-    print(header + " | same answer |")
+    header = "| report | filter | ClickHouse (chDB) ms wall / CPU | "
+    print(header + " | ".join(f"{n} ms wall / CPU" for n, _ in dirs) + " | same answer |")
     print("|---" * (4 + len(dirs)) + "|")
+    figures: list[dict[str, Any]] = []
     for label in args.filters.split(","):
         params = {"id": [SITE], "from": [FIRST_DAY.isoformat()], "to": [last.isoformat()],
                   **FILTERS[label]}  # fmt: skip
         f = parse_filter(params, now=None)
         for name, sql in SQL_REPORTS.items():
+            if args.reports and name not in args.reports.split(","):
+                continue
             fn = REPORTS[name][0]
             try:
                 sql(client, target.database, f, site)  # warm: the first query loads the parts
             except FilterError:  # event/meta needs an event and a key
                 continue
-            ch_ms, ch = timed(
+            ch_ms, ch_cpu, ch = timed(
                 lambda sql=sql, f=f: sql(client, target.database, f, site), args.repeat
             )
+            row: dict[str, Any] = {"report": name, "filter": label,
+                                   "clickhouse": [ch_ms, ch_cpu]}  # fmt: skip
             cells, same = [], True
-            for _, d in dirs:
-                ms, got = timed(lambda d=d, fn=fn, f=f: fn(d, f, site), args.repeat)
-                cells.append(f"{ms:,.0f}")
+            for engine, d in dirs:
+                fn(d, f, site)  # warm, as ClickHouse: indexes and day descriptions built once
+                ms, cpu, got = timed(lambda d=d, fn=fn, f=f: fn(d, f, site), args.repeat)
+                cells.append(f"{ms:,.0f} / {cpu:,.0f}")
+                row[engine] = [ms, cpu]
                 same = same and got == ch
-            print(f"| {name} | {label} | {ch_ms:,.0f} | " + " | ".join(cells) + f" | {same} |",
-                  flush=True)  # fmt: skip
+            row["same"] = same
+            figures.append(row)
+            print(f"| {name} | {label} | {ch_ms:,.0f} / {ch_cpu:,.0f} | " + " | ".join(cells)
+                  + f" | {same} |", flush=True)  # fmt: skip
+    for label in args.filters.split(","):
+        rows = [r for r in figures if r["filter"] == label]
+        sums = {k: [sum(r[k][i] for r in rows) for i in (0, 1)] for k in rows[0] if
+                isinstance(rows[0][k], list)} if rows else {}  # fmt: skip
+        print(f"sum over {len(rows)} reports, {label}: "
+              + ", ".join(f"{k} {w / 1000:.1f} s wall / {c / 1000:.1f} s CPU"
+                          for k, (w, c) in sums.items()))  # fmt: skip
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=1))
 
 
 if __name__ == "__main__":

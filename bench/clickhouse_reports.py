@@ -65,6 +65,7 @@ def main() -> None:
 
     from trail.clickhouse.backend import SQL_REPORTS
     from trail.clickhouse.client import connect
+    from trail.clickhouse.rows import Unsupported
     from trail.clickhouse.url import parse
     from trail.services.statistics import REPORTS
     from trail.stats.filters import FilterError, parse_filter
@@ -91,6 +92,9 @@ def main() -> None:
             try:
                 sql(client, target.database, f, site)  # warm: the first query loads the parts
             except FilterError:  # event/meta needs an event and a key
+                continue
+            except Unsupported as e:  # the server would ask the embedded engine
+                print(f"| {name} | {label} | (embedded engine: {e}) | | |", flush=True)
                 continue
             ch_ms, ch_cpu, ch = timed(
                 lambda sql=sql, f=f: sql(client, target.database, f, site), args.repeat

@@ -11,23 +11,18 @@ that came from the embedded engine instead of ClickHouse would be empty and diff
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 
 from tests.clickhouse.drawing import busy_traffic, drawn
 from tests.clickhouse.test_differential import NOT_SQL, _ask, _describe, _sealed
-from tests.clickhouse.test_schema import ROOT
-from tests.clickhouse.traffic import DAY, FAST_SEAL, ship_all
+from tests.clickhouse.traffic import FAST_SEAL, ship_all
 from tests.oracle.harness import BATCH, batches, renamed
 from tests.oracle.traffic import EVENT_NAMES, TAGS, filter_params
 from tests.server import TrailServer
-from tests.test_ingest_e2e import CHROME_WIN
 from trail.clickhouse import reports_events
 
 TRAFFICS = int(os.environ.get("TRAIL_CH_DIFF_TRAFFICS", "2"))
@@ -157,65 +152,3 @@ def _non_empty(name: str, answer: Any) -> bool:
     if name == "funnel":
         return len(answer["data"]) >= 2 and answer["data"][1]["visitors"] > 0
     return bool(answer)
-
-
-OPTIONS = """
-import sys, orjson
-from trail.clickhouse.client import connect
-from trail.clickhouse.reports_events import options
-from trail.clickhouse.rows import Unsupported
-from trail.stats.filters import parse_filter
-client = connect(sys.argv[1])
-f = parse_filter({"id": [sys.argv[2]], "from": [sys.argv[3]], "to": [sys.argv[3]]})
-out = {}
-for name in ("page", "utm/source"):
-    try:
-        out[name] = options(client, "trail", f, name)
-    except Unsupported as e:
-        out[name] = str(e)
-print(orjson.dumps(out).decode())
-"""
-
-
-def test_options_beyond_200_values(tmp_path: Path) -> None:
-    """250 paths seen 1 to 3 times: ClickHouse lists the 200 most frequent as the embedded
-    engine does (ties by value). 250 UTM sources, one per session: the embedded engine answers
-    (its counts of session values depend on compaction), with the same list."""
-    data, url = tmp_path / "data", f"chdb://{tmp_path / 'ch'}"
-    s = TrailServer(data, workers=1, env=FAST_SEAL).start()
-    try:
-        site, key = s.create_site("options.example")
-        hits = [
-            {"url": f"https://options.example/p{i:03d}?utm_source=s{i:03d}",
-             "ip": f"10.2.{i // 200}.{i % 200 + 1}", "user_agent": CHROME_WIN,
-             "time": f"{DAY}T{i // 60 % 24:02d}:{i % 60:02d}:{n:02d}Z"}
-            for i in range(250) for n in range(i % 3 + 1)
-        ]  # fmt: skip
-        assert s.call("POST", "/api/v1/hit/batch", hits, key=key).status == 200
-        _sealed(data)
-        time.sleep(1)
-        asked = {"id": [site], "from": [DAY], "to": [DAY]}
-        want = {name: _ask(s, f"options/{name}", asked) for name in ("page", "utm/source")}
-    finally:
-        s.stop()
-    assert want["page"][1] == sorted(
-        sorted((f"/p{i:03d}" for i in range(250)), key=lambda p: -(int(p[2:]) % 3))[:200]
-    )
-    assert len(want["utm/source"][1]) == 200
-    ship_all(data, url)
-    direct = subprocess.run(
-        [sys.executable, "-c", OPTIONS, url, site, DAY],
-        cwd=ROOT, capture_output=True, text=True, timeout=300, check=True,
-    )  # fmt: skip
-    answered = orjson.loads(direct.stdout)
-    assert answered["page"] == want["page"][1]
-    assert "more than 200 values" in answered["utm/source"]
-    env = {**FAST_SEAL, "TRAIL_STORAGE": "clickhouse", "TRAIL_CLICKHOUSE_URL": url}
-    admin_key = s.admin_key
-    s = TrailServer(data, workers=1, env=env).start(timeout=120)
-    s.admin_key = admin_key
-    try:
-        got = {name: _ask(s, f"options/{name}", asked) for name in ("page", "utm/source")}
-    finally:
-        s.stop()
-    assert got == want

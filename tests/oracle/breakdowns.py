@@ -3,11 +3,12 @@ filter options (§5)."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
 from tests.oracle.reports import Page, paged, searched
-from tests.oracle.selection import Selection, rate
+from tests.oracle.selection import Selection, key, rate
 
 # -- breakdowns by a session dimension -----------------------------------------------------------
 
@@ -121,6 +122,8 @@ def platform(sel: Selection, now: int) -> dict[str, Any]:
 
 # -- filter options ----------------------------------------------------------------------------
 
+MAX_OPTIONS = 200  # §5
+
 OPTIONS: dict[str, tuple[str, str]] = {
     "referrer/name": ("sessions", "referrer_name"),
     "hostname": ("sessions", "hostname"),
@@ -145,21 +148,31 @@ OPTIONS: dict[str, tuple[str, str]] = {
 def options(name: str) -> Callable[[Selection, int], list[str]]:
     """§5 "filter-option endpoints return at most 200 values"; the API: "available filtering
     options for a time period": the distinct non-empty values in the range, no other filter
-    (trail: `search` applies; the 200 most frequent, sorted: the model's traffic has fewer)."""
+    (trail: `search` applies; the 200 most frequent, sorted, a page view's or event's value
+    counted once per row, a session's once per session with a state in the range:
+    trail/stats/options.py)."""
     table, column = OPTIONS[name]
 
     def report(sel: Selection, now: int) -> list[str]:
-        rows = {"sessions": sel.session_rows, "page_views": sel.page_views,
-                "events": sel.events}[table]  # fmt: skip
-        values: set[str] = set()
+        rows = {"sessions": [r for r in sel.session_rows if r["sign"] >= 0],
+                "page_views": sel.page_views, "events": sel.events}[table]  # fmt: skip
+        seen: dict[str, list[Any]] = defaultdict(list)  # value -> its occurrences
         for r in rows:
             if name == "tag/value":
-                values.update(v for k, v in zip(r["tag_keys"], r["tag_values"], strict=True)
-                              if k == sel.q.tag)  # fmt: skip
+                values = [v for k, v in zip(r["tag_keys"], r["tag_values"], strict=True)
+                          if k == sel.q.tag]  # fmt: skip
             elif isinstance(r[column], list):
-                values.update(r[column])
+                values = r[column]
             else:
-                values.add(r[column])
-        return sorted(v for v in values if v and searched(v, sel.q))
+                values = [r[column]]
+            for v in values:
+                seen[v].append(key(r) if table == "sessions" else None)
+        counts = {
+            v: len(set(keys)) if table == "sessions" else len(keys)
+            for v, keys in seen.items()
+            if v and searched(v, sel.q)
+        }
+        top = sorted(counts, key=lambda v: (-counts[v], v))[:MAX_OPTIONS]
+        return sorted(top)
 
     return report

@@ -165,6 +165,19 @@ def test_session_details(shop: Path) -> None:
         assert e.value.field == missing
 
 
+@pytest.mark.parametrize("first", ["/b", "/a"])
+def test_session_details_at_one_instant_list_by_path(site: SiteData, first: str) -> None:
+    """Two views at one instant list by path, whichever was written first (the order the rows
+    are read in is not kept, see details_in_order)."""
+    second = "/a" if first == "/b" else "/b"
+    at = f"{DAY} 10:00:00"
+    site.visit(1, 1, [(at, first), (at, second), (f"{DAY} 10:00:05", "/c")])
+    site.write()
+    items = sessions.session_details(site.data_dir, q(visitor_id="1", session_id="1"))
+    views = [(i["page_view"]["path"], i["page_view"]["duration_seconds"]) for i in items]
+    assert views == [("/a", 0), ("/b", 5), ("/c", 0)]
+
+
 @pytest.mark.parametrize(
     ("name", "params", "expected"),
     [

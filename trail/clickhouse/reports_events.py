@@ -23,7 +23,7 @@ from trail.clickhouse.reports import (
     _search,
     _unfiltered_totals,
 )
-from trail.clickhouse.rows import KEYS, Params, Rows, Unsupported
+from trail.clickhouse.rows import KEYS, Params, Rows
 from trail.stats import goals as goal_reports
 from trail.stats import metrics as m
 from trail.stats.filters import Filter, FilterError
@@ -189,18 +189,14 @@ def funnel(client: Any, database: str, f: Filter, definition: dict[str, Any]) ->
 
 def options(client: Any, database: str, f: Filter, name: str) -> list[str]:
     """/statistics/options/<name> (trail.stats.options.options): the 200 most frequent
-    non-empty values of a column in the window, sorted.
-
-    A session's values are on every row of it, and the embedded engine counts the rows it reads:
-    one per state plus one per cancel row before compaction, one per state after it, so its
-    counts of session values depend on compaction, and ClickHouse's merges drop cancelled
-    states from `sessions`. The distinct values do not (a cancel row copies a state, and
-    `session_states` holds every state): with at most 200 of them the answer is all of them,
-    with more it is left to the embedded engine (Unsupported)."""
+    non-empty values of a column in the window, sorted: a page view's or event's value counted
+    once per row, a session column's value once per session with a state in the window (in
+    `session_states`, which holds every state, as the embedded engine's rows of sign >= 0)."""
     table, column = OPTIONS[name]
     if name == "tag/value" and not f.tag:
         raise FilterError("tag", "required: the tag whose values to list")
     r = Rows(f.without_dims(), database)
+    count = "count()"
     if name == "tag/value":
         source = (
             f"SELECT value AS v FROM {r.table('page_views')} "
@@ -209,19 +205,17 @@ def options(client: Any, database: str, f: Filter, name: str) -> list[str]:
         )
     elif column in ("event_meta_keys", "tag_keys"):
         source = f"SELECT v FROM {r.table(table)} ARRAY JOIN {column} AS v WHERE {r.window}"
+    elif table == "sessions":
+        source = (
+            f"SELECT {column} AS v, {_SESSION_ID} AS session FROM {r.table('session_states')} "
+            f"WHERE {r.window}"
+        )
+        count = "uniqExact(session)"
     else:
-        read = "session_states" if table == "sessions" else table
-        source = f"SELECT {column} AS v FROM {r.table(read)} WHERE {r.window}"
-    kept = f"v != '' AND {_search(r.p, f, 'v')}"
-    if table == "sessions":
-        sql = f"SELECT DISTINCT v FROM ({source}) WHERE {kept} LIMIT {MAX_OPTIONS + 1}"
-        values = [row["v"] for row in _rows(client, sql, r.p)]
-        if len(values) > MAX_OPTIONS:
-            raise Unsupported(f"options/{name}: more than {MAX_OPTIONS} values")
-        return sorted(values)
+        source = f"SELECT {column} AS v FROM {r.table(table)} WHERE {r.window}"
     sql = (
-        f"SELECT v, count() AS n FROM ({source}) WHERE {kept} GROUP BY v "
-        f"ORDER BY n DESC, v ASC LIMIT {MAX_OPTIONS}"
+        f"SELECT v, {count} AS n FROM ({source}) WHERE v != '' AND {_search(r.p, f, 'v')} "
+        f"GROUP BY v ORDER BY n DESC, v ASC LIMIT {MAX_OPTIONS}"
     )
     return sorted(row["v"] for row in _rows(client, sql, r.p))
 

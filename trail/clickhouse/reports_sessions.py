@@ -7,10 +7,12 @@ trail.clickhouse.reports, and the last steps (averaging days, sorting, stamping 
 embedded engine's own functions.
 
 The time on a page is the duration of the next page view of its session; with two views of a
-session at the same instant that pairing depends on the order the rows were written in, which
-the embedded engine keeps and ClickHouse does not. The duration of pages (and the time spent of
-growth under a path filter) and a session's details raise `Unsupported` then, and the embedded
-engine answers (trail.clickhouse.backend).
+session at the same instant that pairing follows the order the embedded engine's scan reads
+them in, which changes as a day's segments are merged into parts (docs/clickhouse.md, "Rows
+at one instant"), so no column the shipper writes can reproduce it. The duration of pages (and
+the time spent of growth under a path filter) raise `Unsupported` then, and the embedded engine
+answers (trail.clickhouse.backend). A session's details order the rows at one instant by their
+columns (trail.stats.sessions.details_in_order), which both engines do.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from trail.stats import metrics as m
 from trail.stats.buckets import bucket_starts, series_starts
 from trail.stats.filters import Filter, FilterError
 from trail.stats.reports import _scaled_averages, dates_of, overview_filter
-from trail.stats.sessions import _PV_FIELDS, SESSION_FIELDS, _entry, _stamp
+from trail.stats.sessions import _PV_FIELDS, SESSION_FIELDS, _stamp, details_in_order
 
 SqlReport = Callable[[Any, str, Filter, Any], Any]  # as trail.clickhouse.backend.SqlReport
 _DAY = "toDate(time, {tz:String})"
@@ -291,8 +293,8 @@ def session_list(client: Any, database: str, f: Filter) -> list[dict[str, Any]]:
 
 
 def session_details(client: Any, database: str, f: Filter) -> list[dict[str, Any]]:
-    """/statistics/session/details: page views and events of one session, in time order; a
-    page view's duration is the rounded gap to the next page view (0 for the last one)."""
+    """/statistics/session/details: page views and events of one session, put in order as the
+    embedded engine does (trail.stats.sessions.details_in_order)."""
     if f.visitor_id is None:
         raise FilterError("visitor_id", "required together with session_id")
     if f.session_id is None:
@@ -310,23 +312,7 @@ def session_details(client: Any, database: str, f: Filter) -> list[dict[str, Any
         f"SELECT {', '.join(_PV_FIELDS)}, event_name, event_meta_keys, event_meta_values "
         f"FROM {r.table('events')} WHERE {one} ORDER BY time"
     )
-    views, events = _rows(client, pv_sql, r.p), _rows(client, ev_sql, r.p)
-    for listed in (views, events):  # equal times: the embedded engine keeps the written order
-        if len({v["time"] for v in listed}) < len(listed):
-            raise Unsupported("rows of one session at the same instant")
-    for i, cur in enumerate(views):
-        nxt = views[i + 1] if i + 1 < len(views) else None
-        cur["duration_seconds"] = round((nxt["time"] - cur["time"]).total_seconds()) if nxt else 0
-    items: list[tuple[datetime, int, dict[str, Any]]] = []
-    for v in views:
-        items.append((v["time"], 0, {"page_view": _entry(v), "event": None}))
-    for e in events:
-        e["name"] = e.pop("event_name")
-        e["meta_keys"] = e.pop("event_meta_keys")
-        e["meta_values"] = e.pop("event_meta_values")
-        items.append((e["time"], 1, {"page_view": None, "event": _entry(e)}))
-    items.sort(key=lambda t: (t[0], t[1]))
-    return [item for _, _, item in items]
+    return details_in_order(_rows(client, pv_sql, r.p), _rows(client, ev_sql, r.p))
 
 
 SQL_REPORTS: dict[str, SqlReport] = {

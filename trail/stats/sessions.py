@@ -110,10 +110,8 @@ _PV_FIELDS = ["visitor_id", "session_id", "time", "duration_seconds", "path", "t
 
 
 def session_details(data_dir: Path, f: Filter) -> list[dict[str, Any]]:
-    """/statistics/session/details: page views and events of one session, in time order.
-
-    A page view's duration is the rounded gap to the next page view (0 for the last one).
-    """
+    """/statistics/session/details: page views and events of one session, in time order
+    (details_in_order)."""
     if f.visitor_id is None:
         raise FilterError("visitor_id", "required together with session_id")
     if f.session_id is None:
@@ -123,15 +121,36 @@ def session_details(data_dir: Path, f: Filter) -> list[dict[str, Any]]:
     pv = rows.unfiltered().page_views([*_PV_FIELDS, "tag_keys", "tag_values"]).filter(key)
     ev_cols = [*_PV_FIELDS, "event_name", "event_meta_keys", "event_meta_values"]
     ev = rows.unfiltered().events(ev_cols).filter(key)
-    pv_df, ev_df = pl.collect_all([pv.sort("time"), ev.sort("time")])
-    views = pv_df.to_dicts()
+    pv_df, ev_df = pl.collect_all([pv, ev])
+    return details_in_order(pv_df.to_dicts(), ev_df.to_dicts())
+
+
+# What orders the rows of one session at one instant (after `time`): every stored column that
+# can differ between them (the dimensions are the session's), so that two rows in either order
+# are the same rows. The order they were written in is not kept: the scans read a day's
+# segments and merged parts in an order that changes as they are merged, and ClickHouse keeps
+# no order at all (trail.clickhouse.reports_sessions.session_details takes this one).
+_VIEW_ORDER = ("time", "path", "title", "tag_keys", "tag_values", "duration_seconds")
+_EVENT_ORDER = ("time", "event_name", "path", "title", "event_meta_keys", "event_meta_values",
+                "duration_seconds")  # fmt: skip
+
+
+def details_in_order(
+    views: list[dict[str, Any]], events: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """session/details from one session's stored page views and events (dicts with _PV_FIELDS
+    and their own columns): in time order, page views before events at one instant, rows at one
+    instant by _VIEW_ORDER / _EVENT_ORDER; a page view's duration is the rounded gap to the next
+    page view (0 for the last one)."""
+    views = sorted(views, key=lambda v: tuple(v[k] for k in _VIEW_ORDER))
+    events = sorted(events, key=lambda e: tuple(e[k] for k in _EVENT_ORDER))
     for i, cur in enumerate(views):
         nxt = views[i + 1] if i + 1 < len(views) else None
         cur["duration_seconds"] = round((nxt["time"] - cur["time"]).total_seconds()) if nxt else 0
     items: list[tuple[datetime, int, dict[str, Any]]] = []
     for v in views:
         items.append((v["time"], 0, {"page_view": _entry(v), "event": None}))
-    for e in ev_df.to_dicts():
+    for e in events:
         e["name"] = e.pop("event_name")
         e["meta_keys"] = e.pop("event_meta_keys")
         e["meta_values"] = e.pop("event_meta_values")

@@ -9,6 +9,7 @@ exercised. Numbers are worked out by hand in the comments.
 from __future__ import annotations
 
 import gzip
+import http.client
 import json
 import time
 import uuid
@@ -195,6 +196,29 @@ def test_answers_carry_each_requests_own_cors_headers(server: TrailServer) -> No
         assert r.headers.get("access-control-allow-credentials") == ("true" if allowed else None)
         assert r.headers["vary"] == "Origin"
         assert r.headers["access-control-allow-methods"] == "POST, OPTIONS"
+
+
+def test_a_request_with_two_origins_may_not_read_its_answer(server: TrailServer) -> None:
+    # No browser sends two Origin headers. The handler reads the Origin from the flat dict the
+    # engine reads (a repeated header's values joined with ", "), which names no one origin: no
+    # website's Origin is echoed, whatever the order. The page view is judged by its URL and kept.
+    site = new_site(server, "twice.test")
+    body = json.dumps(event(site, "page_view", "/", host="twice.test")).encode()
+    for origins in (("https://other.test", "https://twice.test"), ("https://twice.test",) * 2):
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        conn.putrequest("POST", "/api/v1/collect")
+        conn.putheader("Content-Type", "text/plain;charset=UTF-8")
+        conn.putheader("User-Agent", CHROME_WIN)
+        conn.putheader("X-Forwarded-For", "81.2.69.12")
+        for origin in origins:
+            conn.putheader("Origin", origin)
+        conn.putheader("Content-Length", str(len(body)))
+        conn.endheaders(body)
+        r = conn.getresponse()
+        assert (r.status, r.read()) == (202, b'{"status":"accepted"}'), origins
+        assert r.getheader("access-control-allow-origin") is None, origins
+        assert r.getheader("vary") == "Origin"
+        conn.close()
 
 
 # -- validation -----------------------------------------------------------------------------------

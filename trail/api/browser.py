@@ -24,8 +24,8 @@ Pirsch (`pirsch_routes`, errors in Pirsch's format):
   body; an unknown identification code 404.
 
 CORS: the Origin is echoed (with credentials) when its host is one of the website's hostnames or
-alternative domains (`api/cors.py`); error answers carry the same CORS headers so the page's
-script can read them. Both families share the per-IP collect rate limit.
+alternative domains (`api/cors.py`; a request with two Origin headers names none); error answers
+carry the same CORS headers so the page's script can read them. Both families share the per-IP collect rate limit.
 
 Each request is one engine call (`collect.judge`): the handlers only render its verdict.
 """
@@ -62,34 +62,50 @@ TRACKER_HEADERS = {
 _tracker: bytes | None = None
 
 
+_NO_QUERY: dict[str, list[str]] = {}
+
+
 def _judge(
     ctx: Context,
     request: Any,
     route: str,
-    query: dict[str, list[str]] | None = None,
+    query: dict[str, list[str]] = _NO_QUERY,
     headers: Any = None,
 ) -> tuple[str, collect.Verdict]:
-    """The request's Origin and the engine's verdict (Robyn builds the headers anew on every
-    read of `request.headers`: they are read once, or passed in by a caller that read them,
-    and go to the engine as Robyn's dict)."""
-    if headers is None:
-        headers = request.headers
-    origin = (headers.get("origin") or "").strip()
-    verdict = collect.judge(
-        ctx, route, request.body, query or _NO_QUERY, request.ip_addr, headers.to_dict(), origin
-    )
-    return origin, verdict
+    """The request's Origin and the engine's verdict. The headers are read once, as Robyn's
+    flat dict (a repeated header's values joined with ", "), by the engine and for the Origin
+    alike; `headers`: Robyn's Headers of the request, if the caller read them already."""
+    names = (request.headers if headers is None else headers).to_dict()
+    origin = (names.get("origin") or "").strip()
+    return origin, collect.judge(ctx, route, request.body, query, request.ip_addr, names, origin)
 
 
-_NO_QUERY: dict[str, list[str]] = {}
-
-
-def _allowed(ctx: Context, origin: str, verdict: collect.Verdict) -> bool:
-    """Whether the answer lets the Origin read it; before a site is known (429, a body that
-    names none), the Origin is allowed when it is any website's."""
-    if verdict.cors == "any_site":
-        return collect.KNOWN_HOSTS.allows(ctx, origin)
-    return verdict.cors == "allowed"
+def _render(
+    ctx: Context,
+    origin: str,
+    verdict: collect.Verdict,
+    methods: str,
+    accepted: int,
+    silent: int,
+    invalid: type[FieldError],
+) -> Response:
+    """The answer to a judged request: status `accepted` or `silent` (a drop), or the error of
+    a refused one raised with the same CORS headers, so the page can read it. Before a site is
+    known (429, a body that names none), the Origin may read it when it is any website's."""
+    outcome, cors, field, message, retry_after = verdict
+    allowed = cors == "allowed" or (cors == "any_site" and collect.KNOWN_HOSTS.allows(ctx, origin))
+    error: ApiError
+    if outcome == "limited":
+        error = RateLimited(retry_after)
+        error.message = f"too many requests, retry in {retry_after} s"
+    elif outcome == "invalid":
+        error = invalid(field, message)
+    elif outcome == "not_found":
+        error = not_found("domain")
+    else:
+        return _answer(accepted if outcome == "accepted" else silent, origin, allowed, methods)
+    error.headers = {**cors_headers(origin, allowed, methods), **error.headers}
+    raise error
 
 
 # Answers without an error, by (status, methods, Origin if allowed): Robyn copies a returned
@@ -116,25 +132,6 @@ def _answer(status: int, origin: str, allowed: bool, methods: str) -> Response:
     return answer
 
 
-def _refuse(
-    verdict: collect.Verdict, origin: str, allowed: bool, methods: str, invalid: type[FieldError]
-) -> None:
-    """Raise the error answer of a refused request, carrying its CORS headers, so the page can
-    read it."""
-    error: ApiError
-    if verdict.outcome == "limited":
-        error = RateLimited(verdict.retry_after)
-        error.message = f"too many requests, retry in {verdict.retry_after} s"
-    elif verdict.outcome == "invalid":
-        error = invalid(verdict.field, verdict.message)
-    elif verdict.outcome == "not_found":
-        error = not_found("domain")
-    else:
-        return
-    error.headers = {**cors_headers(origin, allowed, methods), **error.headers}
-    raise error
-
-
 def _preflight(ctx: Context, request: Any, methods: str) -> Response:
     origin = origin_of(request)
     allowed = collect.KNOWN_HOSTS.allows(ctx, origin)
@@ -152,10 +149,7 @@ def collect_preflight(ctx: Context, request: Any) -> Response:
 @collect_routes.post("/api/v1/collect")
 def post_collect(ctx: Context, request: Any) -> Response:
     origin, verdict = _judge(ctx, request, "collect")
-    allowed = _allowed(ctx, origin, verdict)
-    _refuse(verdict, origin, allowed, COLLECT_METHODS, collect.InvalidPayload)
-    status = 202 if verdict.outcome == "accepted" else 204
-    return _answer(status, origin, allowed, COLLECT_METHODS)
+    return _render(ctx, origin, verdict, COLLECT_METHODS, 202, 204, collect.InvalidPayload)
 
 
 @collect_routes.get("/js/tracker.js")
@@ -202,9 +196,7 @@ def hit_item(params: dict[str, list[str]]) -> dict[str, Any]:
 @pirsch_routes.get("/api/v1/hit")
 def get_hit(ctx: Context, request: Any) -> Response:
     origin, verdict = _judge(ctx, request, "pirsch_hit", request.query_params.to_dict())
-    allowed = _allowed(ctx, origin, verdict)
-    _refuse(verdict, origin, allowed, HIT_METHODS, FieldError)
-    return _answer(200, origin, allowed, HIT_METHODS)
+    return _render(ctx, origin, verdict, HIT_METHODS, 200, 200, FieldError)
 
 
 def post_event(ctx: Context, request: Any, headers: Any = None) -> Response | None:
@@ -212,11 +204,9 @@ def post_event(ctx: Context, request: Any, headers: Any = None) -> Response | No
     so the caller answers as an authenticated route would (401). `headers`: the request's, if
     the caller read them already."""
     origin, verdict = _judge(ctx, request, "pirsch_event", headers=headers)
-    if verdict.outcome == "not_browser":
+    if verdict[0] == "not_browser":
         return None
-    allowed = _allowed(ctx, origin, verdict)
-    _refuse(verdict, origin, allowed, EVENT_METHODS, FieldError)
-    return _answer(200, origin, allowed, EVENT_METHODS)
+    return _render(ctx, origin, verdict, EVENT_METHODS, 200, 200, FieldError)
 
 
 @pirsch_routes.options("/api/v1/hit")

@@ -101,17 +101,12 @@ class Collect:
     item: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass
-class Verdict:
-    """How the engine answered a browser request (see `Engine.browser` in trail/_core.pyi):
-    `outcome` "accepted", "silent", "invalid" (`field`, `message`), "not_found", "limited"
-    (`retry_after` s) or "not_browser"; `cors` "allowed", "denied" or "any_site"."""
-
-    outcome: str
-    cors: str
-    field: str
-    message: str
-    retry_after: int
+# How the engine answered a browser request (see `Engine.browser` in trail/_core.pyi), as it
+# returns it: (outcome, cors, field, message, retry_after). `outcome` "accepted", "silent",
+# "invalid" (`field`, `message`), "not_found", "limited" (`retry_after` s) or "not_browser";
+# `cors` "allowed", "denied" or "any_site". The engine's tuple as it is, unpacked by the
+# handlers: no object is built per request.
+Verdict = tuple[str, str, str, str, int]
 
 
 # -- validation (once, at the edge) --------------------------------------------------------------
@@ -301,20 +296,14 @@ def judge(
     """One browser request (`route`: collect, pirsch_hit, pirsch_event) through the engine, from
     rate limit to stored rows; a site the engine does not know yet is looked up here first.
     `query` and `headers` are Robyn's dicts (names lowercase), read by the engine in place."""
-    stamp = meta_stamp(ctx)
+    stamp = ctx.meta.stamp()
     for _ in range(3):  # one lookup, then the engine knows the site (or that there is none)
-        outcome, cors, text, message, retry = ctx.engine.browser(
-            route, body, query, peer or "", headers, origin, stamp
-        )
+        verdict = ctx.engine.browser(route, body, query, peer or "", headers, origin, stamp)
+        outcome = verdict[0]
         if not outcome.startswith("lookup_"):
-            return Verdict(outcome, cors, text, message, retry)
-        remember_site(ctx, outcome.removeprefix("lookup_"), text, stamp)
-    raise RuntimeError(f"the engine asked for site {text!r} again")
-
-
-def meta_stamp(ctx: Context) -> int:
-    """The meta store's change counter: it moves with every change to a site."""
-    return ctx.meta.stamp()
+            return verdict
+        remember_site(ctx, outcome.removeprefix("lookup_"), verdict[2], stamp)
+    raise RuntimeError(f"the engine asked for site {verdict[2]!r} again")
 
 
 def remember_site(ctx: Context, kind: str, key: str, stamp: int) -> None:

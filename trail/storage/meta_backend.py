@@ -10,7 +10,10 @@ before anything changed it again); its LMDB files then stay as they were, unused
 
 from __future__ import annotations
 
+import mmap
 import os
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -162,6 +165,44 @@ def last_txnid(meta_dir: Path) -> int | None:
         if len(page) == _META_END and page[_MAGIC : _MAGIC + 4] == _LMDB_MAGIC
     ]
     return max(ids) if len(ids) == 2 else None
+
+
+class MappedTxnId:
+    """`last_txnid` of an open env, read on every call through a read-only map of its two meta
+    pages: what `mdb_env_info` reads (the env maps the same file pages; the larger of the two
+    pages' ids is the last commit), without py-lmdb's `env.info()`, which releases and retakes
+    the GIL and builds a dict (about 2 µs, paid by every browser request for its stamp)."""
+
+    def __init__(self, path: Path, page_size: int) -> None:
+        with open(path, "rb") as f:
+            self._map = mmap.mmap(f.fileno(), page_size + _META_END, access=mmap.ACCESS_READ)
+        self._ids = memoryview(self._map).cast("Q")  # native u64s: this build's layout
+        self._first, self._second = _TXNID // 8, (page_size + _TXNID) // 8
+
+    def __call__(self) -> int:
+        first, second = self._ids[self._first], self._ids[self._second]
+        return first if first > second else second  # noqa: FURB136 (a call to max costs more)
+
+
+def mapped_txnid(path: Path, info: Callable[[], int]) -> MappedTxnId | None:
+    """A `MappedTxnId` of the LMDB file at `path`, None when the file is not of this build's
+    layout or the map does not read what `info` (the env's own `last_txnid`) reads."""
+    if sys.maxsize < 2**32 or sys.byteorder != "little":
+        return None
+    try:
+        with open(path, "rb") as f:
+            first = f.read(_META_END)
+        page_size = int.from_bytes(first[_PAGE_SIZE : _PAGE_SIZE + 4], "little")
+        if first[_MAGIC : _MAGIC + 4] != _LMDB_MAGIC or page_size < _META_END or page_size % 8:
+            return None
+        mapped = MappedTxnId(path, page_size)
+        if mapped._map[page_size + _MAGIC : page_size + _MAGIC + 4] != _LMDB_MAGIC:
+            return None
+    except (OSError, ValueError):
+        return None
+    before = info()
+    seen = mapped()
+    return mapped if before <= seen <= info() else None
 
 
 # Where LMDB 0.9 keeps things in a meta page (a 16-byte page header, then MDB_meta): its magic,

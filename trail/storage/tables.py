@@ -19,12 +19,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
 import lmdb
 import orjson
 
 from trail.core import StorageError as CoreStorageError
+from trail.storage.meta_backend import LMDB_FILE, mapped_txnid
 
 if TYPE_CHECKING:
     from trail.storage.pg import PgEnv, PgTxn
@@ -190,6 +192,8 @@ class LmdbTables(Tables):
         self.env = env
         self._lock = threading.Lock()
         self._open = {name: LmdbTable(env, name, env.open_db(name.encode())) for name in KINDS}
+        path = Path(env.path()) / LMDB_FILE if env.flags()["subdir"] else Path(env.path())
+        self._txnid = mapped_txnid(path, self._info_txnid) or self._info_txnid
 
     def __getitem__(self, name: str) -> Table:
         table = self._open.get(name)
@@ -228,7 +232,10 @@ class LmdbTables(Tables):
         return out
 
     def stamp(self) -> int:
-        """LMDB's last committed write transaction id."""
+        """LMDB's last committed write transaction id (read from the mapped meta pages)."""
+        return self._txnid()
+
+    def _info_txnid(self) -> int:
         return int(self.env.info()["last_txnid"])
 
 

@@ -3,8 +3,8 @@
 Sessions cross midnight and view the same page on both days (what `carried` corrects) or pass
 midnight between two views (whose time on page counts only when both days are in the window),
 titles change, windows start on either day; a day with late rows, a replaced sessions rollup or an
-inconsistent rollup is read from its rows (and the day after it, whose `carried` came from the
-replaced part) until the maintenance round has rebuilt what changed.
+inconsistent rollup is read from its rows (and the day after it takes its `carried` columns from
+the rows: they came from the replaced part) until the maintenance round has rebuilt what changed.
 """
 
 from __future__ import annotations
@@ -203,8 +203,8 @@ def test_late_rows_are_read_from_rows_until_rebuilt() -> None:
         late.write()
         with_late = page_report(data_dir, *WINDOWS[0], use_rollups=False)
         assert {p["path"] for p in with_late} == {p["path"] for p in before} | {"/late"}
-        # That day and the next (its `carried` came from the replaced part) are read from
-        # rows, the third from its rollup: the same answer.
+        # That day is read from rows, the next from its rollup but for its `carried` columns
+        # (they came from the replaced part), which come from rows: the same answer.
         assert_same(page_report(data_dir, *WINDOWS[0], use_rollups=True), with_late)
         summary = compaction.run_round(data_dir, now=AFTER, grace=0)
         actions = {(d.table, d.day): d.action for d in summary.dirs}

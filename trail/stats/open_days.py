@@ -27,7 +27,7 @@ from trail.storage.daydir import read_day
 
 T = TypeVar("T")
 
-_KEPT = 16  # a few kinds (sums, dimensions, pages) of one or two open days
+_KEPT = 32  # a few kinds (sums, dimensions, pages, tags) of up to two open days and two slices
 _remembered: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
 _making: dict[tuple[Any, ...], threading.Lock] = {}
 _lock = threading.Lock()

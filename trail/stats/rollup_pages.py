@@ -1,25 +1,36 @@
 """Per-path page statistics from the page rollups (trail.storage.page_rollups), when they apply.
 
-/statistics/page without a filter over whole UTC days: views and sessions add up over the
-days' rollups (minus the sessions carried across each midnight inside the window), bounces add
-up (plus the bounces carried across each midnight inside the window), visitors are counted
-exactly over the union of each path's per-day visitor lists (a Rust kernel), and the title is
-the latest one (the greatest of the titles sharing the latest time). The average time on page
-(include_avg_time_on_page) is the sum of the days' time on page over the sum of their views
-with one (plus the views paired across each midnight inside the window), rounded as
-metrics.average_seconds rounds the mean of the views' times. Up to
-rollups.MAX_OPEN_DAYS days without a usable rollup (the live day, a day not compacted yet, a
-day whose rollup's inputs changed) are described from their rows by the function compaction
-runs (page_rollups.per_path: the previous day's page views give `carried`, the day's session
-rows the bounces), their visitors as positions in the day's own page view ids, and enter the
-same sums and the same kernel. Same numbers as reading the rows (tests/stats/
-test_stats_rollups.py, test_page_rollups.py and test_open_days.py compare them), without
-decoding 10M rows. Otherwise None, and the caller reads rows.
+/statistics/page without a filter: over the window's whole UTC days, views and sessions add up
+over the days' rollups (minus the sessions carried across each midnight inside the window),
+bounces add up (plus the bounces carried across each midnight inside the window), visitors are
+counted exactly over the union of each path's per-day visitor lists (a Rust kernel), and the
+title is the latest one (the greatest of the titles sharing the latest time). The average time
+on page (include_avg_time_on_page) is the sum of the days' time on page over the sum of their
+views with one (plus the views paired across each midnight inside the window), rounded as
+metrics.average_seconds rounds the mean of the views' times.
+
+Parts of the window are described from their rows by the function compaction runs
+(page_rollups.per_path), their visitors as positions in the part's own page view ids, and enter
+the same sums and the same kernel: up to rollups.MAX_OPEN_DAYS whole days without a usable
+rollup (the live day, a day not compacted yet, a day whose page rollup indexes a replaced
+sessions rollup), and the slices of the UTC days at the ends of a window that is not made of
+whole UTC days (a site whose zone is not UTC; rollups.window_parts). A part's `carried`
+columns come from the page views of the part of the previous UTC day inside the window (none
+for the window's first day), and its bounces from its own session rows. A whole day that has a
+usable rollup but whose previous day is not the part its rollup carried from (a slice, a day
+read from rows, a rebuilt part) keeps its rollup and takes only its `carried` columns from rows
+(page_rollups.carried over the previous part's views and the day's views of the same
+sessions).
+
+Same numbers as reading the rows (tests/stats/test_stats_rollups.py, test_page_rollups.py,
+test_open_days.py and test_zone_pages.py compare them), without decoding 10M rows. Otherwise
+None, and the caller reads rows.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
@@ -33,8 +44,29 @@ from trail.stats.sources import Rows
 from trail.storage import page_rollups, rollups
 
 _TABLES = ("page_views", "sessions")
-# A day described from rows: its page view ids, its table (page_rollups.SCHEMA), its deltas.
+_KEYS = ["visitor_id", "session_id"]
+# A part described from rows: its page view ids, its table (page_rollups.SCHEMA), its deltas.
 Described = tuple[np.ndarray, pl.DataFrame, np.ndarray]
+Span = tuple[datetime, datetime]
+
+
+@dataclass(frozen=True)
+class _Window:
+    """How the window's UTC days with page views are answered."""
+
+    first: date  # the UTC day the window starts in: nothing is carried into it
+    closed: list[rollups.DayRollup]  # whole days answered by their page rollup
+    patched: dict[date, Span]  # closed days whose carried columns come from rows: the span
+    # of the previous day inside the window they carry from
+    opened: list[rollups.DayPart]  # whole days and slices described from rows
+    ids_of: dict[date, rollups.DayRollup]  # the sessions rollups of whole days
+
+    def read(self) -> tuple[date, ...]:
+        """The days whose rows the window reads (the opened and patched days and the days
+        before them), for open_days.identity."""
+        days = {*(p.day for p in self.opened), *self.patched}
+        days |= {d - timedelta(days=1) for d in days if d != self.first}
+        return tuple(sorted(days))
 
 
 def page_stats(rows: Rows) -> pl.DataFrame | None:
@@ -45,69 +77,78 @@ def page_stats(rows: Rows) -> pl.DataFrame | None:
     f = rows.f
     if not f.is_unfiltered or f.visitor_id is not None or f.session_id is not None:
         return None
-    days = rollups.whole_days(rows.start, rows.end)
-    window = _window(rows, days[0]) if days is not None else None
-    if days is None or window is None:
+    w = _window(rows)
+    if w is None:
         return None
-    closed, opened, ids_of = window
-    if not closed and not opened:
+    if not w.closed and not w.opened:
         return _empty()
-    first = days[0]
 
     def key() -> tuple[object, ...]:
-        read = sorted({*opened, *(d - timedelta(days=1) for d in opened if d != first)})
         return (
-            "pages", str(rows.data_dir), first, _stamps([d.file for d in closed]),
-            rollup_totals.identity([ids_of[d.day] for d in closed]),
-            open_days.identity(rows.data_dir, f.site_id, _TABLES, tuple(read)),
+            "pages", str(rows.data_dir), w.first, _stamps([d.file for d in w.closed]),
+            rollup_totals.identity([w.ids_of[d.day] for d in w.closed]),
+            tuple((p.day, p.start, p.end) for p in w.opened), tuple(sorted(w.patched.items())),
+            open_days.identity(rows.data_dir, f.site_id, _TABLES, w.read()),
         )  # fmt: skip
 
     def make() -> pl.DataFrame | None:
-        if opened or not closed:
-            return _summed(rows, closed, opened, ids_of, first)
+        if w.opened or w.patched or not w.closed:
+            return _summed(rows, w)
         # closed days only: built once per machine (trail.stats.index_files)
-        shared_in = index_files.directory_of(ids_of[closed[0].day].file)
-        stored = index_files.shared(shared_in, key(), lambda: _kept(rows, closed, ids_of, first))
+        shared_in = index_files.directory_of(w.ids_of[w.closed[0].day].file)
+        stored = index_files.shared(shared_in, key(), lambda: _kept(rows, w))
         return stored.get("answer")
 
     return open_days.remembered(key, make)
 
 
-def _kept(
-    rows: Rows, closed: list[rollups.DayRollup], ids_of: dict[date, rollups.DayRollup],
-    first: date,
-) -> dict[str, pl.DataFrame]:  # fmt: skip
-    answer = _summed(rows, closed, [], ids_of, first)
+def _kept(rows: Rows, w: _Window) -> dict[str, pl.DataFrame]:
+    answer = _summed(rows, w)
     return {} if answer is None else {"answer": answer}
 
 
-def _window(
-    rows: Rows, first: date
-) -> tuple[list[rollups.DayRollup], list[date], dict[date, rollups.DayRollup]] | None:
+def _window(rows: Rows) -> _Window | None:
     """The window's page days with a current rollup, those to read from rows, and the sessions
-    rollups by day; None when too many days lack a current rollup."""
+    rollups by day; None when too many whole days lack a current rollup."""
     f = rows.f
-    sessions = rollups.days_or_gaps(rows.data_dir, "sessions", f.site_id, rows.start, rows.end)
-    pages = rollups.days_or_gaps(rows.data_dir, "page_views", f.site_id, rows.start, rows.end,
+    site, start, end = f.site_id, rows.start, rows.end
+    sessions = rollups.window_parts(rows.data_dir, "sessions", site, start, end)
+    pages = rollups.window_parts(rows.data_dir, "page_views", site, start, end,
                                  page_rollups.VERSION)  # fmt: skip
     if sessions is None or pages is None:
         return None
-    page_days = {day for day, _ in pages}
-    if any(day != first and day not in page_days for day, _ in sessions):
+    first = start.astimezone(UTC).date()
+    page_days = {p.day for p in pages}
+    if any(p.day != first and p.day not in page_days for p in sessions):
         # a day with sessions but no page views: its sessions that bounced after viewing a
         # page the day before are in no page rollup (rare: keep-alives past midnight)
         return None
-    ids_of = {day: r for day, r in sessions if r is not None}
-    part_of = {day: str(r.entry.get("part")) for day, r in pages if r is not None}
-    closed, opened = [], []
-    for day, r in pages:
-        if r is not None and _current(r, ids_of.get(day), first, part_of, page_days):
-            closed.append(r)
-        else:
-            opened.append(day)
-    if len(opened) > rollups.MAX_OPEN_DAYS:
+    ids_of = {p.day: p.rollup for p in sessions if p.rollup is not None}
+    part_of = {p.day: str(p.rollup.entry.get("part")) for p in pages if p.rollup is not None}
+    closed, opened, patched = [], [], {}
+    for p in pages:
+        r = p.rollup
+        if r is None or not indexes(r, ids_of.get(p.day)):
+            opened.append(p)  # a slice, a day without a usable rollup, or whose ids changed
+            continue
+        closed.append(r)
+        previous = p.day - timedelta(days=1)
+        # `carried` is used but on the window's first day, and holds when it came from the
+        # previous day's current part (or that day had no page views then and has none now)
+        settled = previous in part_of or previous not in page_days
+        if p.day != first and not (
+            settled and r.entry.get("prev_part") == part_of.get(previous, "")
+        ):
+            patched[p.day] = _before(rows, p.day)
+    if sum(p.whole for p in opened) > rollups.MAX_OPEN_DAYS:
         return None
-    return closed, opened, ids_of
+    return _Window(first, closed, patched, opened, ids_of)
+
+
+def _before(rows: Rows, day: date) -> Span:
+    """The part of the UTC day before `day` inside the window (`day` is not its first)."""
+    midnight = datetime.combine(day, time(0), UTC)
+    return max(rows.start.astimezone(UTC), midnight - timedelta(days=1)), midnight
 
 
 def indexed_days(
@@ -139,42 +180,64 @@ def indexes(r: rollups.DayRollup, ids: rollups.DayRollup | None) -> bool:
     return ids is not None and r.entry.get("ids_file") == Path(ids.file).name
 
 
-def _current(
-    r: rollups.DayRollup, ids: rollups.DayRollup | None, first: date,
-    part_of: dict[date, str], page_days: set[date],
-) -> bool:  # fmt: skip
-    """Whether a page rollup still describes its day: the sessions rollup it indexes and (but
-    on the window's first day) the previous day's part it carried from are the current ones."""
-    if not indexes(r, ids):
-        return False  # the sessions rollup it indexes was replaced (or is not usable)
-    previous = r.day - timedelta(days=1)
-    if r.day == first:
-        return True
-    if previous in page_days and previous not in part_of:
-        return False  # the previous day is read from rows: not the part `carried` came from
-    return r.entry.get("prev_part") == part_of.get(previous, "")
-
-
-def _described(rows: Rows, day: date, first: date) -> Described:
-    """A day's page table from its rows, as compaction would write it (the previous day's page
-    views only when the day is not the window's first: there `carried` is not used)."""
-    start = datetime.combine(day, time(0), UTC)
-    end, site = start + timedelta(days=1), rows.f.site_id
+def _described(rows: Rows, part: rollups.DayPart, before: Span | None) -> Described:
+    """A part's page table from its rows, as compaction would write it for a day: the page
+    views and session rows of [part.start, part.end), and (`before`, but on the window's first
+    day) the page views of the previous day's part inside the window that belong to the part's
+    sessions (the others carry nothing across the midnight)."""
+    site = rows.f.site_id
     ms = pl.col("time").dt.epoch("ms").alias("ms")
     columns = ["visitor_id", "session_id", "path", "title", "time", "duration_seconds"]
-    pv = scan(rows.data_dir, "page_views", site, start, end, columns)
+    pv = scan(rows.data_dir, "page_views", site, part.start, part.end, columns)
     pv = pv.select("visitor_id", "session_id", "path", "title", ms, "duration_seconds")
-    sess = scan(rows.data_dir, "sessions", site, start, end, page_rollups.BOUNCE_COLUMNS)
-    keys = [pl.col("visitor_id").cast(pl.UInt64), pl.col("session_id").cast(pl.UInt32)]
-    if day == first:
-        previous = pl.LazyFrame(schema=page_rollups.PREVIOUS)
+    sess = scan(rows.data_dir, "sessions", site, part.start, part.end,
+                page_rollups.BOUNCE_COLUMNS)  # fmt: skip
+    pv_rows, bounced = pl.collect_all(
+        [pv.with_columns(_key_types()), page_rollups.bounced_sessions(sess)]
+    )
+    if before is None:
+        previous = pl.DataFrame(schema=page_rollups.PREVIOUS)
     else:
-        previous = scan(rows.data_dir, "page_views", site, start - timedelta(days=1), start,
-                        ["visitor_id", "session_id", "path", "time"])  # fmt: skip
-        previous = previous.select(*keys, "path", ms)
-    frames = pl.collect_all([pv, previous, page_rollups.bounced_sessions(sess)])
-    pv_rows = frames[0].with_columns(keys)
-    return page_rollups.describe(pv_rows, frames[1], frames[2])
+        sessions = pl.concat([pv_rows.select(_KEYS), bounced.select(_KEYS)]).unique()
+        previous = _views_of(rows, before, ["path"], sessions)
+    return page_rollups.describe(pv_rows, previous, bounced)
+
+
+def _patched(rows: Rows, day: date, before: Span) -> pl.DataFrame:
+    """`path` and page_rollups.CARRIED of a whole day, carried from the page views of `before`
+    (the previous day's part inside the window): from those views and the day's views and
+    session rows of the same sessions."""
+    start = datetime.combine(day, time(0), UTC)
+    previous = _views_of(rows, before, ["path"], None)
+    sessions = previous.select(_KEYS).unique()
+    pv = _views_of(rows, (start, start + timedelta(days=1)), ["path", "duration_seconds"],
+                   sessions)  # fmt: skip
+    sess = scan(rows.data_dir, "sessions", rows.f.site_id, start, start + timedelta(days=1),
+                page_rollups.BOUNCE_COLUMNS)  # fmt: skip
+    sess = sess.with_columns(_key_types()).join(sessions.lazy(), on=_KEYS, how="semi")
+    bounced = page_rollups.bounced_sessions(sess).collect()
+    return page_rollups.carried(pv, previous, bounced)
+
+
+def _views_of(
+    rows: Rows, span: Span, columns: list[str], sessions: pl.DataFrame | None
+) -> pl.DataFrame:
+    """The page views of `span` (visitor_id, session_id, `columns`, ms) in the order a scan
+    reads them; of `sessions` (visitor_id, session_id) only, when given."""
+    ms = pl.col("time").dt.epoch("ms").alias("ms")
+    lf = scan(rows.data_dir, "page_views", rows.f.site_id, span[0], span[1],
+              [*_KEYS, *columns, "time"])  # fmt: skip
+    lf = lf.select(*_key_types(), *columns, ms)
+    if sessions is not None:
+        # (the visitors first: a predicate the scan can apply before decoding the paths)
+        visitors = sessions["visitor_id"].unique()
+        lf = lf.filter(pl.col("visitor_id").is_in(visitors.implode()))
+        lf = lf.join(sessions.lazy(), on=_KEYS, how="semi", maintain_order="left")
+    return lf.collect()
+
+
+def _key_types() -> list[pl.Expr]:
+    return [pl.col("visitor_id").cast(pl.UInt64), pl.col("session_id").cast(pl.UInt32)]
 
 
 def _stamps(files: list[str]) -> tuple[tuple[str, int, int, int], ...]:
@@ -182,19 +245,17 @@ def _stamps(files: list[str]) -> tuple[tuple[str, int, int, int], ...]:
     return tuple((f, st.st_ino, st.st_mtime_ns, st.st_size) for f, st in stats)
 
 
-def _summed(
-    rows: Rows, closed: list[rollups.DayRollup], opened: list[date],
-    ids_of: dict[date, rollups.DayRollup], first: date,
-) -> pl.DataFrame | None:  # fmt: skip
-    """page_stats over the closed days' page rollups and the open days' rows (checked by the
+def _summed(rows: Rows, w: _Window) -> pl.DataFrame | None:
+    """page_stats over the closed days' page rollups and the opened parts' rows (checked by the
     caller)."""
-    order = sorted([*(d.day for d in closed), *opened])
+    order = sorted([*(d.day for d in w.closed), *(p.day for p in w.opened)])
     index = {day: i for i, day in enumerate(order)}
     try:
-        described = {day: _open_day(rows, day, first) for day in opened}
-        df, deltas = _closed_tables(closed, index)
+        described = {p.day: _open_day(rows, p, w.first) for p in w.opened}
+        patches = {day: _patch(rows, day, span) for day, span in w.patched.items()}
+        df, deltas = _closed_tables(w.closed, index)
         id_arrays = [
-            described[day][0] if day in described else ids_of[day].visitor_ids() for day in order
+            described[day][0] if day in described else w.ids_of[day].visitor_ids() for day in order
         ]
     except (OSError, pl.exceptions.PolarsError):
         return None  # replaced and purged since listed (or damaged): the rows still answer
@@ -206,12 +267,17 @@ def _summed(
     deltas = np.concatenate([deltas, *(d for _, _, d in described.values())])
     # Sessions carried into the window's first day from before it are counted there once, and
     # the bounces of sessions that viewed a page only the day before the window are not its,
-    # nor the time on page of views before the window.
-    if order[0] == first:  # (the first day had no page views: nothing carried from it)
-        df = df.with_columns(
-            pl.when(pl.col("day") == 0).then(0).otherwise(pl.col(c)).cast(df.schema[c]).alias(c)
-            for c in ("carried", "bounces_carried", "seconds_carried", "timed_carried")
-        )
+    # nor the time on page of views before the window. A patched day's rollup carried from
+    # another previous part: its carried columns are replaced by the patch's rows (without
+    # views or visitors, so the deltas still follow the rows that have them).
+    reset = [index[day] for day in (w.first, *w.patched) if day in index]
+    df = df.with_columns(
+        pl.when(pl.col("day").is_in(reset)).then(0).otherwise(pl.col(c)).cast(df.schema[c]).alias(c)
+        for c in page_rollups.CARRIED
+    )
+    df = pl.concat(
+        [df, *(_carried_rows(t, index[day]) for day, t in patches.items())], how="vertical_relaxed"
+    )
     df = df.with_columns(group=pl.col("path").rank("dense").cast(pl.UInt32) - 1)
     offsets = np.zeros(len(id_arrays) + 1, dtype=np.uint64)
     offsets[1:] = np.cumsum([len(a) for a in id_arrays])
@@ -266,16 +332,38 @@ def average_seconds(total: pl.Expr, n: pl.Expr) -> pl.Expr:
     return pl.when(n > 0).then(mean.round(0, mode="half_to_even")).otherwise(0).cast(pl.Int64)
 
 
-def _open_day(rows: Rows, day: date, first: date) -> Described:
-    """_described, remembered while the day's (and the day before's) files stay the same."""
-    read = (day,) if day == first else (day - timedelta(days=1), day)
+def _open_day(rows: Rows, part: rollups.DayPart, first: date) -> Described:
+    """_described, remembered while the part's (and the previous day's) files stay the same."""
+    before = None if part.day == first else _before(rows, part.day)
+    read = (part.day,) if before is None else (part.day - timedelta(days=1), part.day)
 
     def key() -> tuple[object, ...]:
         site = rows.f.site_id
-        return ("page day", str(rows.data_dir), site, day == first,
+        return ("page day", str(rows.data_dir), site, part.start, part.end, before,
                 open_days.identity(rows.data_dir, site, _TABLES, read))  # fmt: skip
 
-    return open_days.remembered(key, lambda: _described(rows, day, first))
+    return open_days.remembered(key, lambda: _described(rows, part, before))
+
+
+def _patch(rows: Rows, day: date, before: Span) -> pl.DataFrame:
+    """_patched, remembered while the day's and the previous day's files stay the same."""
+
+    def key() -> tuple[object, ...]:
+        site = rows.f.site_id
+        read = (day - timedelta(days=1), day)
+        return ("page carried", str(rows.data_dir), site, day, before,
+                open_days.identity(rows.data_dir, site, _TABLES, read))  # fmt: skip
+
+    return open_days.remembered(key, lambda: _patched(rows, day, before))
+
+
+def _carried_rows(carried: pl.DataFrame, day: int) -> pl.DataFrame:
+    """Page table rows (SCHEMA, with `day`) holding only the CARRIED columns of `carried`."""
+    own = {c: t for c, t in page_rollups.SCHEMA.items() if c not in carried.columns}
+    return carried.with_columns(
+        *(pl.lit(None if c in ("title", "title_ms") else 0, t).alias(c) for c, t in own.items()),
+        day=pl.lit(day, pl.UInt32),
+    ).select(*page_rollups.SCHEMA, "day")
 
 
 def _closed_tables(

@@ -38,8 +38,11 @@ also writes `rollup-<n>.parquet` next to `part-<n>.parquet`, one row per path:
 The manifest entry names its inputs: `ids_file` (the sessions rollup it indexes) and
 `prev_part` (the previous day's page_views part `carried` was computed from; "" when that day
 had no page views, "unsettled" when it had segments not compacted yet). The query side
-(trail.stats.rollup_pages) uses a day only while both are still current, and the maintenance
-round rebuilds a rollup whose inputs changed (trail.tasks.compaction).
+(trail.stats.rollup_pages) uses a day only while the sessions rollup it indexes is current, and
+its carried columns only while `prev_part` is too (or the window starts on the day: they are not
+used); otherwise, and when the window holds only a slice of the previous day, it takes them from
+rows (`carried`, over the previous part's views and the day's views of the same sessions). The
+maintenance round rebuilds a rollup whose inputs changed (trail.tasks.compaction).
 """
 
 from __future__ import annotations
@@ -197,16 +200,7 @@ def per_path(pv: pl.DataFrame, previous: pl.DataFrame, bounced: pl.DataFrame) ->
     (visitor_id, session_id) of the day's bounced sessions. The views of both days come in the
     order a scan reads them: views of a session sharing a time are paired in that order."""
     pairs = pv.select(*_KEYS, "path").unique()
-    seconds, seconds_carried = _seconds(pv, previous)
-    previous = previous.select(*_KEYS, "path").unique()
-    carried = pairs.join(previous, on=[*_KEYS, "path"], how="semi").group_by("path").len("carried")
     bounces = pairs.join(bounced, on=_KEYS, how="semi").group_by("path").len("bounces")
-    bounces_carried = (
-        previous.join(bounced, on=_KEYS, how="semi")
-        .join(pairs, on=[*_KEYS, "path"], how="anti")
-        .group_by("path")
-        .len("bounces_carried")
-    )
     # The latest view; on a tie the greatest title, as the kernel reading rows decides.
     ordered = pv.sort(["path", "ms", "title"], maintain_order=True)
     latest = ordered.group_by("path", maintain_order=True).last()
@@ -220,12 +214,10 @@ def per_path(pv: pl.DataFrame, previous: pl.DataFrame, bounced: pl.DataFrame) ->
         pv.group_by("path")
         .agg(pl.len().alias("views"))
         .join(pairs.group_by("path").len("sessions"), on="path")
-        .join(carried, on="path", how="left")
         .join(bounces, on="path", how="left")
+        .join(_seconds_within(pv), on="path", how="left")
         # a path viewed only the day before still gets a row: its views and sessions are 0
-        .join(bounces_carried, on="path", how="full", coalesce=True)
-        .join(seconds, on="path", how="left")
-        .join(seconds_carried, on="path", how="full", coalesce=True)
+        .join(carried(pv, previous, bounced), on="path", how="full", coalesce=True)
         .join(latest.select("path", "title", pl.col("ms").alias("title_ms")), on="path", how="left")
         .join(deltas.group_by("path").agg(pl.col("delta").alias("deltas")), on="path", how="left")
         .with_columns(
@@ -238,12 +230,37 @@ def per_path(pv: pl.DataFrame, previous: pl.DataFrame, bounced: pl.DataFrame) ->
     )
 
 
-def _seconds(pv: pl.DataFrame, previous: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+CARRIED = ["carried", "bounces_carried", "seconds_carried", "timed_carried"]
+
+
+def carried(pv: pl.DataFrame, previous: pl.DataFrame, bounced: pl.DataFrame) -> pl.DataFrame:
+    """`path` and the CARRIED columns of a day (per_path's arguments; `pv` needs only
+    visitor_id, session_id, path, ms and duration_seconds): what the sessions of `previous` add
+    across the midnight. Only the sessions of `previous` matter, so `pv` and `bounced` may be
+    restricted to them (the query side does, to patch a day whose previous day is not the one
+    its rollup carried from)."""
+    pairs = pv.select(*_KEYS, "path").unique()
+    before = previous.select(*_KEYS, "path").unique()
+    counted = pairs.join(before, on=[*_KEYS, "path"], how="semi").group_by("path").len("carried")
+    bounces_carried = (
+        before.join(bounced, on=_KEYS, how="semi")
+        .join(pairs, on=[*_KEYS, "path"], how="anti")
+        .group_by("path")
+        .len("bounces_carried")
+    )
+    return (
+        counted.join(bounces_carried, on="path", how="full", coalesce=True)
+        .join(_seconds_carried(pv, previous), on="path", how="full", coalesce=True)
+        .with_columns(pl.col(CARRIED).fill_null(0))
+        .select("path", *[pl.col(c).cast(SCHEMA[c]) for c in CARRIED])
+    )
+
+
+def _seconds_within(pv: pl.DataFrame) -> pl.DataFrame:
     """`path`, `seconds`, `timed` of the day's views `pv` paired with a later view of the same
-    day, and `path`, `seconds_carried`, `timed_carried` of the previous day's last view of each
-    session paired with the session's first view of the day (a session's views in time order,
-    those sharing a time in the order given, as trail.stats.kernels.with_time_on_page pairs
-    them). Views without a time (0) are left out, as the average leaves them out."""
+    day (a session's views in time order, those sharing a time in the order given, as
+    trail.stats.kernels.with_time_on_page pairs them). Views without a time (0) are left out,
+    as the average leaves them out."""
     spent = core.times_on_page(
         np.ascontiguousarray(pv["visitor_id"].to_numpy(), dtype=np.uint64),
         np.ascontiguousarray(pv["session_id"].to_numpy(), dtype=np.uint32),
@@ -251,12 +268,18 @@ def _seconds(pv: pl.DataFrame, previous: pl.DataFrame) -> tuple[pl.DataFrame, pl
         np.ascontiguousarray(pv["duration_seconds"].to_numpy(), dtype=np.uint32),
     )
     time_on_page = pl.Series("time_on_page", np.frombuffer(spent, dtype=np.uint32))
-    within = (
+    return (
         pv.select("path", time_on_page)
         .filter(pl.col("time_on_page") > 0)
         .group_by("path")
         .agg(pl.col("time_on_page").cast(pl.UInt64).sum().alias("seconds"), pl.len().alias("timed"))
     )
+
+
+def _seconds_carried(pv: pl.DataFrame, previous: pl.DataFrame) -> pl.DataFrame:
+    """`path`, `seconds_carried`, `timed_carried`: the previous day's last view of each session
+    paired with the session's first view of the day `pv` (in time order, those sharing a time
+    in the order given), without the pairs of no time."""
     order = ["ms", "i"]
     first = (
         pv.with_row_index("i")
@@ -265,7 +288,7 @@ def _seconds(pv: pl.DataFrame, previous: pl.DataFrame) -> tuple[pl.DataFrame, pl
         .filter(pl.col("next") > 0)
     )
     last = previous.with_row_index("i").group_by(_KEYS).agg(pl.col("path").sort_by(order).last())
-    carried = (
+    return (
         last.join(first, on=_KEYS)
         .group_by("path")
         .agg(
@@ -273,7 +296,6 @@ def _seconds(pv: pl.DataFrame, previous: pl.DataFrame) -> tuple[pl.DataFrame, pl
             pl.len().alias("timed_carried"),
         )
     )
-    return within, carried
 
 
 def _bounced(day_dir: Path, day: date) -> pl.DataFrame:

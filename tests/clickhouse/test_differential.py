@@ -1,5 +1,6 @@
-"""Both backends answer the same: random traffic through a real server, random filters, every
-report with a ClickHouse implementation, JSON answers compared exactly.
+"""Both backends answer the same: random traffic through a real server, random filters (time on
+page and custom metrics included), every report with a ClickHouse implementation, JSON answers
+compared exactly.
 
 One server (storage = "embedded") ingests the oracle's random traffic (tests/oracle/traffic.py)
 and answers every query; the sealed rows are shipped to chDB; a second server on the same data
@@ -13,25 +14,23 @@ import os
 import time
 import urllib.parse
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
-from tests.clickhouse.drawing import busy_traffic, drawn
+from tests.clickhouse.drawing import busy_traffic, drawn, query_params, with_amounts
 from tests.clickhouse.traffic import FAST_SEAL, ship_all
 from tests.oracle.harness import BATCH, batches, renamed
-from tests.oracle.traffic import filter_params
+from tests.oracle.traffic import EVENT_NAMES, Traffic
 from tests.server import TrailServer
 from trail.clickhouse.backend import SQL_REPORTS
 from trail.storage import layout
 
 TRAFFICS = int(os.environ.get("TRAIL_CH_DIFF_TRAFFICS", "3"))
 QUERIES = int(os.environ.get("TRAIL_CH_DIFF_QUERIES", "5"))  # per site
-# What the SQL does not compile falls back to the embedded engine: left out here so that each
-# query tests SQL (tests/clickhouse/test_reports.py covers the fallback).
-NOT_SQL = ("include_avg_time_on_page", "custom_metric_key", "custom_metric_type")
 # Reports of the last minutes, which change between the two servers' answers (minutes apart):
 # tests/clickhouse/test_differential_sessions.py compares them for one `now`.
 CLOCK = ("active",)
@@ -55,10 +54,10 @@ def loaded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """Random traffic ingested by an embedded server, its queries and their answers."""
     data = tmp_path_factory.mktemp("differential") / "data"
     s = TrailServer(data, workers=2, env=FAST_SEAL).start()
-    queries: list[tuple[str, dict[str, list[str]]]] = []
+    asked: list[tuple[str, dict[str, list[str]]]] = []
     try:
         for i in range(TRAFFICS):
-            t = renamed(busy_traffic(1500 + i), f"ch{i}")
+            t = with_amounts(renamed(busy_traffic(1500 + i), f"ch{i}"), 1500 + i)
             ids, keys = {}, {}
             for site in t.sites:
                 ids[site.key], keys[site.key] = s.create_site(site.hostname, site.timezone)
@@ -66,19 +65,31 @@ def loaded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
                 r = s.call("POST", BATCH[kind], bodies, key=keys[site_key])
                 assert r.status == 200, r.body
             for j, site in enumerate(t.sites):
-                for p in drawn(filter_params(t, site), 10_000 * i + 100 * j, QUERIES):
-                    p = {key: v for key, v in p.items() if key not in NOT_SQL}
-                    queries.append((ids[site.key], p))
+                for p in drawn(query_params(t, site), 10_000 * i + 100 * j, QUERIES):
+                    asked.append((ids[site.key], p))
+                asked += [(ids[site.key], p) for p in _custom_metric_weeks(t, i + j)]
         _sealed(data)
         time.sleep(1)  # a last sealing round after the WAL files went
-        answers = _answers(s, queries)
+        answers = _answers(s, asked)
         health, metrics = s.call("GET", "/health"), s.call("GET", "/metrics")
     finally:
         s.stop()
     # storage = "embedded": /health as it always was, /metrics only says the worker is up
     assert health.status == 200 and "clickhouse" not in health.json()
     assert metrics.status == 200 and metrics.body.decode().splitlines()[-1] == "trail_up 1"
-    return {"data": data, "queries": queries, "answers": answers, "key": s.admin_key}
+    return {"data": data, "queries": asked, "answers": answers, "key": s.admin_key}
+
+
+def _custom_metric_weeks(t: Traffic, at: int) -> list[dict[str, list[str]]]:
+    """Two events' custom metrics over the traffic's week (the random queries' conditions and
+    days often leave no event with a value), one read as integers, one as floats."""
+    today = datetime.fromtimestamp(t.now / 1000, UTC).date()
+    week = {"from": [(today - timedelta(days=8)).isoformat()], "to": [today.isoformat()],
+            "custom_metric_key": ["amount"], "include_avg_time_on_page": ["true"]}  # fmt: skip
+    return [
+        {**week, "event": [EVENT_NAMES[(at + k) % len(EVENT_NAMES)]], "custom_metric_type": [kind]}
+        for k, kind in enumerate(("integer", "float"))
+    ]
 
 
 def _answers(
@@ -120,6 +131,10 @@ def test_every_sql_report_answers_like_the_embedded_engine(
     assert 200 in statuses
     non_empty = [a for (_, name), (status, a) in got.items() if name == "total" and a["visitors"]]
     assert len(non_empty) >= len(loaded["queries"]) // 4  # the filters do select rows
+    # and the custom metrics and times on page are not all zeros
+    assert any(a["custom_metric_total"] and a["custom_metric_avg"] for a in non_empty)
+    pages = [row for (_, name), (_, a) in got.items() if name == "page" for row in a]
+    assert any(row["average_time_spent_seconds"] for row in pages)
 
 
 def _describe(wrong: list[tuple[str, Any, Any, Any]], limit: int = 5) -> str:

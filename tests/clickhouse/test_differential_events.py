@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 
-from tests.clickhouse.drawing import busy_traffic, drawn
-from tests.clickhouse.test_differential import NOT_SQL, _ask, _describe, _sealed
+from tests.clickhouse.drawing import busy_traffic, drawn, query_params, with_amounts
+from tests.clickhouse.test_differential import _ask, _describe, _sealed
 from tests.clickhouse.traffic import FAST_SEAL, ship_all
 from tests.oracle.harness import BATCH, batches, renamed
-from tests.oracle.traffic import EVENT_NAMES, TAGS, filter_params
+from tests.oracle.traffic import EVENT_NAMES, TAGS
 from tests.server import TrailServer
 from trail.clickhouse import reports_events
 
@@ -35,6 +35,10 @@ GOALS: list[dict[str, Any]] = [
     {"name": "Pro download", "event_name": "download", "event_meta_key": "plan",
      "event_meta_value": "pro"},
     {"name": "Signup at home", "path_pattern": "/", "event_name": "signup"},
+    {"name": "Download amount", "event_name": "download", "custom_metric_key": "amount",
+     "custom_metric_type": "float"},
+    {"name": "Blog amount", "path_pattern": "/blog*", "event_name": "play video",
+     "custom_metric_key": "amount", "custom_metric_type": "integer"},
 ]  # fmt: skip
 FUNNELS: list[dict[str, Any]] = [
     {"name": "Home to blog", "steps": [
@@ -99,7 +103,7 @@ def loaded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     queries: list[Query] = []
     try:
         for i in range(TRAFFICS):
-            t = renamed(busy_traffic(2500 + i), f"ev{i}")
+            t = with_amounts(renamed(busy_traffic(2500 + i), f"ev{i}"), 2500 + i)
             ids, keys, funnels = {}, {}, {}
             for site in t.sites:
                 ids[site.key], keys[site.key] = s.create_site(site.hostname, site.timezone)
@@ -108,8 +112,7 @@ def loaded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
                 r = s.call("POST", BATCH[kind], bodies, key=keys[site_key])
                 assert r.status == 200, r.body
             for j, site in enumerate(t.sites):
-                for k, p in enumerate(drawn(filter_params(t, site), 20_000 + 100 * i + j, QUERIES)):
-                    p = {key: v for key, v in p.items() if key not in NOT_SQL}
+                for k, p in enumerate(drawn(query_params(t, site), 20_000 + 100 * i + j, QUERIES)):
                     queries += _queries(ids[site.key], p, k, funnels[site.key])
         _sealed(data)
         time.sleep(1)  # a last sealing round after the WAL files went
@@ -148,7 +151,9 @@ def test_event_tag_goal_funnel_and_option_reports_answer_like_the_embedded_engin
 
 def _non_empty(name: str, answer: Any) -> bool:
     if name == "goals":
-        return any(g["stats"]["visitors"] for g in answer)
+        return any(g["stats"]["visitors"] for g in answer) and any(
+            g["stats"]["custom_metric_total"] for g in answer
+        )
     if name == "funnel":
         return len(answer["data"]) >= 2 and answer["data"][1]["visitors"] > 0
     return bool(answer)

@@ -50,6 +50,7 @@ WEEK_MS = 7 * DAY_MS
 TRAFFICS = 3
 TIES = Site("ties", "ties.sessions.test", "UTC")
 SOMEONE = Visitor(ua=0, network=0, host=7, language=0, screen=0)
+AMOUNT = {"custom_metric_key": ["amount"], "custom_metric_type": ["float"]}
 
 
 def _traffic(now: int) -> tuple[list[Site], list[dict[str, Any]]]:
@@ -94,12 +95,16 @@ def _queries(
                     "to": [(today - timedelta(days=b)).isoformat()]}  # fmt: skip
 
         week = days(8, 0)
+        amounts = ({**days(3, 0), **AMOUNT, "event": ["download"]},
+                   {**days(1, 1), **AMOUNT, "event": ["signup", "download"],
+                    "custom_metric_type": ["integer"]})  # fmt: skip
         for p in (days(0, 0), days(1, 1), days(3, 3), week, days(4, 2),
                   {**days(0, 0), "path": ["/"]}, {**week, "path": ["/pricing"]},
                   {**week, "event": ["signup"]}, {**week, "browser": ["!Firefox"]},
-                  {**days(2, 2), "pattern": ["^/blog"]}):  # fmt: skip
+                  {**days(2, 2), "pattern": ["^/blog"]}, *amounts):  # fmt: skip
             out.append(("growth", site_id, p))
-        for p in ({}, week, {**days(0, 0), "path": ["~o"]}, {"tz": ["Asia/Kolkata"]}):
+        for p in ({}, week, {**days(0, 0), "path": ["~o"]}, {"tz": ["Asia/Kolkata"]},
+                  {**AMOUNT, "event": ["signup"]}):  # fmt: skip
             out.append(("overview", site_id, p))
         for p in ({"start": ["3600"]}, {"start": ["3600"], "path": ["~o"]},
                   {"start": ["3600"], "country": ["!de"], "event": ["!nope"]}):  # fmt: skip
@@ -213,6 +218,7 @@ SCRIPT = """
 import sys, orjson
 from datetime import UTC, datetime
 from trail.clickhouse.client import connect
+from trail.clickhouse import reports, reports_events
 from trail.clickhouse import reports_sessions as rs
 from trail.clickhouse.rows import Unsupported
 from trail.stats.filters import parse_filter
@@ -224,6 +230,9 @@ calls = {
     "overview": lambda f, now: rs.overview(client, "trail", f, now),
     "duration/page": lambda f, now: rs.page_duration(client, "trail", f),
     "session/details": lambda f, now: rs.session_details(client, "trail", f),
+    "page": lambda f, now: reports.page(client, "trail", f),
+    "page/entry": lambda f, now: reports.entry_pages(client, "trail", f),
+    "event/page": lambda f, now: reports_events.event_pages(client, "trail", f),
 }
 out = []
 for name, params, now in orjson.loads(sys.stdin.read()):
@@ -281,8 +290,12 @@ def test_clock_windows_and_ties_for_a_fixed_now(loaded: dict[str, Any]) -> None:
     listed = sessions.session_list(data, parse_filter(span))
     assert len(listed) == 1
     one = {"visitor_id": [listed[0]["visitor_id"]], "session_id": [str(listed[0]["session_id"])]}
-    asked += [("session/details", {**span, **one}, now), ("duration/page", span, now),
-              ("growth", {**span, "path": ["/"]}, now)]  # fmt: skip
+    timed = {**span, "include_avg_time_on_page": ["true"]}
+    asked.append(("session/details", {**span, **one}, now))  # rows at one instant by columns
+    tied = [("duration/page", span, now), ("growth", {**span, "path": ["/"]}, now),
+            ("page", timed, now), ("page/entry", timed, now),
+            ("event/page", {**timed, "event": ["signup"]}, now)]  # fmt: skip
+    asked += tied
     done = subprocess.run(
         [sys.executable, "-c", SCRIPT, loaded["url"]],
         input=orjson.dumps(asked).decode(), cwd=ROOT, capture_output=True, text=True,
@@ -292,8 +305,9 @@ def test_clock_windows_and_ties_for_a_fixed_now(loaded: dict[str, Any]) -> None:
     got = orjson.loads(done.stdout.splitlines()[-1])
     # the time on a page pairs a view with the next one: which of two at one instant comes
     # first is not kept (docs/clickhouse.md), so the embedded engine answers those
-    assert got[-2:] == [{"unsupported": "page views of one session at the same instant"}] * 2
-    for (name, params, at), answer in zip(asked[:-2], got[:-2], strict=True):
+    ties = got[-len(tied) :]
+    assert ties == [{"unsupported": "page views of one session at the same instant"}] * len(tied)
+    for (name, params, at), answer in zip(asked[: -len(tied)], got[: -len(tied)], strict=True):
         want = orjson.loads(orjson.dumps(_embedded(data, name, params, at)))
         assert answer == want, (name, params, at)
     actives = [a["visitors"] for (name, _, _), a in zip(asked, got, strict=False)

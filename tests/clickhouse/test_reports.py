@@ -12,7 +12,8 @@ import pytest
 
 from tests.clickhouse.test_schema import ROOT
 from tests.clickhouse.traffic import DAY
-from trail.clickhouse.rows import Rows, Unsupported
+from trail.clickhouse.reports import custom_metrics
+from trail.clickhouse.rows import Rows
 from trail.stats import reports
 from trail.stats.filters import parse_filter
 
@@ -86,15 +87,17 @@ def test_values_are_bound_never_pasted() -> None:
     assert "browser = {p4:String}" in sql  # tz, site, start, end, then the browser values
 
 
-@pytest.mark.parametrize(
-    ("params", "field"),
-    [
-        ({"event": ["signup"], "custom_metric_key": ["amount"], "custom_metric_type": ["integer"]},
-         "custom_metric_key"),
-    ],
-)  # fmt: skip
-def test_custom_metrics_are_not_compiled(params: dict[str, list[str]], field: str) -> None:
-    f = parse_filter({"id": ["s"], "from": [DAY], "to": [DAY], **params})
-    with pytest.raises(Unsupported) as e:
-        Rows(f, "trail")
-    assert e.value.field == field
+def test_custom_metric_keys_are_bound_never_pasted() -> None:
+    sneaky = "x' OR 1=1 --"
+    for kind in ("integer", "float"):
+        f = parse_filter({"id": ["s"], "from": [DAY], "to": [DAY], "event": ["buy"],
+                          "custom_metric_key": [sneaky], "custom_metric_type": [kind]})  # fmt: skip
+        rows = Rows(f, "trail")  # compiled, no longer Unsupported
+        sql = custom_metrics(rows, ["toHour(time, {tz:String}) AS hour"])
+        assert sql is not None and "OR 1=1" not in sql and "[0-9]" not in sql
+        assert sneaky in rows.p.values.values()
+    without_event = parse_filter(
+        {"id": ["s"], "from": [DAY], "to": [DAY], "custom_metric_key": ["k"],
+         "custom_metric_type": ["float"]}
+    )  # fmt: skip
+    assert custom_metrics(Rows(without_event, "trail"), []) is None  # as the embedded engine: 0

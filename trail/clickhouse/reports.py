@@ -12,9 +12,11 @@ bound parameter). The metrics are trail's (trail.stats.metrics):
 
 Sorting, paging and the shape of each answer are the embedded engine's own functions
 (trail.stats.pages.sort_and_page and friends), applied to the grouped rows, so both backends
-order ties and divide floats the same way. What needs the order of rows with equal times (the
-time on a page) or custom metrics raises `Unsupported`, and the caller answers from the embedded
-engine (trail.clickhouse.backend).
+order ties and divide floats the same way. The time on a page pairs each view with the next one
+of its session (trail.clickhouse.reports_sessions.average_times); two views of a session at one
+instant raise `Unsupported` there, and the caller answers from the embedded engine
+(trail.clickhouse.backend). Custom metrics parse an event metadata value as the embedded engine
+does (custom_metrics below).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ __all__ = ["Unsupported"]
 
 _SUMS = "sum(sign) AS sessions, sum(page_views * sign) AS views, sum(is_bounce * sign) AS bounces"
 _COUNTS = ("visitors", "views", "sessions", "bounces")
+_CUSTOM = ("custom_metric_avg", "custom_metric_total")
 _SESSION = f"tuple({KEYS})"
 # One session as one UInt128 (visitor_id << 32 | session_id): exact, and distinct counts over it
 # are several times cheaper than over a tuple.
@@ -48,11 +51,6 @@ def _rows(client: Any, sql: str, p: Params) -> list[dict[str, Any]]:
 
 def _one(client: Any, sql: str, p: Params) -> Any:
     return client.query(sql, parameters=p.values).result_rows[0][0]
-
-
-def _no_time_on_page(f: Filter) -> None:
-    if f.include_avg_time_on_page:
-        raise Unsupported("include_avg_time_on_page")
 
 
 def _search(p: Params, f: Filter, column: str) -> str:
@@ -98,6 +96,54 @@ def _unfiltered(r: Rows, what: str = "uniqExact(visitor_id)", table: str = "sess
     return f"SELECT {what} FROM {r.table(table)} WHERE {r.window}"
 
 
+# -- custom metrics ---------------------------------------------------------------------------
+
+# What Polars' non-strict cast from a string reads as a number (trail.stats.sources.custom_metrics:
+# values that do not parse are left out): optional sign and decimal digits for integers, within
+# Int64 (toInt64OrNull refuses the rest); for floats decimals with an optional exponent, and
+# inf, infinity and nan in any case. ClickHouse reads a few more spellings (`nan(1)`, `1e+`), so
+# a value must match first; `precise_float_parsing` rounds every decimal as Polars does.
+_NUMBERS = {
+    "integer": ("^[+-]?[0-9]+$", "toInt64OrNull"),
+    "float": (
+        "^[+-]?(([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?|(?i:inf|infinity|nan))$",
+        "toFloat64OrNull",
+    ),
+}
+_PRECISE = " SETTINGS precise_float_parsing = 1"
+
+
+def custom_metrics(r: Rows, keys: list[str]) -> str | None:
+    """`total`, `float_total` and `n` of the custom metric's values per `keys` (SQL AS names,
+    over event columns) among the matching events, as trail.stats.sources.custom_metrics reads
+    them; None without an event name, custom_metric_key and custom_metric_type."""
+    f = r.f
+    if not (f.custom_metric_key and f.custom_metric_type and "event_name" in f.fields):
+        return None
+    pattern, parse = _NUMBERS[f.custom_metric_type]
+    raw = pair_value(r.p, "event_meta_keys", "event_meta_values", f.custom_metric_key)
+    value = f"if(match(raw, {r.p.bind(pattern, 'String')}), {parse}(raw), NULL) AS v"
+    where = f"{r.events()} AND has(event_meta_keys, {r.p.bind(f.custom_metric_key, 'String')})"
+    select = ", ".join([*keys, f"{raw} AS raw", value])
+    group = ", ".join(k.rsplit(" AS ", 1)[-1] for k in keys)
+    sums = "sum(v) AS total, sum(toFloat64(v)) AS float_total, count(v) AS n"
+    return (
+        f"SELECT {group + ', ' if keys else ''}{sums} "
+        f"FROM (SELECT {select} FROM {r.table('events')} WHERE {where})"
+        f"{f' GROUP BY {group}' if keys else ''}{_PRECISE}"
+    )
+
+
+def custom_values(row: dict[str, Any]) -> dict[str, float]:
+    """custom_metric_avg and custom_metric_total of a `custom_metrics` row: the mean of the
+    values summed as floats (as Polars' mean), the total summed in the type, as floats."""
+    n = int(row.get("n") or 0)
+    return {
+        "custom_metric_avg": float(row["float_total"]) / n if n else 0.0,
+        "custom_metric_total": float(row.get("total") or 0.0),
+    }
+
+
 # -- totals and the visitor series ------------------------------------------------------------
 
 
@@ -113,9 +159,13 @@ def total(client: Any, database: str, f: Filter) -> dict[str, Any]:
     all_visitors = out["visitors"] if f.is_unfiltered else int(row.get("everyone") or 0)
     out["bounce_rate"] = m.rate(out["bounces"], out["sessions"])
     out["cr"] = m.rate(out["visitors"], all_visitors)
-    out["custom_metric_avg"] = 0.0
-    out["custom_metric_total"] = 0.0
-    return out
+    return {**out, **custom_totals(client, r)}
+
+
+def custom_totals(client: Any, r: Rows) -> dict[str, float]:
+    """custom_metric_avg and custom_metric_total over `r`'s window (0.0 without a metric)."""
+    sql = custom_metrics(r, [])
+    return custom_values(_rows(client, sql, r.p)[0] if sql else {})
 
 
 def visitor(client: Any, database: str, f: Filter) -> list[dict[str, Any]]:
@@ -127,6 +177,11 @@ def visitor(client: Any, database: str, f: Filter) -> list[dict[str, Any]]:
     r = Rows(f, database, bucket=held)
     bucket = f"{BUCKETS[f.scale]} AS bucket"
     by_bucket = _by_start(_rows(client, _metrics_by(r, [bucket]), r.p), f.scale)
+    # the matching events of each bucket, their conditions over the whole window (as
+    # trail.stats.reports.visitor reads them)
+    c = Rows(f, database)
+    custom_sql = custom_metrics(c, [bucket])
+    custom = _by_start(_rows(client, custom_sql, c.p), f.scale) if custom_sql else {}
     all_by_bucket = by_bucket
     if not f.is_unfiltered:  # cr's denominators
         u = Rows(f.without_dims(), database)
@@ -142,8 +197,7 @@ def visitor(client: Any, database: str, f: Filter) -> list[dict[str, Any]]:
             item[k] = int(row.get(k) or 0)
         item["bounce_rate"] = m.rate(item["bounces"], item["sessions"])
         item["cr"] = m.rate(item["visitors"], all_by_bucket.get(start, {}).get("visitors") or 0)
-        item["custom_metric_avg"] = 0.0
-        item["custom_metric_total"] = 0.0
+        item.update(custom_values(custom.get(start, {})))
         out.append(item)
     return out
 
@@ -275,7 +329,12 @@ def _by_time(client: Any, database: str, f: Filter, key: str, size: int) -> list
     got = _rows(client, _metrics_by(r, [key], views=True), r.p)
     everyone = _one(client, _unfiltered(r), r.p)
     df = _frame(got, {name: pl.Int64, **dict.fromkeys(_COUNTS, pl.Int64)})
-    return _filled(df, [name], [(i,) for i in range(size)], everyone or 0)
+    custom_sql = custom_metrics(r, [key])
+    custom = None
+    if custom_sql:  # per time part of the matching events (trail.stats.breakdowns._by_time)
+        rows = [{name: row[name], **custom_values(row)} for row in _rows(client, custom_sql, r.p)]
+        custom = _frame(rows, {name: pl.Int64, **dict.fromkeys(_CUSTOM, pl.Float64)})
+    return _filled(df, [name], [(i,) for i in range(size)], everyone or 0, custom)
 
 
 def hours(client: Any, database: str, f: Filter) -> list[dict[str, Any]]:
@@ -304,8 +363,9 @@ def page(
     client: Any, database: str, f: Filter, *, group_by_title: bool = False
 ) -> list[dict[str, Any]]:
     """/statistics/page: per path (and title), sorted, searched and paged."""
-    _no_time_on_page(f)
     r = Rows(f, database)
+    keys = ("path", "title") if group_by_title else ("path",)
+    times = _average_times(client, r, keys)
     search = _search(r.p, f, "path")
     where = f"{r.page_views()} AND {search}"
     bounces = f"uniqExactIf({_SESSION_ID}, {_SESSION} IN ({r.bounced_keys()})) AS bounces"
@@ -330,12 +390,14 @@ def page(
         stats = _rows(client, sql, r.p)
     t = _unfiltered_totals(client, r)
     rows = [{**row, "title": row["label"]} for row in stats]
-    schema = {"path": pl.String, "title": pl.String, **dict.fromkeys(_COUNTS, pl.Int64)}
+    for row in rows:
+        row["average_time_spent_seconds"] = times.get(tuple(row[k] for k in keys), 0)
+    schema = {"path": pl.String, "title": pl.String,
+              **dict.fromkeys((*_COUNTS, "average_time_spent_seconds"), pl.Int64)}  # fmt: skip
     df = _frame(rows, schema).with_columns(
         relative_visitors=m.rate_expr(pl.col("visitors"), t["visitors"] or 0),
         relative_views=m.rate_expr(pl.col("views"), t["views"] or 0),
         bounce_rate=m.rate_expr(pl.col("bounces"), pl.col("sessions")),
-        average_time_spent_seconds=pl.lit(0, pl.Int64),
     )
     df = sort_and_page(df, f, PAGE_SORTS, "visitors", "path")
     cols = ["path", "title", "visitors", "views", "sessions", "bounces", *PAGE_SORTS[6:]]
@@ -353,7 +415,6 @@ def exit_pages(client: Any, database: str, f: Filter) -> list[dict[str, Any]]:
 
 
 def _entry_exit(client: Any, database: str, f: Filter, kind: str) -> list[dict[str, Any]]:
-    _no_time_on_page(f)
     r = Rows(f, database)
     count, rate_name = ("entries", "entry_rate") if kind == "entry" else ("exits", "exit_rate")
     path, title = f"{kind}_path", f"{kind}_title"
@@ -390,11 +451,22 @@ def _entry_exit(client: Any, database: str, f: Filter, kind: str) -> list[dict[s
         m.rate_expr(pl.col(count), all_sessions or 0).alias(rate_name)
     )
     cols = ["path", "title", "visitors", "sessions", count, rate_name]
-    if kind == "entry":
-        df = df.with_columns(average_time_spent_seconds=pl.lit(0, pl.Int64))
+    if kind == "entry":  # the time on the listed page, of the views that pass the filter
+        times = _average_times(client, r, ("path",))
+        spent = [times.get((path,), 0) for path in df["path"]]
+        df = df.with_columns(average_time_spent_seconds=pl.Series(spent, dtype=pl.Int64))
         cols.append("average_time_spent_seconds")
     df = sort_and_page(df, f, tuple(cols), count, "path")
     return df.select(cols).to_dicts()
+
+
+def _average_times(client: Any, r: Rows, keys: tuple[str, ...]) -> dict[tuple[Any, ...], int]:
+    """reports_sessions.average_times with include_avg_time_on_page, else nothing (0 each)."""
+    if not r.f.include_avg_time_on_page:
+        return {}
+    from trail.clickhouse.reports_sessions import average_times  # which imports this module
+
+    return average_times(client, r, keys)
 
 
 def _without_pages(f: Filter) -> Filter:

@@ -17,8 +17,8 @@ import polars as pl
 from trail.clickhouse import reports
 from trail.clickhouse.reports import (
     _SESSION_ID,
+    _average_times,
     _frame,
-    _no_time_on_page,
     _rows,
     _search,
     _unfiltered_totals,
@@ -45,8 +45,8 @@ def event_pages(client: Any, database: str, f: Filter) -> list[dict[str, Any]]:
     sessions, and the bounces of those sessions."""
     if "event_name" not in f.fields:
         raise FilterError("event", "required: the event whose pages to list")
-    _no_time_on_page(f)
     r = Rows(f, database)
+    times = _average_times(client, r, ("path",))
     ev = (
         f"SELECT {KEYS}, path, title, time FROM {r.table('events')} "
         f"WHERE {r.events()} AND {_search(r.p, f, 'path')}"
@@ -75,16 +75,17 @@ def event_pages(client: Any, database: str, f: Filter) -> list[dict[str, Any]]:
     bounces = {row["path"]: int(row["bounces"]) for row in _rows(client, bounces_sql, r.p)}
     t = _unfiltered_totals(client, r)
     rows = [
-        {**row, "views": views.get(row["path"], 0), "bounces": bounces.get(row["path"], 0)}
+        {**row, "views": views.get(row["path"], 0), "bounces": bounces.get(row["path"], 0),
+         "average_time_spent_seconds": times.get((row["path"],), 0)}
         for row in stats
-    ]
+    ]  # fmt: skip
     schema = {"path": pl.String, "title": pl.String, "visitors": pl.Int64, "sessions": pl.Int64,
-              "views": pl.Int64, "bounces": pl.Int64}  # fmt: skip
+              "views": pl.Int64, "bounces": pl.Int64,
+              "average_time_spent_seconds": pl.Int64}  # fmt: skip
     df = _frame(rows, schema).with_columns(
         relative_visitors=m.rate_expr(pl.col("visitors"), t["visitors"] or 0),
         relative_views=m.rate_expr(pl.col("views"), t["views"] or 0),
         bounce_rate=m.rate_expr(pl.col("bounces"), pl.col("sessions")),
-        average_time_spent_seconds=pl.lit(0, pl.Int64),
     )
     df = sort_and_page(df, f, _EVENT_PAGE_COLUMNS, "visitors", "path")
     return df.select(_EVENT_PAGE_COLUMNS).to_dicts()
@@ -139,8 +140,8 @@ _GOAL_STATS = ("visitors", "views", "cr", "custom_metric_avg", "custom_metric_to
 def goal_stats(
     client: Any, database: str, f: Filter, goals: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
-    """/statistics/goals: each goal's total (trail.stats.goals.goal_stats). Custom metrics are
-    left to the embedded engine (rows.check raises Unsupported)."""
+    """/statistics/goals: each goal's total (trail.stats.goals.goal_stats), with its custom
+    metric (the goal's own, else the query's) under the goal's filter."""
     out = []
     for goal in goals:
         t = reports.total(client, database, goal_reports.goal_filter(f, goal))

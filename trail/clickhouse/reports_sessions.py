@@ -10,8 +10,9 @@ The time on a page is the duration of the next page view of its session; with tw
 session at the same instant that pairing follows the order the embedded engine's scan reads
 them in, which changes as a day's segments are merged into parts (docs/clickhouse.md, "Rows
 at one instant"), so no column the shipper writes can reproduce it. The duration of pages (and
-the time spent of growth under a path filter) raise `Unsupported` then, and the embedded engine
-answers (trail.clickhouse.backend). A session's details order the rows at one instant by their
+the time spent of growth under a path filter) and the average time on page of the page reports
+(average_times) raise `Unsupported` then, and the embedded engine answers
+(trail.clickhouse.backend). A session's details order the rows at one instant by their
 columns (trail.stats.sessions.details_in_order), which both engines do.
 """
 
@@ -61,7 +62,7 @@ def _total(client: Any, r: Rows) -> dict[str, Any]:
     everyone = out["visitors"] if r.f.is_unfiltered else int(row.get("everyone") or 0)
     out["bounce_rate"] = m.rate(out["bounces"], out["sessions"])
     out["cr"] = m.rate(out["visitors"], everyone)
-    return out
+    return {**out, **reports.custom_totals(client, r)}
 
 
 def _previous(f: Filter, database: str, now: datetime | None = None) -> Rows:
@@ -80,11 +81,11 @@ def _previous(f: Filter, database: str, now: datetime | None = None) -> Rows:
     return Rows(previous, database, start=start, end=end)
 
 
-def _spent(r: Rows) -> str:
+def _spent(r: Rows, columns: tuple[str, ...] = ()) -> str:
     """Per page view the time on it (`spent`, the next view's duration in its session among
     the window's views), `kept` (it matches the page conditions) and `same` (views of its
-    session at its instant): the page views of trail.stats.pages.times_on_page, before its
-    filter."""
+    session at its instant), with the view's `columns`: the page views of
+    trail.stats.pages.times_on_page, before its filter."""
     f, where, kept = r.f, r.page_views(with_paths=False), "1"
     if f.page_level:  # the next view may be of any page: every view of the matching sessions
         where += f" AND ({KEYS}) IN ({r.page_keys()})"
@@ -93,8 +94,9 @@ def _spent(r: Rows) -> str:
             parts.append(field_sql(r.p, "path", f.fields["path"]))
         kept = " AND ".join(f"({p})" for p in parts) or "1"
     following = "PARTITION BY visitor_id, session_id ORDER BY time"
+    selected = "".join(f"{c}, " for c in columns)
     return (
-        f"SELECT time, leadInFrame(duration_seconds, 1, toUInt32(0)) OVER ({following} "
+        f"SELECT time, {selected}leadInFrame(duration_seconds, 1, toUInt32(0)) OVER ({following} "
         f"ROWS BETWEEN CURRENT ROW AND 1 FOLLOWING) AS spent, {kept} AS kept, "
         f"count() OVER (PARTITION BY visitor_id, session_id, time) AS same "
         f"FROM {r.table('page_views')} WHERE {where}"
@@ -104,6 +106,25 @@ def _spent(r: Rows) -> str:
 def _untied(most: Any) -> None:
     if int(most or 0) > 1:
         raise Unsupported("page views of one session at the same instant")
+
+
+def average_times(client: Any, r: Rows, keys: tuple[str, ...]) -> dict[tuple[Any, ...], int]:
+    """average_time_spent_seconds per `keys` (the path, or path and title) of the matching
+    views whose path contains the search (trail.stats.pages._time_on_page): the mean of their
+    non-zero times on page, rounded half to even (trail.stats.metrics.average_seconds)."""
+    group = ", ".join(keys)
+    counted = f"kept AND spent > 0 AND {_search(r.p, r.f, 'path')}"
+    sql = (
+        f"SELECT {group}, sumIf(spent, {counted}) AS total, countIf({counted}) AS n, "
+        f"max(same) AS most FROM ({_spent(r, keys)}) GROUP BY {group}"
+    )
+    got = _rows(client, sql, r.p)
+    _untied(max((row["most"] for row in got), default=0))
+    return {
+        tuple(row[k] for k in keys): round(int(row["total"]) / int(row["n"]))
+        for row in got
+        if int(row["n"])
+    }
 
 
 def _time_spent(client: Any, r: Rows) -> int:
@@ -135,8 +156,10 @@ def growth(client: Any, database: str, f: Filter, now: datetime | None = None) -
         "bounces_growth": m.growth(cur["bounce_rate"], prev["bounce_rate"]),
         "time_spent_growth": m.growth(*spent),
         "cr_growth": m.growth(cur["cr"], prev["cr"]),
-        "custom_metric_avg_growth": 0.0,  # custom metrics are not compiled (rows.check)
-        "custom_metric_total_growth": 0.0,
+        "custom_metric_avg_growth": m.growth(cur["custom_metric_avg"], prev["custom_metric_avg"]),
+        "custom_metric_total_growth": m.growth(
+            cur["custom_metric_total"], prev["custom_metric_total"]
+        ),
     }
 
 

@@ -90,12 +90,6 @@ def pair_value(p: Params, keys: str, values: str, key: str) -> str:
     return f"if(has({keys}, {k}), arrayElement({values}, indexOf({keys}, {k})), '')"
 
 
-def check(f: Filter) -> None:
-    """Unsupported for what this module does not compile: custom metrics."""
-    if f.custom_metric_key:
-        raise Unsupported("custom_metric_key")
-
-
 @dataclass
 class Rows:
     """One site, one window, one filter: WHERE clauses of the rows reports start from, over
@@ -109,7 +103,6 @@ class Rows:
     end: Any = None
 
     def __post_init__(self) -> None:
-        check(self.f)
         if self.start is None:
             self.start, self.end = self.f.window()
         self.p.values["tz"] = self.f.tz.key

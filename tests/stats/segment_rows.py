@@ -7,7 +7,11 @@ hit, one page view per page hit with duration = seconds since the previous hit.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections import defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,6 +19,7 @@ from typing import Any
 import polars as pl
 
 from trail.storage.schema import DIMS, TABLES
+from trail.tasks import compaction
 
 SITE = "3f1c9a0e-1111-4222-8333-444455556666"
 
@@ -156,3 +161,27 @@ def rounded(value: Any) -> Any:
     if isinstance(value, list):
         return [rounded(v) for v in value]
     return value
+
+
+def hit_times(start: datetime, hits: list[tuple[int, str]]) -> list[tuple[str, str]]:
+    """(time, path) of `hits`, each (gap in seconds after the one before, path), the first
+    `gap` seconds after `start`: the times SiteData.visit takes."""
+    out = []
+    for gap, path in hits:
+        start += timedelta(seconds=gap)
+        out.append((start.strftime("%Y-%m-%d %H:%M:%S"), path))
+    return out
+
+
+@contextmanager
+def compacted(prefix: str, now: float, fill: Callable[[SiteData], None]) -> Iterator[SiteData]:
+    """A SiteData in a new temporary data dir, filled by `fill`, written and compacted as at
+    `now` (closed days with their rollups); the dir is removed afterwards."""
+    data = SiteData(Path(tempfile.mkdtemp(prefix=prefix)))
+    try:
+        fill(data)
+        data.write()
+        compaction.run_round(data.data_dir, now=now, grace=0)
+        yield data
+    finally:
+        shutil.rmtree(data.data_dir, ignore_errors=True)

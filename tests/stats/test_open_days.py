@@ -10,8 +10,6 @@ and view the same page on both days; each window is compared with TRAIL_ROLLUPS 
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -22,7 +20,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from segment_rows import SITE, SiteData, rounded
+from segment_rows import SITE, SiteData, compacted, hit_times, rounded
 
 from trail.config import Config
 from trail.services import statistics as pirsch_stats
@@ -52,11 +50,7 @@ visit = st.tuples(
 
 def add(data: SiteData, visits: list, first_session: int = 1) -> None:
     for session_id, (visitor_id, hits, night, start, country) in enumerate(visits, first_session):
-        t = BASE + timedelta(days=night, minutes=5 * start)
-        times = []
-        for gap, path in hits:
-            t += timedelta(seconds=gap)
-            times.append((t.strftime("%Y-%m-%d %H:%M:%S"), path))
+        times = hit_times(BASE + timedelta(days=night, minutes=5 * start), hits)
         data.visit(visitor_id, session_id, times, country_code=country,
                    referrer_name=f"ref-{visitor_id % 2}")  # fmt: skip
 
@@ -64,14 +58,8 @@ def add(data: SiteData, visits: list, first_session: int = 1) -> None:
 @contextmanager
 def site(visits: list) -> Iterator[SiteData]:
     """The visits as segments, 03-09 and 03-10 compacted (with rollups), 03-11 live."""
-    data = SiteData(Path(tempfile.mkdtemp(prefix="trail-open-days-")))
-    try:
-        add(data, visits)
-        data.write()
-        compaction.run_round(data.data_dir, now=TWO_CLOSED, grace=0)
+    with compacted("trail-open-days-", TWO_CLOSED, lambda data: add(data, visits)) as data:
         yield data
-    finally:
-        shutil.rmtree(data.data_dir, ignore_errors=True)
 
 
 def answers(data_dir: Path, frm: str, to: str) -> dict[str, Any]:

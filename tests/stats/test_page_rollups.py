@@ -9,8 +9,6 @@ the rows: they came from the replaced part) until the maintenance round has rebu
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -20,7 +18,7 @@ import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from segment_rows import SITE, SiteData
+from segment_rows import SITE, SiteData, compacted, hit_times
 
 from trail.stats import pages, rollup_pages
 from trail.stats.filters import parse_filter
@@ -48,23 +46,16 @@ pytestmark = pytest.mark.usefixtures("rollups_on")  # (tests/stats/conftest.py)
 @contextmanager
 def site(visits: list) -> Iterator[Path]:
     """The visits as compacted segments in a temporary data dir, removed afterwards."""
-    data = SiteData(Path(tempfile.mkdtemp(prefix="trail-pages-")))
-    try:
+
+    def fill(data: SiteData) -> None:
         for session_id, (visitor_id, hits, start) in enumerate(visits, start=1):
-            t = BASE + timedelta(minutes=5 * start)
-            times = []
-            for gap, path in hits:
-                t += timedelta(seconds=gap)
-                times.append((t.strftime("%Y-%m-%d %H:%M:%S"), path))
-            data.visit(visitor_id, session_id, times)
+            data.visit(visitor_id, session_id, hit_times(BASE + timedelta(minutes=5 * start), hits))
         # Titles change over time: the report shows the latest view's.
         for i, row in enumerate(data.rows["page_views"]):
             row["title"] = f"{row['path']} v{i % 3}"
-        data.write()
-        compaction.run_round(data.data_dir, now=AFTER, grace=0)
+
+    with compacted("trail-pages-", AFTER, fill) as data:
         yield data.data_dir
-    finally:
-        shutil.rmtree(data.data_dir, ignore_errors=True)
 
 
 def page_report(

@@ -14,8 +14,6 @@ the day before (a part that replaces a compacted one), and after everything is c
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -26,7 +24,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from segment_rows import SITE, SiteData, rounded
+from segment_rows import SITE, SiteData, compacted, hit_times, rounded
 
 from trail.config import Config
 from trail.services import statistics as pirsch_stats
@@ -76,12 +74,7 @@ visit = st.tuples(
 
 def add(data: SiteData, visits: list, first_session: int = 1) -> None:
     for session_id, (visitor_id, hits, anchor, steps) in enumerate(visits, first_session):
-        t = anchor + timedelta(minutes=5 * steps)
-        times = []
-        for gap, path in hits:
-            t += timedelta(seconds=gap)
-            times.append((t.strftime("%Y-%m-%d %H:%M:%S"), path))
-        data.visit(visitor_id, session_id, times)
+        data.visit(visitor_id, session_id, hit_times(anchor + timedelta(minutes=5 * steps), hits))
     # Titles change over time: the report shows the latest view's.
     for i, row in enumerate(data.rows["page_views"]):
         row["title"] = f"{row['path']} v{(i + first_session) % 3}"
@@ -89,14 +82,8 @@ def add(data: SiteData, visits: list, first_session: int = 1) -> None:
 
 @contextmanager
 def site(visits: list) -> Iterator[SiteData]:
-    data = SiteData(Path(tempfile.mkdtemp(prefix="trail-zone-pages-")))
-    try:
-        add(data, visits)
-        data.write()
-        compaction.run_round(data.data_dir, now=CLOSED, grace=0)
+    with compacted("trail-zone-pages-", CLOSED, lambda data: add(data, visits)) as data:
         yield data
-    finally:
-        shutil.rmtree(data.data_dir, ignore_errors=True)
 
 
 def answers(data_dir: Path, tz: str, frm: str, to: str) -> dict[str, Any]:

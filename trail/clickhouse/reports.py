@@ -323,18 +323,22 @@ _MINUTE = "toMinute(time, {tz:String}) AS minute"
 _SLOT = "(toDayOfWeek(time, 0, {tz:String}) - 1) * 24 + toHour(time, {tz:String}) AS slot"
 
 
-def _by_time(client: Any, database: str, f: Filter, key: str, size: int) -> list[dict[str, Any]]:
+def _by_time(
+    client: Any, database: str, f: Filter, key: str, size: int, *, custom: bool = True
+) -> list[dict[str, Any]]:
+    """The metrics per time part `key` (0..size-1 all present); with `custom`, the custom
+    metrics too (weekdays' answer has none)."""
     r = Rows(f, database)
     name = key.rsplit(" AS ", 1)[-1]
     got = _rows(client, _metrics_by(r, [key], views=True), r.p)
     everyone = _one(client, _unfiltered(r), r.p)
     df = _frame(got, {name: pl.Int64, **dict.fromkeys(_COUNTS, pl.Int64)})
-    custom_sql = custom_metrics(r, [key])
-    custom = None
+    custom_sql = custom_metrics(r, [key]) if custom else None
+    per_part = None
     if custom_sql:  # per time part of the matching events (trail.stats.breakdowns._by_time)
         rows = [{name: row[name], **custom_values(row)} for row in _rows(client, custom_sql, r.p)]
-        custom = _frame(rows, {name: pl.Int64, **dict.fromkeys(_CUSTOM, pl.Float64)})
-    return _filled(df, [name], [(i,) for i in range(size)], everyone or 0, custom)
+        per_part = _frame(rows, {name: pl.Int64, **dict.fromkeys(_CUSTOM, pl.Float64)})
+    return _filled(df, [name], [(i,) for i in range(size)], everyone or 0, per_part)
 
 
 def hours(client: Any, database: str, f: Filter) -> list[dict[str, Any]]:
@@ -349,7 +353,7 @@ def minutes(client: Any, database: str, f: Filter) -> list[dict[str, Any]]:
 
 def weekdays(client: Any, database: str, f: Filter) -> list[dict[str, Any]]:
     """Visitors by local weekday (Monday = 0) and hour, 7 x 24 entries."""
-    out = _by_time(client, database, f, _SLOT, 7 * 24)
+    out = _by_time(client, database, f, _SLOT, 7 * 24, custom=False)
     return [
         {"weekday": r["slot"] // 24, "hour": r["slot"] % 24, **{k: r[k] for k in _COUNTS}}
         for r in out

@@ -51,8 +51,9 @@ def _int(client: Any, sql: str, r: Rows) -> int:
 # -- totals of a window: growth and overview ---------------------------------------------------
 
 
-def _total(client: Any, r: Rows) -> dict[str, Any]:
-    """trail.stats.reports.total_for_rows over `r`'s window (reports.total, any window)."""
+def _total(client: Any, r: Rows, *, custom: bool = True) -> dict[str, Any]:
+    """trail.stats.reports.total_for_rows over `r`'s window (reports.total, any window); without
+    `custom` no custom metrics (overview's answer has none)."""
     sql = _metrics_by(r, [])
     if not r.f.is_unfiltered:  # cr's denominator
         sql = f"SELECT *, ({_unfiltered(r.unfiltered())}) AS everyone FROM ({sql})"
@@ -62,7 +63,7 @@ def _total(client: Any, r: Rows) -> dict[str, Any]:
     everyone = out["visitors"] if r.f.is_unfiltered else int(row.get("everyone") or 0)
     out["bounce_rate"] = m.rate(out["bounces"], out["sessions"])
     out["cr"] = m.rate(out["visitors"], everyone)
-    return {**out, **reports.custom_totals(client, r)}
+    return {**out, **reports.custom_totals(client, r)} if custom else out
 
 
 def _previous(f: Filter, database: str, now: datetime | None = None) -> Rows:
@@ -167,8 +168,8 @@ def overview(client: Any, database: str, f: Filter, now: datetime | None = None)
     """/statistics/overview: totals, growth and the daily series (default: the last 7 days)."""
     f = overview_filter(f, now)
     series_starts(*dates_of(f), "day")  # a series too long for an answer fails before any query
-    t = _total(client, Rows(f, database))
-    prev = _total(client, _previous(f, database, now))
+    t = _total(client, Rows(f, database), custom=False)
+    prev = _total(client, _previous(f, database, now), custom=False)
     visitors_growth = m.growth(t["visitors"], prev["visitors"])
     return {
         "visitors": t["visitors"],

@@ -25,7 +25,8 @@ Pirsch (`pirsch_routes`, errors in Pirsch's format):
 
 CORS: the Origin is echoed (with credentials) when its host is one of the website's hostnames or
 alternative domains (`api/cors.py`; a request with two Origin headers names none); error answers
-carry the same CORS headers so the page's script can read them. Both families share the per-IP collect rate limit.
+carry the same CORS headers so the page's script can read them. Both families share the per-IP
+collect rate limit.
 
 Each request is one engine call (`collect.judge`): the handlers only render its verdict.
 """

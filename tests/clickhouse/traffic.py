@@ -17,11 +17,17 @@ import pyarrow.compute
 from tests.clickhouse.test_schema import ROOT, chq
 from tests.server import TrailServer
 from tests.test_ingest_e2e import CHROME_WIN, DAY, FIREFOX_MAC, SAFARI_IPHONE, send_realistic_day
+from trail.clickhouse.spool import history_dir
 
-# Rows visible within 200 ms; and DAY (long closed) is never compacted while a test runs, so the
-# sealed segments stay what the shipper and the counts read (the first scan of a data directory
-# leaves compacted segments to a migration, trail.clickhouse.spool).
-FAST_SEAL = {"TRAIL_SEAL_INTERVAL_MS": "200", "TRAIL_COMPACTION_DELAY_S": "1000000000"}
+# Rows visible within 200 ms; and no day is compacted or live-merged while a test runs (the live
+# merge's first round is at start, the next one 300 s later: a slow run would merge the days
+# ingested by then), so the sealed segments stay what the shipper and the counts read (the first
+# scan of a data directory leaves merged and compacted rows to a migration, trail.clickhouse.spool).
+FAST_SEAL = {
+    "TRAIL_SEAL_INTERVAL_MS": "200",
+    "TRAIL_COMPACTION_DELAY_S": "1000000000",
+    "TRAIL_LIVE_MERGE_INTERVAL_S": "1000000000",
+}
 TABLES = ("sessions", "page_views", "events", "requests")
 
 
@@ -56,6 +62,9 @@ def ship_all(data: Path, url: str) -> int:
         cwd=ROOT, capture_output=True, text=True, timeout=900, check=False,
     )  # fmt: skip
     assert shipped.returncode == 0, shipped.stderr
+    history = history_dir(data)
+    left = sorted(p.name for p in history.rglob("*") if p.is_file()) if history.exists() else []
+    assert not left, f"merged parts the shipper leaves to `trail migrate clickhouse`: {left[:5]}"
     rows = int(orjson.loads(shipped.stdout.splitlines()[-1])["rows_shipped"])
     assert rows > 0
     return rows

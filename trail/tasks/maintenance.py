@@ -97,7 +97,14 @@ def default_tasks() -> list[Task]:
         Task("purge_tokens", 600.0, purge_tokens),
         Task("sweep_deleted_sites", DELETED_SITES_INTERVAL, sweep_deleted_sites),
         Task("compaction", DEFAULT_INTERVAL, compact_segments),
-        Task("live_merge", LIVE_MERGE_INTERVAL, merge_live_days),
+        # One interval after start: the workers replay their WAL files then, and a setting of a
+        # very long interval (the tests that ship sealed segments) means no live merge at all.
+        Task(
+            "live_merge",
+            LIVE_MERGE_INTERVAL,
+            merge_live_days,
+            next_at=time.monotonic() + LIVE_MERGE_INTERVAL,
+        ),
         Task("prewarm", PREWARM_INTERVAL, warm_dashboard_windows),
         Task("recover_retired_wals", 3600.0, recover_retired_wals),
         Task("refresh_geoip", REFRESH_INTERVAL, refresh_geoip),

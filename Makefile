@@ -35,7 +35,8 @@ $(VENV)/.deps: $(LOCK) | $(PY)
 	$(PY) -m pip install -q --require-hashes -r $(LOCK)
 	touch $@
 
-$(STAMP): $(VENV)/.deps $(RUST_SRC)
+# The extension is rebuilt when the Rust changes, not when a Python dependency does.
+$(STAMP): $(RUST_SRC) | $(VENV)/.deps
 	$(VENV)/bin/maturin develop --release -q
 	touch $@
 
@@ -56,8 +57,11 @@ test: install test-rust test-py ## cargo test + pytest
 test-rust:
 	cargo test --release -p trail_core -q
 
+# Test files are shared out over PYTEST_WORKERS processes (pytest-xdist; a file's tests stay in one,
+# with its module fixtures); PYTEST_WORKERS=0 runs them in this process.
+PYTEST_WORKERS ?= 2
 test-py: install $(AXE)
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -n $(PYTEST_WORKERS) --dist loadfile
 
 axe: $(AXE) ## download axe-core (pinned, sha256-checked) for the accessibility test
 
@@ -74,14 +78,16 @@ $(AXE):
 bench: install ## peak-rate and latency benchmarks, GoatCounter as a peer; writes bench/RESULTS.md
 	$(PY) bench/run.py
 
+# One clippy run: with the python feature it checks every line the plain build has (no code is
+# cfg(not(feature = "python"))); --release reuses the build scripts and proc macros of the
+# extension's build.
 lint: install ## ruff, mypy, cargo fmt --check, clippy
 	$(VENV)/bin/ruff check trail tests bench
 	$(VENV)/bin/ruff format --check trail tests bench
 	$(VENV)/bin/mypy trail
 	$(PY) -m mypy.stubtest trail._core
 	cargo fmt --check
-	cargo clippy -p trail_core --all-targets -- -D warnings
-	cargo clippy -p trail_core --all-targets --features python -- -D warnings
+	cargo clippy --release -p trail_core --all-targets --features python -- -D warnings
 
 fmt: install ## format Python and Rust
 	$(VENV)/bin/ruff format trail tests bench

@@ -28,9 +28,18 @@ ENV_FOR_DATA_DIR: list[Callable[[Path], dict[str, str]]] = []
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port nothing listens on. Under pytest-xdist each worker takes only ports of
+    its own remainder of port // 2 modulo the number of workers (Linux gives bind(0) ports of
+    one parity): the servers listen with SO_REUSEPORT, so two workers' servers given one port would
+    both start and share its connections."""
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    mine = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port: int = s.getsockname()[1]
+        if port // 2 % count == mine % count:
+            return port
 
 
 @dataclass

@@ -123,8 +123,10 @@ BAD_TIMES: list[Any] = [
     "0000-01-01T00:00:00Z",
     "9999-12-31T23:59:59Z",
     "1970-01-01T00:00:00Z",
-    at(-timedelta(days=31)),  # older than max_hit_age_days = 30
-    at(timedelta(hours=1)),  # further ahead than max_hit_future_seconds = 600
+    # relative to the clock when the test runs (ids fixed at collection, the same in every
+    # pytest-xdist worker)
+    pytest.param(-timedelta(days=31), id="31-days-ago"),  # older than max_hit_age_days = 30
+    pytest.param(timedelta(hours=1), id="in-an-hour"),  # past max_hit_future_seconds = 600
     "2026-11-20T10:00:00",  # no timezone
     "2026-11-20",
     "2026-11-20 10:00",
@@ -141,6 +143,8 @@ def test_a_batch_time_outside_the_window_is_a_400_naming_time(
     server: TrailServer, site: tuple[str, str], route: str, time: Any
 ) -> None:
     _, key = site
+    if isinstance(time, timedelta):
+        time = at(time)
     good = page(event_name="play", time=at(-timedelta(minutes=1)))
     r = server.call("POST", f"/api/v1/{route}/batch", [good, {**good, "time": time}], key=key)
     assert refused_field(r) == "[1].time"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -16,15 +15,11 @@ from pathlib import Path
 import pytest
 from segment_rows import SiteData
 
+from tests.server import free_port
+
 pytest.importorskip("trail._core")
 
 DAY = "2024-03-10"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _request(url: str, key: str, body: dict | None = None) -> tuple[int, object]:
@@ -42,7 +37,7 @@ def _request(url: str, key: str, body: dict | None = None) -> tuple[int, object]
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory):
     data = tmp_path_factory.mktemp("trail-data")
-    port = _free_port()
+    port = free_port()
     cmd = [sys.executable, "-m", "trail", "serve", "--data-dir", str(data), "--port", str(port),
            "--workers", "1", "--log-level", "warning"]  # fmt: skip
     proc = subprocess.Popen(

@@ -832,33 +832,38 @@ fn distinct_u64(py: Python<'_>, values: PyBuffer<u64>) -> PyResult<u64> {
 }
 
 /// The time spent on each page view, the next view's duration in its session (see
-/// kernels::times_on_page): one native-endian uint32 per row, as bytes (numpy.frombuffer).
+/// kernels::times_on_page): one native-endian uint32 per row, as bytes (numpy.frombuffer), and
+/// the (visitor, session) pairs with two views at one time.
 #[pyfunction]
+#[allow(clippy::type_complexity)]
 fn times_on_page<'py>(
     py: Python<'py>,
     visitors: PyBuffer<u64>,
     sessions: PyBuffer<u32>,
     times: PyBuffer<i64>,
     durations: PyBuffer<u32>,
-) -> PyResult<Bound<'py, PyBytes>> {
+) -> PyResult<(Bound<'py, PyBytes>, Vec<(u64, u32)>)> {
     let (v, s, t, d) = (
         buffer_slice(&visitors)?,
         buffer_slice(&sessions)?,
         buffer_slice(&times)?,
         buffer_slice(&durations)?,
     );
-    let out = py.detach(|| crate::kernels::times_on_page(v, s, t, d));
-    PyBytes::new_with(py, out.len() * 4, |buf| {
+    let (out, tied) = py.detach(|| crate::kernels::times_on_page(v, s, t, d));
+    let bytes = PyBytes::new_with(py, out.len() * 4, |buf| {
         for (chunk, v) in buf.chunks_exact_mut(4).zip(&out) {
             chunk.copy_from_slice(&v.to_ne_bytes());
         }
         Ok(())
-    })
+    })?;
+    Ok((bytes, tied))
 }
 
 /// times_on_page summed per bucket of `breaks` (ascending ms; see
-/// kernels::time_on_page_by_bucket). Returns (total seconds, views with a time) per bucket.
+/// kernels::time_on_page_by_bucket). Returns (total seconds, views with a time) per bucket and
+/// the (visitor, session) pairs with two views at one time.
 #[pyfunction]
+#[allow(clippy::type_complexity)]
 fn time_on_page_by_bucket(
     py: Python<'_>,
     visitors: PyBuffer<u64>,
@@ -866,7 +871,7 @@ fn time_on_page_by_bucket(
     times: PyBuffer<i64>,
     durations: PyBuffer<u32>,
     breaks: Vec<i64>,
-) -> PyResult<(Vec<u64>, Vec<u64>)> {
+) -> PyResult<(Vec<u64>, Vec<u64>, Vec<(u64, u32)>)> {
     let (v, s, t, d) = (
         buffer_slice(&visitors)?,
         buffer_slice(&sessions)?,
@@ -876,7 +881,9 @@ fn time_on_page_by_bucket(
     if !breaks.is_sorted() {
         return Err(PyValueError::new_err("breaks must be ascending"));
     }
-    Ok(py.detach(|| crate::kernels::time_on_page_by_bucket(v, s, t, d, &breaks)))
+    let ((totals, counts), tied) =
+        py.detach(|| crate::kernels::time_on_page_by_bucket(v, s, t, d, &breaks));
+    Ok((totals, counts, tied))
 }
 
 /// Per-group rows, distinct visitors and distinct (visitor, session) pairs, with each group's
@@ -925,6 +932,7 @@ fn group_stats(
 /// of the chunks of Polars columns (immutable buffers the caller holds for the call).
 /// ValueError when the lists or a chunk's columns differ in length.
 #[pyfunction]
+#[allow(clippy::type_complexity)]
 fn time_on_page_by_bucket_chunks(
     py: Python<'_>,
     visitors: Vec<PyBuffer<u64>>,
@@ -932,7 +940,7 @@ fn time_on_page_by_bucket_chunks(
     times: Vec<PyBuffer<i64>>,
     durations: Vec<PyBuffer<u32>>,
     breaks: Vec<i64>,
-) -> PyResult<(Vec<u64>, Vec<u64>)> {
+) -> PyResult<(Vec<u64>, Vec<u64>, Vec<(u64, u32)>)> {
     let n = visitors.len();
     if [sessions.len(), times.len(), durations.len()] != [n; 3] {
         return Err(PyValueError::new_err("column chunk lists differ in length"));
@@ -959,7 +967,9 @@ fn time_on_page_by_bucket_chunks(
         }
         chunks.push(chunk);
     }
-    Ok(py.detach(|| crate::kernels::time_on_page_by_bucket_chunks(&chunks, &breaks)))
+    let ((totals, counts), tied) =
+        py.detach(|| crate::kernels::time_on_page_by_bucket_chunks(&chunks, &breaks));
+    Ok((totals, counts, tied))
 }
 
 /// Per-group rows, distinct visitors, distinct (visitor, session) pairs and distinct pairs among

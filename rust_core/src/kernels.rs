@@ -935,7 +935,9 @@ pub struct ListsOf<'a> {
 /// session) in time order (the duration a view carries is the time since the session's
 /// previous activity), 0 for a session's last view. Views with equal times keep their input
 /// order, so the answer is that of a stable sort by (visitor, session, time) pairing
-/// neighbours. Rows past the shortest input are ignored.
+/// neighbours. Rows past the shortest input are ignored. Also returns the sessions (sorted, each
+/// once) with two views at one time, whose pairing then follows the input order: a caller that
+/// wants another order among them asks again with times that tell them apart.
 ///
 /// Without sorting the views for how compacted parts are stored (sorted by visitor, session,
 /// time within a day): the input is cut into blocks, maximal stretches of one session's rows.
@@ -947,7 +949,7 @@ pub fn times_on_page(
     sessions: &[u32],
     times: &[i64],
     durations: &[u32],
-) -> Vec<u32> {
+) -> (Vec<u32>, Vec<(u64, u32)>) {
     let n = visitors
         .len()
         .min(sessions.len())
@@ -967,34 +969,38 @@ pub fn times_on_page(
     let mut out = vec![0u32; n];
     // Pairs within the blocks that need no sorting, in two halves of the rows cut between
     // two blocks; the rows of the other blocks are set aside.
+    // Returns the rows set aside and the sessions paired here that have two views at one time.
     let pair_blocks = |range: std::ops::Range<usize>, out: &mut [u32], base: usize| {
-        let mut aside = Vec::new();
+        let (mut aside, mut tied) = (Vec::new(), Vec::new());
         for j in range {
             let (start, end) = (blocks[j], blocks.get(j + 1).copied().unwrap_or(n));
-            let ordered = times[start..end].windows(2).all(|w| w[0] <= w[1]);
+            let (ordered, tie) = order_of(&times[start..end]);
             // A hash collision only sends a session to the exact path below.
             if !ordered || split.contains(&pair_hash(keys[j])) {
                 aside.extend(start..end);
                 continue;
             }
+            if tie {
+                tied.push(keys[j]);
+            }
             out[start - base..end - 1 - base].copy_from_slice(&durations[start + 1..end]);
         }
-        aside
+        (aside, tied)
     };
-    let mut aside = if blocks.len() < 2 || n < PARALLEL_MIN {
+    let (mut aside, mut tied) = if blocks.len() < 2 || n < PARALLEL_MIN {
         pair_blocks(0..blocks.len(), &mut out, 0)
     } else {
         let middle = blocks.len() / 2;
         let (low, high) = out.split_at_mut(blocks[middle]);
         std::thread::scope(|scope| {
             let upper = scope.spawn(|| pair_blocks(middle..blocks.len(), high, blocks[middle]));
-            let mut aside = pair_blocks(0..middle, low, 0);
-            aside.extend(
-                upper
-                    .join()
-                    .unwrap_or_else(|e| std::panic::resume_unwind(e)),
-            );
-            aside
+            let (mut aside, mut tied) = pair_blocks(0..middle, low, 0);
+            let (high_aside, high_tied) = upper
+                .join()
+                .unwrap_or_else(|e| std::panic::resume_unwind(e));
+            aside.extend(high_aside);
+            tied.extend(high_tied);
+            (aside, tied)
         })
     };
     aside.sort_unstable_by_key(|&i| (visitors[i], sessions[i], times[i], i));
@@ -1002,10 +1008,27 @@ pub fn times_on_page(
         if let Some(&next) = aside.get(j + 1) {
             if key(next) == key(i) {
                 out[i] = durations[next];
+                if times[next] == times[i] {
+                    tied.push(key(i));
+                }
             }
         }
     }
-    out
+    tied.sort_unstable();
+    tied.dedup();
+    (out, tied)
+}
+
+/// Whether `times` do not decrease, and whether two neighbours are equal before one decreases.
+fn order_of(times: &[i64]) -> (bool, bool) {
+    let mut tie = false;
+    for w in times.windows(2) {
+        if w[0] > w[1] {
+            return (false, tie);
+        }
+        tie |= w[0] == w[1];
+    }
+    (true, tie)
 }
 
 /// Bits of a spread hash that pick a shard within a part (see Dealt).
@@ -1121,14 +1144,15 @@ fn repeats<K: Copy + Ord + Send>(
 
 /// times_on_page summed per bucket: a view's time goes to the bucket of the view's own time,
 /// the last of `breaks` (ascending bucket starts, ms) at or before it; views before the first
-/// break are left out. Returns (total seconds, views with a non-zero time) per bucket.
+/// break are left out. Returns (total seconds, views with a non-zero time) per bucket, and the
+/// sessions with two views at one time (as times_on_page).
 pub fn time_on_page_by_bucket(
     visitors: &[u64],
     sessions: &[u32],
     times: &[i64],
     durations: &[u32],
     breaks: &[i64],
-) -> BucketSums {
+) -> (BucketSums, Vec<(u64, u32)>) {
     let chunk = ViewChunk {
         visitors,
         sessions,
@@ -1177,7 +1201,10 @@ impl ViewChunk<'_> {
 /// do not decrease, so its views' buckets are found by moving forward from the first one's.
 /// The blocks of sessions found in several blocks afterwards are taken out of the sums again
 /// and paired with the set-aside rows, by sorting.
-pub fn time_on_page_by_bucket_chunks(chunks: &[ViewChunk], breaks: &[i64]) -> BucketSums {
+pub fn time_on_page_by_bucket_chunks(
+    chunks: &[ViewChunk],
+    breaks: &[i64],
+) -> (BucketSums, Vec<(u64, u32)>) {
     let nb = breaks.len();
     let mut offsets = vec![0usize; chunks.len() + 1];
     for (c, chunk) in chunks.iter().enumerate() {
@@ -1185,7 +1212,7 @@ pub fn time_on_page_by_bucket_chunks(chunks: &[ViewChunk], breaks: &[i64]) -> Bu
     }
     let n = offsets[chunks.len()];
     if nb == 0 || n == 0 {
-        return (vec![0; nb], vec![0; nb]);
+        return ((vec![0; nb], vec![0; nb]), Vec::new());
     }
     // A row's position over all chunks -> (chunk, row in it).
     let locate = |g: usize| {
@@ -1242,6 +1269,7 @@ pub fn time_on_page_by_bucket_chunks(chunks: &[ViewChunk], breaks: &[i64]) -> Bu
         let mut sums: BucketSums = (vec![0; nb], vec![0; nb]);
         let mut starts = Dealt::new(n / 3, rows / 2);
         let mut aside: Vec<AsideView> = Vec::new();
+        let mut tied: Vec<(u64, u32)> = Vec::new();
         let mut hint = 0;
         for (c, range) in pieces {
             if range.is_empty() {
@@ -1271,6 +1299,9 @@ pub fn time_on_page_by_bucket_chunks(chunks: &[ViewChunk], breaks: &[i64]) -> Bu
                     ordered_so_far = false;
                     continue;
                 }
+                if t[i] == t[i - 1] {
+                    tied.push((v[i], s[i]));
+                }
                 // row i - 1 gets row i's duration, in the bucket of its own time
                 while b < nb && breaks[b] <= t[i - 1] {
                     b += 1;
@@ -1285,13 +1316,13 @@ pub fn time_on_page_by_bucket_chunks(chunks: &[ViewChunk], breaks: &[i64]) -> Bu
                 aside.extend((start..range.end).map(|r| aside_view(ch, r, base)));
             }
         }
-        (sums, starts, aside)
+        (sums, starts, aside, tied)
     };
     let whole: Vec<(usize, Range<usize>)> =
         (0..chunks.len()).map(|c| (c, 0..chunks[c].len())).collect();
-    let (mut sums, starts, mut aside) = if n < PARALLEL_MIN {
-        let (sums, starts, aside) = pass(&whole);
-        (sums, vec![starts], aside)
+    let (mut sums, starts, mut aside, mut tied) = if n < PARALLEL_MIN {
+        let (sums, starts, aside, tied) = pass(&whole);
+        (sums, vec![starts], aside, tied)
     } else {
         // Two halves of the rows, cut between two blocks of a chunk.
         let (c, mut cut) = locate(n / 2);
@@ -1305,8 +1336,8 @@ pub fn time_on_page_by_bucket_chunks(chunks: &[ViewChunk], breaks: &[i64]) -> Bu
         high.extend_from_slice(&whole[c + 1..]);
         std::thread::scope(|scope| {
             let upper = scope.spawn(|| pass(&high));
-            let (mut sums, low_starts, mut aside) = pass(&low);
-            let (high, high_starts, high_aside) = upper
+            let (mut sums, low_starts, mut aside, mut tied) = pass(&low);
+            let (high, high_starts, high_aside, high_tied) = upper
                 .join()
                 .unwrap_or_else(|e| std::panic::resume_unwind(e));
             for b in 0..nb {
@@ -1314,7 +1345,8 @@ pub fn time_on_page_by_bucket_chunks(chunks: &[ViewChunk], breaks: &[i64]) -> Bu
                 sums.1[b] += high.1[b];
             }
             aside.extend(high_aside);
-            (sums, vec![low_starts, high_starts], aside)
+            tied.extend(high_tied);
+            (sums, vec![low_starts, high_starts], aside, tied)
         })
     };
     // Sessions in several blocks pair across them: out of the sums, into the set-aside rows.
@@ -1331,16 +1363,21 @@ pub fn time_on_page_by_bucket_chunks(chunks: &[ViewChunk], breaks: &[i64]) -> Bu
     // The set-aside rows in (visitor, session, time, input order): neighbours pair.
     aside.sort_unstable_by_key(|&(v, s, t, _, g)| (v, s, t, g));
     for w in aside.windows(2) {
-        let ((v, s, t, _, _), (nv, ns, _, seconds, _)) = (w[0], w[1]);
+        let ((v, s, t, _, _), (nv, ns, nt, seconds, _)) = (w[0], w[1]);
         if (v, s) == (nv, ns) {
             let b = breaks.partition_point(|&x| x <= t);
             if seconds > 0 && b > 0 {
                 sums.0[b - 1] += u64::from(seconds);
                 sums.1[b - 1] += 1;
             }
+            if t == nt {
+                tied.push((v, s));
+            }
         }
     }
-    sums
+    tied.sort_unstable();
+    tied.dedup();
+    (sums, tied)
 }
 
 /// A set-aside page view: (visitor, session, time, duration, position over all chunks).
@@ -1378,6 +1415,32 @@ mod tests {
             }
         }
         out
+    }
+
+    /// The sessions with two rows at one time, sorted, each once: the definition.
+    fn tied_by_sorting(v: &[u64], s: &[u32], t: &[i64]) -> Vec<(u64, u32)> {
+        let mut rows: Vec<(u64, u32, i64)> = (0..v.len()).map(|i| (v[i], s[i], t[i])).collect();
+        rows.sort_unstable();
+        let mut tied: Vec<(u64, u32)> = rows
+            .windows(2)
+            .filter(|w| w[0] == w[1])
+            .map(|w| (w[0].0, w[0].1))
+            .collect();
+        tied.dedup();
+        tied
+    }
+
+    /// times_on_page by its definition.
+    fn paired_by_sorting(
+        v: &[u64],
+        s: &[u32],
+        t: &[i64],
+        d: &[u32],
+    ) -> (Vec<u32>, Vec<(u64, u32)>) {
+        (
+            times_on_page_by_sorting(v, s, t, d),
+            tied_by_sorting(v, s, t),
+        )
     }
 
     #[test]
@@ -1421,7 +1484,33 @@ mod tests {
             (&[1, 1, 1], &[1, 1, 1], &[0, 5, 5], &[0, 3, 4], &[3, 4, 0]),
         ];
         for &(v, s, t, d, want) in cases {
-            assert_eq!(times_on_page(v, s, t, d), want, "{v:?} {s:?} {t:?} {d:?}");
+            let (got, tied) = times_on_page(v, s, t, d);
+            assert_eq!(got, want, "{v:?} {s:?} {t:?} {d:?}");
+            assert_eq!(tied, tied_by_sorting(v, s, t));
+        }
+        // the sessions with two views at one time: in one ordered block, in a block out of
+        // order, and across two blocks of one session
+        type TieCase = (
+            &'static [u64],
+            &'static [u32],
+            &'static [i64],
+            &'static [(u64, u32)],
+        );
+        let cases: &[TieCase] = &[
+            (&[1, 1, 2, 2], &[1, 1, 1, 1], &[0, 5, 3, 4], &[]),
+            (&[1, 1, 2, 2], &[1, 1, 1, 1], &[5, 5, 3, 4], &[(1, 1)]),
+            (&[1, 1, 1, 2], &[1, 1, 1, 1], &[9, 5, 9, 1], &[(1, 1)]),
+            (&[1, 2, 1, 2], &[1, 1, 1, 1], &[7, 3, 7, 4], &[(1, 1)]),
+            (&[1, 1, 1, 1], &[1, 2, 1, 2], &[7, 7, 8, 8], &[]),
+        ];
+        for &(v, s, t, want) in cases {
+            let d = vec![1; v.len()];
+            assert_eq!(times_on_page(v, s, t, &d).1, want, "{v:?} {s:?} {t:?}");
+            assert_eq!(
+                time_on_page_by_bucket(v, s, t, &d, &[0]).1,
+                want,
+                "{v:?} {s:?} {t:?}"
+            );
         }
     }
 
@@ -1435,15 +1524,15 @@ mod tests {
         // buckets [5, 20), [20, ...): the view at 0 is before the first break
         assert_eq!(
             time_on_page_by_bucket(&v, &s, &t, &d, &[5, 20]),
-            (vec![20, 15], vec![1, 1])
+            ((vec![20, 15], vec![1, 1]), vec![])
         );
         assert_eq!(
             time_on_page_by_bucket(&v, &s, &t, &d, &[0]),
-            (vec![45], vec![3])
+            ((vec![45], vec![3]), vec![])
         );
         assert_eq!(
             time_on_page_by_bucket(&v, &s, &t, &d, &[]),
-            (vec![], vec![])
+            ((vec![], vec![]), vec![])
         );
     }
 
@@ -1504,7 +1593,14 @@ mod tests {
                 .map(|_| (next() % top as u64) as i64)
                 .collect();
             breaks.sort_unstable();
-            let want = by_bucket_by_sorting(&v, &s, &t, &d, &breaks);
+            let want = (
+                by_bucket_by_sorting(&v, &s, &t, &d, &breaks),
+                if breaks.is_empty() || n == 0 {
+                    vec![]
+                } else {
+                    tied_by_sorting(&v, &s, &t)
+                },
+            );
             assert_eq!(
                 time_on_page_by_bucket(&v, &s, &t, &d, &breaks),
                 want,
@@ -1574,7 +1670,7 @@ mod tests {
         let d: Vec<u32> = (0..n).map(|i| (i % 97) as u32).collect();
         assert_eq!(
             times_on_page(&v, &s, &t, &d),
-            times_on_page_by_sorting(&v, &s, &t, &d)
+            paired_by_sorting(&v, &s, &t, &d)
         );
         let mut rows: Vec<_> = (0..n).map(|i| (v[i], s[i], t[i], d[i])).collect();
         rows.sort();
@@ -1582,7 +1678,7 @@ mod tests {
         let (t, d): (Vec<i64>, Vec<u32>) = rows.iter().map(|r| (r.2, r.3)).unzip();
         assert_eq!(
             times_on_page(&v, &s, &t, &d),
-            times_on_page_by_sorting(&v, &s, &t, &d)
+            paired_by_sorting(&v, &s, &t, &d)
         );
     }
 
@@ -1622,7 +1718,7 @@ mod tests {
             }
             assert_eq!(
                 times_on_page(&v, &s, &t, &d),
-                times_on_page_by_sorting(&v, &s, &t, &d)
+                paired_by_sorting(&v, &s, &t, &d)
             );
         }
     }

@@ -2,14 +2,13 @@
 the random queries of test_differential.py do not give them: one session's details (its ids
 taken from the session list), active visitors of hits a minute old, growth and overview against
 their compare windows (today's against the same weekday a week earlier, up to the time of day),
-and a session with two page views and two events at one instant (its details from ClickHouse
-as from the embedded engine; its time on page left to the embedded engine).
+and a session with two page views and two events at one instant (its details and its time on
+page from ClickHouse as from the embedded engine).
 
 One server (storage = "embedded") ingests the traffic and answers; the rows are shipped to
 chDB; a second server on the same data directory with storage = "clickhouse", its segment
 files moved away, answers the same queries (so every answer is ClickHouse's). The windows that
-depend on the clock, and the session at one instant (whose time-on-page reports raise
-`Unsupported`: the embedded engine answers them), are compared with the report functions
+depend on the clock, and the session at one instant, are compared with the report functions
 called directly for a fixed `now` (ClickHouse's in a process of its own: chDB holds its
 directory).
 """
@@ -41,7 +40,7 @@ from tests.oracle.traffic import (
     visit,
 )
 from tests.server import TrailServer
-from trail.stats import pages, reports, sessions
+from trail.stats import events, pages, reports, sessions
 from trail.stats.filters import parse_filter
 from trail.stats.sources import Rows
 
@@ -254,6 +253,12 @@ def _embedded(data: Path, name: str, params: dict[str, list[str]], now: int) -> 
         return reports.overview(data, f, at)
     if name == "duration/page":
         return reports.page_duration(data, f)
+    if name == "page":
+        return pages.page(data, f)
+    if name == "page/entry":
+        return pages.entry_pages(data, f)
+    if name == "event/page":
+        return events.event_pages(data, f)
     return sessions.session_details(data, f)
 
 
@@ -303,13 +308,14 @@ def test_clock_windows_and_ties_for_a_fixed_now(loaded: dict[str, Any]) -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     got = orjson.loads(done.stdout.splitlines()[-1])
-    # the time on a page pairs a view with the next one: which of two at one instant comes
-    # first is not kept (docs/clickhouse.md), so the embedded engine answers those
-    ties = got[-len(tied) :]
-    assert ties == [{"unsupported": "page views of one session at the same instant"}] * len(tied)
-    for (name, params, at), answer in zip(asked[: -len(tied)], got[: -len(tied)], strict=True):
+    # the time on a page pairs a view with the next one, those at one instant in
+    # trail.stats.kernels.TIE_ORDER: ClickHouse answers as the embedded engine
+    for (name, params, at), answer in zip(asked, got, strict=True):
         want = orjson.loads(orjson.dumps(_embedded(data, name, params, at)))
         assert answer == want, (name, params, at)
+    timed = got[-len(tied) :]
+    assert timed[0][0]["average_time_spent_seconds"] > 0  # duration/page of the tied day
+    assert any(row.get("average_time_spent_seconds") for row in timed[2]), timed[2]  # page
     actives = [a["visitors"] for (name, _, _), a in zip(asked, got, strict=False)
                if name == "active"]  # fmt: skip
     assert actives[0] > 0 and actives[1] <= actives[0]

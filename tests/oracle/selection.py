@@ -44,6 +44,11 @@ def key(row: dict[str, Any]) -> Key:
     return (row["visitor_id"], row["session_id"])
 
 
+def _in_order(pv: dict[str, Any]) -> tuple[Any, ...]:
+    return (pv["time"], pv["duration_seconds"], pv["path"], pv["title"], pv["tag_keys"],
+            pv["tag_values"])  # fmt: skip
+
+
 class Selection:
     """One site's tables seen through one query and one window [start, end) of UTC ms."""
 
@@ -205,14 +210,15 @@ class Selection:
     def time_on_page(self) -> list[tuple[dict[str, Any], int]]:
         """§2 "Time on page: for each page view, the duration_seconds of the next page view in
         the same session (ordered by time)"; the next view may be of any page, but only views
-        in the window are read. Every page view in the window with its time on page (0 for the
-        last of its session)."""
+        in the window are read; views of one instant follow each other by their duration,
+        path, title and tags (trail's order, trail.stats.kernels.TIE_ORDER, written out here).
+        Every page view in the window with its time on page (0 for the last of its session)."""
         by_session: dict[Key, list[dict[str, Any]]] = defaultdict(list)
         for pv in self.page_views:
             by_session[key(pv)].append(pv)
         out = []
         for views in by_session.values():
-            views.sort(key=lambda pv: pv["time"])
+            views.sort(key=_in_order)
             for i, pv in enumerate(views):
                 out.append((pv, views[i + 1]["duration_seconds"] if i + 1 < len(views) else 0))
         return out

@@ -6,14 +6,10 @@ trail.stats.sessions) answers: the rows come from trail.clickhouse.rows, the met
 trail.clickhouse.reports, and the last steps (averaging days, sorting, stamping times) are the
 embedded engine's own functions.
 
-The time on a page is the duration of the next page view of its session; with two views of a
-session at the same instant that pairing follows the order the embedded engine's scan reads
-them in, which changes as a day's segments are merged into parts (docs/clickhouse.md, "Rows
-at one instant"), so no column the shipper writes can reproduce it. The duration of pages (and
-the time spent of growth under a path filter) and the average time on page of the page reports
-(average_times) raise `Unsupported` then, and the embedded engine answers
-(trail.clickhouse.backend). A session's details order the rows at one instant by their
-columns (trail.stats.sessions.details_in_order), which both engines do.
+The time on a page is the duration of the next page view of its session; views of a session
+at one instant follow each other in trail.stats.kernels.TIE_ORDER (their duration, path,
+title and tags), in both engines. A session's details order the rows at one instant by their
+columns too (trail.stats.sessions.details_in_order).
 """
 
 from __future__ import annotations
@@ -27,10 +23,11 @@ import polars as pl
 
 from trail.clickhouse import reports
 from trail.clickhouse.reports import _metrics_by, _rows, _search, _unfiltered
-from trail.clickhouse.rows import KEYS, Rows, Unsupported, field_sql
+from trail.clickhouse.rows import KEYS, Rows, field_sql
 from trail.stats import metrics as m
 from trail.stats.buckets import bucket_starts, series_starts
 from trail.stats.filters import Filter, FilterError
+from trail.stats.kernels import TIE_ORDER
 from trail.stats.reports import _scaled_averages, dates_of, overview_filter
 from trail.stats.sessions import _PV_FIELDS, SESSION_FIELDS, _stamp, details_in_order
 
@@ -84,8 +81,8 @@ def _previous(f: Filter, database: str, now: datetime | None = None) -> Rows:
 
 def _spent(r: Rows, columns: tuple[str, ...] = ()) -> str:
     """Per page view the time on it (`spent`, the next view's duration in its session among
-    the window's views), `kept` (it matches the page conditions) and `same` (views of its
-    session at its instant), with the view's `columns`: the page views of
+    the window's views, those of one instant in TIE_ORDER) and `kept` (it matches the page
+    conditions), with the view's `columns`: the page views of
     trail.stats.pages.times_on_page, before its filter."""
     f, where, kept = r.f, r.page_views(with_paths=False), "1"
     if f.page_level:  # the next view may be of any page: every view of the matching sessions
@@ -94,19 +91,13 @@ def _spent(r: Rows, columns: tuple[str, ...] = ()) -> str:
         if "path" in f.fields:
             parts.append(field_sql(r.p, "path", f.fields["path"]))
         kept = " AND ".join(f"({p})" for p in parts) or "1"
-    following = "PARTITION BY visitor_id, session_id ORDER BY time"
+    following = f"PARTITION BY visitor_id, session_id ORDER BY time, {', '.join(TIE_ORDER)}"
     selected = "".join(f"{c}, " for c in columns)
     return (
         f"SELECT time, {selected}leadInFrame(duration_seconds, 1, toUInt32(0)) OVER ({following} "
-        f"ROWS BETWEEN CURRENT ROW AND 1 FOLLOWING) AS spent, {kept} AS kept, "
-        f"count() OVER (PARTITION BY visitor_id, session_id, time) AS same "
+        f"ROWS BETWEEN CURRENT ROW AND 1 FOLLOWING) AS spent, {kept} AS kept "
         f"FROM {r.table('page_views')} WHERE {where}"
     )
-
-
-def _untied(most: Any) -> None:
-    if int(most or 0) > 1:
-        raise Unsupported("page views of one session at the same instant")
 
 
 def average_times(client: Any, r: Rows, keys: tuple[str, ...]) -> dict[tuple[Any, ...], int]:
@@ -116,11 +107,10 @@ def average_times(client: Any, r: Rows, keys: tuple[str, ...]) -> dict[tuple[Any
     group = ", ".join(keys)
     counted = f"kept AND spent > 0 AND {_search(r.p, r.f, 'path')}"
     sql = (
-        f"SELECT {group}, sumIf(spent, {counted}) AS total, countIf({counted}) AS n, "
-        f"max(same) AS most FROM ({_spent(r, keys)}) GROUP BY {group}"
+        f"SELECT {group}, sumIf(spent, {counted}) AS total, countIf({counted}) AS n "
+        f"FROM ({_spent(r, keys)}) GROUP BY {group}"
     )
     got = _rows(client, sql, r.p)
-    _untied(max((row["most"] for row in got), default=0))
     return {
         tuple(row[k] for k in keys): round(int(row["total"]) / int(row["n"]))
         for row in got
@@ -137,10 +127,8 @@ def _time_spent(client: Any, r: Rows) -> int:
         return _int(client, f"SELECT sum(duration_seconds) FROM {r.table('events')} "
                             f"WHERE {r.events()}", r)  # fmt: skip
     if "path" in f.fields:
-        sql = f"SELECT sumIf(spent, kept AND spent > 0), max(same) FROM ({_spent(r)})"
-        total, most = client.query(sql, parameters=r.p.values).result_rows[0]
-        _untied(most)
-        return int(total or 0)
+        sql = f"SELECT sumIf(spent, kept AND spent > 0) FROM ({_spent(r)})"
+        return _int(client, sql, r)
     sql = f"SELECT sum(duration_seconds * sign) FROM {r.table('sessions')} WHERE {r.sessions()}"
     return _int(client, sql, r)
 
@@ -271,10 +259,9 @@ def page_duration(client: Any, database: str, f: Filter) -> list[dict[str, Any]]
     r = Rows(f, database)
     sql = (
         f"SELECT {_DAY} AS day, sumIf(spent, kept AND spent > 0) AS total, "
-        f"countIf(kept AND spent > 0) AS n, max(same) AS most FROM ({_spent(r)}) GROUP BY day"
+        f"countIf(kept AND spent > 0) AS n FROM ({_spent(r)}) GROUP BY day"
     )
     daily = _rows(client, sql, r.p)
-    _untied(max((row["most"] for row in daily), default=0))
     ff = f.fields.get("path")
     path = ff.eq[0] if ff is not None and len(ff.eq) == 1 and not ff.neq else ""
     return _scaled_averages(f, _daily(daily, days), days, starts, path=path)

@@ -231,25 +231,79 @@ def _pairing_chunks(pv: pl.DataFrame) -> tuple[_Chunks, _Chunks, _Chunks, _Chunk
     )
 
 
+# The order of one session's page views at one instant, after their time: the time on page
+# pairs each view with the next in this order (trail.clickhouse.reports_sessions._spent orders
+# its window the same way), and session/details lists them in it (trail.stats.sessions). The
+# duration comes first: a report that reads only the times and durations (the average time on
+# page per day) depends on which view is first at an instant only through its duration.
+TIE_ORDER = ("duration_seconds", "path", "title", "tag_keys", "tag_values")
+# Times handed to the kernels as ms * 2**_RANK_BITS + the view's rank at its instant.
+_RANK_BITS = 20
+
+
+def _tie_broken(pv: pl.DataFrame, ms: np.ndarray, tied: list[tuple[int, int]]) -> np.ndarray:
+    """The times `ms` (pv's, in ms) scaled by 2**_RANK_BITS, plus, for the views of the `tied`
+    sessions (two views at one instant), the view's rank at its instant by TIE_ORDER: the
+    pairing of the kernels then follows that order. The rank reads the TIE_ORDER columns up to
+    the first one `pv` lacks: views equal in those are interchangeable for the caller's answer
+    when `pv` holds every column the answer reads, and the ones before it in TIE_ORDER."""
+    cols: list[str] = []
+    for c in TIE_ORDER:
+        if c not in pv.columns:
+            break
+        cols.append(c)
+    keys = pl.DataFrame(
+        tied, schema={"visitor_id": pl.UInt64, "session_id": pl.UInt32}, orient="row"
+    )
+    rank = pl.struct(cols).rank("dense").over("visitor_id", "session_id", "ms") - 1
+    ranked = (
+        pv.select("visitor_id", "session_id", *cols)
+        .with_columns(pl.Series("ms", ms), pl.int_range(pl.len(), dtype=pl.UInt32).alias("i"))
+        .join(keys, on=["visitor_id", "session_id"], how="semi")
+        .select("i", pl.min_horizontal(rank, 2**_RANK_BITS - 1).cast(pl.Int64).alias("rank"))
+    )
+    out = ms.astype(np.int64) << _RANK_BITS
+    out[ranked["i"].to_numpy()] += ranked["rank"].to_numpy()
+    return out
+
+
+def times_on_page_of(pv: pl.DataFrame, ms: np.ndarray) -> np.ndarray:
+    """The time on page (uint32 seconds) of each view of `pv` (visitor_id, session_id,
+    duration_seconds and the TIE_ORDER columns its caller's answer reads) at times `ms`: the
+    duration of the next view of the same session in time order, views of one instant in
+    TIE_ORDER, 0 for its last view. One pass of the Rust kernel where Polars would sort every
+    view by session and time; a second one when some session has two views at one instant."""
+    visitors = np.ascontiguousarray(pv["visitor_id"].to_numpy(), dtype=np.uint64)
+    sessions = np.ascontiguousarray(pv["session_id"].to_numpy(), dtype=np.uint32)
+    durations = np.ascontiguousarray(pv["duration_seconds"].to_numpy(), dtype=np.uint32)
+    ms = np.ascontiguousarray(ms, dtype=np.int64)
+    spent, tied = core.times_on_page(visitors, sessions, ms, durations)
+    if tied:
+        spent, _ = core.times_on_page(visitors, sessions, _tie_broken(pv, ms, tied), durations)
+    return np.frombuffer(spent, dtype=np.uint32)
+
+
 def with_time_on_page(pv: pl.DataFrame) -> pl.DataFrame:
-    """`pv` (page views with visitor_id, session_id, time, duration_seconds) with `time_on_page`:
-    the duration of the next view of the same session in time order, 0 for its last view
-    (views with equal times keep their order). One pass of the Rust kernel where Polars would
-    sort every view by session and time."""
+    """`pv` (page views with visitor_id, session_id, time, duration_seconds and the TIE_ORDER
+    columns the caller's answer reads) with `time_on_page` (times_on_page_of)."""
     if pv.is_empty():
         return pv.with_columns(pl.lit(0, pl.Int64).alias("time_on_page"))
-    spent = core.times_on_page(*_pairing_arrays(pv))
-    seconds = pl.Series("time_on_page", np.frombuffer(spent, dtype=np.uint32), dtype=pl.UInt32)
+    spent = times_on_page_of(pv, pv["time"].dt.epoch("ms").to_numpy())
+    seconds = pl.Series("time_on_page", spent, dtype=pl.UInt32)
     return pv.with_columns(seconds.cast(pl.Int64))
 
 
 def time_on_page_by_bucket(pv: pl.DataFrame, breaks: list[int]) -> pl.DataFrame:
     """`bucket` (index in `breaks`, ascending ms), `total` (seconds) and `n` (views with a
     non-zero time): with_time_on_page summed by the bucket of each view's own time, in the
-    kernel, without a per-view column."""
+    kernel, without a per-view column (the columns of `pv` as there)."""
     if pv.is_empty() or not breaks:
         return pl.DataFrame(schema={"bucket": pl.Int64, "total": pl.Int64, "n": pl.Int64})
-    totals, counts = core.time_on_page_by_bucket_chunks(*_pairing_chunks(pv), breaks)
+    totals, counts, tied = core.time_on_page_by_bucket_chunks(*_pairing_chunks(pv), breaks)
+    if tied:
+        v, s, t, d = _pairing_arrays(pv)
+        scaled = [b << _RANK_BITS for b in breaks]
+        totals, counts, _ = core.time_on_page_by_bucket(v, s, _tie_broken(pv, t, tied), d, scaled)
     return pl.DataFrame(
         {"bucket": range(len(breaks)), "total": totals, "n": counts},
         schema={"bucket": pl.Int64, "total": pl.Int64, "n": pl.Int64},

@@ -84,7 +84,11 @@ def times_on_page(
     f = rows.f
     # The next view may be of any page: pair all views of the sessions that have a matching one.
     paths = ["path"] if f.page_level or search else []
-    pv = rows.page_views([*KEYS, "time", "duration_seconds", *paths, *columns], with_paths=False)
+    # Views at one instant pair in kernels.TIE_ORDER, read up to the last column the answer
+    # reads: under page conditions (tags among them) every one.
+    ties = ["title", "tag_keys", "tag_values"] if f.page_level else []
+    wanted = [*KEYS, "time", "duration_seconds", *paths, *columns, *ties]
+    pv = rows.page_views(list(dict.fromkeys(wanted)), with_paths=False)
     if f.page_level:
         pv = pv.join(rows.page_keys(), on=KEYS, how="semi")
     pv = kernels.with_time_on_page(pv.collect()).lazy()

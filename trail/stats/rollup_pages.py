@@ -199,7 +199,7 @@ def _described(rows: Rows, part: rollups.DayPart, before: Span | None) -> Descri
         previous = pl.DataFrame(schema=page_rollups.PREVIOUS)
     else:
         sessions = pl.concat([pv_rows.select(_KEYS), bounced.select(_KEYS)]).unique()
-        previous = _views_of(rows, before, ["path"], sessions)
+        previous = _views_of(rows, before, ["path", "duration_seconds"], sessions)
     return page_rollups.describe(pv_rows, previous, bounced)
 
 
@@ -208,7 +208,7 @@ def _patched(rows: Rows, day: date, before: Span) -> pl.DataFrame:
     (the previous day's part inside the window): from those views and the day's views and
     session rows of the same sessions."""
     start = datetime.combine(day, time(0), UTC)
-    previous = _views_of(rows, before, ["path"], None)
+    previous = _views_of(rows, before, ["path", "duration_seconds"], None)
     sessions = previous.select(_KEYS).unique()
     pv = _views_of(rows, (start, start + timedelta(days=1)), ["path", "duration_seconds"],
                    sessions)  # fmt: skip

@@ -9,6 +9,7 @@ from typing import Any
 import polars as pl
 
 from trail.stats.filters import Filter, FilterError
+from trail.stats.kernels import TIE_ORDER
 from trail.stats.scan import scan, stored_days
 from trail.stats.sources import KEYS, Rows, live_states, rows_for
 from trail.storage.schema import DIMS
@@ -129,8 +130,9 @@ def session_details(data_dir: Path, f: Filter) -> list[dict[str, Any]]:
 # can differ between them (the dimensions are the session's), so that two rows in either order
 # are the same rows. The order they were written in is not kept: the scans read a day's
 # segments and merged parts in an order that changes as they are merged, and ClickHouse keeps
-# no order at all (trail.clickhouse.reports_sessions.session_details takes this one).
-_VIEW_ORDER = ("time", "path", "title", "tag_keys", "tag_values", "duration_seconds")
+# no order at all (trail.clickhouse.reports_sessions.session_details takes this one). Page
+# views follow the order the time on page pairs them in (kernels.TIE_ORDER).
+_VIEW_ORDER = ("time", *TIE_ORDER)
 _EVENT_ORDER = ("time", "event_name", "path", "title", "event_meta_keys", "event_meta_values",
                 "duration_seconds")  # fmt: skip
 

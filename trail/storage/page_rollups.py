@@ -56,7 +56,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from trail import core
+from trail.stats import kernels
 from trail.storage import layout, rollups, tag_rollups
 from trail.storage.daydir import MANIFEST, Manifest, visible_files
 from trail.storage.schema import TABLES
@@ -65,7 +65,8 @@ log = logging.getLogger("trail.rollups")
 
 # 3: the title of views sharing the latest time is the greatest, not the later row's.
 # 4: bounces and bounces_carried. 5: seconds, timed, seconds_carried and timed_carried.
-VERSION = 5
+# 6: views of one session at one instant paired in trail.stats.kernels.TIE_ORDER.
+VERSION = 6
 # The columns `build` reads.
 COLUMNS = ["time", "visitor_id", "session_id", "path", "title", "duration_seconds"]
 UNSETTLED = "unsettled"
@@ -88,7 +89,8 @@ _KEYS = ["visitor_id", "session_id"]
 # The columns that are 0 for a path without what they count.
 _COUNTS = [c for c in SCHEMA if c not in ("path", "title", "title_ms", "visitors")]
 # The previous day's page views per_path takes.
-PREVIOUS = {"visitor_id": pl.UInt64, "session_id": pl.UInt32, "path": pl.String, "ms": pl.Int64}
+PREVIOUS = {"visitor_id": pl.UInt64, "session_id": pl.UInt32, "path": pl.String,
+            "duration_seconds": pl.UInt32, "ms": pl.Int64}  # fmt: skip
 
 
 def days_for(
@@ -261,13 +263,8 @@ def _seconds_within(pv: pl.DataFrame) -> pl.DataFrame:
     day (a session's views in time order, those sharing a time in the order given, as
     trail.stats.kernels.with_time_on_page pairs them). Views without a time (0) are left out,
     as the average leaves them out."""
-    spent = core.times_on_page(
-        np.ascontiguousarray(pv["visitor_id"].to_numpy(), dtype=np.uint64),
-        np.ascontiguousarray(pv["session_id"].to_numpy(), dtype=np.uint32),
-        np.ascontiguousarray(pv["ms"].to_numpy(), dtype=np.int64),
-        np.ascontiguousarray(pv["duration_seconds"].to_numpy(), dtype=np.uint32),
-    )
-    time_on_page = pl.Series("time_on_page", np.frombuffer(spent, dtype=np.uint32))
+    spent = kernels.times_on_page_of(pv, pv["ms"].to_numpy())
+    time_on_page = pl.Series("time_on_page", spent)
     return (
         pv.select("path", time_on_page)
         .filter(pl.col("time_on_page") > 0)
@@ -279,15 +276,15 @@ def _seconds_within(pv: pl.DataFrame) -> pl.DataFrame:
 def _seconds_carried(pv: pl.DataFrame, previous: pl.DataFrame) -> pl.DataFrame:
     """`path`, `seconds_carried`, `timed_carried`: the previous day's last view of each session
     paired with the session's first view of the day `pv` (in time order, those sharing a time
-    in the order given), without the pairs of no time."""
-    order = ["ms", "i"]
+    in trail.stats.kernels.TIE_ORDER, whose first two columns decide the answer here), without
+    the pairs of no time."""
+    order = ["ms", "duration_seconds", "path"]
     first = (
-        pv.with_row_index("i")
-        .group_by(_KEYS)
+        pv.group_by(_KEYS)
         .agg(pl.col("duration_seconds").sort_by(order).first().alias("next"))
         .filter(pl.col("next") > 0)
     )
-    last = previous.with_row_index("i").group_by(_KEYS).agg(pl.col("path").sort_by(order).last())
+    last = previous.group_by(_KEYS).agg(pl.col("path").sort_by(order).last())
     return (
         last.join(first, on=_KEYS)
         .group_by("path")

@@ -13,10 +13,9 @@ bound parameter). The metrics are trail's (trail.stats.metrics):
 Sorting, paging and the shape of each answer are the embedded engine's own functions
 (trail.stats.pages.sort_and_page and friends), applied to the grouped rows, so both backends
 order ties and divide floats the same way. The time on a page pairs each view with the next one
-of its session (trail.clickhouse.reports_sessions.average_times); two views of a session at one
-instant raise `Unsupported` there, and the caller answers from the embedded engine
-(trail.clickhouse.backend). Custom metrics parse an event metadata value as the embedded engine
-does (custom_metrics below).
+of its session (trail.clickhouse.reports_sessions.average_times), views of one instant in
+trail.stats.kernels.TIE_ORDER as in the embedded engine. Custom metrics parse an event metadata
+value as the embedded engine does (custom_metrics below).
 """
 
 from __future__ import annotations

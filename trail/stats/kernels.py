@@ -199,12 +199,16 @@ def time_part_counts(pv: pl.DataFrame, part: TimePart, flagged: pl.DataFrame) ->
     )
 
 
-def _pairing_arrays(pv: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """visitor_id, session_id, time (ms) and duration_seconds as the kernels take them."""
+def _pairing_arrays(
+    pv: pl.DataFrame, ms: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """visitor_id, session_id, time (ms; `ms` when given) and duration_seconds as the kernels
+    take them."""
+    times = pv["time"].dt.epoch("ms").to_numpy() if ms is None else ms
     return (
         np.ascontiguousarray(pv["visitor_id"].to_numpy(), dtype=np.uint64),
         np.ascontiguousarray(pv["session_id"].to_numpy(), dtype=np.uint32),
-        np.ascontiguousarray(pv["time"].dt.epoch("ms").to_numpy(), dtype=np.int64),
+        np.ascontiguousarray(times, dtype=np.int64),
         np.ascontiguousarray(pv["duration_seconds"].to_numpy(), dtype=np.uint32),
     )
 
@@ -273,10 +277,7 @@ def times_on_page_of(pv: pl.DataFrame, ms: np.ndarray) -> np.ndarray:
     duration of the next view of the same session in time order, views of one instant in
     TIE_ORDER, 0 for its last view. One pass of the Rust kernel where Polars would sort every
     view by session and time; a second one when some session has two views at one instant."""
-    visitors = np.ascontiguousarray(pv["visitor_id"].to_numpy(), dtype=np.uint64)
-    sessions = np.ascontiguousarray(pv["session_id"].to_numpy(), dtype=np.uint32)
-    durations = np.ascontiguousarray(pv["duration_seconds"].to_numpy(), dtype=np.uint32)
-    ms = np.ascontiguousarray(ms, dtype=np.int64)
+    visitors, sessions, ms, durations = _pairing_arrays(pv, ms)
     spent, tied = core.times_on_page(visitors, sessions, ms, durations)
     if tied:
         spent, _ = core.times_on_page(visitors, sessions, _tie_broken(pv, ms, tied), durations)

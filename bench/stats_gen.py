@@ -1,6 +1,9 @@
 """Synthetic analytics data for the statistics benchmark, written straight into segment files.
 
     .venv/bin/python -m bench.stats_gen --out /tmp/trail-bench --page-views 1000000 --days 30
+    # 100M: each day compacted once the next is written (uncompressed, the whole set would
+    # take ~2 GB a day of disk until its compaction)
+    .venv/bin/python -m bench.stats_gen --out /tmp/b100m --page-views 100000000 --compact
 
 Writes `<out>/segments/{sessions,page_views,events}/site=<site>/day=<YYYY-MM-DD>/*.arrow` with
 the real schema (trail.storage.schema), shaped the way the Rust session state machine writes them:
@@ -340,16 +343,36 @@ def write_day(out: Path, index: int, frames: dict[str, pl.DataFrame], site: str 
             part.drop("sealed", "chunk", "day").write_ipc(d / name, compression="uncompressed")
 
 
-def generate(out: Path, page_views: int, days: int, seed: int = 42) -> dict[str, int]:
+def generate(
+    out: Path, page_views: int, days: int, seed: int = 42, compact: bool = False
+) -> dict[str, int]:
+    """Write `days` days of rows; with `compact`, compact each day (trail.tasks.compaction, as the
+    maintenance round does) as soon as the next day is written, since a session that starts
+    before midnight writes rows into the next day."""
     shutil.rmtree(out / "segments", ignore_errors=True)
     g = Generator(page_views, days, seed)
     counts = {"sessions": 0, "page_views": 0, "events": 0}
-    for i in range(days):
-        frames = g.day(i)
-        write_day(out, i, frames)
-        for t, df in frames.items():
-            counts[t] += df.height
+    t0 = time.perf_counter()
+    for i in range(days + 2 if compact else days):  # + the day the last one runs into
+        if i < days:
+            frames = g.day(i)
+            write_day(out, i, frames)
+            for t, df in frames.items():
+                counts[t] += df.height
+        if compact and i > 0:
+            _compact(out, FIRST_DAY + timedelta(days=i - 1))
+        print(f"day {min(i + 1, days)}/{days}: {counts['page_views']:,} page views, "
+              f"{time.perf_counter() - t0:.0f} s", flush=True)  # fmt: skip
     return counts
+
+
+def _compact(out: Path, day: date) -> None:
+    from trail.tasks import compaction
+
+    for _ in range(2):  # the second pass rolls the sessions up again over compacted page views
+        done = compaction.compact_day(out, day, force=True, grace=0)
+        if done.get("failed_dirs"):
+            raise RuntimeError(f"compacting {day}: {done}")
 
 
 def main() -> None:
@@ -358,9 +381,10 @@ def main() -> None:
     ap.add_argument("--page-views", type=int, default=1_000_000)
     ap.add_argument("--days", type=int, default=30)
     ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--compact", action="store_true", help="compact each day once written")
     a = ap.parse_args()
     t0 = time.perf_counter()
-    counts = generate(a.out, a.page_views, a.days, a.seed)
+    counts = generate(a.out, a.page_views, a.days, a.seed, a.compact)
     print(f"generated {counts} in {time.perf_counter() - t0:.1f}s")
 
 

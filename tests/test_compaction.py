@@ -16,6 +16,7 @@ from typing import Any
 import polars as pl
 import pytest
 
+from bench import stats_gen
 from bench.stats_gen import FIRST_DAY, SITE, Generator, write_day
 from trail.services import statistics as pirsch_stats
 from trail.stats.filters import FilterError
@@ -53,11 +54,13 @@ def base_params() -> dict[str, str]:
     return {"id": SITE, "from": FIRST_DAY.isoformat(), "to": LAST.isoformat()}
 
 
-def all_reports(data_dir: Path) -> dict[tuple[str, int], Any]:
+def all_reports(
+    data_dir: Path, filters: list[dict[str, str]] = FILTERS
+) -> dict[tuple[str, int], Any]:
     ctx = SimpleNamespace(data_dir=data_dir)
     site = SimpleNamespace(id=SITE, timezone="UTC", group_by_title=False)
     out: dict[tuple[str, int], Any] = {}
-    for i, extra in enumerate(FILTERS):
+    for i, extra in enumerate(filters):
         params = {k: [v] for k, v in {**base_params(), **extra}.items()}
         for name in pirsch_stats.REPORTS:
             if name in SKIP:
@@ -526,3 +529,23 @@ def test_a_report_planned_before_compaction_deleted_its_files_is_planned_again(
     monkeypatch.setattr(scan, "read_day", list_then_compact)
     assert pirsch_stats.run(ctx, "total", params, site) == expected
     assert compacted and compacted[0]["files_replaced"] > 0 and compacted[0]["purged_files"] > 0
+
+
+def test_generating_with_compaction_day_by_day_leaves_what_compacting_afterwards_does(
+    tmp_path: Path,
+) -> None:
+    """bench.stats_gen --compact (how the 100M set fits on disk) compacts each day once the next
+    is written: the reports are those of the rows as written, and no day is left to compact."""
+    stats_gen.generate(tmp_path / "rows", 20_000, DAYS, seed=11)
+    stats_gen.generate(tmp_path / "compacted", 20_000, DAYS, seed=11, compact=True)
+    for table in ("sessions", "page_views", "events"):
+        for i in range(DAYS + 1):
+            names = files(tmp_path / "compacted", table, FIRST_DAY + timedelta(days=i))
+            assert names or i == DAYS, (table, i)  # the day after: only what runs into it
+            assert not [n for n in names if n.endswith(".arrow")], (table, i, names)
+    left = compaction.run_round(tmp_path / "compacted", now=AFTER, grace=0).as_dict()
+    assert left["compacted_dirs"] == 0 and left["failed_dirs"] == 0, left
+    some = FILTERS[:4]
+    assert_same_reports(
+        all_reports(tmp_path / "rows", some), all_reports(tmp_path / "compacted", some)
+    )

@@ -18,6 +18,7 @@ import polars as pl
 import pytest
 
 from trail.stats import index_files, rollup_visitors
+from trail.storage import memory
 
 
 def test_built_once_then_read(tmp_path: Path) -> None:
@@ -91,7 +92,7 @@ def test_an_index_read_back_counts_the_same(tmp_path: Path) -> None:
         )  # fmt: skip
 
     built = index([lambda d=d: d[2] for d in days])
-    rollup_visitors._indexes.clear()
+    memory.KEPT.drop("set index")
 
     def unread() -> np.ndarray:
         raise AssertionError("built again instead of read")

@@ -20,6 +20,7 @@ import asyncio
 import ctypes
 import logging
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -181,6 +182,60 @@ def bind(ctx: Context, handler: Handler, render: Renderer) -> Callable[[Any], An
     return route
 
 
+class _Trim:
+    """Give the memory a burst of queries freed back to the kernel once the burst is over.
+
+    A statistics query allocates and frees tens of MB (numpy arrays through glibc's malloc, in
+    the query threads' own arenas); glibc keeps freed memory inside its heaps for reuse, so a
+    worker that answered a dashboard load would stay a hundred MB or more above what it holds.
+    When the last query in flight ends, `malloc_trim(0)` (glibc: releases every free page of
+    every arena) runs on the query pool after the answer went out; at most once per
+    MIN_INTERVAL_S, the burst that ends sooner is trimmed when the interval is over. Polars'
+    own allocator (jemalloc) returns its pages by itself."""
+
+    MIN_INTERVAL_S = 1.0
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.running = 0
+        self.last = 0.0
+        self.pending = False
+        self.trim = getattr(ctypes.CDLL(None), "malloc_trim", None)  # glibc only
+
+    def enter(self) -> None:
+        with self.lock:
+            self.running += 1
+
+    def leave(self, pool: ThreadPoolExecutor) -> None:
+        with self.lock:
+            self.running -= 1
+            if self.trim is None or self.running or self.pending:
+                return
+            wait = self.last + self.MIN_INTERVAL_S - time.monotonic()
+            self.pending = True
+        if wait > 0:
+            timer = threading.Timer(wait, self._due, (pool,))
+            timer.daemon = True
+            timer.start()
+        else:
+            self._due(pool)
+
+    def _due(self, pool: ThreadPoolExecutor) -> None:
+        with self.lock:
+            self.pending = False
+            if self.running:
+                return  # a new burst: trimmed when it ends
+            self.last = time.monotonic()
+        pool.submit(self._run)
+
+    def _run(self) -> None:
+        if self.trim is not None:
+            self.trim(0)
+
+
+_trim = _Trim()
+
+
 def offloaded(fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
     """Run a sync route on the query thread pool behind an async handler."""
 
@@ -188,7 +243,11 @@ def offloaded(fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
         global _query_pool
         if _query_pool is None:
             _query_pool = ThreadPoolExecutor(QUERY_THREADS, thread_name_prefix="query")
-        return await asyncio.get_running_loop().run_in_executor(_query_pool, fn, request)
+        _trim.enter()
+        try:
+            return await asyncio.get_running_loop().run_in_executor(_query_pool, fn, request)
+        finally:
+            _trim.leave(_query_pool)
 
     route.__name__ = fn.__name__
     return route

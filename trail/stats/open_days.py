@@ -16,19 +16,17 @@ from __future__ import annotations
 
 import os
 import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from trail.storage import layout
+from trail.storage import layout, memory
 from trail.storage.daydir import read_day
 
 T = TypeVar("T")
 
-_KEPT = 32  # a few kinds (sums, dimensions, pages, tags) of up to two open days and two slices
-_remembered: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+# Descriptions are kept under the statistics' memory budget (trail.storage.memory).
 _making: dict[tuple[Any, ...], threading.Lock] = {}
 _lock = threading.Lock()
 
@@ -62,20 +60,17 @@ def remembered(key_of: Callable[[], tuple[Any, ...]], make: Callable[[], T]) -> 
     with _lock:
         making = _making.setdefault(key, threading.Lock())
     with making:
-        with _lock:
-            if key in _remembered:
-                _remembered.move_to_end(key)
-                return _remembered[key]  # type: ignore[no-any-return]
+        hit = memory.KEPT.get(("open day", key))
+        if hit is not memory.MISSING:
+            return hit  # type: ignore[no-any-return]
         value = make()
         try:
             same = key == key_of()
         except FileNotFoundError:
             same = False
+        if same:
+            memory.KEPT.put(("open day", key), value)
         with _lock:
-            if same:
-                _remembered[key] = value
-                while len(_remembered) > _KEPT:
-                    _remembered.popitem(last=False)
             _making.pop(key, None)
     return value
 
@@ -94,5 +89,4 @@ def of_day(
 
 
 def clear() -> None:
-    with _lock:
-        _remembered.clear()
+    memory.KEPT.drop("open day")

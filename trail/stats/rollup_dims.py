@@ -15,8 +15,6 @@ tests/stats/test_dim_rollups.py compares every report with the rows' answer.
 from __future__ import annotations
 
 import os
-import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -26,7 +24,7 @@ import polars as pl
 from trail.stats import index_files, open_days, rollup_totals, rollup_visitors
 from trail.stats.scan import scan
 from trail.stats.sources import Rows
-from trail.storage import dim_rollups, rollups
+from trail.storage import dim_rollups, memory, rollups
 
 
 @dataclass(frozen=True)
@@ -163,7 +161,7 @@ def _from_rollup(r: rollups.DayRollup, set_name: str) -> DayDims | None:
         return None
     directory = os.path.dirname(r.file)
     first_row, n_rows, first_delta, n_deltas = span
-    table = _tables.get(f"{directory}/{r.entry['dims_file']}", set_name, first_row, n_rows)
+    table = _table_slice(f"{directory}/{r.entry['dims_file']}", set_name, first_row, n_rows)
     deltas_file = f"{directory}/{r.entry['dims_visitors_file']}"
 
     def deltas() -> np.ndarray:
@@ -206,29 +204,15 @@ def _described(rows: Rows, part: rollups.DayPart) -> tuple[np.ndarray, pl.DataFr
     return ids, table, deltas
 
 
-class _Tables:
-    """Slices of rollup files by (path, inode, mtime, size, set), least recently used first
-    out: a dashboard load reads each day's sets in several reports."""
-
-    def __init__(self, kept: int) -> None:
-        self.kept = kept
-        self.entries: OrderedDict[tuple[str, int, int, int, str], pl.DataFrame] = OrderedDict()
-        self.lock = threading.Lock()
-
-    def get(self, path: str, set_name: str, offset: int, length: int) -> pl.DataFrame:
-        st = os.stat(path)
-        key = (path, st.st_ino, st.st_mtime_ns, st.st_size, set_name)
-        with self.lock:
-            hit = self.entries.get(key)
-            if hit is not None:
-                self.entries.move_to_end(key)
-                return hit
-        df = pl.scan_parquet(path).slice(offset, length).collect()
-        with self.lock:
-            self.entries[key] = df
-            while len(self.entries) > self.kept:
-                self.entries.popitem(last=False)
-        return df
-
-
-_tables = _Tables(int(os.environ.get("TRAIL_DIM_ROLLUP_SLICES", "400")))
+def _table_slice(path: str, set_name: str, offset: int, length: int) -> pl.DataFrame:
+    """A set's rows of a day's dimension rollup file, kept under the statistics' memory budget
+    (trail.storage.memory) by the file's identity: a dashboard load reads each day's sets in
+    several reports."""
+    st = os.stat(path)
+    key = ("dims", path, st.st_ino, st.st_mtime_ns, st.st_size, set_name)
+    hit = memory.KEPT.get(key)
+    if hit is not memory.MISSING:
+        return hit  # type: ignore[no-any-return]
+    df = pl.scan_parquet(path).slice(offset, length).collect()
+    memory.KEPT.put(key, df)
+    return df

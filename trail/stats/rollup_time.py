@@ -20,8 +20,6 @@ tests/stats/test_time_rollups.py compares both ways.
 from __future__ import annotations
 
 import os
-import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -35,7 +33,7 @@ from trail.stats import kernels, rollup_visitors
 from trail.stats.buckets import TimePart
 from trail.stats.scan import scan
 from trail.stats.sources import Rows, starts_hold_views
-from trail.storage import layout, rollups, time_rollups
+from trail.storage import layout, memory, rollups, time_rollups
 from trail.storage.daydir import read_day
 from trail.storage.time_rollups import CELLS, HOUR_MS, RELOADS, SINGLES, SPECIALS, DayTime
 
@@ -121,17 +119,12 @@ def _from_rollup(r: rollups.DayRollup) -> DayTime | None:
         return None
     names = (r.entry["time_file"], r.entry["time_visitors_file"])
     key = tuple((n, *_stamp(f"{directory}/{n}")) for n in names) + (_stamp(r.file),)
-    with _lock:
-        hit = _cache.get(key)
-        if hit is not None:
-            _cache.move_to_end(key)
-            return hit
+    hit = memory.KEPT.get(("time", key))
+    if hit is not memory.MISSING:
+        return hit  # type: ignore[no-any-return]
     d = time_rollups.read(directory, r.entry, r.day, r.visitor_ids(), key)
-    with _lock:
-        if d is not None:
-            _cache[key] = d
-            while len(_cache) > _KEPT:
-                _cache.popitem(last=False)
+    if d is not None:
+        memory.KEPT.put(("time", key), d)
     return d
 
 
@@ -140,14 +133,9 @@ def _stamp(path: str) -> tuple[int, int, int]:
     return st.st_ino, st.st_mtime_ns, st.st_size
 
 
-# Days' time tables by the identity of their files: a dashboard load asks hours and weekdays.
-_KEPT = 64
-_cache: OrderedDict[tuple, DayTime] = OrderedDict()
-_lock = threading.Lock()
-# Answers by the identity of the days' files and the question: the next load of the same
-# window asks the same.
-_ANSWERS_KEPT = 32
-_answers: OrderedDict[tuple, pl.DataFrame | None] = OrderedDict()
+# Days' time tables (a dashboard load asks hours and weekdays) and answers (the next load of
+# the same window asks the same) are kept by the identity of the days' files, under the
+# statistics' memory budget (trail.storage.memory).
 
 
 def remembered(
@@ -157,16 +145,12 @@ def remembered(
     or for a day described from rows, its segments and parts)."""
     if not all(d.identity for d in days):
         return compute()
-    key = (tuple(d.identity for d in days), question)
-    with _lock:
-        if key in _answers:
-            _answers.move_to_end(key)
-            return _answers[key]
+    key = ("time answer", tuple(d.identity for d in days), question)
+    hit = memory.KEPT.get(key)
+    if hit is not memory.MISSING:
+        return hit  # type: ignore[no-any-return]
     answer = compute()
-    with _lock:
-        _answers[key] = answer
-        while len(_answers) > _ANSWERS_KEPT:
-            _answers.popitem(last=False)
+    memory.KEPT.put(key, answer)
     return answer
 
 
@@ -182,18 +166,13 @@ def _from_rows(rows: Rows, part: rollups.DayPart) -> DayTime | None:
     span = None if part.whole else (part.start, part.end)
     key = ("rows", str(rows.data_dir), site, day, span,
            *(tuple(x.arrow + x.parquet) for x in listings))  # fmt: skip
-    with _lock:
-        hit = _cache.get(key)
-        if hit is not None:
-            _cache.move_to_end(key)
-            return hit
+    hit = memory.KEPT.get(("time", key))
+    if hit is not memory.MISSING:
+        return hit  # type: ignore[no-any-return]
     d = _describe_rows(rows, part)
     if d is not None:
         d = replace(d, identity=key)
-        with _lock:
-            _cache[key] = d
-            while len(_cache) > _KEPT:
-                _cache.popitem(last=False)
+        memory.KEPT.put(("time", key), d)
     return d
 
 

@@ -28,7 +28,7 @@ import polars as pl
 from trail.stats import index_files, kernels, open_days, rollup_visitors
 from trail.stats.scan import scan
 from trail.stats.sources import Rows
-from trail.storage import rollups
+from trail.storage import memory, rollups
 
 COLUMNS = ("visitors", "sessions", "views", "bounces", "duration", "duration_sessions")
 # Distinct visitors over a set of days, by the identity of the days' id files: the unfiltered
@@ -36,10 +36,6 @@ COLUMNS = ("visitors", "sessions", "views", "bounces", "duration", "duration_ses
 _UNIONS_KEPT = 64
 _unions: OrderedDict[tuple[tuple[str, int, int, int], ...], int] = OrderedDict()
 _unions_lock = threading.Lock()
-# The ids themselves of a few sets of closed days (~2M ids, 16 MB, for 30 days at 10M page
-# views), for windows that end on the live day.
-_UNION_IDS_KEPT = 2
-_union_ids: OrderedDict[tuple[tuple[str, int, int, int], ...], np.ndarray] = OrderedDict()
 
 
 @dataclass(frozen=True)
@@ -175,21 +171,16 @@ def closed_union(days: list[rollups.DayRollup]) -> np.ndarray:
     if not days:
         return np.zeros(0, dtype=np.uint64)
     key = identity(days)
-    with _unions_lock:
-        hit = _union_ids.get(key)
-        if hit is not None:
-            _union_ids.move_to_end(key)
-            return hit
+    hit = memory.KEPT.get(("union", key))
+    if hit is not memory.MISSING:
+        return hit  # type: ignore[no-any-return]
 
     def union() -> dict[str, np.ndarray]:
         return {"ids": rollup_visitors.distinct(np.concatenate([d.visitor_ids() for d in days]))}
 
     ids = index_files.shared(index_files.directory_of(days[0].file), ("union", key), union)["ids"]
-    if identity(days) == key:
-        with _unions_lock:
-            _union_ids[key] = ids
-            while len(_union_ids) > _UNION_IDS_KEPT:
-                _union_ids.popitem(last=False)
+    if identity(days) == key:  # kept under the statistics' budget (~16 MB at 10M page views)
+        memory.KEPT.put(("union", key), ids)
     return ids
 
 

@@ -18,8 +18,6 @@ tests/stats/test_dim_rollups.py compares the counts with Python sets.
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -28,10 +26,7 @@ import numpy as np
 import polars as pl
 
 from trail.stats import index_files
-
-_KEPT = 3  # the three sets of one window: ~9 MB each at 10M page views a month
-_indexes: OrderedDict[tuple, SetIndex] = OrderedDict()
-_lock = threading.Lock()
+from trail.storage import memory
 
 
 @dataclass(frozen=True)
@@ -81,11 +76,9 @@ def index_for(
     distinct ids), remembered by `key` (the identity of the days' files and the set), and
     shared with the machine's other processes in `shared_in` (trail.stats.index_files);
     the deltas and the union are read only to build it."""
-    with _lock:
-        hit = _indexes.get(key)
-        if hit is not None:
-            _indexes.move_to_end(key)
-            return hit
+    hit = memory.KEPT.get(("set index", key))
+    if hit is not memory.MISSING:
+        return hit  # type: ignore[no-any-return]
 
     def build() -> dict[str, np.ndarray]:
         g = _global_of(key[1:], ids, union())
@@ -94,10 +87,9 @@ def index_for(
     arrays = build() if shared_in is None else index_files.shared(shared_in, key, build)
     index = SetIndex(**{k: v for k, v in arrays.items() if k != "n_combos"},
                      ids=union(), n_combos=int(arrays["n_combos"][0]))  # fmt: skip
-    with _lock:
-        _indexes[key] = index
-        while len(_indexes) > _KEPT:
-            _indexes.popitem(last=False)
+    # kept under the statistics' memory budget, its ids (the union's) counted with the union
+    own = sum(a.nbytes for a in arrays.values())
+    memory.KEPT.put(("set index", key), index, own)
     return index
 
 
@@ -113,14 +105,13 @@ def _arrays(index: SetIndex) -> dict[str, np.ndarray]:
 
 
 def _global_of(key: tuple, ids: list[np.ndarray], union: np.ndarray) -> GlobalIds:
-    """Each day's ids as indexes into `union`, for the latest set of days (shared by the sets)."""
-    global _global
-    with _lock:
-        if _global is not None and _global[0] == key:
-            return _global[1]
+    """Each day's ids as indexes into `union` (shared by the sets of the same days), kept under
+    the statistics' memory budget, its union counted with the union."""
+    hit = memory.KEPT.get(("global ids", key))
+    if hit is not memory.MISSING:
+        return hit  # type: ignore[no-any-return]
     found = global_ids(ids, union)
-    with _lock:
-        _global = (key, found)
+    memory.KEPT.put(("global ids", key), found, found.index.nbytes + found.day_starts.nbytes)
     return found
 
 
@@ -129,9 +120,6 @@ class GlobalIds:
     index: np.ndarray  # per id of the days (concatenated): its index in `union` (int32)
     day_starts: np.ndarray  # where each day's ids start in `index`
     union: np.ndarray
-
-
-_global: tuple[tuple, GlobalIds] | None = None
 
 
 def global_ids(ids: list[np.ndarray], union: np.ndarray) -> GlobalIds:

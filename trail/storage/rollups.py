@@ -33,9 +33,7 @@ are those of their rows, so they add up with the whole days' exactly.
 from __future__ import annotations
 
 import os
-import threading
 import time
-from collections import OrderedDict
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -44,7 +42,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from trail.storage import dim_rollups, layout, time_rollups, tombstones
+from trail.storage import dim_rollups, layout, memory, time_rollups, tombstones
 from trail.storage.daydir import MANIFEST, Manifest, visible_files
 
 # Of the sessions rollup. 4: the dimension rollup (trail.storage.dim_rollups). 5: the time
@@ -119,42 +117,21 @@ class DayRollup:
 
     def visitor_ids(self) -> np.ndarray:
         """The day's sorted distinct visitor ids (uint64, read-only: shared through a cache)."""
-        return _ids_cache.get(self.file)
+        return _visitor_ids(self.file)
 
 
-class _IdsCache:
-    """Visitor id files by (path, mtime, size), least recently used first out, within a byte
-    budget: a 30-day report reads ~30 of them (~26 MB at 10M page views) and the next report
-    of the same site reads them again. Files are replaced by rename, so a changed file has a
-    new (mtime, size) or inode and is read afresh."""
-
-    def __init__(self, budget: int) -> None:
-        self.budget = budget
-        self.used = 0
-        self.entries: OrderedDict[tuple[str, int, int, int], np.ndarray] = OrderedDict()
-        self.lock = threading.Lock()
-
-    def get(self, path: str) -> np.ndarray:
-        st = os.stat(path)
-        key = (path, st.st_ino, st.st_mtime_ns, st.st_size)
-        with self.lock:
-            hit = self.entries.get(key)
-            if hit is not None:
-                self.entries.move_to_end(key)
-                return hit
+def _visitor_ids(path: str) -> np.ndarray:
+    """A day's visitor id file, kept under the statistics' memory budget (trail.storage.memory):
+    a 30-day report reads ~30 of them and the next report of the same site reads them again.
+    Files are replaced by rename, so a changed file has a new (inode, mtime, size)."""
+    st = os.stat(path)
+    key = ("ids", path, st.st_ino, st.st_mtime_ns, st.st_size)
+    ids = memory.KEPT.get(key)
+    if ids is memory.MISSING:
         ids = np.fromfile(path, dtype="<u8")
         ids.flags.writeable = False
-        with self.lock:
-            if key not in self.entries and ids.nbytes <= self.budget:
-                self.entries[key] = ids
-                self.used += ids.nbytes
-                while self.used > self.budget:
-                    _, old = self.entries.popitem(last=False)
-                    self.used -= old.nbytes
-        return ids
-
-
-_ids_cache = _IdsCache(int(os.environ.get("TRAIL_ROLLUP_CACHE_MB", "256")) * 1024 * 1024)
+        memory.KEPT.put(key, ids, ids.nbytes)
+    return ids  # type: ignore[no-any-return]
 
 
 # (day dir, version) -> (dir mtime_ns, rollup or None); trusted like trail.storage.daydir's

@@ -445,7 +445,11 @@ def api_main(a: argparse.Namespace) -> dict[str, Any]:
     data = root / "data"
     server: TrailServer | None = None
     result: dict[str, Any] = {"machine": machine(), "loadavg_start": loadavg()}
+    cwd = os.getcwd()
     try:
+        if a.rev:
+            result["code"] = export_rev(a.rev, root / "code")
+            os.chdir(root / "code")  # the server's `python -m trail` imports trail from here
         server = start_server(data, a.workers, {})
         key = server.admin_key
         assert key, "the first start printed no admin key"
@@ -469,6 +473,8 @@ def api_main(a: argparse.Namespace) -> dict[str, Any]:
                   f"server CPU   load avg {loadavg()}", flush=True)  # fmt: skip
         assert server.proc is not None
         rss = tree_rss(server.proc.pid)
+        time.sleep(5)  # what the workers keep once the load is over
+        rss_later = tree_rss(server.proc.pid)
         restarted = []  # the first load after a restart: fresh workers, the machine's indexes kept
         for i in range(a.restarts):
             stop_server(server)
@@ -478,7 +484,8 @@ def api_main(a: argparse.Namespace) -> dict[str, Any]:
             print(f"after restart {i}: {restarted[-1]['wall']:7.0f} ms wall, "
                   f"{restarted[-1]['cpu']:7.0f} ms server CPU   load avg {loadavg()}", flush=True)  # fmt: skip
         result.update(site=site, first=str(first), last=str(last), open_days=a.open_days,
-                      runs=runs, restarted=restarted, loadavg_end=loadavg(), rss_mb=rss)  # fmt: skip
+                      runs=runs, restarted=restarted, loadavg_end=loadavg(), rss_mb=rss,
+                      rss_mb_5s_later=rss_later)  # fmt: skip
         later = runs[1:] or runs
         print(f"{len(urls)} requests, {first} .. {last}, {a.open_days} day(s) read from rows, "
               f"{a.workers} workers: first load {runs[0]['wall']:.0f} ms wall "
@@ -487,12 +494,14 @@ def api_main(a: argparse.Namespace) -> dict[str, Any]:
               f"({statistics.median(r['cpu'] for r in later):.0f} ms CPU); "
               f"load average {result['loadavg_start']} -> {result['loadavg_end']}")  # fmt: skip
         print("RSS after the loads (MB): " + ", ".join(f"{k}: {v}" for k, v in rss.items()))
+        print("5 s later: " + ", ".join(f"{k}: {v}" for k, v in rss_later.items()))
         slow = sorted(((u, ms) for u, ms in later[-1]["requests"]), key=lambda x: -x[1])
         for u, ms in slow:
             print(f"  {label(u, str(first)):20s} {ms:7.0f} ms")
         return result
     finally:
         stop_server(server)
+        os.chdir(cwd)
         if a.json:
             a.json.write_text(json.dumps(result, indent=1, default=str))
         if a.keep:

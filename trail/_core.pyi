@@ -127,6 +127,9 @@ class SessionState:
     def sync(self) -> None: ...
 
 def recover_wal(data_dir: str | PathLike[str], worker_id: int) -> None: ...
+def release_memory() -> None:
+    """Return the free pages of this thread's allocator heap (mimalloc) to the system."""
+
 def redis_check(url: str) -> None:
     """ConfigError ("redis_url: ...") unless `url` parses and its server answers a PING."""
 

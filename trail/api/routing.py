@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from robyn.robyn import FunctionInfo
 
+from trail import _core
 from trail.core import InvalidInput, StorageError, Unavailable
 from trail.errors import ApiError, FieldError
 
@@ -188,10 +189,12 @@ class _Trim:
     A statistics query allocates and frees tens of MB (numpy arrays through glibc's malloc, in
     the query threads' own arenas); glibc keeps freed memory inside its heaps for reuse, so a
     worker that answered a dashboard load would stay a hundred MB or more above what it holds.
-    When the last query in flight ends, `malloc_trim(0)` (glibc: releases every free page of
-    every arena) runs on the query pool after the answer went out; at most once per
-    MIN_INTERVAL_S, the burst that ends sooner is trimmed when the interval is over. Polars'
-    own allocator (jemalloc) returns its pages by itself."""
+    The kernels of `trail._core` allocate through mimalloc, which keeps each thread's free
+    pages in that thread's heap. When the last query in flight ends, every query thread gives
+    its mimalloc heap's free pages back (`_core.release_memory`) and one of them runs
+    `malloc_trim(0)` (glibc: every free page of every arena), after the answers went out; at
+    most once per MIN_INTERVAL_S, the burst that ends sooner is trimmed when the interval is
+    over. Polars' own allocator (jemalloc) returns its pages by itself."""
 
     MIN_INTERVAL_S = 1.0
 
@@ -201,6 +204,7 @@ class _Trim:
         self.last = 0.0
         self.pending = False
         self.trim = getattr(ctypes.CDLL(None), "malloc_trim", None)  # glibc only
+        self.release: Callable[[], None] = _core.release_memory
 
     def enter(self) -> None:
         with self.lock:
@@ -209,7 +213,7 @@ class _Trim:
     def leave(self, pool: ThreadPoolExecutor) -> None:
         with self.lock:
             self.running -= 1
-            if self.trim is None or self.running or self.pending:
+            if self.running or self.pending:
                 return
             wait = self.last + self.MIN_INTERVAL_S - time.monotonic()
             self.pending = True
@@ -226,11 +230,21 @@ class _Trim:
             if self.running:
                 return  # a new burst: trimmed when it ends
             self.last = time.monotonic()
-        pool.submit(self._run)
+        # one task on each query thread: each waits for the others, so none takes two
+        barrier = threading.Barrier(QUERY_THREADS, action=self._trim_glibc, timeout=5)
+        for _ in range(QUERY_THREADS):
+            pool.submit(self._run, barrier)
 
-    def _run(self) -> None:
+    def _trim_glibc(self) -> None:
         if self.trim is not None:
             self.trim(0)
+
+    def _run(self, barrier: threading.Barrier) -> None:
+        try:
+            barrier.wait()
+        except threading.BrokenBarrierError:
+            pass  # a thread busy elsewhere: this one's heap is released all the same
+        self.release()
 
 
 _trim = _Trim()

@@ -10,7 +10,9 @@ and view the same page on both days; each window is compared with TRAIL_ROLLUPS 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,7 +29,7 @@ from trail.services import statistics as pirsch_stats
 from trail.stats import cache, open_days, rollup_pages, rollup_totals
 from trail.stats.filters import parse_filter
 from trail.stats.sources import rows_for
-from trail.storage import rollups
+from trail.storage import memory, rollups
 from trail.tasks import compaction
 
 BASE = datetime(2024, 3, 9, 23, 0, tzinfo=UTC)  # visits cross into 03-10 and 03-11
@@ -123,3 +125,26 @@ def test_a_live_day_is_described_once_per_set_of_files(
     late.write()
     again = rollup_pages.page_stats(rows)
     assert again is not None and set(again["path"]) == {"/", "/a", "/b", "/late"}
+
+
+def test_reports_asking_at_once_share_one_description_even_if_it_is_not_kept(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A dashboard load asks ~20 reports over the same open day at once: one describes it, the
+    others wait and take its description, although the memory budget keeps none."""
+    monkeypatch.setattr(memory, "KEPT", memory.Kept(0))
+    key = ("sums", "test", 1)
+    made: list[object] = []
+
+    def make() -> object:
+        deadline = time.monotonic() + 10
+        while open_days._making[key].users < 4 and time.monotonic() < deadline:
+            time.sleep(0.005)  # until every caller is there
+        made.append(object())
+        return made[-1]
+
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda _: open_days.remembered(lambda: key, make), range(4)))
+    assert len(made) == 1 and all(g is made[0] for g in got)
+    assert key not in open_days._making and not memory.KEPT.entries
+    assert open_days.remembered(lambda: key, make) is not made[0]  # not kept: made again

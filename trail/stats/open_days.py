@@ -26,8 +26,18 @@ from trail.storage.daydir import read_day
 
 T = TypeVar("T")
 
-# Descriptions are kept under the statistics' memory budget (trail.storage.memory).
-_making: dict[tuple[Any, ...], threading.Lock] = {}
+
+class _Making:
+    """The reports asking for one description at the same time: the first makes it, the others
+    wait and take it, kept or not (it may not fit the budget: trail.storage.memory)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.users = 0
+        self.value: Any = memory.MISSING
+
+
+_making: dict[tuple[Any, ...], _Making] = {}
 _lock = threading.Lock()
 
 
@@ -58,21 +68,29 @@ def remembered(key_of: Callable[[], tuple[Any, ...]], make: Callable[[], T]) -> 
     except FileNotFoundError:
         return make()  # a file went away while listed (a compaction): describe what is there
     with _lock:
-        making = _making.setdefault(key, threading.Lock())
-    with making:
-        hit = memory.KEPT.get(("open day", key))
-        if hit is not memory.MISSING:
-            return hit  # type: ignore[no-any-return]
-        value = make()
-        try:
-            same = key == key_of()
-        except FileNotFoundError:
-            same = False
-        if same:
-            memory.KEPT.put(("open day", key), value)
+        making = _making.setdefault(key, _Making())
+        making.users += 1
+    try:
+        with making.lock:
+            if making.value is not memory.MISSING:
+                return making.value  # type: ignore[no-any-return]
+            hit = memory.KEPT.get(("open day", key))
+            if hit is not memory.MISSING:
+                return hit  # type: ignore[no-any-return]
+            value = make()
+            try:
+                same = key == key_of()
+            except FileNotFoundError:
+                same = False
+            if same:  # kept while the budget allows (see trail.storage.memory)
+                memory.KEPT.put(("open day", key), value)
+                making.value = value
+            return value
+    finally:
         with _lock:
-            _making.pop(key, None)
-    return value
+            making.users -= 1
+            if not making.users:
+                _making.pop(key, None)
 
 
 def of_day(

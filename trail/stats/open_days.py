@@ -82,8 +82,8 @@ def remembered(key_of: Callable[[], tuple[Any, ...]], make: Callable[[], T]) -> 
                 same = key == key_of()
             except FileNotFoundError:
                 same = False
-            if same:  # kept while the budget allows (see trail.storage.memory)
-                memory.KEPT.put(("open day", key), value)
+            if same:  # read from rows: dearer to make again than any rollup part
+                memory.KEPT.put(("open day", key), value, dear=True)
                 making.value = value
             return value
     finally:

@@ -172,7 +172,7 @@ def _from_rows(rows: Rows, part: rollups.DayPart) -> DayTime | None:
     d = _describe_rows(rows, part)
     if d is not None:
         d = replace(d, identity=key)
-        memory.KEPT.put(("time", key), d)
+        memory.KEPT.put(("time", key), d, dear=True)  # read from rows
     return d
 
 

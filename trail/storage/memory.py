@@ -83,9 +83,10 @@ class Kept:
             self.entries.move_to_end(key)
             return hit[0]
 
-    def put(self, key: Any, value: Any, size: int | None = None) -> bool:
-        """Keep `value` unless it does not fit without giving up entries used within hold_s;
-        says whether it is kept."""
+    def put(self, key: Any, value: Any, size: int | None = None, dear: bool = False) -> bool:
+        """Keep `value` unless it does not fit without giving up entries used within hold_s
+        (a `dear` value, one that costs far more to make again than what it displaces, gives up
+        any, least recently used first); says whether it is kept."""
         size = size_of(value) if size is None else size
         with self.lock:
             now = self.clock()
@@ -98,7 +99,7 @@ class Kept:
             for k, (_, n, used_at) in self.entries.items():
                 if self.used - freed + size <= self.budget:
                     break
-                if now - used_at < self.hold_s:
+                if now - used_at < self.hold_s and not dear:
                     return False  # all that is left is in use
                 evict.append(k)
                 freed += n

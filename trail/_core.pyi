@@ -21,6 +21,7 @@ __all__ = [
     "mmdb_check",
     "recover_wal",
     "redis_check",
+    "release_memory",
     "session_metrics",
     "time_on_page_by_bucket",
     "time_on_page_by_bucket_chunks",

@@ -150,7 +150,7 @@ def remembered(
     if hit is not memory.MISSING:
         return hit  # type: ignore[no-any-return]
     answer = compute()
-    memory.KEPT.put(key, answer)
+    memory.KEPT.put(key, answer, dear=True)  # small, made from every day of the window
     return answer
 
 

@@ -210,9 +210,6 @@ def _table_slice(path: str, set_name: str, offset: int, length: int) -> pl.DataF
     several reports."""
     st = os.stat(path)
     key = ("dims", path, st.st_ino, st.st_mtime_ns, st.st_size, set_name)
-    hit = memory.KEPT.get(key)
-    if hit is not memory.MISSING:
-        return hit  # type: ignore[no-any-return]
-    df = pl.scan_parquet(path).slice(offset, length).collect()
-    memory.KEPT.put(key, df)
-    return df
+    return memory.KEPT.get_or_make(
+        key, lambda: pl.scan_parquet(path).slice(offset, length).collect()
+    )

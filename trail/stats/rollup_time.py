@@ -119,13 +119,9 @@ def _from_rollup(r: rollups.DayRollup) -> DayTime | None:
         return None
     names = (r.entry["time_file"], r.entry["time_visitors_file"])
     key = tuple((n, *_stamp(f"{directory}/{n}")) for n in names) + (_stamp(r.file),)
-    hit = memory.KEPT.get(("time", key))
-    if hit is not memory.MISSING:
-        return hit  # type: ignore[no-any-return]
-    d = time_rollups.read(directory, r.entry, r.day, r.visitor_ids(), key)
-    if d is not None:
-        memory.KEPT.put(("time", key), d)
-    return d
+    return memory.KEPT.get_or_make(
+        ("time", key), lambda: time_rollups.read(directory, r.entry, r.day, r.visitor_ids(), key)
+    )
 
 
 def _stamp(path: str) -> tuple[int, int, int]:
@@ -146,12 +142,8 @@ def remembered(
     if not all(d.identity for d in days):
         return compute()
     key = ("time answer", tuple(d.identity for d in days), question)
-    hit = memory.KEPT.get(key)
-    if hit is not memory.MISSING:
-        return hit  # type: ignore[no-any-return]
-    answer = compute()
-    memory.KEPT.put(key, answer, dear=True)  # small, made from every day of the window
-    return answer
+    # small, made from every day of the window: dear to the budget
+    return memory.KEPT.get_or_make(key, compute, dear=True, keep_none=True)
 
 
 _TABLES = ("sessions", "page_views", "events")
@@ -166,14 +158,12 @@ def _from_rows(rows: Rows, part: rollups.DayPart) -> DayTime | None:
     span = None if part.whole else (part.start, part.end)
     key = ("rows", str(rows.data_dir), site, day, span,
            *(tuple(x.arrow + x.parquet) for x in listings))  # fmt: skip
-    hit = memory.KEPT.get(("time", key))
-    if hit is not memory.MISSING:
-        return hit  # type: ignore[no-any-return]
-    d = _describe_rows(rows, part)
-    if d is not None:
-        d = replace(d, identity=key)
-        memory.KEPT.put(("time", key), d, dear=True)  # read from rows
-    return d
+
+    def described() -> DayTime | None:
+        d = _describe_rows(rows, part)
+        return None if d is None else replace(d, identity=key)
+
+    return memory.KEPT.get_or_make(("time", key), described, dear=True)  # read from rows
 
 
 def _describe_rows(rows: Rows, part: rollups.DayPart) -> DayTime | None:

@@ -107,12 +107,11 @@ def _arrays(index: SetIndex) -> dict[str, np.ndarray]:
 def _global_of(key: tuple, ids: list[np.ndarray], union: np.ndarray) -> GlobalIds:
     """Each day's ids as indexes into `union` (shared by the sets of the same days), kept under
     the statistics' memory budget, its union counted with the union."""
-    hit = memory.KEPT.get(("global ids", key))
-    if hit is not memory.MISSING:
-        return hit  # type: ignore[no-any-return]
-    found = global_ids(ids, union)
-    memory.KEPT.put(("global ids", key), found, found.index.nbytes + found.day_starts.nbytes)
-    return found
+    return memory.KEPT.get_or_make(
+        ("global ids", key),
+        lambda: global_ids(ids, union),
+        lambda found: found.index.nbytes + found.day_starts.nbytes,
+    )
 
 
 @dataclass(frozen=True)

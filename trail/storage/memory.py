@@ -23,11 +23,13 @@ import sys
 import threading
 import time
 from collections import OrderedDict
-from typing import Any, Final
+from collections.abc import Callable
+from typing import Any, Final, TypeVar
 
 import numpy as np
 import polars as pl
 
+T = TypeVar("T")
 MB = 1024 * 1024
 DEFAULT_MB = 64
 
@@ -109,16 +111,29 @@ class Kept:
             self.entries[key] = (value, size, now)
             return True
 
+    def get_or_make(
+        self,
+        key: Any,
+        make: Callable[[], T],
+        size: Callable[[T], int] = size_of,
+        dear: bool = False,
+        keep_none: bool = False,
+    ) -> T:
+        """The value kept for `key`, else make(), then kept (`size(value)` bytes; a None only
+        with `keep_none`)."""
+        hit = self.get(key)
+        if hit is not MISSING:
+            return hit  # type: ignore[no-any-return]
+        value = make()
+        if value is not None or keep_none:
+            self.put(key, value, size(value), dear)
+        return value
+
     def drop(self, kind: str) -> None:
         """Forget every entry whose key is a tuple starting with `kind`."""
         with self.lock:
             for key in [k for k in self.entries if isinstance(k, tuple) and k[:1] == (kind,)]:
                 self.used -= self.entries.pop(key)[1]
-
-    def clear(self) -> None:
-        with self.lock:
-            self.entries.clear()
-            self.used = 0
 
 
 def _budget() -> int:

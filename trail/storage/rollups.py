@@ -126,12 +126,13 @@ def _visitor_ids(path: str) -> np.ndarray:
     Files are replaced by rename, so a changed file has a new (inode, mtime, size)."""
     st = os.stat(path)
     key = ("ids", path, st.st_ino, st.st_mtime_ns, st.st_size)
-    ids = memory.KEPT.get(key)
-    if ids is memory.MISSING:
-        ids = np.fromfile(path, dtype="<u8")
-        ids.flags.writeable = False
-        memory.KEPT.put(key, ids, ids.nbytes)
-    return ids  # type: ignore[no-any-return]
+    return memory.KEPT.get_or_make(key, lambda: _read_ids(path))
+
+
+def _read_ids(path: str) -> np.ndarray:
+    ids = np.fromfile(path, dtype="<u8")
+    ids.flags.writeable = False  # shared by the reports that read it
+    return ids
 
 
 # (day dir, version) -> (dir mtime_ns, rollup or None); trusted like trail.storage.daydir's

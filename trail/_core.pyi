@@ -22,6 +22,8 @@ __all__ = [
     "recover_wal",
     "redis_check",
     "release_memory",
+    "run_group_counts",
+    "runs_have",
     "session_metrics",
     "time_on_page_by_bucket",
     "time_on_page_by_bucket_chunks",
@@ -141,6 +143,10 @@ def mmdb_check(path: str, probes: list[str]) -> dict[str, Any]:
 
 # Statistics kernels (rust_core/src/kernels.rs); trail.core sets them to None on older builds.
 def distinct_u64(values: Any) -> int: ...
+def run_group_counts(visitors: Any, combos: Any, combo_group: Any, n_groups: int) -> list[int]: ...
+def runs_have(
+    visitors: Any, combos: Any, combo_group: Any, query_visitors: Any, query_groups: Any
+) -> bytes: ...
 def group_stats(
     keys: Any, visitors: Any, sessions: Any, times: Any
 ) -> tuple[

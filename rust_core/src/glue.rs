@@ -829,7 +829,9 @@ fn buffer_slice<T: pyo3::buffer::Element>(buf: &PyBuffer<T>) -> PyResult<&[T]> {
     // SAFETY: PyBuffer checked the element type and size; the memory stays alive and exported
     // while `buf` is borrowed (the returned slice borrows it). The arrays come from
     // trail.stats.kernels, which creates them for this call and shares them with no other
-    // thread, so nothing writes to them while the GIL is released.
+    // thread, or from trail.stats.rollup_visitors, whose indexes are read-only once made (files
+    // mapped read-only, or arrays no code writes to), so nothing writes to them while the GIL
+    // is released.
     Ok(unsafe { ptr.as_ref() })
 }
 
@@ -1099,6 +1101,105 @@ fn union_visitors(
         .map_err(PyValueError::new_err)
 }
 
+/// A buffer of int16 or int32 combinations, as a slice of either.
+enum Combos {
+    Small(PyBuffer<i16>),
+    Wide(PyBuffer<i32>),
+}
+
+impl Combos {
+    fn of(obj: &Bound<'_, PyAny>) -> PyResult<Combos> {
+        match PyBuffer::<i16>::get(obj) {
+            Ok(b) => Ok(Combos::Small(b)),
+            Err(_) => Ok(Combos::Wide(PyBuffer::<i32>::get(obj)?)),
+        }
+    }
+}
+
+/// Runs the closure over the runs of (visitor, combination) pairs with either combination type.
+fn with_runs<R: Send>(
+    py: Python<'_>,
+    visitors: &PyBuffer<i32>,
+    combos: &Bound<'_, PyAny>,
+    combo_group: &PyBuffer<i64>,
+    small: impl FnOnce(&crate::kernels::VisitorRuns<'_, i16>) -> Result<R, String> + Send,
+    wide: impl FnOnce(&crate::kernels::VisitorRuns<'_, i32>) -> Result<R, String> + Send,
+) -> PyResult<R> {
+    let (visitors, combo_group) = (buffer_slice(visitors)?, buffer_slice(combo_group)?);
+    let result = match Combos::of(combos)? {
+        Combos::Small(b) => {
+            let combos = buffer_slice(&b)?;
+            py.detach(|| {
+                small(&crate::kernels::VisitorRuns {
+                    visitors,
+                    combos,
+                    combo_group,
+                })
+            })
+        }
+        Combos::Wide(b) => {
+            let combos = buffer_slice(&b)?;
+            py.detach(|| {
+                wide(&crate::kernels::VisitorRuns {
+                    visitors,
+                    combos,
+                    combo_group,
+                })
+            })
+        }
+    };
+    result.map_err(PyValueError::new_err)
+}
+
+/// Distinct visitors per group over (visitor, combination) pairs sorted by visitor, each
+/// combination's group in `combo_group` (see kernels::run_group_counts). ValueError when the
+/// arrays do not fit together.
+#[pyfunction]
+fn run_group_counts(
+    py: Python<'_>,
+    visitors: PyBuffer<i32>,
+    combos: &Bound<'_, PyAny>,
+    combo_group: PyBuffer<i64>,
+    n_groups: usize,
+) -> PyResult<Vec<i64>> {
+    with_runs(
+        py,
+        &visitors,
+        combos,
+        &combo_group,
+        |r| crate::kernels::run_group_counts(r, n_groups),
+        |r| crate::kernels::run_group_counts(r, n_groups),
+    )
+}
+
+/// Whether each (visitor, group) is among the pairs (see kernels::runs_have), one byte each
+/// (numpy.frombuffer as bool).
+#[pyfunction]
+fn runs_have<'py>(
+    py: Python<'py>,
+    visitors: PyBuffer<i32>,
+    combos: &Bound<'py, PyAny>,
+    combo_group: PyBuffer<i64>,
+    query_visitors: PyBuffer<i64>,
+    query_groups: PyBuffer<i64>,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let (qv, qg) = (buffer_slice(&query_visitors)?, buffer_slice(&query_groups)?);
+    let found = with_runs(
+        py,
+        &visitors,
+        combos,
+        &combo_group,
+        |r| crate::kernels::runs_have(r, qv, qg),
+        |r| crate::kernels::runs_have(r, qv, qg),
+    )?;
+    PyBytes::new_with(py, found.len(), |buf| {
+        for (b, &f) in buf.iter_mut().zip(&found) {
+            *b = u8::from(f);
+        }
+        Ok(())
+    })
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
@@ -1117,6 +1218,8 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(time_on_page_by_bucket, m)?)?;
     m.add_function(wrap_pyfunction!(time_on_page_by_bucket_chunks, m)?)?;
     m.add_function(wrap_pyfunction!(union_visitors, m)?)?;
+    m.add_function(wrap_pyfunction!(run_group_counts, m)?)?;
+    m.add_function(wrap_pyfunction!(runs_have, m)?)?;
     m.add_function(wrap_pyfunction!(session_metrics, m)?)?;
     m.add_function(wrap_pyfunction!(coarse_channel, m)?)?;
     m.add_function(wrap_pyfunction!(imported_dims, m)?)?;

@@ -1393,6 +1393,102 @@ fn aside_view(ch: &ViewChunk, i: usize, base: usize) -> AsideView {
     )
 }
 
+/// Pairs of (visitor, combination) sorted by visitor, with a group per combination: what the
+/// dimension breakdowns keep of the visitors who had several combinations over a window
+/// (trail.stats.rollup_visitors).
+pub struct VisitorRuns<'a, C> {
+    pub visitors: &'a [i32],
+    pub combos: &'a [C],
+    pub combo_group: &'a [i64],
+}
+
+impl<C: Copy + Into<i64>> VisitorRuns<'_, C> {
+    fn group(&self, i: usize) -> Result<usize, String> {
+        let combo = self.combos[i].into();
+        usize::try_from(combo)
+            .ok()
+            .and_then(|c| self.combo_group.get(c))
+            .and_then(|&g| usize::try_from(g).ok())
+            .ok_or_else(|| format!("combination {combo} has no group"))
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if self.visitors.len() != self.combos.len() {
+            return Err("visitors and combinations differ in length".into());
+        }
+        if self.visitors.len() >= u32::MAX as usize {
+            return Err("too many pairs".into());
+        }
+        if !self.visitors.is_sorted() {
+            return Err("visitors must be sorted".into());
+        }
+        Ok(())
+    }
+}
+
+/// Distinct visitors per group among the runs: a visitor counts once in each group one of its
+/// combinations maps to. Linear and without branches on the data: a group remembers the last
+/// run that counted it.
+pub fn run_group_counts<C: Copy + Into<i64>>(
+    runs: &VisitorRuns<'_, C>,
+    n_groups: usize,
+) -> Result<Vec<i64>, String> {
+    runs.check()?;
+    // each combination's group, checked once
+    let group_of: Vec<u32> = runs
+        .combo_group
+        .iter()
+        .map(|&g| {
+            u32::try_from(g)
+                .ok()
+                .filter(|&g| (g as usize) < n_groups)
+                .ok_or_else(|| format!("group {g} is not below {n_groups}"))
+        })
+        .collect::<Result<_, _>>()?;
+    let mut counts = vec![0i64; n_groups];
+    let mut counted_in = vec![u32::MAX; n_groups];
+    let mut run = 0u32;
+    let mut previous = runs.visitors.first().copied().unwrap_or_default();
+    for (&v, &c) in runs.visitors.iter().zip(runs.combos) {
+        run += u32::from(v != previous);
+        previous = v;
+        let combo = c.into();
+        let g = usize::try_from(combo)
+            .ok()
+            .and_then(|c| group_of.get(c))
+            .ok_or_else(|| format!("combination {combo} has no group"))?;
+        let g = *g as usize;
+        let new = counted_in[g] != run;
+        counted_in[g] = run;
+        counts[g] += i64::from(new);
+    }
+    Ok(counts)
+}
+
+/// Whether each (visitor, group) of `visitors` and `groups` is among the runs: the visitor has
+/// a combination in that group.
+pub fn runs_have<C: Copy + Into<i64>>(
+    runs: &VisitorRuns<'_, C>,
+    visitors: &[i64],
+    groups: &[i64],
+) -> Result<Vec<bool>, String> {
+    runs.check()?;
+    if visitors.len() != groups.len() {
+        return Err("visitors and groups differ in length".into());
+    }
+    let mut out = Vec::with_capacity(visitors.len());
+    for (&v, &g) in visitors.iter().zip(groups) {
+        let mut i = runs.visitors.partition_point(|&x| i64::from(x) < v);
+        let mut found = false;
+        while !found && i < runs.visitors.len() && i64::from(runs.visitors[i]) == v {
+            found = i64::try_from(runs.group(i)?).ok() == Some(g);
+            i += 1;
+        }
+        out.push(found);
+    }
+    Ok(out)
+}
+
 /// Total seconds and views with a time, per bucket.
 type BucketSums = (Vec<u64>, Vec<u64>);
 
@@ -1403,6 +1499,100 @@ fn pair_hash((visitor, session): (u64, u32)) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Distinct (visitor, group) pairs counted per group by sorting: the definition.
+    fn run_group_counts_by_sorting(v: &[i32], c: &[i16], cg: &[i64], n: usize) -> Vec<i64> {
+        let mut pairs: Vec<(i32, i64)> = v
+            .iter()
+            .zip(c)
+            .map(|(&v, &c)| (v, cg[c as usize]))
+            .collect();
+        pairs.sort_unstable();
+        pairs.dedup();
+        let mut out = vec![0; n];
+        for (_, g) in pairs {
+            out[g as usize] += 1;
+        }
+        out
+    }
+
+    #[test]
+    fn run_group_counts_random() {
+        let mut rng = 0x1234_5678_u64;
+        let mut next = |m: u64| {
+            rng = rng
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (rng >> 33) % m
+        };
+        for _ in 0..200 {
+            let n_combos = 1 + next(20) as usize;
+            let n_groups = 1 + next(n_combos as u64) as usize;
+            let cg: Vec<i64> = (0..n_combos)
+                .map(|_| next(n_groups as u64) as i64)
+                .collect();
+            let len = next(300) as usize;
+            let mut v: Vec<i32> = (0..len).map(|_| next(40) as i32).collect();
+            v.sort_unstable();
+            let c: Vec<i16> = (0..len).map(|_| next(n_combos as u64) as i16).collect();
+            let runs = VisitorRuns {
+                visitors: &v,
+                combos: &c,
+                combo_group: &cg,
+            };
+            assert_eq!(
+                run_group_counts(&runs, n_groups).unwrap(),
+                run_group_counts_by_sorting(&v, &c, &cg, n_groups)
+            );
+            let qv: Vec<i64> = (0..50).map(|_| next(45) as i64 - 2).collect();
+            let qg: Vec<i64> = (0..50).map(|_| next(n_groups as u64 + 1) as i64).collect();
+            let want: Vec<bool> = qv
+                .iter()
+                .zip(&qg)
+                .map(|(&qv, &qg)| {
+                    v.iter()
+                        .zip(&c)
+                        .any(|(&v, &c)| i64::from(v) == qv && cg[c as usize] == qg)
+                })
+                .collect();
+            assert_eq!(runs_have(&runs, &qv, &qg).unwrap(), want);
+        }
+    }
+
+    #[test]
+    fn run_group_counts_rejects_what_does_not_fit() {
+        let cg = [0i64, 1];
+        let unsorted = VisitorRuns {
+            visitors: &[2, 1],
+            combos: &[0i16, 0],
+            combo_group: &cg,
+        };
+        assert!(run_group_counts(&unsorted, 2).is_err());
+        let combo_out = VisitorRuns {
+            visitors: &[1, 2],
+            combos: &[0i16, 2],
+            combo_group: &cg,
+        };
+        assert!(run_group_counts(&combo_out, 2).is_err());
+        let negative = VisitorRuns {
+            visitors: &[1],
+            combos: &[-1i16],
+            combo_group: &cg,
+        };
+        assert!(run_group_counts(&negative, 2).is_err());
+        let group_out = VisitorRuns {
+            visitors: &[1],
+            combos: &[1i16],
+            combo_group: &cg,
+        };
+        assert!(run_group_counts(&group_out, 1).is_err());
+        let lengths = VisitorRuns {
+            visitors: &[1, 2],
+            combos: &[0i16],
+            combo_group: &cg,
+        };
+        assert!(run_group_counts(&lengths, 2).is_err());
+    }
 
     /// Stable sort by (visitor, session, time), neighbours paired: the definition.
     fn times_on_page_by_sorting(v: &[u64], s: &[u32], t: &[i64], d: &[u32]) -> Vec<u32> {

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -22,6 +23,7 @@ import pytest
 from segment_rows import rounded
 
 from bench.stats_gen import FIRST_DAY, SITE, Generator, write_day
+from trail import core
 from trail.config import Config
 from trail.services import statistics as pirsch_stats
 from trail.stats import cache, rollup_dims, rollup_totals, rollup_visitors
@@ -261,14 +263,38 @@ def test_visitor_index_counts_like_sets(seed: int) -> None:
             )
         is_closed = table["day"].is_in([i for i, d in enumerate(days) if d[3]]).to_numpy()
         opened = [(i, d) for i, d in enumerate(days) if not d[3]]
-        got = rollup_visitors.count(
-            index, groups[is_closed], n,
-            [d[0] for _, d in opened],
-            [rollup_visitors.positions(d[2], d[1]["visitors"].to_numpy()) for _, d in opened],
-            [np.repeat(groups[(table["day"] == i).to_numpy()], d[1]["visitors"].to_numpy())
-             for i, d in opened],
-        )  # fmt: skip
-        assert got.tolist() == [len(w) for w in want]
+        # as built (int32 combinations) and as kept in the index files (int16)
+        small = index and replace(index, combo_of=index.combo_of.astype(np.int16),
+                                  multi_combos=index.multi_combos.astype(np.int16))  # fmt: skip
+        for each in (index, small):
+            got = rollup_visitors.count(
+                each, groups[is_closed], n,
+                [d[0] for _, d in opened],
+                [rollup_visitors.positions(d[2], d[1]["visitors"].to_numpy()) for _, d in opened],
+                [np.repeat(groups[(table["day"] == i).to_numpy()], d[1]["visitors"].to_numpy())
+                 for i, d in opened],
+            )  # fmt: skip
+            assert got.tolist() == [len(w) for w in want]
+
+
+def test_run_group_counts_rejects_arrays_that_do_not_fit() -> None:
+    visitors, combos = np.array([1, 1, 2], np.int32), np.array([0, 1, 1], np.int16)
+    combo_group = np.array([0, 1], np.int64)
+    assert core.run_group_counts(visitors, combos, combo_group, 2) == [1, 2]
+    assert np.frombuffer(
+        core.runs_have(
+            visitors, combos, combo_group, np.array([1, 2, 2, 3]), np.array([0, 0, 1, 1])
+        ),
+        dtype=bool,
+    ).tolist() == [True, False, True, False]
+    with pytest.raises(ValueError, match="sorted"):
+        core.run_group_counts(visitors[::-1].copy(), combos, combo_group, 2)
+    with pytest.raises(ValueError, match="no group"):
+        core.run_group_counts(visitors, np.array([0, 1, 2], np.int32), combo_group, 2)
+    with pytest.raises(ValueError, match="not below"):
+        core.run_group_counts(visitors, combos, combo_group, 1)
+    with pytest.raises(ValueError, match="length"):
+        core.run_group_counts(visitors[:2], combos, combo_group, 2)
 
 
 @pytest.mark.parametrize(("value", "enabled"), [("off", False), ("0", False), ("on", True)])

@@ -87,7 +87,7 @@ def test_an_index_read_back_counts_the_same(tmp_path: Path) -> None:
 
     def index(deltas: list) -> rollup_visitors.SetIndex:
         return rollup_visitors.index_for(
-            ("set", "files"), [d[1] for d in days], deltas, [d[0] for d in days],
+            ("set", "files"), [d[1] for d in days], deltas, lambda: [d[0] for d in days],
             lambda: union, ["a"], tmp_path,
         )  # fmt: skip
 

@@ -26,7 +26,7 @@ from trail.stats import breakdowns, events, rollup_events, rollup_time
 from trail.stats.buckets import TimePart, fixed_offset_ms
 from trail.stats.filters import parse_filter
 from trail.stats.sources import rows_for
-from trail.storage import rollups, time_rollups, tombstones
+from trail.storage import memory, rollups, time_rollups, tombstones
 from trail.storage.daydir import Manifest
 from trail.tasks import compaction
 
@@ -201,3 +201,23 @@ def test_a_live_day_beside_compacted_days(monkeypatch: pytest.MonkeyPatch) -> No
 
 def _day_dir(data_dir: Path, day: str, table: str = "sessions") -> Path:
     return data_dir / "segments" / table / f"site={SITE}" / f"day={day}"
+
+
+def test_a_remembered_answer_reads_no_day(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The answer for a window is found by the days' file identities alone: the days' tables
+    are not read again while it is remembered, and are once it is gone."""
+    visits = [(1, [(0, "/"), (1500, "/a")], 10), (2, [(0, "/")], 40)]
+    with site(visits) as data_dir:
+        window = ("2024-03-10", "2024-03-12", "UTC")
+        reads = []
+        real = time_rollups.read
+        monkeypatch.setattr(time_rollups, "read", lambda *a: reads.append(a[2]) or real(*a))
+        first = {n: report(data_dir, n, *window) for n in REPORTS}
+        assert reads  # the days were read for the first answers
+        memory.KEPT.drop("time")  # the days' tables gone, the answers kept
+        reads.clear()
+        assert {n: report(data_dir, n, *window) for n in REPORTS} == first
+        assert reads == []
+        memory.KEPT.drop("time answer")
+        assert {n: report(data_dir, n, *window) for n in REPORTS} == first
+        assert sorted(set(reads)) == [date(2024, 3, d) for d in (10, 11, 12)]

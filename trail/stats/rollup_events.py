@@ -56,7 +56,7 @@ def event_stats(rows: Rows) -> pl.DataFrame | None:
         return None
     if not days:
         return pl.DataFrame(schema=SCHEMA)
-    return rollup_time.remembered(days, ("events",), lambda: _answer(days, ws // HOUR_MS))
+    return rollup_time.remembered(days, ("events",), lambda read: _answer(read, ws // HOUR_MS))
 
 
 def _answer(days: list[DayTime], h0: int) -> pl.DataFrame | None:

@@ -98,7 +98,6 @@ class DayTime:
     ids: np.ndarray  # the day's sorted distinct visitor ids (of session rows with sign >= 0)
     table: pl.DataFrame  # SCHEMA, every kind
     deltas: np.ndarray  # the visitor positions in `ids` of the cells, then of the events
-    identity: tuple = ()  # of the files read (empty: described from rows)
     kinds: dict[int, pl.DataFrame] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
@@ -322,15 +321,13 @@ def build(
     return {"time_file": name, "time_visitors_file": visitors_name, **read_from}
 
 
-def read(
-    directory: str, entry: dict[str, Any], day: date, ids: np.ndarray, identity: tuple = ()
-) -> DayTime | None:
-    """The DayTime a sessions rollup entry names (`identity`: of its files), or None."""
+def read(directory: str, entry: dict[str, Any], day: date, ids: np.ndarray) -> DayTime | None:
+    """The DayTime a sessions rollup entry names, or None."""
     if not entry.get("time_file"):
         return None
     table = pl.read_parquet(f"{directory}/{entry['time_file']}")
     deltas = pl.read_parquet(f"{directory}/{entry['time_visitors_file']}")["deltas"].to_numpy()
-    return DayTime(day, ids, table, deltas, identity)
+    return DayTime(day, ids, table, deltas)
 
 
 def _write(df: pl.DataFrame, path: Path) -> None:

@@ -1,8 +1,9 @@
 """Per-window indexes built once per machine and shared by its worker processes.
 
-The visitor union of a window's closed days and the breakdowns' visitor indexes
-(trail.stats.rollup_visitors) span days, so compaction cannot write them, and each worker would
-otherwise build its own on its first dashboard load (~1-2 s of CPU at 10M page views a month).
+The visitor union of a window's closed days, the breakdowns' visitor indexes
+(trail.stats.rollup_visitors) and the answers made from every day of a window (pages, hours,
+weekdays, events) span days, so compaction cannot write them, and each worker would otherwise
+build its own on its first dashboard load (~1-2 s of CPU at 10M page views a month).
 They are kept in `segments/indexes/site=<id>/<key hash>/` (one `.npy` per array, a `.parquet`
 per table such as a window's page report; not in the tables' site directories, whose mtimes the
 result cache watches): the first process that needs one builds it under a file lock and renames it into
@@ -29,7 +30,7 @@ import polars as pl
 
 DIRECTORY = "indexes"
 KEEP_S = 2 * 86_400
-MAX_KEPT = 12  # ~4 entries per window: a few windows per site (~44 MB each at 10M page views)
+MAX_KEPT = 24  # ~8 entries per window: a few windows per site (~44 MB each at 10M page views)
 
 
 def directory_of(rollup_file: str) -> Path:

@@ -376,8 +376,10 @@ def tree_cpu(pid: int) -> float:
     return total
 
 
-def tree_rss(pid: int) -> dict[str, int]:
-    """RSS in MB of a process and its descendants, by command (`trail.worker --id 0`, ...)."""
+def tree_rss(pid: int, field: str = "VmRSS") -> dict[str, int]:
+    """RSS in MB of a process and its descendants, by command (`trail.worker --id 0`, ...);
+    `field` of /proc/<pid>/status: VmRSS, or its parts RssAnon (the process's own) and RssFile
+    (mapped files, such as the machine's shared indexes: the page cache holds them once)."""
     out, todo = {}, [pid]
     while todo:
         p = todo.pop()
@@ -385,7 +387,7 @@ def tree_rss(pid: int) -> dict[str, int]:
             cmd = Path(f"/proc/{p}/cmdline").read_bytes().split(b"\0")
             status = Path(f"/proc/{p}/status").read_text()
             rss = next(
-                int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS")
+                int(line.split()[1]) for line in status.splitlines() if line.startswith(field)
             )
             name = " ".join(a.decode() for a in cmd[1:5] if a and not a.startswith(b"{"))
             out[f"{p} {name}"] = rss // 1024
@@ -475,6 +477,7 @@ def api_main(a: argparse.Namespace) -> dict[str, Any]:
         rss = tree_rss(server.proc.pid)
         time.sleep(5)  # what the workers keep once the load is over
         rss_later = tree_rss(server.proc.pid)
+        anon_later = tree_rss(server.proc.pid, "RssAnon")
         restarted = []  # the first load after a restart: fresh workers, the machine's indexes kept
         for i in range(a.restarts):
             stop_server(server)
@@ -485,7 +488,7 @@ def api_main(a: argparse.Namespace) -> dict[str, Any]:
                   f"{restarted[-1]['cpu']:7.0f} ms server CPU   load avg {loadavg()}", flush=True)  # fmt: skip
         result.update(site=site, first=str(first), last=str(last), open_days=a.open_days,
                       runs=runs, restarted=restarted, loadavg_end=loadavg(), rss_mb=rss,
-                      rss_mb_5s_later=rss_later)  # fmt: skip
+                      rss_mb_5s_later=rss_later, rss_anon_mb_5s_later=anon_later)  # fmt: skip
         later = runs[1:] or runs
         print(f"{len(urls)} requests, {first} .. {last}, {a.open_days} day(s) read from rows, "
               f"{a.workers} workers: first load {runs[0]['wall']:.0f} ms wall "
@@ -495,6 +498,9 @@ def api_main(a: argparse.Namespace) -> dict[str, Any]:
               f"load average {result['loadavg_start']} -> {result['loadavg_end']}")  # fmt: skip
         print("RSS after the loads (MB): " + ", ".join(f"{k}: {v}" for k, v in rss.items()))
         print("5 s later: " + ", ".join(f"{k}: {v}" for k, v in rss_later.items()))
+        print(
+            "of which anonymous (RssAnon): " + ", ".join(f"{k}: {v}" for k, v in anon_later.items())
+        )
         slow = sorted(((u, ms) for u, ms in later[-1]["requests"]), key=lambda x: -x[1])
         for u, ms in slow:
             print(f"  {label(u, str(first)):20s} {ms:7.0f} ms")

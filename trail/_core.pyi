@@ -25,6 +25,7 @@ __all__ = [
     "run_group_counts",
     "runs_have",
     "session_metrics",
+    "sorted_positions",
     "time_on_page_by_bucket",
     "time_on_page_by_bucket_chunks",
     "time_part_counts",
@@ -143,6 +144,7 @@ def mmdb_check(path: str, probes: list[str]) -> dict[str, Any]:
 
 # Statistics kernels (rust_core/src/kernels.rs); trail.core sets them to None on older builds.
 def distinct_u64(values: Any) -> int: ...
+def sorted_positions(sorted: Any, values: Any) -> bytes: ...
 def run_group_counts(visitors: Any, combos: Any, combo_group: Any, n_groups: int) -> list[int]: ...
 def runs_have(
     visitors: Any, combos: Any, combo_group: Any, query_visitors: Any, query_groups: Any

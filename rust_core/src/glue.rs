@@ -1101,6 +1101,27 @@ fn union_visitors(
         .map_err(PyValueError::new_err)
 }
 
+/// Where each of `values` would go in `sorted` (numpy.searchsorted, side "left"), fast when
+/// the values come in ascending runs (see kernels::sorted_positions): native-endian uint32, as
+/// bytes (numpy.frombuffer).
+#[pyfunction]
+fn sorted_positions<'py>(
+    py: Python<'py>,
+    sorted: PyBuffer<u64>,
+    values: PyBuffer<u64>,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let (sorted, values) = (buffer_slice(&sorted)?, buffer_slice(&values)?);
+    let out = py
+        .detach(|| crate::kernels::sorted_positions(sorted, values))
+        .map_err(PyValueError::new_err)?;
+    PyBytes::new_with(py, out.len() * 4, |buf| {
+        for (chunk, v) in buf.chunks_exact_mut(4).zip(&out) {
+            chunk.copy_from_slice(&v.to_ne_bytes());
+        }
+        Ok(())
+    })
+}
+
 /// A buffer of int16 or int32 combinations, as a slice of either.
 enum Combos {
     Small(PyBuffer<i16>),
@@ -1220,6 +1241,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(union_visitors, m)?)?;
     m.add_function(wrap_pyfunction!(run_group_counts, m)?)?;
     m.add_function(wrap_pyfunction!(runs_have, m)?)?;
+    m.add_function(wrap_pyfunction!(sorted_positions, m)?)?;
     m.add_function(wrap_pyfunction!(session_metrics, m)?)?;
     m.add_function(wrap_pyfunction!(coarse_channel, m)?)?;
     m.add_function(wrap_pyfunction!(imported_dims, m)?)?;

@@ -1489,6 +1489,46 @@ pub fn runs_have<C: Copy + Into<i64>>(
     Ok(out)
 }
 
+/// Where each of `values` would go in `sorted` (the first position holding a value not below
+/// it, as numpy.searchsorted's "left"). Each value is searched forward from the last one's
+/// position in growing steps, so values that come in ascending runs (a day's sorted ids
+/// against the window's union) cost a few nearby reads each instead of a binary search over
+/// the whole array; a value below the last one starts over. `sorted` holds at most u32::MAX
+/// values.
+pub fn sorted_positions(sorted: &[u64], values: &[u64]) -> Result<Vec<u32>, String> {
+    if sorted.len() > u32::MAX as usize {
+        return Err("more than u32::MAX sorted values".into());
+    }
+    let mut out = Vec::with_capacity(values.len());
+    let mut at = 0usize; // every position before `at` holds a value below the last one found
+    let mut last = 0u64;
+    for &v in values {
+        if v < last {
+            at = 0;
+        }
+        last = v;
+        // gallop: find a step past the answer, then search the last step's range
+        let mut lo = at;
+        let mut step = 1usize;
+        let mut hi = loop {
+            let probe = lo.saturating_add(step).min(sorted.len());
+            if probe == sorted.len() || sorted[probe] >= v {
+                break probe;
+            }
+            lo = probe;
+            step *= 2;
+        };
+        if lo == sorted.len() || sorted[lo] >= v {
+            hi = lo;
+        } else {
+            hi = lo + 1 + sorted[lo + 1..hi].partition_point(|&x| x < v);
+        }
+        at = hi;
+        out.push(hi as u32);
+    }
+    Ok(out)
+}
+
 /// Total seconds and views with a time, per bucket.
 type BucketSums = (Vec<u64>, Vec<u64>);
 
@@ -1499,6 +1539,33 @@ fn pair_hash((visitor, session): (u64, u32)) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sorted_positions_like_partition_point() {
+        let mut rng = 0x9e37_79b9_u64;
+        let mut next = |m: u64| {
+            rng = rng
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (rng >> 33) % m
+        };
+        for _ in 0..300 {
+            let mut sorted: Vec<u64> = (0..next(200)).map(|_| next(1000)).collect();
+            sorted.sort_unstable();
+            // ascending runs, restarts, repeats, values past both ends
+            let values: Vec<u64> = (0..next(300)).map(|_| next(1100)).collect();
+            let mut runs = values.clone();
+            runs[..values.len() / 2].sort_unstable();
+            for values in [values, runs] {
+                let want: Vec<u32> = values
+                    .iter()
+                    .map(|&v| sorted.partition_point(|&x| x < v) as u32)
+                    .collect();
+                assert_eq!(sorted_positions(&sorted, &values).unwrap(), want);
+            }
+        }
+        assert_eq!(sorted_positions(&[], &[3, 1]).unwrap(), vec![0, 0]);
+    }
 
     /// Distinct (visitor, group) pairs counted per group by sorting: the definition.
     fn run_group_counts_by_sorting(v: &[i32], c: &[i16], cg: &[i64], n: usize) -> Vec<i64> {

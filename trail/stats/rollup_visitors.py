@@ -127,8 +127,14 @@ class GlobalIds:
 def global_ids(ids: list[np.ndarray], union: np.ndarray) -> GlobalIds:
     """GlobalIds of days' sorted id lists whose sorted distinct union is `union`."""
     starts = np.cumsum([0, *[len(d) for d in ids]])
-    index = [np.searchsorted(union, d).astype(np.int32) for d in ids]
-    return GlobalIds(np.concatenate(index) if ids else np.zeros(0, np.int32), starts[:-1], union)
+    values = np.concatenate(ids) if ids else np.zeros(0, np.uint64)
+    # each day's run ascends: a forward search from the last position (a binary search each
+    # over the ~23M ids of 30 days at 100M page views a month took ~7 s per set)
+    found = core.sorted_positions(
+        _contiguous(union), _contiguous(values.astype(np.uint64, copy=False))
+    )
+    index = np.frombuffer(found, dtype=np.uint32).view(np.int32)
+    return GlobalIds(index, starts[:-1], union)
 
 
 def _build(

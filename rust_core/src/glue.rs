@@ -1146,27 +1146,26 @@ fn with_runs<R: Send>(
     small: impl FnOnce(&crate::kernels::VisitorRuns<'_, i16>) -> Result<R, String> + Send,
     wide: impl FnOnce(&crate::kernels::VisitorRuns<'_, i32>) -> Result<R, String> + Send,
 ) -> PyResult<R> {
+    use crate::kernels::VisitorRuns;
     let (visitors, combo_group) = (buffer_slice(visitors)?, buffer_slice(combo_group)?);
     let result = match Combos::of(combos)? {
         Combos::Small(b) => {
             let combos = buffer_slice(&b)?;
-            py.detach(|| {
-                small(&crate::kernels::VisitorRuns {
-                    visitors,
-                    combos,
-                    combo_group,
-                })
-            })
+            let runs = VisitorRuns {
+                visitors,
+                combos,
+                combo_group,
+            };
+            py.detach(|| small(&runs))
         }
         Combos::Wide(b) => {
             let combos = buffer_slice(&b)?;
-            py.detach(|| {
-                wide(&crate::kernels::VisitorRuns {
-                    visitors,
-                    combos,
-                    combo_group,
-                })
-            })
+            let runs = VisitorRuns {
+                visitors,
+                combos,
+                combo_group,
+            };
+            py.detach(|| wide(&runs))
         }
     };
     result.map_err(PyValueError::new_err)

@@ -1540,15 +1540,20 @@ fn pair_hash((visitor, session): (u64, u32)) -> u64 {
 mod tests {
     use super::*;
 
-    #[test]
-    fn sorted_positions_like_partition_point() {
-        let mut rng = 0x9e37_79b9_u64;
-        let mut next = |m: u64| {
-            rng = rng
+    /// A small deterministic generator: next(m) is in 0..m.
+    fn numbers(seed: u64) -> impl FnMut(u64) -> u64 {
+        let mut state = seed;
+        move |m| {
+            state = state
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(1442695040888963407);
-            (rng >> 33) % m
-        };
+            (state >> 33) % m
+        }
+    }
+
+    #[test]
+    fn sorted_positions_like_partition_point() {
+        let mut next = numbers(0x9e37_79b9);
         for _ in 0..300 {
             let mut sorted: Vec<u64> = (0..next(200)).map(|_| next(1000)).collect();
             sorted.sort_unstable();
@@ -1585,13 +1590,7 @@ mod tests {
 
     #[test]
     fn run_group_counts_random() {
-        let mut rng = 0x1234_5678_u64;
-        let mut next = |m: u64| {
-            rng = rng
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (rng >> 33) % m
-        };
+        let mut next = numbers(0x1234_5678);
         for _ in 0..200 {
             let n_combos = 1 + next(20) as usize;
             let n_groups = 1 + next(n_combos as u64) as usize;

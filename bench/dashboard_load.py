@@ -164,10 +164,10 @@ def stop_server(server: TrailServer | None) -> None:
         server.kill9()
 
 
-def create_site(server: TrailServer, goals: bool) -> str:
+def create_site(server: TrailServer, goals: bool, timezone: str = "UTC") -> str:
     key = server.admin_key
     assert key, "the first start printed no admin key"
-    domain = {"hostname": "example.com", "subdomain": "bench", "timezone": "UTC"}
+    domain = {"hostname": "example.com", "subdomain": "bench", "timezone": timezone}
     r = server.call("POST", "/api/v1/domain", domain, key=key)
     assert r.status == 200, r.body
     site: str = r.json()["id"]
@@ -455,7 +455,7 @@ def api_main(a: argparse.Namespace) -> dict[str, Any]:
         server = start_server(data, a.workers, {})
         key = server.admin_key
         assert key, "the first start printed no admin key"
-        site = create_site(server, goals=False)
+        site = create_site(server, goals=False, timezone=a.tz)
         stop_server(server)
         server = None
         import_segments(a.segments, data, site, move=False)
@@ -464,7 +464,7 @@ def api_main(a: argparse.Namespace) -> dict[str, Any]:
         first, last = days[0], days[0] + timedelta(days=a.days - 1)
         if a.open_days:
             reopen_days(data, site, [last - timedelta(days=i) for i in range(a.open_days)])
-        query = urllib.parse.urlencode({"id": site, "from": first, "to": last, "tz": "UTC"})
+        query = urllib.parse.urlencode({"id": site, "from": first, "to": last, "tz": a.tz})
         urls = [f"/api/v1/statistics/{name}?{query}" for name in API_REPORTS]
         server = start_server(data, a.workers, NO_RESULT_CACHE)
         time.sleep(a.settle)
@@ -478,6 +478,8 @@ def api_main(a: argparse.Namespace) -> dict[str, Any]:
         time.sleep(5)  # what the workers keep once the load is over
         rss_later = tree_rss(server.proc.pid)
         anon_later = tree_rss(server.proc.pid, "RssAnon")
+        time.sleep(15)  # past the allocators' decay of freed pages (Polars' jemalloc: 10 s)
+        rss_20s = tree_rss(server.proc.pid)
         restarted = []  # the first load after a restart: fresh workers, the machine's indexes kept
         for i in range(a.restarts):
             stop_server(server)
@@ -488,7 +490,8 @@ def api_main(a: argparse.Namespace) -> dict[str, Any]:
                   f"{restarted[-1]['cpu']:7.0f} ms server CPU   load avg {loadavg()}", flush=True)  # fmt: skip
         result.update(site=site, first=str(first), last=str(last), open_days=a.open_days,
                       runs=runs, restarted=restarted, loadavg_end=loadavg(), rss_mb=rss,
-                      rss_mb_5s_later=rss_later, rss_anon_mb_5s_later=anon_later)  # fmt: skip
+                      rss_mb_5s_later=rss_later, rss_anon_mb_5s_later=anon_later,
+                      rss_mb_20s_later=rss_20s)  # fmt: skip
         later = runs[1:] or runs
         print(f"{len(urls)} requests, {first} .. {last}, {a.open_days} day(s) read from rows, "
               f"{a.workers} workers: first load {runs[0]['wall']:.0f} ms wall "
@@ -498,6 +501,7 @@ def api_main(a: argparse.Namespace) -> dict[str, Any]:
               f"load average {result['loadavg_start']} -> {result['loadavg_end']}")  # fmt: skip
         print("RSS after the loads (MB): " + ", ".join(f"{k}: {v}" for k, v in rss.items()))
         print("5 s later: " + ", ".join(f"{k}: {v}" for k, v in rss_later.items()))
+        print("20 s later: " + ", ".join(f"{k}: {v}" for k, v in rss_20s.items()))
         print(
             "of which anonymous (RssAnon): " + ", ".join(f"{k}: {v}" for k, v in anon_later.items())
         )
@@ -529,6 +533,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--uncached", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument("--goals", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--tz", default="UTC", help="--api-only: the site's zone and the requests' tz")
     ap.add_argument("--settle", type=float, default=3.0, help="s to wait after a server start")
     ap.add_argument("--timeout", type=float, default=180.0, help="s a load may take")
     ap.add_argument("--workdir", type=Path, default=None, help="where the temp data dir goes")

@@ -26,7 +26,7 @@ from bench.stats_gen import FIRST_DAY, SITE, Generator, write_day
 from trail import core
 from trail.config import Config
 from trail.services import statistics as pirsch_stats
-from trail.stats import cache, rollup_dims, rollup_totals, rollup_visitors
+from trail.stats import cache, kernels, rollup_dims, rollup_totals, rollup_visitors
 from trail.stats.filters import parse_filter
 from trail.stats.sources import Rows, rows_for
 from trail.storage import dim_rollups, rollups, tombstones
@@ -305,3 +305,19 @@ def test_rollups_switch(value: str, enabled: bool) -> None:
     run = [sys.executable, "-c", code]
     out = subprocess.run(run, env=env, capture_output=True, text=True, check=False)
     assert out.stdout.strip() == str(enabled), out.stderr
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_search_sorted_like_numpy(seed: int) -> None:
+    """kernels.search_sorted answers as numpy.searchsorted for ids in ascending runs, sorted,
+    in any order, absent or present, past both ends."""
+    rng = np.random.default_rng(seed)
+    haystack = np.unique(rng.integers(10, 2**64 - 10, 5000, dtype=np.uint64))
+    present = rng.choice(haystack, 3000)
+    absent = rng.integers(0, 2**64, 3000, dtype=np.uint64)
+    ends = np.array([0, 1, 2**64 - 1, haystack[0], haystack[-1]], dtype=np.uint64)
+    runs = np.concatenate([np.sort(present[:1500]), np.sort(absent[:1500]), present[1500:]])
+    for ids in (runs, np.sort(np.concatenate([present, absent])), absent, ends):
+        want = np.searchsorted(haystack, ids)
+        assert kernels.search_sorted(haystack, ids).tolist() == want.tolist()
+    assert kernels.search_sorted(haystack[:0], ends).tolist() == [0] * len(ends)

@@ -23,6 +23,18 @@ def distinct_count(arrays: list[np.ndarray]) -> int:
     return int(core.distinct_u64(values))
 
 
+def search_sorted(sorted_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """numpy.searchsorted(sorted_ids, ids) (side "left") for uint64 ids, as int64. Each id is
+    searched forward from the last one's position, so ids in ascending runs (a day's sorted ids,
+    distinct ids) cost a few nearby reads each instead of a binary search over all of
+    `sorted_ids` (~5x less at millions of ids); any order gives the same answer."""
+    found = core.sorted_positions(
+        np.ascontiguousarray(sorted_ids, dtype=np.uint64),
+        np.ascontiguousarray(ids, dtype=np.uint64),
+    )
+    return np.frombuffer(found, dtype=np.uint32).astype(np.int64)
+
+
 _NO_TIMES = np.zeros(0, dtype=np.int64)
 
 

@@ -158,7 +158,7 @@ def visitors_of(days: list[Day]) -> int:
         return kernels.distinct_count(opened)
     union = closed_union(closed)
     extra = rollup_visitors.distinct(np.concatenate(opened))
-    found = np.searchsorted(union, extra)
+    found = kernels.search_sorted(union, extra)
     inside = found < len(union)
     inside[inside] = union[found[inside]] == extra[inside]
     return len(union) + int((~inside).sum())

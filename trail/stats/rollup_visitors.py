@@ -28,7 +28,7 @@ import numpy as np
 import polars as pl
 
 from trail import core
-from trail.stats import index_files
+from trail.stats import index_files, kernels
 from trail.storage import memory
 
 
@@ -206,7 +206,7 @@ def count(
     ids, groups = ids[first], groups[first]
     new = np.ones(len(ids), dtype=bool)
     if index is not None and len(index.ids):
-        at = np.minimum(np.searchsorted(index.ids, ids), len(index.ids) - 1)
+        at = np.minimum(kernels.search_sorted(index.ids, ids), len(index.ids) - 1)
         found = index.ids[at] == ids
         combo = np.where(found, index.combo_of[at], -1)
         single = found & (combo >= 0)

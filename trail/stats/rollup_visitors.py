@@ -130,10 +130,7 @@ def global_ids(ids: list[np.ndarray], union: np.ndarray) -> GlobalIds:
     values = np.concatenate(ids) if ids else np.zeros(0, np.uint64)
     # each day's run ascends: a forward search from the last position (a binary search each
     # over the ~23M ids of 30 days at 100M page views a month took ~7 s per set)
-    found = core.sorted_positions(
-        _contiguous(union), _contiguous(values.astype(np.uint64, copy=False))
-    )
-    index = np.frombuffer(found, dtype=np.uint32).view(np.int32)
+    index = kernels.search_sorted(union, values).view(np.int32)
     return GlobalIds(index, starts[:-1], union)
 
 
@@ -191,7 +188,8 @@ def count(
         )
         # the visitors with several combinations, each once per group of its combinations
         multi = core.run_group_counts(
-            _contiguous(index.multi_visitors), _contiguous(index.multi_combos), combo_group,
+            np.ascontiguousarray(index.multi_visitors), np.ascontiguousarray(index.multi_combos),
+            combo_group,
             n_groups,
         )  # fmt: skip
         counts += np.array(multi, dtype=np.int64)
@@ -213,15 +211,11 @@ def count(
         new[single] = combo_group[combo[single]] != groups[single]
         several = found & (combo < 0)
         had = core.runs_have(
-            _contiguous(index.multi_visitors), _contiguous(index.multi_combos), combo_group,
+            np.ascontiguousarray(index.multi_visitors), np.ascontiguousarray(index.multi_combos),
+            combo_group,
             np.ascontiguousarray(at[several], dtype=np.int64),
             np.ascontiguousarray(groups[several], dtype=np.int64),
         )  # fmt: skip
         new[several] = ~np.frombuffer(had, dtype=bool)
     counts += np.bincount(groups[new], minlength=n_groups)
     return counts
-
-
-def _contiguous(a: np.ndarray) -> np.ndarray:
-    """`a` as it is when C-contiguous (the mapped index files are), else a contiguous copy."""
-    return a if a.flags.c_contiguous else np.ascontiguousarray(a)

@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import re
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -15,7 +10,7 @@ from pathlib import Path
 import pytest
 from segment_rows import SiteData
 
-from tests.server import free_port
+from tests.server import TrailServer
 
 pytest.importorskip("trail._core")
 
@@ -36,31 +31,11 @@ def _request(url: str, key: str, body: dict | None = None) -> tuple[int, object]
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory):
-    data = tmp_path_factory.mktemp("trail-data")
-    port = free_port()
-    cmd = [sys.executable, "-m", "trail", "serve", "--data-dir", str(data), "--port", str(port),
-           "--workers", "1", "--log-level", "warning"]  # fmt: skip
-    proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=os.environ.copy()
-    )
-    key, deadline, lines = None, time.monotonic() + 30, []
-    assert proc.stdout is not None
-    while time.monotonic() < deadline and key is None:
-        line = proc.stdout.readline()
-        lines.append(line)
-        m = re.search(r"API key[^:]*: (\S+)", line)
-        key = m.group(1) if m else None
-    base = f"http://127.0.0.1:{port}"
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"{base}/health", timeout=1)
-            break
-        except OSError:
-            time.sleep(0.2)
-    assert key, "".join(lines)
-    yield base, key, data
-    proc.terminate()
-    proc.wait(timeout=20)
+    data = tmp_path_factory.mktemp("trail") / "data"
+    s = TrailServer(data, workers=1).start()
+    assert s.admin_key, "".join(s.output)
+    yield s.url, s.admin_key, data
+    s.stop()
 
 
 def test_statistics_over_http(server) -> None:

@@ -4,6 +4,7 @@
 pub mod bots;
 pub mod browser;
 pub mod channel;
+pub mod counters;
 pub mod dims;
 pub mod drops;
 pub mod errors;

@@ -1,8 +1,10 @@
-//! Fixed-window rate limits shared by every worker process through the `state/` LMDB env.
+//! Fixed-window rate limits shared by every worker process through `state/`.
 //!
-//! One counter per (key, window): LMDB's single writer makes the increment atomic across
-//! processes, so N workers enforce one limit, not N. With the Redis session store the counters
-//! live in Redis instead (redis_store.rs), and N nodes enforce one limit.
+//! One counter per (key, window), counted in the shared counter file (counters.rs: one atomic
+//! compare-and-swap) or, for a key it has no slot for, in the LMDB env's `ratelimits` database
+//! (LMDB's single writer makes that increment atomic across processes). Either way N workers
+//! enforce one limit, not N. With the Redis session store the counters live in Redis instead
+//! (redis_store.rs), and N nodes enforce one limit.
 
 use crate::errors::Result;
 use crate::session::SessionStore;
@@ -19,15 +21,46 @@ pub struct RateCount {
 
 /// Count one request for `key`; returns 0 when allowed, else milliseconds until the window ends.
 pub fn check(store: &SessionStore, key: &str, limit: u32, window_ms: i64, now: i64) -> Result<i64> {
+    if let Some(wait) = shared(store, key, limit, window_ms, now) {
+        return Ok(wait);
+    }
     let mut txn = store.env.write_txn()?;
     let wait = count(store, &mut txn, key, limit, window_ms, now)?;
     txn.commit()?;
     Ok(wait)
 }
 
+/// The answer from the shared counter file, None when it has no slot for the key.
+fn shared(store: &SessionStore, key: &str, limit: u32, window_ms: i64, now: i64) -> Option<i64> {
+    let count = store.counters.count(key, window_ms, now)?;
+    let window_ms = window_ms.max(1);
+    Some(wait_ms(
+        count,
+        limit,
+        now.div_euclid(window_ms),
+        window_ms,
+        now,
+    ))
+}
+
 /// `check` inside a write transaction the caller commits (with the hits of the same request,
-/// so that a request costs one commit).
+/// so that a request costs one commit); the transaction is only written to when the counter
+/// file has no slot for the key.
 pub fn count(
+    store: &SessionStore,
+    txn: &mut RwTxn,
+    key: &str,
+    limit: u32,
+    window_ms: i64,
+    now: i64,
+) -> Result<i64> {
+    if let Some(wait) = shared(store, key, limit, window_ms, now) {
+        return Ok(wait);
+    }
+    lmdb_count(store, txn, key, limit, window_ms, now)
+}
+
+fn lmdb_count(
     store: &SessionStore,
     txn: &mut RwTxn,
     key: &str,
@@ -109,7 +142,27 @@ mod tests {
             check(&st, "ip:1.2.3.4", 10, 10_000, now + 10_000).unwrap(),
             0
         );
-        assert_eq!(sweep(&st, now + 40_000, 10_000).unwrap(), 3);
+    }
+
+    #[test]
+    fn keys_the_counter_file_has_no_slot_for_are_counted_in_lmdb_exactly() {
+        let dir = tempfile::tempdir().unwrap();
+        // A counter file of 16 slots, kept at that size by the store that opens it.
+        std::fs::create_dir_all(dir.path().join("state")).unwrap();
+        crate::counters::write_fixed(&dir.path().join("state/rate-counters"), 16);
+        let st = SessionStore::open(dir.path(), 1 << 24).unwrap();
+        let now = 1_000_000;
+        for round in 0..3 {
+            for k in 0..100 {
+                let wait = check(&st, &format!("ip:{k}"), 2, 10_000, now + round).unwrap();
+                assert_eq!(wait > 0, round == 2, "key {k}, request {}", round + 1);
+            }
+        }
+        let txn = st.env.read_txn().unwrap();
+        let in_lmdb = st.limits.len(&txn).unwrap();
+        assert!(in_lmdb >= 84, "{in_lmdb} keys counted in LMDB");
+        drop(txn);
+        assert_eq!(sweep(&st, now + 40_000, 10_000).unwrap() as u64, in_lmdb);
     }
 
     #[test]

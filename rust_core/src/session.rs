@@ -12,6 +12,7 @@
 //! in a Redis server shared by several nodes (redis_store.rs); `StateStore` is chosen at open and
 //! `SessionTxn` hands each read and write to the backend it began on.
 
+use crate::counters::{self, Counters};
 use crate::drops::DropReason;
 use crate::errors::Result;
 use crate::fingerprint::{day_key, visitor_id};
@@ -59,6 +60,8 @@ pub struct SessionStore {
     salts: Salts,
     /// Rate-limit windows (see `ratelimit.rs`); here because it is the same soft, shared state.
     pub(crate) limits: Database<'static, Bytes, Bytes>,
+    /// The same counts without a write transaction while they fit (counters.rs).
+    pub(crate) counters: Counters,
 }
 
 impl SessionStore {
@@ -100,11 +103,13 @@ impl SessionStore {
             db: legacy_salts,
         };
         let salts = Salts::open(&data_dir.join("salts"), legacy)?;
+        let counters = Counters::open(&dir.join("rate-counters"), counters::DEFAULT_SLOTS)?;
         Ok(SessionStore {
             env,
             sessions,
             salts,
             limits,
+            counters,
         })
     }
 

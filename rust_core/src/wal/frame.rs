@@ -38,22 +38,33 @@ pub(super) enum Tail {
     Corrupt,
 }
 
-/// Length of the prefix of whole, CRC-valid records, and what follows it.
+/// Length of the prefix of whole, CRC-valid records, and what follows it. Zeros after the
+/// records are the reserved tail of a mapped WAL (mapped.rs; no record has length 0): the end,
+/// and a bad record followed only by zeros is a copy cut short.
 fn valid_prefix(buf: &[u8]) -> (usize, Tail) {
+    let zeros = |bytes: &[u8]| bytes.iter().all(|b| *b == 0);
     let mut pos = 0;
     while pos < buf.len() {
         let rest = &buf[pos..];
         if rest.len() < HEADER {
-            return (pos, Tail::Torn);
+            return (pos, if zeros(rest) { Tail::Clean } else { Tail::Torn });
         }
         let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
         let crc = u32::from_le_bytes([rest[4], rest[5], rest[6], rest[7]]);
+        if len == 0 {
+            let tail = if zeros(rest) {
+                Tail::Clean
+            } else {
+                Tail::Corrupt
+            };
+            return (pos, tail);
+        }
         if len > MAX_RECORD || rest.len() < HEADER + len {
             return (pos, Tail::Torn);
         }
         let end = HEADER + len;
         if crc32fast::hash(&rest[HEADER..end]) != crc {
-            let tail = if end == rest.len() {
+            let tail = if zeros(&rest[end..]) {
                 Tail::Torn
             } else {
                 Tail::Corrupt
@@ -127,6 +138,37 @@ mod tests {
                 [&record[..], &[0xff; HEADER]].concat(),
                 1,
                 Tail::Torn,
+            ),
+            // A mapped WAL's reserved tail, and copies cut short in front of it.
+            (
+                "zeros after the records",
+                [&two[..], &[0; 100]].concat(),
+                2,
+                Tail::Clean,
+            ),
+            ("a few zeros", [&two[..], &[0; 3]].concat(), 2, Tail::Clean),
+            (
+                "a record cut short, then zeros",
+                [
+                    &two[..],
+                    &record[..record.len() / 2],
+                    &vec![0; record.len() + 100],
+                ]
+                .concat(),
+                2,
+                Tail::Torn,
+            ),
+            (
+                "a header cut short, then zeros",
+                [&two[..], &record[..2], &vec![0; 300]].concat(),
+                2,
+                Tail::Torn,
+            ),
+            (
+                "zeros, then a record",
+                [&two[..], &[0; 16], &record[..]].concat(),
+                2,
+                Tail::Corrupt,
             ),
         ];
         for (name, bytes, records, tail) in cases {

@@ -1,7 +1,8 @@
 //! The per-worker write-ahead log and the storage front (ARCHITECTURE.md "Durability contract").
 //!
-//! `append` writes the rows to `wal/worker-<id>-<generation>.wal` with one write() before it
-//! returns (a killed process loses nothing acknowledged); a background thread fsyncs at least every
+//! `append` writes the rows to `wal/worker-<id>-<generation>.wal` before it returns (one copy
+//! into the file's shared mapping, or one write(): either way in the page cache, so a killed
+//! process loses nothing acknowledged); a background thread fsyncs at least every
 //! `fsync_interval_ms` and seals buffered rows into segments every `seal_interval_ms` or
 //! `seal_rows` rows. On open, WAL files left by this worker id are replayed into segments.
 //!
@@ -21,6 +22,7 @@
 mod files;
 mod frame;
 mod health;
+mod mapped;
 mod replay;
 mod seal;
 #[cfg(test)]
@@ -93,6 +95,8 @@ struct Wal {
     records: Vec<u8>,
     dir_synced: bool,
     broken: bool,
+    /// The file mapped for appends by copy (mapped.rs); None: appends by write().
+    map: Option<mapped::Mapped>,
 }
 
 /// One generation's records waiting to become segments.
@@ -135,7 +139,7 @@ impl Storage {
         })
     }
 
-    /// Durably log and buffer the rows of one or more sites. One write() per call.
+    /// Durably log and buffer the rows of one or more sites. One copy or write() per call.
     pub fn append(&self, batch: &[SiteRows]) -> Result<()> {
         let rows: usize = batch.iter().map(|s| s.rows.len()).sum();
         if rows == 0 {

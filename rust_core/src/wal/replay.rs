@@ -35,7 +35,7 @@ mod tests {
     use super::super::testkit::*;
     use super::super::Storage;
     use std::fs::{self, OpenOptions};
-    use std::io::Write;
+    use std::os::unix::fs::FileExt;
 
     #[test]
     fn crash_replay_recovers_every_row_exactly_once() {
@@ -102,8 +102,11 @@ mod tests {
             storage.abandon();
             let wal = dir.path().join("wal").join(&wal_files(dir.path())[0]);
             let record = encode_record(&hit("s", DAY1)).expect("encode");
-            let mut file = OpenOptions::new().append(true).open(&wal).expect("wal");
-            file.write_all(&tail(&record)).expect("write tail");
+            // Where the next record would have gone: right after the two (in the reserved
+            // zeros of the mapped file).
+            let file = OpenOptions::new().write(true).open(&wal).expect("wal");
+            let end = 2 * record.len() as u64;
+            file.write_all_at(&tail(&record), end).expect("write tail");
 
             let storage = Storage::open(config(dir.path(), 1)).expect("reopen");
             let c = counts(dir.path());

@@ -6,7 +6,7 @@ use super::{Shared, State, Wal};
 use crate::errors::{CoreError, Result};
 use crate::segments::sync_dir;
 use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,7 +19,18 @@ impl Shared {
             return Err(CoreError::Storage("storage is closed".into()));
         }
         let wal = self.current_wal(&mut state)?;
-        let written = (&*wal.file).write_all(record);
+        let copied = wal
+            .map
+            .as_mut()
+            .is_some_and(|m| m.append(&wal.file, wal.len, record));
+        let written = if copied {
+            Ok(())
+        } else {
+            // No blocks left to reserve (a full disk) or the mapped span used up: write() from
+            // here on, which says why if it fails too.
+            wal.map = None;
+            wal.file.write_all_at(record, wal.len)
+        };
         if let Err(e) = written {
             // Cut the partial record off so later records stay readable; if even that fails,
             // retire the file (its good prefix is still sealed) and start a new generation.
@@ -50,10 +61,13 @@ impl Shared {
         if state.current.is_none() {
             let gen = next_generation(state.last_gen);
             let path = wal_path(&self.wal_dir, self.config.worker_id, gen);
+            // Written at offsets (the mapping's reserved tail is past the records' end).
             let file = OpenOptions::new()
                 .create_new(true)
-                .append(true)
+                .read(true)
+                .write(true)
                 .open(&path)?;
+            let map = super::mapped::Mapped::new(&file);
             // In strict mode the new file's directory entry must be durable before the ack.
             let dir_synced = self.config.strict && sync_dir(&self.wal_dir).is_ok();
             state.last_gen = gen;
@@ -64,6 +78,7 @@ impl Shared {
                 records: Vec::new(),
                 dir_synced,
                 broken: false,
+                map,
             });
         }
         state
@@ -163,6 +178,7 @@ fn now_ms() -> i64 {
 
 #[cfg(test)]
 mod tests {
+    use super::super::files::wal_path;
     use super::super::testkit::*;
     use super::super::{Storage, StorageConfig};
     use std::fs;
@@ -184,11 +200,59 @@ mod tests {
                 wal.dir_synced,
                 "a new WAL's directory entry is synced in strict mode"
             );
-            assert_eq!(wal.file.metadata().expect("meta").len(), wal.len);
+            let on_disk =
+                std::fs::read(wal_path(&dir.path().join("wal"), 0, wal.gen)).expect("read");
+            assert_eq!(&on_disk[..wal.len as usize], &wal.records[..]);
+            assert!(
+                on_disk[wal.len as usize..].iter().all(|b| *b == 0),
+                "a zero tail"
+            );
         }
         storage.abandon();
         let storage = Storage::open(config(dir.path(), 0)).expect("reopen");
         assert_eq!(counts(dir.path())[&key("page_views", "s", "2023-11-15")], 1);
+        storage.close().expect("close");
+    }
+
+    #[test]
+    fn appends_by_copy_and_by_write_replay_alike() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage = Storage::open(config(dir.path(), 0)).expect("open");
+        let len = |s: &Storage| s.shared.state.lock().current.as_ref().map_or(0, |w| w.len);
+        // Past the first reserved chunk, by copies into the mapping.
+        let mut appended = 0;
+        while len(&storage) < super::super::mapped::CHUNK + 1_000 {
+            storage.append(&hit("s", DAY1 + appended)).expect("append");
+            appended += 1;
+        }
+        {
+            let state = storage.shared.state.lock();
+            let wal = state.current.as_ref().expect("current");
+            assert!(wal.map.is_some(), "appended through the mapping");
+            let size = wal.file.metadata().expect("meta").len();
+            assert_eq!(size, 2 * super::super::mapped::CHUNK, "two chunks reserved");
+        }
+        // As after a failed reservation: the rest by write(), into the reserved zeros.
+        storage
+            .shared
+            .state
+            .lock()
+            .current
+            .as_mut()
+            .expect("current")
+            .map = None;
+        for _ in 0..10 {
+            storage.append(&hit("s", DAY1 + appended)).expect("append");
+            appended += 1;
+        }
+        storage.abandon(); // as kill -9 would leave it: records, then zeros
+        let storage = Storage::open(config(dir.path(), 0)).expect("reopen");
+        let c = counts(dir.path());
+        assert_eq!(c[&key("page_views", "s", "2023-11-15")], appended as usize);
+        assert!(
+            wal_files(dir.path()).is_empty(),
+            "replayed cleanly, not set aside"
+        );
         storage.close().expect("close");
     }
 

@@ -18,10 +18,23 @@ pub fn visitor_id(salt: &[u8; 16], site: &str, user_agent: &str, ip: &str, day: 
 
 /// The UTC day of a millisecond timestamp as `YYYYMMDD`, the salt's key.
 pub fn day_key(time_ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(time_ms)
+    use chrono::Datelike;
+    let date = chrono::DateTime::from_timestamp_millis(time_ms)
         .unwrap_or_default()
-        .format("%Y%m%d")
-        .to_string()
+        .date_naive();
+    let year = date.year();
+    if !(0..=9999).contains(&year) {
+        return date.format("%Y%m%d").to_string(); // signed or five-digit years
+    }
+    // The digits `format("%Y%m%d")` writes, without parsing a format string per hit.
+    let number = year as u32 * 10_000 + date.month() * 100 + date.day();
+    let mut digits = [b'0'; 8];
+    let mut rest = number;
+    for d in digits.iter_mut().rev() {
+        *d = b'0' + (rest % 10) as u8;
+        rest /= 10;
+    }
+    digits.iter().map(|d| char::from(*d)).collect()
 }
 
 #[cfg(test)]
@@ -29,6 +42,29 @@ mod tests {
     use super::*;
 
     const SALT: [u8; 16] = [7; 16];
+
+    #[test]
+    fn day_key_writes_what_the_chrono_format_writes() {
+        let format = |t: i64| {
+            chrono::DateTime::from_timestamp_millis(t)
+                .unwrap_or_default()
+                .format("%Y%m%d")
+                .to_string()
+        };
+        let mut t: i64 = 0x2545_f491_4f6c_dd1d;
+        let mut times = vec![0, -1, 1, 86_399_999, 86_400_000, -62_167_219_200_001];
+        times.extend([253_402_300_799_999, 253_402_300_800_000, i64::MIN, i64::MAX]);
+        for _ in 0..20_000 {
+            t ^= t << 13;
+            t ^= t >> 7;
+            t ^= t << 17;
+            times.push(t % 400_000_000_000_000); // about +-12,700 years
+            times.push(t % 4_000_000_000_000); // 1843-2096
+        }
+        for t in times {
+            assert_eq!(day_key(t), format(t), "{t}");
+        }
+    }
 
     #[test]
     fn same_inputs_same_id() {

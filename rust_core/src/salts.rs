@@ -9,6 +9,10 @@
 //! Keys: `YYYYMMDD` -> salt. Creating a day's salt deletes salts older than the day before it
 //! (yesterday's is kept for the midnight rule).
 //!
+//! A salt never changes while it is kept, so each process remembers the ones it has read (the
+//! days the env keeps: the newest it has seen and the day before), and a hit reads no LMDB
+//! transaction for its salt.
+//!
 //! Earlier builds kept the salts in a `salts` database inside `state/`; `Salts::open` moves any
 //! found there, so a running installation keeps today's visitor ids across the upgrade.
 
@@ -24,7 +28,11 @@ const MAP_SIZE: usize = 4 << 20;
 pub struct Salts {
     env: Env<WithoutTls>,
     db: Database<'static, Bytes, Bytes>,
+    /// Salts read or made by this process, newest day last, at most `REMEMBERED`.
+    known: parking_lot::RwLock<Vec<(String, Salt)>>,
 }
+
+const REMEMBERED: usize = 4;
 
 impl Salts {
     /// Open (or create) the salts env in `dir`, then move the salts of `legacy` into it.
@@ -45,18 +53,50 @@ impl Salts {
                 },
             )?
             .unwrap_commit();
-        let salts = Salts { env, db };
+        let salts = Salts {
+            env,
+            db,
+            known: parking_lot::RwLock::new(Vec::new()),
+        };
         salts.migrate(legacy)?;
         Ok(salts)
     }
 
     /// The salt of a day (`YYYYMMDD`), if it has one.
     pub fn get(&self, day: &str) -> Result<Option<Salt>> {
+        if let Some(salt) = self.remembered(day) {
+            return Ok(Some(salt));
+        }
         let rtxn = self.env.read_txn()?;
-        Ok(self
-            .db
-            .get(&rtxn, day.as_bytes())?
-            .and_then(|v| v.try_into().ok()))
+        let salt = self.db.get(&rtxn, day.as_bytes())?.and_then(to_salt);
+        if let Some(salt) = salt {
+            self.remember(day, salt);
+        }
+        Ok(salt)
+    }
+
+    /// A salt this process has seen, for a day the env still keeps as far as it knows (the
+    /// newest remembered day or the one before): older days are read again, so that what a
+    /// newer day's creation deleted is not used.
+    fn remembered(&self, day: &str) -> Option<Salt> {
+        let known = self.known.read();
+        let newest = &known.last()?.0;
+        if day != newest.as_str() && day < previous_day(newest).as_str() {
+            return None;
+        }
+        known.iter().find(|(d, _)| d == day).map(|(_, s)| *s)
+    }
+
+    fn remember(&self, day: &str, salt: Salt) {
+        let mut known = self.known.write();
+        if known.iter().any(|(d, _)| d == day) {
+            return;
+        }
+        let at = known.partition_point(|(d, _)| d.as_str() < day);
+        known.insert(at, (day.to_string(), salt));
+        if known.len() > REMEMBERED {
+            known.remove(0);
+        }
     }
 
     /// The salt of a day, created and committed to disk first if it has none yet. Concurrent
@@ -67,6 +107,7 @@ impl Salts {
         }
         let mut wtxn = self.env.write_txn()?;
         if let Some(salt) = self.db.get(&wtxn, day.as_bytes())?.and_then(to_salt) {
+            self.remember(day, salt);
             return Ok(salt);
         }
         let salt: Salt = rand::random();
@@ -83,6 +124,7 @@ impl Salts {
             self.db.delete(&mut wtxn, &k)?;
         }
         wtxn.commit()?;
+        self.remember(day, salt);
         Ok(salt)
     }
 
@@ -146,4 +188,54 @@ fn previous_day(day: &str) -> String {
         .and_then(|d| d.pred_opt())
         .map(|d| d.format("%Y%m%d").to_string())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open(dir: &Path) -> Salts {
+        let state = dir.join("state");
+        std::fs::create_dir_all(&state).unwrap();
+        let mut opts = EnvOpenOptions::new().read_txn_without_tls();
+        opts.max_dbs(1);
+        // SAFETY: a fresh env of this test only.
+        let env = unsafe { opts.open(&state).unwrap() };
+        let wtxn = env.write_txn().unwrap();
+        let db = env
+            .create_databases_and_commit(wtxn, |dbs, wtxn| -> std::result::Result<_, heed::Error> {
+                let db = dbs.create_database::<Bytes, Bytes>(wtxn, Some("salts"))?;
+                Ok(CommitOrAbort::<_, ()>::Commit(db))
+            })
+            .unwrap()
+            .unwrap_commit();
+        Salts::open(&dir.join("salts"), Legacy { env: &env, db }).unwrap()
+    }
+
+    #[test]
+    fn remembered_salts_are_the_stored_ones_and_deleted_days_are_read_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let salts = open(dir.path());
+        let first = salts.get_or_create("20260101").unwrap();
+        assert_eq!(salts.get("20260101").unwrap(), Some(first));
+        assert_eq!(salts.get_or_create("20260101").unwrap(), first);
+        let second = salts.get_or_create("20260102").unwrap();
+        assert_ne!(first, second);
+        // Both kept by the env and remembered.
+        assert_eq!(salts.remembered("20260101"), Some(first));
+        assert_eq!(salts.remembered("20260102"), Some(second));
+        assert_eq!(salts.get("20260101").unwrap(), Some(first));
+        // The 3rd deletes the 1st from the env: it is not answered from memory either.
+        salts.get_or_create("20260103").unwrap();
+        assert_eq!(salts.days().unwrap(), ["20260102", "20260103"]);
+        assert_eq!(salts.remembered("20260101"), None);
+        assert_eq!(salts.get("20260101").unwrap(), None);
+        assert_eq!(salts.get("20260102").unwrap(), Some(second));
+        // At most REMEMBERED days, the oldest forgotten first.
+        for day in ["20260104", "20260105", "20260106", "20260107"] {
+            salts.get_or_create(day).unwrap();
+        }
+        let known: Vec<String> = salts.known.read().iter().map(|(d, _)| d.clone()).collect();
+        assert_eq!(known, ["20260104", "20260105", "20260106", "20260107"]);
+    }
 }

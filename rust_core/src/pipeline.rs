@@ -169,7 +169,7 @@ impl Engine {
         // Redis script under the visitors' locks) costs at most a split session, never an
         // acknowledged hit.
         if !rows.is_empty() {
-            self.storage.append(&[SiteRows {
+            self.storage.append(vec![SiteRows {
                 site: site.id.clone(),
                 rows,
             }])?;

@@ -1,7 +1,7 @@
 //! Record framing: `[u32 len LE][u32 crc32 LE][bincode(Vec<SiteRows>)]`.
 //!
-//! The in-memory buffer of a generation is a copy of exactly the bytes written to its WAL file,
-//! so sealing and replay run the same decoder and the hot path never clones rows.
+//! A generation keeps the rows its records were made from (moved in by `append`, never cloned),
+//! so sealing decodes nothing; replay decodes the file.
 
 use crate::errors::{CoreError, Result};
 use crate::rows::SiteRows;

@@ -91,18 +91,18 @@ struct Wal {
     file: Arc<File>,
     /// Bytes durably framed in the file; a failed write is truncated back to this.
     len: u64,
-    /// Copy of the file's records: what the seal decodes.
-    records: Vec<u8>,
+    /// The rows of the file's records, as they were handed in: what the seal writes.
+    rows: Vec<SiteRows>,
     dir_synced: bool,
     broken: bool,
     /// The file mapped for appends by copy (mapped.rs); None: appends by write().
     map: Option<mapped::Mapped>,
 }
 
-/// One generation's records waiting to become segments.
+/// One generation's rows waiting to become segments.
 struct Generation {
     gen: u64,
-    records: Vec<u8>,
+    rows: Vec<SiteRows>,
     /// Segments of this generation may already exist and must be deleted first.
     rewrite: bool,
     /// The WAL file while it may still hold rows not yet fsynced.
@@ -140,16 +140,16 @@ impl Storage {
     }
 
     /// Durably log and buffer the rows of one or more sites. One copy or write() per call.
-    pub fn append(&self, batch: &[SiteRows]) -> Result<()> {
+    pub fn append(&self, batch: Vec<SiteRows>) -> Result<()> {
         let rows: usize = batch.iter().map(|s| s.rows.len()).sum();
         if rows == 0 {
             return Ok(());
         }
-        for site in batch {
+        for site in &batch {
             seal::check_site(&site.site)?;
         }
-        let record = frame::encode_record(batch)?;
-        let to_sync = self.shared.write_locked(&record, rows)?;
+        let record = frame::encode_record(&batch)?;
+        let to_sync = self.shared.write_locked(&record, batch, rows)?;
         // The strict fsync runs outside the lock so concurrent appends can queue their writes;
         // if a seal deleted the file meanwhile, its rows are already durable in segments.
         if let Some(file) = to_sync {
@@ -238,13 +238,13 @@ mod tests {
         storage.close().expect("close");
         storage.close().expect("second close is a no-op");
         assert!(matches!(
-            storage.append(&hit("s", DAY1)),
+            storage.append(hit("s", DAY1)),
             Err(CoreError::Storage(_))
         ));
         drop(storage);
 
         let storage = Storage::open(config(dir.path(), 0)).expect("open");
-        storage.append(&hit("s", DAY1)).expect("append");
+        storage.append(hit("s", DAY1)).expect("append");
         drop(storage);
         assert_eq!(counts(dir.path())[&key("page_views", "s", "2023-11-15")], 1);
         assert!(wal_files(dir.path()).is_empty());

@@ -31,7 +31,7 @@ impl Shared {
 #[cfg(test)]
 mod tests {
     use super::super::files::wal_path;
-    use super::super::frame::{decode_records, encode_record};
+    use super::super::frame::encode_record;
     use super::super::testkit::*;
     use super::super::Storage;
     use std::fs::{self, OpenOptions};
@@ -42,11 +42,11 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let storage = Storage::open(config(dir.path(), 3)).expect("open");
         for i in 0..10 {
-            storage.append(&hit("s", DAY1 + i)).expect("append");
+            storage.append(hit("s", DAY1 + i)).expect("append");
         }
         storage.seal().expect("seal");
         for i in 0..5 {
-            storage.append(&hit("s", DAY1 + 100 + i)).expect("append");
+            storage.append(hit("s", DAY1 + 100 + i)).expect("append");
         }
         storage.abandon();
         assert_eq!(
@@ -97,8 +97,8 @@ mod tests {
         for (name, tail, corrupt) in cases {
             let dir = tempfile::tempdir().expect("tempdir");
             let storage = Storage::open(config(dir.path(), 1)).expect("open");
-            storage.append(&hit("s", DAY1)).expect("append");
-            storage.append(&hit("s", DAY1)).expect("append");
+            storage.append(hit("s", DAY1)).expect("append");
+            storage.append(hit("s", DAY1)).expect("append");
             storage.abandon();
             let wal = dir.path().join("wal").join(&wal_files(dir.path())[0]);
             let record = encode_record(&hit("s", DAY1)).expect("encode");
@@ -124,16 +124,15 @@ mod tests {
     fn replay_does_not_duplicate_segments_already_written() {
         let dir = tempfile::tempdir().expect("tempdir");
         let storage = Storage::open(config(dir.path(), 2)).expect("open");
-        storage.append(&hit("s", DAY1)).expect("append");
-        storage.append(&hit("s", DAY1 - 5)).expect("append");
+        storage.append(hit("s", DAY1)).expect("append");
+        storage.append(hit("s", DAY1 - 5)).expect("append");
         // Crash after the generation's segments were written but before its WAL was deleted.
         {
             let state = storage.shared.state.lock();
             let wal = state.current.as_ref().expect("current");
-            let (batches, _) = decode_records(&wal.records);
             storage
                 .shared
-                .seal_generation(wal.gen, &batches, false)
+                .seal_generation(wal.gen, &wal.rows, false)
                 .expect("segments");
         }
         let before = counts(dir.path());
@@ -163,7 +162,7 @@ mod tests {
                 .expect("gen")
         };
         let storage = Storage::open(config(dir.path(), 0)).expect("open");
-        storage.append(&hit("s", DAY1)).expect("append");
+        storage.append(hit("s", DAY1)).expect("append");
         let first = gen_of(&storage);
         storage.abandon();
         // A WAL from "the future" (clock stepped back): the next generation must still be newer.
@@ -174,7 +173,7 @@ mod tests {
         )
         .expect("rename");
         let storage = Storage::open(config(dir.path(), 0)).expect("reopen");
-        storage.append(&hit("s", DAY1)).expect("append");
+        storage.append(hit("s", DAY1)).expect("append");
         assert!(gen_of(&storage) > future);
         storage.close().expect("close");
     }

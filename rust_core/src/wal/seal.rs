@@ -1,7 +1,6 @@
 //! Sealing: a generation's rows become segment files, one per table, site and UTC day.
 
 use super::files::{remove_if_exists, remove_with_prefix, segment_prefix, wal_path};
-use super::frame::decode_records;
 use super::health::Task;
 use super::{Generation, Shared};
 use crate::errors::{CoreError, Result};
@@ -32,7 +31,7 @@ impl Shared {
             swapped.extend(state.current.take());
             todo.extend(swapped.into_iter().map(|w| Generation {
                 gen: w.gen,
-                records: w.records,
+                rows: w.rows,
                 rewrite: false,
                 file: Some(w.file),
             }));
@@ -40,8 +39,7 @@ impl Shared {
         let mut sealed = 0;
         let mut first_error = None;
         for mut generation in todo {
-            let (batches, _) = decode_records(&generation.records);
-            match self.seal_generation(generation.gen, &batches, generation.rewrite) {
+            match self.seal_generation(generation.gen, &generation.rows, generation.rewrite) {
                 Ok(rows) => {
                     sealed += rows;
                     // If this fails the rows are sealed anyway; the next open rewrites them once.
@@ -188,12 +186,8 @@ mod tests {
     fn seal_writes_rows_per_table_site_and_day() {
         let dir = tempfile::tempdir().expect("tempdir");
         let storage = Storage::open(config(dir.path(), 0)).expect("open");
-        storage
-            .append(&hit("site-a", DAY1 + 1_000))
-            .expect("append");
-        storage
-            .append(&hit("site-a", DAY1 + 2_000))
-            .expect("append");
+        storage.append(hit("site-a", DAY1 + 1_000)).expect("append");
+        storage.append(hit("site-a", DAY1 + 2_000)).expect("append");
         let mixed = vec![
             SiteRows {
                 site: "site-b".into(),
@@ -204,7 +198,7 @@ mod tests {
                 rows: vec![event(DAY1 + 7)],
             },
         ];
-        storage.append(&mixed).expect("append");
+        storage.append(mixed).expect("append");
         assert_eq!(storage.seal().expect("seal"), 9);
         assert_eq!(storage.seal().expect("seal"), 0, "nothing left to seal");
 
@@ -232,7 +226,7 @@ mod tests {
         let storage = Storage::open(config(dir.path(), 0)).expect("open");
         let rows = vec![page_view(DAY1 - 1), page_view(DAY1), page_view(DAY1 + 1)];
         storage
-            .append(&[SiteRows {
+            .append(vec![SiteRows {
                 site: "s".into(),
                 rows,
             }])
@@ -264,7 +258,7 @@ mod tests {
     fn a_failed_seal_is_retried_without_duplicates() {
         let dir = tempfile::tempdir().expect("tempdir");
         let storage = Storage::open(config(dir.path(), 0)).expect("open");
-        storage.append(&hit("s", DAY1)).expect("append");
+        storage.append(hit("s", DAY1)).expect("append");
         // A file where the page_views directory should be: sessions seal, page views fail.
         let blocker = dir.path().join("segments/page_views");
         fs::write(&blocker, b"").expect("blocker");
@@ -277,7 +271,7 @@ mod tests {
         );
 
         fs::remove_file(&blocker).expect("unblock");
-        storage.append(&hit("s", DAY1)).expect("append");
+        storage.append(hit("s", DAY1)).expect("append");
         assert_eq!(storage.seal().expect("retry"), 6);
         let c = counts(dir.path());
         assert_eq!(c[&key("sessions", "s", "2023-11-15")], 4);
@@ -291,7 +285,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let storage = Storage::open(config(dir.path(), 0)).expect("open");
         for site in ["", "..", "../x", "a/b", ".hidden", "a b"] {
-            let result = storage.append(&hit(site, DAY1));
+            let result = storage.append(hit(site, DAY1));
             assert!(matches!(result, Err(CoreError::Invalid { .. })), "{site:?}");
         }
         assert!(wal_files(dir.path()).is_empty());

@@ -4,6 +4,7 @@ use super::files::{next_generation, wal_path};
 use super::health::Task;
 use super::{Shared, State, Wal};
 use crate::errors::{CoreError, Result};
+use crate::rows::SiteRows;
 use crate::segments::sync_dir;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
@@ -11,9 +12,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 impl Shared {
-    /// Append one framed record to the current WAL and the buffer; returns the file to fsync in
-    /// strict mode.
-    pub(super) fn write_locked(&self, record: &[u8], rows: usize) -> Result<Option<Arc<File>>> {
+    /// Append one framed record to the current WAL and its rows (`batch`, `rows` of them) to
+    /// the generation; returns the file to fsync in strict mode.
+    pub(super) fn write_locked(
+        &self,
+        record: &[u8],
+        batch: Vec<SiteRows>,
+        rows: usize,
+    ) -> Result<Option<Arc<File>>> {
         let mut state = self.state.lock();
         if state.closed {
             return Err(CoreError::Storage("storage is closed".into()));
@@ -40,7 +46,7 @@ impl Shared {
             return Err(CoreError::Storage(format!("WAL write failed: {e}")));
         }
         wal.len += record.len() as u64;
-        wal.records.extend_from_slice(record);
+        wal.rows.extend(batch);
         let file = Arc::clone(&wal.file);
         state.buffered_rows += rows;
         state.dirty = true;
@@ -75,7 +81,7 @@ impl Shared {
                 gen,
                 file: Arc::new(file),
                 len: 0,
-                records: Vec::new(),
+                rows: Vec::new(),
                 dir_synced,
                 broken: false,
                 map,
@@ -192,7 +198,7 @@ mod tests {
             ..config(dir.path(), 0)
         })
         .expect("open");
-        storage.append(&hit("s", DAY1)).expect("append");
+        storage.append(hit("s", DAY1)).expect("append");
         {
             let state = storage.shared.state.lock();
             let wal = state.current.as_ref().expect("current");
@@ -202,7 +208,8 @@ mod tests {
             );
             let on_disk =
                 std::fs::read(wal_path(&dir.path().join("wal"), 0, wal.gen)).expect("read");
-            assert_eq!(&on_disk[..wal.len as usize], &wal.records[..]);
+            let records = super::super::frame::encode_record(&wal.rows).expect("encode");
+            assert_eq!(on_disk[..wal.len as usize], records[..], "the one record");
             assert!(
                 on_disk[wal.len as usize..].iter().all(|b| *b == 0),
                 "a zero tail"
@@ -222,7 +229,7 @@ mod tests {
         // Past the first reserved chunk, by copies into the mapping.
         let mut appended = 0;
         while len(&storage) < super::super::mapped::CHUNK + 1_000 {
-            storage.append(&hit("s", DAY1 + appended)).expect("append");
+            storage.append(hit("s", DAY1 + appended)).expect("append");
             appended += 1;
         }
         {
@@ -242,7 +249,7 @@ mod tests {
             .expect("current")
             .map = None;
         for _ in 0..10 {
-            storage.append(&hit("s", DAY1 + appended)).expect("append");
+            storage.append(hit("s", DAY1 + appended)).expect("append");
             appended += 1;
         }
         storage.abandon(); // as kill -9 would leave it: records, then zeros
@@ -281,8 +288,8 @@ mod tests {
                 ..cfg
             })
             .expect("open");
-            storage.append(&hit("s", DAY1)).expect("append");
-            storage.append(&hit("s", DAY1)).expect("append");
+            storage.append(hit("s", DAY1)).expect("append");
+            storage.append(hit("s", DAY1)).expect("append");
             let sealed = wait_for(|| {
                 counts(dir.path()).get(&key("page_views", "s", "2023-11-15")) == Some(&2)
                     && wal_files(dir.path()).is_empty()
@@ -301,7 +308,7 @@ mod tests {
             ..config(dir.path(), 0)
         })
         .expect("open");
-        storage.append(&hit("s", DAY1)).expect("append");
+        storage.append(hit("s", DAY1)).expect("append");
         let synced = wait_for(|| {
             let state = storage.shared.state.lock();
             !state.dirty && state.current.as_ref().is_some_and(|w| w.dir_synced)
@@ -321,7 +328,7 @@ mod tests {
         // A file where the page_views directory should be: every seal of a page view fails.
         let blocker = dir.path().join("segments/page_views");
         fs::write(&blocker, b"").expect("blocker");
-        storage.append(&hit("s", DAY1)).expect("append");
+        storage.append(hit("s", DAY1)).expect("append");
         assert!(wait_for(|| storage.background_status().error.is_some()));
         let status = storage.background_status();
         let error = status.error.expect("error");
@@ -349,7 +356,7 @@ mod tests {
         .expect("open");
         // The WAL directory vanishes under a new WAL file: the file still takes writes, but
         // making its directory entry durable fails, as it would on a broken disk.
-        storage.append(&hit("s", DAY1)).expect("append");
+        storage.append(hit("s", DAY1)).expect("append");
         fs::remove_dir_all(dir.path().join("wal")).expect("remove wal dir");
         assert!(wait_for(|| storage.background_status().error.is_some()));
         let status = storage.background_status();

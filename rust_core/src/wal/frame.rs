@@ -10,9 +10,11 @@ const HEADER: usize = 8;
 /// A record longer than this is treated as garbage (a torn length field), not allocated.
 const MAX_RECORD: usize = 1 << 30;
 
-pub(super) fn encode_record(batch: &[SiteRows]) -> Result<Vec<u8>> {
-    let mut buf = vec![0u8; HEADER];
-    bincode::serialize_into(&mut buf, batch).map_err(CoreError::storage)?;
+/// `batch` framed as one record in `buf` (cleared first: a caller keeps one buffer).
+pub(super) fn encode_record_into(batch: &[SiteRows], buf: &mut Vec<u8>) -> Result<()> {
+    buf.clear();
+    buf.resize(HEADER, 0);
+    bincode::serialize_into(&mut *buf, batch).map_err(CoreError::storage)?;
     let len = buf.len() - HEADER;
     let len32 = u32::try_from(len)
         .ok()
@@ -25,6 +27,13 @@ pub(super) fn encode_record(batch: &[SiteRows]) -> Result<Vec<u8>> {
     let crc = crc32fast::hash(&buf[HEADER..]);
     buf[0..4].copy_from_slice(&len32.to_le_bytes());
     buf[4..8].copy_from_slice(&crc.to_le_bytes());
+    Ok(())
+}
+
+#[cfg(test)]
+pub(super) fn encode_record(batch: &[SiteRows]) -> Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    encode_record_into(batch, &mut buf)?;
     Ok(buf)
 }
 

@@ -40,6 +40,13 @@ use std::thread::JoinHandle;
 
 pub use health::BackgroundStatus;
 
+thread_local! {
+    /// The encoding buffer of this thread's appends, kept between calls.
+    static RECORD: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+/// A buffer that grew past this for a big batch is dropped after the call.
+const KEPT_RECORD_BYTES: usize = 64 << 10;
+
 #[derive(Clone, Debug)]
 pub struct StorageConfig {
     pub data_dir: PathBuf,
@@ -148,8 +155,14 @@ impl Storage {
         for site in &batch {
             seal::check_site(&site.site)?;
         }
-        let record = frame::encode_record(&batch)?;
-        let to_sync = self.shared.write_locked(&record, batch, rows)?;
+        let to_sync = RECORD.with_borrow_mut(|record| -> Result<_> {
+            frame::encode_record_into(&batch, record)?;
+            let to_sync = self.shared.write_locked(record, batch, rows);
+            if record.capacity() > KEPT_RECORD_BYTES {
+                *record = Vec::new(); // a big batch's buffer is not kept
+            }
+            to_sync
+        })?;
         // The strict fsync runs outside the lock so concurrent appends can queue their writes;
         // if a seal deleted the file meanwhile, its rows are already durable in segments.
         if let Some(file) = to_sync {

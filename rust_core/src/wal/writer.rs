@@ -264,6 +264,34 @@ mod tests {
     }
 
     #[test]
+    fn records_of_every_size_from_one_thread_replay_exactly() {
+        // The encoding buffer is kept between appends of a thread, and dropped after a batch
+        // past KEPT_RECORD_BYTES: small, big, small again.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage = Storage::open(config(dir.path(), 0)).expect("open");
+        storage.append(hit("s", DAY1)).expect("append");
+        let big: Vec<_> = (0..1_000).flat_map(|i| hit("s", DAY1 + i)).collect();
+        let big_rows: usize = big.iter().map(|s| s.rows.len()).sum();
+        storage.append(big).expect("append");
+        let size = storage
+            .shared
+            .state
+            .lock()
+            .current
+            .as_ref()
+            .map_or(0, |w| w.len);
+        assert!(size > 2 * super::super::KEPT_RECORD_BYTES as u64, "{size}");
+        storage.append(hit("s", DAY1)).expect("append");
+        storage.abandon();
+        let storage = Storage::open(config(dir.path(), 0)).expect("reopen");
+        let c = counts(dir.path());
+        let rows: usize = c.values().sum();
+        assert_eq!(rows, big_rows + 2 * 3);
+        assert_eq!(c[&key("page_views", "s", "2023-11-15")], 1_000 + 2);
+        storage.close().expect("close");
+    }
+
+    #[test]
     fn background_thread_seals_on_interval_and_on_row_count() {
         let cases = [
             (

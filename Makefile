@@ -58,10 +58,11 @@ test-rust:
 	cargo test --release -p trail_core -q
 
 # Test files are shared out over PYTEST_WORKERS processes (pytest-xdist; a file's tests stay in one,
-# with its module fixtures); PYTEST_WORKERS=0 runs them in this process.
+# with its module fixtures); PYTEST_WORKERS=0 runs them in this process. The 30 slowest tests are
+# listed at the end, to see where the suite's time goes.
 PYTEST_WORKERS ?= 2
 test-py: install $(AXE)
-	$(VENV)/bin/pytest -q -n $(PYTEST_WORKERS) --dist loadfile
+	$(VENV)/bin/pytest -q -n $(PYTEST_WORKERS) --dist loadfile --durations=30
 
 axe: $(AXE) ## download axe-core (pinned, sha256-checked) for the accessibility test
 

@@ -5,7 +5,9 @@
 //! here). The file `state/rate-counters`: a 64-byte header (magic, slot count, hash keys)
 //! and a power-of-two number of slots. A slot packs
 //!
-//!     [ fingerprint: 20 bits | window: 12 bits | count: 32 bits ]
+//! ```text
+//! [ fingerprint: 20 bits | window: 12 bits | count: 32 bits ]
+//! ```
 //!
 //! `fingerprint` is the top of a keyed hash of (key, window length) that also chooses where
 //! the key's slot is searched (linear probing over `PROBES` slots); `window` is the low 12

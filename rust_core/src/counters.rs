@@ -11,8 +11,8 @@
 //!
 //! `fingerprint` is the top of a keyed hash of (key, window length) that also chooses where
 //! the key's slot is searched (linear probing over `PROBES` slots); `window` is the low 12
-//! bits of the window number. A slot whose window is older than the current one (by the 12-bit
-//! difference) is free, so windows expire without a sweep and a new window's first request
+//! bits of the window number. A slot of an earlier window is free (any but the current one and
+//! the next two, `is_free`), so windows expire without a sweep and a new window's first request
 //! claims a slot. When the probed slots hold neither the key nor a free slot (more busy keys in
 //! one window than the table takes), `count` answers None and the caller counts in LMDB.
 //!
@@ -162,16 +162,19 @@ impl Counters {
     }
 }
 
-/// Empty, or holding a window before `window` (within the 12-bit half-range: a slot a
-/// clock-ahead process wrote for the next window is not free).
+/// Empty, or holding an earlier window than `window`: not this one, nor one of the next
+/// `AHEAD` (written by a process whose clock is a little ahead). The 12-bit window numbers wrap,
+/// so a slot left alone for 4096 windows looks current again for those few windows.
 fn is_free(slot: u64, window: u64) -> bool {
     if slot == 0 {
         return true;
     }
     let theirs = (slot >> COUNT_BITS) & WINDOW_MASK;
-    let age = window.wrapping_sub(theirs) & WINDOW_MASK;
-    age != 0 && age < (1 << (WINDOW_BITS - 1))
+    let ahead = theirs.wrapping_sub(window) & WINDOW_MASK;
+    ahead > AHEAD
 }
+
+const AHEAD: u64 = 2;
 
 /// Under the file lock: write a new header (an empty or never-finished file) or read the one
 /// there. Returns the slot count and hash keys.
@@ -266,7 +269,14 @@ mod tests {
             !is_free(tag(6), 5),
             "the next window (a clock a little ahead)"
         );
+        assert!(!is_free(tag(7), 5), "the one after");
+        assert!(
+            is_free(tag(8), 5),
+            "further ahead is an old window, wrapped"
+        );
         assert!(is_free(tag(4095), 0), "the window before, across the wrap");
+        assert!(!is_free(tag(1), 4095), "the next window, across the wrap");
+        assert!(is_free(tag(5 + 2048), 5), "half the range back is old, too");
     }
 
     #[test]

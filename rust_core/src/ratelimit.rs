@@ -25,7 +25,7 @@ pub fn check(store: &SessionStore, key: &str, limit: u32, window_ms: i64, now: i
         return Ok(wait);
     }
     let mut txn = store.env.write_txn()?;
-    let wait = count(store, &mut txn, key, limit, window_ms, now)?;
+    let wait = lmdb_count(store, &mut txn, key, limit, window_ms, now)?;
     txn.commit()?;
     Ok(wait)
 }

@@ -205,6 +205,12 @@ def test_build_table_matches_polars(seed: int) -> None:
     table, deltas = dim_rollups.build_table(rows, ids)
     lens = table["visitors"].to_numpy().astype(np.int64)
     starts = np.cumsum(lens) - lens
+    # the columns a reader keeps of a set's rows (set_columns) are all it fills: the rest null
+    for set_name, set_id in dim_rollups.SET_IDS.items():
+        own = table.filter(pl.col("set") == set_id)
+        assert own.height > 0
+        others = [c for c in table.columns if c not in dim_rollups.set_columns(set_name)]
+        assert [c for c in others if own[c].null_count() < own.height] == [], set_name
     for i in rng.integers(0, table.height, 40):
         r = table.row(int(i), named=True)
         set_name = list(dim_rollups.SETS)[r["set"]]

@@ -111,6 +111,29 @@ def test_sizes_count_the_buffers_held(tmp_path: Path) -> None:
     assert memory.size_of(np.load(tmp_path / "ids.npy", mmap_mode="r")) >= 800_000
 
 
+def test_string_columns_count_their_views() -> None:
+    """A String column holds a 16-byte view per row, null or not, which Polars' estimated_size
+    leaves out; the sizes must count it, or a budget of 64 MB holds several times that."""
+    n = 100_000
+    short = pl.DataFrame({"code": pl.Series(["de", "fr", None] * (n // 3 + 1))[:n]})
+    empty = pl.DataFrame({"city": pl.Series([None] * n, dtype=pl.String)})
+    for frame in (short, empty):
+        assert frame.estimated_size() < 16 * n  # what the sizes must not rely on
+        assert memory.size_of(frame) >= 16 * n
+        assert memory.size_of(frame.to_series()) >= 16 * n
+    # and what a frame of them keeps resident is near that, not several times it
+    before = _rss_anon()
+    kept = [pl.DataFrame({"code": pl.Series([f"v{i % 50}" for i in range(n)])}) for _ in range(20)]
+    grown = _rss_anon() - before
+    counted = sum(memory.size_of(k) for k in kept)
+    assert grown <= 2 * counted, (grown, counted)
+
+
+def _rss_anon() -> int:
+    status = Path("/proc/self/status").read_text().splitlines()
+    return next(int(line.split()[1]) * 1024 for line in status if line.startswith("RssAnon"))
+
+
 REPORTS = ["total", "visitor", "page", "page/entry", "referrer", "country", "browser",
            "platform", "language", "utm/source", "events", "hours", "weekdays",
            "duration/session"]  # fmt: skip

@@ -190,7 +190,8 @@ def _from_rows(rows: Rows, part: rollups.DayPart, set_name: str) -> DayDims:
     first_row = int(np.argmax(in_set)) if in_set.any() else 0
     first_delta, n_deltas = int(lens[:first_row].sum()), int(lens[in_set].sum())
     own = deltas[first_delta : first_delta + n_deltas]
-    return DayDims(lambda: ids, table.filter(pl.Series(in_set)), lambda: own)
+    own_rows = table.filter(pl.Series(in_set)).select(dim_rollups.set_columns(set_name))
+    return DayDims(lambda: ids, own_rows, lambda: own)
 
 
 def _described(rows: Rows, part: rollups.DayPart) -> tuple[np.ndarray, pl.DataFrame, np.ndarray]:
@@ -209,9 +210,10 @@ def _described(rows: Rows, part: rollups.DayPart) -> tuple[np.ndarray, pl.DataFr
 def _table_slice(path: str, set_name: str, offset: int, length: int) -> pl.DataFrame:
     """A set's rows of a day's dimension rollup file, kept under the statistics' memory budget
     (trail.storage.memory) by the file's identity: a dashboard load reads each day's sets in
-    several reports."""
+    several reports. Only the set's own columns are read (dim_rollups.set_columns)."""
     st = os.stat(path)
     key = ("dims", path, st.st_ino, st.st_mtime_ns, st.st_size, set_name)
+    columns = dim_rollups.set_columns(set_name)
     return memory.KEPT.get_or_make(
-        key, lambda: pl.scan_parquet(path).slice(offset, length).collect()
+        key, lambda: pl.scan_parquet(path).slice(offset, length).select(columns).collect()
     )

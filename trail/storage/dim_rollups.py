@@ -78,6 +78,16 @@ SCHEMA: dict[str, pl.DataType] = {
 }
 
 
+def set_columns(name: str) -> list[str]:
+    """The columns of SCHEMA that set `name`'s rows fill: its own, the sums and visitors, and
+    the example referrer (source) or the latest title (entry, exit). The others are null in its
+    rows; readers that keep a set's rows drop them, since a String column costs 16 bytes a row
+    (its views) even when every value is null."""
+    extra = ["referrer"] if name == "source" else ["title", "title_ms"] if name in PATH_SETS else []
+    filled = {"set", *SETS[name], *extra, *SUMS, "visitors"}
+    return [c for c in SCHEMA if c in filled]
+
+
 def set_of(columns: list[str]) -> str | None:
     """The set holding every one of `columns`, or None."""
     return next((s for s, cols in SETS.items() if set(columns) <= set(cols)), None)

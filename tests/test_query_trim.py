@@ -10,6 +10,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from trail.api import routing
+from trail.storage import memory
 
 
 def _trim(interval: float) -> tuple[routing._Trim, list[float]]:
@@ -52,6 +53,47 @@ def test_trimmed_once_when_the_last_query_of_a_burst_ends() -> None:
         time.sleep(0.1)
         assert len(calls) == 1
         assert len(set(t.releases)) == routing.QUERY_THREADS == len(t.releases)  # type: ignore[attr-defined]
+
+
+def test_the_end_of_a_burst_lets_go_of_what_built_the_indexes(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    kept = memory.Kept(10_000)
+    monkeypatch.setattr(memory, "KEPT", kept)
+    kept.put(("ids", "day"), b"ids", 10)
+    kept.put(("union", "window"), b"union", 10)
+    t, calls = _trim(0.0)
+    with ThreadPoolExecutor(routing.QUERY_THREADS) as pool:
+        t.enter()
+        assert kept.get(("ids", "day")) == b"ids"  # not while a query runs
+        t.leave(pool)
+        _wait(calls, 1)
+    assert kept.get(("ids", "day")) is memory.MISSING
+    assert kept.get(("union", "window")) == b"union"
+
+
+def test_malloc_thresholds_are_fixed() -> None:
+    """After fix_malloc_thresholds a freed 6 MiB block was a mapping of its own: its pages are
+    gone from the RSS at once (with glibc's dynamic threshold raised by an earlier free, it
+    would stay in the heap)."""
+    import ctypes
+
+    from trail import worker
+
+    libc = ctypes.CDLL(None)
+    libc.malloc.restype = ctypes.c_void_p
+    libc.free.argtypes = [ctypes.c_void_p]
+    worker.fix_malloc_thresholds()
+    size = 6 * 1024 * 1024
+    for _ in range(3):  # an earlier free would have raised a dynamic threshold past `size`
+        block = libc.malloc(size)
+        ctypes.memset(block, 1, size)
+        before = _rss_anon()
+        libc.free(block)
+        assert before - _rss_anon() >= size // 2
+
+
+def _rss_anon() -> int:
+    status = open("/proc/self/status").read().splitlines()  # noqa: SIM115
+    return next(int(line.split()[1]) * 1024 for line in status if line.startswith("RssAnon"))
 
 
 def test_a_burst_soon_after_a_trim_is_trimmed_when_the_interval_is_over() -> None:

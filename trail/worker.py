@@ -43,6 +43,28 @@ def setup_logging(level: str, role: str) -> None:
     )
 
 
+# mallopt(3) parameters (glibc's malloc.h)
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+MMAP_THRESHOLD = 4 * 1024 * 1024
+TRIM_THRESHOLD = 8 * 1024 * 1024
+
+
+def fix_malloc_thresholds() -> None:
+    """Keep glibc from holding on to what queries freed. By default each freed block that had
+    its own mapping raises the size above which blocks get one (up to 32 MiB) and the free top
+    a heap keeps to twice that; after a burst of statistics requests a query thread's arena
+    then kept tens of MB that `malloc_trim` does not give back (the top of a thread's heap is
+    not trimmed by it). Fixed thresholds end that: blocks of 4 MiB and more (numpy's arrays)
+    are mapped on their own and unmapped when freed, and a heap keeps at most 8 MiB free at its
+    top. A no-op without glibc."""
+    import ctypes
+
+    mallopt = getattr(ctypes.CDLL(None), "mallopt", None)
+    if mallopt is not None:
+        mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+        mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)
+
+
 def quiet_framework_logs(level: str) -> None:
     """Robyn and actix log every route and start-up step at INFO; keep that for debug."""
     if level != "debug":
@@ -118,6 +140,7 @@ def main(argv: list[str] | None = None) -> None:
     from trail.config import Config
 
     config = Config.from_json(args.config_json)
+    fix_malloc_thresholds()
     # Must precede any Polars import: Polars sizes its thread pool once, on import.
     os.environ["POLARS_MAX_THREADS"] = str(config.polars_threads)
     setup_logging(config.log_level, f"worker{args.id}")

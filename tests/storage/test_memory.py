@@ -92,6 +92,16 @@ def test_none_is_a_value_and_kinds_are_dropped_alone() -> None:
     assert kept.get(("union", 1)) is not memory.MISSING and kept.used == 24
 
 
+def test_a_burst_lets_go_of_what_only_built_the_indexes(monkeypatch: pytest.MonkeyPatch) -> None:
+    kept = memory.Kept(10_000)
+    monkeypatch.setattr(memory, "KEPT", kept)
+    for kind in (*memory.BUILD_ONLY, "union", "dims", "set index"):
+        kept.put((kind, "window"), np.arange(10), 100)
+    memory.burst_over()
+    left = {key[0] for key in kept.entries}
+    assert left == {"union", "dims", "set index"} and kept.used == 300
+
+
 @dataclass
 class _Held:
     ids: np.ndarray

@@ -31,6 +31,7 @@ from robyn.robyn import FunctionInfo
 from trail import _core
 from trail.core import InvalidInput, StorageError, Unavailable
 from trail.errors import ApiError, FieldError
+from trail.storage import memory
 
 if TYPE_CHECKING:
     from robyn import Robyn
@@ -187,14 +188,16 @@ class _Trim:
     """Give the memory a burst of queries freed back to the kernel once the burst is over.
 
     A statistics query allocates and frees tens of MB (numpy arrays through glibc's malloc, in
-    the query threads' own arenas); glibc keeps freed memory inside its heaps for reuse, so a
-    worker that answered a dashboard load would stay a hundred MB or more above what it holds.
+    the query threads' own arenas; blocks of 4 MiB and more in mappings of their own, see
+    `trail.worker.fix_malloc_thresholds`); glibc keeps the smaller freed blocks inside its heaps
+    for reuse, so a worker that answered a dashboard load would stay well above what it holds.
     The kernels of `trail._core` allocate through mimalloc, which keeps each thread's free
     pages in that thread's heap. When the last query in flight ends, every query thread gives
     its mimalloc heap's free pages back (`_core.release_memory`) and one of them runs
     `malloc_trim(0)` (glibc: every free page of every arena), after the answers went out; at
     most once per MIN_INTERVAL_S, the burst that ends sooner is trimmed when the interval is
-    over. Polars' own allocator (jemalloc) returns its pages by itself."""
+    over. Polars' own allocator (jemalloc) returns its pages by itself. First the statistics'
+    budget lets go of what only built the indexes (`memory.burst_over`)."""
 
     MIN_INTERVAL_S = 1.0
 
@@ -230,6 +233,7 @@ class _Trim:
             if self.running:
                 return  # a new burst: trimmed when it ends
             self.last = time.monotonic()
+        memory.burst_over()  # what only built the indexes goes, and is trimmed with the rest
         # one task on each query thread: each waits for the others, so none takes two
         barrier = threading.Barrier(QUERY_THREADS, action=self._trim_glibc, timeout=5)
         for _ in range(QUERY_THREADS):

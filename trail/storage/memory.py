@@ -142,6 +142,19 @@ class Kept:
                 self.used -= self.entries.pop(key)[1]
 
 
+# Kinds a burst of reports keeps only to build a window's shared indexes from them: each day's
+# visitor ids and their positions in the window's union. Once the burst is over those indexes
+# are files (trail.stats.index_files) that the next load maps instead, so `burst_over` lets go
+# of these and the budget holds what the next load reads.
+BUILD_ONLY = ("ids", "global ids")
+
+
+def burst_over() -> None:
+    """Called when the last statistics request in flight ends: forget the BUILD_ONLY kinds."""
+    for kind in BUILD_ONLY:
+        KEPT.drop(kind)
+
+
 def _budget() -> int:
     text = os.environ.get("TRAIL_ROLLUP_CACHE_MB", str(DEFAULT_MB))
     try:

@@ -204,9 +204,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     from trail.config import Config
     from trail.storage.meta import MetaStore
-    from trail.worker import setup_logging
+    from trail.worker import fix_malloc_thresholds, setup_logging
 
     config = Config.from_json(args.config_json)
+    fix_malloc_thresholds()  # compaction and the index builds free big blocks too
     os.environ["POLARS_MAX_THREADS"] = str(config.polars_threads)
     setup_logging(config.log_level, "maintenance")
     stop = threading.Event()

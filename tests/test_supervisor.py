@@ -184,3 +184,47 @@ def test_sigterm_seals_accepted_hits(tmp_path: Path) -> None:
     assert not list(data.glob(f"segments/page_views/site={site}/**/*.arrow"))
     assert s.stop() == 0
     assert list(data.glob(f"segments/page_views/site={site}/**/*.arrow"))
+
+
+def test_jemalloc_goes_to_the_children_unless_told_otherwise() -> None:
+    from trail.supervisor import JEMALLOC_CONF, child_allocator_env, jemalloc_env
+
+    def found(name: str) -> str:
+        return f"lib{name}.so.2"
+
+    assert jemalloc_env({}, find=found) == {
+        "LD_PRELOAD": "libjemalloc.so.2",
+        "MALLOC_CONF": JEMALLOC_CONF,
+    }
+    assert jemalloc_env({"MALLOC_CONF": "narenas:2"}, find=found)["MALLOC_CONF"] == "narenas:2"
+    for off in ("off", "0", "false", "No"):
+        assert jemalloc_env({"TRAIL_JEMALLOC": off}, find=found) == {}
+    assert jemalloc_env({"LD_PRELOAD": "/opt/libtcmalloc.so"}, find=found) == {}
+    assert jemalloc_env({}, find=lambda name: None) == {}  # not installed: glibc's malloc stays
+    env = child_allocator_env({"LD_PRELOAD": "/opt/libtcmalloc.so"})
+    assert env["LD_PRELOAD"] == "/opt/libtcmalloc.so"
+
+
+def _mapped(pid: int, library: str) -> bool:
+    return library in Path(f"/proc/{pid}/maps").read_text()
+
+
+@pytest.mark.parametrize("setting", ["", "off"])
+def test_workers_run_on_jemalloc_where_the_system_has_it(tmp_path: Path, setting: str) -> None:
+    """.ci/run installs libjemalloc2: the workers and the maintenance process load it (and
+    answer), the supervisor itself does not; TRAIL_JEMALLOC=off leaves every process on glibc."""
+    from ctypes.util import find_library
+
+    assert find_library("jemalloc"), "libjemalloc2 is not installed (.ci/run installs it)"
+    data = tmp_path / "data"
+    data.mkdir()
+    s = TrailServer(data, workers=2, env={"TRAIL_JEMALLOC": setting}).start()
+    try:
+        assert s.proc is not None
+        kids = [pid for pid, cmd in children(s.proc.pid).items() if "trail." in cmd]
+        assert len(kids) == 3  # two workers, the maintenance process
+        assert not _mapped(s.proc.pid, "libjemalloc")
+        assert [_mapped(pid, "libjemalloc") for pid in kids] == [setting != "off"] * 3
+        assert request("GET", s.url + "/health", timeout=5).status == 200
+    finally:
+        s.stop()

@@ -5,6 +5,9 @@ glibc's arenas once, mimalloc's heap on every query thread."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -73,27 +76,44 @@ def test_the_end_of_a_burst_lets_go_of_what_built_the_indexes(monkeypatch) -> No
 def test_malloc_thresholds_are_fixed() -> None:
     """After fix_malloc_thresholds a freed 6 MiB block was a mapping of its own: its pages are
     gone from the RSS at once (with glibc's dynamic threshold raised by an earlier free, it
-    would stay in the heap)."""
-    import ctypes
+    would stay in the heap). In a fresh process: one that loaded chDB runs on its malloc."""
+    code = """
+import ctypes
+from trail import worker
 
-    from trail import worker
-
-    libc = ctypes.CDLL(None)
-    libc.malloc.restype = ctypes.c_void_p
-    libc.free.argtypes = [ctypes.c_void_p]
-    worker.fix_malloc_thresholds()
-    size = 6 * 1024 * 1024
-    for _ in range(3):  # an earlier free would have raised a dynamic threshold past `size`
-        block = libc.malloc(size)
-        ctypes.memset(block, 1, size)
-        before = _rss_anon()
-        libc.free(block)
-        assert before - _rss_anon() >= size // 2
-
-
-def _rss_anon() -> int:
-    status = open("/proc/self/status").read().splitlines()  # noqa: SIM115
+def rss_anon():
+    status = open("/proc/self/status").read().splitlines()
     return next(int(line.split()[1]) * 1024 for line in status if line.startswith("RssAnon"))
+
+libc = ctypes.CDLL(None)
+libc.malloc.restype = ctypes.c_void_p
+libc.free.argtypes = [ctypes.c_void_p]
+if "--fixed" in __import__("sys").argv:
+    worker.fix_malloc_thresholds()
+size = 6 * 1024 * 1024
+freed = []
+for _ in range(3):  # an earlier free would have raised a dynamic threshold past `size`
+    block = libc.malloc(size)
+    ctypes.memset(block, 1, size)
+    before = rss_anon()
+    libc.free(block)
+    freed.append(before - rss_anon() >= size // 2)
+print(freed)
+"""
+    env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "GLIBC_TUNABLES")}
+
+    def run(*flags: str) -> str:
+        out = subprocess.run(
+            [sys.executable, "-c", code, *flags],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return out.stdout.strip()
+
+    assert run("--fixed") == "[True, True, True]"
+    assert run() == "[True, False, False]"  # glibc's default, which the fix is for
 
 
 def test_a_burst_soon_after_a_trim_is_trimmed_when_the_interval_is_over() -> None:

@@ -201,6 +201,9 @@ def test_jemalloc_goes_to_the_children_unless_told_otherwise() -> None:
         assert jemalloc_env({"TRAIL_JEMALLOC": off}, find=found) == {}
     assert jemalloc_env({"LD_PRELOAD": "/opt/libtcmalloc.so"}, find=found) == {}
     assert jemalloc_env({}, find=lambda name: None) == {}  # not installed: glibc's malloc stays
+    # ClickHouse in the process brings its own malloc: the two crash together
+    assert jemalloc_env({}, find=found, clickhouse_url="chdb:///var/lib/trail/ch") == {}
+    assert jemalloc_env({}, find=found, clickhouse_url="https://ch.example:8443/trail") != {}
     env = child_allocator_env({"LD_PRELOAD": "/opt/libtcmalloc.so"})
     assert env["LD_PRELOAD"] == "/opt/libtcmalloc.so"
 

@@ -68,15 +68,20 @@ POLARS_JEMALLOC_DEFAULT = "dirty_decay_ms:500,muzzy_decay_ms:1000"
 # system has jemalloc (Debian: libjemalloc2), the children load it in its place (LD_PRELOAD):
 # a browser hit costs ~4 % less CPU (bench/RESULTS.md). Its background thread hands back what a
 # burst of statistics queries freed within a second, also when the worker then idles.
-# TRAIL_JEMALLOC=off, or an LD_PRELOAD of the operator's own, keeps it out.
+# TRAIL_JEMALLOC=off, or an LD_PRELOAD of the operator's own, keeps it out, and so does ClickHouse
+# in the process (a `chdb://` clickhouse_url): chDB brings its own malloc, and the two crash.
 JEMALLOC = "jemalloc"
 JEMALLOC_CONF = "background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0"
 OFF = ("0", "off", "false", "no")
 
 
-def jemalloc_env(environ: Mapping[str, str], find: Any = None) -> dict[str, str]:
+def jemalloc_env(
+    environ: Mapping[str, str], find: Any = None, clickhouse_url: str = ""
+) -> dict[str, str]:
     """LD_PRELOAD (and MALLOC_CONF, unless set) for the children, or nothing."""
     if environ.get("TRAIL_JEMALLOC", "").strip().lower() in OFF or environ.get("LD_PRELOAD"):
+        return {}
+    if clickhouse_url.strip().lower().startswith("chdb"):
         return {}
     if find is None:
         from ctypes.util import find_library as find
@@ -86,10 +91,10 @@ def jemalloc_env(environ: Mapping[str, str], find: Any = None) -> dict[str, str]
     return {"LD_PRELOAD": name, "MALLOC_CONF": environ.get("MALLOC_CONF") or JEMALLOC_CONF}
 
 
-def child_allocator_env(environ: Mapping[str, str]) -> dict[str, str]:
+def child_allocator_env(environ: Mapping[str, str], clickhouse_url: str = "") -> dict[str, str]:
     """`environ` with CHILD_ALLOCATOR_ENV under it: an operator's own values win (for jemalloc,
     the later of two settings wins, so theirs follow ours)."""
-    env = {**CHILD_ALLOCATOR_ENV, **environ, **jemalloc_env(environ)}
+    env = {**CHILD_ALLOCATOR_ENV, **environ, **jemalloc_env(environ, None, clickhouse_url)}
     inherited = environ.get("_RJEM_MALLOC_CONF", "")
     if inherited.startswith(POLARS_JEMALLOC_DEFAULT):
         theirs = inherited.removeprefix(POLARS_JEMALLOC_DEFAULT).lstrip(",")
@@ -104,7 +109,7 @@ class Supervisor:
         self.config = config
         self.stopping = threading.Event()
         self.env = {
-            **child_allocator_env(os.environ),
+            **child_allocator_env(os.environ, config.clickhouse_url),
             "POLARS_MAX_THREADS": str(config.polars_threads),
         }
         self.ready_r, self.ready_w = os.pipe()

@@ -81,7 +81,7 @@ def jemalloc_env(
     """LD_PRELOAD (and MALLOC_CONF, unless set) for the children, or nothing."""
     if environ.get("TRAIL_JEMALLOC", "").strip().lower() in OFF or environ.get("LD_PRELOAD"):
         return {}
-    if clickhouse_url.strip().lower().startswith("chdb"):
+    if clickhouse_url.strip() and _in_process(clickhouse_url):
         return {}
     if find is None:
         from ctypes.util import find_library as find
@@ -89,6 +89,16 @@ def jemalloc_env(
     if not name:
         return {}
     return {"LD_PRELOAD": name, "MALLOC_CONF": environ.get("MALLOC_CONF") or JEMALLOC_CONF}
+
+
+def _in_process(clickhouse_url: str) -> bool:
+    """Whether the URL names chDB, ClickHouse in the process (an invalid URL fails elsewhere)."""
+    from trail.clickhouse.url import UrlError, parse
+
+    try:
+        return parse(clickhouse_url).interface == "chdb"
+    except UrlError:
+        return False
 
 
 def child_allocator_env(environ: Mapping[str, str], clickhouse_url: str = "") -> dict[str, str]:

@@ -768,6 +768,9 @@ fn quote_plus(s: &str) -> String {
 
 /// Python's `unquote_plus`: '+' is a space, %XX a byte, bad UTF-8 replaced.
 pub fn unquote_plus(s: &str) -> String {
+    if !s.bytes().any(|b| b == b'+' || b == b'%') {
+        return s.to_string(); // most names and many values: nothing to decode
+    }
     let spaced = s.replace('+', " ");
     percent_encoding::percent_decode_str(&spaced)
         .decode_utf8_lossy()

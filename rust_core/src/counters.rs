@@ -37,6 +37,8 @@ const PROBES: usize = 16;
 const WINDOW_BITS: u32 = 12;
 const WINDOW_MASK: u64 = (1 << WINDOW_BITS) - 1;
 const COUNT_BITS: u32 = 32;
+/// Header bytes 32..40: the state env's writer hint (`writer_hint`); zero in every file.
+const WRITER_HINT: usize = 32;
 
 pub struct Counters {
     map: NonNull<u8>,
@@ -101,6 +103,13 @@ impl Counters {
             slots,
             keys,
         })
+    }
+
+    /// A word every process sees: when the state env's write transaction was last begun (µs
+    /// on the monotonic clock, 0 once it ended). Advisory only (session.rs `WriterHint`).
+    pub fn writer_hint(&self) -> &AtomicU64 {
+        // SAFETY: the header is mapped, 8-byte aligned and only accessed atomically here.
+        unsafe { AtomicU64::from_ptr(self.map.as_ptr().add(WRITER_HINT).cast::<u64>()) }
     }
 
     fn slot(&self, index: usize) -> &AtomicU64 {

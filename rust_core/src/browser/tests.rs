@@ -351,3 +351,21 @@ fn directory_forgets_on_a_new_stamp() {
     ));
     assert!(matches!(dir.find(&key, 2), Found::Miss));
 }
+
+#[test]
+fn unquote_plus_decodes_as_python_does() {
+    for (raw, want) in [
+        ("plain", "plain"),
+        ("", ""),
+        ("a+b", "a b"),
+        ("a%20b+c", "a b c"),
+        ("%E2%82%AC", "€"),
+        ("%2B", "+"),
+        ("100%", "100%"),
+        ("%ZZ", "%ZZ"),
+        ("%FF", "\u{FFFD}"),
+        ("€", "€"),
+    ] {
+        assert_eq!(unquote_plus(raw), want, "{raw}");
+    }
+}

@@ -450,6 +450,9 @@ fn http_url(value: &str, name: &str) -> Result<(), Refusal> {
 }
 
 fn cut(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string(); // no more characters than bytes
+    }
     match text.char_indices().nth(max) {
         Some((i, _)) => text[..i].to_string(),
         None => text.to_string(),

@@ -197,7 +197,13 @@ pub fn tags(pairs: &[(String, String)], max_pairs: usize) -> (Vec<String>, Vec<S
 
 /// Truncate to at most `max` chars on a char boundary.
 pub fn truncate(s: &str, max: usize) -> String {
-    s.chars().take(max).collect()
+    if s.len() <= max {
+        return s.to_string(); // no more characters than bytes
+    }
+    match s.char_indices().nth(max) {
+        Some((end, _)) => s[..end].to_string(),
+        None => s.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -209,6 +215,22 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn truncate_keeps_the_first_max_characters() {
+        for (text, max) in [
+            ("", 3),
+            ("abc", 3),
+            ("abcd", 3),
+            ("äöüß", 2),
+            ("äöüß", 4),
+            ("a€b", 2),
+            ("€€€", 8),
+        ] {
+            let want: String = text.chars().take(max).collect();
+            assert_eq!(truncate(text, max), want, "{text} {max}");
+        }
     }
 
     #[test]

@@ -143,6 +143,7 @@ impl Engine {
             .collect();
         let mut rows = Vec::with_capacity(prepared.len() * 4);
         let mut summary = Summary::default();
+        self.storage.reserve_ahead(); // outside the transaction, which other workers wait for
         let mut txn = self.sessions.begin()?;
         if let Some(rate) = rate {
             let wait = txn.count_rate(rate)?;

@@ -54,9 +54,29 @@ impl Mapped {
     /// (nothing copied) when the blocks cannot be reserved or the span is used up.
     pub(super) fn append(&mut self, file: &File, at: u64, record: &[u8]) -> bool {
         let end = at + record.len() as u64;
-        if end > SPAN as u64 {
+        if end > SPAN as u64 || !self.reserve(file, end) {
             return false;
         }
+        // SAFETY: [at, end) lies inside the mapping (end <= SPAN) and inside the file's
+        // reserved blocks (end <= reserved); `record` is not part of the mapping.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                record.as_ptr(),
+                self.ptr.as_ptr().add(at as usize),
+                record.len(),
+            );
+        }
+        true
+    }
+
+    /// Bytes of the file reserved so far.
+    pub(super) fn reserved(&self) -> u64 {
+        self.reserved
+    }
+
+    /// Reserve the file's blocks up to `end` (whole `CHUNK`s, at most `SPAN`) and fault their
+    /// pages in; false when the blocks cannot be reserved.
+    pub(super) fn reserve(&mut self, file: &File, end: u64) -> bool {
         if end > self.reserved {
             let want = end.div_ceil(CHUNK) * CHUNK;
             let want = want.min(SPAN as u64);
@@ -83,15 +103,6 @@ impl Mapped {
                 );
             }
             self.reserved = want;
-        }
-        // SAFETY: [at, end) lies inside the mapping (end <= SPAN) and inside the file's
-        // reserved blocks (end <= reserved); `record` is not part of the mapping.
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                record.as_ptr(),
-                self.ptr.as_ptr().add(at as usize),
-                record.len(),
-            );
         }
         true
     }

@@ -171,6 +171,13 @@ impl Storage {
         Ok(())
     }
 
+    /// Reserve blocks for the next appends now, so that growing the WAL file (fallocate and
+    /// faulting its pages in, ~1 MiB at a time) happens before the caller takes a lock that
+    /// `append` then runs under (the session state's write transaction), not inside it.
+    pub fn reserve_ahead(&self) {
+        self.shared.reserve_ahead();
+    }
+
     /// Seal buffered rows into segment files now; returns the number of rows sealed.
     pub fn seal(&self) -> Result<usize> {
         self.shared.seal_now()
@@ -261,5 +268,44 @@ mod tests {
         drop(storage);
         assert_eq!(counts(dir.path())[&key("page_views", "s", "2023-11-15")], 1);
         assert!(wal_files(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn reserve_ahead_grows_the_file_before_an_append_needs_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage = Storage::open(config(dir.path(), 0)).expect("open");
+        storage.reserve_ahead(); // no WAL file yet: none is made for it
+        assert!(wal_files(dir.path()).is_empty());
+        let state = |s: &Storage| {
+            let st = s.shared.state.lock();
+            let wal = st.current.as_ref().expect("a current WAL");
+            let reserved = wal.map.as_ref().expect("mapped").reserved();
+            (wal.len, reserved, wal.file.metadata().expect("stat").len())
+        };
+        storage.append(hit("s", DAY1)).expect("append");
+        let (_, first, on_disk) = state(&storage);
+        assert_eq!(first, mapped::CHUNK);
+        assert_eq!(on_disk, first);
+        // Append until fewer than AHEAD bytes are left reserved, then reserve ahead.
+        let mut n = 1;
+        while state(&storage).1 - state(&storage).0 >= writer::AHEAD {
+            storage.append(hit("s", DAY1)).expect("append");
+            n += 1;
+            assert!(n < 100_000, "records do not fill the reserved blocks");
+        }
+        assert_eq!(
+            state(&storage).1,
+            first,
+            "appends alone reserve only when they must"
+        );
+        storage.reserve_ahead();
+        let (len, reserved, on_disk) = state(&storage);
+        assert_eq!(reserved, 2 * mapped::CHUNK);
+        assert_eq!(on_disk, reserved);
+        assert!(reserved >= len + writer::AHEAD);
+        storage.reserve_ahead(); // enough reserved: nothing changes
+        assert_eq!(state(&storage).1, reserved);
+        storage.close().expect("close");
+        assert_eq!(counts(dir.path())[&key("page_views", "s", "2023-11-15")], n);
     }
 }

@@ -11,6 +11,10 @@ use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// How far past its records `reserve_ahead` keeps a WAL file's blocks reserved: more than a
+/// request's record, so an append rarely reserves under the caller's lock.
+pub(super) const AHEAD: u64 = 64 << 10;
+
 impl Shared {
     /// Append one framed record to the current WAL and its rows (`batch`, `rows` of them) to
     /// the generation; returns the file to fsync in strict mode.
@@ -55,6 +59,20 @@ impl Shared {
             self.wake.notify_one();
         }
         Ok(self.config.strict.then_some(file))
+    }
+
+    /// Reserve the current WAL file's blocks `AHEAD` bytes past its records (see
+    /// `Storage::reserve_ahead`); nothing when there is no mapped file yet.
+    pub(super) fn reserve_ahead(&self) {
+        let mut state = self.state.lock();
+        let Some(wal) = state.current.as_mut().filter(|w| !w.broken) else {
+            return;
+        };
+        let end = (wal.len + AHEAD).min(super::mapped::SPAN as u64);
+        if let Some(map) = wal.map.as_mut().filter(|m| m.reserved() < end) {
+            // A refusal is met again, and answered, by the append itself.
+            let _ = map.reserve(&wal.file, end);
+        }
     }
 
     /// The WAL to append to, opening a new generation when there is none (or it broke).

@@ -9,9 +9,11 @@
 //! Keys: `YYYYMMDD` -> salt. Creating a day's salt deletes salts older than the day before it
 //! (yesterday's is kept for the midnight rule).
 //!
-//! A salt never changes while it is kept, so each process remembers the ones it has read (the
-//! days the env keeps: the newest it has seen and the day before), and a hit reads no LMDB
-//! transaction for its salt.
+//! Each process remembers the salts it has read (the days the env keeps: the newest it has
+//! seen and the day before) as of the env's last write transaction, which it reads from the
+//! env's meta pages for every hit: a hit reads no LMDB transaction for its salt, and once
+//! another process has written (made a day, deleting old ones; or made an old day again, for
+//! historical hits) the memory is read again rather than trusted.
 //!
 //! Earlier builds kept the salts in a `salts` database inside `state/`; `Salts::open` moves any
 //! found there, so a running installation keeps today's visitor ids across the upgrade.
@@ -28,8 +30,17 @@ const MAP_SIZE: usize = 4 << 20;
 pub struct Salts {
     env: Env<WithoutTls>,
     db: Database<'static, Bytes, Bytes>,
-    /// Salts read or made by this process, newest day last, at most `REMEMBERED`.
-    known: parking_lot::RwLock<Vec<(String, Salt)>>,
+    /// Salts read by this process, as of one state of the env.
+    known: parking_lot::RwLock<Known>,
+}
+
+/// Salts read by this process, newest day last, at most `REMEMBERED`, all read at or after the
+/// env's write transaction `stamp`: a later write (another process making or deleting a day)
+/// makes them stale.
+#[derive(Default)]
+struct Known {
+    stamp: usize,
+    days: Vec<(String, Salt)>,
 }
 
 const REMEMBERED: usize = 4;
@@ -56,7 +67,7 @@ impl Salts {
         let salts = Salts {
             env,
             db,
-            known: parking_lot::RwLock::new(Vec::new()),
+            known: parking_lot::RwLock::new(Known::default()),
         };
         salts.migrate(legacy)?;
         Ok(salts)
@@ -64,38 +75,55 @@ impl Salts {
 
     /// The salt of a day (`YYYYMMDD`), if it has one.
     pub fn get(&self, day: &str) -> Result<Option<Salt>> {
-        if let Some(salt) = self.remembered(day) {
+        let stamp = self.stamp();
+        if let Some(salt) = self.remembered(day, stamp) {
             return Ok(Some(salt));
         }
         let rtxn = self.env.read_txn()?;
         let salt = self.db.get(&rtxn, day.as_bytes())?.and_then(to_salt);
         if let Some(salt) = salt {
-            self.remember(day, salt);
+            self.remember(day, salt, stamp);
         }
         Ok(salt)
     }
 
-    /// A salt this process has seen, for a day the env still keeps as far as it knows (the
-    /// newest remembered day or the one before): older days are read again, so that what a
-    /// newer day's creation deleted is not used.
-    fn remembered(&self, day: &str) -> Option<Salt> {
+    /// The env's last committed write transaction (read from its meta pages, no transaction).
+    fn stamp(&self) -> usize {
+        self.env.info().last_txn_id
+    }
+
+    /// A salt this process has read since the env last changed (`stamp`), for a day the env
+    /// still keeps as far as it knows (the newest remembered day or the one before).
+    fn remembered(&self, day: &str, stamp: usize) -> Option<Salt> {
         let known = self.known.read();
-        let newest = &known.last()?.0;
+        if known.stamp != stamp {
+            return None;
+        }
+        let newest = &known.days.last()?.0;
         if day != newest.as_str() && day < previous_day(newest).as_str() {
             return None;
         }
-        known.iter().find(|(d, _)| d == day).map(|(_, s)| *s)
+        known.days.iter().find(|(d, _)| d == day).map(|(_, s)| *s)
     }
 
-    fn remember(&self, day: &str, salt: Salt) {
+    /// Remember a salt read at or after `stamp`; what was remembered as of an earlier stamp
+    /// is forgotten.
+    fn remember(&self, day: &str, salt: Salt, stamp: usize) {
         let mut known = self.known.write();
-        if known.iter().any(|(d, _)| d == day) {
+        if known.stamp != stamp {
+            if known.stamp > stamp {
+                return; // remembered as of a newer state already
+            }
+            known.days.clear();
+            known.stamp = stamp;
+        }
+        if known.days.iter().any(|(d, _)| d == day) {
             return;
         }
-        let at = known.partition_point(|(d, _)| d.as_str() < day);
-        known.insert(at, (day.to_string(), salt));
-        if known.len() > REMEMBERED {
-            known.remove(0);
+        let at = known.days.partition_point(|(d, _)| d.as_str() < day);
+        known.days.insert(at, (day.to_string(), salt));
+        if known.days.len() > REMEMBERED {
+            known.days.remove(0);
         }
     }
 
@@ -107,8 +135,7 @@ impl Salts {
         }
         let mut wtxn = self.env.write_txn()?;
         if let Some(salt) = self.db.get(&wtxn, day.as_bytes())?.and_then(to_salt) {
-            self.remember(day, salt);
-            return Ok(salt);
+            return Ok(salt); // made by another process: remembered when next read
         }
         let salt: Salt = rand::random();
         self.db.put(&mut wtxn, day.as_bytes(), &salt)?;
@@ -124,8 +151,7 @@ impl Salts {
             self.db.delete(&mut wtxn, &k)?;
         }
         wtxn.commit()?;
-        self.remember(day, salt);
-        Ok(salt)
+        Ok(salt) // remembered when next read, as of the env's state then
     }
 
     /// Every stored day, oldest first.
@@ -213,6 +239,28 @@ mod tests {
     }
 
     #[test]
+    fn a_day_deleted_and_made_again_by_another_process_is_read_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = open(dir.path());
+        // Another process on the same env, with a memory of its own.
+        let b = Salts {
+            env: a.env.clone(),
+            db: a.db,
+            known: parking_lot::RwLock::new(Known::default()),
+        };
+        let first = a.get_or_create("20260105").unwrap();
+        assert_eq!(b.get("20260105").unwrap(), Some(first));
+        b.get_or_create("20260106").unwrap();
+        // `a` makes a newer day (deleting the 5th), then the 5th again (historical hits).
+        a.get_or_create("20260107").unwrap();
+        let again = a.get_or_create("20260105").unwrap();
+        assert_ne!(again, first);
+        // `b` never saw the 7th: its memory of the 5th is stale and must not be used.
+        assert_eq!(b.get("20260105").unwrap(), Some(again));
+        assert_eq!(b.get_or_create("20260105").unwrap(), again);
+    }
+
+    #[test]
     fn remembered_salts_are_the_stored_ones_and_deleted_days_are_read_again() {
         let dir = tempfile::tempdir().unwrap();
         let salts = open(dir.path());
@@ -221,21 +269,36 @@ mod tests {
         assert_eq!(salts.get_or_create("20260101").unwrap(), first);
         let second = salts.get_or_create("20260102").unwrap();
         assert_ne!(first, second);
-        // Both kept by the env and remembered.
-        assert_eq!(salts.remembered("20260101"), Some(first));
-        assert_eq!(salts.remembered("20260102"), Some(second));
+        // Both kept by the env, and remembered once read after the last write.
+        assert_eq!(salts.remembered("20260101", salts.stamp()), None);
         assert_eq!(salts.get("20260101").unwrap(), Some(first));
+        assert_eq!(salts.get("20260102").unwrap(), Some(second));
+        assert_eq!(salts.remembered("20260101", salts.stamp()), Some(first));
+        assert_eq!(salts.remembered("20260102", salts.stamp()), Some(second));
         // The 3rd deletes the 1st from the env: it is not answered from memory either.
         salts.get_or_create("20260103").unwrap();
         assert_eq!(salts.days().unwrap(), ["20260102", "20260103"]);
-        assert_eq!(salts.remembered("20260101"), None);
+        assert_eq!(salts.remembered("20260101", salts.stamp()), None);
         assert_eq!(salts.get("20260101").unwrap(), None);
         assert_eq!(salts.get("20260102").unwrap(), Some(second));
-        // At most REMEMBERED days, the oldest forgotten first.
+        let known = |salts: &Salts| -> Vec<String> {
+            salts
+                .known
+                .read()
+                .days
+                .iter()
+                .map(|(d, _)| d.clone())
+                .collect()
+        };
+        assert_eq!(known(&salts), ["20260102"]);
+        // A write forgets what was read before it; a memory as of an older state is not kept.
         for day in ["20260104", "20260105", "20260106", "20260107"] {
             salts.get_or_create(day).unwrap();
+            salts.get(day).unwrap();
         }
-        let known: Vec<String> = salts.known.read().iter().map(|(d, _)| d.clone()).collect();
-        assert_eq!(known, ["20260104", "20260105", "20260106", "20260107"]);
+        salts.get("20260106").unwrap();
+        assert_eq!(known(&salts), ["20260106", "20260107"]);
+        salts.remember("20260101", first, salts.stamp() - 1);
+        assert_eq!(known(&salts), ["20260106", "20260107"]);
     }
 }

@@ -106,7 +106,7 @@ impl Counters {
     }
 
     /// A word every process sees: when the state env's write transaction was last begun (µs
-    /// on the monotonic clock, 0 once it ended). Advisory only (session.rs `WriterHint`).
+    /// on the monotonic clock, 0 once it ended). Advisory only (session.rs, `wait_for_writer`).
     pub fn writer_hint(&self) -> &AtomicU64 {
         // SAFETY: the header is mapped, 8-byte aligned and only accessed atomically here.
         unsafe { AtomicU64::from_ptr(self.map.as_ptr().add(WRITER_HINT).cast::<u64>()) }

@@ -9,10 +9,9 @@
 //! Keys: `YYYYMMDD` -> salt. Creating a day's salt deletes salts older than the day before it
 //! (yesterday's is kept for the midnight rule).
 //!
-//! Each process remembers the salts it has read (the days the env keeps: the newest it has
-//! seen and the day before) as of the env's last write transaction, which it reads from the
-//! env's meta pages for every hit: a hit reads no LMDB transaction for its salt, and once
-//! another process has written (made a day, deleting old ones; or made an old day again, for
+//! Each process remembers the salts it has read as of the env's last write transaction, which
+//! it reads from the env's meta pages for every hit: a hit reads no LMDB transaction for its
+//! salt, and once another process has written (made a day, deleting old ones; or made an old day again, for
 //! historical hits) the memory is read again rather than trusted.
 //!
 //! Earlier builds kept the salts in a `salts` database inside `state/`; `Salts::open` moves any
@@ -92,15 +91,11 @@ impl Salts {
         self.env.info().last_txn_id
     }
 
-    /// A salt this process has read since the env last changed (`stamp`), for a day the env
-    /// still keeps as far as it knows (the newest remembered day or the one before).
+    /// A salt this process has read since the env last changed (`stamp`): any write, the
+    /// deletion of old days included, makes the memory stale.
     fn remembered(&self, day: &str, stamp: usize) -> Option<Salt> {
         let known = self.known.read();
         if known.stamp != stamp {
-            return None;
-        }
-        let newest = &known.days.last()?.0;
-        if day != newest.as_str() && day < previous_day(newest).as_str() {
             return None;
         }
         known.days.iter().find(|(d, _)| d == day).map(|(_, s)| *s)

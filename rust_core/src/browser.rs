@@ -11,6 +11,7 @@
 //! The Python reference of these rules is trail/services/collect.py (`parse_collect`) and
 //! trail/api/browser.py (`hit_item`); tests compare the two on generated bodies.
 
+use crate::dims::truncate;
 use crate::hit::{HitInput, HitKind};
 use crate::validate::{MAX_HOSTNAME, MAX_SCREEN, MAX_TAGS, MAX_TITLE, MAX_URL};
 use parking_lot::RwLock;
@@ -449,16 +450,6 @@ fn http_url(value: &str, name: &str) -> Result<(), Refusal> {
     Ok(())
 }
 
-fn cut(text: &str, max: usize) -> String {
-    if text.len() <= max {
-        return text.to_string(); // no more characters than bytes
-    }
-    match text.char_indices().nth(max) {
-        Some((i, _)) => text[..i].to_string(),
-        None => text.to_string(),
-    }
-}
-
 // -- TinyTrail collect -----------------------------------------------------------------------
 
 /// A collect body: which website, and the engine item of its event.
@@ -494,7 +485,10 @@ pub fn parse_collect(body: &[u8]) -> Result<Collect, Refusal> {
     let mut item = HitInput {
         url: Some(url),
         referrer: Some(string(&doc.referrer, "referrer", false, Some(MAX_URL))?),
-        title: Some(cut(&string(&doc.title, "title", false, None)?, MAX_TITLE)),
+        title: Some(truncate(
+            &string(&doc.title, "title", false, None)?,
+            MAX_TITLE,
+        )),
         screen_width: screen(&doc.screen_width, "screen_width")?,
         screen_height: screen(&doc.screen_height, "screen_height")?,
         ..Default::default()
@@ -825,7 +819,7 @@ pub fn hit_item(params: &Params) -> Result<HitInput, Refusal> {
     if url.is_empty() {
         return Err(refuse("url", "is required"));
     }
-    let url = cut(url, MAX_URL);
+    let url = truncate(url, MAX_URL);
     http_url(&url, "url")?;
     let tags: BTreeMap<String, Value> = params
         .iter()
@@ -835,8 +829,8 @@ pub fn hit_item(params: &Params) -> Result<HitInput, Refusal> {
         .collect();
     Ok(HitInput {
         url: Some(url),
-        title: Some(cut(query_value(params, "t"), MAX_TITLE)),
-        referrer: Some(cut(query_value(params, "ref"), MAX_URL)),
+        title: Some(truncate(query_value(params, "t"), MAX_TITLE)),
+        referrer: Some(truncate(query_value(params, "ref"), MAX_URL)),
         screen_width: query_screen(params, "w")?,
         screen_height: query_screen(params, "h")?,
         tags: (!tags.is_empty()).then_some(tags),

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -50,6 +52,23 @@ def start_chromium(
     driver = webdriver.Chrome(service=Service(executable_path=driver_path), options=options)
     driver.set_page_load_timeout(30)
     return driver
+
+
+def clear_of_midnight(minutes: int = 5) -> datetime:
+    """The time now (UTC), after waiting for UTC midnight when it is less than `minutes` away:
+    a module whose scenario puts hits "today" then runs its tests on the same date."""
+    now = datetime.now(UTC)
+    midnight = datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), UTC)
+    if midnight - now < timedelta(minutes=minutes):
+        time.sleep((midnight - now).total_seconds() + 1)
+        now = datetime.now(UTC)
+    return now
+
+
+def today_at_most(now: datetime, ago: timedelta) -> datetime:
+    """`ago` before `now`, but no earlier than the start of now's UTC day: "today's" hits of a
+    scenario started just after midnight."""
+    return max(now - ago, datetime.combine(now.date(), datetime.min.time(), UTC))
 
 
 # The environment of a server whose scenario has hits of a year ago and more.

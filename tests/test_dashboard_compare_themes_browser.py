@@ -20,7 +20,7 @@ from selenium import webdriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 
-from tests.browser import OLD_HITS, en_chromium, one_worker_server, wait
+from tests.browser import OLD_HITS, clear_of_midnight, en_chromium, one_worker_server, wait
 from tests.server import TrailServer
 from tests.test_dashboard_browser import UA, loaded, screenshots, stat
 from tests.test_dashboard_settings_browser import (
@@ -87,7 +87,7 @@ def owner(server: TrailServer, browser: webdriver.Chrome) -> str:
 @pytest.fixture(scope="module")
 def site(server: TrailServer, owner: str) -> str:
     site, key = server.create_site("compare.example")
-    now = datetime.now(UTC)
+    now = clear_of_midnight()  # the scenario's dates hold while the module runs
     today = now.date()
     hits = [hit(n, now - timedelta(minutes=60 - n), v=110 + n) for n in TODAY]
     hits += [hit(n, now - timedelta(minutes=50 - n), "/pricing", v=110 + n) for n in (1, 2)]

@@ -22,7 +22,7 @@ from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
-from tests.browser import en_chromium, one_worker_server, wait
+from tests.browser import clear_of_midnight, en_chromium, one_worker_server, today_at_most, wait
 from tests.server import TrailServer, request
 from tests.test_accessibility_browser import COLOUR_SCHEMES, audit, axe_path, scheme
 from tests.test_dashboard_browser import UA, api, loaded, screenshots, stat
@@ -94,11 +94,13 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[webdriver.Chro
 def site(server: TrailServer, browser: webdriver.Chrome) -> str:
     """A site with the scenario; the browser signed in."""
     site, key = server.create_site("more.example")
-    now = datetime.now(UTC)
-    hits = [hit(ip, now - timedelta(seconds=1200 - 20 * i)) for i, ip in enumerate(TODAY)]
+    now = clear_of_midnight()  # today's hits are today's while the module runs
+    hits = [
+        hit(ip, today_at_most(now, timedelta(seconds=1200 - 20 * i))) for i, ip in enumerate(TODAY)
+    ]
     hits += [hit(ip, now - timedelta(days=1)) for ip in YESTERDAY]
     hits += [hit(ip, now - timedelta(days=d)) for d, ips in EARLIER.items() for ip in ips]
-    hits.append(hit("81.2.69.1", now - timedelta(seconds=60), "/pricing"))
+    hits.append(hit("81.2.69.1", today_at_most(now, timedelta(seconds=60)), "/pricing"))
     assert server.call("POST", "/api/v1/hit/batch", hits, key=key).status == 200
     for ip, name, meta in EVENTS:
         event = {k: v for k, v in hit(ip, now).items() if k != "time"}

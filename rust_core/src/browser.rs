@@ -176,7 +176,7 @@ pub struct Request<'a> {
     pub body: &'a [u8],
     /// The query string as the HTTP layer split it (names and values still percent-encoded
     /// as Python's `query_params` receives them; they are decoded here once more, the same way).
-    pub query: &'a [(String, Vec<String>)],
+    pub query: &'a [(&'a str, Vec<&'a str>)],
     pub origin: &'a str,
 }
 
@@ -334,13 +334,36 @@ pub fn bare_host(host: &str) -> String {
 
 /// An Origin may read a site's answers when its host is one of the site's (port ignored).
 pub fn cors_for(site: &BrowserSite, origin: &str) -> Cors {
-    let host = origin_host(origin);
-    let allowed = !host.is_empty() && (site.hostnames.is_empty() || site.hostnames.contains(&host));
+    let allowed = match plain_origin_host(origin) {
+        Some(host) => site.hostnames.is_empty() || site.hostnames.iter().any(|h| h == host),
+        None => {
+            let host = origin_host(origin);
+            !host.is_empty() && (site.hostnames.is_empty() || site.hostnames.contains(&host))
+        }
+    };
     if allowed {
         Cors::Allowed
     } else {
         Cors::Denied
     }
+}
+
+/// The bare host of an Origin as browsers send it, "http(s)://" and a lowercase ASCII host with
+/// no port, read without allocating; None for anything else (`origin_host` reads those), and
+/// for a host that is empty once bare.
+fn plain_origin_host(origin: &str) -> Option<&str> {
+    let host = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"))?;
+    let plain = host
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-');
+    if !plain {
+        return None;
+    }
+    let host = host.trim_end_matches('.');
+    let host = host.strip_prefix("www.").unwrap_or(host);
+    (!host.is_empty()).then_some(host)
 }
 
 /// (lowercase scheme, lowercase hostname) of an absolute URL, read the way Python's `urlsplit`
@@ -765,13 +788,31 @@ fn quote_plus(s: &str) -> String {
 
 /// Python's `unquote_plus`: '+' is a space, %XX a byte, bad UTF-8 replaced.
 pub fn unquote_plus(s: &str) -> String {
-    if !s.bytes().any(|b| b == b'+' || b == b'%') {
+    let raw = s.as_bytes();
+    if !raw.iter().any(|&b| b == b'+' || b == b'%') {
         return s.to_string(); // most names and many values: nothing to decode
     }
-    let spaced = s.replace('+', " ");
-    percent_encoding::percent_decode_str(&spaced)
-        .decode_utf8_lossy()
-        .into_owned()
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        let b = raw[i];
+        let escaped = match (b, raw.get(i + 1), raw.get(i + 2)) {
+            (b'%', Some(&h), Some(&l)) => hex(h).zip(hex(l)).map(|(h, l)| h << 4 | l),
+            _ => None,
+        };
+        match (b, escaped) {
+            (_, Some(byte)) => {
+                out.push(byte);
+                i += 3;
+                continue;
+            }
+            (b'+', None) => out.push(b' '),
+            _ => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 // -- Pirsch browser SDK (pa.js) --------------------------------------------------------------
@@ -780,11 +821,11 @@ type Params = Vec<(String, Vec<String>)>;
 
 /// The query decoded as trail/api/http.py `query_params` does: names and values unquoted,
 /// values of equal names joined in order.
-fn decode_query(raw: &[(String, Vec<String>)]) -> Params {
+fn decode_query<K: AsRef<str>, V: AsRef<str>>(raw: &[(K, Vec<V>)]) -> Params {
     let mut out: Params = Vec::with_capacity(raw.len());
     for (key, values) in raw {
-        let key = unquote_plus(key);
-        let values = values.iter().map(|v| unquote_plus(v));
+        let key = unquote_plus(key.as_ref());
+        let values = values.iter().map(|v| unquote_plus(v.as_ref()));
         match out.iter_mut().find(|(k, _)| *k == key) {
             Some((_, list)) => list.extend(values),
             None => out.push((key, values.collect())),
@@ -806,6 +847,11 @@ fn query_screen(params: &Params, name: &str) -> Result<Option<i64>, Refusal> {
     let text = query_value(params, name);
     if text.is_empty() {
         return Ok(None);
+    }
+    // Digits alone (what pa.js sends) read as the integer they are, without float parsing.
+    if text.len() <= 9 && text.bytes().all(|b| b.is_ascii_digit()) {
+        let value: u32 = text.parse().unwrap_or(u32::MAX);
+        return screen_value(name, f64::from(value));
     }
     match text.parse::<f64>() {
         Ok(v) if v.is_finite() => screen_value(name, v.trunc()),
@@ -857,15 +903,50 @@ pub fn peer_address(raw: &str) -> IpAddr {
 /// stored, only a keyed digest of its text form.
 pub fn rate_key(ip: IpAddr) -> String {
     use std::hash::Hasher;
-    use std::io::Write;
     let mut text = [0u8; 64]; // the longest IPv6 text is 45 bytes
-    let mut cursor = std::io::Cursor::new(&mut text[..]);
-    let _ = write!(cursor, "{ip}");
-    let len = cursor.position() as usize;
+    let len = ip_text(ip, &mut text);
     let mut h =
         siphasher::sip::SipHasher24::new_with_keys(0x7472_6169_6c5f_7261, 0x7465_5f6c_696d_6974);
     h.write(&text[..len]);
-    format!("collect:{:016x}", h.finish())
+    let digest = h.finish();
+    let mut key = String::with_capacity(24);
+    key.push_str("collect:");
+    for shift in (0..16).rev() {
+        let nibble = (digest >> (shift * 4)) & 0xf;
+        key.push(char::from_digit(nibble as u32, 16).unwrap_or('0'));
+    }
+    key
+}
+
+/// The text form of `ip` (as `Display` writes it) into `buf`; its length. IPv4, most clients,
+/// without the formatting machinery.
+fn ip_text(ip: IpAddr, buf: &mut [u8; 64]) -> usize {
+    use std::io::Write;
+    let IpAddr::V4(v4) = ip else {
+        let mut cursor = std::io::Cursor::new(&mut buf[..]);
+        let _ = write!(cursor, "{ip}");
+        return cursor.position() as usize;
+    };
+    let mut len = 0;
+    for (i, octet) in v4.octets().into_iter().enumerate() {
+        if i > 0 {
+            buf[len] = b'.';
+            len += 1;
+        }
+        let digits = [octet / 100, octet / 10 % 10, octet % 10];
+        let skip = if octet >= 100 {
+            0
+        } else if octet >= 10 {
+            1
+        } else {
+            2
+        };
+        for d in &digits[skip..] {
+            buf[len] = b'0' + d;
+            len += 1;
+        }
+    }
+    len
 }
 
 #[cfg(test)]

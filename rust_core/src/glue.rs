@@ -16,8 +16,9 @@ use crate::wal::{BackgroundStatus, Storage, StorageConfig};
 use pyo3::buffer::PyBuffer;
 use pyo3::create_exception;
 use pyo3::exceptions::{PyOSError, PyValueError};
+use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyString};
+use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
 use std::net::IpAddr;
 use std::path::PathBuf;
 
@@ -309,9 +310,9 @@ impl Engine {
     /// "allowed", "denied" or "any_site" (allowed if the Origin is any site's host).
     #[pyo3(signature = (route, body, query, peer, headers, origin, stamp, now=None))]
     #[allow(clippy::too_many_arguments)]
-    fn browser(
+    fn browser<'py>(
         &self,
-        py: Python<'_>,
+        py: Python<'py>,
         route: &str,
         body: &Bound<'_, PyAny>,
         query: &Bound<'_, PyAny>,
@@ -320,7 +321,7 @@ impl Engine {
         origin: &str,
         stamp: u64,
         now: Option<i64>,
-    ) -> PyResult<BrowserReply> {
+    ) -> PyResult<Bound<'py, PyTuple>> {
         let route = match route {
             "collect" => Route::Collect,
             "pirsch_hit" => Route::PirschHit,
@@ -328,11 +329,21 @@ impl Engine {
             other => return Err(PyValueError::new_err(format!("unknown route {other:?}"))),
         };
         let headers = request_headers(headers)?;
-        let query = if route == Route::PirschHit {
+        let held = if route == Route::PirschHit {
             query_pairs(query)?
         } else {
             Vec::new()
         };
+        // The text of the query's Python strings, read in place while they are held.
+        let query = held
+            .iter()
+            .map(|(k, vs)| {
+                Ok((
+                    k.to_str()?,
+                    vs.iter().map(|v| v.to_str()).collect::<PyResult<_>>()?,
+                ))
+            })
+            .collect::<PyResult<Vec<(&str, Vec<&str>)>>>()?;
         let peer = crate::browser::peer_address(peer);
         let checker = self.checker(Source::Browser, false, now);
         let mut encoded = None;
@@ -348,7 +359,7 @@ impl Engine {
             let answer = crate::browser::judge(&request, find);
             self.browser_reply(answer, &checker, peer, &headers)
         })?;
-        Ok(reply)
+        reply_tuple(py, reply)
     }
 
     /// Remember the site a browser request's key names (None: no such site) as of `stamp`.
@@ -580,12 +591,15 @@ fn request_headers(obj: &Bound<'_, PyAny>) -> PyResult<Headers> {
 }
 
 /// A query string as the HTTP layer split it: a dict of name -> list of values (Robyn's
-/// `QueryParams.to_dict()`) or a sequence of (name, values) pairs.
-fn query_pairs(obj: &Bound<'_, PyAny>) -> PyResult<Vec<(String, Vec<String>)>> {
+/// `QueryParams.to_dict()`) or a sequence of (name, values) pairs; the strings themselves,
+/// held so that their text can be read without copying it.
+type HeldQuery<'py> = Vec<(Bound<'py, PyString>, Vec<Bound<'py, PyString>>)>;
+
+fn query_pairs<'py>(obj: &Bound<'py, PyAny>) -> PyResult<HeldQuery<'py>> {
     if let Ok(dict) = obj.cast::<PyDict>() {
         let mut pairs = Vec::with_capacity(dict.len());
         for (k, v) in dict.iter() {
-            pairs.push((k.extract()?, v.extract()?));
+            pairs.push((k.cast_into::<PyString>()?, v.extract()?));
         }
         return Ok(pairs);
     }
@@ -612,6 +626,40 @@ fn plain_reply(answer: Answer) -> BrowserReply {
             ("silent", cors_name(cors), none(), none(), 0)
         }
     }
+}
+
+/// The reply as Python's tuple; its fixed words are interned strings, made once.
+fn reply_tuple<'py>(py: Python<'py>, reply: BrowserReply) -> PyResult<Bound<'py, PyTuple>> {
+    let word = |w: &'static str| -> Bound<'py, PyString> {
+        let interned = match w {
+            "accepted" => intern!(py, "accepted"),
+            "silent" => intern!(py, "silent"),
+            "invalid" => intern!(py, "invalid"),
+            "not_found" => intern!(py, "not_found"),
+            "limited" => intern!(py, "limited"),
+            "allowed" => intern!(py, "allowed"),
+            "denied" => intern!(py, "denied"),
+            "any_site" => intern!(py, "any_site"),
+            _ => return PyString::new(py, w),
+        };
+        interned.clone()
+    };
+    let text = |t: String| -> Bound<'py, PyString> {
+        if t.is_empty() {
+            intern!(py, "").clone()
+        } else {
+            PyString::new(py, &t)
+        }
+    };
+    let (outcome, cors, field, message, retry_after) = reply;
+    let items: [Bound<'py, PyAny>; 5] = [
+        word(outcome).into_any(),
+        word(cors).into_any(),
+        text(field).into_any(),
+        text(message).into_any(),
+        retry_after.into_pyobject(py)?.into_any(),
+    ];
+    PyTuple::new(py, items)
 }
 
 /// 429: the seconds to wait, rounded up.

@@ -249,7 +249,12 @@ fn peer_addresses_and_ids() {
     assert_eq!(rate_key(ip("1.2.3.4")), "collect:9e78ab6a95a00de2");
 }
 
-fn request<'a>(route: Route, body: &'a [u8], query: &'a Params) -> Request<'a> {
+/// A query as the HTTP layer hands it to `judge`: one value per name.
+fn raw<'a>(pairs: &[(&'a str, &'a str)]) -> Vec<(&'a str, Vec<&'a str>)> {
+    pairs.iter().map(|&(k, v)| (k, vec![v])).collect()
+}
+
+fn request<'a>(route: Route, body: &'a [u8], query: &'a [(&'a str, Vec<&'a str>)]) -> Request<'a> {
     Request {
         route,
         body,
@@ -290,12 +295,12 @@ fn judge_orders_lookup_fields_site() {
         }
     ));
 
-    let q = params(&[("url", "https://shop.test/"), ("w", "big")]);
+    let q = raw(&[("url", "https://shop.test/"), ("w", "big")]);
     let a = judge(&request(Route::PirschHit, b"", &q), miss);
     assert!(
         matches!(a, Answer::Refused { cors: Cors::Denied, ref refusal } if refusal.field == "code")
     );
-    let q = params(&[("code", "abc"), ("url", "https://shop.test/"), ("w", "big")]);
+    let q = raw(&[("code", "abc"), ("url", "https://shop.test/"), ("w", "big")]);
     let a = judge(&request(Route::PirschHit, b"", &q), miss);
     assert!(matches!(a, Answer::Lookup(SiteKey::Code(ref c)) if c == "abc"));
     let a = judge(&request(Route::PirschHit, b"", &q), unknown);
@@ -367,5 +372,108 @@ fn unquote_plus_decodes_as_python_does() {
         ("€", "€"),
     ] {
         assert_eq!(unquote_plus(raw), want, "{raw}");
+    }
+}
+
+/// A deterministic pseudo-random sequence for the comparisons below.
+fn xorshift(mut x: u64) -> impl FnMut() -> u64 {
+    move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    }
+}
+
+/// Random text over an alphabet rich in what the fast paths look at.
+fn random_text(next: &mut impl FnMut() -> u64, alphabet: &[&str], max: u64) -> String {
+    (0..next() % max)
+        .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+        .collect()
+}
+
+#[test]
+fn unquote_plus_agrees_with_percent_decoding() {
+    let reference = |s: &str| {
+        percent_encoding::percent_decode_str(&s.replace('+', " "))
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    let alphabet = [
+        "%", "+", "2", "F", "f", "a", "Z", "%2", "%2F", "%C3", "%A9", "%E2", "%82", "%AC", "%FF",
+        "é", "€", "/", " ", "x",
+    ];
+    let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
+    for _ in 0..20_000 {
+        let s = random_text(&mut next, &alphabet, 12);
+        assert_eq!(unquote_plus(&s), reference(&s), "{s:?}");
+    }
+}
+
+#[test]
+fn plain_origins_get_the_general_reading() {
+    let alphabet = [
+        "https://", "http://", "HTTPS://", "www.", "shop", "test", ".", "-", ":8080", "/", "@",
+        "[::1]", "Shop", " ", "é", "1", "",
+    ];
+    let mut next = xorshift(0x2545_f491_4f6c_dd1d);
+    for _ in 0..20_000 {
+        let origin = random_text(&mut next, &alphabet, 7);
+        if let Some(host) = plain_origin_host(&origin) {
+            assert_eq!(host, origin_host(&origin), "{origin:?}");
+        }
+        for hosts in [&[][..], &["shop.test"][..], &["shop.test", "test"][..]] {
+            let general = {
+                let host = origin_host(&origin);
+                !host.is_empty() && (hosts.is_empty() || hosts.contains(&host.as_str()))
+            };
+            let want = if general { Cors::Allowed } else { Cors::Denied };
+            assert_eq!(
+                cors_for(&site(hosts), &origin),
+                want,
+                "{origin:?} {hosts:?}"
+            );
+        }
+    }
+    assert_eq!(
+        plain_origin_host("https://www.shop.test"),
+        Some("shop.test")
+    );
+    assert_eq!(plain_origin_host("https://shop.test:8080"), None); // the general reading's
+}
+
+#[test]
+fn ip_text_is_the_display_form() {
+    let mut next = xorshift(0x1234_5678_9abc_def1);
+    let mut buf = [0u8; 64];
+    for i in 0..20_000 {
+        let ip = if i % 4 == 3 {
+            let bits = (u128::from(next()) << 64 | u128::from(next())) >> (next() % 128);
+            IpAddr::from(std::net::Ipv6Addr::from(bits))
+        } else {
+            IpAddr::from(std::net::Ipv4Addr::from((next() as u32) >> (next() % 32)))
+        };
+        let len = ip_text(ip, &mut buf);
+        assert_eq!(std::str::from_utf8(&buf[..len]).unwrap(), ip.to_string());
+    }
+}
+
+#[test]
+fn screen_sizes_in_digits_read_as_numbers_do() {
+    let general = |text: &str| match text.parse::<f64>() {
+        Ok(v) if v.is_finite() => screen_value("w", v.trunc()),
+        _ => Err(refuse("w", "must be a number")),
+    };
+    let mut next = xorshift(0x0bad_cafe_dead_beef);
+    for _ in 0..20_000 {
+        let text = random_text(&mut next, &["0", "1", "9", "2", "5"], 12);
+        let q = vec![("w".to_string(), vec![text.clone()])];
+        let got = query_screen(&q, "w").map_err(|r| r.message);
+        let want = if text.is_empty() {
+            Ok(None)
+        } else {
+            general(&text).map_err(|r| r.message)
+        };
+        assert_eq!(got, want, "{text:?}");
     }
 }

@@ -8,7 +8,9 @@ Robyn's SocketHeld (SO_REUSEPORT); same Robyn version, same Robyn log level, a s
 
 `--keep-thread-state` does what trail's routes do (trail/api/routing.py, `ThreadStates`): keep the
 Python thread state of Robyn's request thread between requests, so that part of Robyn's own
-per-request cost can be told apart from the rest.
+per-request cost can be told apart from the rest. `--busy-us N` has the handler spin for N µs
+(reading the clock, touching no memory) before it answers: what a handler's own time costs the
+whole server per request (`bench/busy_handler.py`).
 """
 
 from __future__ import annotations
@@ -22,7 +24,15 @@ import threading
 import time
 
 
-def serve_one(host: str, port: int, log_level: str, keep_thread_state: bool) -> None:
+def spin(busy_ns: int) -> None:
+    end = time.perf_counter_ns() + busy_ns
+    while time.perf_counter_ns() < end:
+        pass
+
+
+def serve_one(
+    host: str, port: int, log_level: str, keep_thread_state: bool, busy_us: float = 0
+) -> None:
     # Robyn parses sys.argv when imported: give it the flags trail's worker gives it.
     sys.argv = [
         sys.argv[0],
@@ -38,6 +48,7 @@ def serve_one(host: str, port: int, log_level: str, keep_thread_state: bool) -> 
     from robyn.argument_parser import Config as RobynConfig
 
     app = Robyn(__file__, config=RobynConfig())
+    busy_ns = int(busy_us * 1000)
 
     if keep_thread_state:
         import ctypes
@@ -49,12 +60,16 @@ def serve_one(host: str, port: int, log_level: str, keep_thread_state: bool) -> 
             if threading.get_ident() not in kept:
                 kept.add(threading.get_ident())
                 ctypes.pythonapi.PyGILState_Ensure()  # never released: the state stays
+            if busy_ns:
+                spin(busy_ns)
             return ""
 
     else:
 
         @app.post("/api/v1/hit")
         def hit(request):
+            if busy_ns:
+                spin(busy_ns)
             return ""
 
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
@@ -69,10 +84,11 @@ def main() -> None:
     # trail's default log_level "info" becomes Robyn's INFO (trail/worker.py)
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument("--keep-thread-state", action="store_true")
+    parser.add_argument("--busy-us", type=float, default=0.0)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        serve_one(args.host, args.port, args.log_level, args.keep_thread_state)
+        serve_one(args.host, args.port, args.log_level, args.keep_thread_state, args.busy_us)
         return
     argv = [
         sys.executable,
@@ -85,6 +101,7 @@ def main() -> None:
         "--log-level",
         args.log_level,
         *(["--keep-thread-state"] if args.keep_thread_state else []),
+        *(["--busy-us", str(args.busy_us)] if args.busy_us else []),
     ]
     children = [subprocess.Popen(argv, start_new_session=True) for _ in range(args.processes)]
 

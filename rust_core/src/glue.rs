@@ -185,6 +185,7 @@ impl Engine {
             strict: opt(options, "strict_fsync", false)?,
             seal_interval_ms: opt(options, "seal_interval_ms", 1000)?,
             seal_rows: opt(options, "seal_rows", 50_000)?,
+            idle_release_ms: opt(options, "idle_release_ms", 2_000)?,
         };
         let trusted = trusted(opt(options, "trusted_proxies", Vec::new())?)?;
         let cap: u32 = opt(options, "page_view_cap", 200)?;
@@ -864,6 +865,7 @@ fn recover_wal(py: Python<'_>, data_dir: PathBuf, worker_id: u32) -> PyResult<()
         strict: false,
         seal_interval_ms: 1000,
         seal_rows: 50_000,
+        idle_release_ms: 0,
     };
     py.detach(|| Storage::open(config)?.close())?;
     Ok(())

@@ -29,6 +29,7 @@ fn engine(dir: &std::path::Path) -> Engine {
             strict: false,
             seal_interval_ms: 3_600_000,
             seal_rows: 1_000_000,
+            idle_release_ms: 0,
         })
         .expect("storage"),
         trusted: TrustedProxies::default(),

@@ -56,6 +56,9 @@ pub struct StorageConfig {
     pub strict: bool,
     pub seal_interval_ms: u64,
     pub seal_rows: usize,
+    /// Once this long has passed since the last seal with no rows to seal since, the
+    /// background thread gives the memory its seals freed back to the system (0: never).
+    pub idle_release_ms: u64,
 }
 
 pub struct Storage {
@@ -91,6 +94,8 @@ struct State {
     stop: bool,
     closed: bool,
     last_gen: u64,
+    /// How often the background thread gave memory back after ingestion paused.
+    idle_releases: u64,
 }
 
 struct Wal {

@@ -21,6 +21,7 @@ pub(super) fn config(dir: &Path, worker_id: u32) -> StorageConfig {
         // Long enough that only the tests' own seal() calls seal.
         seal_interval_ms: 3_600_000,
         seal_rows: 1_000_000,
+        idle_release_ms: 0,
     }
 }
 

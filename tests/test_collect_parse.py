@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -11,6 +12,8 @@ from trail.api.browser import hit_item
 from trail.errors import FieldError
 from trail.services import collect
 from trail.services.collect import parse_collect
+from trail.storage.meta import MetaStore
+from trail.storage.models import Site
 
 SITE = "00000000-0000-4000-8000-000000000000"
 
@@ -211,3 +214,39 @@ class FakeMeta:
 def test_origin_allowed_for_a_site(hostnames: list[str], origin: str, allowed: bool) -> None:
     c = SimpleNamespace(meta=FakeMeta(hostnames))
     assert collect.origin_allowed_for(c, SimpleNamespace(id="s"), origin) is allowed  # type: ignore[arg-type]
+
+
+def test_preflight_hosts_follow_the_meta_store(tmp_path: Path) -> None:
+    """The hostnames a preflight is answered for: a site made or deleted counts from the next
+    request on, however soon; Origins of no site rebuild nothing while the store is unchanged."""
+    meta = MetaStore.open(tmp_path / "meta")
+    try:
+        scans = []
+        all_sites = meta.all_sites
+
+        def counted() -> list[Site]:
+            scans.append(1)
+            return all_sites()
+
+        ctx: Any = SimpleNamespace(meta=SimpleNamespace(
+            stamp=meta.stamp, all_sites=counted, site_rules=meta.site_rules
+        ))  # fmt: skip
+        known = collect.KnownHosts()
+
+        def new_site(hostname: str) -> Site:
+            return meta.create_site(Site(id="", hostname=hostname, subdomain=hostname[:4]))
+
+        first = new_site("first.test")
+        assert known.allows(ctx, "https://first.test")
+        second = new_site("www.second.test")  # right after the rebuild
+        assert known.allows(ctx, "https://second.test")
+        assert not known.allows(ctx, "https://third.test")
+        built = len(scans)
+        for n in range(50):
+            assert not known.allows(ctx, f"https://random-{n}.test")
+        assert len(scans) == built, "Origins of no site rebuild nothing"
+        meta.delete_site(first.id)
+        assert not known.allows(ctx, "https://first.test")
+        assert known.allows(ctx, "https://second.test") and second.id
+    finally:
+        meta.close()

@@ -362,15 +362,15 @@ def origin_allowed_for(ctx: Context, site: Site | None, origin: str) -> bool:
 
 
 class KnownHosts:
-    """Every site's hostnames, for preflights (they carry no website id). Rebuilt when older than
-    `ttl`, and on a miss at most every `miss_interval`, so a new site works at once while random
-    Origins cannot force more than a few scans of the sites per second."""
+    """Every site's hostnames, for preflights (they carry no website id). Rebuilt when the meta
+    store has changed since (its stamp moved: a new site, changed hostnames), so a new site
+    works at once, and when older than `ttl`; Origins that match no site force no rebuild."""
 
-    def __init__(self, ttl: float = 30.0, miss_interval: float = 0.1) -> None:
+    def __init__(self, ttl: float = 30.0) -> None:
         self.ttl = ttl
-        self.miss_interval = miss_interval
         self._hosts: frozenset[str] = frozenset()
         self._built = 0.0
+        self._stamp: int | None = None
         self._lock = threading.Lock()
 
     def allows(self, ctx: Context, origin: str) -> bool:
@@ -378,13 +378,13 @@ class KnownHosts:
         if not host:
             return False
         now = time.monotonic()
-        if now - self._built > self.ttl or (
-            host not in self._hosts and now - self._built > self.miss_interval
-        ):
-            self._rebuild(ctx, now)
+        stamp = ctx.meta.stamp()
+        if stamp != self._stamp or now - self._built > self.ttl:
+            self._rebuild(ctx, now, stamp)
         return host in self._hosts or "*" in self._hosts
 
-    def _rebuild(self, ctx: Context, now: float) -> None:
+    def _rebuild(self, ctx: Context, now: float, stamp: int) -> None:
+        # The stamp is read before the scan: a change made during it rebuilds once more.
         with self._lock:
             hosts: set[str] = set()
             for site in ctx.meta.all_sites():
@@ -392,6 +392,7 @@ class KnownHosts:
                 hosts.update(names if names is not None else ("*",))
             self._hosts = frozenset(hosts)
             self._built = now
+            self._stamp = stamp
 
 
 KNOWN_HOSTS = KnownHosts()

@@ -713,8 +713,7 @@ impl SessionState {
 /// kernels allocate tens of MB that mimalloc would otherwise keep for reuse.
 #[pyfunction]
 fn release_memory() {
-    // SAFETY: mi_collect only walks and purges the allocator's own free pages.
-    unsafe { libmimalloc_sys::mi_collect(true) }
+    crate::release_memory();
 }
 
 /// Check a `redis_url` setting at startup: the URL parses and the server answers a PING.

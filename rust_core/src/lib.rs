@@ -36,6 +36,13 @@ mod glue;
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Give the pages the allocator (mimalloc) holds free in this thread's heap back to the
+/// system, and those every thread's heap has marked for it.
+pub fn release_memory() {
+    // SAFETY: mi_collect only walks and purges the allocator's own free pages.
+    unsafe { libmimalloc_sys::mi_collect(true) }
+}
+
 #[cfg(feature = "python")]
 #[pyo3::pymodule]
 fn _core(m: &pyo3::Bound<'_, pyo3::types::PyModule>) -> pyo3::PyResult<()> {

@@ -11,8 +11,8 @@
 //!
 //! Each process remembers the salts it has read as of the env's last write transaction, which
 //! it reads from the env's meta pages for every hit: a hit reads no LMDB transaction for its
-//! salt, and once another process has written (made a day, deleting old ones; or made an old day again, for
-//! historical hits) the memory is read again rather than trusted.
+//! salt, and once another process has written (made a day, deleting old ones, or made an old
+//! day again for historical hits) the memory is read again rather than trusted.
 //!
 //! Earlier builds kept the salts in a `salts` database inside `state/`; `Salts::open` moves any
 //! found there, so a running installation keeps today's visitor ids across the upgrade.

@@ -11,14 +11,6 @@ use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Give the pages this process's allocator holds free back to the system: a seal builds and
-/// compresses a segment in tens of MB that the thread's heap would otherwise keep, and under
-/// load it reuses them second after second, so this runs only once ingestion has paused.
-fn release_memory() {
-    // SAFETY: mi_collect only walks and purges the allocator's own free pages.
-    unsafe { libmimalloc_sys::mi_collect(true) }
-}
-
 /// How far past its records `reserve_ahead` keeps a WAL file's blocks reserved: more than a
 /// request's record, so an append rarely reserves under the caller's lock.
 pub(super) const AHEAD: u64 = 64 << 10;
@@ -167,8 +159,10 @@ impl Shared {
                 release_at = (!idle_after.is_zero()).then(|| Instant::now() + idle_after);
             }
             if release_due {
+                // A seal builds and compresses a segment in tens of MB that this thread's heap
+                // keeps; under load the next seal reuses them, so they go back only now.
                 release_at = None;
-                release_memory();
+                crate::release_memory();
             }
         }
     }
